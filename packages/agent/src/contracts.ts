@@ -1,0 +1,149 @@
+/**
+ * The contracts between the daemon and its adapters. Each adapter owns one kind of IO,
+ * has one start/stop lifecycle, and reports what it sees through callbacks; the daemon
+ * turns those reports into events for the pure cores and carries out their effects.
+ */
+import type { KeepalivedState, LinkMessage, Role } from "@mnha/protocol";
+
+/** One start/stop lifecycle for every component (after libp2p's Startable). */
+export interface Startable {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Outcome of one health-check run. Runners never throw. */
+export interface CheckResult {
+  ok: boolean;
+  latencyMs: number;
+  /** Short human-readable reason: "HTTP 200", "connect ECONNREFUSED", "timed out after 1000 ms". */
+  detail: string;
+}
+
+export interface ServiceStatus {
+  name: string;
+  critical: boolean;
+  healthy: boolean;
+  /** Consecutive successes / failures of the latest run of checks. */
+  successes: number;
+  failures: number;
+  lastDetail: string;
+  lastLatencyMs: number | null;
+  restoreAttempts: number;
+  /** "idle", "scheduled", "running", "gave-up" */
+  restoreState: "idle" | "scheduled" | "running" | "gave-up";
+}
+
+export type HealthEvent =
+  | { kind: "service-changed"; service: string; healthy: boolean; critical: boolean; detail: string }
+  | { kind: "restore-started"; service: string; attempt: number; command: string[] }
+  | { kind: "restore-finished"; service: string; attempt: number; ok: boolean; detail: string }
+  | { kind: "restore-gave-up"; service: string; attempts: number };
+
+export interface ServiceMonitorApi extends Startable {
+  onEvent(listener: (event: HealthEvent) => void): void;
+  statuses(): ServiceStatus[];
+  /** All critical services healthy (before the first verdict: false). */
+  allCriticalHealthy(): boolean;
+}
+
+export interface GatewayMonitorApi extends Startable {
+  onChange(listener: (reachable: boolean, detail: string) => void): void;
+  reachable(): boolean;
+  lastRttMs(): number | null;
+}
+
+export interface KeepalivedDriverApi extends Startable {
+  /** Open (true) lets keepalived become MASTER; closed keeps it in FAULT. Atomic, idempotent. */
+  setGate(open: boolean): Promise<void>;
+  gateOpen(): boolean;
+  /** Tell the lease guard the agent is alive; called every heartbeat tick. Never blocks. */
+  renewLease(): void;
+  /** Latest state reported through notify_fifo ("stopped" if the process is not running). */
+  state(): KeepalivedState;
+  onState(listener: (state: KeepalivedState) => void): void;
+  /** Whether the VIP is configured on the interface right now (`ip -4 addr show`). */
+  vipPresent(): Promise<boolean>;
+  pid(): number | null;
+  restarts(): number;
+}
+
+export interface ArpProbeResult {
+  /** Someone other than us answered for the VIP. */
+  occupied: boolean;
+  macs: string[];
+  detail: string;
+}
+
+export interface ArpGuardApi {
+  probe(): Promise<ArpProbeResult>;
+}
+
+export type PeerLinkEvent =
+  | { kind: "up"; peer: string; version: number; remote: string }
+  | { kind: "down"; peer: string; reason: string }
+  | { kind: "message"; message: LinkMessage }
+  | { kind: "refused"; remote: string; code: string; reason: string };
+
+export interface PeerLinkApi extends Startable {
+  onEvent(listener: (event: PeerLinkEvent) => void): void;
+  /** False when no authenticated link is open (the message is dropped). */
+  send(message: LinkMessage): boolean;
+  connected(): boolean;
+}
+
+/** An HA event kept in memory for `mnha events` (the durable store is a separate module). */
+export interface HaEvent {
+  seq: number;
+  node: string;
+  /** ISO wall-clock time, for display only. */
+  time: string;
+  /** Monotonic milliseconds since the agent started. */
+  uptimeMs: number;
+  type: string;
+  message: string;
+  fields: Record<string, unknown>;
+}
+
+export interface NodeStatus {
+  node: string;
+  address: string;
+  role: Role;
+  epoch: number;
+  holder: string | null;
+  eligible: boolean;
+  reasons: string[];
+  vipPresent: boolean;
+  keepalived: KeepalivedState;
+  gatewayReachable: boolean;
+  services: { name: string; healthy: boolean; critical: boolean; detail?: string; restoreAttempts?: number; restoreState?: string }[];
+}
+
+/** What `mnha status` shows: this node in full, the peer as last heard. */
+export interface StatusReport {
+  version: string;
+  vip: { address: string; prefix: number; interface: string };
+  gateway: { address: string; reachable: boolean; rttMs: number | null };
+  /** The node that holds the VIP as far as this node knows (null: nobody). */
+  vipOwner: string | null;
+  self: NodeStatus & { uptimeMs: number; keepalivedPid: number | null; keepalivedRestarts: number; leaseRemainingMs: number };
+  peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null };
+}
+
+export interface DemoteResult {
+  ok: boolean;
+  from: string;
+  to: string | null;
+  epoch: number;
+  message: string;
+  tookMs: number;
+}
+
+/** What the control API asks of the daemon. */
+export interface ControlHandlers {
+  status(): Promise<StatusReport>;
+  demote(options: { timeoutMs?: number }): Promise<DemoteResult>;
+  events(options: { limit?: number; type?: string }): Promise<HaEvent[]>;
+  version(): { version: string; protocol: number; node: string };
+}
+
+export type { KeepalivedState, LinkMessage, Role };

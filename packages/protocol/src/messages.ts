@@ -1,0 +1,148 @@
+import { z } from "zod";
+
+/**
+ * Every frame on the peer link is one JSON object matching exactly one of these schemas.
+ * Schemas are strict: unknown fields are refused, so two versions never silently
+ * disagree about what a message means.
+ */
+
+export const PROTOCOL_VERSIONS = [1] as const;
+export const CURRENT_PROTOCOL_VERSION = 1;
+/** Frames above this size are refused before parsing (ws `maxPayload`). */
+export const MAX_FRAME_BYTES = 256 * 1024;
+
+const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "node names are 1-63 letters, digits, '.', '_' or '-'");
+const nonce = z.string().regex(/^[A-Za-z0-9+/=_-]{16,128}$/, "a nonce is 16-128 base64 characters");
+const proof = z.string().regex(/^[0-9a-f]{64}$/, "a proof is a hex HMAC-SHA256");
+const epoch = z.number().int().nonnegative();
+const durationMs = z.number().int().nonnegative().max(3_600_000);
+
+// ---- handshake ---------------------------------------------------------------
+
+/** Dialer → listener: who I am, which protocol versions I speak, my challenge. */
+export const HelloSchema = z.strictObject({
+  type: z.literal("hello"),
+  node: nodeName,
+  versions: z.array(z.number().int().positive()).min(1).max(16),
+  nonce,
+});
+
+/** Listener → dialer: the chosen version, my challenge, and proof that I know the secret. */
+export const ChallengeSchema = z.strictObject({
+  type: z.literal("challenge"),
+  node: nodeName,
+  version: z.number().int().positive(),
+  nonce,
+  proof,
+});
+
+/** Dialer → listener: proof that I know the secret too. */
+export const AuthSchema = z.strictObject({
+  type: z.literal("auth"),
+  proof,
+});
+
+/** Listener → dialer: the link is open. */
+export const WelcomeSchema = z.strictObject({
+  type: z.literal("welcome"),
+  version: z.number().int().positive(),
+});
+
+/** Either side, before closing: why the link is refused. Never carries secrets. */
+export const RefuseSchema = z.strictObject({
+  type: z.literal("refuse"),
+  code: z.enum(["bad-frame", "unsupported-version", "auth-failed", "unknown-peer", "duplicate-link", "not-ready", "protocol"]),
+  message: z.string().max(500),
+  versions: z.array(z.number().int().positive()).max(16).optional(),
+});
+
+// ---- HA state ----------------------------------------------------------------
+
+export const RoleSchema = z.enum(["starting", "standby", "claiming", "holder", "handing-off", "receiving", "stopping"]);
+export type Role = z.infer<typeof RoleSchema>;
+
+export const KeepalivedStateSchema = z.enum(["unknown", "init", "backup", "master", "fault", "stopped"]);
+export type KeepalivedState = z.infer<typeof KeepalivedStateSchema>;
+
+export const ServiceHealthSchema = z.strictObject({
+  name: z.string().max(64),
+  healthy: z.boolean(),
+  critical: z.boolean(),
+});
+
+/** Sent every heartbeat interval in both directions. */
+export const HeartbeatSchema = z.strictObject({
+  type: z.literal("heartbeat"),
+  seq: z.number().int().nonnegative(),
+  node: nodeName,
+  epoch,
+  /** Who this node believes holds the VIP in `epoch` (null: nobody). */
+  holder: nodeName.nullable(),
+  role: RoleSchema,
+  /** All critical services healthy, gateway reachable, not in maintenance. */
+  eligible: z.boolean(),
+  /** Why not eligible, for operators ("service mn failed", "gateway unreachable"). */
+  reasons: z.array(z.string().max(200)).max(16),
+  gatewayReachable: z.boolean(),
+  /** If this node holds the VIP: how long its lease stays valid from the moment of sending. */
+  leaseRemainingMs: durationMs,
+  vipPresent: z.boolean(),
+  keepalived: KeepalivedStateSchema,
+  services: z.array(ServiceHealthSchema).max(32),
+});
+
+/** Holder → standby: "take the VIP at `epoch`" (planned switchover or the holder failing). */
+export const HandoffOfferSchema = z.strictObject({
+  type: z.literal("handoff-offer"),
+  id: z.string().min(1).max(64),
+  epoch,
+  from: nodeName,
+  to: nodeName,
+  reason: z.string().max(200),
+});
+
+/** Standby → holder: my gate is open, release the VIP now. */
+export const HandoffReadySchema = z.strictObject({
+  type: z.literal("handoff-ready"),
+  id: z.string().min(1).max(64),
+  epoch,
+});
+
+/** Standby → holder: I will not take it, and why. */
+export const HandoffRejectSchema = z.strictObject({
+  type: z.literal("handoff-reject"),
+  id: z.string().min(1).max(64),
+  epoch,
+  reason: z.string().max(200),
+});
+
+/** Holder → standby: my gate is closed; the VIP is yours at `epoch`. */
+export const HandoffReleasedSchema = z.strictObject({
+  type: z.literal("handoff-released"),
+  id: z.string().min(1).max(64),
+  epoch,
+});
+
+export const HandshakeMessageSchema = z.discriminatedUnion("type", [HelloSchema, ChallengeSchema, AuthSchema, WelcomeSchema, RefuseSchema]);
+export const LinkMessageSchema = z.discriminatedUnion("type", [
+  HeartbeatSchema,
+  HandoffOfferSchema,
+  HandoffReadySchema,
+  HandoffRejectSchema,
+  HandoffReleasedSchema,
+  RefuseSchema,
+]);
+
+export type Hello = z.infer<typeof HelloSchema>;
+export type Challenge = z.infer<typeof ChallengeSchema>;
+export type Auth = z.infer<typeof AuthSchema>;
+export type Welcome = z.infer<typeof WelcomeSchema>;
+export type Refuse = z.infer<typeof RefuseSchema>;
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+export type HandoffOffer = z.infer<typeof HandoffOfferSchema>;
+export type HandoffReady = z.infer<typeof HandoffReadySchema>;
+export type HandoffReject = z.infer<typeof HandoffRejectSchema>;
+export type HandoffReleased = z.infer<typeof HandoffReleasedSchema>;
+export type HandshakeMessage = z.infer<typeof HandshakeMessageSchema>;
+export type LinkMessage = z.infer<typeof LinkMessageSchema>;
+export type PeerMessage = z.infer<typeof LinkMessageSchema>;

@@ -1,0 +1,322 @@
+import { readFileSync, statSync } from "node:fs";
+import { isIP } from "node:net";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+import { ConfigError, MnhaError, type ConfigProblem } from "./errors.js";
+
+/**
+ * The agent's configuration: one YAML file per node. Every field is described in
+ * docs/mnha.example.yaml. Loading validates everything before anything is used; a
+ * config with any problem is refused whole.
+ */
+
+const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "a name of 1-63 letters, digits, '.', '_' or '-'");
+const ipv4 = z.string().refine((v) => isIP(v) === 4, "an IPv4 address such as 10.0.0.11");
+const port = z.number().int().min(1).max(65535);
+const ms = (min: number, max: number) => z.number().int().min(min).max(max);
+const count = z.number().int().min(1).max(100);
+const interfaceName = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, "a network interface name of 1-15 characters, such as eth0 or br_eth0");
+const absolutePath = z.string().refine((v) => isAbsolute(v), "an absolute path");
+const commandArgv = z.array(z.string().min(1)).min(1, "a command as a list of arguments, such as [systemctl, restart, mariadb]");
+const statusPattern = z.union([z.number().int().min(100).max(599), z.string().regex(/^[1-5]xx$/, "a status such as 200 or a class such as 2xx")]);
+
+const checkTiming = {
+  intervalMs: ms(50, 600_000).default(200),
+  timeoutMs: ms(10, 600_000).default(1_000),
+  rise: count.default(2),
+  fall: count.default(2),
+};
+
+export const CheckSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("tcp"), host: z.string().min(1).default("127.0.0.1"), port, ...checkTiming }),
+  z.strictObject({
+    kind: z.literal("http"),
+    url: z.string().regex(/^https?:\/\/[^\s]+$/, "an http:// or https:// URL"),
+    expectStatus: z.array(statusPattern).min(1).default(["2xx", "3xx"]),
+    /** Accept self-signed certificates for https checks against the local service. */
+    insecure: z.boolean().default(false),
+    ...checkTiming,
+  }),
+  z.strictObject({ kind: z.literal("command"), command: commandArgv, ...checkTiming }),
+  z.strictObject({ kind: z.literal("systemd"), unit: z.string().regex(/^[A-Za-z0-9:_.@\\-]+$/, "a systemd unit name such as mariadb.service"), ...checkTiming }),
+  z
+    .strictObject({ kind: z.literal("process"), name: z.string().min(1).max(15).optional(), pidFile: absolutePath.optional(), ...checkTiming })
+    .refine((c) => (c.name === undefined) !== (c.pidFile === undefined), "exactly one of name or pidFile"),
+]);
+export type CheckConfig = z.infer<typeof CheckSchema>;
+
+export const RestoreSchema = z.strictObject({
+  command: commandArgv,
+  timeoutMs: ms(100, 3_600_000).default(60_000),
+  maxAttempts: z.number().int().min(0).max(1000).default(5),
+  backoffInitialMs: ms(0, 3_600_000).default(2_000),
+  backoffMaxMs: ms(0, 3_600_000).default(60_000),
+});
+export type RestoreConfig = z.infer<typeof RestoreSchema>;
+
+export const ServiceSchema = z.strictObject({
+  name: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "a short lower-case name such as mn, ui or db"),
+  /** A critical service that fails makes this node ineligible to hold the VIP. */
+  critical: z.boolean().default(true),
+  check: CheckSchema,
+  restore: RestoreSchema.optional(),
+});
+export type ServiceConfig = z.infer<typeof ServiceSchema>;
+
+/** The MN service, the UI and the database, as on a ZStack management node. */
+export const DEFAULT_SERVICES: z.input<typeof ServiceSchema>[] = [
+  { name: "mn", check: { kind: "http", url: "http://127.0.0.1:8080/", expectStatus: ["2xx", "3xx", "4xx"] }, restore: { command: ["zstack-ctl", "start_node"] } },
+  { name: "ui", check: { kind: "http", url: "http://127.0.0.1:5000/", expectStatus: ["2xx", "3xx", "4xx"] }, restore: { command: ["zstack-ctl", "start_ui"] } },
+  { name: "db", check: { kind: "tcp", host: "127.0.0.1", port: 3306 }, restore: { command: ["systemctl", "restart", "mariadb"] } },
+];
+
+export const ConfigSchema = z
+  .strictObject({
+    node: z.strictObject({
+      name: nodeName,
+      /** This node's management address (zsha2: nodeip); the peer link and VRRP use it. */
+      address: ipv4,
+    }),
+    peers: z
+      .array(
+        z.strictObject({
+          name: nodeName,
+          address: ipv4,
+          port: port.default(7946),
+        }),
+      )
+      .length(1, "exactly one peer: mnha pairs two management nodes"),
+    listen: z
+      .strictObject({
+        address: ipv4.optional(),
+        port: port.default(7946),
+      })
+      .default({ port: 7946 }),
+    vip: z.strictObject({
+      address: ipv4,
+      prefix: z.number().int().min(1).max(32).default(24),
+      interface: interfaceName,
+    }),
+    gateway: z.strictObject({
+      address: ipv4,
+      intervalMs: ms(100, 60_000).default(500),
+      timeoutMs: ms(50, 60_000).default(400),
+      fall: count.default(3),
+      rise: count.default(2),
+    }),
+    auth: z
+      .strictObject({
+        /** Inline secret; prefer secretFile so that the secret is not in the config file. */
+        secret: z.string().min(16, "a secret of at least 16 characters").optional(),
+        secretFile: absolutePath.optional(),
+      })
+      .refine((a) => (a.secret === undefined) !== (a.secretFile === undefined), "exactly one of auth.secret or auth.secretFile"),
+    services: z.array(ServiceSchema).max(32).default(DEFAULT_SERVICES as never),
+    timings: z
+      .strictObject({
+        heartbeatIntervalMs: ms(20, 10_000).default(100),
+        heartbeatMisses: count.default(3),
+        /** How long a renewed lease stays valid; keepalived drops the VIP when it runs out. */
+        leaseMs: ms(100, 60_000).default(600),
+        /** Extra wait, past the holder's lease, before a standby claims. */
+        takeoverMarginMs: ms(0, 60_000).default(150),
+        /** Bound on how far the two nodes' monotonic clocks may drift apart (fraction). */
+        maxClockDrift: z.number().min(0).max(0.5).default(0.01),
+        /** How long a node that just started waits to hear its peer before deciding alone. */
+        startupGraceMs: ms(0, 600_000).optional(),
+        /** How long a planned switchover may take before it is abandoned. */
+        handoffTimeoutMs: ms(50, 60_000).default(1_500),
+        reconnectInitialMs: ms(10, 60_000).default(100),
+        reconnectMaxMs: ms(10, 600_000).default(2_000),
+      })
+      .default({} as never),
+    arpGuard: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        command: absolutePath.default("/usr/sbin/arping"),
+        probeTimeoutMs: ms(50, 10_000).default(300),
+        /** While the peer is lost and someone answers for the VIP, probe again this often. */
+        retryIntervalMs: ms(50, 60_000).default(500),
+      })
+      .default({} as never),
+    keepalived: z
+      .strictObject({
+        binary: absolutePath.default("/usr/sbin/keepalived"),
+        /** child: the agent runs keepalived and restarts it; service: an existing systemd unit. */
+        mode: z.enum(["child", "service"]).default("child"),
+        configPath: absolutePath.optional(),
+        serviceName: z.string().default("keepalived"),
+        virtualRouterId: z.number().int().min(1).max(255).default(51),
+        priority: z.number().int().min(1).max(254).default(200),
+        advertIntMs: ms(10, 40_000).default(100),
+        /** Gratuitous ARPs sent when this node becomes MASTER. */
+        garpRepeat: z.number().int().min(1).max(100).default(3),
+      })
+      .default({} as never),
+    dataDir: absolutePath.default("/var/lib/mnha"),
+    controlSocket: absolutePath.default("/run/mnha/mnha.sock"),
+    log: z.strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") }).default({ level: "info" }),
+  })
+  .superRefine((c, ctx) => {
+    const peer = c.peers[0];
+    if (peer && peer.name === c.node.name) ctx.addIssue({ code: "custom", path: ["peers", 0, "name"], message: `a name different from node.name (${c.node.name})` });
+    if (peer && peer.address === c.node.address) ctx.addIssue({ code: "custom", path: ["peers", 0, "address"], message: `an address different from node.address (${c.node.address})` });
+    if (c.vip.address === c.node.address || c.vip.address === peer?.address)
+      ctx.addIssue({ code: "custom", path: ["vip", "address"], message: "an address that belongs to neither node" });
+    if (c.gateway.address === c.vip.address) ctx.addIssue({ code: "custom", path: ["gateway", "address"], message: "the gateway's own address, not the VIP" });
+    const names = new Set<string>();
+    c.services.forEach((s, i) => {
+      if (names.has(s.name)) ctx.addIssue({ code: "custom", path: ["services", i, "name"], message: `a unique service name (${s.name} appears twice)` });
+      names.add(s.name);
+      if (s.check.timeoutMs > Math.max(s.check.intervalMs * 10, 1_000) * 60)
+        ctx.addIssue({ code: "custom", path: ["services", i, "check", "timeoutMs"], message: "a timeout not wildly longer than the interval" });
+    });
+    const t = c.timings;
+    const lossMs = t.heartbeatIntervalMs * t.heartbeatMisses;
+    if (t.leaseMs < t.heartbeatIntervalMs * 2)
+      ctx.addIssue({ code: "custom", path: ["timings", "leaseMs"], message: `at least two heartbeat intervals (${t.heartbeatIntervalMs * 2} ms), so one late renewal does not drop the VIP` });
+    if (lossMs > 60_000) ctx.addIssue({ code: "custom", path: ["timings", "heartbeatMisses"], message: "heartbeatIntervalMs x heartbeatMisses of at most 60 s" });
+    if (t.reconnectMaxMs < t.reconnectInitialMs) ctx.addIssue({ code: "custom", path: ["timings", "reconnectMaxMs"], message: "a value not below reconnectInitialMs" });
+    if (c.gateway.timeoutMs > c.gateway.intervalMs * 4) ctx.addIssue({ code: "custom", path: ["gateway", "timeoutMs"], message: `at most 4 x gateway.intervalMs (${c.gateway.intervalMs * 4})` });
+    const k = c.keepalived;
+    if (k.advertIntMs % 10 !== 0) ctx.addIssue({ code: "custom", path: ["keepalived", "advertIntMs"], message: "a multiple of 10 ms (VRRPv3 counts in centiseconds)" });
+  });
+
+export type MnhaConfig = z.infer<typeof ConfigSchema>;
+export type MnhaConfigInput = z.input<typeof ConfigSchema>;
+
+/** What a loaded config holds besides the file's fields. */
+export interface LoadedConfig {
+  file: string;
+  config: MnhaConfig;
+  /** The peer secret, read from auth.secret or auth.secretFile. Never logged. */
+  secret: string;
+  derived: DerivedTimings;
+}
+
+export interface DerivedTimings {
+  peerLossMs: number;
+  startupGraceMs: number;
+  keepalivedConfigPath: string;
+}
+
+export function deriveTimings(config: MnhaConfig): DerivedTimings {
+  const t = config.timings;
+  const peerLossMs = t.heartbeatIntervalMs * t.heartbeatMisses;
+  return {
+    peerLossMs,
+    // Long enough to hear a live peer, and for any lease it granted itself to run out.
+    startupGraceMs: t.startupGraceMs ?? Math.max(peerLossMs * 2, Math.ceil(t.leaseMs * (1 + t.maxClockDrift)) + t.takeoverMarginMs),
+    keepalivedConfigPath: config.keepalived.configPath ?? resolve(config.dataDir, "keepalived.conf"),
+  };
+}
+
+/** Validates a parsed object. Throws ConfigError naming each bad field. */
+export function parseConfig(raw: unknown, file = "<config>"): MnhaConfig {
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const problems: ConfigProblem[] = result.error.issues.map((issue) => {
+      const path = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[");
+      const value = valueAt(raw, issue.path as (string | number)[]);
+      return { path: path || "(top level)", ...(value === undefined ? {} : { value: redactIfSecret(path, value) }), expected: describeIssue(issue) };
+    });
+    throw new ConfigError(file, problems);
+  }
+  return result.data;
+}
+
+/** Reads, parses and validates a config file, and reads the secret it names. */
+export function loadConfig(file: string): LoadedConfig {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new MnhaError("CONFIG_NOT_FOUND", `config file ${path} does not exist`, { hint: "pass --config FILE, or copy docs/mnha.example.yaml to /etc/mnha/mnha.yaml and edit it" });
+    throw new MnhaError("CONFIG_UNREADABLE", `config file ${path} cannot be read (${code ?? "error"})`, { hint: "run as root, or check the file's permissions" });
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0];
+    throw new MnhaError("CONFIG_SYNTAX", `config file ${path} is not valid YAML: ${first?.message.split("\n")[0] ?? "syntax error"}`, {
+      hint: "fix the YAML syntax at the line shown (indentation and ':' after each key are the usual causes)",
+      fields: { file: path },
+    });
+  }
+  const config = parseConfig(doc.toJS() ?? {}, path);
+  const secret = readSecret(config, dirname(path));
+  return { file: path, config, secret, derived: deriveTimings(config) };
+}
+
+function readSecret(config: MnhaConfig, _baseDir: string): string {
+  if (config.auth.secret !== undefined) return config.auth.secret;
+  const file = config.auth.secretFile as string;
+  let text: string;
+  try {
+    const stat = statSync(file);
+    if ((stat.mode & 0o077) !== 0) {
+      throw new MnhaError("SECRET_INSECURE", `secret file ${file} is readable by other users (mode ${(stat.mode & 0o777).toString(8)})`, {
+        hint: `run: chmod 600 ${file}`,
+      });
+    }
+    text = readFileSync(file, "utf8").trim();
+  } catch (error) {
+    if (error instanceof MnhaError) throw error;
+    throw new MnhaError("SECRET_UNREADABLE", `secret file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"})`, {
+      hint: "create it with: umask 077; head -c 32 /dev/urandom | base64 > FILE (the same secret on both nodes)",
+    });
+  }
+  if (text.length < 16) throw new ConfigError(file, [{ path: "auth.secretFile", expected: "a file holding a secret of at least 16 characters" }]);
+  return text;
+}
+
+/** The effective config with secrets replaced, plus the fields operators know from zsha2. */
+export function redactedConfig(config: MnhaConfig): Record<string, unknown> {
+  const copy = structuredClone(config) as MnhaConfig;
+  if (copy.auth.secret !== undefined) copy.auth.secret = "[redacted]";
+  const peer = config.peers[0];
+  return {
+    nodeip: config.node.address,
+    peerip: peer?.address ?? null,
+    dbvip: config.vip.address,
+    nic: config.vip.interface,
+    gw: config.gateway.address,
+    peerport: peer?.port ?? null,
+    execUser: "root",
+    ...copy,
+  };
+}
+
+function valueAt(root: unknown, path: (string | number)[]): unknown {
+  let current: unknown = root;
+  for (const key of path) {
+    if (current === null || typeof current !== "object") return undefined;
+    current = (current as Record<string | number, unknown>)[key];
+  }
+  return current;
+}
+
+function redactIfSecret(path: string, value: unknown): unknown {
+  return /secret|password|token/i.test(path) && typeof value === "string" ? "[redacted]" : value;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case "invalid_type":
+      return issue.input === undefined ? `a value (this field is required: ${issue.expected})` : `a value of type ${issue.expected}`;
+    case "unrecognized_keys":
+      return `no unknown field (${issue.keys.join(", ")}); check the spelling against docs/mnha.example.yaml`;
+    case "too_small":
+      return issue.origin === "array" ? `at least ${String(issue.minimum)} item(s)` : issue.origin === "string" ? issue.message : `a value of at least ${String(issue.minimum)}`;
+    case "too_big":
+      return issue.origin === "array" ? `at most ${String(issue.maximum)} item(s)` : `a value of at most ${String(issue.maximum)}`;
+    case "invalid_value":
+      return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "invalid_union":
+      return issue.message && issue.message !== "Invalid input" ? issue.message : "one of the documented forms";
+    default:
+      return issue.message;
+  }
+}

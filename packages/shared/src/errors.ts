@@ -1,0 +1,73 @@
+/**
+ * Every failure an operator can meet has a stable code, a sentence saying what is wrong,
+ * and a hint saying how to fix it. The CLI prints `message` then `hint`; logs carry `code`
+ * and `fields` as structured data.
+ */
+export type ErrorCode =
+  | "CONFIG_NOT_FOUND"
+  | "CONFIG_UNREADABLE"
+  | "CONFIG_SYNTAX"
+  | "CONFIG_INVALID"
+  | "SECRET_UNREADABLE"
+  | "SECRET_INSECURE"
+  | "CONTROL_UNREACHABLE"
+  | "CONTROL_PERMISSION"
+  | "CONTROL_REQUEST"
+  | "NOT_HOLDER"
+  | "NO_ELIGIBLE_PEER"
+  | "SWITCHOVER_FAILED"
+  | "KEEPALIVED_CONFIG"
+  | "KEEPALIVED_START"
+  | "USAGE"
+  | "INTERNAL";
+
+export class MnhaError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly fields: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: { hint?: string; fields?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "MnhaError";
+    this.code = code;
+    this.hint = options.hint;
+    this.fields = options.fields ?? {};
+  }
+
+  toJSON(): { code: ErrorCode; message: string; hint?: string; fields: Record<string, unknown> } {
+    return { code: this.code, message: this.message, ...(this.hint ? { hint: this.hint } : {}), fields: this.fields };
+  }
+}
+
+/** One problem found in a config file: which field, what it held, what was expected. */
+export interface ConfigProblem {
+  path: string;
+  value?: unknown;
+  expected: string;
+}
+
+export class ConfigError extends MnhaError {
+  readonly problems: ConfigProblem[];
+  constructor(file: string, problems: ConfigProblem[]) {
+    const lines = problems.map((p) => `  - ${p.path}: ${p.value === undefined ? "" : `got ${formatValue(p.value)}; `}expected ${p.expected}`);
+    super("CONFIG_INVALID", `invalid configuration in ${file}:\n${lines.join("\n")}`, {
+      hint: `fix the field${problems.length > 1 ? "s" : ""} above in ${file}; see docs/mnha.example.yaml for every field with its meaning`,
+      fields: { file, problems },
+    });
+    this.problems = problems;
+  }
+}
+
+export function formatValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+  try {
+    const text = JSON.stringify(value);
+    return text === undefined ? String(value) : text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  } catch {
+    return String(value);
+  }
+}
+
+export function isMnhaError(error: unknown): error is MnhaError {
+  return error instanceof MnhaError;
+}
