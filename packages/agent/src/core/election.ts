@@ -1,0 +1,642 @@
+/**
+ * The election core: who holds the VIP. Pure — it takes inputs with the current monotonic
+ * time and returns effects for the daemon to carry out. No sockets, files, timers or clocks
+ * in here, so that the same code runs in the daemon, in scenario tests and in simulation.
+ *
+ * The rules (docs/protocol.md explains them at length):
+ * - A node may hold the VIP only while it is eligible: its critical services are healthy and
+ *   it reaches the gateway. The holder's right is its gate (open) plus a lease that its agent
+ *   keeps renewing; Keepalived drops the VIP when either lapses.
+ * - No preemption: a holder keeps the VIP until it fails, is demoted, or steps down.
+ * - A standby claims only when the holder is gone AND the holder's last reported lease has
+ *   run out by the standby's own clock (stretched by the drift bound) plus a margin, AND it
+ *   reaches the gateway, AND (ARP guard) nobody answers for the VIP.
+ * - Every change of holder carries a higher epoch; messages from older epochs are refused.
+ * - A holder that finds its own lease expired (the agent was paused) steps down before
+ *   anything else; a holder cut off from both its peer and the gateway steps down.
+ */
+import type { HandoffOffer, Heartbeat, LinkMessage, Role } from "@mnha/protocol";
+
+export interface ElectionSettings {
+  self: string;
+  peer: string;
+  heartbeatIntervalMs: number;
+  /** No heartbeat for this long: the peer is lost. */
+  peerLossMs: number;
+  leaseMs: number;
+  takeoverMarginMs: number;
+  /** Bound on relative drift of the two monotonic clocks, as a fraction (0.01 = 1 %). */
+  maxClockDrift: number;
+  /** After start, how long to wait for the peer before deciding alone. */
+  startupGraceMs: number;
+  handoffTimeoutMs: number;
+  arpGuard: boolean;
+  /** While someone answers for the VIP and the peer is lost, probe again this often. */
+  arpRetryMs: number;
+  /** The highest epoch this node has seen, read from disk at start. */
+  initialEpoch: number;
+}
+
+export type ElectionInput =
+  | { kind: "tick" }
+  | { kind: "services"; healthy: boolean; reasons: string[] }
+  | { kind: "gateway"; reachable: boolean }
+  | { kind: "maintenance"; on: boolean }
+  | { kind: "peer-up" }
+  | { kind: "peer-down"; reason: string }
+  | { kind: "peer-message"; message: LinkMessage }
+  | { kind: "arp-result"; probeId: number; occupied: boolean; detail: string }
+  | { kind: "demote"; requestId: string }
+  | { kind: "shutdown"; requestId: string };
+
+export type ElectionEffect =
+  /** Open or close this node's Keepalived gate. Must be applied before the next effect. */
+  | { kind: "set-gate"; open: boolean }
+  /** Write the epoch durably before acting on it. */
+  | { kind: "persist-epoch"; epoch: number }
+  | { kind: "send"; message: LinkMessage }
+  /** Send a heartbeat now (the state changed), besides the regular ones. */
+  | { kind: "heartbeat-now" }
+  | { kind: "arp-probe"; probeId: number }
+  | { kind: "event"; type: ElectionEventType; message: string; fields: Record<string, unknown> }
+  | { kind: "request-done"; requestId: string; ok: boolean; message: string; to: string | null; epoch: number };
+
+export type ElectionEventType =
+  | "role-changed"
+  | "epoch-adopted"
+  | "peer-lost"
+  | "peer-heard"
+  | "claim-started"
+  | "claim-blocked"
+  | "claim-aborted"
+  | "handoff-offered"
+  | "handoff-completed"
+  | "handoff-failed"
+  | "handoff-accepted"
+  | "handoff-rejected"
+  | "stale-message"
+  | "lease-expired"
+  | "stepped-down"
+  | "holding-degraded";
+
+export interface PeerView {
+  connected: boolean;
+  lastHeardAt: number | null;
+  heartbeat: Heartbeat | null;
+  /** My-clock instant by which any lease the peer reported has surely run out. */
+  leaseDeadline: number;
+}
+
+export interface ElectionSnapshot {
+  role: Role;
+  epoch: number;
+  holder: string | null;
+  eligible: boolean;
+  reasons: string[];
+  gateOpen: boolean;
+  leaseRemainingMs: number;
+  peerAlive: boolean;
+  peer: PeerView;
+}
+
+interface PendingHandoff {
+  id: string;
+  epoch: number;
+  startedAt: number;
+  requestId: string | null;
+  reason: string;
+  /** After the handoff, stop (shutdown) instead of staying a standby. */
+  thenStop: boolean;
+}
+
+interface ReceivingHandoff {
+  id: string;
+  epoch: number;
+  startedAt: number;
+}
+
+interface PendingProbe {
+  id: number;
+  startedAt: number;
+}
+
+export class ElectionCore {
+  private readonly s: ElectionSettings;
+  private role: Role = "starting";
+  private epoch: number;
+  private holder: string | null = null;
+  private readonly startedAt: number;
+
+  private servicesHealthy = false;
+  private serviceReasons: string[] = ["services not checked yet"];
+  private gatewayReachable = false;
+  private maintenance = false;
+
+  private gateOpen = false;
+  /** Instant the lease guard last heard from us plus leaseMs (our clock). */
+  private leaseValidUntil: number;
+  private lastStepAt: number;
+
+  private peer: PeerView = { connected: false, lastHeardAt: null, heartbeat: null, leaseDeadline: 0 };
+  private peerLostAnnounced = true;
+
+  private handoff: PendingHandoff | null = null;
+  private receiving: ReceivingHandoff | null = null;
+  private probe: PendingProbe | null = null;
+  private nextProbeId = 1;
+  private lastProbeBlockedAt: number | null = null;
+  private handoffSeq = 0;
+  private degradedAnnounced = false;
+  private stopping = false;
+
+  constructor(settings: ElectionSettings, now: number) {
+    this.s = settings;
+    this.epoch = settings.initialEpoch;
+    this.startedAt = now;
+    this.leaseValidUntil = now + settings.leaseMs;
+    this.lastStepAt = now;
+  }
+
+  // ---- queries ----------------------------------------------------------------
+
+  eligible(): boolean {
+    return this.servicesHealthy && this.gatewayReachable && !this.maintenance && !this.stopping;
+  }
+
+  reasons(): string[] {
+    const reasons: string[] = [];
+    if (!this.servicesHealthy) reasons.push(...this.serviceReasons);
+    if (!this.gatewayReachable) reasons.push("gateway unreachable");
+    if (this.maintenance) reasons.push("maintenance mode");
+    if (this.stopping) reasons.push("agent stopping");
+    return reasons;
+  }
+
+  peerAlive(now: number): boolean {
+    return this.peer.connected && this.peer.lastHeardAt !== null && now - this.peer.lastHeardAt < this.s.peerLossMs;
+  }
+
+  snapshot(now: number): ElectionSnapshot {
+    return {
+      role: this.role,
+      epoch: this.epoch,
+      holder: this.holder,
+      eligible: this.eligible(),
+      reasons: this.reasons(),
+      gateOpen: this.gateOpen,
+      leaseRemainingMs: this.leaseRemaining(now),
+      peerAlive: this.peerAlive(now),
+      peer: { ...this.peer },
+    };
+  }
+
+  /** The HA fields of the heartbeat this node sends now. */
+  heartbeatFields(now: number): Pick<Heartbeat, "epoch" | "holder" | "role" | "eligible" | "reasons" | "leaseRemainingMs" | "gatewayReachable"> {
+    return {
+      epoch: this.epoch,
+      holder: this.holder,
+      role: this.role,
+      eligible: this.eligible(),
+      reasons: this.reasons().slice(0, 16),
+      leaseRemainingMs: this.leaseRemaining(now),
+      gatewayReachable: this.gatewayReachable,
+    };
+  }
+
+  /** The next instant at which time alone may change a decision (for the daemon's timer). */
+  nextWakeAt(now: number): number {
+    const candidates = [now + this.s.heartbeatIntervalMs];
+    if (this.peer.lastHeardAt !== null) candidates.push(this.peer.lastHeardAt + this.s.peerLossMs);
+    candidates.push(this.peer.leaseDeadline + this.s.takeoverMarginMs, this.startedAt + this.s.startupGraceMs);
+    if (this.handoff) candidates.push(this.handoff.startedAt + this.s.handoffTimeoutMs);
+    if (this.receiving) candidates.push(this.receiving.startedAt + this.s.handoffTimeoutMs);
+    if (this.lastProbeBlockedAt !== null) candidates.push(this.lastProbeBlockedAt + this.s.arpRetryMs);
+    return Math.max(now + 1, Math.min(...candidates.filter((t) => t > now)));
+  }
+
+  // ---- the one entry point ------------------------------------------------------
+
+  step(now: number, input: ElectionInput): ElectionEffect[] {
+    const out: ElectionEffect[] = [];
+    // A node that wakes from a pause re-checks its own lease before acting on anything.
+    this.checkOwnLease(now, out);
+    this.lastStepAt = now;
+
+    switch (input.kind) {
+      case "tick":
+        // The lease guard is renewed by the daemon on every tick after these effects.
+        this.leaseValidUntil = now + this.s.leaseMs;
+        break;
+      case "services":
+        this.servicesHealthy = input.healthy;
+        this.serviceReasons = input.healthy ? [] : input.reasons.length > 0 ? input.reasons : ["a critical service failed"];
+        break;
+      case "gateway":
+        this.gatewayReachable = input.reachable;
+        break;
+      case "maintenance":
+        this.maintenance = input.on;
+        break;
+      case "peer-up":
+        this.peer.connected = true;
+        break;
+      case "peer-down":
+        this.peer.connected = false;
+        this.announcePeerLost(now, input.reason, out);
+        break;
+      case "peer-message":
+        this.onPeerMessage(now, input.message, out);
+        break;
+      case "arp-result":
+        this.onArpResult(now, input, out);
+        break;
+      case "demote":
+        this.onDemote(now, input.requestId, false, out);
+        break;
+      case "shutdown":
+        this.onShutdown(now, input.requestId, out);
+        break;
+    }
+
+    if (this.peer.lastHeardAt !== null && !this.peerAlive(now)) this.announcePeerLost(now, "no heartbeat", out);
+    this.evaluate(now, out);
+    return out;
+  }
+
+  // ---- rules ----------------------------------------------------------------------
+
+  private leaseRemaining(now: number): number {
+    return this.gateOpen ? Math.max(0, Math.floor(this.leaseValidUntil - now)) : 0;
+  }
+
+  private checkOwnLease(now: number, out: ElectionEffect[]): void {
+    if (this.gateOpen && now >= this.leaseValidUntil) {
+      // We were paused (or starved) past our lease: Keepalived has dropped the VIP and the
+      // peer may already hold it at a higher epoch. Close the gate before renewing anything.
+      out.push({ kind: "event", type: "lease-expired", message: `own lease expired ${Math.round(now - this.leaseValidUntil)} ms ago; stepping down`, fields: { pausedMs: Math.round(now - this.lastStepAt) } });
+      this.closeGate(out);
+      if (this.holder === this.s.self) this.holder = null;
+      this.abandonHandoff("own lease expired", out);
+      this.receiving = null;
+      this.setRole("standby", "own lease expired", out);
+    }
+  }
+
+  private announcePeerLost(now: number, reason: string, out: ElectionEffect[]): void {
+    if (this.peerLostAnnounced) return;
+    this.peerLostAnnounced = true;
+    out.push({ kind: "event", type: "peer-lost", message: `peer ${this.s.peer} lost: ${reason}`, fields: { peer: this.s.peer, reason, lastHeardMsAgo: this.peer.lastHeardAt === null ? null : Math.round(now - this.peer.lastHeardAt) } });
+  }
+
+  private onPeerMessage(now: number, message: LinkMessage, out: ElectionEffect[]): void {
+    switch (message.type) {
+      case "heartbeat":
+        this.onHeartbeat(now, message, out);
+        return;
+      case "handoff-offer":
+        this.onHandoffOffer(now, message, out);
+        return;
+      case "handoff-ready":
+        if (this.handoff && message.id === this.handoff.id && message.epoch === this.handoff.epoch && this.role === "handing-off") {
+          this.completeHandoffAsGiver(now, out);
+        } else {
+          out.push({ kind: "event", type: "stale-message", message: "handoff-ready for no pending handoff ignored", fields: { id: message.id, epoch: message.epoch } });
+        }
+        return;
+      case "handoff-reject":
+        if (this.handoff && message.id === this.handoff.id) {
+          const reason = `peer refused: ${message.reason}`;
+          this.abandonHandoff(reason, out);
+          if (this.role === "handing-off") this.setRole("holder", "handoff refused", out);
+        }
+        return;
+      case "handoff-released":
+        if (this.receiving && message.id === this.receiving.id && message.epoch === this.receiving.epoch) {
+          this.completeHandoffAsTaker(now, out);
+        }
+        return;
+      case "refuse":
+        return;
+    }
+  }
+
+  private onHeartbeat(now: number, hb: Heartbeat, out: ElectionEffect[]): void {
+    if (hb.node !== this.s.peer) return;
+    this.peer.connected = true;
+    if (this.peerLostAnnounced) {
+      this.peerLostAnnounced = false;
+      out.push({ kind: "event", type: "peer-heard", message: `peer ${this.s.peer} heard: ${hb.role} at epoch ${hb.epoch}`, fields: { peer: hb.node, role: hb.role, epoch: hb.epoch, holder: hb.holder } });
+    }
+    this.peer.lastHeardAt = now;
+    this.peer.heartbeat = hb;
+    if (hb.leaseRemainingMs > 0) {
+      // The lease was measured on the peer's clock when it sent; it cannot outlast this.
+      const deadline = now + hb.leaseRemainingMs * (1 + this.s.maxClockDrift);
+      this.peer.leaseDeadline = Math.max(this.peer.leaseDeadline, deadline);
+    }
+
+    if (hb.epoch > this.epoch) {
+      this.epoch = hb.epoch;
+      this.holder = hb.holder;
+      out.push({ kind: "persist-epoch", epoch: hb.epoch });
+      out.push({ kind: "event", type: "epoch-adopted", message: `adopted epoch ${hb.epoch} from ${hb.node} (holder ${hb.holder ?? "none"})`, fields: { epoch: hb.epoch, holder: hb.holder } });
+      if (this.gateOpen && this.role !== "receiving") {
+        this.closeGate(out);
+        this.abandonHandoff("a newer epoch exists", out);
+        this.setRole("standby", `peer holds a newer epoch ${hb.epoch}`, out);
+      }
+      if (this.receiving && hb.epoch >= this.receiving.epoch && hb.holder === this.s.self) {
+        this.completeHandoffAsTaker(now, out);
+      }
+      if (this.role === "claiming") this.abortClaim("peer holds a newer epoch", out);
+      return;
+    }
+
+    if (hb.epoch < this.epoch) {
+      if (hb.role === "holder" || hb.role === "handing-off") {
+        out.push({ kind: "event", type: "stale-message", message: `peer claims the VIP at stale epoch ${hb.epoch} < ${this.epoch}`, fields: { peerEpoch: hb.epoch, epoch: this.epoch } });
+      }
+      return;
+    }
+
+    // Same epoch.
+    if (this.receiving && hb.epoch === this.epoch && hb.role === "standby" && hb.holder === this.s.self) {
+      // The release message was lost but the heartbeat tells the same story.
+      this.completeHandoffAsTaker(now, out);
+      return;
+    }
+    const peerHolds = hb.role === "holder" || hb.role === "handing-off";
+    if (peerHolds && this.gateOpen && this.role !== "receiving") {
+      // Two holders at one epoch cannot come from a correct run, but if it happens the
+      // lower name keeps the VIP and the other steps down at once.
+      if (this.s.self > this.s.peer) {
+        this.closeGate(out);
+        this.holder = this.s.peer;
+        this.abandonHandoff("conflicting holder", out);
+        this.setRole("standby", `conflict at epoch ${hb.epoch}: ${this.s.peer} keeps the VIP`, out);
+      }
+      return;
+    }
+    if (peerHolds) this.holder = this.s.peer;
+    if (this.role === "claiming" && peerHolds) this.abortClaim("peer holds the VIP", out);
+  }
+
+  private onHandoffOffer(now: number, offer: HandoffOffer, out: ElectionEffect[]): void {
+    const reject = (reason: string): void => {
+      out.push({ kind: "send", message: { type: "handoff-reject", id: offer.id, epoch: offer.epoch, reason } });
+      out.push({ kind: "event", type: "handoff-rejected", message: `refused to take the VIP from ${offer.from}: ${reason}`, fields: { id: offer.id, epoch: offer.epoch, reason } });
+    };
+    if (offer.to !== this.s.self || offer.from !== this.s.peer) return reject("offer not addressed to this node");
+    if (offer.epoch <= this.epoch) {
+      out.push({ kind: "event", type: "stale-message", message: `handoff offer at stale epoch ${offer.epoch} <= ${this.epoch}`, fields: { epoch: offer.epoch } });
+      return reject(`stale epoch ${offer.epoch} (this node is at ${this.epoch})`);
+    }
+    if (!this.eligible()) return reject(`not eligible: ${this.reasons().join("; ")}`);
+    if (this.role !== "standby" && this.role !== "claiming") return reject(`busy (${this.role})`);
+    if (this.role === "claiming") this.abortClaim("taking a handoff instead", out);
+    this.receiving = { id: offer.id, epoch: offer.epoch, startedAt: now };
+    // Open our gate while the holder still holds: our Keepalived waits as BACKUP and takes
+    // over the instant the holder's Keepalived leaves MASTER.
+    this.openGate(now, out);
+    this.setRole("receiving", `taking the VIP from ${offer.from}: ${offer.reason}`, out);
+    out.push({ kind: "send", message: { type: "handoff-ready", id: offer.id, epoch: offer.epoch } });
+    out.push({ kind: "event", type: "handoff-accepted", message: `accepted the VIP from ${offer.from} at epoch ${offer.epoch}`, fields: { id: offer.id, epoch: offer.epoch, reason: offer.reason } });
+  }
+
+  private completeHandoffAsGiver(now: number, out: ElectionEffect[]): void {
+    const handoff = this.handoff;
+    if (!handoff) return;
+    this.closeGate(out);
+    this.epoch = handoff.epoch;
+    this.holder = this.s.peer;
+    out.push({ kind: "persist-epoch", epoch: handoff.epoch });
+    out.push({ kind: "send", message: { type: "handoff-released", id: handoff.id, epoch: handoff.epoch } });
+    this.handoff = null;
+    this.setRole("standby", `handed the VIP to ${this.s.peer}: ${handoff.reason}`, out);
+    out.push({ kind: "event", type: "handoff-completed", message: `VIP handed to ${this.s.peer} at epoch ${handoff.epoch} in ${Math.round(now - handoff.startedAt)} ms`, fields: { to: this.s.peer, epoch: handoff.epoch, reason: handoff.reason, tookMs: Math.round(now - handoff.startedAt) } });
+    if (handoff.requestId) out.push({ kind: "request-done", requestId: handoff.requestId, ok: true, message: `VIP handed to ${this.s.peer}`, to: this.s.peer, epoch: handoff.epoch });
+  }
+
+  private completeHandoffAsTaker(now: number, out: ElectionEffect[]): void {
+    const receiving = this.receiving;
+    if (!receiving) return;
+    this.receiving = null;
+    this.epoch = Math.max(this.epoch, receiving.epoch);
+    this.holder = this.s.self;
+    out.push({ kind: "persist-epoch", epoch: this.epoch });
+    this.setRole("holder", `took the VIP from ${this.s.peer} at epoch ${this.epoch}`, out);
+    out.push({ kind: "event", type: "handoff-completed", message: `took the VIP from ${this.s.peer} at epoch ${this.epoch} in ${Math.round(now - receiving.startedAt)} ms`, fields: { from: this.s.peer, epoch: this.epoch } });
+  }
+
+  private abandonHandoff(reason: string, out: ElectionEffect[]): void {
+    const handoff = this.handoff;
+    if (!handoff) return;
+    this.handoff = null;
+    out.push({ kind: "event", type: "handoff-failed", message: `handoff to ${this.s.peer} abandoned: ${reason}`, fields: { id: handoff.id, epoch: handoff.epoch, reason } });
+    if (handoff.requestId) out.push({ kind: "request-done", requestId: handoff.requestId, ok: false, message: `switchover abandoned: ${reason}`, to: null, epoch: this.epoch });
+  }
+
+  private onDemote(now: number, requestId: string, thenStop: boolean, out: ElectionEffect[]): void {
+    const refuse = (message: string): void => {
+      out.push({ kind: "request-done", requestId, ok: false, message, to: null, epoch: this.epoch });
+    };
+    if (this.role === "handing-off") return refuse("a switchover is already in progress");
+    if (this.role !== "holder") return refuse(`this node (${this.s.self}) does not hold the VIP (role ${this.role}${this.holder ? `; holder is ${this.holder}` : ""})`);
+    const problem = this.peerProblem(now);
+    if (problem) return refuse(`no healthy peer to take the VIP: ${problem}`);
+    this.startHandoff(now, thenStop ? "agent stopping" : "operator demote", requestId, thenStop, out);
+  }
+
+  private onShutdown(now: number, requestId: string, out: ElectionEffect[]): void {
+    if (this.role === "holder" && this.peerProblem(now) === null) {
+      this.stopping = true;
+      this.onDemote(now, requestId, true, out);
+      return;
+    }
+    this.stopping = true;
+    this.abandonHandoff("agent stopping", out);
+    if (this.gateOpen) this.closeGate(out);
+    if (this.holder === this.s.self) this.holder = null;
+    this.receiving = null;
+    this.setRole("stopping", "agent stopping", out);
+    out.push({ kind: "request-done", requestId, ok: true, message: "stopped without a handoff", to: null, epoch: this.epoch });
+  }
+
+  /** Why the peer cannot take the VIP now, or null if it can. */
+  private peerProblem(now: number): string | null {
+    if (!this.peerAlive(now)) return `${this.s.peer} is not connected`;
+    const hb = this.peer.heartbeat;
+    if (!hb) return `${this.s.peer} has not reported its state yet`;
+    if (!hb.eligible) return `${this.s.peer} is not eligible (${hb.reasons.join("; ") || "unhealthy"})`;
+    if (hb.role !== "standby") return `${this.s.peer} is ${hb.role}`;
+    return null;
+  }
+
+  private startHandoff(now: number, reason: string, requestId: string | null, thenStop: boolean, out: ElectionEffect[]): void {
+    const id = `${this.s.self}-${this.epoch + 1}-${++this.handoffSeq}`;
+    this.handoff = { id, epoch: this.epoch + 1, startedAt: now, requestId, reason, thenStop };
+    this.setRole("handing-off", reason, out);
+    out.push({ kind: "send", message: { type: "handoff-offer", id, epoch: this.epoch + 1, from: this.s.self, to: this.s.peer, reason } });
+    out.push({ kind: "event", type: "handoff-offered", message: `offering the VIP to ${this.s.peer} at epoch ${this.epoch + 1}: ${reason}`, fields: { id, epoch: this.epoch + 1, reason } });
+  }
+
+  private onArpResult(now: number, result: { probeId: number; occupied: boolean; detail: string }, out: ElectionEffect[]): void {
+    if (!this.probe || this.probe.id !== result.probeId || this.role !== "claiming") return;
+    this.probe = null;
+    if (result.occupied) {
+      this.lastProbeBlockedAt = now;
+      this.setRole("standby", "claim blocked by ARP guard", out);
+      out.push({ kind: "event", type: "claim-blocked", message: `someone answers for the VIP (${result.detail}); not claiming`, fields: { detail: result.detail } });
+      return;
+    }
+    this.lastProbeBlockedAt = null;
+    const blocker = this.claimBlocker(now);
+    if (blocker) return this.abortClaim(blocker, out);
+    this.becomeHolderByClaim(now, out);
+  }
+
+  private becomeHolderByClaim(now: number, out: ElectionEffect[]): void {
+    this.epoch += 1;
+    this.holder = this.s.self;
+    out.push({ kind: "persist-epoch", epoch: this.epoch });
+    this.openGate(now, out);
+    this.setRole("holder", `claimed the VIP at epoch ${this.epoch}`, out);
+  }
+
+  private abortClaim(reason: string, out: ElectionEffect[]): void {
+    this.probe = null;
+    if (this.role === "claiming") this.setRole("standby", `claim aborted: ${reason}`, out);
+    out.push({ kind: "event", type: "claim-aborted", message: `claim aborted: ${reason}`, fields: { reason } });
+  }
+
+  /** Why this node must not claim now, or null when a claim is allowed. */
+  private claimBlocker(now: number): string | null {
+    if (!this.eligible()) return `not eligible: ${this.reasons().join("; ")}`;
+    const hb = this.peer.heartbeat;
+    if (this.peerAlive(now)) {
+      if (!hb) return "waiting for the peer's state";
+      if (hb.role === "holder" || hb.role === "handing-off" || hb.role === "receiving") return `${this.s.peer} is ${hb.role}`;
+      // Both claiming at once: the lower name goes on, the other yields (never both yield).
+      if (hb.role === "claiming" && this.s.peer < this.s.self) return `${this.s.peer} is claiming`;
+      if (hb.holder === this.s.peer && hb.epoch >= this.epoch && hb.leaseRemainingMs > 0) return `${this.s.peer} holds the VIP`;
+      // Both eligible and nobody holds: the lower name goes first, so the two never race.
+      if (hb.eligible && this.s.peer < this.s.self) return `${this.s.peer} goes first`;
+      if (now < this.peer.leaseDeadline) return `${this.s.peer}'s lease has not run out`;
+      return null;
+    }
+    if (now < this.startedAt + this.s.startupGraceMs) return "waiting for the peer after start";
+    if (now < this.peer.leaseDeadline + this.s.takeoverMarginMs) return `${this.s.peer}'s lease has not run out`;
+    return null;
+  }
+
+  private evaluate(now: number, out: ElectionEffect[]): void {
+    switch (this.role) {
+      case "starting": {
+        // Leave the start-up wait once the peer has spoken or the grace period is over.
+        if (this.peer.heartbeat !== null || now >= this.startedAt + this.s.startupGraceMs) this.setRole("standby", "start-up wait over", out);
+        if (this.role === "starting") return;
+        this.evaluate(now, out);
+        return;
+      }
+      case "standby": {
+        if (this.lastProbeBlockedAt !== null && now < this.lastProbeBlockedAt + this.s.arpRetryMs) return;
+        if (this.claimBlocker(now) !== null) return;
+        if (this.s.arpGuard) {
+          this.probe = { id: this.nextProbeId++, startedAt: now };
+          this.setRole("claiming", "holder gone; checking nobody answers for the VIP", out);
+          out.push({ kind: "event", type: "claim-started", message: `claiming the VIP (peer ${this.peerAlive(now) ? "cannot hold it" : "lost"})`, fields: { probeId: this.probe.id } });
+          out.push({ kind: "arp-probe", probeId: this.probe.id });
+        } else {
+          this.becomeHolderByClaim(now, out);
+        }
+        return;
+      }
+      case "claiming": {
+        const blocker = this.claimBlocker(now);
+        if (blocker) this.abortClaim(blocker, out);
+        return;
+      }
+      case "holder": {
+        if (this.eligible()) {
+          this.degradedAnnounced = false;
+          return;
+        }
+        const peerReady = this.peerProblem(now) === null;
+        if (peerReady) {
+          this.startHandoff(now, `this node is not eligible: ${this.reasons().join("; ")}`, null, false, out);
+          return;
+        }
+        if (!this.gatewayReachable && !this.peerAlive(now)) {
+          // Cut off from both the peer and the gateway: we may be the isolated one.
+          this.closeGate(out);
+          this.holder = null;
+          this.setRole("standby", "lost both the peer and the gateway", out);
+          out.push({ kind: "event", type: "stepped-down", message: "gave up the VIP: lost both the peer and the gateway", fields: {} });
+          return;
+        }
+        if (!this.degradedAnnounced) {
+          this.degradedAnnounced = true;
+          out.push({ kind: "event", type: "holding-degraded", message: `keeping the VIP although not eligible (${this.reasons().join("; ")}): no eligible peer to take it`, fields: { reasons: this.reasons() } });
+        }
+        return;
+      }
+      case "handing-off": {
+        const handoff = this.handoff;
+        if (!handoff) {
+          this.setRole("holder", "no handoff pending", out);
+          return;
+        }
+        if (!this.peerAlive(now)) {
+          this.abandonHandoff(`${this.s.peer} lost during the handoff`, out);
+          this.setRole("holder", "handoff abandoned", out);
+          this.evaluate(now, out);
+        } else if (now >= handoff.startedAt + this.s.handoffTimeoutMs) {
+          this.abandonHandoff(`no answer from ${this.s.peer} within ${this.s.handoffTimeoutMs} ms`, out);
+          this.setRole("holder", "handoff timed out", out);
+        }
+        return;
+      }
+      case "receiving": {
+        const receiving = this.receiving;
+        if (!receiving || now >= receiving.startedAt + this.s.handoffTimeoutMs || !this.eligible()) {
+          // The holder never confirmed: close our gate again; the normal rules take over.
+          this.closeGate(out);
+          this.receiving = null;
+          this.setRole("standby", "handoff not confirmed in time", out);
+          out.push({ kind: "event", type: "handoff-failed", message: "the holder did not confirm the handoff in time", fields: {} });
+        }
+        return;
+      }
+      case "stopping":
+        if (this.handoff === null && this.gateOpen) this.closeGate(out);
+        return;
+    }
+  }
+
+  private openGate(now: number, out: ElectionEffect[]): void {
+    if (!this.gateOpen) {
+      this.gateOpen = true;
+      this.leaseValidUntil = Math.max(this.leaseValidUntil, now + this.s.leaseMs);
+      out.push({ kind: "set-gate", open: true });
+    }
+  }
+
+  private closeGate(out: ElectionEffect[]): void {
+    if (this.gateOpen) {
+      this.gateOpen = false;
+      out.push({ kind: "set-gate", open: false });
+    }
+  }
+
+  private setRole(role: Role, reason: string, out: ElectionEffect[]): void {
+    if (this.role === role) return;
+    const from = this.role;
+    if (this.stopping && role !== "stopping" && this.handoff === null && role !== "handing-off") {
+      role = "stopping";
+      if (from === role) return;
+    }
+    this.role = role;
+    out.push({ kind: "event", type: "role-changed", message: `${from} -> ${role}: ${reason}`, fields: { from, to: role, reason, epoch: this.epoch } });
+    out.push({ kind: "heartbeat-now" });
+  }
+}

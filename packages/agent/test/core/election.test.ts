@@ -1,0 +1,256 @@
+import { describe, expect, it } from "vitest";
+import { ElectionCore, type ElectionEffect } from "../../src/core/election.js";
+import { PairWorld, type SimNode } from "../../src/sim/pair-world.js";
+
+/**
+ * Scenario tests for the election core, run against a simulated pair (real cores, modelled
+ * Keepalived, peer link, gateway and ARP). Each scenario names the events and the expected
+ * outcome; every scenario also checks that the VIP never had two owners.
+ */
+
+function steadyPair(): PairWorld {
+  const world = new PairWorld();
+  world.boot("mn1");
+  world.boot("mn2");
+  const took = world.runUntil(() => world.vipOwner() !== null && world.role("mn1") !== "starting" && world.role("mn2") !== "starting", 5_000);
+  expect(took, world.trace()).not.toBeNull();
+  world.run(1_000);
+  return world;
+}
+
+function otherNode(name: SimNode | null): SimNode {
+  return name === "mn1" ? "mn2" : "mn1";
+}
+
+interface Scenario {
+  name: string;
+  act: (world: PairWorld, holder: SimNode, standby: SimNode) => void;
+  /** How long to let the world run after the fault. */
+  runMs: number;
+  expectOwner: "holder" | "standby" | "none";
+  /** Upper bound on the VIP being unowned after the fault (ms), when it moves. */
+  maxGapMs?: number;
+  expectMoves: number;
+}
+
+const scenarios: Scenario[] = [
+  { name: "holder's critical service fails: the VIP moves to the standby", act: (w, h) => w.setServices(h, false), runMs: 3_000, expectOwner: "standby", maxGapMs: 100, expectMoves: 1 },
+  { name: "holder dies: the standby takes over after the lease", act: (w, h) => w.crash(h), runMs: 3_000, expectOwner: "standby", maxGapMs: 1_500, expectMoves: 1 },
+  { name: "holder's agent is killed: the lease guard drops the VIP and the standby takes over", act: (w, h) => w.killAgent(h), runMs: 3_000, expectOwner: "standby", maxGapMs: 1_500, expectMoves: 1 },
+  { name: "standby dies: nothing moves", act: (w, _h, s) => w.crash(s), runMs: 3_000, expectOwner: "holder", expectMoves: 0 },
+  { name: "standby's service fails: nothing moves", act: (w, _h, s) => w.setServices(s, false), runMs: 3_000, expectOwner: "holder", expectMoves: 0 },
+  { name: "peer link lost while both reach the gateway: nothing moves (ARP guard)", act: (w) => w.cutLink(), runMs: 5_000, expectOwner: "holder", expectMoves: 0 },
+  { name: "peer link and VRRP lost while both reach the gateway: nothing moves (ARP guard)", act: (w) => w.cutLink({ vrrp: true }), runMs: 5_000, expectOwner: "holder", expectMoves: 0 },
+  { name: "standby loses the gateway: nothing moves", act: (w, _h, s) => w.setGateway(s, false), runMs: 3_000, expectOwner: "holder", expectMoves: 0 },
+  { name: "holder loses the gateway, peer healthy: the VIP moves", act: (w, h) => w.setGateway(h, false), runMs: 3_000, expectOwner: "standby", maxGapMs: 100, expectMoves: 1 },
+  {
+    name: "holder loses the gateway and the peer link: it steps down and the standby takes over",
+    act: (w, h) => {
+      w.setGateway(h, false);
+      w.cutLink({ vrrp: true });
+    },
+    runMs: 5_000,
+    expectOwner: "standby",
+    maxGapMs: 2_000,
+    expectMoves: 1,
+  },
+  { name: "a 300 ms pause of the holder's agent moves nothing", act: (w, h) => { w.pause(h); w.run(300); w.resume(h); }, runMs: 3_000, expectOwner: "holder", expectMoves: 0 },
+  { name: "holder's agent paused past its lease: the standby takes over; the old holder steps down on resume", act: (w, h) => { w.pause(h); w.run(2_000); w.resume(h); }, runMs: 3_000, expectOwner: "standby", maxGapMs: 1_500, expectMoves: 1 },
+];
+
+describe("election scenarios", () => {
+  for (const scenario of scenarios) {
+    it(scenario.name, () => {
+      const world = steadyPair();
+      const holder = world.vipOwner() as SimNode;
+      const standby = otherNode(holder);
+      const epochBefore = world.epoch(holder);
+      const changesBefore = world.vipChanges.length;
+      const faultAt = world.now;
+      scenario.act(world, holder, standby);
+      world.run(scenario.runMs);
+
+      const expected = scenario.expectOwner === "holder" ? holder : scenario.expectOwner === "standby" ? standby : null;
+      expect(world.vipOwner(), world.trace()).toBe(expected);
+      expect(world.splitBrainAt, world.trace()).toEqual([]);
+      const moves = world.vipChanges.slice(changesBefore).filter((c) => c.to !== null);
+      expect(moves.length, world.trace()).toBe(scenario.expectMoves);
+      if (scenario.expectMoves > 0) {
+        expect(world.epoch(standby)).toBeGreaterThan(epochBefore);
+        const served = moves[0]!.at;
+        const dropped = world.vipChanges.slice(changesBefore).find((c) => c.to === null)?.at ?? faultAt;
+        expect(served - Math.max(dropped, faultAt), world.trace()).toBeLessThanOrEqual(scenario.maxGapMs ?? 0);
+      }
+    });
+  }
+
+  it("both nodes start at the same moment: exactly one holder, the lower name", () => {
+    const world = new PairWorld();
+    world.boot("mn1");
+    world.boot("mn2");
+    world.run(5_000);
+    expect(world.vipOwner(), world.trace()).toBe("mn1");
+    expect(world.splitBrainAt).toEqual([]);
+    expect(world.vipChanges.filter((c) => c.to !== null)).toHaveLength(1);
+  });
+
+  it("a node started alone takes the VIP after the start-up grace period", () => {
+    const world = new PairWorld();
+    world.boot("mn2");
+    const took = world.runUntil(() => world.vipOwner() === "mn2", 5_000);
+    expect(took).not.toBeNull();
+    expect(took!).toBeGreaterThanOrEqual(world.settings.election.startupGraceMs);
+  });
+
+  it("recovered node rejoins: nothing moves", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    world.crash(holder);
+    world.run(3_000);
+    expect(world.vipOwner()).toBe(standby);
+    const changes = world.vipChanges.length;
+    world.boot(holder);
+    world.run(5_000);
+    expect(world.vipOwner(), world.trace()).toBe(standby);
+    expect(world.vipChanges.length).toBe(changes);
+    expect(world.role(holder)).toBe("standby");
+    expect(world.epoch(holder)).toBe(world.epoch(standby));
+  });
+
+  it("demote with a healthy peer: the VIP moves with no gap longer than a step", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const id = world.demote(holder);
+    world.run(1_000);
+    expect(world.requestResult(holder, id)).toMatchObject({ ok: true });
+    expect(world.vipOwner()).toBe(otherNode(holder));
+    expect(world.splitBrainAt).toEqual([]);
+    const lastDrop = world.vipChanges.filter((c) => c.to === null).at(-1);
+    const lastTake = world.vipChanges.at(-1)!;
+    if (lastDrop) expect(lastTake.at - lastDrop.at).toBeLessThanOrEqual(world.settings.stepMs);
+  });
+
+  it("demote without a healthy peer is refused with the reason, and nothing moves", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    world.setServices(otherNode(holder), false);
+    world.run(500);
+    const id = world.demote(holder);
+    world.run(500);
+    expect(world.requestResult(holder, id)).toEqual({ ok: false, message: expect.stringMatching(/no healthy peer.*not eligible.*service mn failed/) });
+    expect(world.vipOwner()).toBe(holder);
+  });
+
+  it("demote on the standby is refused: it does not hold the VIP", () => {
+    const world = steadyPair();
+    const standby = otherNode(world.vipOwner());
+    const id = world.demote(standby);
+    expect(world.requestResult(standby, id)).toEqual({ ok: false, message: expect.stringMatching(/does not hold the VIP/) });
+  });
+
+  it("holder's service fails while the peer is unhealthy too: the holder keeps the VIP (nowhere to go)", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    world.setServices(otherNode(holder), false);
+    world.run(300);
+    world.setServices(holder, false);
+    world.run(2_000);
+    expect(world.vipOwner()).toBe(holder);
+    world.setServices(otherNode(holder), true);
+    world.run(2_000);
+    expect(world.vipOwner(), world.trace()).toBe(otherNode(holder));
+  });
+});
+
+describe("election core messages", () => {
+  const settings = {
+    self: "mn2",
+    peer: "mn1",
+    heartbeatIntervalMs: 100,
+    peerLossMs: 300,
+    leaseMs: 600,
+    takeoverMarginMs: 150,
+    maxClockDrift: 0.01,
+    startupGraceMs: 800,
+    handoffTimeoutMs: 1500,
+    arpGuard: true,
+    arpRetryMs: 500,
+    initialEpoch: 7,
+  };
+  const heartbeat = (epoch: number, role: "holder" | "standby", holder: string | null) => ({
+    type: "heartbeat" as const,
+    seq: 1,
+    node: "mn1",
+    epoch,
+    holder,
+    role,
+    eligible: true,
+    reasons: [],
+    gatewayReachable: true,
+    leaseRemainingMs: role === "holder" ? 600 : 0,
+    vipPresent: role === "holder",
+    keepalived: role === "holder" ? ("master" as const) : ("fault" as const),
+    services: [],
+  });
+  const healthy = (core: ElectionCore, now: number) => {
+    core.step(now, { kind: "services", healthy: true, reasons: [] });
+    core.step(now, { kind: "gateway", reachable: true });
+  };
+  const kinds = (effects: ElectionEffect[]) => effects.map((e) => (e.kind === "event" ? `event:${e.type}` : e.kind));
+
+  it("refuses a handoff offer from a stale epoch", () => {
+    const core = new ElectionCore(settings, 0);
+    healthy(core, 0);
+    core.step(10, { kind: "peer-up" });
+    core.step(10, { kind: "peer-message", message: heartbeat(7, "holder", "mn1") });
+    const effects = core.step(20, { kind: "peer-message", message: { type: "handoff-offer", id: "x", epoch: 7, from: "mn1", to: "mn2", reason: "test" } });
+    expect(effects).toContainEqual({ kind: "send", message: { type: "handoff-reject", id: "x", epoch: 7, reason: expect.stringContaining("stale epoch") } });
+    expect(kinds(effects)).not.toContain("set-gate");
+  });
+
+  it("a heartbeat claiming the VIP at an older epoch does not unseat the holder", () => {
+    const core = new ElectionCore({ ...settings, arpGuard: false, startupGraceMs: 0 }, 0);
+    healthy(core, 0);
+    core.step(1_000, { kind: "tick" });
+    expect(core.snapshot(1_000).role).toBe("holder");
+    const epoch = core.snapshot(1_000).epoch;
+    core.step(1_010, { kind: "peer-up" });
+    const effects = core.step(1_020, { kind: "peer-message", message: heartbeat(epoch - 1, "holder", "mn1") });
+    expect(kinds(effects)).toContain("event:stale-message");
+    expect(kinds(effects)).not.toContain("set-gate");
+    expect(core.snapshot(1_020).role).toBe("holder");
+  });
+
+  it("a holder that hears a newer epoch steps down at once", () => {
+    const core = new ElectionCore({ ...settings, arpGuard: false, startupGraceMs: 0 }, 0);
+    healthy(core, 0);
+    core.step(1_000, { kind: "tick" });
+    const epoch = core.snapshot(1_000).epoch;
+    core.step(1_010, { kind: "peer-up" });
+    const effects = core.step(1_020, { kind: "peer-message", message: heartbeat(epoch + 1, "holder", "mn1") });
+    expect(effects).toContainEqual({ kind: "set-gate", open: false });
+    expect(effects).toContainEqual({ kind: "persist-epoch", epoch: epoch + 1 });
+    expect(core.snapshot(1_020)).toMatchObject({ role: "standby", epoch: epoch + 1, holder: "mn1" });
+  });
+
+  it("a holder woken from a pause longer than its lease closes its gate before anything else", () => {
+    const core = new ElectionCore({ ...settings, arpGuard: false, startupGraceMs: 0 }, 0);
+    healthy(core, 0);
+    core.step(1_000, { kind: "tick" });
+    expect(core.snapshot(1_000).gateOpen).toBe(true);
+    const effects = core.step(1_000 + settings.leaseMs + 50, { kind: "tick" });
+    expect(effects[0]).toMatchObject({ kind: "event", type: "lease-expired" });
+    expect(effects[1]).toEqual({ kind: "set-gate", open: false });
+  });
+
+  it("never opens the gate on a wall-clock jump: it reads no wall clock at all", () => {
+    // The core is given monotonic instants only; the same inputs give the same effects.
+    const run = () => {
+      const core = new ElectionCore({ ...settings, startupGraceMs: 0 }, 0);
+      healthy(core, 0);
+      return core.step(100, { kind: "tick" });
+    };
+    expect(run()).toEqual(run());
+  });
+});
