@@ -92,7 +92,7 @@ export const ConfigSchema = z
         address: ipv4.optional(),
         port: port.default(7946),
       })
-      .default({ port: 7946 }),
+      .prefault({}),
     vip: z.strictObject({
       address: ipv4,
       prefix: z.number().int().min(1).max(32).default(24),
@@ -112,7 +112,7 @@ export const ConfigSchema = z
         secretFile: absolutePath.optional(),
       })
       .refine((a) => (a.secret === undefined) !== (a.secretFile === undefined), "exactly one of auth.secret or auth.secretFile"),
-    services: z.array(ServiceSchema).max(32).default(DEFAULT_SERVICES as never),
+    services: z.array(ServiceSchema).max(32).prefault(DEFAULT_SERVICES),
     timings: z
       .strictObject({
         heartbeatIntervalMs: ms(20, 10_000).default(100),
@@ -130,7 +130,7 @@ export const ConfigSchema = z
         reconnectInitialMs: ms(10, 60_000).default(100),
         reconnectMaxMs: ms(10, 600_000).default(2_000),
       })
-      .default({} as never),
+      .prefault({}),
     arpGuard: z
       .strictObject({
         enabled: z.boolean().default(true),
@@ -139,7 +139,7 @@ export const ConfigSchema = z
         /** While the peer is lost and someone answers for the VIP, probe again this often. */
         retryIntervalMs: ms(50, 60_000).default(500),
       })
-      .default({} as never),
+      .prefault({}),
     keepalived: z
       .strictObject({
         binary: absolutePath.default("/usr/sbin/keepalived"),
@@ -153,10 +153,10 @@ export const ConfigSchema = z
         /** Gratuitous ARPs sent when this node becomes MASTER. */
         garpRepeat: z.number().int().min(1).max(100).default(3),
       })
-      .default({} as never),
+      .prefault({}),
     dataDir: absolutePath.default("/var/lib/mnha"),
     controlSocket: absolutePath.default("/run/mnha/mnha.sock"),
-    log: z.strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") }).default({ level: "info" }),
+    log: z.strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") }).prefault({}),
   })
   .superRefine((c, ctx) => {
     const peer = c.peers[0];
@@ -217,8 +217,10 @@ export function parseConfig(raw: unknown, file = "<config>"): MnhaConfig {
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) {
     const problems: ConfigProblem[] = result.error.issues.map((issue) => {
-      const path = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[");
-      const value = valueAt(raw, issue.path as (string | number)[]);
+      // An unknown key is reported at the key itself, where the operator will look.
+      const fullPath = issue.code === "unrecognized_keys" && issue.keys.length === 1 ? [...issue.path, issue.keys[0] as string] : issue.path;
+      const path = fullPath.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[");
+      const value = valueAt(raw, fullPath as (string | number)[]);
       return { path: path || "(top level)", ...(value === undefined ? {} : { value: redactIfSecret(path, value) }), expected: describeIssue(issue) };
     });
     throw new ConfigError(file, problems);
@@ -309,14 +311,21 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case "unrecognized_keys":
       return `no unknown field (${issue.keys.join(", ")}); check the spelling against docs/mnha.example.yaml`;
     case "too_small":
-      return issue.origin === "array" ? `at least ${String(issue.minimum)} item(s)` : issue.origin === "string" ? issue.message : `a value of at least ${String(issue.minimum)}`;
+      if (!issue.message.startsWith("Too small")) return issue.message;
+      return issue.origin === "array" ? `at least ${String(issue.minimum)} item(s)` : `a value of at least ${String(issue.minimum)}`;
     case "too_big":
+      if (!issue.message.startsWith("Too big")) return issue.message;
       return issue.origin === "array" ? `at most ${String(issue.maximum)} item(s)` : `a value of at most ${String(issue.maximum)}`;
     case "invalid_value":
       return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
-    case "invalid_union":
+    case "invalid_union": {
+      const discriminator = /^Invalid discriminator value\. Expected (.*)$/.exec(issue.message);
+      if (discriminator) return `one of ${discriminator[1]}`;
       return issue.message && issue.message !== "Invalid input" ? issue.message : "one of the documented forms";
-    default:
-      return issue.message;
+    }
+    default: {
+      const discriminator = /^Invalid discriminator value\. Expected (.*)$/.exec(issue.message);
+      return discriminator ? `one of ${discriminator[1]}` : issue.message;
+    }
   }
 }

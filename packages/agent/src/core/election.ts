@@ -39,6 +39,8 @@ export interface ElectionSettings {
 
 export type ElectionInput =
   | { kind: "tick" }
+  /** Re-evaluate time-based rules between ticks (no lease renewal). */
+  | { kind: "wake" }
   | { kind: "services"; healthy: boolean; reasons: string[] }
   | { kind: "gateway"; reachable: boolean }
   | { kind: "maintenance"; on: boolean }
@@ -226,6 +228,8 @@ export class ElectionCore {
       case "tick":
         // The lease guard is renewed by the daemon on every tick after these effects.
         this.leaseValidUntil = now + this.s.leaseMs;
+        break;
+      case "wake":
         break;
       case "services":
         this.servicesHealthy = input.healthy;

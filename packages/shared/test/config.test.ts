@@ -1,0 +1,109 @@
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { ConfigError, loadConfig, MnhaError, parseConfig, redactedConfig } from "../src/index.js";
+
+const exampleFile = new URL("../../../docs/mnha.example.yaml", import.meta.url);
+
+function minimal(): Record<string, unknown> {
+  return {
+    node: { name: "mn1", address: "10.0.0.11" },
+    peers: [{ name: "mn2", address: "10.0.0.12" }],
+    vip: { address: "10.0.0.100", interface: "eth0" },
+    gateway: { address: "10.0.0.1" },
+    auth: { secret: "0123456789abcdef-secret" },
+  };
+}
+
+function problemsOf(raw: unknown): { path: string; value?: unknown; expected: string }[] {
+  try {
+    parseConfig(raw, "test.yaml");
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("config", () => {
+  it("the documented example is a valid config whose values match the documented defaults", () => {
+    const example = parse(readFileSync(exampleFile, "utf8"));
+    const config = parseConfig(example, "docs/mnha.example.yaml");
+    const defaults = parseConfig({ ...minimal(), auth: { secretFile: "/etc/mnha/secret" } });
+    // Every default the example states is the real default.
+    expect(config.timings).toEqual(defaults.timings);
+    expect(config.keepalived).toEqual(defaults.keepalived);
+    expect(config.arpGuard).toEqual(defaults.arpGuard);
+    expect(config.services.map((s) => [s.name, s.check.kind, s.restore?.command])).toEqual(defaults.services.map((s) => [s.name, s.check.kind, s.restore?.command]));
+  });
+
+  it("fills defaults: MN, UI and DB services, 100 ms heartbeats, child keepalived", () => {
+    const config = parseConfig(minimal());
+    expect(config.services.map((s) => `${s.name}:${s.check.kind}`)).toEqual(["mn:http", "ui:http", "db:tcp"]);
+    expect(config.timings.heartbeatIntervalMs).toBeLessThanOrEqual(200);
+    expect(config.keepalived.mode).toBe("child");
+    expect(config.listen.port).toBe(7946);
+  });
+
+  it.each([
+    ["node.address", (c: Record<string, any>) => (c.node.address = "10.0.0.300"), "IPv4"],
+    ["vip.address", (c: Record<string, any>) => (c.vip.address = c.node.address), "belongs to neither node"],
+    ["peers[0].name", (c: Record<string, any>) => (c.peers[0].name = "mn1"), "different from node.name"],
+    ["peers", (c: Record<string, any>) => c.peers.push({ name: "mn3", address: "10.0.0.13" }), "exactly one peer"],
+    ["timings.leaseMs", (c: Record<string, any>) => (c.timings = { heartbeatIntervalMs: 200, leaseMs: 300 }), "two heartbeat intervals"],
+    ["auth", (c: Record<string, any>) => (c.auth = {}), "exactly one of auth.secret or auth.secretFile"],
+    ["auth.secret", (c: Record<string, any>) => (c.auth = { secret: "short" }), "16 characters"],
+    ["services[0].check.kind", (c: Record<string, any>) => (c.services = [{ name: "mn", check: { kind: "smoke", port: 1 } }]), "one of"],
+    ["vip.interfce", (c: Record<string, any>) => (c.vip.interfce = "eth1"), "unknown field"],
+    ["keepalived.advertIntMs", (c: Record<string, any>) => (c.keepalived = { advertIntMs: 105 }), "multiple of 10"],
+  ])("names the field %s and what it expects", (path, mutate, expectation) => {
+    const raw = minimal();
+    mutate(raw as Record<string, any>);
+    const problems = problemsOf(raw);
+    const problem = problems.find((p) => p.path === path || p.path.startsWith(path));
+    expect(problem, JSON.stringify(problems)).toBeDefined();
+    expect(problem!.expected).toContain(expectation);
+  });
+
+  it("never echoes a secret value in an error", () => {
+    const raw = minimal();
+    (raw.auth as Record<string, unknown>).secret = "short-pw";
+    try {
+      parseConfig(raw, "x.yaml");
+      throw new Error("expected failure");
+    } catch (error) {
+      expect((error as Error).message).not.toContain("short-pw");
+    }
+  });
+
+  it("loads a file with a secret file, refusing a secret readable by others", () => {
+    const dir = mkdtempSync(join(tmpdir(), "mnha-config-"));
+    const secretFile = join(dir, "secret");
+    writeFileSync(secretFile, "a-long-enough-shared-secret\n", { mode: 0o644 });
+    chmodSync(secretFile, 0o644);
+    const file = join(dir, "mnha.yaml");
+    writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secretFile: ${secretFile}}\n`);
+    expect(() => loadConfig(file)).toThrow(/readable by other users/);
+    chmodSync(secretFile, 0o600);
+    const loaded = loadConfig(file);
+    expect(loaded.secret).toBe("a-long-enough-shared-secret");
+    expect(loaded.derived.peerLossMs).toBe(300);
+  });
+
+  it("reports YAML syntax errors and missing files with a fix", () => {
+    const dir = mkdtempSync(join(tmpdir(), "mnha-config-"));
+    const file = join(dir, "bad.yaml");
+    writeFileSync(file, "node:\n  name: mn1\n address: x\n");
+    expect(() => loadConfig(file)).toThrow(MnhaError);
+    expect(() => loadConfig(file)).toThrow(/not valid YAML/);
+    expect(() => loadConfig(join(dir, "missing.yaml"))).toThrow(/does not exist/);
+  });
+
+  it("show-config view: zsha2 field names, secret redacted", () => {
+    const view = redactedConfig(parseConfig(minimal()));
+    expect(view).toMatchObject({ nodeip: "10.0.0.11", peerip: "10.0.0.12", dbvip: "10.0.0.100", nic: "eth0", gw: "10.0.0.1", peerport: 7946 });
+    expect(JSON.stringify(view)).not.toContain("0123456789abcdef-secret");
+  });
+});
