@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything mnha's build, lab and tests need on a fresh Debian 12 machine, then
+# builds. Safe to run again: it installs only what is missing. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bootstrap: run as root (the lab creates network namespaces and runs Keepalived)" >&2
+  exit 1
+fi
+
+# command -> Debian package
+declare -A wanted=(
+  [keepalived]=keepalived
+  [ip]=iproute2
+  [ping]=iputils-ping
+  [arping]=iputils-arping
+  [nft]=nftables
+  [pgrep]=procps
+  [bash]=bash
+)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The distribution's keepalived service must not run beside the agents' own instances.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet keepalived 2>/dev/null; then
+  systemctl stop keepalived || true
+fi
+
+if ! command -v pnpm >/dev/null 2>&1; then
+  echo "bootstrap: installing pnpm"
+  npm install -g pnpm@10 >/dev/null
+fi
+
+pnpm install --frozen-lockfile --reporter=silent
+pnpm run build

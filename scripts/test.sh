@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite from a clean clone: install what is needed, build, type-check, lint,
+# unit tests, then the end-to-end lab tests (network namespaces, real Keepalived, real agents).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+pnpm run lint
+mkdir -p .test-results
+status=0
+pnpm exec vitest run --project unit --reporter=default --reporter=json --outputFile.json=.test-results/unit.json || status=$?
+if [ "$status" -eq 0 ]; then
+  # Leftovers of an interrupted lab would make the lab tests fail for the wrong reason.
+  pnpm -s lab down >/dev/null 2>&1 || true
+  pnpm exec vitest run --project e2e --reporter=default --reporter=json --outputFile.json=.test-results/e2e.json || status=$?
+fi
+node scripts/summarize-tests.mjs .test-results/unit.json .test-results/e2e.json || true
+exit "$status"
