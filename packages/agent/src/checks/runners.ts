@@ -1,0 +1,226 @@
+import { readFile, readdir } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import type { CheckConfig } from "@mnha/shared";
+import type { CheckResult } from "../contracts.js";
+import { describeCommandResult, firstOutputLine, runCommand } from "./command.js";
+
+/**
+ * One run of one health check. Every runner releases its socket, child or file handle when
+ * the check's signal aborts; `runCheck` aborts it at the timeout and settles at once, so a
+ * hung target costs at most timeoutMs.
+ */
+
+export interface RunCheckOptions {
+  /** Aborting ends the check early (agent stopping): it resolves as not ok, "check aborted". */
+  signal?: AbortSignal | undefined;
+}
+
+interface Outcome {
+  ok: boolean;
+  detail: string;
+}
+
+type HttpCheck = Extract<CheckConfig, { kind: "http" }>;
+type ProcessCheck = Extract<CheckConfig, { kind: "process" }>;
+
+/** Runs a check once. Never throws; resolves within check.timeoutMs (plus scheduling delay). */
+export function runCheck(check: CheckConfig, options: RunCheckOptions = {}): Promise<CheckResult> {
+  const started = performance.now();
+  const probeController = new AbortController();
+  return new Promise<CheckResult>((resolve) => {
+    let settled = false;
+    const settle = (outcome: Outcome) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      // Tell the probe to release whatever it still holds (a no-op if it finished).
+      probeController.abort();
+      resolve({ ok: outcome.ok, detail: outcome.detail, latencyMs: Math.round((performance.now() - started) * 100) / 100 });
+    };
+    const onAbort = () => settle({ ok: false, detail: "check aborted" });
+    const timer = setTimeout(() => settle({ ok: false, detail: `timed out after ${check.timeoutMs} ms` }), check.timeoutMs);
+    if (options.signal?.aborted) {
+      onAbort();
+      return;
+    }
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    probe(check, probeController.signal).then(settle, (error: unknown) => settle({ ok: false, detail: `check error: ${errorText(error)}` }));
+  });
+}
+
+function probe(check: CheckConfig, signal: AbortSignal): Promise<Outcome> {
+  switch (check.kind) {
+    case "tcp":
+      return probeTcp(check.host, check.port, signal);
+    case "http":
+      return probeHttp(check, signal);
+    case "command":
+      return probeCommand(check.command, check.timeoutMs, signal);
+    case "systemd":
+      return probeSystemd(check.unit, check.timeoutMs, signal);
+    case "process":
+      return probeProcess(check, signal);
+  }
+}
+
+function probeTcp(host: string, port: number, signal: AbortSignal): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const finish = (outcome: Outcome) => {
+      signal.removeEventListener("abort", onAbort);
+      socket.destroy();
+      resolve(outcome);
+    };
+    const onAbort = () => finish({ ok: false, detail: "aborted" });
+    signal.addEventListener("abort", onAbort, { once: true });
+    socket.once("connect", () => finish({ ok: true, detail: `connected to ${host}:${port}` }));
+    socket.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, detail: `connect ${error.code ?? error.message}` }));
+  });
+}
+
+/** Matches a status against entries such as 200 or "2xx". */
+export function statusMatches(status: number, expected: readonly (number | string)[]): boolean {
+  return expected.some((pattern) => (typeof pattern === "number" ? pattern === status : /^[1-5]xx$/.test(pattern) && Math.floor(status / 100) === Number(pattern[0])));
+}
+
+function probeHttp(check: HttpCheck, signal: AbortSignal): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const url = new URL(check.url);
+    const client = url.protocol === "https:" ? https : http;
+    let status: number | null = null;
+    let done = false;
+    const finish = (outcome: Outcome) => {
+      if (done) return;
+      done = true;
+      signal.removeEventListener("abort", onAbort);
+      request.destroy();
+      resolve(outcome);
+    };
+    const onAbort = () => finish({ ok: false, detail: "aborted" });
+    // agent: false: one connection per check, closed after it, so nothing lingers between checks.
+    const request = client.get(
+      url,
+      { agent: false, rejectUnauthorized: !check.insecure, headers: { "user-agent": "mnha-check", connection: "close" } },
+      (response) => {
+        status = response.statusCode ?? 0;
+        const matched = statusMatches(status, check.expectStatus);
+        const verdict: Outcome = matched ? { ok: true, detail: `HTTP ${status}` } : { ok: false, detail: `HTTP ${status} (expected ${check.expectStatus.join(", ")})` };
+        // Read and drop the body; the check is complete when the whole response has arrived.
+        response.resume();
+        response.once("end", () => finish(verdict));
+        response.once("error", (error: Error) => finish({ ok: false, detail: `HTTP ${status} but the body failed: ${errorText(error)}` }));
+        response.once("aborted", () => finish({ ok: false, detail: `HTTP ${status} but the body was cut off` }));
+      },
+    );
+    request.on("error", (error: NodeJS.ErrnoException) => {
+      if (status !== null) finish({ ok: false, detail: `HTTP ${status} but the body failed: ${errorText(error)}` });
+      else finish({ ok: false, detail: requestErrorText(error) });
+    });
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function requestErrorText(error: NodeJS.ErrnoException): string {
+  if (error.syscall !== undefined && error.code !== undefined) return `${error.syscall} ${error.code}`;
+  if (error.code !== undefined) return `request failed: ${error.code}`;
+  return `request failed: ${errorText(error)}`;
+}
+
+async function probeCommand(argv: readonly string[], timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
+  // The check's own timer settles first; the command's limit is the same, as a backstop.
+  const result = await runCommand(argv, { timeoutMs, signal, killGraceMs: 0 });
+  return { ok: result.exitCode === 0, detail: describeCommandResult(argv, result, timeoutMs) };
+}
+
+async function probeSystemd(unit: string, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
+  // Without --quiet, systemctl prints the state ("inactive", "failed"), which makes a better detail.
+  const argv = ["systemctl", "is-active", unit];
+  const result = await runCommand(argv, { timeoutMs, signal, killGraceMs: 0, env: { ...process.env, LC_ALL: "C" } });
+  if (result.spawnError === "ENOENT") return { ok: false, detail: `systemctl not found: cannot check unit ${unit} without systemd` };
+  const line = firstOutputLine(result.output);
+  // A state is one word ("inactive", "failed"); anything else is systemctl explaining a problem.
+  const state = /^[a-z-]+$/.test(line) ? line : null;
+  if (result.exitCode === 0) return { ok: true, detail: `${unit} ${state ?? "active"}` };
+  if (result.exitCode !== null) {
+    if (state !== null) return { ok: false, detail: `${unit} ${state} (exit ${result.exitCode})` };
+    return { ok: false, detail: `${unit} not active (exit ${result.exitCode})${line === "" ? "" : `: ${line}`}` };
+  }
+  return { ok: false, detail: describeCommandResult(argv, result, timeoutMs) };
+}
+
+async function probeProcess(check: ProcessCheck, signal: AbortSignal): Promise<Outcome> {
+  if (check.pidFile !== undefined) return probePidFile(check.pidFile);
+  if (check.name !== undefined) return probeProcessName(check.name, signal);
+  return { ok: false, detail: "process check names neither pidFile nor name" };
+}
+
+async function probePidFile(pidFile: string): Promise<Outcome> {
+  let text: string;
+  try {
+    text = await readFile(pidFile, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return { ok: false, detail: code === "ENOENT" ? `pid file ${pidFile} does not exist` : `pid file ${pidFile} unreadable (${code ?? "error"})` };
+  }
+  const match = /^\s*(\d+)\s*$/.exec(text);
+  const pid = match?.[1] === undefined ? NaN : Number(match[1]);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return { ok: false, detail: `pid file ${pidFile} holds no pid` };
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    // EPERM: it exists, owned by someone else; only ESRCH means it is gone.
+    if ((error as NodeJS.ErrnoException).code === "ESRCH") return { ok: false, detail: `pid ${pid} (from ${pidFile}) is not running` };
+  }
+  const state = await processState(pid);
+  if (state === "gone") return { ok: false, detail: `pid ${pid} (from ${pidFile}) is not running` };
+  if (state === "Z" || state === "X") return { ok: false, detail: `pid ${pid} (from ${pidFile}) is a zombie` };
+  return { ok: true, detail: `pid ${pid} running` };
+}
+
+/** The one-letter state in /proc/PID/stat, "gone" if it has no entry, null if /proc cannot say. */
+async function processState(pid: number): Promise<string | "gone" | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // The command name in parentheses may itself hold ") "; the state follows the last ")".
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state === "" ? null : state;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT" ? "gone" : null;
+  }
+}
+
+/** Reads /proc in batches so a host with many processes cannot exhaust file descriptors. */
+const PROC_SCAN_BATCH = 64;
+
+async function probeProcessName(name: string, signal: AbortSignal): Promise<Outcome> {
+  let entries: string[];
+  try {
+    entries = await readdir("/proc");
+  } catch (error) {
+    return { ok: false, detail: `cannot list /proc (${(error as NodeJS.ErrnoException).code ?? "error"}): process checks by name need Linux` };
+  }
+  const pids = entries.filter((entry) => /^\d+$/.test(entry));
+  let zombie: string | null = null;
+  for (let i = 0; i < pids.length; i += PROC_SCAN_BATCH) {
+    if (signal.aborted) return { ok: false, detail: "aborted" };
+    const batch = pids.slice(i, i + PROC_SCAN_BATCH);
+    const comms = await Promise.all(batch.map((pid) => readFile(`/proc/${pid}/comm`, "utf8").catch(() => null)));
+    for (let j = 0; j < batch.length; j += 1) {
+      const pid = batch[j] as string;
+      if (comms[j]?.replace(/\n$/, "") !== name) continue;
+      const state = await processState(Number(pid));
+      if (state === "Z" || state === "X") zombie = pid;
+      else if (state !== "gone") return { ok: true, detail: `${name} running as pid ${pid}` };
+    }
+  }
+  return { ok: false, detail: zombie === null ? `no process named ${name}` : `${name} is a zombie (pid ${zombie})` };
+}
+
+function errorText(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.length > 160 ? `${text.slice(0, 157)}...` : text;
+}

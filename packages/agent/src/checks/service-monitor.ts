@@ -1,0 +1,221 @@
+import { systemClock, type Clock, type Logger, type ServiceConfig } from "@mnha/shared";
+import type { HealthEvent, ServiceMonitorApi, ServiceStatus } from "../contracts.js";
+import { ServiceHealth } from "../core/health.js";
+import { describeCommandResult, runCommand } from "./command.js";
+import { runCheck } from "./runners.js";
+
+export interface ServiceMonitorOptions {
+  services: ServiceConfig[];
+  logger: Logger;
+  /** Monotonic time for the health cores and the restore backoff (default: the system clock). */
+  clock?: Clock;
+}
+
+/** A restore that outlives its timeout gets SIGTERM, then SIGKILL this long after. */
+const RESTORE_KILL_GRACE_MS = 2_000;
+
+/** Per-service state the monitor keeps around its pure health core. */
+interface MonitoredService {
+  config: ServiceConfig;
+  health: ServiceHealth;
+  lastDetail: string;
+  lastLatencyMs: number | null;
+  checkTimer: NodeJS.Timeout | null;
+  checkRun: Promise<void> | null;
+  restoreTimer: NodeJS.Timeout | null;
+  restoreRun: Promise<void> | null;
+}
+
+/**
+ * Runs each service's check on its own schedule, turns the results into healthy/failed
+ * verdicts (rise/fall), and runs restore commands with backoff while a service stays failed.
+ * Services never wait for each other: a hung check costs only its own service its timeout.
+ */
+export class ServiceMonitor implements ServiceMonitorApi {
+  private readonly services: MonitoredService[];
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly listeners: ((event: HealthEvent) => void)[] = [];
+  private running = false;
+  /** Aborted by stop(): ends running checks and kills running restores. */
+  private lifetime = new AbortController();
+
+  constructor(options: ServiceMonitorOptions) {
+    this.logger = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.services = options.services.map((config) => ({
+      config,
+      health: new ServiceHealth({ rise: config.check.rise, fall: config.check.fall, restore: config.restore }),
+      lastDetail: "not checked yet",
+      lastLatencyMs: null,
+      checkTimer: null,
+      checkRun: null,
+      restoreTimer: null,
+      restoreRun: null,
+    }));
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    if (this.lifetime.signal.aborted) this.lifetime = new AbortController();
+    this.logger.info({ services: this.services.map((s) => ({ name: s.config.name, kind: s.config.check.kind, critical: s.config.critical })) }, "service monitor started");
+    for (const service of this.services) {
+      this.scheduleCheck(service, 0);
+      this.scheduleRestoreIfDue(service);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running && this.services.every((s) => s.checkRun === null && s.restoreRun === null)) return;
+    this.running = false;
+    for (const service of this.services) {
+      if (service.checkTimer !== null) clearTimeout(service.checkTimer);
+      if (service.restoreTimer !== null) clearTimeout(service.restoreTimer);
+      service.checkTimer = null;
+      service.restoreTimer = null;
+    }
+    this.lifetime.abort();
+    // Checks end at once on abort; restores within their kill grace.
+    await Promise.all(this.services.flatMap((s) => [s.checkRun, s.restoreRun]).filter((run) => run !== null));
+    this.logger.info("service monitor stopped");
+  }
+
+  onEvent(listener: (event: HealthEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Runs every service's check once now (a check already running is awaited instead). */
+  async checkNow(): Promise<void> {
+    if (this.lifetime.signal.aborted) this.lifetime = new AbortController();
+    await Promise.all(this.services.map((service) => this.runCheckCycle(service)));
+  }
+
+  statuses(): ServiceStatus[] {
+    return this.services.map((service) => {
+      const snapshot = service.health.snapshot();
+      return {
+        name: service.config.name,
+        critical: service.config.critical,
+        healthy: snapshot.healthy,
+        successes: snapshot.successes,
+        failures: snapshot.failures,
+        lastDetail: service.lastDetail,
+        lastLatencyMs: service.lastLatencyMs,
+        restoreAttempts: snapshot.restoreAttempts,
+        restoreState: snapshot.restoreState,
+      };
+    });
+  }
+
+  /** True when every critical service has a healthy verdict (vacuously true with none). */
+  allCriticalHealthy(): boolean {
+    return this.services.every((service) => !service.config.critical || service.health.snapshot().healthy);
+  }
+
+  private scheduleCheck(service: MonitoredService, delayMs: number): void {
+    if (!this.running || service.checkTimer !== null) return;
+    service.checkTimer = setTimeout(() => {
+      service.checkTimer = null;
+      void this.runCheckCycle(service);
+    }, delayMs);
+  }
+
+  /** One check, then the next one scheduled an interval after this one started (never overlapping). */
+  private runCheckCycle(service: MonitoredService): Promise<void> {
+    if (service.checkRun !== null) return service.checkRun;
+    if (service.checkTimer !== null) {
+      clearTimeout(service.checkTimer);
+      service.checkTimer = null;
+    }
+    const startedAt = this.clock.now();
+    const run = this.checkOnce(service)
+      .catch((error: unknown) => this.logger.error({ service: service.config.name, err: error }, "service check failed unexpectedly"))
+      .finally(() => {
+        service.checkRun = null;
+        const elapsed = this.clock.now() - startedAt;
+        this.scheduleCheck(service, Math.max(0, service.config.check.intervalMs - elapsed));
+      });
+    service.checkRun = run;
+    return run;
+  }
+
+  private async checkOnce(service: MonitoredService): Promise<void> {
+    const signal = this.lifetime.signal;
+    const result = await runCheck(service.config.check, { signal });
+    // A check cut short by stop() says nothing about the service.
+    if (signal.aborted) return;
+    const name = service.config.name;
+    service.lastDetail = result.detail;
+    service.lastLatencyMs = result.latencyMs;
+    const transition = service.health.recordResult(result.ok, this.clock.now());
+    this.logger.trace({ service: name, ok: result.ok, detail: result.detail, latencyMs: result.latencyMs }, "service check");
+    if (transition !== null) {
+      const healthy = transition.to === "healthy";
+      const fields = { service: name, critical: service.config.critical, from: transition.from, to: transition.to, detail: result.detail };
+      if (healthy) this.logger.info(fields, "service healthy");
+      else this.logger.warn(fields, "service failed");
+      if (healthy && service.restoreTimer !== null) {
+        clearTimeout(service.restoreTimer);
+        service.restoreTimer = null;
+      }
+      this.emit({ kind: "service-changed", service: name, healthy, critical: service.config.critical, detail: result.detail });
+    }
+    this.scheduleRestoreIfDue(service);
+  }
+
+  private scheduleRestoreIfDue(service: MonitoredService): void {
+    if (!this.running || service.restoreTimer !== null || service.restoreRun !== null) return;
+    const dueAt = service.health.restoreDueAt();
+    if (dueAt === null) return;
+    service.restoreTimer = setTimeout(() => {
+      service.restoreTimer = null;
+      this.startRestore(service);
+    }, Math.max(0, dueAt - this.clock.now()));
+  }
+
+  private startRestore(service: MonitoredService): void {
+    const restore = service.config.restore;
+    if (!this.running || restore === undefined || service.restoreRun !== null) return;
+    const attempt = service.health.restoreStarted(this.clock.now());
+    if (attempt === null) {
+      // Not due after all (a timer firing a hair early): look again.
+      this.scheduleRestoreIfDue(service);
+      return;
+    }
+    const name = service.config.name;
+    const command = [...restore.command];
+    this.logger.warn({ service: name, attempt, maxAttempts: restore.maxAttempts, command }, "restoring service");
+    this.emit({ kind: "restore-started", service: name, attempt, command });
+    const signal = this.lifetime.signal;
+    const run = runCommand(command, { timeoutMs: restore.timeoutMs, signal, killGraceMs: RESTORE_KILL_GRACE_MS })
+      .then((result) => {
+        const ok = result.exitCode === 0;
+        const detail = describeCommandResult(command, result, restore.timeoutMs);
+        const outcome = service.health.restoreFinished(ok, this.clock.now());
+        this.logger[ok ? "info" : "warn"]({ service: name, attempt, ok, detail, durationMs: Math.round(result.durationMs), next: outcome }, "restore finished");
+        this.emit({ kind: "restore-finished", service: name, attempt, ok, detail });
+        if (outcome === "gave-up") {
+          const attempts = service.health.snapshot().restoreAttempts;
+          this.logger.error({ service: name, attempts }, "restore gave up: the service stays failed until it recovers by itself or an operator fixes it");
+          this.emit({ kind: "restore-gave-up", service: name, attempts });
+        }
+      })
+      .catch((error: unknown) => this.logger.error({ service: name, err: error }, "restore failed unexpectedly"))
+      .finally(() => {
+        service.restoreRun = null;
+        this.scheduleRestoreIfDue(service);
+      });
+    service.restoreRun = run;
+  }
+
+  private emit(event: HealthEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.logger.error({ err: error, event: event.kind }, "health event listener threw");
+      }
+    }
+  }
+}

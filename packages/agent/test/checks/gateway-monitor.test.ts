@@ -1,0 +1,129 @@
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MnhaError, silentLogger } from "@mnha/shared";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { GatewayMonitor, defaultPingCommand, parsePingRtt, type GatewayMonitorOptions } from "../../src/checks/gateway-monitor.js";
+import { notRunning, sleep, waitFor } from "./helpers.js";
+
+// Real pings go to 127.0.0.1 only; every other case uses a fake ping script.
+let dir: string;
+const monitors: GatewayMonitor[] = [];
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "mnha-gateway-"));
+});
+afterEach(async () => {
+  for (const monitor of monitors.splice(0)) await monitor.stop();
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function gatewayMonitor(options: Partial<GatewayMonitorOptions>): { monitor: GatewayMonitor; changes: [boolean, string][] } {
+  const monitor = new GatewayMonitor({ address: "127.0.0.1", intervalMs: 50, timeoutMs: 400, rise: 2, fall: 2, logger: silentLogger(), ...options });
+  const changes: [boolean, string][] = [];
+  monitor.onChange((reachable, detail) => changes.push([reachable, detail]));
+  monitors.push(monitor);
+  return { monitor, changes };
+}
+
+function fakePing(name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, `#!/bin/sh\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+describe("GatewayMonitor", () => {
+  it("finds 127.0.0.1 reachable after `rise` replies, with a round-trip time", async () => {
+    const { monitor, changes } = gatewayMonitor({});
+    expect(monitor.reachable()).toBe(false);
+    await monitor.start();
+    expect(await waitFor(() => changes.length > 0, 3_000)).toBe(true);
+    expect(changes).toHaveLength(1);
+    expect(changes[0]?.[0]).toBe(true);
+    expect(changes[0]?.[1]).toMatch(/^reply from 127\.0\.0\.1 in [\d.]+ ms$/);
+    expect(monitor.reachable()).toBe(true);
+    expect(monitor.lastRttMs()).toBeGreaterThanOrEqual(0);
+    expect(monitor.lastRttMs()).toBeLessThan(400);
+  });
+
+  it("stays unreachable, without a change event, when ping never gets a reply", async () => {
+    const { monitor, changes } = gatewayMonitor({ pingCommand: "/bin/false", fall: 1 });
+    await monitor.start();
+    expect(await waitFor(() => monitor.detail() !== "not pinged yet", 2_000)).toBe(true);
+    await sleep(200);
+    expect(monitor.reachable()).toBe(false);
+    expect(monitor.lastRttMs()).toBeNull();
+    expect(monitor.detail()).toBe("no reply from 127.0.0.1 within 400 ms");
+    expect(changes).toEqual([]);
+  });
+
+  it("turns unreachable after `fall` lost replies, and passes ping the expected arguments", async () => {
+    const up = join(dir, "gateway-up");
+    const argsFile = join(dir, "ping-args");
+    writeFileSync(up, "");
+    // Answers like iputils ping while the marker exists, and records its arguments.
+    const ping = fakePing(
+      "fake-ping",
+      `printf '%s ' "$@" > "${argsFile}"\nif [ -e "${up}" ]; then echo "64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.123 ms"; exit 0; fi\nexit 1`,
+    );
+    const { monitor, changes } = gatewayMonitor({ pingCommand: ping, timeoutMs: 300, rise: 1, fall: 3 });
+    await monitor.start();
+    expect(await waitFor(() => changes.length === 1, 2_000)).toBe(true);
+    expect(changes[0]).toEqual([true, "reply from 127.0.0.1 in 0.123 ms"]);
+    expect(monitor.lastRttMs()).toBe(0.123);
+    expect(readFileSync(argsFile, "utf8").trim()).toBe("-n -c 1 -W 0.3 127.0.0.1");
+
+    unlinkSync(up);
+    const lostAt = performance.now();
+    expect(await waitFor(() => changes.length === 2, 2_000)).toBe(true);
+    // Three lost replies, 50 ms apart: not before the third.
+    expect(performance.now() - lostAt).toBeGreaterThanOrEqual(90);
+    expect(changes[1]).toEqual([false, "no reply from 127.0.0.1 within 300 ms"]);
+    expect(monitor.reachable()).toBe(false);
+    expect(monitor.lastRttMs()).toBeNull();
+  });
+
+  it("kills a ping that hangs past its own timeout", async () => {
+    const pidFile = join(dir, "hung-ping.pid");
+    const ping = fakePing("hung-ping", `echo $$ > "${pidFile}"\nexec sleep 60`);
+    const { monitor } = gatewayMonitor({ pingCommand: ping, timeoutMs: 100, rise: 1, fall: 1 });
+    await monitor.start();
+    expect(await waitFor(() => monitor.detail() !== "not pinged yet", 2_000)).toBe(true);
+    expect(monitor.detail()).toBe("ping 127.0.0.1: timed out after 350 ms");
+    expect(await waitFor(() => existsSync(pidFile))).toBe(true);
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    await monitor.stop();
+    expect(await waitFor(() => notRunning(pid), 2_000)).toBe(true);
+  });
+
+  it("reports ping's own error", async () => {
+    const ping = fakePing("broken-ping", 'echo "ping: connect: Network is unreachable" >&2\nexit 2');
+    const { monitor } = gatewayMonitor({ pingCommand: ping, fall: 1 });
+    await monitor.start();
+    expect(await waitFor(() => monitor.detail() !== "not pinged yet", 2_000)).toBe(true);
+    expect(monitor.detail()).toBe("ping 127.0.0.1 failed: ping: connect: Network is unreachable");
+  });
+
+  it("refuses an address that is not IPv4", () => {
+    const make = () => new GatewayMonitor({ address: "-f", intervalMs: 50, timeoutMs: 400, rise: 1, fall: 1, logger: silentLogger() });
+    expect(make).toThrow(MnhaError);
+    expect(make).toThrow(/not an IPv4 address/);
+  });
+
+  it("uses the installed ping by default", () => {
+    expect(existsSync(defaultPingCommand())).toBe(true);
+  });
+});
+
+describe("parsePingRtt", () => {
+  it.each([
+    { line: "64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=0.293 ms", rtt: 0.293 },
+    { line: "64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=12 ms", rtt: 12 },
+    { line: "64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time<1 ms", rtt: 1 },
+    { line: "1 packets transmitted, 0 received, 100% packet loss, time 0ms", rtt: null },
+  ])("$line: $rtt", ({ line, rtt }) => {
+    expect(parsePingRtt(line)).toBe(rtt);
+  });
+});

@@ -1,0 +1,256 @@
+import { spawn } from "node:child_process";
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import https from "node:https";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { CheckSchema, type CheckConfig } from "@mnha/shared";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCheck, statusMatches } from "../../src/checks/runners.js";
+import { closedPort, execFileAsync, exited, notRunning, procState, spawnSleeper, startHttpServer, startSilentServer, waitFor } from "./helpers.js";
+
+/** Builds a check the way the config loader would, with its defaults. */
+const check = (input: Record<string, unknown>): CheckConfig => CheckSchema.parse(input);
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "mnha-checks-"));
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("tcp check", () => {
+  it("is ok when the port accepts a connection, and closes it", async () => {
+    const server = await startSilentServer();
+    try {
+      const result = await runCheck(check({ kind: "tcp", port: server.port }));
+      expect(result).toMatchObject({ ok: true, detail: `connected to 127.0.0.1:${server.port}` });
+      expect(result.latencyMs).toBeGreaterThanOrEqual(0);
+      expect(await waitFor(() => server.openSockets() === 0, 1_000)).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("is not ok when nothing listens", async () => {
+    const result = await runCheck(check({ kind: "tcp", port: await closedPort() }));
+    expect(result).toMatchObject({ ok: false, detail: "connect ECONNREFUSED" });
+  });
+});
+
+describe("http check", () => {
+  let server: Awaited<ReturnType<typeof startHttpServer>>;
+  beforeAll(async () => {
+    server = await startHttpServer((req, res) => {
+      const status = Number(new URL(req.url ?? "/", "http://x").searchParams.get("status") ?? "200");
+      res.writeHead(status, { "content-type": "text/plain" });
+      res.end("x".repeat(64 * 1024)); // a body larger than one chunk, read and dropped
+    });
+  });
+  afterAll(() => server.close());
+
+  it.each([
+    { status: 200, expectStatus: undefined, ok: true, detail: "HTTP 200" },
+    { status: 302, expectStatus: undefined, ok: true, detail: "HTTP 302" },
+    { status: 500, expectStatus: undefined, ok: false, detail: "HTTP 500 (expected 2xx, 3xx)" },
+    { status: 404, expectStatus: ["2xx", "4xx"], ok: true, detail: "HTTP 404" },
+    { status: 503, expectStatus: [200, "2xx"], ok: false, detail: "HTTP 503 (expected 200, 2xx)" },
+    { status: 204, expectStatus: [204], ok: true, detail: "HTTP 204" },
+  ])("status $status against $expectStatus: ok=$ok", async ({ status, expectStatus, ok, detail }) => {
+    const result = await runCheck(check({ kind: "http", url: `${server.url}?status=${status}`, ...(expectStatus ? { expectStatus } : {}) }));
+    expect(result).toMatchObject({ ok, detail });
+  });
+
+  it("is not ok when the connection is refused", async () => {
+    const result = await runCheck(check({ kind: "http", url: `http://127.0.0.1:${await closedPort()}/` }));
+    expect(result).toMatchObject({ ok: false, detail: "connect ECONNREFUSED" });
+  });
+
+  it("times out on a server that accepts but never answers, and drops the connection", async () => {
+    const silent = await startSilentServer();
+    try {
+      const started = performance.now();
+      const result = await runCheck(check({ kind: "http", url: `http://127.0.0.1:${silent.port}/`, timeoutMs: 300 }));
+      const took = performance.now() - started;
+      expect(result).toMatchObject({ ok: false, detail: "timed out after 300 ms" });
+      expect(took).toBeGreaterThanOrEqual(280);
+      expect(took).toBeLessThan(1_500);
+      expect(await waitFor(() => silent.openSockets() === 0, 1_000)).toBe(true);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it("times out when the headers arrive but the body never ends", async () => {
+    const stalled = await startHttpServer((_req, res) => {
+      res.writeHead(200);
+      res.write("partial");
+    });
+    try {
+      const result = await runCheck(check({ kind: "http", url: stalled.url, timeoutMs: 300 }));
+      expect(result).toMatchObject({ ok: false, detail: "timed out after 300 ms" });
+    } finally {
+      await stalled.close();
+    }
+  });
+
+  it("ends early, not ok, when its signal aborts", async () => {
+    const silent = await startSilentServer();
+    try {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 50);
+      const started = performance.now();
+      const result = await runCheck(check({ kind: "http", url: `http://127.0.0.1:${silent.port}/`, timeoutMs: 5_000 }), { signal: controller.signal });
+      expect(result).toMatchObject({ ok: false, detail: "check aborted" });
+      expect(performance.now() - started).toBeLessThan(1_000);
+      expect(await waitFor(() => silent.openSockets() === 0, 1_000)).toBe(true);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  describe("https with a self-signed certificate", () => {
+    let tls: https.Server;
+    let port: number;
+    beforeAll(async () => {
+      const key = join(dir, "key.pem");
+      const cert = join(dir, "cert.pem");
+      await execFileAsync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"]);
+      tls = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => res.end("ok"));
+      await new Promise<void>((resolve) => tls.listen(0, "127.0.0.1", () => resolve()));
+      port = (tls.address() as net.AddressInfo).port;
+    });
+    afterAll(async () => {
+      tls.closeAllConnections();
+      await new Promise<void>((resolve) => tls.close(() => resolve()));
+    });
+
+    it("is refused unless insecure is set", async () => {
+      const strict = await runCheck(check({ kind: "http", url: `https://127.0.0.1:${port}/` }));
+      expect(strict.ok).toBe(false);
+      expect(strict.detail).toMatch(/SELF_SIGNED|CERT/);
+      const insecure = await runCheck(check({ kind: "http", url: `https://127.0.0.1:${port}/`, insecure: true }));
+      expect(insecure).toMatchObject({ ok: true, detail: "HTTP 200" });
+    });
+  });
+});
+
+describe("statusMatches", () => {
+  it.each([
+    { status: 200, patterns: ["2xx"], matches: true },
+    { status: 299, patterns: ["2xx"], matches: true },
+    { status: 300, patterns: ["2xx"], matches: false },
+    { status: 301, patterns: [200, "3xx"], matches: true },
+    { status: 404, patterns: [404], matches: true },
+    { status: 404, patterns: [403, "5xx"], matches: false },
+  ])("$status against $patterns: $matches", ({ status, patterns, matches }) => {
+    expect(statusMatches(status, patterns)).toBe(matches);
+  });
+});
+
+describe("command check", () => {
+  it("exit 0 is ok, anything else is not, with the first line of output", async () => {
+    expect(await runCheck(check({ kind: "command", command: ["true"] }))).toMatchObject({ ok: true, detail: "exit 0" });
+    expect(await runCheck(check({ kind: "command", command: ["false"] }))).toMatchObject({ ok: false, detail: "exit 1" });
+    const failing = await runCheck(check({ kind: "command", command: [process.execPath, "-e", "process.stderr.write('\\ndb down: port 3306\\n'); process.exit(3)"], timeoutMs: 5_000 }));
+    expect(failing).toMatchObject({ ok: false, detail: "exit 3: db down: port 3306" });
+  });
+
+  it("is not ok, with a clear reason, when the command does not exist", async () => {
+    const result = await runCheck(check({ kind: "command", command: ["/nonexistent/mnha-check"] }));
+    expect(result).toMatchObject({ ok: false, detail: "command not found: /nonexistent/mnha-check" });
+  });
+
+  it("caps what it keeps of a command's output", async () => {
+    const result = await runCheck(check({ kind: "command", command: [process.execPath, "-e", "process.stdout.write('y'.repeat(1e6)); process.exit(1)"], timeoutMs: 5_000 }));
+    expect(result.ok).toBe(false);
+    expect(result.detail.length).toBeLessThan(200);
+  });
+
+  it("times out a command that never ends, and kills it and its children", async () => {
+    const pids = join(dir, "sleeper.pids");
+    const started = performance.now();
+    // The shell writes its own pid and its background child's, then waits forever.
+    const result = await runCheck(check({ kind: "command", command: ["sh", "-c", 'sleep 60 & echo $$ $! > "$1"; wait', "sh", pids], timeoutMs: 300 }));
+    const took = performance.now() - started;
+    expect(result).toMatchObject({ ok: false, detail: "timed out after 300 ms" });
+    expect(took).toBeLessThan(1_500);
+    const [shell, child] = readFileSync(pids, "utf8").trim().split(" ").map(Number);
+    expect(shell).toBeGreaterThan(0);
+    expect(child).toBeGreaterThan(0);
+    expect(await waitFor(() => notRunning(shell as number) && notRunning(child as number), 2_000)).toBe(true);
+  });
+});
+
+describe("systemd check", () => {
+  it("is not ok for a unit that is not active, naming the unit", async () => {
+    const result = await runCheck(check({ kind: "systemd", unit: "mnha-no-such-unit.service", timeoutMs: 5_000 }));
+    expect(result.ok).toBe(false);
+    expect(result.detail).toContain("mnha-no-such-unit.service");
+  });
+});
+
+describe("process check by pid file", () => {
+  it("is ok for a running process and not ok once it has exited", async () => {
+    const pidFile = join(dir, "sleeper.pid");
+    const sleeper = spawnSleeper();
+    try {
+      writeFileSync(pidFile, `${sleeper.pid}\n`);
+      expect(await runCheck(check({ kind: "process", pidFile }))).toMatchObject({ ok: true, detail: `pid ${sleeper.pid} running` });
+    } finally {
+      sleeper.kill("SIGKILL");
+      await exited(sleeper);
+    }
+    expect(await runCheck(check({ kind: "process", pidFile }))).toMatchObject({ ok: false, detail: `pid ${sleeper.pid} (from ${pidFile}) is not running` });
+  });
+
+  it("is not ok for a zombie", async () => {
+    // `sleep 0` exits at once; its parent becomes `sleep 30`, which never reaps it.
+    const parent = spawn("sh", ["-c", "sleep 0 & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const zombiePid = await new Promise<number>((resolve) => parent.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+      expect(await waitFor(() => procState(zombiePid) === "Z", 2_000)).toBe(true);
+      const pidFile = join(dir, "zombie.pid");
+      writeFileSync(pidFile, String(zombiePid));
+      expect(await runCheck(check({ kind: "process", pidFile }))).toMatchObject({ ok: false, detail: `pid ${zombiePid} (from ${pidFile}) is a zombie` });
+    } finally {
+      parent.kill("SIGKILL");
+      await exited(parent);
+    }
+  });
+
+  it.each([
+    { name: "missing", content: null, detail: "does not exist" },
+    { name: "garbage", content: "not-a-pid\n", detail: "holds no pid" },
+    { name: "zero", content: "0", detail: "holds no pid" },
+  ])("is not ok for a $name pid file", async ({ name, content, detail }) => {
+    const pidFile = join(dir, `${name}.pid`);
+    if (content !== null) writeFileSync(pidFile, content);
+    const result = await runCheck(check({ kind: "process", pidFile }));
+    expect(result.ok).toBe(false);
+    expect(result.detail).toContain(detail);
+  });
+});
+
+describe("process check by name", () => {
+  it("finds a process by its exact name, and not once it is gone", async () => {
+    // A copy of sleep under a name nothing else on this host has.
+    const name = `mnhat${randomBytes(4).toString("hex")}`;
+    const binary = join(dir, name);
+    copyFileSync("/usr/bin/sleep", binary);
+    chmodSync(binary, 0o755);
+    const sleeper = spawnSleeper(binary);
+    try {
+      await waitFor(() => procState(sleeper.pid as number) !== "gone");
+      expect(await runCheck(check({ kind: "process", name, timeoutMs: 5_000 }))).toMatchObject({ ok: true, detail: `${name} running as pid ${sleeper.pid}` });
+      // A prefix is not a match.
+      expect(await runCheck(check({ kind: "process", name: name.slice(0, -1), timeoutMs: 5_000 }))).toMatchObject({ ok: false });
+    } finally {
+      sleeper.kill("SIGKILL");
+      await exited(sleeper);
+    }
+    expect(await runCheck(check({ kind: "process", name, timeoutMs: 5_000 }))).toMatchObject({ ok: false, detail: `no process named ${name}` });
+  });
+});
