@@ -115,7 +115,7 @@ export class Agent {
       reconnectInitialMs: config.timings.reconnectInitialMs,
       reconnectMaxMs: config.timings.reconnectMaxMs,
     });
-    this.control = new ControlServer({ socketPath: config.controlSocket, handlers: this.handlers(), logger: this.logger.child({ component: "control" }) });
+    this.control = new ControlServer({ socketPath: config.controlSocket, handlers: this.handlers(), logger: this.logger });
   }
 
   async start(): Promise<void> {

@@ -1,0 +1,230 @@
+/**
+ * The `mnha` / `zsha2` command line: a thin client of the agent's control API, plus the
+ * commands that need no agent (show-config) and the one that is the agent (agent).
+ */
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { loadConfig, MnhaError, redactedConfig } from "@mnha/shared";
+import { ControlClient } from "../control/control-client.js";
+import { MAX_DEMOTE_TIMEOUT_MS, MAX_EVENTS_LIMIT } from "../control/control-api.js";
+import { printJson, reportError, type CliIo } from "./cli-io.js";
+import { askYesNo } from "./confirm.js";
+import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.js";
+import { newestFirst, renderEvents } from "./render-events.js";
+import { renderStatus } from "./render-status.js";
+import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.js";
+
+export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
+export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
+const DAEMON_MODULE = "../daemon/agent.js";
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "version", "agent"];
+
+interface GlobalOptions {
+  config: string;
+  socket?: string;
+}
+
+/** What a run of the CLI decided: its exit code, and whether errors go out as JSON. */
+interface RunState {
+  exitCode: number;
+  json: boolean;
+}
+
+type RunAgent = (options: { configPath: string }) => Promise<number>;
+
+export function cliVersion(): string {
+  const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+  return packageJson.version ?? "unknown";
+}
+
+/** The name the CLI answers to: zsha2 when invoked as zsha2, mnha otherwise. */
+export function programNameFor(argv1: string | undefined): "mnha" | "zsha2" {
+  return argv1 !== undefined && basename(argv1).replace(/\.(c|m)?js$/, "") === "zsha2" ? "zsha2" : "mnha";
+}
+
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const name = programNameFor(argv[1]);
+  const state: RunState = { exitCode: ExitCode.ok, json: false };
+  const program = buildProgram(name, io, state);
+  try {
+    await program.parseAsync(rewriteSingleDashFlags(argv.slice(2)), { from: "user" });
+    return state.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and --version end the parse with an "error"; they are successes.
+      const helpOrVersion = error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help";
+      if (helpOrVersion && error.exitCode === 0) return ExitCode.ok;
+      return ExitCode.usage;
+    }
+    return reportError(io, name, error, state.json);
+  }
+}
+
+function buildProgram(name: string, io: CliIo, state: RunState): Command {
+  const env = io.env ?? process.env;
+  const program = new Command(name);
+  program
+    .description("mnha: keeps one of the two management nodes holding the VIP (a zsha2-compatible CLI)")
+    .version(cliVersion(), "-V, --version", "print the CLI's version")
+    .option("--config <file>", "the agent's config file (zsha2: -config)", env["MNHA_CONFIG"] ?? DEFAULT_CONFIG_PATH)
+    .option("--socket <path>", `the agent's control socket (zsha2: -socket; default: controlSocket from the config, else ${DEFAULT_SOCKET_PATH})`)
+    .exitOverride()
+    .showHelpAfterError(true)
+    .configureOutput({
+      writeOut: (text) => void io.stdout.write(text),
+      writeErr: (text) => void io.stderr.write(text),
+      outputError: (text, write) => write(text.replace(/^error: /, `${name}: `)),
+    })
+    .addHelpText("after", `\nSingle-dash long flags work as in zsha2: -json, -yes, -config, -socket, -limit, -timeout.\n\n${EXIT_CODES_HELP}\n\nExamples:\n  ${name} status\n  ${name} status -json\n  ${name} demote -yes\n  ${name} events --limit 20 --type role-changed\n  ${name} show-config --config /etc/mnha/mnha.yaml\n\nSee docs/cli.md for every command.`);
+
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  const client = (timeoutMs?: number): ControlClient => new ControlClient({ socketPath: resolveSocketPath(globals()), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+
+  program
+    .command("status")
+    .description("show both nodes: role, epoch, VIP owner, reachability, keepalived, services")
+    .option("--json", "print the status report as JSON (zsha2: -json)")
+    .action(async (options: { json?: boolean }) => {
+      state.json = options.json === true;
+      const report = await client().status();
+      if (state.json) printJson(io, report);
+      else io.stdout.write(renderStatus(report));
+    });
+
+  program
+    .command("show-config")
+    .description("print the effective config as JSON, secrets redacted (no agent needed)")
+    .option("--json", "JSON output (the default; accepted for zsha2 habits)")
+    .action((options: { json?: boolean }) => {
+      state.json = options.json === true;
+      const loaded = loadConfig(globals().config);
+      printJson(io, redactedConfig(loaded.config));
+    });
+
+  program
+    .command("demote")
+    .description("planned switchover: move the VIP from this node to the peer")
+    .option("--yes", "do not ask for confirmation (zsha2: -yes); required when stdin is not a terminal")
+    .option("--timeout <ms>", "give up the switchover after this many milliseconds (zsha2: -timeout)", positiveInteger("--timeout", MAX_DEMOTE_TIMEOUT_MS))
+    .option("--json", "print the result as JSON (zsha2: -json)")
+    .action(async (options: { yes?: boolean; timeout?: number; json?: boolean }) => {
+      state.json = options.json === true;
+      const control = client();
+      if (options.yes !== true) {
+        if (io.stdin?.isTTY !== true || state.json) {
+          throw new MnhaError("USAGE", "demote moves the VIP to the peer and needs a confirmation, but there is no terminal to ask on", {
+            hint: `pass --yes (zsha2: -yes) to confirm: ${name} demote --yes`,
+          });
+        }
+        const report = await control.status();
+        const confirmed = await askYesNo(`Move the VIP ${report.vip.address} from ${report.self.node} to the peer ${report.peer.node}? [y/N] `, io.stdin, io.stderr);
+        if (!confirmed) {
+          io.stderr.write(`${name}: demote cancelled; nothing was changed\n`);
+          state.exitCode = ExitCode.failed;
+          return;
+        }
+      }
+      const result = await control.demote(options.timeout === undefined ? {} : { timeoutMs: options.timeout });
+      if (state.json) printJson(io, result);
+      else if (result.ok) io.stdout.write(`VIP moved from ${result.from} to ${result.to ?? "the peer"} in ${result.tookMs} ms (epoch ${result.epoch}): ${result.message}\n`);
+      else io.stderr.write(`${name}: demote refused: ${result.message}\n`);
+      if (!result.ok) state.exitCode = ExitCode.failed;
+    });
+
+  program
+    .command("events")
+    .description("recent HA events, newest first")
+    .option("--limit <n>", `how many events (1-${MAX_EVENTS_LIMIT}; zsha2: -limit)`, positiveInteger("--limit", MAX_EVENTS_LIMIT), 50)
+    .option("--type <type>", "only events of this type, such as role-changed (zsha2: -type)")
+    .option("--json", "print the events as JSON (zsha2: -json)")
+    .action(async (options: { limit: number; type?: string; json?: boolean }) => {
+      state.json = options.json === true;
+      const events = newestFirst(await client().events({ limit: options.limit, ...(options.type === undefined ? {} : { type: options.type }) }));
+      if (state.json) printJson(io, events);
+      else io.stdout.write(renderEvents(events));
+    });
+
+  program
+    .command("version")
+    .description("the CLI's version and, if the agent answers, the agent's version and protocol")
+    .option("--json", "print the versions as JSON (zsha2: -json)")
+    .action(async (options: { json?: boolean }) => {
+      state.json = options.json === true;
+      const cli = { name, version: cliVersion(), nodejs: process.version };
+      let agent: { version: string; protocol: number; node: string } | null = null;
+      let agentError: MnhaError | null = null;
+      try {
+        agent = await client(2_000).version();
+      } catch (error) {
+        if (!(error instanceof MnhaError)) throw error;
+        agentError = error;
+      }
+      if (state.json) {
+        printJson(io, { cli, agent, ...(agentError ? { agentError: { code: agentError.code, message: agentError.message } } : {}) });
+        return;
+      }
+      io.stdout.write(`${name} CLI ${cli.version} (Node.js ${cli.nodejs})\n`);
+      io.stdout.write(agent ? `agent ${agent.version} on ${agent.node} (peer protocol ${agent.protocol})\n` : `agent: not answering (${agentError?.message ?? "unknown"})\n`);
+    });
+
+  program
+    .command("agent")
+    .description("run the HA agent daemon in the foreground (what the systemd unit runs)")
+    .action(async () => {
+      const runAgent = await loadRunAgent(io);
+      state.exitCode = await runAgent({ configPath: globals().config });
+    });
+
+  for (const unavailable of NOT_AVAILABLE_COMMANDS) {
+    program
+      .command(unavailable)
+      .description("zsha2 command, not available in this version of mnha")
+      .helpOption(false)
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .action(() => {
+        throw new MnhaError("USAGE", `${unavailable} is not available in this version of mnha`, {
+          hint: `the available commands are: ${IMPLEMENTED_COMMANDS.join(", ")}; see docs/cli.md`,
+        });
+      });
+  }
+  return program;
+}
+
+/** --socket, else the config's controlSocket, else the standard path. */
+function resolveSocketPath(options: GlobalOptions): string {
+  if (options.socket !== undefined) return options.socket;
+  try {
+    return loadConfig(options.config).config.controlSocket;
+  } catch {
+    return DEFAULT_SOCKET_PATH;
+  }
+}
+
+function positiveInteger(flag: string, max: number): (value: string) => number {
+  return (value) => {
+    const parsed = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(parsed) || parsed < 1 || parsed > max) throw new InvalidArgumentError(`${flag} takes a whole number from 1 to ${max}, got ${JSON.stringify(value)}.`);
+    return parsed;
+  };
+}
+
+async function loadRunAgent(io: CliIo): Promise<RunAgent> {
+  let module: unknown;
+  try {
+    // A computed specifier: the CLI builds and tests without the daemon module.
+    module = await (io.loadAgentModule ?? (() => import(DAEMON_MODULE)))();
+  } catch (error) {
+    throw new MnhaError("INTERNAL", `the mnha agent daemon cannot be loaded: ${error instanceof Error ? error.message : String(error)}`, {
+      hint: "reinstall mnha (the package is incomplete), or run the CLI from a complete build (pnpm run build)",
+    });
+  }
+  const runAgent = (module as { runAgent?: unknown } | null)?.runAgent;
+  if (typeof runAgent !== "function") {
+    throw new MnhaError("INTERNAL", "the mnha agent daemon module does not export runAgent", {
+      hint: "reinstall mnha, or rebuild it (pnpm run build)",
+    });
+  }
+  return runAgent as RunAgent;
+}

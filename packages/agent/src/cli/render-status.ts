@@ -1,0 +1,69 @@
+/** `mnha status` for people: both nodes side by side, then why a node may not hold the VIP. */
+import type { NodeStatus, StatusReport } from "../contracts.js";
+import { formatDuration, renderTable, truncate } from "./render-table.js";
+
+type PeerReport = StatusReport["peer"];
+type KnownPeer = Extract<PeerReport, { role: unknown }>;
+
+function isKnownPeer(peer: PeerReport): peer is KnownPeer {
+  return "role" in peer;
+}
+
+const yesNo = (value: boolean): string => (value ? "yes" : "no");
+const reachability = (value: boolean): string => (value ? "reachable" : "UNREACHABLE");
+
+export function renderStatus(report: StatusReport): string {
+  const { self, peer } = report;
+  const known = isKnownPeer(peer) ? peer : null;
+  const unknown = "unknown";
+  const peerLink = peer.connected
+    ? `connected${peer.lastHeardMsAgo === null ? "" : `, heard ${formatDuration(peer.lastHeardMsAgo)} ago`}`
+    : `DISCONNECTED${peer.lastHeardMsAgo === null ? " (never heard)" : `, last heard ${formatDuration(peer.lastHeardMsAgo)} ago`}`;
+  const peerHeader = `${peer.node} (peer${known && !peer.connected ? ", as last heard" : ""})`;
+
+  const rows: string[][] = [
+    ["", `${self.node} (this node)`, peerHeader],
+    ["address", self.address, peer.address],
+    ["role", self.role, known?.role ?? unknown],
+    ["epoch", String(self.epoch), known ? String(known.epoch) : unknown],
+    ["owns VIP", yesNo(report.vipOwner === self.node), yesNo(report.vipOwner === peer.node)],
+    ["VIP on interface", yesNo(self.vipPresent), known ? yesNo(known.vipPresent) : unknown],
+    ["gateway", reachability(self.gatewayReachable) + (report.gateway.rttMs === null ? "" : ` (${report.gateway.rttMs.toFixed(1)} ms)`), known ? reachability(known.gatewayReachable) : unknown],
+    ["keepalived", self.keepalived + (self.keepalivedPid === null ? "" : ` (pid ${self.keepalivedPid})`) + (self.keepalivedRestarts > 0 ? `, ${self.keepalivedRestarts} restarts` : ""), known?.keepalived ?? unknown],
+    ["eligible", yesNo(self.eligible), known ? yesNo(known.eligible) : unknown],
+  ];
+  const serviceNames = [...new Set([...self.services.map((s) => s.name), ...(known?.services.map((s) => s.name) ?? [])])];
+  for (const name of serviceNames) {
+    rows.push([`service ${name}`, serviceCell(self, name), known ? serviceCell(known, name) : unknown]);
+  }
+  rows.push(["uptime", formatDuration(self.uptimeMs), ""]);
+  if (report.vipOwner === self.node) rows.push(["lease left", formatDuration(self.leaseRemainingMs), ""]);
+
+  const vip = report.vip;
+  const lines = [
+    `VIP ${vip.address}/${vip.prefix} on ${vip.interface}: ${report.vipOwner === null ? "held by NOBODY" : `held by ${report.vipOwner}`}`,
+    `gateway ${report.gateway.address}: ${reachability(report.gateway.reachable)}`,
+    `peer ${peer.node} (${peer.address}): ${peerLink}`,
+    `agent ${report.version}`,
+    "",
+    renderTable(rows),
+  ];
+  const reasons = [...notEligible(self), ...(known ? notEligible(known) : [])];
+  if (reasons.length > 0) lines.push("", "not eligible to hold the VIP:", ...reasons);
+  return `${lines.join("\n")}\n`;
+}
+
+function serviceCell(node: NodeStatus, name: string): string {
+  const service = node.services.find((s) => s.name === name);
+  if (!service) return "-";
+  const state = service.healthy ? "healthy" : service.critical ? "DOWN" : "down (not critical)";
+  const extra: string[] = [];
+  if (!service.healthy && service.detail) extra.push(truncate(service.detail, 48));
+  if (service.restoreState && service.restoreState !== "idle") extra.push(`restore ${service.restoreState}${service.restoreAttempts ? ` (${service.restoreAttempts} attempts)` : ""}`);
+  return extra.length > 0 ? `${state}: ${extra.join("; ")}` : state;
+}
+
+function notEligible(node: NodeStatus): string[] {
+  if (node.eligible) return [];
+  return node.reasons.length > 0 ? node.reasons.map((reason) => `  ${node.node}: ${reason}`) : [`  ${node.node}: (no reason given)`];
+}

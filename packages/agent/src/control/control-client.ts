@@ -1,0 +1,152 @@
+/**
+ * The CLI's side of the control API: one short HTTP request per call over the agent's Unix
+ * socket, every failure turned into an MnhaError that says what to do.
+ */
+import { request as httpRequest } from "node:http";
+import { MnhaError } from "@mnha/shared";
+import type { DemoteResult, HaEvent, StatusReport } from "../contracts.js";
+import { CONTROL_ROUTES, MAX_RESPONSE_BODY_BYTES, errorFromBody, type ControlRouteName } from "./control-api.js";
+
+export interface ControlClientOptions {
+  socketPath: string;
+  /** Per-request limit; demote waits at least its own timeout plus a margin. */
+  timeoutMs?: number;
+}
+
+export interface AgentVersion {
+  version: string;
+  protocol: number;
+  node: string;
+}
+
+const DEFAULT_TIMEOUT_MS = 5_000;
+/** How much longer than the switchover itself the CLI waits for the agent's answer. */
+const DEMOTE_ANSWER_MARGIN_MS = 5_000;
+
+export class ControlClient {
+  private readonly socketPath: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: ControlClientOptions) {
+    this.socketPath = options.socketPath;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  status(): Promise<StatusReport> {
+    return this.call<StatusReport>("status");
+  }
+
+  version(): Promise<AgentVersion> {
+    return this.call<AgentVersion>("version");
+  }
+
+  async events(options: { limit?: number; type?: string } = {}): Promise<HaEvent[]> {
+    const query = new URLSearchParams();
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    if (options.type !== undefined) query.set("type", options.type);
+    const reply = await this.call<{ events?: unknown }>("events", { query });
+    if (!Array.isArray(reply.events)) throw malformedReply("events", "no events list");
+    return reply.events as HaEvent[];
+  }
+
+  demote(options: { timeoutMs?: number } = {}): Promise<DemoteResult> {
+    // The switchover has its own deadline in the agent (handoffTimeoutMs when none is given).
+    const waitMs = Math.max(this.timeoutMs, (options.timeoutMs ?? 60_000) + DEMOTE_ANSWER_MARGIN_MS);
+    const body = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
+    return this.call<DemoteResult>("demote", { body, timeoutMs: waitMs });
+  }
+
+  private call<T>(routeName: ControlRouteName, options: { query?: URLSearchParams; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
+    const route = CONTROL_ROUTES[routeName];
+    const query = options.query && [...options.query.keys()].length > 0 ? `?${options.query.toString()}` : "";
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const fail = (error: MnhaError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        request.destroy();
+        reject(error);
+      };
+      const request = httpRequest({
+        socketPath: this.socketPath,
+        method: route.method,
+        path: `${route.path}${query}`,
+        // One connection per call, closed after it: the CLI process exits right away.
+        agent: false,
+        headers: {
+          accept: "application/json",
+          connection: "close",
+          ...(payload === undefined ? {} : { "content-type": "application/json", "content-length": String(Buffer.byteLength(payload)) }),
+        },
+      });
+      const timer = setTimeout(
+        () =>
+          fail(
+            new MnhaError("CONTROL_UNREACHABLE", `the mnha agent did not answer ${route.method} ${route.path} on ${this.socketPath} within ${timeoutMs} ms`, {
+              hint: "check the agent's log (journalctl -u mnha); it may be overloaded or stuck",
+              fields: { socketPath: this.socketPath, timeoutMs },
+            }),
+          ),
+        timeoutMs,
+      );
+      request.on("error", (error: NodeJS.ErrnoException) => fail(controlConnectionError(this.socketPath, error)));
+      request.on("response", (response) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BODY_BYTES) fail(malformedReply(routeName, `a reply larger than ${MAX_RESPONSE_BODY_BYTES} bytes`));
+          else chunks.push(chunk);
+        });
+        response.on("error", (error: NodeJS.ErrnoException) => fail(controlConnectionError(this.socketPath, error)));
+        response.on("end", () => {
+          if (settled) return;
+          let body: unknown;
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          } catch {
+            fail(malformedReply(routeName, `a reply that is not JSON (HTTP ${response.statusCode ?? "?"})`));
+            return;
+          }
+          const status = response.statusCode ?? 0;
+          if (status < 200 || status >= 300) {
+            fail(errorFromBody(body, status));
+            return;
+          }
+          settled = true;
+          clearTimeout(timer);
+          resolve(body as T);
+        });
+      });
+      request.end(payload);
+    });
+  }
+}
+
+/** A failure to reach the control socket, in words an operator can act on. */
+export function controlConnectionError(socketPath: string, error: NodeJS.ErrnoException): MnhaError {
+  const errno = error.code ?? "error";
+  if (errno === "EACCES" || errno === "EPERM") {
+    return new MnhaError("CONTROL_PERMISSION", `permission denied on the mnha control socket ${socketPath}`, {
+      hint: "run as root (for example: sudo mnha status)",
+      fields: { socketPath, errno },
+      cause: error,
+    });
+  }
+  const detail = errno === "ENOENT" ? "no socket there" : errno === "ECONNREFUSED" ? "connection refused" : errno;
+  return new MnhaError("CONTROL_UNREACHABLE", `the mnha agent is not running or not listening on ${socketPath} (${detail})`, {
+    hint: "start it: systemctl start mnha, or pass --socket / --config",
+    fields: { socketPath, errno },
+    cause: error,
+  });
+}
+
+function malformedReply(route: string, what: string): MnhaError {
+  return new MnhaError("INTERNAL", `the mnha agent sent ${what} for ${route}`, {
+    hint: "check that the CLI and the agent are the same version (mnha version), and see the agent's log",
+    fields: { route },
+  });
+}
