@@ -213,6 +213,11 @@ export class Agent {
         this.enqueue({ kind: "peer-message", message: event.message });
         break;
       case "refused":
+        // Both sides dialling at once is routine: one of the two connections is closed.
+        if (event.code === "duplicate-link") {
+          this.logger.debug({ remote: event.remote }, "duplicate peer connection closed");
+          break;
+        }
         this.events.record("peer.refused", `refused a peer connection from ${event.remote}: ${event.code}: ${event.reason}`, { remote: event.remote, code: event.code, reason: event.reason }, "warn");
         break;
     }

@@ -1,0 +1,35 @@
+/**
+ * Reconnect delays: exponential from `initialMs`, capped at `maxMs`, with "equal jitter"
+ * (each delay is drawn from the upper half of its step) so that two nodes restarted together
+ * do not dial in lockstep, yet no delay ever collapses to zero.
+ */
+export class Backoff {
+  private attempt = 0;
+  private readonly initialMs: number;
+  private readonly maxMs: number;
+  private readonly random: () => number;
+
+  constructor(options: { initialMs: number; maxMs: number; random?: () => number }) {
+    this.initialMs = Math.max(1, options.initialMs);
+    this.maxMs = Math.max(this.initialMs, options.maxMs);
+    this.random = options.random ?? Math.random;
+  }
+
+  /** The ceiling of the next delay: initial · 2^attempt, capped. */
+  ceilingMs(): number {
+    // Beyond 2^30 the cap has long been reached; stop doubling to stay finite.
+    return Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 30));
+  }
+
+  /** The next delay, in [ceiling/2, ceiling]; each call moves one step up. */
+  next(): number {
+    const ceiling = this.ceilingMs();
+    this.attempt++;
+    return Math.round(ceiling / 2 + this.random() * (ceiling / 2));
+  }
+
+  /** After a success: start again from `initialMs`. */
+  reset(): void {
+    this.attempt = 0;
+  }
+}

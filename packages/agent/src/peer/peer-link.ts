@@ -1,0 +1,592 @@
+/**
+ * The peer link: one authenticated WebSocket between the two agents.
+ *
+ * Each node both listens and dials, so the link comes up from either side and after either
+ * side restarts. Every connection starts with the handshake of handshake-session.ts; until it
+ * completes, any other frame is refused and the connection closed. After it, every frame is a
+ * strict `LinkMessage` or the connection is refused with `bad-frame` and closed (the dialer
+ * reconnects).
+ *
+ * One link at a time. When both nodes dial each other at once, the link dialled by the node
+ * whose name sorts lower is kept. Only that lower node closes a surplus link (with refuse
+ * `duplicate-link`); the higher node keeps both until told, so neither side ever sees its
+ * link count drop to zero and `up`/`down` do not flap. Two authenticated links dialled by the
+ * same node mean the older one is stale (its dialer keeps one connection at a time), so the
+ * newer one replaces it on either side.
+ */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import { WebSocket, WebSocketServer, type RawData } from "ws";
+import { LinkMessageSchema, MAX_FRAME_BYTES, PROTOCOL_VERSIONS, decodeLinkMessage, encode, type HandshakeMessage, type LinkMessage, type Refuse } from "@mnha/protocol";
+import { MnhaError, type Logger } from "@mnha/shared";
+import type { PeerLinkApi, PeerLinkEvent } from "../contracts.js";
+import { Backoff } from "./backoff.js";
+import { DialerHandshake, ListenerHandshake, refusal, type HandshakeIdentity, type HandshakeOutcome, type RefuseCode } from "./handshake-session.js";
+
+export interface PeerLinkOptions {
+  self: { name: string; listenAddress: string; listenPort: number };
+  peer: { name: string; address: string; port: number };
+  /** Shared secret: only ever an HMAC key, never sent, never logged. */
+  secret: string;
+  logger: Logger;
+  reconnectInitialMs: number;
+  reconnectMaxMs: number;
+  /** A connection that has not finished the handshake by then is closed. */
+  handshakeTimeoutMs?: number;
+  supportedVersions?: readonly number[];
+  maxFrameBytes?: number;
+  /** WebSocket ping period on an authenticated link (finds half-open TCP connections). */
+  pingIntervalMs?: number;
+  /** An authenticated link that delivered no frame and no pong for this long is closed. */
+  idleTimeoutMs?: number;
+  /** Connections still handshaking beyond this many are refused at once. */
+  maxPendingHandshakes?: number;
+}
+
+interface Link {
+  id: number;
+  ws: WebSocket;
+  direction: "inbound" | "outbound";
+  remote: string;
+  /** Name of the node that opened the connection. */
+  dialledBy: string;
+  session: DialerHandshake | ListenerHandshake;
+  authenticated: boolean;
+  version: number;
+  /** We started closing it (or it is gone); its frames are ignored from now on. */
+  closing: boolean;
+  lastHeardAt: number;
+  handshakeTimer: NodeJS.Timeout | undefined;
+  closeGuard: NodeJS.Timeout | undefined;
+  closed: Promise<void>;
+  markClosed: () => void;
+}
+
+/** How long a closing handshake may take before the socket is destroyed. */
+const CLOSE_GRACE_MS = 1_000;
+/** WebSocket close code for a policy violation (RFC 6455 §7.4.1). */
+const CLOSE_POLICY = 1008;
+
+export class PeerLink implements PeerLinkApi {
+  /** Everything but the logger and the secret (which lives only in `identity`, the HMAC key holder). */
+  private readonly options: Required<Omit<PeerLinkOptions, "logger" | "secret">>;
+  private readonly log: Logger;
+  private readonly identity: HandshakeIdentity;
+  private readonly backoff: Backoff;
+  private readonly listeners: ((event: PeerLinkEvent) => void)[] = [];
+  private readonly links = new Set<Link>();
+  private readonly authenticated = new Set<Link>();
+  private nextLinkId = 1;
+  private outbound: Link | undefined;
+  private dialTimer: NodeJS.Timeout | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private server: Server | undefined;
+  private wss: WebSocketServer | undefined;
+  private started = false;
+  private stopped = false;
+
+  constructor(options: PeerLinkOptions) {
+    const { logger, secret, ...settings } = options;
+    this.options = {
+      handshakeTimeoutMs: 2_000,
+      supportedVersions: PROTOCOL_VERSIONS,
+      maxFrameBytes: MAX_FRAME_BYTES,
+      pingIntervalMs: 1_000,
+      idleTimeoutMs: 5_000,
+      maxPendingHandshakes: 8,
+      ...withoutUndefined(settings),
+    };
+    const { self, peer } = this.options;
+    if (self.name === peer.name) {
+      throw new MnhaError("INTERNAL", `peer link: node ${self.name} is configured as its own peer`, {
+        hint: "give peers[0].name a name different from node.name",
+      });
+    }
+    this.log = logger.child({ component: "peer-link", peer: peer.name });
+    this.identity = {
+      self: self.name,
+      peer: peer.name,
+      secret,
+      supportedVersions: this.options.supportedVersions,
+      maxFrameBytes: this.options.maxFrameBytes,
+    };
+    this.backoff = new Backoff({ initialMs: options.reconnectInitialMs, maxMs: options.reconnectMaxMs });
+  }
+
+  onEvent(listener: (event: PeerLinkEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  connected(): boolean {
+    return !this.stopped && this.authenticated.size > 0;
+  }
+
+  /** How many authenticated connections are open (1 when settled; 2 only while a duplicate is being closed). */
+  authenticatedLinkCount(): number {
+    return this.authenticated.size;
+  }
+
+  /** The negotiated protocol version of the active link, or null. */
+  version(): number | null {
+    return this.activeLink()?.version ?? null;
+  }
+
+  send(message: LinkMessage): boolean {
+    const link = this.activeLink();
+    if (!link || link.ws.readyState !== WebSocket.OPEN) return false;
+    try {
+      const checked = LinkMessageSchema.safeParse(message);
+      if (!checked.success) {
+        const issue = checked.error.issues[0];
+        this.log.error({ type: (message as { type?: unknown }).type, field: issue?.path.join("."), problem: issue?.message }, "peer link: refusing to send an invalid message");
+        return false;
+      }
+      const frame = encode(checked.data);
+      const bytes = Buffer.byteLength(frame);
+      if (bytes > this.options.maxFrameBytes) {
+        this.log.error({ type: message.type, bytes, limit: this.options.maxFrameBytes }, "peer link: refusing to send a frame above the size limit");
+        return false;
+      }
+      link.ws.send(frame);
+      return true;
+    } catch (error) {
+      this.log.warn({ err: errorText(error) }, "peer link: send failed");
+      return false;
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.started) {
+      throw new MnhaError("INTERNAL", "peer link started twice", { hint: "create a new PeerLink for each start" });
+    }
+    this.started = true;
+    const { listenAddress, listenPort } = this.options.self;
+    const server = createServer((_request, response) => {
+      response.writeHead(426, { "content-type": "text/plain", connection: "close" }).end("mnha peer link: WebSocket only\n");
+    });
+    // Strangers must not hold HTTP connections open before the upgrade either.
+    server.headersTimeout = this.options.handshakeTimeoutMs;
+    server.requestTimeout = this.options.handshakeTimeoutMs;
+    const wss = new WebSocketServer({ server, maxPayload: this.options.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
+    wss.on("connection", (ws, request) => this.accept(ws, request));
+    wss.on("error", (error) => this.log.error({ err: errorText(error) }, "peer link: listener error"));
+    this.server = server;
+    this.wss = wss;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException): void => {
+        server.off("listening", onListening);
+        reject(
+          new MnhaError("INTERNAL", `peer link cannot listen on ${hostPort(listenAddress, listenPort)}: ${error.code ?? error.message}`, {
+            hint:
+              error.code === "EADDRINUSE"
+                ? `another process uses port ${listenPort} (is a second agent running?); stop it or change the listen port`
+                : `check that ${listenAddress} is an address of this host and the port is allowed`,
+            fields: { address: listenAddress, port: listenPort, code: error.code },
+            cause: error,
+          }),
+        );
+      };
+      const onListening = (): void => {
+        server.off("error", onError);
+        resolve();
+      };
+      server.once("error", onError);
+      server.once("listening", onListening);
+      server.listen(listenPort, listenAddress);
+    }).catch((error: unknown) => {
+      this.stopped = true;
+      wss.close();
+      this.wss = undefined;
+      this.server = undefined;
+      throw error;
+    });
+    this.log.info({ address: listenAddress, port: this.listeningPort(), versions: this.options.supportedVersions }, "peer link listening");
+    this.dial();
+  }
+
+  /** The port actually bound (useful when listenPort is 0). */
+  listeningPort(): number | null {
+    const address = this.server?.address();
+    return address && typeof address === "object" ? address.port : null;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped && !this.server) return;
+    this.stopped = true;
+    clearTimeout(this.dialTimer);
+    this.dialTimer = undefined;
+    this.stopKeepalive();
+    const closing: Promise<void>[] = [];
+    for (const link of this.links) {
+      clearTimeout(link.handshakeTimer);
+      clearTimeout(link.closeGuard);
+      link.closing = true;
+      link.ws.terminate();
+      closing.push(link.closed);
+    }
+    this.authenticated.clear();
+    const server = this.server;
+    this.server = undefined;
+    this.wss?.close();
+    this.wss = undefined;
+    if (server) {
+      closing.push(new Promise<void>((resolve) => server.close(() => resolve())));
+      server.closeAllConnections();
+    }
+    await Promise.all(closing);
+    this.log.info("peer link stopped");
+  }
+
+  // ---- connections -----------------------------------------------------------
+
+  private accept(ws: WebSocket, request: IncomingMessage): void {
+    const remote = hostPort(request.socket.remoteAddress ?? "unknown", request.socket.remotePort ?? 0);
+    if (this.stopped) {
+      ws.terminate();
+      return;
+    }
+    const link = this.track(ws, "inbound", remote, this.options.peer.name, new ListenerHandshake(this.identity));
+    const pending = [...this.links].filter((l) => !l.authenticated && !l.closing && l.direction === "inbound").length;
+    if (pending > this.options.maxPendingHandshakes) {
+      this.refuse(link, refusal("not-ready", `too many handshakes in progress (${this.options.maxPendingHandshakes}); try again later`));
+      return;
+    }
+    this.log.debug({ remote }, "peer link: inbound connection");
+  }
+
+  private dial(): void {
+    if (this.stopped || this.outbound || this.authenticated.size > 0) return;
+    const { address, port } = this.options.peer;
+    const remote = hostPort(address, port);
+    const ws = new WebSocket(`ws://${remote}/`, { maxPayload: this.options.maxFrameBytes, perMessageDeflate: false, followRedirects: false });
+    const session = new DialerHandshake(this.identity);
+    const link = this.track(ws, "outbound", remote, this.options.self.name, session);
+    this.outbound = link;
+    ws.on("open", () => {
+      if (!link.closing) this.sendFrame(link, session.hello());
+    });
+    this.log.debug({ remote }, "peer link: dialing");
+  }
+
+  private track(ws: WebSocket, direction: Link["direction"], remote: string, dialledBy: string, session: Link["session"]): Link {
+    let markClosed = (): void => {};
+    const closed = new Promise<void>((resolve) => (markClosed = resolve));
+    const link: Link = {
+      id: this.nextLinkId++,
+      ws,
+      direction,
+      remote,
+      dialledBy,
+      session,
+      authenticated: false,
+      version: 0,
+      closing: false,
+      lastHeardAt: performance.now(),
+      handshakeTimer: undefined,
+      closeGuard: undefined,
+      closed,
+      markClosed,
+    };
+    this.links.add(link);
+    link.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(link), this.options.handshakeTimeoutMs);
+    ws.on("message", (data, isBinary) => this.onFrame(link, data, isBinary));
+    ws.on("pong", () => (link.lastHeardAt = performance.now()));
+    ws.on("error", (error) => this.onSocketError(link, error));
+    ws.on("close", (code, reason) => this.onClose(link, code, reason.toString("utf8")));
+    return link;
+  }
+
+  private onFrame(link: Link, data: RawData, isBinary: boolean): void {
+    if (link.closing) return;
+    link.lastHeardAt = performance.now();
+    if (isBinary) {
+      this.refuse(link, refusal("bad-frame", "binary frames are not accepted; every frame is one JSON text message"));
+      return;
+    }
+    const frame = rawText(data);
+    if (!link.authenticated) {
+      this.apply(link, link.session.receiveFrame(frame));
+      return;
+    }
+    const decoded = decodeLinkMessage(frame, this.options.maxFrameBytes);
+    if (!decoded.ok) {
+      this.refuse(link, refusal("bad-frame", `bad frame: ${decoded.reason}`));
+      return;
+    }
+    if (decoded.message.type === "refuse") {
+      this.refusedByPeer(link, decoded.message.code, decoded.message.message);
+      return;
+    }
+    this.emit({ kind: "message", message: decoded.message });
+  }
+
+  private apply(link: Link, outcome: HandshakeOutcome): void {
+    switch (outcome.kind) {
+      case "continue":
+        this.sendFrame(link, outcome.send);
+        return;
+      case "refuse":
+        this.refuse(link, outcome.send);
+        return;
+      case "refused":
+        this.refusedByPeer(link, outcome.code, outcome.versions ? `${outcome.reason} (peer supports versions ${outcome.versions.join(", ")})` : outcome.reason);
+        return;
+      case "authenticated": {
+        if (link.direction === "inbound" && this.selfSortsLower()) {
+          const preferred = [...this.authenticated].find((l) => l.direction === "outbound");
+          if (preferred) {
+            // Usually the peer's simultaneous dial; if `preferred` is in fact half-open, the ping brings its RST now.
+            pingQuietly(preferred.ws);
+            this.refuse(link, refusal("duplicate-link", `a link dialled by ${this.options.self.name} (the lower name) is already open`));
+            return;
+          }
+        }
+        if (outcome.send) this.sendFrame(link, outcome.send);
+        this.onAuthenticated(link, outcome.version);
+        return;
+      }
+    }
+  }
+
+  private onAuthenticated(link: Link, version: number): void {
+    clearTimeout(link.handshakeTimer);
+    link.handshakeTimer = undefined;
+    const wasConnected = this.authenticated.size > 0;
+    link.authenticated = true;
+    link.version = version;
+    link.lastHeardAt = performance.now();
+    this.authenticated.add(link);
+    this.backoff.reset();
+    clearTimeout(this.dialTimer);
+    this.dialTimer = undefined;
+    this.log.info({ remote: link.remote, direction: link.direction, version }, "peer link authenticated");
+    this.closeDuplicates();
+    this.startKeepalive();
+    if (!wasConnected && link.authenticated) this.emit({ kind: "up", peer: this.options.peer.name, version, remote: link.remote });
+  }
+
+  /** Keep one link: see the module comment for the rule. */
+  private closeDuplicates(): void {
+    const byDialer = new Map<string, Link[]>();
+    for (const link of this.authenticated) byDialer.set(link.dialledBy, [...(byDialer.get(link.dialledBy) ?? []), link]);
+    for (const [dialer, links] of byDialer) {
+      const newest = Math.max(...links.map((l) => l.id));
+      for (const link of links) {
+        if (link.id !== newest) this.refuse(link, refusal("duplicate-link", `replaced by a newer link dialled by ${dialer}`));
+      }
+    }
+    if (this.selfSortsLower() && [...this.authenticated].some((l) => l.direction === "outbound")) {
+      for (const link of this.authenticated) {
+        if (link.direction === "inbound") {
+          this.refuse(link, refusal("duplicate-link", `keeping the link dialled by ${this.options.self.name} (the lower name)`));
+        }
+      }
+    }
+  }
+
+  /** The link `send` uses: the newest dialled by the lower name if any, else the newest. */
+  private activeLink(): Link | undefined {
+    if (this.stopped) return undefined;
+    const lower = this.selfSortsLower() ? this.options.self.name : this.options.peer.name;
+    let best: Link | undefined;
+    for (const link of this.authenticated) {
+      if (!best) best = link;
+      else {
+        const linkPreferred = link.dialledBy === lower;
+        const bestPreferred = best.dialledBy === lower;
+        if (linkPreferred !== bestPreferred ? linkPreferred : link.id > best.id) best = link;
+      }
+    }
+    return best;
+  }
+
+  private selfSortsLower(): boolean {
+    return this.options.self.name < this.options.peer.name;
+  }
+
+  // ---- refusals and closing ----------------------------------------------------
+
+  /** We refuse the other end: tell it why, then close. */
+  private refuse(link: Link, refuse: Refuse): void {
+    if (link.closing) return;
+    const fields = { remote: link.remote, direction: link.direction, code: refuse.code, reason: refuse.message };
+    if (refuse.code === "duplicate-link") this.log.info(fields, "peer link: closing a duplicate link");
+    else this.log.warn(fields, refuse.code === "auth-failed" ? "peer failed authentication" : "peer link: refused a connection");
+    this.emit({ kind: "refused", remote: link.remote, code: refuse.code, reason: refuse.message });
+    this.sendFrame(link, refuse);
+    this.close(link, `refused (${refuse.code}): ${refuse.message}`, refuse.code);
+  }
+
+  /** The other end refused us. */
+  private refusedByPeer(link: Link, code: RefuseCode, reason: string): void {
+    if (link.closing) return;
+    const fields = { remote: link.remote, direction: link.direction, code, reason };
+    if (code === "duplicate-link") this.log.info(fields, "peer link: peer closed a duplicate link");
+    else this.log.warn(fields, "peer link: the peer refused the connection");
+    this.emit({ kind: "refused", remote: link.remote, code, reason: `refused by the peer: ${reason}` });
+    this.close(link, `refused by the peer (${code}): ${reason}`, `peer refused: ${code}`);
+  }
+
+  private close(link: Link, why: string, closeReason = "closed"): void {
+    if (link.closing) return;
+    link.closing = true;
+    this.retire(link, why);
+    if (link.ws.readyState === WebSocket.CONNECTING) {
+      link.ws.terminate();
+      return;
+    }
+    try {
+      // The refuse frame already said why; the close frame (at most 123 bytes) only names the code.
+      link.ws.close(CLOSE_POLICY, closeReason);
+    } catch {
+      link.ws.terminate();
+      return;
+    }
+    link.closeGuard = setTimeout(() => link.ws.terminate(), CLOSE_GRACE_MS);
+  }
+
+  /** The link no longer carries traffic: emit `down` if it was the last, and dial again. */
+  private retire(link: Link, why: string): void {
+    clearTimeout(link.handshakeTimer);
+    link.handshakeTimer = undefined;
+    if (!this.authenticated.delete(link)) return;
+    if (this.authenticated.size > 0) return;
+    this.stopKeepalive();
+    if (this.stopped) return;
+    this.log.warn({ remote: link.remote, reason: why }, "peer link down");
+    this.emit({ kind: "down", peer: this.options.peer.name, reason: why });
+    this.scheduleDial();
+  }
+
+  private onHandshakeTimeout(link: Link): void {
+    link.handshakeTimer = undefined;
+    if (link.closing || link.authenticated) return;
+    if (link.ws.readyState === WebSocket.CONNECTING) {
+      this.log.debug({ remote: link.remote }, "peer link: connect timed out");
+      this.close(link, `connect timed out after ${this.options.handshakeTimeoutMs} ms`);
+      return;
+    }
+    this.refuse(link, refusal("protocol", `handshake not finished within ${this.options.handshakeTimeoutMs} ms`));
+  }
+
+  private onSocketError(link: Link, error: Error & { code?: string }): void {
+    if (link.closing) return;
+    if (typeof error.code === "string" && error.code.startsWith("WS_ERR_")) {
+      // ws itself rejected a frame (too large, bad UTF-8, bad opcode) and is already closing.
+      const reason =
+        error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ? `frame exceeds the ${this.options.maxFrameBytes}-byte limit` : `invalid WebSocket frame: ${error.message}`;
+      this.log.warn({ remote: link.remote, direction: link.direction, code: "bad-frame", reason }, "peer link: refused a connection");
+      this.emit({ kind: "refused", remote: link.remote, code: "bad-frame", reason });
+      link.closing = true;
+      this.retire(link, `refused (bad-frame): ${reason}`);
+      link.closeGuard = setTimeout(() => link.ws.terminate(), CLOSE_GRACE_MS);
+      return;
+    }
+    this.log.debug({ remote: link.remote, direction: link.direction, err: error.message }, "peer link: socket error");
+    link.closing = true;
+    this.retire(link, `socket error: ${error.message}`);
+    link.ws.terminate();
+  }
+
+  private onClose(link: Link, code: number, reason: string): void {
+    clearTimeout(link.handshakeTimer);
+    clearTimeout(link.closeGuard);
+    link.handshakeTimer = undefined;
+    link.closeGuard = undefined;
+    const wasClosing = link.closing;
+    link.closing = true;
+    this.links.delete(link);
+    this.retire(link, `connection closed (code ${code}${reason ? `: ${reason}` : ""})`);
+    if (!wasClosing) this.log.debug({ remote: link.remote, direction: link.direction, code, reason }, "peer link: connection closed");
+    if (this.outbound === link) {
+      this.outbound = undefined;
+      this.scheduleDial();
+    }
+    link.markClosed();
+  }
+
+  // ---- dialing and keepalive -------------------------------------------------------
+
+  private scheduleDial(): void {
+    if (this.stopped || this.dialTimer || this.outbound || this.authenticated.size > 0) return;
+    const delay = this.backoff.next();
+    this.log.debug({ retryInMs: delay }, "peer link: next dial scheduled");
+    this.dialTimer = setTimeout(() => {
+      this.dialTimer = undefined;
+      this.dial();
+    }, delay);
+  }
+
+  private startKeepalive(): void {
+    if (this.keepaliveTimer) return;
+    this.keepaliveTimer = setInterval(() => this.keepalive(), this.options.pingIntervalMs);
+  }
+
+  private stopKeepalive(): void {
+    clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
+  }
+
+  private keepalive(): void {
+    const now = performance.now();
+    for (const link of [...this.authenticated]) {
+      const silentMs = now - link.lastHeardAt;
+      if (silentMs > this.options.idleTimeoutMs) {
+        this.log.warn({ remote: link.remote, silentMs: Math.round(silentMs) }, "peer link: peer silent; closing the link");
+        link.closing = true;
+        this.retire(link, `nothing heard for ${Math.round(silentMs)} ms`);
+        link.ws.terminate();
+      } else {
+        pingQuietly(link.ws);
+      }
+    }
+  }
+
+  // ---- plumbing ---------------------------------------------------------------------
+
+  private sendFrame(link: Link, message: HandshakeMessage | LinkMessage): void {
+    if (link.ws.readyState !== WebSocket.OPEN) return;
+    try {
+      link.ws.send(encode(message));
+    } catch (error) {
+      this.log.debug({ remote: link.remote, err: errorText(error) }, "peer link: could not send a frame");
+    }
+  }
+
+  private emit(event: PeerLinkEvent): void {
+    if (this.stopped) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.log.error({ event: event.kind, err: errorText(error) }, "peer link: event listener threw");
+      }
+    }
+  }
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function rawText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString("utf8");
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  return Buffer.from(data).toString("utf8");
+}
+
+function pingQuietly(ws: WebSocket): void {
+  if (ws.readyState !== WebSocket.OPEN) return;
+  try {
+    ws.ping();
+  } catch {
+    // The close handler reports the dead socket.
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,237 @@
+/** Test plumbing for the peer link: loopback ports, captured logs and events, raw clients, a recording relay. */
+import { createServer } from "node:net";
+import { pino } from "pino";
+import type { Logger } from "@mnha/shared";
+import { WebSocket, WebSocketServer, type RawData } from "ws";
+import type { Heartbeat } from "@mnha/protocol";
+import type { PeerLinkEvent } from "../../src/contracts.js";
+import { PeerLink, type PeerLinkOptions } from "../../src/peer/peer-link.js";
+
+export const LOOPBACK = "127.0.0.1";
+export const SECRET = "correct-horse-battery-staple-42";
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, LOOPBACK, () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Binding the port works (nothing of ours is left on it). */
+export async function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, LOOPBACK, () => server.close(() => resolve(true)));
+  });
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+export function captureLogger(): { logger: Logger; lines: LogLine[]; raw: string[] } {
+  const lines: LogLine[] = [];
+  const raw: string[] = [];
+  const logger: Logger = pino(
+    { level: "debug" },
+    {
+      write(line: string) {
+        raw.push(line);
+        lines.push(JSON.parse(line) as LogLine);
+      },
+    },
+  );
+  return { logger, lines, raw };
+}
+
+export interface TestNode {
+  link: PeerLink;
+  events: PeerLinkEvent[];
+  logs: LogLine[];
+  rawLogs: string[];
+  messages: () => Extract<PeerLinkEvent, { kind: "message" }>["message"][];
+  count: (kind: PeerLinkEvent["kind"]) => number;
+  refusals: () => Extract<PeerLinkEvent, { kind: "refused" }>[];
+}
+
+type NodeOptions = Partial<Omit<PeerLinkOptions, "logger" | "self" | "peer">> & {
+  name: string;
+  port: number;
+  peerName: string;
+  peerPort: number;
+};
+
+export function makeNode(options: NodeOptions): TestNode {
+  const { name, port, peerName, peerPort, ...rest } = options;
+  const { logger, lines, raw } = captureLogger();
+  const link = new PeerLink({
+    self: { name, listenAddress: LOOPBACK, listenPort: port },
+    peer: { name: peerName, address: LOOPBACK, port: peerPort },
+    secret: SECRET,
+    logger,
+    reconnectInitialMs: 20,
+    reconnectMaxMs: 100,
+    handshakeTimeoutMs: 1_000,
+    ...rest,
+  });
+  const events: PeerLinkEvent[] = [];
+  link.onEvent((event) => events.push(event));
+  return {
+    link,
+    events,
+    logs: lines,
+    rawLogs: raw,
+    messages: () => events.flatMap((e) => (e.kind === "message" ? [e.message] : [])),
+    count: (kind) => events.filter((e) => e.kind === kind).length,
+    refusals: () => events.flatMap((e) => (e.kind === "refused" ? [e] : [])),
+  };
+}
+
+/** Two nodes that point at each other on two fresh loopback ports. */
+export async function makePair(
+  overrides: { a?: Partial<NodeOptions>; b?: Partial<NodeOptions> } = {},
+): Promise<{ a: TestNode; b: TestNode; portA: number; portB: number }> {
+  const portA = await freePort();
+  const portB = await freePort();
+  const a = makeNode({ name: "mn-a", port: portA, peerName: "mn-b", peerPort: portB, ...overrides.a });
+  const b = makeNode({ name: "mn-b", port: portB, peerName: "mn-a", peerPort: portA, ...overrides.b });
+  return { a, b, portA, portB };
+}
+
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function heartbeat(node: string, seq: number): Heartbeat {
+  return {
+    type: "heartbeat",
+    seq,
+    node,
+    epoch: 3,
+    holder: "mn-a",
+    role: "standby",
+    eligible: true,
+    reasons: [],
+    gatewayReachable: true,
+    leaseRemainingMs: 0,
+    vipPresent: false,
+    keepalived: "backup",
+    services: [{ name: "mn", healthy: true, critical: true }],
+  };
+}
+
+/** A raw WebSocket client: what a stranger could do. */
+export class RawClient {
+  readonly received: string[] = [];
+  readonly ws: WebSocket;
+  readonly opened: Promise<void>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  constructor(port: number, options: { maxPayload?: number } = {}) {
+    this.ws = new WebSocket(`ws://${LOOPBACK}:${port}/`, { perMessageDeflate: false, ...options });
+    this.ws.on("error", () => {});
+    this.ws.on("message", (data: RawData) => this.received.push(String(data)));
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once("open", () => resolve());
+      this.ws.once("close", () => reject(new Error("closed before open")));
+    });
+    this.opened.catch(() => {});
+    this.closed = new Promise((resolve) => this.ws.once("close", (code, reason) => resolve({ code, reason: String(reason) })));
+  }
+
+  frames(): Record<string, unknown>[] {
+    return this.received.map((text) => JSON.parse(text) as Record<string, unknown>);
+  }
+}
+
+/**
+ * A relay between a dialer and a listener that records every frame in both directions and
+ * can inject frames: the wire as an eavesdropper (or a corrupting middlebox) sees it.
+ */
+export class RecordingRelay {
+  readonly frames: { direction: "to-listener" | "to-dialer"; data: string; binary: boolean }[] = [];
+  private readonly server: WebSocketServer;
+  private readonly pairs = new Set<{ dialer: WebSocket; listener: WebSocket }>();
+  connections = 0;
+
+  private constructor(server: WebSocketServer) {
+    this.server = server;
+  }
+
+  static async start(port: number, targetPort: number): Promise<RecordingRelay> {
+    const server = new WebSocketServer({ host: LOOPBACK, port, perMessageDeflate: false });
+    await new Promise<void>((resolve, reject) => {
+      server.once("listening", () => resolve());
+      server.once("error", reject);
+    });
+    const relay = new RecordingRelay(server);
+    server.on("connection", (dialer) => relay.bridge(dialer, targetPort));
+    return relay;
+  }
+
+  private bridge(dialer: WebSocket, targetPort: number): void {
+    this.connections++;
+    const listener = new WebSocket(`ws://${LOOPBACK}:${targetPort}/`, { perMessageDeflate: false });
+    const pair = { dialer, listener };
+    this.pairs.add(pair);
+    const queued: { data: RawData; binary: boolean }[] = [];
+    dialer.on("message", (data, binary) => {
+      this.frames.push({ direction: "to-listener", data: String(data), binary });
+      if (listener.readyState === WebSocket.OPEN) listener.send(data, { binary });
+      else queued.push({ data, binary });
+    });
+    listener.on("open", () => {
+      for (const item of queued.splice(0)) listener.send(item.data, { binary: item.binary });
+    });
+    listener.on("message", (data, binary) => {
+      this.frames.push({ direction: "to-dialer", data: String(data), binary });
+      if (dialer.readyState === WebSocket.OPEN) dialer.send(data, { binary });
+    });
+    const end = (): void => {
+      this.pairs.delete(pair);
+      dialer.terminate();
+      listener.terminate();
+    };
+    dialer.on("close", end);
+    listener.on("close", end);
+    dialer.on("error", end);
+    listener.on("error", end);
+  }
+
+  /** Send `data` to the listener side of every relayed connection, as if the dialer had sent it. */
+  injectToListener(data: string): number {
+    let sent = 0;
+    for (const { listener } of this.pairs) {
+      if (listener.readyState === WebSocket.OPEN) {
+        listener.send(data);
+        sent++;
+      }
+    }
+    return sent;
+  }
+
+  async stop(): Promise<void> {
+    for (const { dialer, listener } of this.pairs) {
+      dialer.terminate();
+      listener.terminate();
+    }
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
