@@ -134,8 +134,8 @@ export const ConfigSchema = z
     arpGuard: z
       .strictObject({
         enabled: z.boolean().default(true),
-        command: absolutePath.default("/usr/sbin/arping"),
-        probeTimeoutMs: ms(50, 10_000).default(300),
+        command: absolutePath.default("/usr/bin/arping"),
+        probeTimeoutMs: ms(50, 10_000).default(200),
         /** While the peer is lost and someone answers for the VIP, probe again this often. */
         retryIntervalMs: ms(50, 60_000).default(500),
       })
@@ -150,6 +150,11 @@ export const ConfigSchema = z
         virtualRouterId: z.number().int().min(1).max(255).default(51),
         priority: z.number().int().min(1).max(254).default(200),
         advertIntMs: ms(10, 40_000).default(100),
+        /**
+         * VRRP master-down timer in adverts (RFC: 3). Only an elected node waits on it, but
+         * during a handoff the taker waits as BACKUP: fewer adverts means less margin there.
+         */
+        downTimerAdverts: z.number().int().min(1).max(100).default(3),
         /** Gratuitous ARPs sent when this node becomes MASTER. */
         garpRepeat: z.number().int().min(1).max(100).default(3),
       })

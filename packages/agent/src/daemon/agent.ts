@@ -311,9 +311,9 @@ export class Agent {
   }
 
   private async runArpProbe(probeId: number): Promise<void> {
-    const result = await this.arpGuard.probe().catch((error: unknown) => ({ occupied: true, macs: [], detail: `probe failed: ${String(error)}` }));
-    // A failed probe counts as "occupied": when in doubt, do not claim.
-    this.enqueue({ kind: "arp-result", probeId, occupied: result.occupied, detail: result.detail });
+    const result = await this.arpGuard.probe().catch((error: unknown) => ({ occupied: true, failed: true, macs: [], detail: `probe failed: ${String(error)}` }));
+    // A probe that could not run counts as "occupied": when in doubt, do not claim.
+    this.enqueue({ kind: "arp-result", probeId, occupied: result.occupied || result.failed, detail: result.detail });
   }
 
   private sendHeartbeat(): void {

@@ -1,0 +1,130 @@
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
+import type { Logger } from "@mnha/shared";
+import { formatSeconds } from "./render.js";
+
+export interface LeaseGuardOptions {
+  /** packages/agent/scripts/mnha-lease-guard (root-owned, 0755). */
+  script: string;
+  leaseFile: string;
+  /** How long one renewal keeps the lease fresh (config timings.leaseMs). */
+  leaseMs: number;
+  logger: Logger;
+  /** First respawn delay after the guard dies while the agent runs (doubles up to 5 s). */
+  respawnDelayMs?: number;
+}
+
+type GuardChild = ChildProcessByStdio<Writable, null, Readable>;
+
+const RESPAWN_MAX_MS = 5_000;
+const STABLE_MS = 10_000;
+// A renewal is one byte; more than this queued means the guard stopped reading.
+const MAX_QUEUED_BYTES = 4096;
+
+/**
+ * Runs mnha-lease-guard and feeds it the agent's renewals through a pipe. The guard is its
+ * own process group (detached), so a kill of the agent's process group leaves it alive to
+ * see the pipe close and mark the lease stale. If it dies while the agent runs, it is
+ * respawned; until then renewals are dropped (the lease goes stale, which is the safe side).
+ */
+export class LeaseGuard {
+  private readonly options: LeaseGuardOptions;
+  private child: GuardChild | null = null;
+  private running = false;
+  private respawnTimer: NodeJS.Timeout | null = null;
+  private respawnDelay: number;
+  private spawnedAt = 0;
+  private respawnCount = 0;
+  private exitWaiters: (() => void)[] = [];
+
+  constructor(options: LeaseGuardOptions) {
+    this.options = options;
+    this.respawnDelay = options.respawnDelayMs ?? 100;
+  }
+
+  /** The guard's argument list: the script, the lease file, the timeout in seconds. */
+  argv(): string[] {
+    return [this.options.script, this.options.leaseFile, formatSeconds(this.options.leaseMs)];
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.spawnGuard();
+  }
+
+  /** Tells the guard the agent is alive. Never blocks and never throws. */
+  renew(): void {
+    const stdin = this.child?.stdin;
+    if (!stdin || !stdin.writable || stdin.writableLength > MAX_QUEUED_BYTES) return;
+    try {
+      stdin.write("\n");
+    } catch {
+      // EPIPE and friends: the exit handler respawns the guard.
+    }
+  }
+
+  pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
+  /** How many times the guard was respawned after dying on its own. */
+  respawns(): number {
+    return this.respawnCount;
+  }
+
+  /** Closes the guard's stdin (it marks the lease stale and exits); kills it if it lingers. */
+  async stop(timeoutMs = 2_000): Promise<void> {
+    this.running = false;
+    if (this.respawnTimer) clearTimeout(this.respawnTimer);
+    this.respawnTimer = null;
+    const child = this.child;
+    if (!child) return;
+    const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+    child.stdin.end();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)))]);
+    clearTimeout(timer);
+    if (timedOut && this.child === child) {
+      this.options.logger.warn({ pid: child.pid }, "lease guard did not exit after its input closed; killing it");
+      child.kill("SIGKILL");
+      await exited;
+    }
+  }
+
+  private spawnGuard(): void {
+    const [file, ...args] = this.argv();
+    const child = spawn(file as string, args, { detached: true, stdio: ["pipe", "ignore", "pipe"] });
+    this.child = child;
+    this.spawnedAt = performance.now();
+    child.stdin.on("error", () => undefined);
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => {
+      for (const line of chunk.split("\n").filter((l) => l.trim() !== "")) this.options.logger.warn({ leaseGuard: line.slice(0, 500) }, "lease guard says");
+    });
+    child.on("error", (error) => {
+      this.options.logger.error({ err: error, script: file }, "lease guard could not be started");
+    });
+    child.on("close", (code, signal) => this.onExit(child, code, signal));
+    this.options.logger.debug({ pid: child.pid, argv: this.argv() }, "lease guard started");
+  }
+
+  private onExit(child: GuardChild, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.child !== child) return;
+    this.child = null;
+    const waiters = this.exitWaiters;
+    this.exitWaiters = [];
+    for (const resolve of waiters) resolve();
+    if (!this.running) return;
+    const livedMs = performance.now() - this.spawnedAt;
+    if (livedMs > STABLE_MS) this.respawnDelay = this.options.respawnDelayMs ?? 100;
+    this.options.logger.warn({ code, signal, livedMs: Math.round(livedMs), respawnInMs: this.respawnDelay }, "lease guard exited while the agent runs; respawning it");
+    this.respawnTimer = setTimeout(() => {
+      this.respawnTimer = null;
+      if (!this.running) return;
+      this.respawnCount += 1;
+      this.spawnGuard();
+    }, this.respawnDelay);
+    this.respawnDelay = Math.min(this.respawnDelay * 2, RESPAWN_MAX_MS);
+  }
+}

@@ -1,0 +1,169 @@
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { silentLogger } from "@mnha/shared";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { LeaseGuard } from "../../src/keepalived/lease-guard.js";
+import { defaultScriptsDir } from "../../src/keepalived/paths.js";
+import { processAlive } from "../../src/keepalived/supervisor.js";
+import { runCommand } from "../../src/net/command.js";
+import { waitUntil } from "../net/netns-lab.js";
+import { tempDataDir } from "./helpers.js";
+
+const GUARD = join(defaultScriptsDir(), "mnha-lease-guard");
+const CHECK = join(defaultScriptsDir(), "mnha-lease-check");
+const dir = tempDataDir("lease");
+const children: ChildProcessWithoutNullStreams[] = [];
+let counter = 0;
+
+function leaseFile(): string {
+  counter += 1;
+  const file = join(dir, `lease-${counter}`);
+  writeFileSync(file, "1\n");
+  return file;
+}
+
+const read = (file: string): string => readFileSync(file, "utf8").trim();
+
+function startGuard(file: string, timeout: string): ChildProcessWithoutNullStreams {
+  const child = spawn(GUARD, [file, timeout]);
+  children.push(child);
+  return child;
+}
+
+function exitOf(child: ChildProcessWithoutNullStreams): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGKILL");
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("the shipped scripts", () => {
+  it("are executable and writable by their owner only (keepalived's script security)", () => {
+    for (const script of [GUARD, CHECK]) {
+      const stat = statSync(script);
+      expect(stat.mode & 0o777).toBe(0o755);
+      expect(stat.uid).toBe(0);
+    }
+  });
+});
+
+describe("mnha-lease-guard", () => {
+  it("keeps the lease fresh while renewals arrive, stale when they stop, fresh again on renewal", async () => {
+    const file = leaseFile();
+    const guard = startGuard(file, "0.3");
+    guard.stdin.write("\n");
+    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+
+    // Renewals every 100 ms for 900 ms (three timeouts' worth): never stale.
+    for (let i = 0; i < 9; i += 1) {
+      await sleep(100);
+      expect(read(file)).toBe("0");
+      guard.stdin.write("renew\n");
+    }
+
+    // Silence: stale after about 0.3 s.
+    const started = performance.now();
+    expect(await waitUntil(() => read(file) === "1", 2_000, 5)).not.toBeNull();
+    const staleAfter = performance.now() - started;
+    expect(staleAfter).toBeGreaterThan(200);
+    expect(staleAfter).toBeLessThan(900);
+    // It keeps reading after a timeout.
+    expect(guard.exitCode).toBeNull();
+
+    guard.stdin.write("\n");
+    expect(await waitUntil(() => read(file) === "0", 1_000, 5)).not.toBeNull();
+
+    // The agent's end of the pipe closes (the agent died): stale, and the guard exits.
+    guard.stdin.end();
+    expect(await exitOf(guard)).toBe(0);
+    expect(read(file)).toBe("1");
+    expect(existsSync(`${file}.guard.pid`)).toBe(false);
+  });
+
+  it("marks the lease stale on SIGTERM", async () => {
+    const file = leaseFile();
+    const guard = startGuard(file, "5");
+    guard.stdin.write("\n");
+    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+    guard.kill("SIGTERM");
+    await exitOf(guard);
+    expect(read(file)).toBe("1");
+  });
+
+  it("rewrites the lease if someone else changed it (keepalived's init_file on restart)", async () => {
+    const file = leaseFile();
+    const guard = startGuard(file, "5");
+    guard.stdin.write("\n");
+    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+    writeFileSync(file, "1\n");
+    guard.stdin.write("\n");
+    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+  });
+
+  it("refuses bad arguments", async () => {
+    for (const args of [[], ["relative", "1"], [join(dir, "x"), "0"], [join(dir, "x"), "abc"], [join(dir, "nodir", "x"), "1"]]) {
+      const result = await runCommand([GUARD, ...args]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/mnha-lease-guard/);
+    }
+  });
+});
+
+describe("mnha-lease-check", () => {
+  it("passes only while the guard of this very lease file is alive", async () => {
+    const file = leaseFile();
+    const check = async (f = file) => (await runCommand([CHECK, f])).code;
+    expect(await check()).toBe(1); // no guard
+
+    const guard = startGuard(file, "5");
+    guard.stdin.write("\n");
+    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+    expect(await check()).toBe(0);
+    // Another lease file's check is not fooled by this guard (pid file copied over).
+    const other = leaseFile();
+    writeFileSync(`${other}.guard.pid`, readFileSync(`${file}.guard.pid`));
+    expect(await check(other)).toBe(1);
+
+    // A guard killed with SIGKILL cannot mark the lease stale (it still says 0): the check fails.
+    guard.kill("SIGKILL");
+    await exitOf(guard);
+    expect(read(file)).toBe("0");
+    expect(await check()).toBe(1);
+    expect((await runCommand([CHECK])).code).toBe(2);
+  });
+});
+
+describe("LeaseGuard (the driver's handle on the script)", () => {
+  it("renews, respawns a killed guard, and marks the lease stale on stop", async () => {
+    const file = leaseFile();
+    const guard = new LeaseGuard({ script: GUARD, leaseFile: file, leaseMs: 400, logger: silentLogger(), respawnDelayMs: 50 });
+    guard.start();
+    const firstPid = guard.pid();
+    expect(firstPid).not.toBeNull();
+    guard.renew();
+    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+
+    // Detached: its own process group, so a kill of the agent's group does not reach it.
+    const pgid = (await runCommand(["ps", "-o", "pgid=", "-p", String(firstPid)])).stdout.trim();
+    expect(pgid).toBe(String(firstPid));
+
+    process.kill(firstPid as number, "SIGKILL");
+    expect(await waitUntil(() => guard.pid() !== null && guard.pid() !== firstPid, 2_000)).not.toBeNull();
+    expect(guard.respawns()).toBe(1);
+    guard.renew();
+    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+
+    const lastPid = guard.pid() as number;
+    await guard.stop();
+    expect(read(file)).toBe("1");
+    expect(processAlive(lastPid)).toBe(false);
+    expect(guard.pid()).toBeNull();
+    guard.renew(); // after stop: a no-op, not a throw
+  });
+});
