@@ -1,0 +1,137 @@
+/**
+ * Process facts read from /proc and `ip netns pids`. Node built-ins only, so that teardown
+ * works even when the workspace packages are not built.
+ */
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  // A zombie still answers kill(0) but is gone for our purposes.
+  return processState(pid) !== "Z";
+}
+
+export function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The state follows the command name, which sits in parentheses and may hold spaces.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) || null;
+  } catch {
+    return null;
+  }
+}
+
+export function readCmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((part) => part.length > 0);
+  } catch {
+    return [];
+  }
+}
+
+export function readComm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+export function netnsOf(pid: number | "self"): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return null;
+  }
+}
+
+export function readPidFile(file: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(file, "utf8").trim(), 10);
+    return Number.isInteger(pid) && pid > 1 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Pids of every process in a named namespace. Never returns a process that shares our own
+ * network namespace, so a misnamed namespace can never make the lab kill host processes.
+ */
+export function namespacePids(namespace: string): Promise<number[]> {
+  return new Promise((resolvePids) => {
+    execFile("ip", ["netns", "pids", namespace], { timeout: 5_000, encoding: "utf8" }, (error, stdout) => {
+      if (error) return resolvePids([]);
+      const ownNetns = netnsOf("self");
+      const pids = stdout
+        .split("\n")
+        .map((line) => Number.parseInt(line.trim(), 10))
+        .filter((pid) => Number.isInteger(pid) && pid > 1 && pid !== process.pid && netnsOf(pid) !== ownNetns);
+      resolvePids(pids);
+    });
+  });
+}
+
+/** Sends a signal; a process that is already gone is not an error. */
+export function signal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (bounded) until every pid has exited. Returns the pids still alive. */
+export async function waitGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let alive = pids.filter(isAlive);
+  for (let round = 0; alive.length > 0 && round < Math.ceil(timeoutMs / 20) + 1 && Date.now() < deadline; round++) {
+    await new Promise((r) => setTimeout(r, 20));
+    alive = alive.filter(isAlive);
+  }
+  return alive;
+}
+
+/**
+ * TCP ports a process's network namespace listens on, read from /proc/PID/net/tcp (which
+ * shows the sockets of that process's namespace, so no `ip netns exec` is needed).
+ */
+export function listeningTcpPorts(pid: number): Set<number> {
+  const ports = new Set<number>();
+  for (const table of ["tcp", "tcp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const local = fields[1];
+      if (fields[3] !== "0A" || local === undefined) continue; // 0A: LISTEN
+      const port = Number.parseInt(local.slice(local.lastIndexOf(":") + 1), 16);
+      if (Number.isInteger(port)) ports.add(port);
+    }
+  }
+  return ports;
+}
+
+/**
+ * Waits (bounded) until every pid is reaped, not only dead: a zombie still "exists" for
+ * programs that check a pid file with kill(pid, 0) (keepalived's "daemon is already
+ * running"). An orphan is reaped by init, which in some containers takes a second or two.
+ */
+export async function waitReaped(pids: readonly number[], timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let present = pids.filter((pid) => existsSync(`/proc/${pid}`));
+  for (let round = 0; present.length > 0 && round < Math.ceil(timeoutMs / 50) + 1 && Date.now() < deadline; round++) {
+    await new Promise((r) => setTimeout(r, 50));
+    present = present.filter((pid) => existsSync(`/proc/${pid}`));
+  }
+  return present;
+}
