@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+pnpm run typecheck
 pnpm run lint
 mkdir -p .test-results
 status=0

@@ -199,7 +199,8 @@ export class ElectionCore {
       holder: this.holder,
       role: this.role,
       eligible: this.eligible(),
-      reasons: this.reasons().slice(0, 16),
+      // The protocol bounds reasons (16 of at most 200 characters): never send a frame the peer must refuse.
+      reasons: this.reasons().slice(0, 16).map((r) => (r.length > 200 ? `${r.slice(0, 197)}...` : r)),
       leaseRemainingMs: this.leaseRemaining(now),
       gatewayReachable: this.gatewayReachable,
     };

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, unlink } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "@mnha/shared";
@@ -105,6 +105,7 @@ export class KeepalivedSupervisor {
     if (this.wanted) return;
     this.wanted = true;
     await this.stopLeftovers();
+    await this.removeStalePidFiles();
     if (this.wanted) this.spawnChild();
   }
 
@@ -216,9 +217,29 @@ export class KeepalivedSupervisor {
     if (!this.wanted) return;
     // A VRRP child whose parent was killed lingers briefly; a new keepalived must not meet it.
     await this.stopLeftovers();
+    await this.removeStalePidFiles();
     if (!this.wanted || this.child) return;
     this.restartCount += 1;
     this.spawnChild();
+  }
+
+  /**
+   * Removes pid files that name a dead or zombie process. Keepalived refuses to start
+   * ("daemon is already running") while its pid file names any existing pid, and the VRRP
+   * child of a SIGKILLed keepalived stays a zombie until init reaps it, seconds later.
+   */
+  private async removeStalePidFiles(): Promise<void> {
+    for (const file of [this.options.pidFile, this.options.vrrpPidFile]) {
+      let pid: number;
+      try {
+        pid = Number((await readFile(file, "utf8")).trim());
+      } catch {
+        continue;
+      }
+      if (Number.isInteger(pid) && pid > 1 && processAlive(pid)) continue;
+      await unlink(file).catch(() => undefined);
+      this.options.logger.debug({ file, pid }, "removed a stale keepalived pid file");
+    }
   }
 
   /** Stops any keepalived still running with our pid files (a previous agent, or a killed parent's child). */
