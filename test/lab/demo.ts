@@ -5,10 +5,11 @@
  */
 import { createLogger } from "@mnha/shared";
 import { analyze, describeAnalysis } from "./analysis.js";
-import { LAB_STATE_DIR, VIP_ADDRESS, peerOf } from "./constants.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { AGENT_MAIN, LAB_STATE_DIR, VIP_ADDRESS, nodePaths, peerOf, type MnNode } from "./constants.js";
 import { monoNow, sleep, waitFor } from "./exec.js";
 import { Lab } from "./lab.js";
-import { formatStatus } from "./report.js";
 import type { ClientSampler } from "./sampler.js";
 
 const started = monoNow();
@@ -28,6 +29,14 @@ async function tearDown(): Promise<void> {
   say(report.problems.length === 0 ? "lab down: nothing left behind" : `lab down with problems: ${report.problems.join("; ")}`);
 }
 
+/** What an operator sees: the real `mnha` CLI talking to a node's agent. */
+async function mnha(node: MnNode, ...args: string[]): Promise<void> {
+  const argv = [AGENT_MAIN, ...args, "--config", nodePaths(node).config];
+  console.log(`          $ mnha ${args.join(" ")}        (on ${node})`);
+  const { stdout } = await promisify(execFile)(process.execPath, argv, { timeout: 10_000 });
+  console.log(indent(stdout.trimEnd().split("\n")));
+}
+
 async function demo(): Promise<void> {
   say("mnha demo: two management nodes (mn1, mn2), a gateway and a client, each a network namespace on one bridge");
   say(`building the lab and starting both agents (each runs its own keepalived); state and logs in ${LAB_STATE_DIR}/`);
@@ -35,7 +44,7 @@ async function demo(): Promise<void> {
   if (holder === null) throw new Error("the lab came up without a VIP holder");
   const standby = peerOf(holder);
   say(`lab up: ${holder} holds the VIP ${VIP_ADDRESS}, ${standby} stands by`);
-  console.log(indent(formatStatus(await lab.status())));
+  await mnha(holder, "status");
 
   sampler = lab.sampler("demo");
   await sampler.start();
@@ -67,7 +76,8 @@ async function demo(): Promise<void> {
   say(
     `${twoMacs === 0 ? "never" : `${twoMacs} times`} did two nodes answer for the VIP; the client went at most ${Math.round(analysis.http.longestGapMs)} ms without an answer`,
   );
-  console.log(indent(formatStatus(await lab.status())));
+  await mnha(holder, "status");
+  await mnha(standby, "events", "--type", "election.role-changed", "--limit", "3");
 }
 
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
