@@ -8,7 +8,7 @@ import { sleep, waitFor } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { hostAddresses } from "../lab/topology.js";
 import { VIP_ADDRESS } from "../lab/constants.js";
-import { expectMovedOnce, expectNeverTwoMacs, expectNoMove, expectServedWithin, labArchiveDir, runScenario, waitClientServedBy } from "./scenario.js";
+import { PLANNED_GAP_BOUND_MS, expectMovedOnce, expectNeverTwoMacs, expectNoMove, expectServedWithin, labArchiveDir, runScenario, waitClientServedBy } from "./scenario.js";
 
 const lab = new Lab();
 
@@ -38,6 +38,27 @@ describe("the holder's agent dies", () => {
     expectMovedOnce(run, holder, standby);
     // The orphaned keepalived is still running, and yet the VIP is gone from the old holder.
     expect((await lab.keepalivedPids(holder)).length).toBeGreaterThan(0);
+    expect(await hostAddresses(holder)).not.toContain(VIP_ADDRESS);
+    expect(await lab.holders()).toEqual([standby]);
+  });
+
+  it("SIGTERM of the holder's agent (systemctl stop): it hands the VIP to the peer first, with a short gap", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const run = await runScenario(lab, before, {
+      name: "holder agent stopped cleanly",
+      fault: async () => {
+        expect(await lab.stopAgent(holder)).not.toBeNull();
+      },
+      outcome: async (ctx) => {
+        await waitClientServedBy(ctx, standby);
+      },
+    });
+    expectNeverTwoMacs(run);
+    expectServedWithin(run, PLANNED_GAP_BOUND_MS);
+    expectMovedOnce(run, holder, standby);
+    // A clean stop takes keepalived down with the agent: nothing is left on the old holder.
+    expect(await lab.keepalivedPids(holder)).toEqual([]);
     expect(await hostAddresses(holder)).not.toContain(VIP_ADDRESS);
     expect(await lab.holders()).toEqual([standby]);
   });

@@ -19,6 +19,7 @@ const USAGE = `usage: pnpm lab <verb> [args]
   kill-service NODE SVC   SIGKILL a stand-in (SVC: ${STANDIN_SERVICES.map((s) => s.name).join(", ")})
   start-service NODE SVC  (re)start a stand-in
   kill-agent NODE         SIGKILL the agent only (its keepalived stays)
+  stop-agent NODE         SIGTERM the agent (it hands the VIP over, stops keepalived, exits)
   start-agent NODE        start the agent (kills a keepalived left behind, as systemd would)
   kill-keepalived NODE    SIGKILL keepalived of that node
   pause-agent NODE        SIGSTOP the agent
@@ -34,7 +35,7 @@ const USAGE = `usage: pnpm lab <verb> [args]
 NODE is ${MN_NODES.join(" or ")}.`;
 
 const VERBS = [
-  "up", "status", "down", "holder", "reset", "sample", "kill-service", "start-service", "kill-agent", "start-agent", "kill-keepalived",
+  "up", "status", "down", "holder", "reset", "sample", "kill-service", "start-service", "kill-agent", "stop-agent", "start-agent", "kill-keepalived",
   "pause-agent", "resume-agent", "crash", "boot", "cut-peer-link", "heal-peer-link", "cut-gateway", "heal-gateway", "demote",
 ];
 
@@ -153,6 +154,12 @@ async function main(argv: string[]): Promise<number> {
       const node = nodeArg(rest[0]);
       const pid = await lab.killAgent(node);
       console.log(pid === null ? `the ${node} agent was not running` : `killed the ${node} agent (pid ${pid})`);
+      return 0;
+    }
+    case "stop-agent": {
+      const node = nodeArg(rest[0]);
+      const pid = await lab.stopAgent(node);
+      console.log(pid === null ? `the ${node} agent was not running` : `stopped the ${node} agent with SIGTERM (pid ${pid})`);
       return 0;
     }
     case "start-agent": {

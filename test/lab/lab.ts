@@ -371,6 +371,16 @@ export class Lab {
     return pid;
   }
 
+  /** SIGTERM, as `systemctl stop mnha` sends: the agent hands the VIP over and exits. */
+  async stopAgent(node: MnNode, timeoutMs = 15_000): Promise<number | null> {
+    const pid = await this.agentPid(node);
+    if (pid === null) return null;
+    signal(pid, "SIGTERM");
+    await waitReaped([pid], timeoutMs);
+    this.logger.info({ node, processId: pid }, "agent stopped");
+    return pid;
+  }
+
   async pauseAgent(node: MnNode): Promise<number> {
     const pid = await this.requireAgent(node);
     signal(pid, "SIGSTOP");
