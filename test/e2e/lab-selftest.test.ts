@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "@mnha/shared";
 import { analyze, type SamplerRecord } from "../lab/analysis.js";
 import { parseArpingMacs } from "../lab/arp-probe.js";
-import { HOSTS, LAB_STATE_DIR, MN_NODES, VIP_ADDRESS, nodePaths } from "../lab/constants.js";
+import { HOSTS, LAB_PREFIX, LAB_STATE_DIR, MN_NODES, VIP_ADDRESS, nodePaths } from "../lab/constants.js";
 import { run, runIn, sleep } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { startPlainKeepalived, stopPlainKeepalived } from "../lab/plain-keepalived.js";
@@ -83,7 +83,7 @@ describe("the lab, with plain keepalived instead of mnha", () => {
   });
 
   it("builds the topology inside namespaces only: addresses, fixed MACs, nothing in the host's network", async () => {
-    expect((await labNamespacesPresent()).sort()).toEqual(["mnha-lab-br", "mnha-lab-client", "mnha-lab-gw", "mnha-lab-mn1", "mnha-lab-mn2"]);
+    expect((await labNamespacesPresent()).sort()).toEqual(["br", "client", "gw", "mn1", "mn2"].map((host) => `${LAB_PREFIX}-${host}`));
     for (const host of Object.values(HOSTS)) {
       expect(await hostAddresses(host.name)).toEqual([host.address]);
       const link = await run("ip", ["-n", host.namespace, "-j", "link", "show", "eth0"]);

@@ -12,7 +12,7 @@ const USAGE = `usage: pnpm lab <verb> [args]
                           build the namespaces, write configs, start stand-ins and both agents,
                           wait until exactly one node holds the VIP
   status [--json]         each node: agent status, services, keepalived, faults; who answers ARP
-  down                    kill everything in mnha-lab-* namespaces, delete them, remove /run/mnha-lab
+  down                    kill everything in this lab's namespaces (mnha-lab-* by default), delete them, remove its state dir
   holder                  which node has the VIP on its eth0
   reset                   heal faults, boot crashed nodes, restart what is missing, wait stable
   sample [SECONDS]        run the client samplers (HTTP + ARP) for SECONDS (default 5) and report

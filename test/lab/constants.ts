@@ -6,8 +6,18 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+/**
+ * Which lab: MNHA_LAB=name runs an independent lab (its own namespaces and state dir), so a
+ * benchmark and a test run can share a machine. Addresses repeat, but each lab's hosts
+ * only ever see their own bridge.
+ */
+export const LAB_NAME = (() => {
+  const name = process.env["MNHA_LAB"] ?? "lab";
+  if (!/^[a-z][a-z0-9]{0,9}$/.test(name)) throw new Error(`MNHA_LAB=${JSON.stringify(name)}: expected 1-10 lower-case letters or digits, starting with a letter`);
+  return name;
+})();
 /** Prefix of every namespace, nftables table and state path the lab creates. */
-export const LAB_PREFIX = "mnha-lab";
+export const LAB_PREFIX = `mnha-${LAB_NAME}`;
 /** Runtime state: configs, secrets, logs, pid files, sample logs. Removed by `down`. */
 export const LAB_STATE_DIR = `/run/${LAB_PREFIX}`;
 /** nftables tables the faults add (in MN namespaces: peer; on the bridge: gateway + node). */

@@ -1,9 +1,9 @@
 /** The lab's state as a person reads it (`pnpm lab status`, the demo). */
-import { LAB_STATE_DIR, VIP_ADDRESS } from "./constants.js";
+import { LAB_PREFIX, LAB_STATE_DIR, VIP_ADDRESS } from "./constants.js";
 import type { LabStatus, NodeSummary } from "./lab.js";
 
 export function formatStatus(status: LabStatus): string[] {
-  if (!status.up) return ["the lab is down (no mnha-lab-* namespaces); start it: pnpm lab up"];
+  if (!status.up) return [`the lab is down (no ${LAB_PREFIX}-* namespaces); start it: pnpm lab up`];
   const lines: string[] = [];
   const holders = status.holders.length === 0 ? "nobody" : status.holders.join(" AND ");
   lines.push(`VIP ${VIP_ADDRESS}: on eth0 of ${holders}; ARP from the client answered by ${status.arpAnsweredBy.length === 0 ? "nobody" : status.arpAnsweredBy.join(" and ")}`);
