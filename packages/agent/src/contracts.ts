@@ -147,3 +147,89 @@ export interface ControlHandlers {
 }
 
 export type { KeepalivedState, LinkMessage, Role };
+
+// ---- the audit and monitoring store (SQLite) ---------------------------------------------
+
+import type { SyncEvent, SyncSample, Watermarks } from "@mnha/protocol";
+export type { SyncEvent, SyncSample, Watermarks };
+
+export interface NewEvent {
+  type: string;
+  service?: string | null;
+  message: string;
+  fields?: Record<string, unknown>;
+  wallMs: number;
+  monoMs: number;
+}
+
+export interface NewSample {
+  series: string;
+  value: number;
+  wallMs: number;
+}
+
+export interface StoreHealth {
+  /** false: writes are failing (disk full, read-only, corrupt); HA goes on regardless. */
+  ok: boolean;
+  reason: string | null;
+  sizeBytes: number;
+  /** Records accepted but not yet durably stored. */
+  pending: number;
+  /** Own records dropped because the in-memory queue overflowed while the store was failing. */
+  dropped: number;
+  lastIntegrityCheck: { at: number; ok: boolean; detail: string } | null;
+}
+
+export interface EventFilter {
+  sinceMs?: number;
+  untilMs?: number;
+  node?: string;
+  type?: string;
+  service?: string;
+  limit?: number;
+}
+
+export interface FailoverRecord {
+  /** Wall-clock ms when the new holder took the VIP. */
+  atMs: number;
+  from: string | null;
+  to: string;
+  epoch: number;
+  cause: string;
+  /** How long no node held the VIP around the change, when known. */
+  unansweredMs: number | null;
+}
+
+export interface SeriesSummary {
+  node: string;
+  series: string;
+  count: number;
+  min: number;
+  median: number;
+  max: number;
+  last: number;
+  lastAtMs: number;
+}
+
+/**
+ * The node's store. Appends return at once (queued); records become durable in batches off
+ * the HA path (a worker thread), and `onStored` reports durability. Reads are async.
+ */
+export interface StoreApi extends Startable {
+  /** This store's origin id (stable for the life of the database file). */
+  readonly origin: string;
+  appendEvent(event: NewEvent): number;
+  appendSamples(samples: NewSample[]): void;
+  /** Highest own event seq durably stored. */
+  storedUpTo(): number;
+  onStored(listener: (upToSeq: number) => void): void;
+  /** Records from the peer (any origin); idempotent; resolves once durable. */
+  ingest(events: SyncEvent[], samples: SyncSample[]): Promise<void>;
+  watermarks(): Promise<Watermarks>;
+  /** Records after the given watermarks, every origin, oldest first, bounded in count and bytes. */
+  readAfter(have: Watermarks, limits: { maxEvents: number; maxSamples: number; maxBytes: number }): Promise<{ events: SyncEvent[]; samples: SyncSample[] }>;
+  queryEvents(filter: EventFilter): Promise<SyncEvent[]>;
+  failovers(filter: { sinceMs?: number; untilMs?: number; limit?: number }): Promise<FailoverRecord[]>;
+  summarize(filter: { sinceMs?: number; untilMs?: number; node?: string; series?: string }): Promise<SeriesSummary[]>;
+  health(): StoreHealth;
+}

@@ -123,6 +123,62 @@ export const HandoffReleasedSchema = z.strictObject({
   epoch,
 });
 
+// ---- audit and monitoring data sync -----------------------------------------------------
+
+const originId = z.string().regex(/^[A-Za-z0-9_.:-]{1,80}$/, "an origin id of 1-80 letters, digits, '.', '_', ':' or '-'");
+const seq = z.number().int().positive();
+const jsonFields = z.record(z.string().max(64), z.unknown());
+
+/** One audit event as replicated: identified by (origin, seq), immutable. */
+export const SyncEventSchema = z.strictObject({
+  origin: originId,
+  seq,
+  node: nodeName,
+  wallMs: z.number().int().nonnegative(),
+  monoMs: z.number().nonnegative(),
+  type: z.string().min(1).max(64),
+  service: z.string().max(64).nullable(),
+  message: z.string().max(2_000),
+  fields: jsonFields,
+});
+
+/** One monitoring sample: one value of one series at one instant. */
+export const SyncSampleSchema = z.strictObject({
+  origin: originId,
+  seq,
+  node: nodeName,
+  wallMs: z.number().int().nonnegative(),
+  series: z.string().min(1).max(128),
+  value: z.number(),
+});
+
+/** Per origin, the highest sequence number held with no gap before it. */
+export const WatermarksSchema = z.strictObject({
+  events: z.record(originId, z.number().int().nonnegative()),
+  samples: z.record(originId, z.number().int().nonnegative()),
+});
+
+/** On link up, each side says what it holds; the other sends what is missing (any origin). */
+export const SyncHelloSchema = z.strictObject({
+  type: z.literal("sync-hello"),
+  have: WatermarksSchema,
+});
+
+/** A batch of records; the receiver stores them (idempotently) and acknowledges. */
+export const SyncBatchSchema = z.strictObject({
+  type: z.literal("sync-batch"),
+  id: z.number().int().nonnegative(),
+  events: z.array(SyncEventSchema).max(2_000),
+  samples: z.array(SyncSampleSchema).max(10_000),
+});
+
+/** Stored durably up to these watermarks (the sender may send the next batch). */
+export const SyncAckSchema = z.strictObject({
+  type: z.literal("sync-ack"),
+  id: z.number().int().nonnegative(),
+  have: WatermarksSchema,
+});
+
 export const HandshakeMessageSchema = z.discriminatedUnion("type", [HelloSchema, ChallengeSchema, AuthSchema, WelcomeSchema, RefuseSchema]);
 export const LinkMessageSchema = z.discriminatedUnion("type", [
   HeartbeatSchema,
@@ -130,6 +186,9 @@ export const LinkMessageSchema = z.discriminatedUnion("type", [
   HandoffReadySchema,
   HandoffRejectSchema,
   HandoffReleasedSchema,
+  SyncHelloSchema,
+  SyncBatchSchema,
+  SyncAckSchema,
   RefuseSchema,
 ]);
 
@@ -146,3 +205,9 @@ export type HandoffReleased = z.infer<typeof HandoffReleasedSchema>;
 export type HandshakeMessage = z.infer<typeof HandshakeMessageSchema>;
 export type LinkMessage = z.infer<typeof LinkMessageSchema>;
 export type PeerMessage = z.infer<typeof LinkMessageSchema>;
+export type SyncEvent = z.infer<typeof SyncEventSchema>;
+export type SyncSample = z.infer<typeof SyncSampleSchema>;
+export type Watermarks = z.infer<typeof WatermarksSchema>;
+export type SyncHello = z.infer<typeof SyncHelloSchema>;
+export type SyncBatch = z.infer<typeof SyncBatchSchema>;
+export type SyncAck = z.infer<typeof SyncAckSchema>;
