@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, isAbsolute, resolve } from "node:path";
+import cron from "node-cron";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError, MnhaError, type ConfigProblem } from "./errors.js";
@@ -19,6 +20,7 @@ const count = z.number().int().min(1).max(100);
 const interfaceName = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, "a network interface name of 1-15 characters, such as eth0 or br_eth0");
 const absolutePath = z.string().refine((v) => isAbsolute(v), "an absolute path");
 const commandArgv = z.array(z.string().min(1)).min(1, "a command as a list of arguments, such as [systemctl, restart, mariadb]");
+const cronExpression = z.string().refine((v) => cron.validate(v), "a cron expression such as \"*/15 * * * *\" (minute hour day month weekday)");
 const statusPattern = z.union([z.number().int().min(100).max(599), z.string().regex(/^[1-5]xx$/, "a status such as 200 or a class such as 2xx")]);
 
 const checkTiming = {
@@ -157,6 +159,38 @@ export const ConfigSchema = z
         downTimerAdverts: z.number().int().min(1).max(100).default(3),
         /** Gratuitous ARPs sent when this node becomes MASTER. */
         garpRepeat: z.number().int().min(1).max(100).default(3),
+      })
+      .prefault({}),
+    store: z
+      .strictObject({
+        /** The SQLite database. Default: <dataDir>/mnha.db */
+        path: absolutePath.optional(),
+        /** Monitoring samples (CPU, memory, disk, traffic, check latency) this often. */
+        sampleIntervalMs: ms(1_000, 3_600_000).default(10_000),
+        retention: z
+          .strictObject({
+            maxAgeDays: z.number().int().min(1).max(3650).default(90),
+            maxBytes: z.number().int().min(1024 * 1024).default(1024 * 1024 * 1024),
+          })
+          .prefault({}),
+        schedules: z
+          .strictObject({
+            retention: cronExpression.default("*/15 * * * *"),
+            optimize: cronExpression.default("30 3 * * *"),
+            integrityCheck: cronExpression.default("0 */6 * * *"),
+            dailySummary: cronExpression.default("55 23 * * *"),
+          })
+          .prefault({}),
+        /** Own records kept in memory while the store cannot write (then the oldest are dropped). */
+        queueLimit: z.number().int().min(1_000).max(10_000_000).default(200_000),
+      })
+      .prefault({}),
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** Prometheus endpoint; loopback unless you mean to expose it. */
+        address: ipv4.default("127.0.0.1"),
+        port: port.default(9746),
       })
       .prefault({}),
     dataDir: absolutePath.default("/var/lib/mnha"),
