@@ -95,6 +95,8 @@ export interface PeerLinkApi extends Startable {
 export interface HaEvent {
   seq: number;
   node: string;
+  /** The service the event is about, if any (check and restore events). */
+  service?: string | null;
   /** ISO wall-clock time, for display only. */
   time: string;
   /** Monotonic milliseconds since the agent started. */
@@ -138,11 +140,29 @@ export interface DemoteResult {
   tookMs: number;
 }
 
+export interface EventQuery {
+  limit?: number;
+  /** Exact type, or a prefix ending in '.' or matching whole dotted segments ("election"). */
+  type?: string;
+  sinceMs?: number;
+  untilMs?: number;
+  node?: string;
+  service?: string;
+}
+
+export interface MetricsReport {
+  /** Per node and series over the window: count, min, median, max, last. */
+  summaries: SeriesSummary[];
+  store: StoreHealth | null;
+}
+
 /** What the control API asks of the daemon. */
 export interface ControlHandlers {
   status(): Promise<StatusReport>;
   demote(options: { timeoutMs?: number }): Promise<DemoteResult>;
-  events(options: { limit?: number; type?: string }): Promise<HaEvent[]>;
+  events(options: EventQuery): Promise<HaEvent[]>;
+  failovers(options: { sinceMs?: number; untilMs?: number; limit?: number }): Promise<FailoverRecord[]>;
+  metrics(options: { sinceMs?: number; untilMs?: number; node?: string; series?: string }): Promise<MetricsReport>;
   version(): { version: string; protocol: number; node: string };
 }
 

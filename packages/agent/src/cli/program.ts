@@ -7,18 +7,20 @@ import { basename } from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { loadConfig, MnhaError, redactedConfig } from "@mnha/shared";
 import { ControlClient } from "../control/control-client.js";
-import { MAX_DEMOTE_TIMEOUT_MS, MAX_EVENTS_LIMIT } from "../control/control-api.js";
+import { MAX_DEMOTE_TIMEOUT_MS, MAX_EVENTS_LIMIT, definedOnly } from "../control/control-api.js";
 import { printJson, reportError, type CliIo } from "./cli-io.js";
 import { askYesNo } from "./confirm.js";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.js";
 import { newestFirst, renderEvents } from "./render-events.js";
+import { renderFailovers, renderMetrics } from "./render-history.js";
 import { renderStatus } from "./render-status.js";
+import { parseMoment } from "./time-range.js";
 import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
 const DAEMON_MODULE = "../daemon/agent.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "version", "agent"];
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "agent"];
 
 interface GlobalOptions {
   config: string;
@@ -132,17 +134,52 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       if (!result.ok) state.exitCode = ExitCode.failed;
     });
 
+  const since = (flag: string) => (value: string) => parseMoment(flag, value);
   program
     .command("events")
-    .description("recent HA events, newest first")
+    .description("HA events of both nodes (the replicated audit store), newest first")
     .option("--limit <n>", `how many events (1-${MAX_EVENTS_LIMIT}; zsha2: -limit)`, positiveInteger("--limit", MAX_EVENTS_LIMIT), 50)
-    .option("--type <type>", "only events of this type, such as role-changed (zsha2: -type)")
+    .option("--type <type>", "only this type, or a dotted prefix such as election (zsha2: -type)")
+    .option("--since <when>", "from this moment: 2h, 30m, 3d, or \"2026-11-25 03:12\" (zsha2: -since)", since("--since"))
+    .option("--until <when>", "up to this moment, same forms as --since (zsha2: -until)", since("--until"))
+    .option("--node <name>", "only events that happened on this node (zsha2: -node)")
+    .option("--service <name>", "only events about this service, such as mn (zsha2: -service)")
     .option("--json", "print the events as JSON (zsha2: -json)")
-    .action(async (options: { limit: number; type?: string; json?: boolean }) => {
+    .action(async (options: { limit: number; type?: string; since?: number; until?: number; node?: string; service?: string; json?: boolean }) => {
       state.json = options.json === true;
-      const events = newestFirst(await client().events({ limit: options.limit, ...(options.type === undefined ? {} : { type: options.type }) }));
+      const query = definedOnly({ limit: options.limit, type: options.type, sinceMs: options.since, untilMs: options.until, node: options.node, service: options.service });
+      const events = newestFirst(await client().events(query));
       if (state.json) printJson(io, events);
       else io.stdout.write(renderEvents(events));
+    });
+
+  program
+    .command("failovers")
+    .description("each change of VIP holder: when, from, to, the cause, and how long the VIP went unanswered")
+    .option("--limit <n>", `how many (1-${MAX_EVENTS_LIMIT}; zsha2: -limit)`, positiveInteger("--limit", MAX_EVENTS_LIMIT), 50)
+    .option("--since <when>", "from this moment: 2h, 30m, 3d, or \"2026-11-25 03:12\"", since("--since"))
+    .option("--until <when>", "up to this moment", since("--until"))
+    .option("--json", "print as JSON (zsha2: -json)")
+    .action(async (options: { limit: number; since?: number; until?: number; json?: boolean }) => {
+      state.json = options.json === true;
+      const failovers = await client().failovers(definedOnly({ limit: options.limit, sinceMs: options.since, untilMs: options.until }));
+      if (state.json) printJson(io, failovers);
+      else io.stdout.write(renderFailovers(failovers));
+    });
+
+  program
+    .command("metrics")
+    .description("monitoring samples of both nodes summarised per series (min / median / max) over a window")
+    .option("--since <when>", "window start (default 1h): 15m, 2h, 3d, or a time", since("--since"))
+    .option("--until <when>", "window end (default now)", since("--until"))
+    .option("--node <name>", "only this node")
+    .option("--series <prefix>", "only series starting with this, such as cpu or check.mn")
+    .option("--json", "print as JSON (zsha2: -json)")
+    .action(async (options: { since?: number; until?: number; node?: string; series?: string; json?: boolean }) => {
+      state.json = options.json === true;
+      const report = await client().metrics(definedOnly({ sinceMs: options.since ?? Date.now() - 3_600_000, untilMs: options.until, node: options.node, series: options.series }));
+      if (state.json) printJson(io, report);
+      else io.stdout.write(renderMetrics(report));
     });
 
   program

@@ -11,6 +11,8 @@ export const CONTROL_ROUTES = {
   status: { method: "GET", path: "/v1/status" },
   version: { method: "GET", path: "/v1/version" },
   events: { method: "GET", path: "/v1/events" },
+  failovers: { method: "GET", path: "/v1/failovers" },
+  metrics: { method: "GET", path: "/v1/metrics" },
   demote: { method: "POST", path: "/v1/demote" },
 } as const;
 
@@ -28,13 +30,38 @@ export const DemoteRequestSchema = z.strictObject({
   timeoutMs: z.number().int().min(1).max(MAX_DEMOTE_TIMEOUT_MS).optional(),
 });
 
+const epochMs = z.coerce.number().int().min(0).max(8_640_000_000_000_000);
+const nodeFilter = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "a node name");
+
 export const EventsQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(MAX_EVENTS_LIMIT).optional(),
   type: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, "an event type of 1-64 letters, digits, '.', '_', ':' or '-'")
     .optional(),
+  since: epochMs.optional(),
+  until: epochMs.optional(),
+  node: nodeFilter.optional(),
+  service: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "a service name").optional(),
 });
+
+export const FailoversQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(MAX_EVENTS_LIMIT).optional(),
+  since: epochMs.optional(),
+  until: epochMs.optional(),
+});
+
+export const MetricsQuerySchema = z.strictObject({
+  since: epochMs.optional(),
+  until: epochMs.optional(),
+  node: nodeFilter.optional(),
+  series: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, "a series name or prefix").optional(),
+});
+
+/** Drops undefined values so optional fields stay absent. */
+export function definedOnly<T extends Record<string, unknown>>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}
 
 /** The error body every failed request carries. */
 export interface ControlErrorBody {

@@ -4,7 +4,7 @@
  */
 import { request as httpRequest } from "node:http";
 import { MnhaError } from "@mnha/shared";
-import type { DemoteResult, HaEvent, StatusReport } from "../contracts.js";
+import type { DemoteResult, EventQuery, FailoverRecord, HaEvent, MetricsReport, StatusReport } from "../contracts.js";
 import { CONTROL_ROUTES, MAX_RESPONSE_BODY_BYTES, errorFromBody, type ControlRouteName } from "./control-api.js";
 
 export interface ControlClientOptions {
@@ -40,13 +40,23 @@ export class ControlClient {
     return this.call<AgentVersion>("version");
   }
 
-  async events(options: { limit?: number; type?: string } = {}): Promise<HaEvent[]> {
-    const query = new URLSearchParams();
-    if (options.limit !== undefined) query.set("limit", String(options.limit));
-    if (options.type !== undefined) query.set("type", options.type);
+  async events(options: EventQuery = {}): Promise<HaEvent[]> {
+    const query = toQuery({ limit: options.limit, type: options.type, since: options.sinceMs, until: options.untilMs, node: options.node, service: options.service });
     const reply = await this.call<{ events?: unknown }>("events", { query });
     if (!Array.isArray(reply.events)) throw malformedReply("events", "no events list");
     return reply.events as HaEvent[];
+  }
+
+  async failovers(options: { sinceMs?: number; untilMs?: number; limit?: number } = {}): Promise<FailoverRecord[]> {
+    const reply = await this.call<{ failovers?: unknown }>("failovers", { query: toQuery({ limit: options.limit, since: options.sinceMs, until: options.untilMs }) });
+    if (!Array.isArray(reply.failovers)) throw malformedReply("failovers", "no failovers list");
+    return reply.failovers as FailoverRecord[];
+  }
+
+  async metrics(options: { sinceMs?: number; untilMs?: number; node?: string; series?: string } = {}): Promise<MetricsReport> {
+    const reply = await this.call<MetricsReport>("metrics", { query: toQuery({ since: options.sinceMs, until: options.untilMs, node: options.node, series: options.series }) });
+    if (!Array.isArray(reply.summaries)) throw malformedReply("metrics", "no summaries");
+    return reply;
   }
 
   demote(options: { timeoutMs?: number } = {}): Promise<DemoteResult> {
@@ -149,4 +159,10 @@ function malformedReply(route: string, what: string): MnhaError {
     hint: "check that the CLI and the agent are the same version (mnha version), and see the agent's log",
     fields: { route },
   });
+}
+
+function toQuery(values: Record<string, string | number | undefined>): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(values)) if (value !== undefined) query.set(key, String(value));
+  return query;
 }

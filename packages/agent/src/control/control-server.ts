@@ -11,6 +11,9 @@ import {
   CONTROL_ROUTES,
   DemoteRequestSchema,
   EventsQuerySchema,
+  FailoversQuerySchema,
+  MetricsQuerySchema,
+  definedOnly,
   MAX_REQUEST_BODY_BYTES,
   errorBody,
   httpStatusFor,
@@ -167,11 +170,23 @@ export class ControlServer implements Startable {
       case "events": {
         request.resume();
         const query = EventsQuerySchema.safeParse(Object.fromEntries(url.searchParams));
-        if (!query.success) throw badRequest(`invalid query for ${url.pathname}: ${summarizeIssues(query.error.issues)}`, "use ?limit=N (1-10000) and ?type=TYPE");
-        const options: { limit?: number; type?: string } = {};
-        if (query.data.limit !== undefined) options.limit = query.data.limit;
-        if (query.data.type !== undefined) options.type = query.data.type;
-        return { events: await this.handlers.events(options) };
+        if (!query.success) throw badRequest(`invalid query for ${url.pathname}: ${summarizeIssues(query.error.issues)}`, "use ?limit=N (1-10000), ?type=TYPE, ?since=MS, ?until=MS, ?node=NAME, ?service=NAME");
+        const q = query.data;
+        return { events: await this.handlers.events(definedOnly({ limit: q.limit, type: q.type, sinceMs: q.since, untilMs: q.until, node: q.node, service: q.service })) };
+      }
+      case "failovers": {
+        request.resume();
+        const query = FailoversQuerySchema.safeParse(Object.fromEntries(url.searchParams));
+        if (!query.success) throw badRequest(`invalid query for ${url.pathname}: ${summarizeIssues(query.error.issues)}`, "use ?limit=N, ?since=MS, ?until=MS");
+        const q = query.data;
+        return { failovers: await this.handlers.failovers(definedOnly({ limit: q.limit, sinceMs: q.since, untilMs: q.until })) };
+      }
+      case "metrics": {
+        request.resume();
+        const query = MetricsQuerySchema.safeParse(Object.fromEntries(url.searchParams));
+        if (!query.success) throw badRequest(`invalid query for ${url.pathname}: ${summarizeIssues(query.error.issues)}`, "use ?since=MS, ?until=MS, ?node=NAME, ?series=PREFIX");
+        const q = query.data;
+        return await this.handlers.metrics(definedOnly({ sinceMs: q.since, untilMs: q.until, node: q.node, series: q.series }));
       }
       case "demote": {
         const body = await readJsonBody(request, this.maxBodyBytes);
@@ -289,6 +304,7 @@ function describeResult(route: ControlRouteName, result: unknown): unknown {
     return { ok: r.ok, from: r.from, to: r.to, epoch: r.epoch, message: r.message };
   }
   if (route === "events") return { count: (result as { events: unknown[] }).events.length };
+  if (route === "failovers") return { count: (result as { failovers: unknown[] }).failovers.length };
   return "ok";
 }
 

@@ -222,6 +222,46 @@ describe("mnha CLI main()", () => {
     });
   });
 
+  describe("history: events filters, failovers, metrics", () => {
+    it("turns --since/--until durations and times into absolute instants, and passes --node and --service", async () => {
+      const before = Date.now();
+      const { code } = await run(["events", "--since", "2h", "--until", "2026-11-25 03:30", "--node", "mn2", "-service", "mn", "--socket", socketPath]);
+      expect(code).toBe(0);
+      const call = handlers.calls.find((c) => c.method === "events")?.options as { sinceMs: number; untilMs: number; node: string; service: string };
+      expect(call.sinceMs).toBeGreaterThanOrEqual(before - 2 * 3_600_000 - 1_000);
+      expect(call.sinceMs).toBeLessThanOrEqual(Date.now() - 2 * 3_600_000 + 1_000);
+      expect(call.untilMs).toBe(new Date(2026, 10, 25, 3, 30).getTime());
+      expect(call).toMatchObject({ node: "mn2", service: "mn", limit: 50 });
+    });
+
+    it("refuses a --since it cannot read, with the forms it accepts, and asks the agent nothing", async () => {
+      const { code, stderr } = await run(["events", "--since", "yesterday-ish", "--socket", socketPath]);
+      expect(code).toBe(2);
+      expect(stderr).toContain("--since takes a duration such as 90s, 15m, 2h");
+      expect(handlers.calls).toEqual([]);
+    });
+
+    it("lists failovers with their cause and unanswered time", async () => {
+      const { code, stdout } = await run(["failovers", "--since", "1d", "--socket", socketPath]);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/^WHEN\s+FROM\s+TO\s+EPOCH\s+UNANSWERED\s+CAUSE/);
+      expect(stdout).toContain("2026-11-25T03:12:04.000Z");
+      expect(stdout).toMatch(/mn1\s+mn2\s+8\s+190 ms\s+took the VIP from mn1/);
+      const json = await run(["failovers", "-json", "--socket", socketPath]);
+      expect(JSON.parse(json.stdout)).toEqual(handlers.failovers_);
+    });
+
+    it("summarises metrics per series and shows the store's health", async () => {
+      const { code, stdout } = await run(["metrics", "--series", "cpu", "--socket", socketPath]);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/mn1\s+cpu\.load_percent\s+30\s+1\.50\s+4\.25\s+97\s+3/);
+      expect(stdout).toContain("store: ok, 3.0 MiB, 0 pending");
+      const call = handlers.calls.find((c) => c.method === "metrics")?.options as { sinceMs: number; series: string };
+      expect(call.series).toBe("cpu");
+      expect(Date.now() - call.sinceMs).toBeGreaterThanOrEqual(3_600_000 - 1_000);
+    });
+  });
+
   describe("version", () => {
     it("prints the CLI's version from package.json and the agent's", async () => {
       const packageVersion = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;

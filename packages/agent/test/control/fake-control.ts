@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import type { Logger } from "@mnha/shared";
-import type { ControlHandlers, DemoteResult, HaEvent, StatusReport } from "../../src/contracts.js";
+import type { ControlHandlers, DemoteResult, EventQuery, FailoverRecord, HaEvent, MetricsReport, StatusReport } from "../../src/contracts.js";
 
 export function sampleStatus(): StatusReport {
   return {
@@ -83,7 +83,22 @@ export class FakeHandlers implements ControlHandlers {
     if (this.demoteError !== null) throw this.demoteError;
     return this.demoteResult;
   }
-  async events(options: { limit?: number; type?: string }): Promise<HaEvent[]> {
+  failovers_: FailoverRecord[] = [
+    { atMs: Date.UTC(2026, 10, 25, 3, 12, 4), from: "mn1", to: "mn2", epoch: 8, cause: "took the VIP from mn1 at epoch 8: service mn failed (connect ECONNREFUSED)", unansweredMs: 190 },
+  ];
+  metricsReport: MetricsReport = {
+    summaries: [{ node: "mn1", series: "cpu.load_percent", count: 30, min: 1.5, median: 4.25, max: 97, last: 3, lastAtMs: Date.UTC(2026, 10, 25, 3, 12) }],
+    store: { ok: true, reason: null, sizeBytes: 3 * 1_048_576, pending: 0, dropped: 0, lastIntegrityCheck: null },
+  };
+  async failovers(options: { sinceMs?: number; untilMs?: number; limit?: number }): Promise<FailoverRecord[]> {
+    this.calls.push({ method: "failovers", options });
+    return this.failovers_.slice(0, options.limit ?? 50);
+  }
+  async metrics(options: { sinceMs?: number; untilMs?: number; node?: string; series?: string }): Promise<MetricsReport> {
+    this.calls.push({ method: "metrics", options });
+    return this.metricsReport;
+  }
+  async events(options: EventQuery): Promise<HaEvent[]> {
     this.calls.push({ method: "events", options });
     const matching = this.events_.filter((e) => options.type === undefined || e.type === options.type);
     return matching.slice(0, options.limit ?? matching.length);
