@@ -14,7 +14,12 @@ export const MAX_FRAME_BYTES = 256 * 1024;
 const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "node names are 1-63 letters, digits, '.', '_' or '-'");
 const nonce = z.string().regex(/^[A-Za-z0-9+/=_-]{16,128}$/, "a nonce is 16-128 base64 characters");
 const proof = z.string().regex(/^[0-9a-f]{64}$/, "a proof is a hex HMAC-SHA256");
-const epoch = z.number().int().nonnegative();
+/**
+ * Epochs grow by one per change of holder; the bound keeps epoch + 1 exact and far from 2^53,
+ * so a corrupt or hostile value can never wedge the link with numbers JSON cannot carry.
+ */
+export const MAX_EPOCH = 2 ** 48;
+const epoch = z.number().int().nonnegative().max(MAX_EPOCH);
 const durationMs = z.number().int().nonnegative().max(3_600_000);
 
 // ---- handshake ---------------------------------------------------------------
@@ -127,7 +132,27 @@ export const HandoffReleasedSchema = z.strictObject({
 
 const originId = z.string().regex(/^[A-Za-z0-9_.:-]{1,80}$/, "an origin id of 1-80 letters, digits, '.', '_', ':' or '-'");
 const seq = z.number().int().positive();
-const jsonFields = z.record(z.string().max(64), z.unknown());
+/** Structured event fields: JSON nested at most 16 levels, so re-encoding can never overflow. */
+export const MAX_FIELDS_DEPTH = 16;
+const jsonFields = z.record(z.string().max(64), z.unknown()).superRefine((value, ctx) => {
+  for (const [key, item] of Object.entries(value)) {
+    if (1 + jsonDepth(item) > MAX_FIELDS_DEPTH) ctx.addIssue({ code: "custom", path: [key], message: `a value nested at most ${MAX_FIELDS_DEPTH} levels deep` });
+  }
+});
+
+/** Depth of a JSON value, measured without recursion (a hostile value may be very deep). */
+function jsonDepth(root: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number];
+    if (value === null || typeof value !== "object") continue;
+    if (depth > max) max = depth;
+    if (max > MAX_FIELDS_DEPTH) return max;
+    for (const child of Object.values(value as Record<string, unknown>)) stack.push([child, depth + 1]);
+  }
+  return max;
+}
 
 /** One audit event as replicated: identified by (origin, seq), immutable. */
 export const SyncEventSchema = z.strictObject({

@@ -286,7 +286,17 @@ export function loadConfig(file: string): LoadedConfig {
       fields: { file: path },
     });
   }
-  const config = parseConfig(doc.toJS() ?? {}, path);
+  let raw: unknown;
+  try {
+    // Aliases are resolved here: a missing anchor or an alias bomb fails now, not at parse.
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    throw new MnhaError("CONFIG_SYNTAX", `config file ${path} is not valid YAML: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`, {
+      hint: "fix the YAML at the place named (every alias *name needs an anchor &name, and aliases may not multiply without bound)",
+      fields: { file: path },
+    });
+  }
+  const config = parseConfig(raw ?? {}, path);
   const secret = readSecret(config, dirname(path));
   return { file: path, config, secret, derived: deriveTimings(config) };
 }
@@ -339,8 +349,19 @@ function valueAt(root: unknown, path: (string | number)[]): unknown {
   return current;
 }
 
+const SECRET_KEY = /secret|password|token/i;
+
+/** The value shown in an error, with every secret inside it replaced, however deep. */
 function redactIfSecret(path: string, value: unknown): unknown {
-  return /secret|password|token/i.test(path) && typeof value === "string" ? "[redacted]" : value;
+  if (SECRET_KEY.test(path)) return "[redacted]";
+  return redactDeep(value, 0);
+}
+
+function redactDeep(value: unknown, depth: number): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (depth > 32) return "[...]";
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item, depth + 1));
+  return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([key, item]) => [key, SECRET_KEY.test(key) ? "[redacted]" : redactDeep(item, depth + 1)]));
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
