@@ -129,6 +129,8 @@ export interface StatusReport {
   vipOwner: string | null;
   self: NodeStatus & { uptimeMs: number; keepalivedPid: number | null; keepalivedRestarts: number; leaseRemainingMs: number };
   peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null };
+  /** This node's audit store and its replication to the peer (absent in older agents). */
+  store?: { ok: boolean; reason: string | null; sizeBytes: number; pending: number; dropped: number; syncLag: number | null; lastSyncAckMsAgo: number | null };
 }
 
 export interface DemoteResult {

@@ -37,6 +37,13 @@ export function renderStatus(report: StatusReport): string {
     rows.push([`service ${name}`, serviceCell(self, name), known ? serviceCell(known, name) : unknown]);
   }
   rows.push(["uptime", formatDuration(self.uptimeMs), ""]);
+  if (report.store) {
+    const st = report.store;
+    const health = st.ok ? `ok, ${(st.sizeBytes / 1_048_576).toFixed(1)} MiB` : `DEGRADED: ${truncate(st.reason ?? "unknown", 60)}`;
+    const extra = [st.pending > 0 ? `${st.pending} pending` : "", st.dropped > 0 ? `${st.dropped} dropped` : ""].filter(Boolean).join(", ");
+    rows.push(["audit store", extra ? `${health} (${extra})` : health, ""]);
+    rows.push(["sync to peer", st.syncLag === null ? "not known yet" : st.syncLag === 0 ? "in step" : `${st.syncLag} records behind`, ""]);
+  }
   if (report.vipOwner === self.node) rows.push(["lease left", formatDuration(self.leaseRemainingMs), ""]);
 
   const vip = report.vip;

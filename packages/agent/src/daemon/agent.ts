@@ -10,8 +10,12 @@ import { CURRENT_PROTOCOL_VERSION, type Heartbeat } from "@mnha/protocol";
 import { createLogger, isMnhaError, loadConfig, MnhaError, systemClock, type Clock, type LoadedConfig, type Logger } from "@mnha/shared";
 import { GatewayMonitor } from "../checks/gateway-monitor.js";
 import { ServiceMonitor } from "../checks/service-monitor.js";
-import type { ControlHandlers, DemoteResult, HaEvent, NodeStatus, PeerLinkEvent, StatusReport } from "../contracts.js";
+import type { ControlHandlers, DemoteResult, EventQuery, FailoverRecord, HaEvent, MetricsReport, NodeStatus, PeerLinkEvent, StatusReport, SyncEvent } from "../contracts.js";
 import { ControlServer } from "../control/control-server.js";
+import { MetricsServer, type MetricsSnapshot } from "../metrics/metrics.js";
+import { SystemSampler } from "../metrics/system-sampler.js";
+import { SqliteStore, type StoreAlert } from "../store/sqlite-store.js";
+import { SyncEngine } from "../sync/sync-engine.js";
 import { ElectionCore, type ElectionEffect, type ElectionInput } from "../core/election.js";
 import { KeepalivedDriver } from "../keepalived/driver.js";
 import { ArpGuard } from "../net/arp-guard.js";
@@ -47,6 +51,13 @@ export class Agent {
   private readonly arpGuard: ArpGuard;
   private readonly link: PeerLink;
   private readonly control: ControlServer;
+  private readonly store: SqliteStore;
+  private readonly sync: SyncEngine;
+  private readonly sampler: SystemSampler;
+  private readonly metrics: MetricsServer | null;
+  private failoversTotal = 0;
+  private lastKnownHolder: string | null = null;
+  private readonly restoreAttemptsTotal = new Map<string, number>();
 
   /** Every core step runs in this chain, one after another. */
   private queue: Promise<void> = Promise.resolve();
@@ -116,6 +127,31 @@ export class Agent {
       reconnectMaxMs: config.timings.reconnectMaxMs,
     });
     this.control = new ControlServer({ socketPath: config.controlSocket, handlers: this.handlers(), logger: this.logger });
+    this.store = new SqliteStore({ config, node: this.self, logger: this.logger.child({ component: "store" }), clock: this.clock });
+    this.sync = new SyncEngine({ store: this.store, send: (message) => this.link.send(message), logger: this.logger.child({ component: "sync" }), clock: this.clock });
+    this.sampler = new SystemSampler({
+      intervalMs: config.store.sampleIntervalMs,
+      dataDir: config.dataDir,
+      iface: config.vip.interface,
+      logger: this.logger.child({ component: "sampler" }),
+      clock: this.clock,
+      onSamples: (samples) => this.store.appendSamples(samples),
+      checkLatencies: () => this.services.statuses().map((s) => ({ service: s.name, latencyMs: s.lastLatencyMs, healthy: s.healthy })),
+    });
+    this.metrics = config.metrics.enabled
+      ? new MetricsServer({ address: config.metrics.address, port: config.metrics.port, logger: this.logger.child({ component: "metrics" }), collect: () => this.metricsSnapshot() })
+      : null;
+    // Every HA event also goes to the durable, replicated store (off the decision path).
+    this.events.onEvent((event) => {
+      this.store.appendEvent({
+        type: event.type,
+        service: typeof event.fields["service"] === "string" ? (event.fields["service"] as string) : null,
+        message: event.message,
+        fields: event.fields,
+        wallMs: Date.parse(event.time),
+        monoMs: event.uptimeMs,
+      });
+    });
   }
 
   async start(): Promise<void> {
@@ -136,6 +172,7 @@ export class Agent {
           this.feedServices();
           break;
         case "restore-started":
+          this.restoreAttemptsTotal.set(event.service, (this.restoreAttemptsTotal.get(event.service) ?? 0) + 1);
           this.events.record("restore.started", `restoring ${event.service} (attempt ${event.attempt}): ${event.command.join(" ")}`, { service: event.service, attempt: event.attempt, command: event.command });
           break;
         case "restore-finished":
@@ -156,12 +193,27 @@ export class Agent {
     });
     this.link.onEvent((event) => this.onLinkEvent(event));
 
+    this.store.onAlert((alert) => this.onStoreAlert(alert));
+    this.store.onDailySummary((summary) => this.events.record("store.daily-summary", "daily summary of the audit store", { ...summary }));
+    // The store never blocks HA: it opens in a worker and reports itself degraded on failure.
+    await this.store.start();
+    await this.sync.start();
+
     // Keepalived first, with the gate closed: nothing can claim the VIP until we decide.
     await this.keepalived.start();
     await this.control.start();
     await this.services.start();
     await this.gateway.start();
     await this.link.start();
+    await this.sampler.start();
+    if (this.metrics) {
+      try {
+        await this.metrics.start();
+      } catch (error) {
+        // Metrics are for monitoring; their port being taken must not stop HA.
+        this.events.record("metrics.unavailable", `metrics endpoint not started: ${error instanceof Error ? error.message : String(error)}`, {}, "warn");
+      }
+    }
     this.running = true;
     this.feedServices();
 
@@ -193,11 +245,39 @@ export class Agent {
     await this.services.stop();
     await this.gateway.stop();
     await this.keepalived.stop();
+    await this.sampler.stop();
+    await this.metrics?.stop().catch(() => undefined);
+    await this.sync.stop();
+    // Last: the store flushes what the stop itself recorded.
+    await this.store.stop();
+  }
+
+  private onStoreAlert(alert: StoreAlert): void {
+    switch (alert.kind) {
+      case "degraded":
+        this.events.record("store.degraded", `audit store degraded: ${alert.reason}; HA goes on, records are kept in memory`, { reason: alert.reason }, "error");
+        break;
+      case "recovered":
+        this.events.record("store.recovered", `audit store recovered after ${Math.round(alert.afterMs / 1000)} s (${alert.reason})`, { afterMs: alert.afterMs, reason: alert.reason });
+        break;
+      case "dropping":
+        this.events.record("store.dropping", `audit store queue full (${alert.queueLimit} records): dropping the oldest records (${alert.reason})`, { reason: alert.reason, queueLimit: alert.queueLimit }, "error");
+        break;
+      case "integrity-failed":
+        this.events.record("store.integrity-failed", `audit store integrity check failed: ${alert.detail}`, { detail: alert.detail }, "error");
+        break;
+      case "integrity-restored":
+        this.events.record("store.integrity-restored", "audit store integrity check passes again", {});
+        break;
+    }
   }
 
   // ---- inputs -------------------------------------------------------------------------
 
   private onLinkEvent(event: PeerLinkEvent): void {
+    // The sync engine sees every link event; sync messages go to it alone.
+    this.sync.handleLinkEvent(event);
+    if (event.kind === "message" && SyncEngine.isSyncMessage(event.message)) return;
     switch (event.kind) {
       case "up":
         this.events.record("peer.connected", `peer ${event.peer} connected from ${event.remote} (protocol v${event.version})`, { peer: event.peer, remote: event.remote, version: event.version });
@@ -245,6 +325,7 @@ export class Agent {
           const now = this.clock.now();
           const effects = this.core.step(now, input);
           await this.apply(effects);
+          this.countHolderChange(now);
           if (input.kind === "tick") {
             // Renew only after the tick's effects: a node that woke from a pause has closed
             // its gate by now, so the renewed lease cannot bring an old holder back.
@@ -259,6 +340,38 @@ export class Agent {
       .catch((error: unknown) => {
         this.logger.error({ err: error }, "election step failed");
       });
+  }
+
+  /** Counts each change of VIP holder this node learns of (for metrics). */
+  private countHolderChange(now: number): void {
+    const holder = this.core.snapshot(now).holder;
+    if (holder !== null && holder !== this.lastKnownHolder) {
+      if (this.lastKnownHolder !== null) this.failoversTotal += 1;
+      this.lastKnownHolder = holder;
+    }
+  }
+
+  private metricsSnapshot(): MetricsSnapshot {
+    const now = this.clock.now();
+    const snap = this.core.snapshot(now);
+    const store = this.store.health();
+    const sync = this.sync.status();
+    return {
+      node: this.self,
+      version: AGENT_VERSION,
+      role: snap.role,
+      epoch: snap.epoch,
+      failoversTotal: this.failoversTotal,
+      vipHeld: this.vipPresent,
+      peerConnected: snap.peerAlive,
+      peerRttMs: null,
+      gatewayReachable: this.gateway.reachable(),
+      gatewayRttMs: this.gateway.lastRttMs(),
+      services: this.services.statuses().map((s) => ({ name: s.name, healthy: s.healthy, latencyMs: s.lastLatencyMs, restoreAttemptsTotal: this.restoreAttemptsTotal.get(s.name) ?? 0 })),
+      keepalivedState: this.keepalived.state(),
+      store: { ok: store.ok, sizeBytes: store.sizeBytes, pending: store.pending },
+      syncLagRecords: sync.lagEvents === null ? null : sync.lagEvents + (sync.lagSamples ?? 0),
+    };
   }
 
   private scheduleWake(): void {
@@ -360,13 +473,30 @@ export class Agent {
     return {
       status: async () => this.status(),
       demote: async (options) => this.demote(options.timeoutMs),
-      events: async (options) => this.recentEvents(options),
+      events: async (options) => this.queryEvents(options),
+      failovers: async (options) => this.queryFailovers(options),
+      metrics: async (options) => this.queryMetrics(options),
       version: () => ({ version: AGENT_VERSION, protocol: CURRENT_PROTOCOL_VERSION, node: this.self }),
     };
   }
 
-  private recentEvents(options: { limit?: number; type?: string }): HaEvent[] {
-    return this.events.recent(options);
+  /** From the replicated store (both nodes' history); from memory if the store cannot answer. */
+  private async queryEvents(options: EventQuery): Promise<HaEvent[]> {
+    try {
+      const rows = await this.store.queryEvents({ ...options, limit: options.limit ?? 50 });
+      return rows.map(toHaEvent);
+    } catch (error) {
+      this.logger.warn({ err: error }, "audit store query failed; answering from recent events in memory");
+      return this.events.recent({ ...(options.limit === undefined ? {} : { limit: options.limit }), ...(options.type === undefined ? {} : { type: options.type }) });
+    }
+  }
+
+  private async queryFailovers(options: { sinceMs?: number; untilMs?: number; limit?: number }): Promise<FailoverRecord[]> {
+    return this.store.failovers(options);
+  }
+
+  private async queryMetrics(options: { sinceMs?: number; untilMs?: number; node?: string; series?: string }): Promise<MetricsReport> {
+    return { summaries: await this.store.summarize(options), store: this.store.health() };
   }
 
   async demote(timeoutMs?: number): Promise<DemoteResult> {
@@ -428,6 +558,19 @@ export class Agent {
       vipOwner,
       self: { ...selfStatus, uptimeMs: Math.round(now - this.startedAt), keepalivedPid: this.keepalived.pid(), keepalivedRestarts: this.keepalived.restarts(), leaseRemainingMs: snap.leaseRemainingMs },
       peer,
+      store: (() => {
+        const health = this.store.health();
+        const sync = this.sync.status();
+        return {
+          ok: health.ok,
+          reason: health.reason,
+          sizeBytes: health.sizeBytes,
+          pending: health.pending,
+          dropped: health.dropped,
+          syncLag: sync.lagEvents === null ? null : sync.lagEvents + (sync.lagSamples ?? 0),
+          lastSyncAckMsAgo: sync.lastAckAgoMs ?? null,
+        };
+      })(),
     };
   }
 }
@@ -478,4 +621,8 @@ export async function runAgent(options: { configPath: string }): Promise<number>
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
+}
+
+function toHaEvent(row: SyncEvent): HaEvent {
+  return { seq: row.seq, node: row.node, service: row.service, time: new Date(row.wallMs).toISOString(), uptimeMs: Math.round(row.monoMs), type: row.type, message: row.message, fields: row.fields };
 }
