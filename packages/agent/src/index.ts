@@ -1,0 +1,6 @@
+/** @mnha/agent: the daemon, its adapters and the CLI. Types for scripts and tests. */
+export type * from "./contracts.js";
+export { Agent, runAgent } from "./daemon/agent.js";
+export { ElectionCore } from "./core/election.js";
+export type { ElectionEffect, ElectionInput, ElectionSettings, ElectionSnapshot } from "./core/election.js";
+export { AGENT_VERSION } from "./version.js";
