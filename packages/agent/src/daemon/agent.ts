@@ -194,7 +194,7 @@ export class Agent {
     this.link.onEvent((event) => this.onLinkEvent(event));
 
     this.store.onAlert((alert) => this.onStoreAlert(alert));
-    this.store.onDailySummary((summary) => this.events.record("store.daily-summary", "daily summary of the audit store", { ...summary }));
+    this.store.onDailySummary((summary) => this.events.record("store.daily-summary", summary.message, { ...summary }));
     // The store never blocks HA: it opens in a worker and reports itself degraded on failure.
     await this.store.start();
     await this.sync.start();

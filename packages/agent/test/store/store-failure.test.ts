@@ -1,0 +1,205 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync, closeSync } from "node:fs";
+import { join } from "node:path";
+import type { Worker } from "node:worker_threads";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { SyncEvent } from "../../src/contracts.js";
+import type { SqliteStore, StoreAlert } from "../../src/store/sqlite-store.js";
+import { StoreSet, durable, removeDir, tempDir, waitFor } from "./helpers.js";
+
+const dirs: string[] = [];
+const stores = new StoreSet();
+const FAST_RETRY = { initialMs: 40, maxMs: 150 };
+function dir(name: string): string {
+  const d = tempDir(name);
+  dirs.push(d);
+  return d;
+}
+afterEach(() => stores.stopAll());
+afterAll(() => dirs.forEach(removeDir));
+
+function append(store: SqliteStore, count: number, label: string): number {
+  let seq = 0;
+  for (let i = 0; i < count; i++) seq = store.appendEvent({ type: "check.changed", message: `${label} ${i}`, wallMs: Date.now(), monoMs: i });
+  return seq;
+}
+
+/** Every seq 1..last is held, either as a record or under a gap marker; returns how many are under markers. */
+async function coveredUpTo(store: SqliteStore, last: number): Promise<number> {
+  const events = await store.queryEvents({ node: "mn1", limit: 10_000 });
+  const held = new Set<number>();
+  let underMarkers = 0;
+  for (const e of events as SyncEvent[]) {
+    if (e.type === "store.gap") {
+      const from = e.fields["fromSeq"] as number;
+      for (let s = from; s <= e.seq; s++) held.add(s);
+      underMarkers += e.seq - from + 1;
+    } else held.add(e.seq);
+  }
+  for (let s = 1; s <= last; s++) if (!held.has(s)) throw new Error(`seq ${s} is neither stored nor under a gap marker`);
+  return underMarkers;
+}
+
+describe("a full disk", () => {
+  const mountPoint = tempDir("tmpfs");
+  const filler = join(mountPoint, "filler");
+
+  beforeAll(() => {
+    // A small file system of our own, filled up for real (root ignores permissions, not ENOSPC).
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=3m,mode=0755", "tmpfs", mountPoint]);
+  });
+  afterAll(async () => {
+    await stores.stopAll();
+    execFileSync("umount", [mountPoint]);
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
+
+  function fillUp(): void {
+    const fd = openSync(filler, "w");
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    try {
+      for (let i = 0; i < 1_000; i++) writeSync(fd, chunk);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
+    } finally {
+      closeSync(fd);
+    }
+    // The last few bytes too.
+    try {
+      for (let i = 0; i < 1_000; i++) writeFileSync(join(mountPoint, `crumb-${i}`), Buffer.alloc(512, 1));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
+    }
+  }
+
+  function freeUp(): void {
+    for (const name of execFileSync("ls", [mountPoint], { encoding: "utf8" }).split("\n")) {
+      if (name.startsWith("filler") || name.startsWith("crumb-")) unlinkSync(join(mountPoint, name));
+    }
+  }
+
+  it("keeps accepting appends, reports why, drops the oldest beyond queueLimit, and writes the rest once space is back", async () => {
+    const data = join(mountPoint, "data");
+    mkdirSync(data);
+    const store = await stores.open(data, { retry: FAST_RETRY, store: { queueLimit: 1_000 } });
+    const alerts: StoreAlert[] = [];
+    store.onAlert((a) => alerts.push(a));
+    await durable(store, append(store, 10, "before"));
+    await store.runJob("optimize"); // the WAL starts empty: the next commit must grow it
+    fillUp();
+
+    const firstQueued = append(store, 5, "while full");
+    expect(firstQueued).toBe(15);
+    await waitFor(() => !store.health().ok, 5_000, "the store to notice the full disk");
+    expect(store.health().reason).toMatch(/SQLITE_FULL|full/);
+    expect(store.storedUpTo()).toBe(10);
+
+    // Appends never throw and never block; beyond queueLimit the oldest give way.
+    const started = performance.now();
+    const last = append(store, 1_500, "overflow");
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(last).toBe(1_515);
+    const health = store.health();
+    expect(health.ok).toBe(false);
+    expect(health.pending).toBeLessThanOrEqual(1_000);
+    expect(health.dropped).toBeGreaterThanOrEqual(505);
+    expect(alerts.map((a) => a.kind)).toEqual(["degraded", "dropping"]);
+
+    freeUp();
+    await durable(store, last, 8_000);
+    expect(store.health()).toMatchObject({ ok: true, reason: null, pending: 0 });
+    expect(alerts.map((a) => a.kind)).toEqual(["degraded", "dropping", "recovered"]);
+    expect(await coveredUpTo(store, last)).toBe(store.health().dropped);
+    expect((await store.watermarks()).events[store.origin]).toBe(last);
+    const [marker] = await store.queryEvents({ type: "store.gap" });
+    expect(marker?.fields).toMatchObject({ cause: "queue-overflow" });
+    expect(marker?.message).toMatch(/dropped: the store could not write \(.*\) and its queue overflowed/);
+    expect((await store.runJob("integrityCheck")).ok).toBe(true);
+  });
+});
+
+describe("a read-only file system", () => {
+  // A read-only bind mount of the data dir (a file system cannot be remounted read-only while
+  // the store holds its file open for writing, and root ignores file permissions).
+  const base = tempDir("rw");
+  const view = tempDir("ro");
+  let mounted = false;
+  afterAll(async () => {
+    await stores.stopAll();
+    if (mounted) execFileSync("umount", [view]);
+    rmSync(view, { recursive: true, force: true });
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it("queues while the file system is read-only and writes the queue once it is writable again", async () => {
+    const before = await stores.open(base);
+    await durable(before, append(before, 5, "before"));
+    await stores.stopAll();
+    execFileSync("mount", ["--bind", base, view]);
+    mounted = true;
+    execFileSync("mount", ["-o", "remount,bind,ro", view]);
+
+    const store = await stores.open(view, { retry: FAST_RETRY });
+    const last = append(store, 50, "read-only");
+    await waitFor(() => !store.health().ok, 5_000, "the store to notice the read-only file system");
+    expect(store.health().reason).toMatch(/read-only|readonly|CANTOPEN/i);
+    expect(store.health().pending).toBe(50);
+
+    execFileSync("mount", ["-o", "remount,bind,rw", view]);
+    await durable(store, last, 8_000);
+    expect(store.health()).toMatchObject({ ok: true, pending: 0, dropped: 0 });
+    const events = await store.queryEvents({ limit: 100 });
+    expect(events.filter((e) => e.message.startsWith("read-only")).map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => last - i));
+    expect(events.filter((e) => e.message.startsWith("before"))).toHaveLength(5);
+  });
+});
+
+describe("other failures", () => {
+  it("a crashed worker is replaced and the queue written", async () => {
+    const store = await stores.open(dir("crash"), { retry: FAST_RETRY });
+    await durable(store, append(store, 3, "before"));
+    const alerts: StoreAlert[] = [];
+    store.onAlert((a) => alerts.push(a));
+    await (store as unknown as { worker: Worker }).worker.terminate();
+    expect(store.health().ok).toBe(false);
+    const last = append(store, 20, "after");
+    await durable(store, last);
+    expect(store.health().ok).toBe(true);
+    expect(alerts.map((a) => a.kind)).toEqual(["degraded", "recovered"]);
+    expect(await coveredUpTo(store, last)).toBe(0);
+  });
+
+  it("a store that started without its database adopts its origin once the file can be opened", async () => {
+    const data = dir("late");
+    const path = join(data, "mnha.db");
+    writeFileSync(path, Buffer.alloc(4096, 0x33));
+    const store = await stores.open(data, { retry: FAST_RETRY });
+    expect(store.health().ok).toBe(false);
+    const origin = store.origin;
+    const last = append(store, 4, "early");
+    // The operator moves the damaged file away.
+    unlinkSync(path);
+    await durable(store, last);
+    expect(store.health().ok).toBe(true);
+    expect((await store.queryEvents({})).map((e) => [e.origin, e.seq])).toEqual([
+      [origin, 4],
+      [origin, 3],
+      [origin, 2],
+      [origin, 1],
+    ]);
+    await stores.stopAll();
+    const reopened = await stores.open(data);
+    expect(reopened.origin).toBe(origin);
+    expect(reopened.appendEvent({ type: "agent.started", message: "next", wallMs: 1, monoMs: 1 })).toBe(5);
+  });
+
+  it("stop() writes what is queued before it closes", async () => {
+    const data = dir("stop");
+    const store = await stores.open(data, { flushIntervalMs: 1_000 });
+    const last = append(store, 50, "queued");
+    expect(store.storedUpTo()).toBe(0);
+    await store.stop();
+    const reopened = await stores.open(data);
+    expect(reopened.storedUpTo()).toBe(last);
+  });
+});
