@@ -245,7 +245,12 @@ describe("parseConfig on mutations of the documented example", () => {
 
   it("a wrong auth.secret is refused without echoing it", () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 15 }).filter((s) => s.length >= 4), fc.integer({ min: 1000 }), fc.array(fc.string({ minLength: 4 }), { minLength: 1, maxLength: 2 })), (badSecret) => {
+      fc.property(fc.oneof(
+        // A marker makes each secret unlike any word of an error message ("alue" is in "value").
+        fc.string({ maxLength: 12 }).map((s) => `~S~${s}`),
+        fc.integer({ min: 1_000_000 }),
+        fc.array(fc.string({ maxLength: 8 }).map((s) => `~S~${s}`), { minLength: 1, maxLength: 2 }),
+      ), (badSecret) => {
         const config = { ...exampleWithSecret("x".repeat(20)), auth: { secret: badSecret } };
         let error: unknown = null;
         try {
