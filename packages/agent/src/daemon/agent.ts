@@ -219,7 +219,9 @@ export class Agent {
 
     const interval = config.timings.heartbeatIntervalMs;
     this.tickTimer = setInterval(() => this.enqueueTick(), interval);
-    this.vipTimer = setInterval(() => void this.observeVip(), Math.max(200, interval * 2));
+    // Keepalived notifications trigger a look at once; the slow poll only catches what they miss
+    // (each look forks `ip`, so a fast poll would cost more CPU than everything else at idle).
+    this.vipTimer = setInterval(() => void this.observeVip(), 1_000);
     this.enqueueTick();
     this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${this.epochs.get()})`, { version: AGENT_VERSION, protocol: CURRENT_PROTOCOL_VERSION });
   }
