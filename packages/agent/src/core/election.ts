@@ -15,7 +15,7 @@
  * - A holder that finds its own lease expired (the agent was paused) steps down before
  *   anything else; a holder cut off from both its peer and the gateway steps down.
  */
-import type { HandoffOffer, Heartbeat, LinkMessage, Role } from "@mnha/protocol";
+import { MAX_EPOCH, type HandoffOffer, type Heartbeat, type LinkMessage, type Role } from "@mnha/protocol";
 
 export interface ElectionSettings {
   self: string;
@@ -30,6 +30,13 @@ export interface ElectionSettings {
   /** After start, how long to wait for the peer before deciding alone. */
   startupGraceMs: number;
   handoffTimeoutMs: number;
+  /**
+   * How long a standby that accepted a handoff keeps its gate open waiting for the holder's
+   * release. Keep it below Keepalived's master-down timer: a taker that cannot hear the
+   * holder's adverts (IP between the MNs cut) would take the VIP while the holder still has
+   * it. Default: two heartbeat intervals, at most handoffTimeoutMs.
+   */
+  receiveWindowMs?: number;
   arpGuard: boolean;
   /** While someone answers for the VIP and the peer is lost, probe again this often. */
   arpRetryMs: number;
@@ -138,6 +145,8 @@ export class ElectionCore {
   /** Instant the lease guard last heard from us plus leaseMs (our clock). */
   private leaseValidUntil: number;
   private lastStepAt: number;
+  /** When this node last woke from a pause (a gap of over two heartbeat intervals between steps). */
+  private resumedAt: number | null = null;
 
   private peer: PeerView = { connected: false, lastHeardAt: null, heartbeat: null, leaseDeadline: 0 };
   private peerLostAnnounced = true;
@@ -212,7 +221,7 @@ export class ElectionCore {
     if (this.peer.lastHeardAt !== null) candidates.push(this.peer.lastHeardAt + this.s.peerLossMs);
     candidates.push(this.peer.leaseDeadline + this.s.takeoverMarginMs, this.startedAt + this.s.startupGraceMs);
     if (this.handoff) candidates.push(this.handoff.startedAt + this.s.handoffTimeoutMs);
-    if (this.receiving) candidates.push(this.receiving.startedAt + this.s.handoffTimeoutMs);
+    if (this.receiving) candidates.push(this.receiving.startedAt + this.receiveWindowMs());
     if (this.lastProbeBlockedAt !== null) candidates.push(this.lastProbeBlockedAt + this.s.arpRetryMs);
     return Math.max(now + 1, Math.min(...candidates.filter((t) => t > now)));
   }
@@ -223,6 +232,7 @@ export class ElectionCore {
     const out: ElectionEffect[] = [];
     // A node that wakes from a pause re-checks its own lease before acting on anything.
     this.checkOwnLease(now, out);
+    if (now - this.lastStepAt > 2 * this.s.heartbeatIntervalMs) this.resumedAt = now;
     this.lastStepAt = now;
 
     switch (input.kind) {
@@ -340,7 +350,24 @@ export class ElectionCore {
       this.peer.leaseDeadline = Math.max(this.peer.leaseDeadline, deadline);
     }
 
+    if (hb.epoch >= MAX_EPOCH) {
+      // Adopting it would leave no room for the next change of holder.
+      out.push({ kind: "event", type: "stale-message", message: `ignored a heartbeat at epoch ${hb.epoch}: at the protocol's bound ${MAX_EPOCH}`, fields: { peerEpoch: hb.epoch } });
+      return;
+    }
     if (hb.epoch > this.epoch) {
+      const peerHolding = hb.role === "holder" || hb.role === "handing-off" || hb.role === "receiving";
+      if (this.role === "holder" && this.gateOpen && !peerHolding) {
+        // The peer knows a newer epoch but holds nothing (it claimed alone while we were apart
+        // and has since restarted or stepped down): stepping down would only open a gap.
+        // Keep the VIP and hold it at that epoch, on disk before anyone hears of it.
+        this.epoch = hb.epoch;
+        this.holder = this.s.self;
+        out.push({ kind: "persist-epoch", epoch: hb.epoch });
+        out.push({ kind: "event", type: "epoch-adopted", message: `adopted epoch ${hb.epoch} from ${hb.node}, which holds nothing; keeping the VIP`, fields: { epoch: hb.epoch, holder: this.s.self } });
+        out.push({ kind: "heartbeat-now" });
+        return;
+      }
       this.epoch = hb.epoch;
       this.holder = hb.holder;
       out.push({ kind: "persist-epoch", epoch: hb.epoch });
@@ -388,7 +415,7 @@ export class ElectionCore {
 
   private onHandoffOffer(now: number, offer: HandoffOffer, out: ElectionEffect[]): void {
     const reject = (reason: string): void => {
-      out.push({ kind: "send", message: { type: "handoff-reject", id: offer.id, epoch: offer.epoch, reason } });
+      out.push({ kind: "send", message: { type: "handoff-reject", id: offer.id, epoch: offer.epoch, reason: reason.length > 200 ? `${reason.slice(0, 197)}...` : reason } });
       out.push({ kind: "event", type: "handoff-rejected", message: `refused to take the VIP from ${offer.from}: ${reason}`, fields: { id: offer.id, epoch: offer.epoch, reason } });
     };
     if (offer.to !== this.s.self || offer.from !== this.s.peer) return reject("offer not addressed to this node");
@@ -478,15 +505,20 @@ export class ElectionCore {
   }
 
   private startHandoff(now: number, reason: string, requestId: string | null, thenStop: boolean, out: ElectionEffect[]): void {
-    const id = `${this.s.self}-${this.epoch + 1}-${++this.handoffSeq}`;
+    const id = `${this.s.self}-${this.epoch + 1}-${++this.handoffSeq}`.slice(-64);
     this.handoff = { id, epoch: this.epoch + 1, startedAt: now, requestId, reason, thenStop };
     this.setRole("handing-off", reason, out);
-    out.push({ kind: "send", message: { type: "handoff-offer", id, epoch: this.epoch + 1, from: this.s.self, to: this.s.peer, reason } });
+    out.push({ kind: "send", message: { type: "handoff-offer", id, epoch: this.epoch + 1, from: this.s.self, to: this.s.peer, reason: reason.length > 200 ? `${reason.slice(0, 197)}...` : reason } });
     out.push({ kind: "event", type: "handoff-offered", message: `offering the VIP to ${this.s.peer} at epoch ${this.epoch + 1}: ${reason}`, fields: { id, epoch: this.epoch + 1, reason } });
   }
 
   private onArpResult(now: number, result: { probeId: number; occupied: boolean; detail: string }, out: ElectionEffect[]): void {
     if (!this.probe || this.probe.id !== result.probeId || this.role !== "claiming") return;
+    if (this.resumedAt !== null && this.resumedAt > this.probe.startedAt) {
+      // The probe ran before a pause of this agent: "nobody answered" then says nothing about
+      // now (the old holder may be back). Drop it; the standby rules probe again at once.
+      return this.abortClaim("the ARP probe predates a pause of this agent", out);
+    }
     this.probe = null;
     if (result.occupied) {
       this.lastProbeBlockedAt = now;
@@ -519,6 +551,9 @@ export class ElectionCore {
     if (!this.eligible()) return `not eligible: ${this.reasons().join("; ")}`;
     const hb = this.peer.heartbeat;
     if (this.peerAlive(now)) {
+      // Heartbeats that queued up while we were frozen are old news that looks fresh: wait a
+      // peer-loss interval for current news, or for the peer to turn out lost.
+      if (this.resumedAt !== null && now < this.resumedAt + this.s.peerLossMs) return "woke from a pause; waiting for current news of the peer";
       if (!hb) return "waiting for the peer's state";
       if (hb.role === "holder" || hb.role === "handing-off" || hb.role === "receiving") return `${this.s.peer} is ${hb.role}`;
       // Both claiming at once: the lower name goes on, the other yields (never both yield).
@@ -603,12 +638,17 @@ export class ElectionCore {
       }
       case "receiving": {
         const receiving = this.receiving;
-        if (!receiving || now >= receiving.startedAt + this.s.handoffTimeoutMs || !this.eligible()) {
+        // Unconfirmed within the window, or the holder lost: it may still hold the VIP where
+        // our Keepalived cannot hear it; close the gate before our master-down timer runs out.
+        const window = this.receiveWindowMs();
+        const peerLost = !this.peerAlive(now);
+        if (!receiving || now >= receiving.startedAt + window || !this.eligible() || peerLost) {
           // The holder never confirmed: close our gate again; the normal rules take over.
           this.closeGate(out);
           this.receiving = null;
-          this.setRole("standby", "handoff not confirmed in time", out);
-          out.push({ kind: "event", type: "handoff-failed", message: "the holder did not confirm the handoff in time", fields: {} });
+          const why = peerLost ? `${this.s.peer} lost before it confirmed the handoff` : `the holder did not confirm the handoff within ${window} ms`;
+          this.setRole("standby", peerLost ? "handoff not confirmed: peer lost" : "handoff not confirmed in time", out);
+          out.push({ kind: "event", type: "handoff-failed", message: why, fields: { peerLost, windowMs: window } });
         }
         return;
       }
@@ -616,6 +656,10 @@ export class ElectionCore {
         if (this.handoff === null && this.gateOpen) this.closeGate(out);
         return;
     }
+  }
+
+  private receiveWindowMs(): number {
+    return Math.min(this.s.handoffTimeoutMs, this.s.receiveWindowMs ?? 2 * this.s.heartbeatIntervalMs);
   }
 
   private openGate(now: number, out: ElectionEffect[]): void {

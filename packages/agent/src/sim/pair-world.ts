@@ -1,35 +1,88 @@
 /**
- * A simulated world for two election cores: their peer link, their gateways, their ARP
- * guard and a model of Keepalived. Pure and deterministic (time is a number the world
- * advances; randomness comes from a seeded generator), so scenario tests and the
- * simulator can run thousands of schedules in seconds against the REAL election core.
+ * A simulated world for two election cores: their clocks, their peer link, their gateway
+ * and service monitors, their ARP guard and a model of Keepalived. Pure and deterministic:
+ * a discrete-event simulation whose time is a number the world advances and whose every
+ * random choice comes from one seeded generator, so scenario tests and the simulator can
+ * run many thousands of schedules against the REAL election core and replay any of them.
  *
- * The Keepalived model is what matters for safety:
- * - a node is *allowed* when its machine is up, its gate is open and its lease is fresh
- *   (the agent renewed the lease guard within leaseMs);
- * - an allowed node takes the VIP after the VRRP master-down timer, unless it hears the
- *   current VIP owner's adverts (VRRP flows between the nodes and the owner is allowed);
- * - an owner that stops being allowed drops the VIP at once, and a waiting allowed peer
- *   that hears it leave (priority-0 advert) takes over immediately.
+ * Time. The world keeps true time (`now`). Each agent process sees its own monotonic clock,
+ * `offset + (now - startedAt) × (1 + drift)`, with a fresh offset at every start (as
+ * performance.now() is), and every duration a machine measures (tick interval, lease guard,
+ * VRRP timers, ping and probe timeouts) runs at that machine's rate. Wall clocks exist only
+ * as an offset per node that nothing reads: a jump changes nothing by construction.
+ *
+ * Keepalived (the model that safety rests on), per node:
+ * - FAULT unless the machine is up, Keepalived runs, the gate is open and the lease guard is
+ *   fresh (renewed by the agent's tick within leaseMs; stale at once when the agent dies);
+ * - BACKUP while allowed: becomes MASTER (takes the VIP) when its master-down timer runs out;
+ *   the timer is held back for as long as it hears a MASTER's adverts (VRRP flowing from the
+ *   peer), restarted when the adverts stop, and cut to the skew time by a priority-0 advert
+ *   (a live MASTER leaving: gate closed, lease stale, Keepalived stopped);
+ * - two MASTERs that hear each other: the lower address (mn1) yields (RFC 5798, equal
+ *   priorities), only if it hears mn2.
+ *
+ * The peer link is a TCP-like connection: both agents dial with backoff; frames flow in
+ * order per direction unless a fault allows reordering; a cut either drops frames or holds
+ * them until it heals (TCP retransmission); a side that hears nothing for idleTimeoutMs
+ * closes; a killed agent's kernel sends a close, a crashed machine sends nothing.
  */
-import type { LinkMessage } from "@mnha/protocol";
-import { ElectionCore, type ElectionEffect, type ElectionSettings } from "../core/election.js";
+import type { Heartbeat, LinkMessage, Role } from "@mnha/protocol";
+import { ElectionCore, type ElectionEffect, type ElectionInput, type ElectionSettings } from "../core/election.js";
+import { ServiceHealth } from "../core/health.js";
+import { EventQueue, mulberry32 } from "./event-queue.js";
+
+export { mulberry32 } from "./event-queue.js";
 
 export const SIM_NODES = ["mn1", "mn2"] as const;
 export type SimNode = (typeof SIM_NODES)[number];
 
-export interface WorldSettings {
-  election: Omit<ElectionSettings, "self" | "peer" | "initialEpoch">;
-  /** VRRP master-down timer (3 adverts + skew). */
-  keepalivedDownTimerMs: number;
-  stepMs: number;
-  /** One-way message latency bounds for the peer link. */
+/** How one direction of the peer link treats frames (delay, loss, duplication, reordering). */
+export interface LinkConditions {
   minLatencyMs: number;
   maxLatencyMs: number;
-  /** Probability that one peer-link message is lost / duplicated (chaos runs). */
   lossRate: number;
   duplicateRate: number;
+  /** Frames may overtake each other (each gets its own latency); otherwise FIFO. */
+  reorder: boolean;
+}
+
+/** A check loop like the agent's monitors: a probe every intervalMs, rise/fall verdicts. */
+export interface MonitorTiming {
+  intervalMs: number;
+  /** A probe that gets no answer reports a failure after this long. */
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+}
+
+export interface WorldSettings {
+  election: Omit<ElectionSettings, "self" | "peer" | "initialEpoch">;
+  /** VRRP master-down timer: downTimerAdverts × advert interval + skew. */
+  keepalivedDownTimerMs: number;
+  /** VRRP skew time: how soon a BACKUP takes over after a priority-0 advert. */
+  keepalivedSkewMs: number;
+  /** ARP guard: how long a probe listens when nobody answers. */
+  probeTimeoutMs: number;
+  /** Granularity at which runUntil() checks its predicate. */
+  stepMs: number;
+  /** Baseline conditions of both directions of the peer link. */
+  minLatencyMs: number;
+  maxLatencyMs: number;
+  lossRate: number;
+  duplicateRate: number;
+  reorder: boolean;
+  /** Service checks; null: the verdict follows the truth at once. */
+  services: MonitorTiming | null;
+  /** Gateway pings; null: the verdict follows the truth at once. */
+  gateway: MonitorTiming | null;
+  peerLink: { reconnectInitialMs: number; reconnectMaxMs: number; idleTimeoutMs: number };
+  /** Clock rate error of each node (0.004: its clock runs 0.4 % fast). */
+  drift: Record<SimNode, number>;
   seed: number;
+  /** Keep at most this many log entries (older ones are dropped). */
+  logLimit: number;
+  /** Builds each agent's core (tests swap in a deliberately broken one); null: the real ElectionCore. */
+  coreFactory: ((settings: ElectionSettings, now: number) => ElectionCore) | null;
 }
 
 export const DEFAULT_WORLD: WorldSettings = {
@@ -44,43 +97,54 @@ export const DEFAULT_WORLD: WorldSettings = {
     arpGuard: true,
     arpRetryMs: 500,
   },
-  keepalivedDownTimerMs: 300,
+  keepalivedDownTimerMs: 322,
+  // (256 - priority 200) × 100 ms / 256
+  keepalivedSkewMs: 22,
+  probeTimeoutMs: 200,
   stepMs: 10,
   minLatencyMs: 1,
   maxLatencyMs: 3,
   lossRate: 0,
   duplicateRate: 0,
+  reorder: false,
+  services: null,
+  gateway: null,
+  peerLink: { reconnectInitialMs: 100, reconnectMaxMs: 2_000, idleTimeoutMs: 5_000 },
+  drift: { mn1: 0, mn2: 0 },
   seed: 1,
+  logLimit: 100_000,
+  coreFactory: null,
 };
 
-interface SimNodeState {
-  name: SimNode;
-  core: ElectionCore | null;
-  machineUp: boolean;
-  agentRunning: boolean;
-  paused: boolean;
-  servicesHealthy: boolean;
-  gatewayReachable: boolean;
-  gateOpen: boolean;
-  persistedEpoch: number;
-  /** Lease guard: fresh until this instant. */
-  leaseFreshUntil: number;
-  nextTickAt: number;
-  /** Keepalived: allowed since (null: not allowed). */
-  allowedSince: number | null;
-  holdsVip: boolean;
-  /** Queued inputs while paused or undelivered probes. */
-  pendingProbes: { probeId: number; at: number }[];
-  lastServicesSent: boolean | null;
-  lastGatewaySent: boolean | null;
-  linkUp: boolean;
-  requests: Map<string, { ok: boolean; message: string } | null>;
+export type WorldOverrides = Partial<Omit<WorldSettings, "election" | "drift" | "peerLink">> & {
+  election?: Partial<WorldSettings["election"]>;
+  drift?: Partial<Record<SimNode, number>>;
+  peerLink?: Partial<WorldSettings["peerLink"]>;
+};
+
+export type CutMode = "drop" | "hold";
+export type ServicesState = "healthy" | "failed" | "hung";
+export type Channel = "agent" | "vrrp" | "arp";
+export type KeepalivedState = "stopped" | "fault" | "backup" | "master";
+
+/** What was true when a node's gate opened (the invariant checker judges claims by it). */
+export interface GateOpening {
+  at: number;
+  /** The role the step that opened the gate ended in: "holder" (a claim) or "receiving" (a handoff). */
+  via: Role | null;
+  peerAlive: boolean;
+  /** When the newest heartbeat from the peer it had heard was sent, then (true time). */
+  newsAt: number;
+  /** The highest epoch the peer's heartbeats had told it, then. */
+  heardEpoch: number;
 }
 
-interface InFlight {
+/** A stretch during which a node's core is holder or handing-off (one holder tenure). */
+export interface Tenure {
   at: number;
-  to: SimNode;
-  message: LinkMessage;
+  epoch: number;
+  /** The highest epoch the peer's heartbeats had told this node when the tenure began. */
+  heardEpoch: number;
 }
 
 export interface WorldEvent {
@@ -89,138 +153,406 @@ export interface WorldEvent {
   what: string;
 }
 
+/** A frame on the peer link; `sentAt` (true time) lets the checker tell old news from new. */
+type Frame = { kind: "message"; message: LinkMessage; sentAt: number } | { kind: "close" };
+type Monitor = "services" | "gateway";
+
+type AgentEvent =
+  | { type: "tick" }
+  | { type: "wake"; token: number }
+  | { type: "frame"; connGen: number; frame: Frame }
+  | { type: "ping"; monitor: Monitor }
+  | { type: "ping-result"; monitor: Monitor; ok: boolean; startedAt: number }
+  | { type: "arp-result"; probeId: number; occupied: boolean; detail: string }
+  | { type: "idle-check"; connGen: number }
+  | { type: "dial" }
+  | { type: "demote"; requestId: string }
+  | { type: "shutdown"; requestId: string }
+  | { type: "stop-deadline"; requestId: string };
+
+type Entry =
+  | { kind: "agent"; node: SimNode; gen: number; event: AgentEvent }
+  | { kind: "keepalived"; node: SimNode }
+  | { kind: "lease-check"; node: SimNode }
+  | { kind: "keepalived-start"; node: SimNode; gen: number }
+  | { kind: "deliver"; to: SimNode; connGen: number; frame: Frame }
+  | { kind: "connect"; dialer: SimNode; gens: Record<SimNode, number> }
+  | { kind: "action"; node: SimNode; label: string; run: () => void };
+
+interface NodeState {
+  name: SimNode;
+  peer: SimNode;
+  rate: number;
+  machineUp: boolean;
+  // ---- the agent process
+  agentRunning: boolean;
+  /** Bumped at every start and death: events of an older process are dropped. */
+  agentGen: number;
+  core: ElectionCore | null;
+  paused: boolean;
+  deferred: AgentEvent[];
+  stopping: string | null;
+  clockOffset: number;
+  agentStartedAt: number;
+  wakeToken: number;
+  heartbeatSeq: number;
+  requests: Map<string, { ok: boolean; message: string } | null>;
+  // ---- what the monitors watch, and their verdict machines
+  services: ServicesState;
+  gatewayCut: boolean;
+  servicesHealth: ServiceHealth;
+  gatewayHealth: ServiceHealth;
+  servicesFed: boolean | null;
+  gatewayFed: boolean | null;
+  // ---- Keepalived, the gate and the lease guard
+  keepalivedRunning: boolean;
+  keepalivedGen: number;
+  ka: KeepalivedState;
+  masterDownAt: number | null;
+  gateOpen: boolean;
+  leaseFreshUntil: number;
+  leaseCheckPending: boolean;
+  holdsVip: boolean;
+  persistedEpoch: number;
+  /** The highest epoch a heartbeat from the peer has told this node (over all its lives). */
+  heardEpoch: number;
+  /** When the newest heartbeat that reached this node's core was sent (true time). */
+  newsAt: number;
+  role: Role | "down";
+  gateOpening: GateOpening | null;
+  tenure: Tenure | null;
+  // ---- this side of the peer link
+  linkUp: boolean;
+  connGen: number;
+  lastFrameAt: number;
+  dialAttempt: number;
+  dialScheduled: boolean;
+  wallOffsetMs: number;
+}
+
 export class PairWorld {
   readonly settings: WorldSettings;
   now = 0;
-  private readonly nodes: Record<SimNode, SimNodeState>;
-  private inFlight: InFlight[] = [];
-  /** Peer link (agent messages) and VRRP adverts can be cut separately, and one-way. */
-  private linkCut: Record<SimNode, boolean> = { mn1: false, mn2: false };
-  private vrrpCut: Record<SimNode, boolean> = { mn1: false, mn2: false };
-  private rng: () => number;
+  /** Events processed so far (the simulator's "step" count). */
+  steps = 0;
   readonly log: WorldEvent[] = [];
-  /** Instants at which both nodes held the VIP (must stay empty). */
+  /** Instants at which both nodes held the VIP (must stay empty where one holder is promised). */
   readonly splitBrainAt: number[] = [];
   readonly vipChanges: { at: number; from: SimNode | null; to: SimNode | null }[] = [];
+
+  private readonly nodes: Record<SimNode, NodeState>;
+  private readonly queue = new EventQueue<Entry>();
+  private readonly rng: () => number;
   private lastVipOwner: SimNode | null = null;
   private requestSeq = 0;
+  private connSeq = 0;
+  private observer: ((world: PairWorld) => void) | null = null;
+  // ---- the network between the MNs, per sending side
+  private readonly cuts: Record<Channel, Record<SimNode, boolean>> = {
+    agent: { mn1: false, mn2: false },
+    vrrp: { mn1: false, mn2: false },
+    arp: { mn1: false, mn2: false },
+  };
+  private readonly cutMode: Record<SimNode, CutMode> = { mn1: "drop", mn2: "drop" };
+  private readonly held: Record<SimNode, { connGen: number; frame: Frame }[]> = { mn1: [], mn2: [] };
+  private readonly impairment: Record<SimNode, LinkConditions | null> = { mn1: null, mn2: null };
+  private readonly lastDeliveryAt: Record<SimNode, number> = { mn1: 0, mn2: 0 };
+  private gatewayDown = false;
 
-  constructor(overrides: Partial<Omit<WorldSettings, "election">> & { election?: Partial<WorldSettings["election"]> } = {}) {
-    this.settings = { ...DEFAULT_WORLD, ...overrides, election: { ...DEFAULT_WORLD.election, ...overrides.election } };
+  constructor(overrides: WorldOverrides = {}) {
+    this.settings = {
+      ...DEFAULT_WORLD,
+      ...overrides,
+      election: { ...DEFAULT_WORLD.election, ...overrides.election },
+      drift: { ...DEFAULT_WORLD.drift, ...overrides.drift },
+      peerLink: { ...DEFAULT_WORLD.peerLink, ...overrides.peerLink },
+    };
     this.rng = mulberry32(this.settings.seed);
-    const blank = (name: SimNode): SimNodeState => ({
-      name,
-      core: null,
-      machineUp: false,
-      agentRunning: false,
-      paused: false,
-      servicesHealthy: true,
-      gatewayReachable: true,
-      gateOpen: false,
-      persistedEpoch: 0,
-      leaseFreshUntil: -1,
-      nextTickAt: 0,
-      allowedSince: null,
-      holdsVip: false,
-      pendingProbes: [],
-      lastServicesSent: null,
-      lastGatewaySent: null,
-      linkUp: false,
-      requests: new Map(),
-    });
-    this.nodes = { mn1: blank("mn1"), mn2: blank("mn2") };
+    this.nodes = { mn1: this.blank("mn1"), mn2: this.blank("mn2") };
   }
 
-  // ---- faults and operations ------------------------------------------------------
+  private blank(name: SimNode): NodeState {
+    const monitor = (timing: MonitorTiming | null) => new ServiceHealth({ rise: timing?.rise ?? 1, fall: timing?.fall ?? 1 });
+    return {
+      name,
+      peer: other(name),
+      rate: 1 + this.settings.drift[name],
+      machineUp: false,
+      agentRunning: false,
+      agentGen: 0,
+      core: null,
+      paused: false,
+      deferred: [],
+      stopping: null,
+      clockOffset: 0,
+      agentStartedAt: 0,
+      wakeToken: 0,
+      heartbeatSeq: 0,
+      requests: new Map(),
+      services: "healthy",
+      gatewayCut: false,
+      servicesHealth: monitor(this.settings.services),
+      gatewayHealth: monitor(this.settings.gateway),
+      servicesFed: null,
+      gatewayFed: null,
+      keepalivedRunning: false,
+      keepalivedGen: 0,
+      ka: "stopped",
+      masterDownAt: null,
+      gateOpen: false,
+      leaseFreshUntil: -1,
+      leaseCheckPending: false,
+      holdsVip: false,
+      persistedEpoch: 0,
+      heardEpoch: 0,
+      newsAt: -Infinity,
+      role: "down",
+      gateOpening: null,
+      tenure: null,
+      linkUp: false,
+      connGen: 0,
+      lastFrameAt: 0,
+      dialAttempt: 0,
+      dialScheduled: false,
+      wallOffsetMs: 1_767_225_600_000,
+    };
+  }
 
-  boot(name: SimNode): void {
+  /** Called after every processed event (the invariant checker hooks in here). */
+  observe(observer: ((world: PairWorld) => void) | null): void {
+    this.observer = observer;
+  }
+
+  /** Runs `run` at simulated instant `at` as a world event (schedules of faults use this). */
+  at(at: number, node: SimNode, label: string, run: () => void): void {
+    this.queue.push(Math.max(at, this.now), { kind: "action", node, label, run });
+  }
+
+  // ---- machines and processes ----------------------------------------------------------
+
+  /** Power on: the machine comes up and (by default) its agent starts, which starts Keepalived. */
+  boot(name: SimNode, options: { startAgent?: boolean } = {}): void {
     const n = this.nodes[name];
+    if (n.machineUp) return;
     n.machineUp = true;
     n.gateOpen = false;
     n.holdsVip = false;
-    n.allowedSince = null;
-    this.startAgent(name);
+    n.ka = "stopped";
+    n.keepalivedRunning = false;
+    this.note(name, "machine booted");
+    if (options.startAgent ?? true) this.startAgent(name);
+    this.settle();
   }
 
+  /** Starts the agent: gate closed first, Keepalived started if it is not running, a fresh lease guard. */
   startAgent(name: SimNode): void {
     const n = this.nodes[name];
-    const peer = other(name);
+    if (!n.machineUp || n.agentRunning) return;
+    n.agentGen++;
     n.agentRunning = true;
     n.paused = false;
-    n.gateOpen = false; // the driver closes the gate at start
-    n.core = new ElectionCore({ ...this.settings.election, self: name, peer, initialEpoch: n.persistedEpoch }, this.now);
-    n.lastServicesSent = null;
-    n.lastGatewaySent = null;
+    n.deferred = [];
+    n.stopping = null;
+    n.agentStartedAt = this.now;
+    // performance.now() starts near zero in every new process.
+    n.clockOffset = 20 + this.rng() * 500;
+    n.gateOpen = false;
+    if (!n.keepalivedRunning) this.startKeepalived(n);
+    n.leaseFreshUntil = this.now + this.settings.election.leaseMs / n.rate;
+    const coreSettings: ElectionSettings = { ...this.settings.election, self: name, peer: n.peer, initialEpoch: n.persistedEpoch };
+    n.core = this.settings.coreFactory ? this.settings.coreFactory(coreSettings, this.local(n)) : new ElectionCore(coreSettings, this.local(n));
+    n.role = "starting";
+    n.tenure = null;
+    n.servicesHealth = new ServiceHealth({ rise: this.settings.services?.rise ?? 1, fall: this.settings.services?.fall ?? 1 });
+    n.gatewayHealth = new ServiceHealth({ rise: this.settings.gateway?.rise ?? 1, fall: this.settings.gateway?.fall ?? 1 });
+    n.servicesFed = null;
+    n.gatewayFed = null;
     n.linkUp = false;
-    n.nextTickAt = this.now;
-    n.leaseFreshUntil = this.now + this.settings.election.leaseMs;
-    this.note(name, "agent started");
+    n.dialAttempt = 0;
+    n.dialScheduled = false;
+    this.note(name, `agent started (epoch ${n.persistedEpoch})`);
+    // The daemon feeds the (not yet checked) services, then ticks at once; the monitors and the link start.
+    this.stepCore(n, { kind: "services", healthy: false, reasons: ["service mn not checked yet"] });
+    this.agentEvent(n, this.now, { type: "tick" });
+    if (this.settings.services) this.agentEvent(n, this.now, { type: "ping", monitor: "services" });
+    if (this.settings.gateway) this.agentEvent(n, this.now, { type: "ping", monitor: "gateway" });
+    this.feedInstantVerdicts(n);
+    this.scheduleDial(n, 0);
+    this.settle();
   }
 
-  /** Power loss: every process gone, the VIP with it. */
+  /** Power loss: every process gone, the VIP with it; no priority-0 advert, no TCP close. */
   crash(name: SimNode): void {
     const n = this.nodes[name];
+    if (!n.machineUp) return;
     n.machineUp = false;
-    n.agentRunning = false;
-    n.core = null;
+    this.agentGone(n);
+    n.keepalivedRunning = false;
+    n.keepalivedGen++;
+    n.ka = "stopped";
+    n.masterDownAt = null;
     n.gateOpen = false;
-    this.dropLink(name, "machine down");
-    this.note(name, "crashed");
+    if (n.holdsVip) {
+      n.holdsVip = false;
+      this.note(name, "the VIP went down with the machine");
+    }
+    this.note(name, "machine crashed");
+    this.settle();
   }
 
-  /** SIGKILL of the agent only: Keepalived stays, the lease guard sees EOF at once. */
+  /** SIGKILL of the agent only: Keepalived stays, the lease guard sees EOF at once, the kernel closes the socket. */
   killAgent(name: SimNode): void {
     const n = this.nodes[name];
-    n.agentRunning = false;
-    n.core = null;
+    if (!n.agentRunning) return;
+    if (n.linkUp) this.transmit(n, n.connGen, { kind: "close" });
+    this.agentGone(n);
     n.leaseFreshUntil = Math.min(n.leaseFreshUntil, this.now);
-    this.dropLink(name, "agent killed");
     this.note(name, "agent killed");
+    this.settle();
   }
 
+  /**
+   * Clean stop (SIGTERM): the core hands the VIP to a healthy peer if it can; the agent exits
+   * when the core reports the request done (or after handoffTimeoutMs + 1 s), stopping
+   * Keepalived. Returns the request id.
+   */
+  stopAgent(name: SimNode): string {
+    const n = this.nodes[name];
+    const id = `stop-${++this.requestSeq}`;
+    if (!n.agentRunning || n.stopping) return id;
+    n.stopping = id;
+    n.requests.set(id, null);
+    this.note(name, "agent asked to stop");
+    this.agentEvent(n, this.now + (this.settings.election.handoffTimeoutMs + 1_000) / n.rate, { type: "stop-deadline", requestId: id });
+    if (n.paused) n.deferred.push({ type: "shutdown", requestId: id });
+    else this.stepCore(n, { kind: "shutdown", requestId: id });
+    this.settle();
+    return id;
+  }
+
+  /** SIGSTOP / a long GC: the agent does nothing; its lease guard, Keepalived and kernel go on. */
   pause(name: SimNode): void {
-    this.nodes[name].paused = true;
+    const n = this.nodes[name];
+    if (!n.agentRunning || n.paused) return;
+    n.paused = true;
     this.note(name, "agent paused");
   }
 
   resume(name: SimNode): void {
-    this.nodes[name].paused = false;
+    const n = this.nodes[name];
+    if (!n.paused) return;
+    n.paused = false;
     this.note(name, "agent resumed");
+    // Everything that came due while frozen now runs, in order (timers fire once).
+    const gen = n.agentGen;
+    const due = n.deferred;
+    n.deferred = [];
+    for (const event of due) {
+      if (n.agentGen !== gen || n.paused) break;
+      this.onAgentEvent(n, event);
+    }
+    this.feedInstantVerdicts(n);
+    this.settle();
   }
+
+  /** Keepalived restarted (reload, crash + supervisor): a clean exit, `downMs` without it, then BACKUP/FAULT again. */
+  restartKeepalived(name: SimNode, downMs: number): void {
+    const n = this.nodes[name];
+    if (!n.machineUp || !n.keepalivedRunning) return;
+    this.stopKeepalived(n, "keepalived stopped for a restart");
+    const gen = n.keepalivedGen;
+    this.queue.push(this.now + downMs / n.rate, { kind: "keepalived-start", node: name, gen });
+    this.settle();
+  }
+
+  // ---- health, gateway, network ---------------------------------------------------------
 
   setServices(name: SimNode, healthy: boolean): void {
-    this.nodes[name].servicesHealthy = healthy;
-    this.note(name, `services ${healthy ? "healthy" : "failed"}`);
+    this.setServicesState(name, healthy ? "healthy" : "failed");
   }
 
+  /** failed: checks fail at once (connection refused); hung: checks time out. */
+  setServicesState(name: SimNode, state: ServicesState): void {
+    const n = this.nodes[name];
+    if (n.services === state) return;
+    n.services = state;
+    this.note(name, `services ${state}`);
+    this.feedInstantVerdicts(n);
+    this.settle();
+  }
+
+  /** Partition of one node from the gateway (false) or its end (true). */
   setGateway(name: SimNode, reachable: boolean): void {
-    this.nodes[name].gatewayReachable = reachable;
-    this.note(name, `gateway ${reachable ? "reachable" : "lost"}`);
+    const n = this.nodes[name];
+    if (n.gatewayCut === !reachable) return;
+    n.gatewayCut = !reachable;
+    this.note(name, `gateway ${reachable ? "reachable" : "cut off"}`);
+    this.feedInstantVerdicts(n);
+    this.settle();
   }
 
-  /** Drop agent traffic (and optionally VRRP) from `from` to its peer. */
-  cutLink(options: { from?: SimNode; vrrp?: boolean } = {}): void {
+  /** The gateway itself down (both nodes lose it) or back. */
+  setGatewayDown(down: boolean): void {
+    if (this.gatewayDown === down) return;
+    this.gatewayDown = down;
+    this.note("mn1", `gateway ${down ? "down" : "up again"}`);
+    for (const name of SIM_NODES) this.feedInstantVerdicts(this.nodes[name]);
+    this.settle();
+  }
+
+  /**
+   * Cuts (or heals) one direction of one kind of traffic between the MNs: agent frames,
+   * VRRP adverts or ARP. An agent-link cut either drops frames or holds them until it heals.
+   */
+  setCut(channel: Channel, from: SimNode, cut: boolean, mode: CutMode = "drop"): void {
+    if (this.cuts[channel][from] === cut && (!cut || channel !== "agent" || this.cutMode[from] === mode)) return;
+    this.cuts[channel][from] = cut;
+    if (channel === "agent") this.cutMode[from] = mode;
+    this.note(from, `${channel} ${from}->${other(from)} ${cut ? `cut${channel === "agent" ? ` (${mode})` : ""}` : "healed"}`);
+    if (channel === "agent" && (!cut || mode === "drop")) this.releaseHeld(from, cut);
+    this.settle();
+  }
+
+  /** Delay, loss, duplication and reordering on one direction of the peer link (null: baseline). */
+  setLinkConditions(from: SimNode, conditions: LinkConditions | null): void {
+    this.impairment[from] = conditions;
+    this.note(from, conditions ? `link ${from}->${other(from)} impaired: ${conditions.minLatencyMs.toFixed(0)}-${conditions.maxLatencyMs.toFixed(0)} ms, loss ${conditions.lossRate.toFixed(2)}, dup ${conditions.duplicateRate.toFixed(2)}${conditions.reorder ? ", reordering" : ""}` : `link ${from}->${other(from)} back to normal`);
+  }
+
+  /** Drop agent traffic (and optionally VRRP) from `from` to its peer, or both ways. */
+  cutLink(options: { from?: SimNode; vrrp?: boolean; arp?: boolean; mode?: CutMode } = {}): void {
     const sides = options.from ? [options.from] : [...SIM_NODES];
     for (const side of sides) {
-      this.linkCut[side] = true;
-      if (options.vrrp) this.vrrpCut[side] = true;
+      this.setCut("agent", side, true, options.mode ?? "drop");
+      if (options.vrrp) this.setCut("vrrp", side, true);
+      if (options.arp) this.setCut("arp", side, true);
     }
-    // A one-way cut is seen by TCP as a stall, not a close; a full cut likewise.
-    this.note(sides[0] ?? "mn1", `link cut${options.from ? ` from ${options.from}` : ""}${options.vrrp ? " (VRRP too)" : ""}`);
   }
 
   healLink(): void {
-    this.linkCut = { mn1: false, mn2: false };
-    this.vrrpCut = { mn1: false, mn2: false };
-    this.note("mn1", "link healed");
+    for (const channel of ["agent", "vrrp", "arp"] as const) for (const side of SIM_NODES) this.setCut(channel, side, false);
+  }
+
+  /** Moves this node's wall clock; nothing in the agent's decisions reads it. */
+  jumpWall(name: SimNode, deltaMs: number): void {
+    this.nodes[name].wallOffsetMs += deltaMs;
+    this.note(name, `wall clock jumped ${deltaMs >= 0 ? "+" : ""}${Math.round(deltaMs)} ms`);
+  }
+
+  wallNow(name: SimNode): number {
+    return this.now + this.nodes[name].wallOffsetMs;
   }
 
   /** Operator demote on `name`; returns a handle whose result appears in requestResult(). */
   demote(name: SimNode): string {
     const id = `demote-${++this.requestSeq}`;
     const n = this.nodes[name];
+    if (!n.agentRunning) return id;
     n.requests.set(id, null);
-    if (n.core && !n.paused) this.apply(name, n.core.step(this.now, { kind: "demote", requestId: id }));
+    this.note(name, "operator demote");
+    if (n.paused) n.deferred.push({ type: "demote", requestId: id });
+    else this.stepCore(n, { kind: "demote", requestId: id });
+    this.settle();
     return id;
   }
 
@@ -228,225 +560,607 @@ export class PairWorld {
     return this.nodes[name].requests.get(id) ?? null;
   }
 
-  // ---- observation ----------------------------------------------------------------
+  // ---- observation ---------------------------------------------------------------------
 
   vipOwner(): SimNode | null {
     return this.lastVipOwner;
   }
 
-  role(name: SimNode): string {
+  role(name: SimNode): Role | "down" {
     const core = this.nodes[name].core;
-    return core ? core.snapshot(this.now).role : "down";
+    return core ? core.snapshot(this.local(this.nodes[name])).role : "down";
   }
 
   epoch(name: SimNode): number {
-    const core = this.nodes[name].core;
-    return core ? core.snapshot(this.now).epoch : this.nodes[name].persistedEpoch;
+    const n = this.nodes[name];
+    return n.core ? n.core.snapshot(this.local(n)).epoch : n.persistedEpoch;
+  }
+
+  persistedEpoch(name: SimNode): number {
+    return this.nodes[name].persistedEpoch;
+  }
+
+  /** The highest epoch the peer's heartbeats have told this node. */
+  heardEpoch(name: SimNode): number {
+    return this.nodes[name].heardEpoch;
+  }
+
+  /** When the newest heartbeat from the peer that reached this node's core was sent (true time; -Infinity: never). */
+  newsAt(name: SimNode): number {
+    return this.nodes[name].newsAt;
   }
 
   holdsVip(name: SimNode): boolean {
     return this.nodes[name].holdsVip;
   }
 
-  /** Advance simulated time by `ms`. */
-  run(ms: number): void {
-    const end = this.now + ms;
-    while (this.now < end) this.step();
+  /** What was true when this node's gate last opened. */
+  gateOpening(name: SimNode): GateOpening | null {
+    return this.nodes[name].gateOpening;
   }
 
-  /** Run until `predicate` holds or `maxMs` passes; returns the time it took, or null. */
+  /** This node's current holder tenure (its core holder or handing-off), if any. */
+  tenure(name: SimNode): Tenure | null {
+    return this.nodes[name].tenure;
+  }
+
+  /** The gate as the agent last set it (open: its Keepalived may hold the VIP). */
+  gateOpen(name: SimNode): boolean {
+    return this.nodes[name].gateOpen;
+  }
+
+  /** No cut and no impairment on the agent link, either way. */
+  agentLinkClean(): boolean {
+    return !this.cuts.agent.mn1 && !this.cuts.agent.mn2 && this.impairment.mn1 === null && this.impairment.mn2 === null;
+  }
+
+  /** Is `channel` from `from` to its peer cut? */
+  isCut(channel: Channel, from: SimNode): boolean {
+    return this.cuts[channel][from];
+  }
+
+  keepalivedState(name: SimNode): KeepalivedState {
+    return this.nodes[name].ka;
+  }
+
+  machineUp(name: SimNode): boolean {
+    return this.nodes[name].machineUp;
+  }
+
+  agentRunning(name: SimNode): boolean {
+    return this.nodes[name].agentRunning;
+  }
+
+  agentPaused(name: SimNode): boolean {
+    return this.nodes[name].paused;
+  }
+
+  core(name: SimNode): ElectionCore | null {
+    return this.nodes[name].core;
+  }
+
+  /** This node's own monotonic clock now (what its core is given). */
+  localNow(name: SimNode): number {
+    return this.local(this.nodes[name]);
+  }
+
+  // ---- running -------------------------------------------------------------------------
+
+  /** Advance simulated time by `ms`. */
+  run(ms: number): void {
+    this.runTo(this.now + ms);
+  }
+
+  /** Process every event due up to `end`, then stand at `end`; or stop after the event at which `stop()` first holds. */
+  runTo(end: number, stop?: () => boolean): void {
+    while (this.queue.peekAt() <= end) {
+      this.processNext();
+      if (stop?.()) return;
+    }
+    if (end > this.now) this.now = end;
+  }
+
+  /** Run until `predicate` holds (checked every stepMs) or `maxMs` passes; returns the time it took, or null. */
   runUntil(predicate: () => boolean, maxMs: number): number | null {
     const start = this.now;
     while (this.now - start <= maxMs) {
       if (predicate()) return this.now - start;
-      this.step();
+      this.runTo(this.now + this.settings.stepMs);
     }
     return null;
   }
 
-  // ---- the step ---------------------------------------------------------------------
-
-  private step(): void {
-    this.now += this.settings.stepMs;
-    this.deliverMessages();
-    for (const name of SIM_NODES) this.stepNode(name);
-    this.updateKeepalived();
+  private processNext(): void {
+    const { at, item } = this.queue.pop();
+    this.now = at;
+    this.handle(item);
+    this.settle();
+    this.steps++;
+    if (this.observer) this.observer(this);
   }
 
-  private stepNode(name: SimNode): void {
-    const n = this.nodes[name];
-    if (!n.core || !n.agentRunning || n.paused) return;
+  private handle(entry: Entry): void {
+    switch (entry.kind) {
+      case "action":
+        entry.run();
+        return;
+      case "agent": {
+        const n = this.nodes[entry.node];
+        if (!n.agentRunning || n.agentGen !== entry.gen) return;
+        if (n.paused) n.deferred.push(entry.event);
+        else this.onAgentEvent(n, entry.event);
+        return;
+      }
+      case "keepalived":
+        return; // settle() re-evaluates the timers
+      case "lease-check": {
+        const n = this.nodes[entry.node];
+        n.leaseCheckPending = false;
+        if (this.now < n.leaseFreshUntil) this.scheduleLeaseCheck(n);
+        return;
+      }
+      case "keepalived-start": {
+        const n = this.nodes[entry.node];
+        if (n.keepalivedGen === entry.gen && n.machineUp && !n.keepalivedRunning) this.startKeepalived(n);
+        return;
+      }
+      case "deliver": {
+        const n = this.nodes[entry.to];
+        if (!n.agentRunning || !n.linkUp || n.connGen !== entry.connGen) return;
+        const event: AgentEvent = { type: "frame", connGen: entry.connGen, frame: entry.frame };
+        if (n.paused) n.deferred.push(event);
+        else this.onAgentEvent(n, event);
+        return;
+      }
+      case "connect":
+        this.onConnect(entry.dialer, entry.gens);
+        return;
+    }
+  }
+
+  private onAgentEvent(n: NodeState, event: AgentEvent): void {
+    if (!n.core) return;
+    switch (event.type) {
+      case "tick":
+        this.stepCore(n, { kind: "tick" });
+        if (n.core) this.agentEvent(n, this.now + this.settings.election.heartbeatIntervalMs / n.rate, { type: "tick" });
+        return;
+      case "wake":
+        if (event.token === n.wakeToken) this.stepCore(n, { kind: "wake" });
+        return;
+      case "frame":
+        if (!n.linkUp || n.connGen !== event.connGen) return;
+        n.lastFrameAt = this.now;
+        if (event.frame.kind === "close") {
+          this.linkDown(n, "closed by the peer");
+        } else {
+          if (event.frame.message.type === "heartbeat") {
+            n.heardEpoch = Math.max(n.heardEpoch, event.frame.message.epoch);
+            n.newsAt = Math.max(n.newsAt, event.frame.sentAt);
+          }
+          this.stepCore(n, { kind: "peer-message", message: event.frame.message });
+        }
+        return;
+      case "ping":
+        this.ping(n, event.monitor);
+        return;
+      case "ping-result":
+        this.onPingResult(n, event.monitor, event.ok, event.startedAt);
+        return;
+      case "arp-result":
+        this.stepCore(n, { kind: "arp-result", probeId: event.probeId, occupied: event.occupied, detail: event.detail });
+        return;
+      case "idle-check": {
+        if (!n.linkUp || n.connGen !== event.connGen) return;
+        const idleUntil = n.lastFrameAt + this.settings.peerLink.idleTimeoutMs / n.rate;
+        if (this.now >= idleUntil) this.closeLink(n, `no frame for ${this.settings.peerLink.idleTimeoutMs} ms`);
+        else this.agentEvent(n, idleUntil, { type: "idle-check", connGen: n.connGen });
+        return;
+      }
+      case "dial":
+        this.dial(n);
+        return;
+      case "demote":
+        this.stepCore(n, { kind: "demote", requestId: event.requestId });
+        return;
+      case "shutdown":
+        this.stepCore(n, { kind: "shutdown", requestId: event.requestId });
+        return;
+      case "stop-deadline":
+        if (n.stopping === event.requestId) this.exitAgent(n, "stop timed out");
+        return;
+    }
+  }
+
+  /** One core step at this node's clock, then what the daemon does around it. */
+  private stepCore(n: NodeState, input: ElectionInput): void {
     const core = n.core;
-    // Link comes up when both agents run and no cut: like the ws reconnect loop.
-    const peer = this.nodes[other(name)];
-    const canTalk = peer.agentRunning && !this.linkCut[name] && !this.linkCut[other(name)];
-    if (canTalk && !n.linkUp && !peer.paused) {
-      n.linkUp = true;
-      this.apply(name, core.step(this.now, { kind: "peer-up" }));
-    }
-    if (n.lastServicesSent !== n.servicesHealthy) {
-      n.lastServicesSent = n.servicesHealthy;
-      this.apply(name, core.step(this.now, { kind: "services", healthy: n.servicesHealthy, reasons: n.servicesHealthy ? [] : ["service mn failed"] }));
-    }
-    const gateway = n.gatewayReachable && n.machineUp;
-    if (n.lastGatewaySent !== gateway) {
-      n.lastGatewaySent = gateway;
-      this.apply(name, core.step(this.now, { kind: "gateway", reachable: gateway }));
-    }
-    for (const probe of n.pendingProbes.filter((p) => p.at <= this.now)) {
-      const occupied = this.nodes[other(name)].holdsVip && this.nodes[other(name)].machineUp;
-      this.apply(name, core.step(this.now, { kind: "arp-result", probeId: probe.probeId, occupied, detail: occupied ? `${other(name)} answers` : "no answer" }));
-    }
-    n.pendingProbes = n.pendingProbes.filter((p) => p.at > this.now);
-    if (this.now >= n.nextTickAt) {
-      n.nextTickAt = this.now + this.settings.election.heartbeatIntervalMs;
-      this.apply(name, core.step(this.now, { kind: "tick" }));
+    if (!core) return;
+    const local = this.local(n);
+    const effects = core.step(local, input);
+    this.apply(n, effects);
+    if (n.core !== core) return; // the agent exited while applying (clean stop)
+    if (input.kind === "tick") {
       // The daemon renews the lease guard after the tick's effects, then sends a heartbeat.
-      n.leaseFreshUntil = this.now + this.settings.election.leaseMs;
-      this.sendHeartbeat(name);
+      n.leaseFreshUntil = this.now + this.settings.election.leaseMs / n.rate;
+      this.scheduleLeaseCheck(n);
+      this.sendHeartbeat(n);
+    }
+    // Like the daemon: replace the wake timer; arm it only for a deadline nearer than a tick.
+    n.wakeToken++;
+    const at = core.nextWakeAt(local);
+    if (at - local < this.settings.election.heartbeatIntervalMs) {
+      this.agentEvent(n, this.now + Math.max(1, at - local) / n.rate, { type: "wake", token: n.wakeToken });
     }
   }
 
-  private apply(name: SimNode, effects: ElectionEffect[]): void {
-    const n = this.nodes[name];
+  private apply(n: NodeState, effects: ElectionEffect[]): void {
+    let opening: GateOpening | null = null;
     for (const effect of effects) {
+      if (!n.core) return;
       switch (effect.kind) {
         case "set-gate":
+          if (effect.open && !n.gateOpen) {
+            opening = { at: this.now, via: null, peerAlive: n.core.peerAlive(this.local(n)), newsAt: n.newsAt, heardEpoch: n.heardEpoch };
+            n.gateOpening = opening;
+          }
           n.gateOpen = effect.open;
-          this.updateKeepalived();
+          this.settle();
           break;
         case "persist-epoch":
           n.persistedEpoch = Math.max(n.persistedEpoch, effect.epoch);
           break;
         case "send":
-          this.send(name, effect.message);
+          if (n.linkUp) this.transmit(n, n.connGen, { kind: "message", message: effect.message, sentAt: this.now });
           break;
         case "heartbeat-now":
-          this.sendHeartbeat(name);
+          this.sendHeartbeat(n);
           break;
         case "arp-probe":
-          n.pendingProbes.push({ probeId: effect.probeId, at: this.now + 100 });
+          this.probeArp(n, effect.probeId);
           break;
         case "event":
-          this.note(name, `${effect.type}: ${effect.message}`);
+          if (effect.type === "role-changed") this.onRoleChanged(n, effect.fields, opening);
+          this.note(n.name, `${effect.type}: ${effect.message}`);
           break;
         case "request-done":
           if (n.requests.has(effect.requestId)) n.requests.set(effect.requestId, { ok: effect.ok, message: effect.message });
+          if (n.stopping === effect.requestId) this.exitAgent(n, effect.message);
           break;
       }
     }
   }
 
-  private sendHeartbeat(name: SimNode): void {
-    const n = this.nodes[name];
-    if (!n.core) return;
-    const f = n.core.heartbeatFields(this.now);
-    this.send(name, {
+  private onRoleChanged(n: NodeState, fields: Record<string, unknown>, opening: GateOpening | null): void {
+    const to = fields.to as Role;
+    const epoch = typeof fields.epoch === "number" ? fields.epoch : 0;
+    if (opening && opening.via === null) opening.via = to;
+    const holding = (r: Role | "down") => r === "holder" || r === "handing-off";
+    if (holding(to) && !holding(n.role)) n.tenure = { at: this.now, epoch, heardEpoch: n.heardEpoch };
+    else if (!holding(to)) n.tenure = null;
+    n.role = to;
+  }
+
+  // ---- the agent's surroundings ----------------------------------------------------------
+
+  private sendHeartbeat(n: NodeState): void {
+    if (!n.core || !n.linkUp) return;
+    const heartbeat: Heartbeat = {
       type: "heartbeat",
-      seq: 0,
-      node: name,
-      ...f,
+      seq: ++n.heartbeatSeq,
+      node: n.name,
+      ...n.core.heartbeatFields(this.local(n)),
       vipPresent: n.holdsVip,
-      keepalived: n.holdsVip ? "master" : n.gateOpen ? "backup" : "fault",
-      services: [{ name: "mn", healthy: n.servicesHealthy, critical: true }],
-    });
+      keepalived: n.ka === "stopped" ? "stopped" : n.ka,
+      services: [{ name: "mn", healthy: n.services === "healthy", critical: true }],
+    };
+    this.transmit(n, n.connGen, { kind: "message", message: heartbeat, sentAt: this.now });
   }
 
-  private send(from: SimNode, message: LinkMessage): void {
-    const n = this.nodes[from];
-    if (!n.linkUp || this.linkCut[from]) return;
-    const to = other(from);
-    const copies = this.rng() < this.settings.duplicateRate ? 2 : 1;
+  /** ARP guard: asks the segment who has the VIP; the peer answers if it holds it and ARP flows both ways. */
+  private probeArp(n: NodeState, probeId: number): void {
+    const p = this.nodes[n.peer];
+    const occupied = p.holdsVip && !this.cuts.arp[n.name] && !this.cuts.arp[p.name];
+    const took = occupied ? 2 + 30 : this.settings.probeTimeoutMs;
+    this.agentEvent(n, this.now + took / n.rate, { type: "arp-result", probeId, occupied, detail: occupied ? `${p.name} answers` : "no answer" });
+  }
+
+  private ping(n: NodeState, monitor: Monitor): void {
+    const timing = monitor === "services" ? this.settings.services : this.settings.gateway;
+    if (!timing) return;
+    const ok = monitor === "services" ? n.services === "healthy" : this.gatewayTruth(n);
+    // A refused connection fails at once; a hung service or an unanswered ping waits for the timeout.
+    const took = ok ? 1 : monitor === "services" && n.services === "failed" ? 2 : timing.timeoutMs;
+    this.agentEvent(n, this.now + took / n.rate, { type: "ping-result", monitor, ok, startedAt: this.now });
+  }
+
+  private onPingResult(n: NodeState, monitor: Monitor, ok: boolean, startedAt: number): void {
+    const timing = monitor === "services" ? this.settings.services : this.settings.gateway;
+    if (!timing) return;
+    const health = monitor === "services" ? n.servicesHealth : n.gatewayHealth;
+    const transition = health.recordResult(ok, this.local(n));
+    if (transition) {
+      const healthy = transition.to === "healthy";
+      if (monitor === "services") this.stepCore(n, { kind: "services", healthy, reasons: healthy ? [] : ["service mn failed"] });
+      else this.stepCore(n, { kind: "gateway", reachable: healthy });
+    }
+    if (n.core) this.agentEvent(n, Math.max(this.now, startedAt + timing.intervalMs / n.rate), { type: "ping", monitor });
+  }
+
+  private gatewayTruth(n: NodeState): boolean {
+    return n.machineUp && !this.gatewayDown && !n.gatewayCut;
+  }
+
+  /** Monitors with no timing: the core hears the truth as soon as the agent can. */
+  private feedInstantVerdicts(n: NodeState): void {
+    if (!n.core || n.paused) return;
+    if (!this.settings.services) {
+      const healthy = n.services === "healthy";
+      if (n.servicesFed !== healthy) {
+        n.servicesFed = healthy;
+        this.stepCore(n, { kind: "services", healthy, reasons: healthy ? [] : ["service mn failed"] });
+      }
+    }
+    if (!this.settings.gateway && n.core) {
+      const reachable = this.gatewayTruth(n);
+      if (n.gatewayFed !== reachable) {
+        n.gatewayFed = reachable;
+        this.stepCore(n, { kind: "gateway", reachable });
+      }
+    }
+  }
+
+  private agentEvent(n: NodeState, at: number, event: AgentEvent): void {
+    this.queue.push(at, { kind: "agent", node: n.name, gen: n.agentGen, event });
+  }
+
+  /** The agent process is gone (killed, crashed, exited): its core, timers and side of the link. */
+  private agentGone(n: NodeState): void {
+    n.role = "down";
+    n.tenure = null;
+    n.agentRunning = false;
+    n.agentGen++;
+    n.core = null;
+    n.paused = false;
+    n.deferred = [];
+    n.stopping = null;
+    n.linkUp = false;
+    n.dialScheduled = false;
+  }
+
+  private exitAgent(n: NodeState, why: string): void {
+    if (n.linkUp) this.transmit(n, n.connGen, { kind: "close" });
+    this.agentGone(n);
+    n.leaseFreshUntil = Math.min(n.leaseFreshUntil, this.now);
+    this.note(n.name, `agent stopped (${why})`);
+    this.stopKeepalived(n, "keepalived stopped with the agent");
+  }
+
+  // ---- the peer link ---------------------------------------------------------------------
+
+  private scheduleDial(n: NodeState, delay: number): void {
+    if (n.dialScheduled || !n.agentRunning) return;
+    n.dialScheduled = true;
+    this.agentEvent(n, this.now + delay, { type: "dial" });
+  }
+
+  private nextBackoff(n: NodeState): number {
+    const { reconnectInitialMs, reconnectMaxMs } = this.settings.peerLink;
+    const ceiling = Math.min(reconnectMaxMs, reconnectInitialMs * 2 ** Math.min(n.dialAttempt, 30));
+    n.dialAttempt++;
+    return (ceiling / 2 + this.rng() * (ceiling / 2)) / n.rate;
+  }
+
+  private dial(n: NodeState): void {
+    n.dialScheduled = false;
+    if (n.linkUp) return;
+    const p = this.nodes[n.peer];
+    if (p.agentRunning && !p.paused && !this.cuts.agent.mn1 && !this.cuts.agent.mn2) {
+      // TCP connect plus the two round trips of the handshake.
+      const took = this.latency(n.name) + this.latency(p.name) + this.latency(n.name) + this.latency(p.name);
+      this.queue.push(this.now + took, { kind: "connect", dialer: n.name, gens: { mn1: this.nodes.mn1.agentGen, mn2: this.nodes.mn2.agentGen } });
+    } else {
+      this.scheduleDial(n, this.nextBackoff(n));
+    }
+  }
+
+  private onConnect(dialer: SimNode, gens: Record<SimNode, number>): void {
+    const a = this.nodes.mn1;
+    const b = this.nodes.mn2;
+    const alive = (n: NodeState) => n.agentRunning && n.agentGen === gens[n.name] && !n.paused;
+    if (!alive(a) || !alive(b) || this.cuts.agent.mn1 || this.cuts.agent.mn2) {
+      const d = this.nodes[dialer];
+      if (d.agentRunning && d.agentGen === gens[dialer]) this.scheduleDial(d, this.nextBackoff(d));
+      return;
+    }
+    if (a.linkUp && b.linkUp && a.connGen === b.connGen) return; // the other side's dial won
+    const gen = ++this.connSeq;
+    this.lastDeliveryAt.mn1 = this.now;
+    this.lastDeliveryAt.mn2 = this.now;
+    this.held.mn1 = [];
+    this.held.mn2 = [];
+    this.note(dialer, `peer link connected (#${gen})`);
+    const replaced: Record<SimNode, boolean> = { mn1: a.linkUp, mn2: b.linkUp };
+    for (const n of [a, b]) {
+      n.linkUp = true;
+      n.connGen = gen;
+      n.lastFrameAt = this.now;
+      n.dialAttempt = 0;
+      this.agentEvent(n, this.now + this.settings.peerLink.idleTimeoutMs / n.rate, { type: "idle-check", connGen: gen });
+    }
+    for (const n of [a, b]) {
+      if (!n.core || n.connGen !== gen) continue;
+      // A side that still had a (half-open) connection sees it replaced: down, then up.
+      if (replaced[n.name]) this.stepCore(n, { kind: "peer-down", reason: "connection replaced" });
+      this.stepCore(n, { kind: "peer-up" });
+      // The daemon tells the peer its state at once rather than at the next tick.
+      this.sendHeartbeat(n);
+    }
+  }
+
+  /** This side gives up the connection (idle): tells the peer if it can, reconnects later. */
+  private closeLink(n: NodeState, why: string): void {
+    this.transmit(n, n.connGen, { kind: "close" });
+    this.linkDown(n, why);
+  }
+
+  private linkDown(n: NodeState, reason: string): void {
+    n.linkUp = false;
+    this.note(n.name, `peer link down: ${reason}`);
+    this.stepCore(n, { kind: "peer-down", reason });
+    this.scheduleDial(n, this.nextBackoff(n));
+  }
+
+  private latency(from: SimNode): number {
+    const c = this.impairment[from];
+    const min = c ? c.minLatencyMs : this.settings.minLatencyMs;
+    const max = c ? c.maxLatencyMs : this.settings.maxLatencyMs;
+    return min + this.rng() * (max - min);
+  }
+
+  /** Puts a frame on the wire from `n` to its peer, under the cuts and conditions of that direction. */
+  private transmit(n: NodeState, connGen: number, frame: Frame): void {
+    const from = n.name;
+    if (this.cuts.agent[from]) {
+      if (this.cutMode[from] === "hold") this.held[from].push({ connGen, frame });
+      return;
+    }
+    const c = this.impairment[from];
+    const lossRate = c ? c.lossRate : this.settings.lossRate;
+    const duplicateRate = c ? c.duplicateRate : this.settings.duplicateRate;
+    const reorder = c ? c.reorder : this.settings.reorder;
+    // A close (FIN) is neither lost nor duplicated by a lossy link: TCP retransmits it.
+    const reliable = frame.kind === "close";
+    const copies = !reliable && duplicateRate > 0 && this.rng() < duplicateRate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
-      if (this.rng() < this.settings.lossRate) continue;
-      const latency = this.settings.minLatencyMs + this.rng() * (this.settings.maxLatencyMs - this.settings.minLatencyMs);
-      this.inFlight.push({ at: this.now + latency, to, message });
+      if (!reliable && lossRate > 0 && this.rng() < lossRate) continue;
+      let at = this.now + this.latency(from);
+      if (!reorder) {
+        at = Math.max(at, this.lastDeliveryAt[from]);
+        this.lastDeliveryAt[from] = at;
+      }
+      this.queue.push(at, { kind: "deliver", to: n.peer, connGen, frame });
     }
   }
 
-  private deliverMessages(): void {
-    const due = this.inFlight.filter((m) => m.at <= this.now).sort((a, b) => a.at - b.at);
-    this.inFlight = this.inFlight.filter((m) => m.at > this.now);
-    for (const m of due) {
-      const n = this.nodes[m.to];
-      if (!n.core || n.paused || !n.agentRunning || !n.linkUp) continue;
-      this.apply(m.to, n.core.step(this.now, { kind: "peer-message", message: m.message }));
+  /** A "hold" cut healed: the held frames go out in order (retransmission). A "drop" cut forgets them. */
+  private releaseHeld(from: SimNode, stillCut: boolean): void {
+    const frames = this.held[from];
+    this.held[from] = [];
+    if (stillCut) return;
+    for (const { connGen, frame } of frames) this.transmit(this.nodes[from], connGen, frame);
+  }
+
+  // ---- Keepalived ------------------------------------------------------------------------
+
+  private startKeepalived(n: NodeState): void {
+    n.keepalivedRunning = true;
+    n.keepalivedGen++;
+    n.ka = "fault";
+    n.masterDownAt = null;
+    this.note(n.name, "keepalived started");
+  }
+
+  private stopKeepalived(n: NodeState, why: string): void {
+    if (!n.keepalivedRunning) return;
+    if (n.ka === "master") this.leaveMaster(n, true);
+    n.keepalivedRunning = false;
+    n.keepalivedGen++;
+    n.ka = "stopped";
+    n.masterDownAt = null;
+    this.note(n.name, why);
+  }
+
+  private leaveMaster(n: NodeState, clean: boolean): void {
+    n.holdsVip = false;
+    n.ka = "fault";
+    this.note(n.name, "keepalived dropped the VIP");
+    const p = this.nodes[n.peer];
+    // A live Keepalived leaving MASTER sends a priority-0 advert: a waiting BACKUP takes over after the skew time.
+    if (clean && p.ka === "backup" && !this.cuts.vrrp[n.name]) {
+      p.masterDownAt = this.now + this.settings.keepalivedSkewMs / p.rate;
+      this.queue.push(p.masterDownAt, { kind: "keepalived", node: p.name });
     }
   }
 
-  private dropLink(name: SimNode, reason: string): void {
-    const peer = this.nodes[other(name)];
-    this.nodes[name].linkUp = false;
-    if (peer.linkUp) {
-      peer.linkUp = false;
-      if (peer.core && !peer.paused) this.apply(other(name), peer.core.step(this.now, { kind: "peer-down", reason }));
-    }
-    this.inFlight = this.inFlight.filter((m) => m.to !== name && m.to !== other(name));
+  private scheduleLeaseCheck(n: NodeState): void {
+    if (n.leaseCheckPending) return;
+    n.leaseCheckPending = true;
+    this.queue.push(n.leaseFreshUntil, { kind: "lease-check", node: n.name });
   }
 
-  private updateKeepalived(): void {
+  /** Brings every Keepalived up to date with its inputs and timers, then records who holds the VIP. */
+  private settle(): void {
     for (const name of SIM_NODES) {
       const n = this.nodes[name];
+      if (!n.keepalivedRunning) continue;
       const allowed = n.machineUp && n.gateOpen && this.now < n.leaseFreshUntil;
       if (!allowed) {
-        n.allowedSince = null;
-        if (n.holdsVip) {
-          n.holdsVip = false;
-          this.note(name, "keepalived dropped the VIP");
-        }
-      } else if (n.allowedSince === null) {
-        n.allowedSince = this.now;
+        if (n.ka === "master") this.leaveMaster(n, true);
+        n.ka = "fault";
+        n.masterDownAt = null;
+      } else if (n.ka === "fault") {
+        n.ka = "backup";
+        n.masterDownAt = null;
       }
     }
     for (const name of SIM_NODES) {
       const n = this.nodes[name];
-      const peer = this.nodes[other(name)];
-      if (n.allowedSince === null || n.holdsVip) continue;
-      // A BACKUP that hears the owner's adverts stays BACKUP (nopreempt).
-      const hearsOwner = peer.holdsVip && !this.vrrpCut[other(name)];
-      if (hearsOwner) continue;
-      const waitedFor = this.now - n.allowedSince;
-      // A live Keepalived leaving MASTER sends a priority-0 advert; a crashed one sends nothing.
-      const ownerJustLeft = !peer.holdsVip && peer.machineUp && this.lastVipOwner === other(name) && !this.vrrpCut[other(name)];
-      if (waitedFor >= this.settings.keepalivedDownTimerMs || (ownerJustLeft && waitedFor > 0)) {
+      if (n.ka !== "backup") continue;
+      const p = this.nodes[n.peer];
+      if (p.ka === "master" && !this.cuts.vrrp[p.name]) {
+        // Hears the MASTER's adverts: stays BACKUP (nopreempt); the timer restarts when they stop.
+        n.masterDownAt = null;
+        continue;
+      }
+      if (n.masterDownAt === null) {
+        n.masterDownAt = this.now + this.settings.keepalivedDownTimerMs / n.rate;
+        this.queue.push(n.masterDownAt, { kind: "keepalived", node: name });
+      } else if (this.now >= n.masterDownAt) {
+        n.ka = "master";
+        n.masterDownAt = null;
         n.holdsVip = true;
         this.note(name, "keepalived took the VIP");
       }
     }
-    const owners = SIM_NODES.filter((name) => this.nodes[name].holdsVip);
-    if (owners.length > 1) this.splitBrainAt.push(this.now);
-    const owner = owners.length === 1 ? (owners[0] as SimNode) : owners.length === 0 ? null : this.lastVipOwner;
+    const a = this.nodes.mn1;
+    const b = this.nodes.mn2;
+    if (a.ka === "master" && b.ka === "master" && !this.cuts.vrrp.mn2) {
+      // Equal priorities: the higher address (mn2) stays MASTER; mn1 hears it and yields.
+      a.ka = "backup";
+      a.holdsVip = false;
+      a.masterDownAt = null;
+      this.note("mn1", "keepalived yielded to mn2's adverts (two masters)");
+    }
+    const both = a.holdsVip && b.holdsVip;
+    if (both && this.splitBrainAt[this.splitBrainAt.length - 1] !== this.now) this.splitBrainAt.push(this.now);
+    const owner: SimNode | null = both ? this.lastVipOwner : a.holdsVip ? "mn1" : b.holdsVip ? "mn2" : null;
     if (owner !== this.lastVipOwner) {
       this.vipChanges.push({ at: this.now, from: this.lastVipOwner, to: owner });
       this.lastVipOwner = owner;
     }
   }
 
+  // ---- clocks and the log ----------------------------------------------------------------
+
+  private local(n: NodeState): number {
+    return n.clockOffset + (this.now - n.agentStartedAt) * n.rate;
+  }
+
   private note(node: SimNode, what: string): void {
     this.log.push({ at: this.now, node, what });
+    if (this.log.length > this.settings.logLimit * 2) this.log.splice(0, this.log.length - this.settings.logLimit);
   }
 
   /** The world's log as readable lines (for failing tests and seeds). */
   trace(last = 80): string {
     return this.log
       .slice(-last)
-      .map((e) => `${String(e.at).padStart(7)} ms  ${e.node}  ${e.what}`)
+      .map((e) => `${e.at.toFixed(1).padStart(9)} ms  ${e.node}  ${e.what}`)
       .join("\n");
   }
 }
 
 function other(name: SimNode): SimNode {
   return name === "mn1" ? "mn2" : "mn1";
-}
-
-/** Small, fast, seedable PRNG (public domain). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

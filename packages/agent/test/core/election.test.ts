@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ElectionCore, type ElectionEffect } from "../../src/core/election.js";
 import { PairWorld, type SimNode } from "../../src/sim/pair-world.js";
+import { SIM_SETTINGS } from "../../src/sim/runner.js";
 
 /**
  * Scenario tests for the election core, run against a simulated pair (real cores, modelled
@@ -54,6 +55,33 @@ const scenarios: Scenario[] = [
     maxGapMs: 2_000,
     expectMoves: 1,
   },
+  {
+    // Found by the simulator: the taker kept its gate open after losing the holder, and its
+    // Keepalived (deaf to the holder's adverts) took the VIP after the master-down timer.
+    name: "IP between the MNs cut while the failing holder's handoff offer is in flight: the taker closes its gate, one holder",
+    act: (w, h) => {
+      w.setServices(h, false);
+      w.cutLink({ vrrp: true });
+    },
+    runMs: 5_000,
+    expectOwner: "holder",
+    expectMoves: 0,
+  },
+  {
+    // Found by the simulator: the taker heard the holder (so it was not "lost") but the holder
+    // never got its "ready"; the taker waited handoffTimeoutMs with its gate open, and its
+    // Keepalived, deaf to the holder's adverts, took the VIP after the master-down timer.
+    name: "handoff whose 'ready' never reaches the holder while VRRP is cut: the taker closes its gate within the receive window, one holder",
+    act: (w, h, s) => {
+      w.cutLink({ from: s });
+      w.setCut("vrrp", h, true);
+      w.setCut("vrrp", s, true);
+      w.demote(h);
+    },
+    runMs: 5_000,
+    expectOwner: "holder",
+    expectMoves: 0,
+  },
   { name: "a 300 ms pause of the holder's agent moves nothing", act: (w, h) => { w.pause(h); w.run(300); w.resume(h); }, runMs: 3_000, expectOwner: "holder", expectMoves: 0 },
   { name: "holder's agent paused past its lease: the standby takes over; the old holder steps down on resume", act: (w, h) => { w.pause(h); w.run(2_000); w.resume(h); }, runMs: 3_000, expectOwner: "standby", maxGapMs: 1_500, expectMoves: 1 },
 ];
@@ -102,6 +130,29 @@ describe("election scenarios", () => {
     expect(took!).toBeGreaterThanOrEqual(world.settings.election.startupGraceMs);
   });
 
+  it("a claim whose ARP probe straddles a long pause of the claimant probes again: no second holder", () => {
+    // Found by the simulator: the standby's probe found nobody, then its agent froze; the old
+    // holder came back and took the VIP; on waking the standby trusted the stale "nobody"
+    // and claimed, while IP between the MNs was cut (ARP flowing) -- two holders.
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    world.cutLink({ vrrp: true });
+    world.run(1_500);
+    world.pause(holder);
+    expect(world.runUntil(() => !world.holdsVip(holder), 2_000), world.trace()).not.toBeNull();
+    expect(world.runUntil(() => world.role(standby) === "claiming", 2_000), world.trace()).not.toBeNull();
+    world.pause(standby);
+    world.run(500);
+    world.resume(holder);
+    world.run(1_500);
+    expect(world.holdsVip(holder), world.trace()).toBe(true);
+    world.resume(standby);
+    world.run(2_000);
+    expect(world.splitBrainAt, world.trace()).toEqual([]);
+    expect(world.holdsVip(standby), world.trace()).toBe(false);
+  });
+
   it("recovered node rejoins: nothing moves", () => {
     const world = steadyPair();
     const holder = world.vipOwner() as SimNode;
@@ -118,7 +169,53 @@ describe("election scenarios", () => {
     expect(world.epoch(holder)).toBe(world.epoch(standby));
   });
 
-  it("demote with a healthy peer: the VIP moves with no gap longer than a step", () => {
+  it("a node that wakes from a pause does not claim on the stale news it finds queued", () => {
+    // Found by the simulator: frozen before either node held the VIP, mn1 woke to heartbeats
+    // queued while it slept (its peer "standby", "alive"), claimed on that stale view while
+    // mn2 had claimed meanwhile, and IP between the MNs was cut: two holders.
+    const world = new PairWorld({ ...SIM_SETTINGS, seed: 5153 });
+    world.boot("mn1");
+    world.boot("mn2");
+    world.run(450);
+    world.pause("mn1");
+    world.run(70);
+    world.cutLink({ mode: "hold" });
+    world.run(380);
+    world.setCut("vrrp", "mn1", true);
+    world.setCut("vrrp", "mn2", true);
+    expect(world.role("mn2"), world.trace()).toBe("holder");
+    world.resume("mn1");
+    world.run(3_000);
+    expect(world.splitBrainAt, world.trace()).toEqual([]);
+    expect(world.vipOwner()).toBe("mn2");
+  });
+
+  it("a node rejoining with a higher persisted epoch than the holder's does not unseat it", () => {
+    // Found by the simulator: each node claimed alone while the other was down, so the
+    // returning node's epoch on disk was above the holder's; the holder heard the higher
+    // epoch, stepped down and claimed again: a VIP gap caused by a recovering standby.
+    const world = steadyPair();
+    expect(world.vipOwner()).toBe("mn1");
+    world.crash("mn1");
+    world.run(3_000);
+    world.killAgent("mn2");
+    world.startAgent("mn2");
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe("mn2");
+    world.crash("mn2");
+    world.boot("mn1");
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe("mn1");
+    expect(world.epoch("mn1")).toBeLessThan(world.persistedEpoch("mn2"));
+    const changes = world.vipChanges.length;
+    world.boot("mn2");
+    world.run(3_000);
+    expect(world.vipChanges.slice(changes), world.trace()).toEqual([]);
+    expect(world.role("mn2")).toBe("standby");
+    expect(world.epoch("mn1")).toBe(world.epoch("mn2"));
+  });
+
+  it("demote with a healthy peer: the VIP moves with no gap longer than the VRRP skew time", () => {
     const world = steadyPair();
     const holder = world.vipOwner() as SimNode;
     const id = world.demote(holder);
@@ -128,7 +225,8 @@ describe("election scenarios", () => {
     expect(world.splitBrainAt).toEqual([]);
     const lastDrop = world.vipChanges.filter((c) => c.to === null).at(-1);
     const lastTake = world.vipChanges.at(-1)!;
-    if (lastDrop) expect(lastTake.at - lastDrop.at).toBeLessThanOrEqual(world.settings.stepMs);
+    // The taker's Keepalived is BACKUP with its gate open: a priority-0 advert moves it after the skew time.
+    if (lastDrop) expect(lastTake.at - lastDrop.at).toBeLessThanOrEqual(world.settings.keepalivedSkewMs + world.settings.stepMs);
   });
 
   it("demote without a healthy peer is refused with the reason, and nothing moves", () => {
