@@ -220,6 +220,15 @@ export const ConfigSchema = z
     if (c.gateway.timeoutMs > c.gateway.intervalMs * 4) ctx.addIssue({ code: "custom", path: ["gateway", "timeoutMs"], message: `at most 4 x gateway.intervalMs (${c.gateway.intervalMs * 4})` });
     const k = c.keepalived;
     if (k.advertIntMs % 10 !== 0) ctx.addIssue({ code: "custom", path: ["keepalived", "advertIntMs"], message: "a multiple of 10 ms (VRRPv3 counts in centiseconds)" });
+    // A node taking a handoff must notice a lost peer (and close its gate) before its own
+    // Keepalived's master-down timer could make it MASTER beside the old holder.
+    const downTimerMs = k.downTimerAdverts * k.advertIntMs + ((256 - k.priority) * k.advertIntMs) / 256;
+    if (lossMs >= downTimerMs)
+      ctx.addIssue({
+        code: "custom",
+        path: ["timings", "heartbeatMisses"],
+        message: `heartbeatIntervalMs x heartbeatMisses (${lossMs} ms) below Keepalived's master-down timer (${Math.round(downTimerMs)} ms = keepalived.downTimerAdverts x advertIntMs + skew); lower them or raise keepalived.downTimerAdverts`,
+      });
   });
 
 export type MnhaConfig = z.infer<typeof ConfigSchema>;

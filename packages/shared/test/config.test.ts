@@ -59,6 +59,7 @@ describe("config", () => {
     ["services[0].check.kind", (c: Record<string, any>) => (c.services = [{ name: "mn", check: { kind: "smoke", port: 1 } }]), "one of"],
     ["vip.interfce", (c: Record<string, any>) => (c.vip.interfce = "eth1"), "unknown field"],
     ["keepalived.advertIntMs", (c: Record<string, any>) => (c.keepalived = { advertIntMs: 105 }), "multiple of 10"],
+    ["timings.heartbeatMisses", (c: Record<string, any>) => (c.timings = { heartbeatMisses: 5 }), "master-down timer"],
   ])("names the field %s and what it expects", (path, mutate, expectation) => {
     const raw = minimal();
     mutate(raw as Record<string, any>);
