@@ -44,6 +44,17 @@ export async function cutPeerLink(): Promise<void> {
   }
 }
 
+/**
+ * One-way loss: every IP packet from `from` to its peer is dropped (in `from`'s output
+ * hook), the other direction flows. The same table as the full cut, so `healPeerLink` (and
+ * a reboot) heal it too.
+ */
+export async function dropPeerTrafficFrom(from: MnNode): Promise<void> {
+  const peerAddress = HOSTS[peerOf(from)].address;
+  const body = `  chain output { type filter hook output priority -10; policy accept; ip daddr ${peerAddress} drop; }`;
+  await loadRuleset(from, replaceTable("inet", NFT_TABLE_PEER, body));
+}
+
 export async function healPeerLink(): Promise<void> {
   for (const node of ["mn1", "mn2"] as const) await deleteTable(node, "inet", NFT_TABLE_PEER);
 }

@@ -12,6 +12,7 @@ import { arpingPath, newSecret, standinArgv, writeNodeConfig, type ConfigOverrid
 import {
   AGENT_MAIN,
   CLIENT_STATE_DIR,
+  HOST_INTERFACE,
   HOSTS,
   LAB_STATE_DIR,
   MN_NODES,
@@ -25,9 +26,9 @@ import {
   type StandinSpec,
 } from "./constants.js";
 import { run, runIn, sleep, waitFor, monoNow, type CommandResult } from "./exec.js";
-import { clearNodeFaults, cutGateway, cutPeerLink, healGateway, healPeerLink, nodeFaults, type NodeFaults } from "./faults.js";
+import { clearNodeFaults, cutGateway, cutPeerLink, dropPeerTrafficFrom, healGateway, healPeerLink, nodeFaults, type NodeFaults } from "./faults.js";
 import { launchDetached } from "./launch.mjs";
-import { isAlive, listeningTcpPorts, namespacePids, processState, readCmdline, readComm, readPidFile, signal, waitGone, waitReaped } from "./procfs.js";
+import { isAlive, listeningTcpPorts, namespacePids, parentPid, processState, readCmdline, readComm, readPidFile, signal, waitGone, waitReaped } from "./procfs.js";
 import { ClientSampler } from "./sampler.js";
 import { labNamespacesPresent, tearDownLab, type TeardownReport } from "./teardown.js";
 import { createTopology, hostLinkUp, resetHostInterface, setHostLink, vipHolders } from "./topology.js";
@@ -493,6 +494,45 @@ export class Lab {
     this.logger.info({ node }, "gateway healed");
   }
 
+  /**
+   * The node's own eth0 (the VIP interface) down or up, inside its namespace: the kernel
+   * keeps the addresses, keepalived sees the interface fail. The wire (bridge side) stays up.
+   */
+  async setVipInterface(node: MnNode, up: boolean): Promise<void> {
+    await runIn(HOSTS[node].namespace, "ip", ["link", "set", HOST_INTERFACE, up ? "up" : "down"]);
+    this.logger.info({ node, up }, "VIP interface set");
+  }
+
+  /** Whether the node's own eth0 is administratively up. */
+  async vipInterfaceUp(node: MnNode): Promise<boolean> {
+    const result = await runIn(HOSTS[node].namespace, "ip", ["-j", "link", "show", HOST_INTERFACE], { allowFailure: true });
+    try {
+      return ((JSON.parse(result.stdout) as { flags?: string[] }[])[0]?.flags ?? []).includes("UP");
+    } catch {
+      return false;
+    }
+  }
+
+  /** One direction only: every IP packet from `from` to its peer is dropped (see faults.ts). */
+  async dropPeerTrafficFrom(from: MnNode): Promise<void> {
+    await dropPeerTrafficFrom(from);
+    this.logger.info({ from, to: peerOf(from) }, "one-way peer loss");
+  }
+
+  /**
+   * SIGHUP to the node's keepalived main process (`systemctl reload keepalived`): it rereads
+   * its config and has its VRRP process reload its instances. Returns the pid signalled,
+   * null when none runs.
+   */
+  async reloadKeepalived(node: MnNode): Promise<number | null> {
+    const pids = await this.keepalivedPids(node);
+    // The main process is the one whose parent is not itself a keepalived.
+    const main = pids.find((pid) => !pids.includes(parentPid(pid) ?? -1)) ?? null;
+    if (main !== null) signal(main, "SIGHUP");
+    this.logger.info({ node, processId: main }, "keepalived reload (SIGHUP)");
+    return main;
+  }
+
   // ---------------------------------------------------------------- between scenarios
 
   /**
@@ -515,12 +555,14 @@ export class Lab {
   }
 
   /** A new client sampler writing to the client's state dir (start it yourself). */
-  sampler(label: string, options: { httpTimeoutMs?: number } = {}): ClientSampler {
+  sampler(label: string, options: { httpTimeoutMs?: number; httpIntervalMs?: number; maxMs?: number } = {}): ClientSampler {
     return new ClientSampler({
       logger: this.logger,
       outFile: `${CLIENT_STATE_DIR}/samples-${label.replace(/[^A-Za-z0-9_.-]/g, "_")}.jsonl`,
       arpingPath: this.arping,
       ...(options.httpTimeoutMs === undefined ? {} : { httpTimeoutMs: options.httpTimeoutMs }),
+      ...(options.httpIntervalMs === undefined ? {} : { httpIntervalMs: options.httpIntervalMs }),
+      ...(options.maxMs === undefined ? {} : { maxMs: options.maxMs }),
     });
   }
 

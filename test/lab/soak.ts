@@ -1,0 +1,307 @@
+/**
+ * The soak: the lab runs for a set time with both CPU cores saturated (stress-ng, inside the
+ * lab's gateway namespace, bounded by --timeout) while seeded random faults hit it, one at
+ * a time, each healed and settled before the next. The client samples throughout. Reports
+ * the failovers with a cause (a fault that may move the VIP, at most one move from the
+ * faulted node per fault), the failovers without one (target 0), split-brain ARP samples
+ * (target 0), and the longest time without a served VIP.
+ *
+ * Run through bench/soak.ts (see docs/benchmarks.md).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { createLogger, MnhaError } from "@mnha/shared";
+import { analyze, type SamplerRecord } from "./analysis.js";
+import { answerMoves, answers, longestAnswerGap } from "./bench-client.js";
+import { doubleHolders, NodeWatcher, type NodeSample } from "./bench-node-watch.js";
+import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, ms, parseFlags, seededRandom, writeResults } from "./bench-report.js";
+import { MnhaSystem, PlainKeepalivedSystem, type SystemName, type SystemUnderTest } from "./bench-systems.js";
+import { HOSTS, LAB_NAME, LAB_PREFIX, LAB_STATE_DIR, REPO_ROOT, peerOf, type MnNode } from "./constants.js";
+import { monoNow, sleep } from "./exec.js";
+import { Lab } from "./lab.js";
+import { launchDetached } from "./launch.mjs";
+import { PLAIN_KEEPALIVED_COMMON, PLAIN_KEEPALIVED_FAST } from "./plain-keepalived.js";
+import { namespacePids, readComm, signal, waitReaped } from "./procfs.js";
+
+const STRESS_NG = ["/usr/bin/stress-ng", "/usr/local/bin/stress-ng"].find((p) => existsSync(p)) ?? null;
+const USAGE = "MNHA_LAB=bench node --import tsx bench/soak.ts [--minutes 30] [--system mnha|keepalived-fast|keepalived-common] [--seed 1] [--cpu-workers 2]";
+/** Time between faults: drawn from this range (s). */
+const FAULT_GAP_S = { min: 8, max: 20 };
+/** How long a fault with a duration lasts before it is healed (ms). */
+const FAULT_HOLD_MS = 4_000;
+/** A move counts as caused by a fault if it comes between the fault and this long after the lab settled. */
+const CAUSE_GRACE_MS = 2_000;
+
+type SoakFaultKind =
+  | "service-kill-holder"
+  | "service-kill-standby"
+  | "crash-holder"
+  | "crash-standby"
+  | "peer-link-cut"
+  | "gateway-cut-holder"
+  | "gateway-cut-standby"
+  | "daemon-pause-holder-300ms"
+  | "keepalived-kill-holder";
+
+const SOAK_FAULTS: readonly { kind: SoakFaultKind; mayMove: boolean }[] = [
+  { kind: "service-kill-holder", mayMove: true },
+  { kind: "service-kill-standby", mayMove: false },
+  { kind: "crash-holder", mayMove: true },
+  { kind: "crash-standby", mayMove: false },
+  { kind: "peer-link-cut", mayMove: false },
+  { kind: "gateway-cut-holder", mayMove: true },
+  { kind: "gateway-cut-standby", mayMove: false },
+  { kind: "daemon-pause-holder-300ms", mayMove: false },
+  { kind: "keepalived-kill-holder", mayMove: true },
+];
+
+interface InjectedFault {
+  index: number;
+  kind: SoakFaultKind;
+  node: MnNode;
+  mayMove: boolean;
+  at: number;
+  /** When the lab was stable again (or the settle gave up). */
+  settledAt: number;
+  settled: boolean;
+  note: string;
+}
+
+/** Busy share of all CPUs between two readings of /proc/stat. */
+function cpuTimes(): { busy: number; total: number } {
+  const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+async function startStress(workers: number, seconds: number): Promise<number> {
+  if (STRESS_NG === null) throw new MnhaError("USAGE", "the soak needs stress-ng, which is not installed", { hint: "apt-get install -y stress-ng" });
+  return launchDetached({
+    namespace: HOSTS.gw.namespace,
+    argv: [STRESS_NG, "--cpu", String(workers), "--timeout", `${seconds}s`, "--quiet"],
+    logFile: `${LAB_STATE_DIR}/stress-ng.log`,
+    pidFile: `${LAB_STATE_DIR}/stress-ng.pid`,
+  });
+}
+
+async function stopStress(): Promise<void> {
+  const pids = (await namespacePids(HOSTS.gw.namespace)).filter((pid) => readComm(pid).startsWith("stress-ng"));
+  for (const pid of pids) signal(pid, "SIGKILL");
+  await waitReaped(pids, 5_000);
+}
+
+async function inject(lab: Lab, system: SystemUnderTest, kind: SoakFaultKind, holder: MnNode): Promise<{ node: MnNode; note: string }> {
+  const standby = peerOf(holder);
+  switch (kind) {
+    case "service-kill-holder":
+      await lab.killService(holder, "mn");
+      return { node: holder, note: "" };
+    case "service-kill-standby":
+      await lab.killService(standby, "mn");
+      return { node: standby, note: "" };
+    case "crash-holder":
+    case "crash-standby": {
+      const node = kind === "crash-holder" ? holder : standby;
+      await lab.crash(node);
+      await sleep(FAULT_HOLD_MS);
+      await lab.boot(node, { agent: system.name === "mnha" });
+      return { node, note: "booted after 4 s" };
+    }
+    case "peer-link-cut":
+      await lab.cutPeerLink();
+      await sleep(FAULT_HOLD_MS);
+      await lab.healPeerLink();
+      return { node: holder, note: "healed after 4 s" };
+    case "gateway-cut-holder":
+    case "gateway-cut-standby": {
+      const node = kind === "gateway-cut-holder" ? holder : standby;
+      await lab.cutGateway(node);
+      await sleep(FAULT_HOLD_MS);
+      await lab.healGateway(node);
+      return { node, note: "healed after 4 s" };
+    }
+    case "daemon-pause-holder-300ms":
+      await system.pauseDaemon(holder, true);
+      await sleep(300);
+      await system.pauseDaemon(holder, false);
+      return { node: holder, note: system.name === "mnha" ? "agent SIGSTOP 300 ms" : "keepalived SIGSTOP 300 ms" };
+    case "keepalived-kill-holder":
+      await lab.killKeepalived(holder);
+      return { node: holder, note: system.name === "mnha" ? "the agent restarts it" : "restarted by the harness (as systemd would)" };
+  }
+}
+
+export async function runSoak(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(argv, { minutes: "string", system: "string", seed: "string", "cpu-workers": "string", "keep-up": "boolean" }, USAGE);
+  const minutes = intFlag(flags, "minutes", 30, 24 * 60);
+  const seed = intFlag(flags, "seed", 1, 2 ** 31 - 1);
+  const cpuWorkers = intFlag(flags, "cpu-workers", 2, 64);
+  const systemName = (typeof flags["system"] === "string" ? flags["system"] : "mnha") as SystemName;
+  if (!["mnha", "keepalived-fast", "keepalived-common"].includes(systemName)) {
+    throw new MnhaError("USAGE", `--system ${systemName}: unknown system`, { hint: "one of mnha, keepalived-fast, keepalived-common" });
+  }
+  if (STRESS_NG === null) throw new MnhaError("USAGE", "the soak needs stress-ng (to saturate the CPUs), which is not installed", { hint: "apt-get install -y stress-ng" });
+
+  const logger = createLogger({ level: "warn", pretty: true, destination: process.stderr });
+  const machine = describeMachine();
+  const lab = new Lab({ logger });
+  const system: SystemUnderTest =
+    systemName === "mnha" ? new MnhaSystem(lab) : new PlainKeepalivedSystem(lab, systemName === "keepalived-common" ? { ...PLAIN_KEEPALIVED_COMMON, name: systemName } : { ...PLAIN_KEEPALIVED_FAST, name: systemName });
+  const random = seededRandom(seed);
+  const durationMs = minutes * 60_000;
+  const maxFaults = Math.floor((minutes * 60) / FAULT_GAP_S.min) + 1;
+  const faults: InjectedFault[] = [];
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  console.log(`soak: ${system.name}, ${minutes} min, seed ${seed}, stress-ng --cpu ${cpuWorkers}, lab ${LAB_PREFIX}`);
+  await lab.up({ fresh: true, agents: false });
+  let startedAt = monoNow();
+  let endedAt = startedAt;
+  let records: SamplerRecord[] = [];
+  let nodeSamples: NodeSample[] = [];
+  let cpuBusyPercent = 0;
+  try {
+    await system.start();
+    const sampler = lab.sampler(`soak-${system.name}`, { maxMs: durationMs + 120_000 });
+    const watcher = new NodeWatcher({ intervalMs: 500, maxMs: durationMs + 120_000 });
+    await startStress(cpuWorkers, Math.ceil(durationMs / 1000) + 60);
+    const cpuStart = cpuTimes();
+    await sampler.start();
+    watcher.start();
+    startedAt = sampler.mark("soak start");
+    const deadline = startedAt + durationMs;
+    for (let index = 1; index <= maxFaults && !interrupted; index++) {
+      const gapMs = (FAULT_GAP_S.min + random() * (FAULT_GAP_S.max - FAULT_GAP_S.min)) * 1000;
+      const pick = SOAK_FAULTS[Math.floor(random() * SOAK_FAULTS.length)] as (typeof SOAK_FAULTS)[number];
+      if (monoNow() + gapMs > deadline) break;
+      await sleep(gapMs);
+      const holders = await lab.holders();
+      if (holders.length !== 1) {
+        console.log(`  fault ${index} skipped: holders [${holders.join(", ")}]`);
+        continue;
+      }
+      const holder = holders[0] as MnNode;
+      const at = sampler.mark(`fault ${index}: ${pick.kind} (holder ${holder})`);
+      const { node, note } = await inject(lab, system, pick.kind, holder);
+      // Give the system time to deal with it by itself (the agent restores services and
+      // keepalived), then play the operator's systemd: boot, restart what is still down.
+      await sleep(3_000);
+      let settled = true;
+      let settleNote = "";
+      try {
+        await system.recover();
+      } catch (error) {
+        settled = false;
+        settleNote = `did not settle: ${(error as Error).message.split("\n")[0]}`;
+        lab.archiveState(`${REPO_ROOT}/.lab/${LAB_NAME}/soak/${system.name}-fault-${index}`);
+        await system.stop();
+        await system.start();
+      }
+      const settledAt = sampler.mark(`fault ${index} settled`);
+      faults.push({ index, kind: pick.kind, node, mayMove: pick.mayMove, at, settledAt, settled, note: [note, settleNote].filter(Boolean).join("; ") });
+      console.log(`  [${((at - startedAt) / 1000).toFixed(0).padStart(5)} s] fault ${index}: ${pick.kind} on ${node}; settled in ${ms(settledAt - at)} ms${settled ? "" : ` (${settleNote})`}`);
+    }
+    const rest = deadline - monoNow();
+    if (rest > 0 && !interrupted) await sleep(rest);
+    endedAt = sampler.mark("soak end");
+    const cpuEnd = cpuTimes();
+    cpuBusyPercent = ((cpuEnd.busy - cpuStart.busy) / Math.max(1, cpuEnd.total - cpuStart.total)) * 100;
+    records = await sampler.stop();
+    nodeSamples = await watcher.stop();
+  } finally {
+    await stopStress();
+    await system.stop().catch(() => undefined);
+    if (flags["keep-up"] !== true) await lab.down({ archiveTo: `${REPO_ROOT}/.lab/${LAB_NAME}/soak/last-lab-${system.name}` });
+  }
+
+  // Every change of the answering node, attributed to a fault or not.
+  const all = answers(records);
+  const moves = answerMoves(all, startedAt, endedAt);
+  const attributed = new Map<number, number>();
+  const movesWithCause: string[] = [];
+  const movesWithoutCause: string[] = [];
+  for (const move of moves) {
+    const fault = faults.find((f) => move.at >= f.at && move.at <= f.settledAt + CAUSE_GRACE_MS);
+    const label = `${((move.at - startedAt) / 1000).toFixed(1)} s ${move.from}->${move.to}`;
+    if (fault && fault.mayMove && move.from === fault.node && (attributed.get(fault.index) ?? 0) === 0) {
+      attributed.set(fault.index, 1);
+      movesWithCause.push(`${label} (fault ${fault.index} ${fault.kind})`);
+    } else {
+      movesWithoutCause.push(`${label}${fault ? ` (during fault ${fault.index} ${fault.kind})` : ""}`);
+    }
+  }
+  const analysis = analyze(records, { from: startedAt, to: endedAt });
+  const gap = longestAnswerGap(all, startedAt, endedAt, { fromLastAnswerBefore: false });
+  const gapFault = faults.find((f) => gap.start >= f.at - 1_000 && gap.start <= f.settledAt + CAUSE_GRACE_MS);
+  const splitByFault = new Map<string, number>();
+  for (const sample of analysis.arp.splitBrain) {
+    const fault = faults.find((f) => sample.t >= f.at && sample.t <= f.settledAt + CAUSE_GRACE_MS);
+    const key = fault ? fault.kind : "no fault";
+    splitByFault.set(key, (splitByFault.get(key) ?? 0) + 1);
+  }
+  const doubles = doubleHolders(nodeSamples);
+  const kinds = [...new Set(faults.map((f) => f.kind))].sort();
+
+  const summary = markdownTable(
+    ["system", "minutes", "faults", "failovers with a cause", "failovers without a cause", "split-brain ARP samples", "node samples with two holders", "longest without a served VIP (ms)", "ARP samples/s", "CPU busy (all cores)", "faults that did not settle"],
+    [[
+      system.name,
+      ((endedAt - startedAt) / 60_000).toFixed(1),
+      String(faults.length),
+      String(movesWithCause.length),
+      String(movesWithoutCause.length),
+      String(analysis.arp.splitBrain.length),
+      String(doubles.length),
+      `${ms(gap.gapMs)}${gapFault ? ` (fault ${gapFault.index}: ${gapFault.kind})` : ""}`,
+      analysis.arp.perSecond.toFixed(1),
+      `${cpuBusyPercent.toFixed(0)} %`,
+      String(faults.filter((f) => !f.settled).length),
+    ]],
+  );
+  const markdown = [
+    `# Soak: ${system.name}, ${machine.date.slice(0, 10)}`,
+    "",
+    ...machineLines(machine),
+    `- lab \`${LAB_PREFIX}\`, seed ${seed}, \`stress-ng --cpu ${cpuWorkers}\` in the gateway namespace for the whole soak; a fault every ${FAULT_GAP_S.min}-${FAULT_GAP_S.max} s (seeded), each healed and settled before the next`,
+    "",
+    ...summary,
+    "",
+    "## Faults",
+    "",
+    ...markdownTable(
+      ["kind", "injected", "may move the VIP"],
+      kinds.map((kind) => [kind, String(faults.filter((f) => f.kind === kind).length), SOAK_FAULTS.find((f) => f.kind === kind)?.mayMove ? "yes" : "no"]),
+    ),
+    "",
+    `Failovers with a cause: ${movesWithCause.join("; ") || "none"}.`,
+    "",
+    `Failovers without a cause: ${movesWithoutCause.join("; ") || "none"}.`,
+    "",
+    `Split-brain ARP samples by fault: ${[...splitByFault].map(([k, v]) => `${k} ${v}`).join(", ") || "none"}.`,
+    "",
+  ].join("\n");
+  const csvText = csv(
+    ["index", "at_s", "kind", "node", "may_move", "settled", "settle_ms", "moves_in_window", "split_brain_in_window", "note"],
+    faults.map((f) => [
+      f.index,
+      (f.at - startedAt) / 1000,
+      f.kind,
+      f.node,
+      f.mayMove,
+      f.settled,
+      f.settledAt - f.at,
+      moves.filter((m) => m.at >= f.at && m.at <= f.settledAt + CAUSE_GRACE_MS).map((m) => `${m.from}->${m.to}`).join(" "),
+      analysis.arp.splitBrain.filter((s) => s.t >= f.at && s.t <= f.settledAt + CAUSE_GRACE_MS).length,
+      f.note,
+    ]),
+  );
+  console.log(`\n${markdown}`);
+  const files = writeResults(`soak-${system.name}-${dateStamp()}-seed${seed}`, markdown, csvText);
+  console.log(`written: ${files.md}, ${files.csv}`);
+  return 0;
+}
