@@ -204,9 +204,9 @@ function buildReport(trials: readonly TrialResult[], idle: readonly IdleCost[], 
   const kill = summaries.get("mnha/service-kill");
   const crash = summaries.get("mnha/node-crash");
   const planned = summaries.get("mnha/planned");
-  if (kill) targetLines.push(`- median failover, MN service killed: ${ms(kill.median)} ms (target ≤ ${TARGETS.failoverMedianMs}): ${passMiss(kill.median <= TARGETS.failoverMedianMs)}`);
-  if (crash) targetLines.push(`- median failover, holder crashed: ${ms(crash.median)} ms (target ≤ ${TARGETS.failoverMedianMs}): ${passMiss(crash.median <= TARGETS.failoverMedianMs)}`);
-  if (planned) targetLines.push(`- planned switchover, median longest gap: ${ms(planned.median)} ms, max ${ms(planned.max)} ms (target ≤ ${TARGETS.plannedGapMs}): ${passMiss(planned.median <= TARGETS.plannedGapMs)} (median), ${passMiss(planned.max <= TARGETS.plannedGapMs)} (every trial)`);
+  if (kill && kill.n > 0) targetLines.push(`- median failover, MN service killed: ${ms(kill.median)} ms (target ≤ ${TARGETS.failoverMedianMs}): ${passMiss(kill.median <= TARGETS.failoverMedianMs)}`);
+  if (crash && crash.n > 0) targetLines.push(`- median failover, holder crashed: ${ms(crash.median)} ms (target ≤ ${TARGETS.failoverMedianMs}): ${passMiss(crash.median <= TARGETS.failoverMedianMs)}`);
+  if (planned && planned.n > 0) targetLines.push(`- planned switchover, median longest gap: ${ms(planned.median)} ms, max ${ms(planned.max)} ms (target ≤ ${TARGETS.plannedGapMs}): ${passMiss(planned.median <= TARGETS.plannedGapMs)} (median), ${passMiss(planned.max <= TARGETS.plannedGapMs)} (every trial)`);
   if (trials.length > 0) targetLines.push(`- split-brain ARP samples in mnha trials: ${splitMnha} (target 0): ${passMiss(splitMnha === 0)}`);
   if (mnhaIdle.length > 0) {
     targetLines.push(`- agent RSS: ${agentRss.toFixed(1)} MB (target < ${TARGETS.rssMb} MB): ${passMiss(agentRss < TARGETS.rssMb)}`);
@@ -364,6 +364,11 @@ export async function runFailoverBenchmark(argv: readonly string[]): Promise<num
   console.log(`\n${report.markdown}`);
   const complete = !interrupted && systemNames.length === SYSTEM_NAMES.length && kinds.length === FAULT_KINDS.length;
   const base = idleOnly ? `failover-${dateStamp()}-idle` : `failover-${dateStamp()}${complete ? "" : "-partial"}`;
+  if (idleOnly) {
+    const files = writeResults(base, report.markdown, report.resourcesCsv);
+    console.log(`written: ${files.md}, ${files.csv}`);
+    return 0;
+  }
   const files = writeResults(base, report.markdown, report.trialsCsv);
   const resources = writeCsvResult(`${base}-resources`, report.resourcesCsv);
   console.log(`written: ${files.md}, ${files.csv}, ${resources}`);
