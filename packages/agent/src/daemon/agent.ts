@@ -142,13 +142,13 @@ export class Agent {
       ? new MetricsServer({ address: config.metrics.address, port: config.metrics.port, logger: this.logger.child({ component: "metrics" }), collect: () => this.metricsSnapshot() })
       : null;
     // Every HA event also goes to the durable, replicated store (off the decision path).
-    this.events.onEvent((event) => {
+    this.events.onEvent((event, wallMs) => {
       this.store.appendEvent({
         type: event.type,
         service: typeof event.fields["service"] === "string" ? (event.fields["service"] as string) : null,
         message: event.message,
         fields: event.fields,
-        wallMs: Date.parse(event.time),
+        wallMs,
         monoMs: event.uptimeMs,
       });
     });

@@ -9,7 +9,7 @@ import type { HaEvent } from "../contracts.js";
 export class EventLog {
   private readonly events: HaEvent[] = [];
   private seq = 0;
-  private readonly listeners: ((event: HaEvent) => void)[] = [];
+  private readonly listeners: ((event: HaEvent, wallMs: number) => void)[] = [];
 
   constructor(
     private readonly node: string,
@@ -20,10 +20,11 @@ export class EventLog {
   ) {}
 
   record(type: string, message: string, fields: Record<string, unknown> = {}, level: "info" | "warn" | "error" = "info"): HaEvent {
+    const wallMs = this.clock.wallNow();
     const event: HaEvent = {
       seq: ++this.seq,
       node: this.node,
-      time: new Date(this.clock.wallNow()).toISOString(),
+      time: new Date(wallMs).toISOString(),
       uptimeMs: Math.round(this.clock.now() - this.startedAt),
       type,
       message,
@@ -32,11 +33,12 @@ export class EventLog {
     this.events.push(event);
     if (this.events.length > this.capacity) this.events.splice(0, this.events.length - this.capacity);
     this.logger[level]({ event: type, ...fields }, message);
-    for (const listener of this.listeners) listener(event);
+    for (const listener of this.listeners) listener(event, wallMs);
     return event;
   }
 
-  onEvent(listener: (event: HaEvent) => void): void {
+  /** `wallMs` is the instant `time` shows, as a number (no need to parse it back). */
+  onEvent(listener: (event: HaEvent, wallMs: number) => void): void {
     this.listeners.push(listener);
   }
 
