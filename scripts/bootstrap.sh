@@ -17,7 +17,17 @@ declare -A wanted=(
   [arping]=iputils-arping
   [nft]=nftables
   [pgrep]=procps
+  [flock]=util-linux
   [bash]=bash
+  # The database, SSH, file sync and ISO tooling the lab's real MNs use.
+  [mariadbd]=mariadb-server
+  [mariadb]=mariadb-client
+  [mariadb-backup]=mariadb-backup
+  [sshd]=openssh-server
+  [ssh]=openssh-client
+  [rsync]=rsync
+  [xorriso]=xorriso
+  [stress-ng]=stress-ng
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
@@ -26,8 +36,17 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages must not start their services on this machine (MariaDB, sshd): the lab runs its
+  # own instances inside its namespaces. policy-rc.d says "no" to every start while we install.
+  created_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$created_policy" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 # The distribution's keepalived service must not run beside the agents' own instances.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet keepalived 2>/dev/null; then
