@@ -140,6 +140,11 @@ export const ConfigSchema = z
         probeTimeoutMs: ms(50, 10_000).default(200),
         /** While the peer is lost and someone answers for the VIP, probe again this often. */
         retryIntervalMs: ms(50, 60_000).default(500),
+        /**
+         * The holder asks the segment this often whether anyone else answers for the VIP
+         * (two holders that cannot talk settle it by MAC). 0 turns the check off.
+         */
+        duplicateCheckIntervalMs: z.number().int().min(0).max(60_000).default(500),
       })
       .prefault({}),
     keepalived: z

@@ -14,6 +14,9 @@
  * - Every change of holder carries a higher epoch; messages from older epochs are refused.
  * - A holder that finds its own lease expired (the agent was paused) steps down before
  *   anything else; a holder cut off from both its peer and the gateway steps down.
+ * - A holder keeps asking the segment whether anyone else answers for the VIP (duplicate
+ *   address detection). Two holders that cannot talk settle it by what both can see, the
+ *   MAC addresses: the lower MAC keeps the VIP, the other releases it at once.
  */
 import { MAX_EPOCH, type HandoffOffer, type Heartbeat, type LinkMessage, type Role } from "@mnha/protocol";
 
@@ -55,6 +58,11 @@ export type ElectionInput =
   | { kind: "peer-down"; reason: string }
   | { kind: "peer-message"; message: LinkMessage }
   | { kind: "arp-result"; probeId: number; occupied: boolean; detail: string }
+  /**
+   * The holder's duplicate-address check: the MACs other than this node's own that answered
+   * for the VIP (empty: nobody else). MACs lower-case, colon-separated.
+   */
+  | { kind: "duplicate-check"; ownMac: string; otherMacs: string[]; detail: string }
   | { kind: "demote"; requestId: string }
   | { kind: "shutdown"; requestId: string };
 
@@ -67,6 +75,8 @@ export type ElectionEffect =
   /** Send a heartbeat now (the state changed), besides the regular ones. */
   | { kind: "heartbeat-now" }
   | { kind: "arp-probe"; probeId: number }
+  /** Send gratuitous ARP for the VIP: neighbours may still point at a holder that just left. */
+  | { kind: "announce-vip" }
   | { kind: "event"; type: ElectionEventType; message: string; fields: Record<string, unknown> }
   | { kind: "request-done"; requestId: string; ok: boolean; message: string; to: string | null; epoch: number };
 
@@ -86,7 +96,10 @@ export type ElectionEventType =
   | "stale-message"
   | "lease-expired"
   | "stepped-down"
-  | "holding-degraded";
+  | "holding-degraded"
+  | "duplicate-found"
+  | "duplicate-yielded"
+  | "duplicate-cleared";
 
 export interface PeerView {
   connected: boolean;
@@ -159,6 +172,8 @@ export class ElectionCore {
   private handoffSeq = 0;
   private degradedAnnounced = false;
   private stopping = false;
+  /** Another MAC answered for the VIP while this node held it, and has not been seen gone yet. */
+  private duplicateSeen = false;
 
   constructor(settings: ElectionSettings, now: number) {
     this.s = settings;
@@ -264,6 +279,9 @@ export class ElectionCore {
         break;
       case "arp-result":
         this.onArpResult(now, input, out);
+        break;
+      case "duplicate-check":
+        this.onDuplicateCheck(now, input, out);
         break;
       case "demote":
         this.onDemote(now, input.requestId, false, out);
@@ -530,6 +548,48 @@ export class ElectionCore {
     const blocker = this.claimBlocker(now);
     if (blocker) return this.abortClaim(blocker, out);
     this.becomeHolderByClaim(now, out);
+  }
+
+  /**
+   * Two holders that cannot talk (IP between the MNs cut while ARP flows, both started at
+   * once) cannot compare epochs, but both see the same two MACs: the lower keeps the VIP,
+   * the higher releases at once and goes back to the standby rules, whose ARP guard then
+   * keeps it from claiming while the other answers. Without this, the split lasts as long
+   * as the partition.
+   */
+  private onDuplicateCheck(now: number, check: { ownMac: string; otherMacs: string[]; detail: string }, out: ElectionEffect[]): void {
+    if ((this.role !== "holder" && this.role !== "handing-off") || !this.gateOpen) {
+      this.duplicateSeen = false;
+      return;
+    }
+    const own = check.ownMac.toLowerCase();
+    const others = [...new Set(check.otherMacs.map((m) => m.toLowerCase()))].filter((m) => m !== own).sort();
+    if (others.length === 0) {
+      if (this.duplicateSeen) {
+        this.duplicateSeen = false;
+        // The other holder is gone; clients that followed its ARP answers must come back to us.
+        out.push({ kind: "announce-vip" });
+        out.push({ kind: "event", type: "duplicate-cleared", message: "no other MAC answers for the VIP any more; announcing it again", fields: { ownMac: own } });
+      }
+      return;
+    }
+    const lowest = others[0] as string;
+    if (own < lowest) {
+      if (!this.duplicateSeen) {
+        out.push({ kind: "event", type: "duplicate-found", message: `another MAC answers for the VIP (${others.join(", ")}); this node's MAC ${own} is lower: keeping it`, fields: { ownMac: own, otherMacs: others, detail: check.detail, kept: true } });
+      }
+      this.duplicateSeen = true;
+      return;
+    }
+    out.push({ kind: "event", type: "duplicate-found", message: `another MAC answers for the VIP (${others.join(", ")}); ${lowest} is lower than this node's ${own}: releasing`, fields: { ownMac: own, otherMacs: others, detail: check.detail, kept: false } });
+    this.duplicateSeen = false;
+    this.closeGate(out);
+    if (this.holder === this.s.self) this.holder = null;
+    this.abandonHandoff("another node answers for the VIP", out);
+    // Back to the standby rules, which probe before any claim and find the other holder.
+    this.lastProbeBlockedAt = now;
+    this.setRole("standby", `released the VIP: ${lowest} also answers for it and keeps it`, out);
+    out.push({ kind: "event", type: "duplicate-yielded", message: `released the VIP to the holder with MAC ${lowest}`, fields: { ownMac: own, keptBy: lowest } });
   }
 
   private becomeHolderByClaim(now: number, out: ElectionEffect[]): void {

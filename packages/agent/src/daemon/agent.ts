@@ -19,6 +19,7 @@ import { SyncEngine } from "../sync/sync-engine.js";
 import { ElectionCore, type ElectionEffect, type ElectionInput } from "../core/election.js";
 import { KeepalivedDriver } from "../keepalived/driver.js";
 import { ArpGuard } from "../net/arp-guard.js";
+import { DuplicateWatch, readInterfaceMac } from "../net/duplicate-watch.js";
 import { PeerLink } from "../peer/peer-link.js";
 import { AGENT_VERSION } from "../version.js";
 import { EpochStore } from "./epoch-store.js";
@@ -49,6 +50,7 @@ export class Agent {
   private readonly gateway: GatewayMonitor;
   private readonly keepalived: KeepalivedDriver;
   private readonly arpGuard: ArpGuard;
+  private readonly duplicateWatch: DuplicateWatch;
   private readonly link: PeerLink;
   private readonly control: ControlServer;
   private readonly store: SqliteStore;
@@ -117,6 +119,12 @@ export class Agent {
       timeoutMs: config.arpGuard.probeTimeoutMs,
       command: config.arpGuard.command,
       logger: this.logger.child({ component: "arp-guard" }),
+    });
+    this.duplicateWatch = new DuplicateWatch({
+      intervalMs: config.arpGuard.duplicateCheckIntervalMs,
+      probe: () => this.arpGuard.probe(),
+      ownMac: () => readInterfaceMac(config.vip.interface),
+      logger: this.logger.child({ component: "duplicate-watch" }),
     });
     this.link = new PeerLink({
       self: { name: this.self, listenAddress: config.listen.address ?? config.node.address, listenPort: config.listen.port },
@@ -192,6 +200,7 @@ export class Agent {
       void this.observeVip();
     });
     this.link.onEvent((event) => this.onLinkEvent(event));
+    this.duplicateWatch.onCheck((check) => this.enqueue({ kind: "duplicate-check", ...check }));
 
     this.store.onAlert((alert) => this.onStoreAlert(alert));
     this.store.onDailySummary((summary) => this.events.record("store.daily-summary", summary.message, { ...summary }));
@@ -241,6 +250,7 @@ export class Agent {
     this.events.record("agent.stopped", `stopped (${result.message})`, { handedTo: result.to });
     this.running = false;
     for (const timer of [this.tickTimer, this.vipTimer, this.wakeTimer]) if (timer) clearTimeout(timer);
+    this.duplicateWatch.stop();
     await this.queue;
     await this.control.stop().catch((error: unknown) => this.logger.warn({ err: error }, "control socket stop failed"));
     await this.link.stop().catch((error: unknown) => this.logger.warn({ err: error }, "peer link stop failed"));
@@ -328,6 +338,7 @@ export class Agent {
           const effects = this.core.step(now, input);
           await this.apply(effects);
           this.countHolderChange(now);
+          this.updateDuplicateWatch();
           if (input.kind === "tick") {
             // Renew only after the tick's effects: a node that woke from a pause has closed
             // its gate by now, so the renewed lease cannot bring an old holder back.
@@ -408,6 +419,11 @@ export class Agent {
         case "arp-probe":
           void this.runArpProbe(effect.probeId);
           break;
+        case "announce-vip":
+          void this.arpGuard.announce().then((ok) => {
+            if (!ok) this.logger.warn("gratuitous ARP for the VIP failed");
+          });
+          break;
         case "event": {
           const level = effect.type === "lease-expired" || effect.type === "stepped-down" || effect.type === "peer-lost" || effect.type === "holding-degraded" ? "warn" : "info";
           this.events.record(`election.${effect.type}`, effect.message, effect.fields, level);
@@ -446,11 +462,18 @@ export class Agent {
     this.link.send(heartbeat);
   }
 
+  /** The duplicate-address check runs while this node holds the VIP, and only then. */
+  private updateDuplicateWatch(): void {
+    const role = this.core.snapshot(this.clock.now()).role;
+    this.duplicateWatch.setActive(this.running && this.vipPresent && (role === "holder" || role === "handing-off"));
+  }
+
   private async observeVip(): Promise<void> {
     const present = await this.keepalived.vipPresent().catch(() => this.vipPresent);
     if (present !== this.vipPresent) {
       this.vipPresent = present;
       this.events.record("vip.changed", `VIP ${this.loaded.config.vip.address} ${present ? "is now on" : "is gone from"} ${this.loaded.config.vip.interface}`, { present, role: this.core.snapshot(this.clock.now()).role });
+      this.updateDuplicateWatch();
     }
   }
 

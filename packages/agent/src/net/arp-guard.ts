@@ -91,6 +91,28 @@ export class ArpGuard implements ArpGuardApi {
     return inNetns([this.command, "-b", "-s", "0.0.0.0", "-c", "1000", "-w", String(deadlineSeconds), "-I", this.iface, this.vip], this.netns);
   }
 
+  /** Gratuitous ARP for the VIP (unsolicited, from this node, which must hold it). */
+  announceArgv(): string[] {
+    return inNetns([this.command, "-U", "-c", "2", "-w", "2", "-I", this.iface, this.vip], this.netns);
+  }
+
+  /** Tells the segment that this node answers for the VIP. Never throws; false if arping failed. */
+  announce(): Promise<boolean> {
+    const [file, ...args] = this.announceArgv();
+    return new Promise((resolve) => {
+      const child = spawn(file as string, args, { stdio: "ignore" });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
+      child.on("error", () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        resolve(code === 0);
+      });
+    });
+  }
+
   async probe(): Promise<ArpGuardResult> {
     const result = await this.run();
     const log = { vip: this.vip, iface: this.iface, occupied: result.occupied, macs: result.macs, elapsedMs: result.elapsedMs, detail: result.detail };

@@ -1,0 +1,101 @@
+import { readFile } from "node:fs/promises";
+import type { Logger } from "@mnha/shared";
+import type { ArpProbeResult } from "../contracts.js";
+
+/** One duplicate-address check's outcome, as the election core takes it. */
+export interface DuplicateCheck {
+  ownMac: string;
+  otherMacs: string[];
+  detail: string;
+}
+
+export interface DuplicateWatchOptions {
+  /** How often the holder asks the segment who answers for the VIP (ms). */
+  intervalMs: number;
+  /** Asks the segment who answers for the VIP (the ARP guard's probe). */
+  probe: () => Promise<ArpProbeResult & { failed?: boolean }>;
+  /** This node's MAC on the VIP interface. */
+  ownMac: () => Promise<string>;
+  logger: Logger;
+}
+
+/** Reads an interface's MAC address from sysfs (`ip netns exec` mounts the namespace's own). */
+export async function readInterfaceMac(iface: string): Promise<string> {
+  const text = await readFile(`/sys/class/net/${iface}/address`, "utf8");
+  return text.trim().toLowerCase();
+}
+
+/**
+ * Duplicate address detection on the holder: while active, asks the segment every
+ * `intervalMs` whether anyone else answers for the VIP and reports each answer. One probe at
+ * a time, on its own timer, never on the decision path; a probe that fails reports nothing
+ * (the holder keeps what it has: a failing arping must not take the VIP away).
+ */
+export class DuplicateWatch {
+  private readonly options: DuplicateWatchOptions;
+  private readonly listeners: ((check: DuplicateCheck) => void)[] = [];
+  private active = false;
+  private timer: NodeJS.Timeout | null = null;
+  private probing = false;
+  private stopped = false;
+  private mac: string | null = null;
+
+  constructor(options: DuplicateWatchOptions) {
+    this.options = options;
+  }
+
+  onCheck(listener: (check: DuplicateCheck) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Active while this node holds the VIP (role holder and the address on its interface). */
+  setActive(active: boolean): void {
+    if (this.stopped || this.options.intervalMs <= 0 || active === this.active) return;
+    this.active = active;
+    if (active) this.schedule(0);
+    else if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  isActive(): boolean {
+    return this.active;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.active = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer || !this.active) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.checkOnce();
+    }, delayMs);
+  }
+
+  private async checkOnce(): Promise<void> {
+    if (this.probing || !this.active) return;
+    this.probing = true;
+    try {
+      this.mac ??= await this.options.ownMac();
+      const result = await this.options.probe();
+      if (result.failed === true) {
+        this.options.logger.warn({ detail: result.detail }, "duplicate-address check failed; keeping the VIP");
+      } else if (this.active) {
+        const own = this.mac;
+        const check: DuplicateCheck = { ownMac: own, otherMacs: result.macs.map((m) => m.toLowerCase()).filter((m) => m !== own), detail: result.detail };
+        for (const listener of this.listeners) listener(check);
+      }
+    } catch (error) {
+      this.options.logger.warn({ err: error }, "duplicate-address check failed; keeping the VIP");
+    } finally {
+      this.probing = false;
+      this.schedule(this.options.intervalMs);
+    }
+  }
+}
