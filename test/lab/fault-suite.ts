@@ -32,7 +32,11 @@ const MIN_ARP_PER_SECOND = 15;
 const OBSERVE_MS = 2_000;
 const USAGE = "MNHA_LAB=bench node --import tsx test/lab/fault-suite.ts [--runs 20] [--only name[,name...]] [--keep-up]";
 
-type ExpectedMoves = "none" | "holder-to-standby" | "at-most-one";
+/**
+ * "split-settles": two holders may answer briefly, so a client may follow the one that
+ * releases and come back: at most two moves.
+ */
+type ExpectedMoves = "none" | "holder-to-standby" | "at-most-one" | "split-settles";
 
 interface RunContext {
   lab: Lab;
@@ -267,7 +271,7 @@ export const SCENARIOS: FaultScenario[] = [
   {
     name: "both-start-peer-link-cut",
     what: "both nodes crash and boot without agents; IP between the MNs is cut (ARP flows); both agents start at once: two holders may answer briefly, the higher MAC must release within the bound",
-    expect: "at-most-one",
+    expect: "split-settles",
     splitBrainBoundMs: 1_500,
     async act({ lab, sampler }) {
       sampler.mark("fault: crash both");
@@ -332,6 +336,7 @@ function unexpectedMoves(moves: readonly { from: string; to: string; at: number 
   const after = moves.filter((m) => m.at >= faultAt);
   if (expect === "none") return { unexpected: early + after.length, missing: false };
   if (expect === "at-most-one") return { unexpected: early + Math.max(0, after.length - 1), missing: false };
+  if (expect === "split-settles") return { unexpected: early + Math.max(0, after.length - 2), missing: false };
   const first = after[0];
   const right = first !== undefined && first.from === before.holder && first.to === before.standby;
   return { unexpected: early + (right ? after.length - 1 : after.length), missing: !right };
@@ -480,7 +485,7 @@ function report(rows: ScenarioRow[], runs: number, machine: ReturnType<typeof de
     "",
     "## Scenarios",
     "",
-    ...rows.map(({ scenario }) => `- \`${scenario.name}\` — ${scenario.what}. Expected: ${scenario.expect === "none" ? "no move" : scenario.expect === "at-most-one" ? "at most one move" : "exactly one move, holder to standby"}.`),
+    ...rows.map(({ scenario }) => `- \`${scenario.name}\` — ${scenario.what}. Expected: ${scenario.expect === "none" ? "no move" : scenario.expect === "at-most-one" ? "at most one move" : scenario.expect === "split-settles" ? "at most two moves (to a brief second holder and back), two holders for at most the stated bound" : "exactly one move, holder to standby"}.`),
     "",
   ].join("\n");
   const csvText = csv(
