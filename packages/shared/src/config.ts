@@ -227,7 +227,7 @@ export const ConfigSchema = z
     if (k.advertIntMs % 10 !== 0) ctx.addIssue({ code: "custom", path: ["keepalived", "advertIntMs"], message: "a multiple of 10 ms (VRRPv3 counts in centiseconds)" });
     // A node taking a handoff must notice a lost peer (and close its gate) before its own
     // Keepalived's master-down timer could make it MASTER beside the old holder.
-    const downTimerMs = k.downTimerAdverts * k.advertIntMs + ((256 - k.priority) * k.advertIntMs) / 256;
+    const downTimerMs = keepalivedDownTimerMs(k);
     if (lossMs >= downTimerMs)
       ctx.addIssue({
         code: "custom",
@@ -251,7 +251,14 @@ export interface LoadedConfig {
 export interface DerivedTimings {
   peerLossMs: number;
   startupGraceMs: number;
+  /** Keepalived's master-down timer: downTimerAdverts × advertIntMs + skew (RFC 5798). */
+  keepalivedDownTimerMs: number;
   keepalivedConfigPath: string;
+}
+
+/** VRRP's master-down interval: how long a BACKUP waits without adverts before it takes over. */
+export function keepalivedDownTimerMs(k: { downTimerAdverts: number; advertIntMs: number; priority: number }): number {
+  return k.downTimerAdverts * k.advertIntMs + ((256 - k.priority) * k.advertIntMs) / 256;
 }
 
 export function deriveTimings(config: MnhaConfig): DerivedTimings {
@@ -261,6 +268,7 @@ export function deriveTimings(config: MnhaConfig): DerivedTimings {
     peerLossMs,
     // Long enough to hear a live peer, and for any lease it granted itself to run out.
     startupGraceMs: t.startupGraceMs ?? Math.max(peerLossMs * 2, Math.ceil(t.leaseMs * (1 + t.maxClockDrift)) + t.takeoverMarginMs),
+    keepalivedDownTimerMs: keepalivedDownTimerMs(config.keepalived),
     keepalivedConfigPath: config.keepalived.configPath ?? resolve(config.dataDir, "keepalived.conf"),
   };
 }

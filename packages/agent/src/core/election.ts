@@ -43,6 +43,17 @@ export interface ElectionSettings {
   arpGuard: boolean;
   /** While someone answers for the VIP and the peer is lost, probe again this often. */
   arpRetryMs: number;
+  /**
+   * Keepalived's master-down timer: after the gate opens, Keepalived waits this long as
+   * BACKUP before it takes the VIP (unless a leaving MASTER's priority-0 advert cuts it
+   * short, and a leaving MASTER no longer holds). A claim after peer loss therefore opens the
+   * gate this long BEFORE the peer's lease has surely run out: the VIP still cannot appear
+   * here earlier than the deadline, and the wait no longer comes on top of it. 0: open the
+   * gate only at the deadline (the VIP then comes one timer later).
+   */
+  keepalivedDownTimerMs?: number;
+  /** How long an ARP probe that finds nobody takes: it runs just before the gate may open. */
+  arpProbeTimeoutMs?: number;
   /** The highest epoch this node has seen, read from disk at start. */
   initialEpoch: number;
 }
@@ -167,6 +178,8 @@ export class ElectionCore {
   private handoff: PendingHandoff | null = null;
   private receiving: ReceivingHandoff | null = null;
   private probe: PendingProbe | null = null;
+  /** The claim's probe found nobody; the gate opens at this instant (peer's lease, less the VRRP timer). */
+  private probeClearedAt: number | null = null;
   private nextProbeId = 1;
   private lastProbeBlockedAt: number | null = null;
   private handoffSeq = 0;
@@ -234,7 +247,8 @@ export class ElectionCore {
   nextWakeAt(now: number): number {
     const candidates = [now + this.s.heartbeatIntervalMs];
     if (this.peer.lastHeardAt !== null) candidates.push(this.peer.lastHeardAt + this.s.peerLossMs);
-    candidates.push(this.peer.leaseDeadline + this.s.takeoverMarginMs, this.startedAt + this.s.startupGraceMs);
+    const deadline = this.peer.leaseDeadline + this.s.takeoverMarginMs;
+    candidates.push(deadline, deadline - this.gateLeadMs(), deadline - this.probeLeadMs(), this.startedAt + this.s.startupGraceMs);
     if (this.handoff) candidates.push(this.handoff.startedAt + this.s.handoffTimeoutMs);
     if (this.receiving) candidates.push(this.receiving.startedAt + this.receiveWindowMs());
     if (this.lastProbeBlockedAt !== null) candidates.push(this.lastProbeBlockedAt + this.s.arpRetryMs);
@@ -538,6 +552,7 @@ export class ElectionCore {
       return this.abortClaim("the ARP probe predates a pause of this agent", out);
     }
     this.probe = null;
+    this.probeClearedAt = null;
     if (result.occupied) {
       this.lastProbeBlockedAt = now;
       this.setRole("standby", "claim blocked by ARP guard", out);
@@ -545,9 +560,25 @@ export class ElectionCore {
       return;
     }
     this.lastProbeBlockedAt = null;
-    const blocker = this.claimBlocker(now);
+    const blocker = this.claimBlocker(now, this.probeLeadMs());
     if (blocker) return this.abortClaim(blocker, out);
+    if (this.claimBlocker(now, this.gateLeadMs()) !== null) {
+      // Nobody answers, but the gate may open only one VRRP timer before the peer's lease
+      // runs out: wait for that instant (evaluate() opens it; the wake timer brings us there).
+      this.probeClearedAt = now;
+      return;
+    }
     this.becomeHolderByClaim(now, out);
+  }
+
+  /** How long before the peer's lease deadline (plus margin) the gate may open. */
+  private gateLeadMs(): number {
+    return Math.max(0, this.s.keepalivedDownTimerMs ?? 0);
+  }
+
+  /** How long before that deadline a claim's ARP probe may start (it must finish before the gate opens). */
+  private probeLeadMs(): number {
+    return this.gateLeadMs() + (this.s.arpGuard ? Math.max(0, this.s.arpProbeTimeoutMs ?? 0) : 0);
   }
 
   /**
@@ -602,12 +633,17 @@ export class ElectionCore {
 
   private abortClaim(reason: string, out: ElectionEffect[]): void {
     this.probe = null;
+    this.probeClearedAt = null;
     if (this.role === "claiming") this.setRole("standby", `claim aborted: ${reason}`, out);
     out.push({ kind: "event", type: "claim-aborted", message: `claim aborted: ${reason}`, fields: { reason } });
   }
 
-  /** Why this node must not claim now, or null when a claim is allowed. */
-  private claimBlocker(now: number): string | null {
+  /**
+   * Why this node must not claim now, or null when a claim is allowed. `leadMs`: how long
+   * before the lost peer's lease deadline (plus margin) the step being judged may happen
+   * (starting the probe, opening the gate: see keepalivedDownTimerMs).
+   */
+  private claimBlocker(now: number, leadMs = 0): string | null {
     if (!this.eligible()) return `not eligible: ${this.reasons().join("; ")}`;
     const hb = this.peer.heartbeat;
     if (this.peerAlive(now)) {
@@ -625,7 +661,7 @@ export class ElectionCore {
       return null;
     }
     if (now < this.startedAt + this.s.startupGraceMs) return "waiting for the peer after start";
-    if (now < this.peer.leaseDeadline + this.s.takeoverMarginMs) return `${this.s.peer}'s lease has not run out`;
+    if (now < this.peer.leaseDeadline + this.s.takeoverMarginMs - leadMs) return `${this.s.peer}'s lease has not run out`;
     return null;
   }
 
@@ -640,7 +676,7 @@ export class ElectionCore {
       }
       case "standby": {
         if (this.lastProbeBlockedAt !== null && now < this.lastProbeBlockedAt + this.s.arpRetryMs) return;
-        if (this.claimBlocker(now) !== null) return;
+        if (this.claimBlocker(now, this.s.arpGuard ? this.probeLeadMs() : this.gateLeadMs()) !== null) return;
         if (this.s.arpGuard) {
           this.probe = { id: this.nextProbeId++, startedAt: now };
           this.setRole("claiming", "holder gone; checking nobody answers for the VIP", out);
@@ -652,8 +688,21 @@ export class ElectionCore {
         return;
       }
       case "claiming": {
-        const blocker = this.claimBlocker(now);
-        if (blocker) this.abortClaim(blocker, out);
+        const blocker = this.claimBlocker(now, this.probeLeadMs());
+        if (blocker) {
+          this.abortClaim(blocker, out);
+          return;
+        }
+        if (this.probeClearedAt !== null) {
+          if (this.resumedAt !== null && this.resumedAt > this.probeClearedAt) {
+            this.abortClaim("the ARP probe predates a pause of this agent", out);
+            return;
+          }
+          if (this.claimBlocker(now, this.gateLeadMs()) === null) {
+            this.probeClearedAt = null;
+            this.becomeHolderByClaim(now, out);
+          }
+        }
         return;
       }
       case "holder": {

@@ -99,6 +99,8 @@ export class Agent {
         handoffTimeoutMs: config.timings.handoffTimeoutMs,
         arpGuard: config.arpGuard.enabled,
         arpRetryMs: config.arpGuard.retryIntervalMs,
+        keepalivedDownTimerMs: derived.keepalivedDownTimerMs,
+        arpProbeTimeoutMs: config.arpGuard.probeTimeoutMs,
         initialEpoch: this.epochs.get(),
       },
       this.startedAt,

@@ -359,7 +359,15 @@ export class PairWorld {
     n.gateOpen = false;
     if (!n.keepalivedRunning) this.startKeepalived(n);
     n.leaseFreshUntil = this.now + this.settings.election.leaseMs / n.rate;
-    const coreSettings: ElectionSettings = { ...this.settings.election, self: name, peer: n.peer, initialEpoch: n.persistedEpoch };
+    // As the daemon does: the core knows this world's VRRP timer and probe time (unless a test sets them).
+    const coreSettings: ElectionSettings = {
+      keepalivedDownTimerMs: this.settings.keepalivedDownTimerMs,
+      arpProbeTimeoutMs: this.settings.probeTimeoutMs,
+      ...this.settings.election,
+      self: name,
+      peer: n.peer,
+      initialEpoch: n.persistedEpoch,
+    };
     n.core = this.settings.coreFactory ? this.settings.coreFactory(coreSettings, this.local(n)) : new ElectionCore(coreSettings, this.local(n));
     n.role = "starting";
     n.tenure = null;
