@@ -37,6 +37,8 @@ describe("config", () => {
     expect(config.timings).toEqual(defaults.timings);
     expect(config.keepalived).toEqual(defaults.keepalived);
     expect(config.arpGuard).toEqual(defaults.arpGuard);
+    expect(config.db).toEqual(defaults.db);
+    expect(defaults.db.enabled).toBe(false);
     expect(config.services.map((s) => [s.name, s.check.kind, s.restore?.command])).toEqual(defaults.services.map((s) => [s.name, s.check.kind, s.restore?.command]));
   });
 

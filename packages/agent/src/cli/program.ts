@@ -10,6 +10,7 @@ import { ControlClient } from "../control/control-client.js";
 import { MAX_DEMOTE_TIMEOUT_MS, MAX_EVENTS_LIMIT, definedOnly } from "../control/control-api.js";
 import { printJson, reportError, type CliIo } from "./cli-io.js";
 import { askYesNo } from "./confirm.js";
+import { registerDbCommands } from "./db.js";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.js";
 import { newestFirst, renderEvents } from "./render-events.js";
 import { renderFailovers, renderMetrics } from "./render-history.js";
@@ -20,7 +21,7 @@ import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.j
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
 const DAEMON_MODULE = "../daemon/agent.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "agent"];
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent"];
 
 interface GlobalOptions {
   config: string;
@@ -204,6 +205,8 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       io.stdout.write(`${name} CLI ${cli.version} (Node.js ${cli.nodejs})\n`);
       io.stdout.write(agent ? `agent ${agent.version} on ${agent.node} (peer protocol ${agent.protocol})\n` : `agent: not answering (${agentError?.message ?? "unknown"})\n`);
     });
+
+  registerDbCommands(program, { io, name, state, configPath: () => globals().config, client });
 
   program
     .command("agent")
