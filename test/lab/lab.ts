@@ -30,7 +30,7 @@ import { clearNodeFaults, cutGateway, cutPeerLink, dropPeerTrafficFrom, healGate
 import { launchDetached } from "./launch.mjs";
 import { isAlive, listeningTcpPorts, namespacePids, parentPid, processState, readCmdline, readComm, readPidFile, signal, waitGone, waitReaped } from "./procfs.js";
 import { ClientSampler } from "./sampler.js";
-import { initMariaDb, killMariaDb, mariaDbPids, startMariaDb } from "./mariadb.js";
+import { MARIADB_INSTALL_DB, MARIADBD, initMariaDb, killMariaDb, mariaDbPids, startMariaDb } from "./mariadb.js";
 import { labNamespacesPresent, tearDownLab, type TeardownReport } from "./teardown.js";
 import { createTopology, hostLinkUp, resetHostInterface, setHostLink, vipHolders } from "./topology.js";
 
@@ -187,6 +187,7 @@ export class Lab {
     ];
     for (const [tool, args, pkg] of tools) if ((await run(tool, args, { allowFailure: true })).code !== 0) missing.push(pkg);
     if (withAgents && !existsSync("/usr/sbin/keepalived")) missing.push("keepalived");
+    if (!existsSync(MARIADBD) || !existsSync(MARIADB_INSTALL_DB)) missing.push("mariadb-server");
     if (missing.length > 0) throw new MnhaError("USAGE", `the lab needs ${missing.join(", ")}`, { hint: `install: apt-get install -y ${missing.join(" ")}` });
     if (withAgents && !existsSync(AGENT_MAIN)) throw new MnhaError("USAGE", `the agent is not built (${AGENT_MAIN} is missing)`, { hint: "run `pnpm build` first" });
   }

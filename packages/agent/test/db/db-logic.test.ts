@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MnhaError } from "@mnha/shared";
 import { describeHealth } from "../../src/checks/mariadb-check.js";
+import { runCheck } from "../../src/checks/runners.js";
 import { describeProgress, describeSummary } from "../../src/cli/db.js";
 import { quoteOption } from "../../src/db/client-files.js";
 import {
@@ -160,5 +161,22 @@ describe("seed helpers", () => {
     writeFileSync(open, "x\n", { mode: 0o644 });
     expect(() => readPasswordFile(open, "replication password")).toThrow(/readable by other users/);
     expect(() => readPasswordFile(join(dir, "missing"), "replication password")).toThrow(/cannot be read \(ENOENT\)/);
+  });
+});
+
+describe("the mariadb check kind", () => {
+  it("a server that does not answer on its socket is unhealthy, saying why", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mnha-check-"));
+    const result = await runCheck({ kind: "mariadb", socket: join(dir, "no.sock"), user: "root", intervalMs: 100, timeoutMs: 2_000, rise: 1, fall: 1 });
+    expect(result.ok).toBe(false);
+    expect(result.detail).toMatch(/^MariaDB down: MariaDB on local \(socket .*no\.sock\) is not reachable/);
+  });
+
+  it("an insecure password file fails the check without connecting", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mnha-check-"));
+    writeFileSync(join(dir, "pw"), "secret\n", { mode: 0o644 });
+    const result = await runCheck({ kind: "mariadb", socket: join(dir, "no.sock"), user: "root", passwordFile: join(dir, "pw"), intervalMs: 100, timeoutMs: 2_000, rise: 1, fall: 1 });
+    expect(result.ok).toBe(false);
+    expect(result.detail).toMatch(/readable by other users/);
   });
 });
