@@ -17,7 +17,9 @@ export async function probeMariaDb(check: MariaDbCheck): Promise<{ ok: boolean; 
   } catch (error) {
     return { ok: false, detail: (error as Error).message };
   }
-  const db = new MariaDbDatabase({ target: { socket: check.socket }, user: check.user, password, connectTimeoutMs: check.timeoutMs, label: "local" });
+  // Connect and query timeouts bound a probe that runCheck has already given up on, so
+  // probes of a hung server never pile up beyond two.
+  const db = new MariaDbDatabase({ target: { socket: check.socket }, user: check.user, password, connectTimeoutMs: check.timeoutMs, queryTimeoutMs: check.timeoutMs, label: "local" });
   const health = await db.health();
   return { ok: health.alive, detail: describeHealth(health) };
 }

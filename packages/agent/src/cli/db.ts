@@ -7,7 +7,8 @@ import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { loadConfig, MnhaError, type MnhaConfig } from "@mnha/shared";
 import type { ControlClient } from "../control/control-client.js";
-import { describeDivergence, findGtidDivergence, parseGtidPosition, type GtidDivergence } from "../db/gtid.js";
+import { describeDivergence, type GtidDivergence } from "../db/gtid.js";
+import { divergenceBetween } from "../db/replica-state.js";
 import { openLocalDatabase, openPeerDatabase, peerEndpoint, replicationSetup } from "../db/index.js";
 import type { MariaDbDatabase } from "../db/mariadb.js";
 import { ensureGeneratedPasswordFile, readPasswordFile } from "../db/secret-file.js";
@@ -98,21 +99,9 @@ export async function dbStatus(config: MnhaConfig): Promise<DbStatusReport> {
   return { nodes, divergence: divergenceOf(nodes), peerProblem };
 }
 
-function caughtUp(h: DatabaseHealth): boolean {
-  return h.slaveIoRunning === "Yes" && h.slaveSqlRunning === "Yes" && h.secondsBehindMaster === 0 && h.gtidIoPos !== null && gtidCovers(h.gtidCurrentPos, h.gtidIoPos);
-}
-
-function gtidCovers(have: string | null, target: string | null): boolean {
-  const a = parseGtidPosition(have);
-  for (const g of parseGtidPosition(target).values()) if ((a.get(g.domain)?.seq ?? 0n) < g.seq) return false;
-  return true;
-}
-
 function divergenceOf(nodes: DbNodeReport[]): GtidDivergence[] {
   const [a, b] = nodes;
-  if (!a?.health.alive || !b?.health.alive || a.health.gtidDomainId === null || b.health.gtidDomainId === null) return [];
-  const view = (n: DbNodeReport) => ({ node: n.node, domainId: n.health.gtidDomainId as number, current: parseGtidPosition(n.health.gtidCurrentPos), replicaCaughtUp: caughtUp(n.health) });
-  return findGtidDivergence(view(a), view(b));
+  return a === undefined || b === undefined ? [] : divergenceBetween(a, b);
 }
 
 export function renderDbStatus(report: DbStatusReport): string {

@@ -7,6 +7,7 @@ import type { ReplicationSetup } from "./types.js";
 export * from "./gtid.js";
 export * from "./settings.js";
 export * from "./types.js";
+export { divergenceBetween, replicaBroken, replicaCaughtUp } from "./replica-state.js";
 export { MariaDbDatabase, healthFromRows } from "./mariadb.js";
 export { dbSeedIncomplete, readSeedMarker, seedMarkerPath } from "./seed-marker.js";
 

@@ -17,6 +17,8 @@ export interface MariaDbOptions {
   /** Never logged; null: log in without a password (unix_socket authentication). */
   password: string | null;
   connectTimeoutMs: number;
+  /** Bound on each statement (default none: MASTER_GTID_WAIT sets its own). */
+  queryTimeoutMs?: number;
   /** For messages, e.g. "mn1 (local)". */
   label: string;
 }
@@ -51,7 +53,7 @@ export class MariaDbDatabase implements Database {
       bigIntAsNumber: false,
       insertIdAsNumber: true,
       decimalAsNumber: true,
-      ...(options.queryTimeoutMs === undefined ? {} : { queryTimeout: options.queryTimeoutMs }),
+      ...((options.queryTimeoutMs ?? this.options.queryTimeoutMs) === undefined ? {} : { queryTimeout: options.queryTimeoutMs ?? this.options.queryTimeoutMs }),
     };
     let connection: Connection;
     try {

@@ -16,7 +16,8 @@ import {
   transactionsBehind,
   type GtidView,
 } from "../../src/db/gtid.js";
-import { healthFromRows } from "../../src/db/mariadb.js";
+import { DEAD_HEALTH, healthFromRows } from "../../src/db/mariadb.js";
+import { divergenceBetween, replicaBroken, replicaCaughtUp } from "../../src/db/replica-state.js";
 import { ensureGeneratedPasswordFile, readPasswordFile } from "../../src/db/secret-file.js";
 import { clearSeedMarker, dbSeedIncomplete, writeSeedMarker } from "../../src/db/seed-marker.js";
 import { adjustForPeerReplica } from "../../src/db/seed.js";
@@ -178,5 +179,35 @@ describe("the mariadb check kind", () => {
     const result = await runCheck({ kind: "mariadb", socket: join(dir, "no.sock"), user: "root", passwordFile: join(dir, "pw"), intervalMs: 100, timeoutMs: 2_000, rise: 1, fall: 1 });
     expect(result.ok).toBe(false);
     expect(result.detail).toMatch(/readable by other users/);
+  });
+});
+
+describe("replica state for the election", () => {
+  const running = healthFromRows(
+    { read_only: 1, server_id: 2, gtid_domain_id: 2, gtid_current_pos: "1-1-5,2-2-3", gtid_slave_pos: "1-1-5", gtid_binlog_pos: "1-1-5,2-2-3" },
+    { Slave_IO_Running: "Yes", Slave_SQL_Running: "Yes", Seconds_Behind_Master: 0, Gtid_IO_Pos: "1-1-5", Last_IO_Error: "", Last_SQL_Error: "" },
+    new Map(),
+  );
+
+  it("caught up only with both threads running, no lag and everything read applied", () => {
+    expect(replicaCaughtUp(running)).toBe(true);
+    expect(replicaCaughtUp({ ...running, gtidIoPos: "1-1-7" })).toBe(false);
+    expect(replicaCaughtUp({ ...running, secondsBehindMaster: 3 })).toBe(false);
+    expect(replicaCaughtUp({ ...running, slaveSqlRunning: "No" })).toBe(false);
+  });
+
+  it("names why a replica is broken", () => {
+    expect(replicaBroken(running)).toBeNull();
+    expect(replicaBroken({ ...running, slaveSqlRunning: "No", lastSqlError: "Duplicate entry" })).toBe("SQL thread error: Duplicate entry");
+    expect(replicaBroken({ ...running, slaveIoRunning: "Connecting" })).toBe("Slave_IO_Running Connecting");
+    expect(replicaBroken({ ...DEAD_HEALTH, error: "socket gone" })).toBe("MariaDB down: socket gone");
+    expect(replicaBroken({ ...running, replicaConfigured: false })).toBe("no replica configured");
+  });
+
+  it("divergence between two health reports; none when one is down", () => {
+    const mn1 = { ...running, serverId: 1, gtidDomainId: 1, gtidCurrentPos: "1-1-5,2-2-3" };
+    const mn2 = { ...running, gtidCurrentPos: "1-2-6,2-2-3" };
+    expect(divergenceBetween({ node: "mn1", health: mn1 }, { node: "mn2", health: mn2 }).map((d) => d.kind)).toEqual(["foreign-domain"]);
+    expect(divergenceBetween({ node: "mn1", health: DEAD_HEALTH }, { node: "mn2", health: mn2 })).toEqual([]);
   });
 });
