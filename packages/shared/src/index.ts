@@ -3,3 +3,4 @@ export * from "./clock.js";
 export * from "./config.js";
 export * from "./logging.js";
 export * from "./sanitize.js";
+export * from "./atomic-file.js";
