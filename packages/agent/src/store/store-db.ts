@@ -153,6 +153,10 @@ export class StoreDatabase {
       // An acknowledged record survives a crash and a power loss: the WAL is synced at each commit.
       db.pragma("synchronous = FULL");
       db.pragma("journal_size_limit = 67108864");
+      // Checkpoint every 256 pages (1 MiB at 4 KiB pages; SQLite's default is 4 MiB): on a small
+      // or nearly full file system the WAL alone must not take the last free space, which
+      // would leave nothing for the checkpoint that frees it.
+      db.pragma("wal_autocheckpoint = 256");
       for (const migration of MIGRATIONS) {
         if (migration.version <= version) continue;
         db.transaction(() => {
