@@ -182,6 +182,41 @@ export interface NewEvent {
   fields?: Record<string, unknown>;
   wallMs: number;
   monoMs: number;
+  /**
+   * Kept on this node only, never replicated (e.g. summaries of refused strangers: no peer
+   * can make the other node store them). Types under LOCAL_ONLY_EVENT_TYPES are local-only
+   * whatever this says.
+   */
+  localOnly?: boolean;
+}
+
+/** Who sent records to `ingest`: the authenticated peer's node name. */
+export interface IngestSource {
+  peer: string;
+}
+
+/** Why a record from the peer was not stored. */
+export type IngestRefusal = "own-origin" | "origin-not-of-node" | "not-a-pair-node" | "own-node-after-store-created" | "local-only";
+
+/** One record ingest did not store as sent. */
+export interface IngestIssue {
+  kind: "event" | "sample";
+  origin: string;
+  seq: number;
+  /** A refusal reason, or "conflict": a different copy of (origin, seq) is already held and kept. */
+  reason: IngestRefusal | "conflict";
+  detail: string;
+}
+
+export interface IngestReport {
+  /** Records stored now. */
+  stored: number;
+  /** Records already held, identical. */
+  duplicates: number;
+  refusedCount: number;
+  conflictCount: number;
+  /** The first few refusals and conflicts (at most 20), for the event that reports them. */
+  issues: IngestIssue[];
 }
 
 export interface NewSample {
@@ -245,8 +280,13 @@ export interface StoreApi extends Startable {
   /** Highest own event seq durably stored. */
   storedUpTo(): number;
   onStored(listener: (upToSeq: number) => void): void;
-  /** Records from the peer (any origin); idempotent; resolves once durable. */
-  ingest(events: SyncEvent[], samples: SyncSample[]): Promise<void>;
+  /**
+   * Records from the peer (any origin it may relay); idempotent; resolves once durable. Never
+   * stores records under this node's own origin, records whose origin belongs to another node
+   * than the record names (or, with `from`, to neither pair node), nor a second, different copy
+   * of a record: those are reported.
+   */
+  ingest(events: SyncEvent[], samples: SyncSample[], from?: IngestSource): Promise<IngestReport>;
   watermarks(): Promise<Watermarks>;
   /** Records after the given watermarks, every origin, oldest first, bounded in count and bytes. */
   readAfter(have: Watermarks, limits: { maxEvents: number; maxSamples: number; maxBytes: number }): Promise<{ events: SyncEvent[]; samples: SyncSample[] }>;

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, statSync, type Stats } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, isAbsolute, resolve } from "node:path";
 import cron from "node-cron";
@@ -325,8 +325,16 @@ export function parseConfig(raw: unknown, file = "<config>"): MnhaConfig {
 export function loadConfig(file: string): LoadedConfig {
   const path = resolve(file);
   let text: string;
+  let fileStat: Stats;
   try {
-    text = readFileSync(path, "utf8");
+    // Owner and mode of the very file read (fstat on its descriptor): an inline secret depends on them.
+    const fd = openSync(path, "r");
+    try {
+      fileStat = fstatSync(fd);
+      text = readFileSync(fd, "utf8");
+    } finally {
+      closeSync(fd);
+    }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new MnhaError("CONFIG_NOT_FOUND", `config file ${path} does not exist`, { hint: "pass --config FILE, or copy docs/mnha.example.yaml to /etc/mnha/mnha.yaml and edit it" });
@@ -351,8 +359,30 @@ export function loadConfig(file: string): LoadedConfig {
     });
   }
   const config = parseConfig(raw ?? {}, path);
+  if (config.auth.secret !== undefined) checkInlineSecretFile(path, fileStat);
   const secret = readSecret(config, dirname(path));
   return { file: path, config, secret, derived: deriveTimings(config) };
+}
+
+/**
+ * A config file that holds auth.secret inline must be as private as a secret file: owned by
+ * root (or by the user running mnha) and neither readable nor writable by group or others.
+ */
+export function checkInlineSecretFile(path: string, stat: Pick<Stats, "uid" | "mode">, runningUid: number | null = process.getuid?.() ?? null): void {
+  const mode = (stat.mode & 0o777).toString(8).padStart(3, "0");
+  const fix = `run: chown root:root ${path} && chmod 600 ${path} (or put the secret in a file named by auth.secretFile)`;
+  if (stat.uid !== 0 && stat.uid !== runningUid) {
+    throw new MnhaError("SECRET_INSECURE", `config file ${path} holds auth.secret inline but is owned by uid ${stat.uid}, not root (mode ${mode})`, {
+      hint: fix,
+      fields: { file: path, uid: stat.uid, mode },
+    });
+  }
+  if ((stat.mode & 0o077) !== 0) {
+    throw new MnhaError("SECRET_INSECURE", `config file ${path} holds auth.secret inline but is open to other users (mode ${mode})`, {
+      hint: fix,
+      fields: { file: path, uid: stat.uid, mode },
+    });
+  }
 }
 
 function readSecret(config: MnhaConfig, _baseDir: string): string {

@@ -15,6 +15,7 @@ import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.js";
 import { newestFirst, renderEvents } from "./render-events.js";
 import { renderFailovers, renderMetrics } from "./render-history.js";
 import { renderStatus } from "./render-status.js";
+import { terminalSafe } from "./render-table.js";
 import { parseMoment } from "./time-range.js";
 import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.js";
 
@@ -130,8 +131,8 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       }
       const result = await control.demote(options.timeout === undefined ? {} : { timeoutMs: options.timeout });
       if (state.json) printJson(io, result);
-      else if (result.ok) io.stdout.write(`VIP moved from ${result.from} to ${result.to ?? "the peer"} in ${result.tookMs} ms (epoch ${result.epoch}): ${result.message}\n`);
-      else io.stderr.write(`${name}: demote refused: ${result.message}\n`);
+      else if (result.ok) io.stdout.write(`VIP moved from ${terminalSafe(result.from)} to ${terminalSafe(result.to ?? "the peer")} in ${result.tookMs} ms (epoch ${result.epoch}): ${terminalSafe(result.message)}\n`);
+      else io.stderr.write(`${name}: demote refused: ${terminalSafe(result.message)}\n`);
       if (!result.ok) state.exitCode = ExitCode.failed;
     });
 
@@ -203,7 +204,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
         return;
       }
       io.stdout.write(`${name} CLI ${cli.version} (Node.js ${cli.nodejs})\n`);
-      io.stdout.write(agent ? `agent ${agent.version} on ${agent.node} (peer protocol ${agent.protocol})\n` : `agent: not answering (${agentError?.message ?? "unknown"})\n`);
+      io.stdout.write(agent ? terminalSafe(`agent ${agent.version} on ${agent.node} (peer protocol ${agent.protocol})`) + "\n" : `agent: not answering (${terminalSafe(agentError?.message ?? "unknown")})\n`);
     });
 
   registerDbCommands(program, { io, name, state, configPath: () => globals().config, client });

@@ -1,6 +1,6 @@
 /** `mnha status` for people: both nodes side by side, then why a node may not hold the VIP. */
 import type { NodeStatus, StatusReport } from "../contracts.js";
-import { formatDuration, renderTable, truncate } from "./render-table.js";
+import { formatDuration, renderTable, terminalSafe, truncate } from "./render-table.js";
 
 type PeerReport = StatusReport["peer"];
 type KnownPeer = Extract<PeerReport, { role: unknown }>;
@@ -52,10 +52,9 @@ export function renderStatus(report: StatusReport): string {
     `gateway ${report.gateway.address}: ${reachability(report.gateway.reachable)}`,
     `peer ${peer.node} (${peer.address}): ${peerLink}`,
     `agent ${report.version}`,
-    "",
-    renderTable(rows),
-  ];
-  const reasons = [...notEligible(self), ...(known ? notEligible(known) : [])];
+  ].map(terminalSafe);
+  lines.push("", renderTable(rows));
+  const reasons = [...notEligible(self), ...(known ? notEligible(known) : [])].map(terminalSafe);
   if (reasons.length > 0) lines.push("", "not eligible to hold the VIP:", ...reasons);
   return `${lines.join("\n")}\n`;
 }

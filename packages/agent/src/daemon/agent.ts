@@ -5,13 +5,13 @@
  * closed before the lease is renewed or the peer is told).
  */
 import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
 import { CURRENT_PROTOCOL_VERSION, type Heartbeat } from "@mnha/protocol";
 import { createLogger, isMnhaError, loadConfig, MnhaError, systemClock, type Clock, type LoadedConfig, type Logger } from "@mnha/shared";
 import { GatewayMonitor } from "../checks/gateway-monitor.js";
 import { ServiceMonitor } from "../checks/service-monitor.js";
 import type { ControlHandlers, DemoteResult, EventQuery, FailoverRecord, HaEvent, MetricsReport, NodeStatus, PeerLinkEvent, StatusReport, SyncEvent } from "../contracts.js";
 import { ControlServer } from "../control/control-server.js";
+import { ensurePrivateDataDir } from "../control/socket-file.js";
 import { MetricsServer, type MetricsSnapshot } from "../metrics/metrics.js";
 import { SystemSampler } from "../metrics/system-sampler.js";
 import { SqliteStore, type StoreAlert } from "../store/sqlite-store.js";
@@ -81,7 +81,7 @@ export class Agent {
     this.self = config.node.name;
     this.peerName = peer.name;
 
-    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    ensurePrivateDataDir(config.dataDir);
     this.epochs = new EpochStore(config.dataDir);
     this.events = new EventLog(this.self, this.clock, this.logger, this.startedAt);
     this.core = new ElectionCore(

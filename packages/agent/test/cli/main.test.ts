@@ -59,7 +59,7 @@ describe("mnha CLI main()", () => {
     dir = tempDir("mnha-cli-");
     socketPath = join(dir.path, "run", "mnha.sock");
     configPath = join(dir.path, "mnha.yaml");
-    writeFileSync(configPath, validConfigYaml(socketPath));
+    writeFileSync(configPath, validConfigYaml(socketPath), { mode: 0o600 }); // it holds the secret inline
     handlers = new FakeHandlers();
     server = new ControlServer({ socketPath, handlers, logger: capturingLogger().logger });
     await server.start();
