@@ -16,6 +16,7 @@ import { renderFailovers, renderMetrics } from "./render-history.js";
 import { renderStatus } from "./render-status.js";
 import { parseMoment } from "./time-range.js";
 import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.js";
+import { platformFiles, readPlatform, readSuiteInfo } from "../provision/suite-info.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
@@ -189,6 +190,8 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
     .action(async (options: { json?: boolean }) => {
       state.json = options.json === true;
       const cli = { name, version: cliVersion(), nodejs: process.version };
+      const suite = readSuiteInfo();
+      const platform = readPlatform(platformFiles(env));
       let agent: { version: string; protocol: number; node: string } | null = null;
       let agentError: MnhaError | null = null;
       try {
@@ -198,10 +201,12 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
         agentError = error;
       }
       if (state.json) {
-        printJson(io, { cli, agent, ...(agentError ? { agentError: { code: agentError.code, message: agentError.message } } : {}) });
+        printJson(io, { cli, suite, platform, agent, ...(agentError ? { agentError: { code: agentError.code, message: agentError.message } } : {}) });
         return;
       }
       io.stdout.write(`${name} CLI ${cli.version} (Node.js ${cli.nodejs})\n`);
+      io.stdout.write(`suite ${suite.suite}${suite.bundled ? "" : " (source build)"}, peer protocol ${suite.protocol}\n`);
+      io.stdout.write(`platform ${platform.version ?? "unknown (no version file)"}, license ${platform.license ?? "unknown"}\n`);
       io.stdout.write(agent ? `agent ${agent.version} on ${agent.node} (peer protocol ${agent.protocol})\n` : `agent: not answering (${agentError?.message ?? "unknown"})\n`);
     });
 
