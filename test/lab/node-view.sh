@@ -12,4 +12,6 @@ for pair in etc:/etc var-lib:/var/lib opt:/opt usr-local:/usr/local; do
   mkdir -p "$root/$name/upper" "$root/$name/work"
   mount -t overlay overlay -o "lowerdir=$target,upperdir=$root/$name/upper,workdir=$root/$name/work" "$target"
 done
+mkdir -p /run/mnha
+mount -t tmpfs -o mode=0755 tmpfs /run/mnha
 exec "$@"

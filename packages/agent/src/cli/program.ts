@@ -17,6 +17,7 @@ import { renderStatus } from "./render-status.js";
 import { parseMoment } from "./time-range.js";
 import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.js";
 import { platformFiles, readPlatform, readSuiteInfo } from "../provision/suite-info.js";
+import { registerInstallCommands } from "./install.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
@@ -217,6 +218,8 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       const runAgent = await loadRunAgent(io);
       state.exitCode = await runAgent({ configPath: globals().config });
     });
+
+  registerInstallCommands(program, io, state);
 
   for (const unavailable of NOT_AVAILABLE_COMMANDS) {
     program
