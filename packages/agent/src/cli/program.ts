@@ -22,7 +22,7 @@ import { registerInstallCommands } from "./install.js";
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
 const DAEMON_MODULE = "../daemon/agent.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "agent"];
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "agent", "preflight", "install-ha"];
 
 interface GlobalOptions {
   config: string;

@@ -30,6 +30,8 @@ export interface HostKeyPolicy {
   acceptFingerprint?: string;
   /** Ask the operator about an unknown key; resolves true to trust it. Absent: unknown keys are refused. */
   confirmUnknown?: (question: { host: string; keyType: string; fingerprint: string }) => Promise<boolean>;
+  /** false: do not write a newly confirmed key yet; call recordHostKey() once the caller is sure (install-ha: after preflight). */
+  recordNewKey?: boolean;
 }
 
 export interface RemoteResult {
@@ -128,13 +130,27 @@ export class SshSession {
       client.end();
       throw new MnhaError("SSH_CONNECT", `${describe(full)} sent no host key`, { hint: "check that the address is an SSH server" });
     }
-    if (hostKey.verdict.kind === "unknown" && hostKey.accepted) policy.knownHosts.add(full.host, port, hostKey.blob);
+    const isNew = hostKey.verdict.kind === "unknown" && hostKey.accepted;
+    if (isNew && policy.recordNewKey !== false) policy.knownHosts.add(full.host, port, hostKey.blob);
     client.on("error", () => undefined); // later transport errors surface through the calls in progress
 
     const session = new SshSession(client, full, false, hostKey.fingerprint);
+    session.hostKeyBlob = hostKey.blob;
+    session.unrecordedKey = isNew && policy.recordNewKey === false ? policy.knownHosts : null;
     const id = await session.exec(["id", "-u"], { asLoginUser: true, timeoutMs: 15_000 });
     session.isRoot = id.code === 0 && id.stdout.trim() === "0";
     return session;
+  }
+
+  /** The peer's host key blob (as sent in the handshake). */
+  hostKeyBlob: Buffer = Buffer.alloc(0);
+  private unrecordedKey: KnownHostsFile | null = null;
+
+  /** Writes a newly confirmed host key to known_hosts (when recordNewKey was false). */
+  recordHostKey(): void {
+    if (this.unrecordedKey === null) return;
+    this.unrecordedKey.add(this.target.host, this.target.port, this.hostKeyBlob);
+    this.unrecordedKey = null;
   }
 
   /** Whether commands run directly as root (true) or through `sudo -n` (false). */
