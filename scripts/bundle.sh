@@ -22,7 +22,7 @@ mkdir -p "$root/bin" "$root/node/bin" "$root/systemd"
 
 # Production dependencies only, workspace packages copied in (not linked), from the local store.
 (cd "$repo" && pnpm --filter @mnha/agent deploy --prod --prefer-offline --legacy "$root/app" >/dev/null)
-rm -rf "$root/app/src" "$root/app/test" "$root/app/tsconfig.json" "$root/app/tsconfig.tsbuildinfo" "$root/app/scripts"
+rm -rf "$root/app/src" "$root/app/test" "$root/app/tsconfig.json" "$root/app/tsconfig.tsbuildinfo" # app/scripts stays: the lease guard and check run from there
 # pnpm leaves a link back to the workspace's own agent package: it must not ship (it points
 # outside the bundle), and nothing below may follow a link (rm -rf through one would
 # delete the workspace's sources).

@@ -129,11 +129,11 @@ export function registerInstallCommands(program: Command, io: CliIo, state: RunS
   program
     .command("run-detached-agent", { hidden: true })
     .description("start the agent in the background with a pid file and a log (where systemd is not PID 1)")
-    .requiredOption("--config <file>", "the agent's config")
+    .requiredOption("--agent-config <file>", "the agent's config")
     .requiredOption("--log-file <file>", "the agent's log")
     .requiredOption("--pid-file <file>", "the agent's pid file")
-    .action(async (flags: { config: string; logFile: string; pidFile: string }) => {
-      io.stdout.write(`${await startDetachedAgent(flags)}\n`);
+    .action(async (flags: { agentConfig: string; logFile: string; pidFile: string }) => {
+      io.stdout.write(`${await startDetachedAgent({ config: flags.agentConfig, logFile: flags.logFile, pidFile: flags.pidFile })}\n`);
     });
 }
 
@@ -301,15 +301,22 @@ export async function startDetachedAgent(flags: { config: string; logFile: strin
   child.unref();
   if (child.pid === undefined) throw new MnhaError("INTERNAL", "the agent could not be started", { hint: `see ${flags.logFile}` });
   writeFileSync(flags.pidFile, `${child.pid}\n`, { mode: 0o600 });
-  const socket = "/run/mnha/mnha.sock";
-  for (let attempt = 0; attempt < 150; attempt++) {
+  // Ready means: the process lives and its control API answers (a socket alone can outlive a failed start).
+  const { ControlClient } = await import("../control/control-client.js");
+  const { loadConfig } = await import("@mnha/shared");
+  const client = new ControlClient({ socketPath: loadConfig(flags.config).config.controlSocket, timeoutMs: 1_000 });
+  for (let attempt = 0; attempt < 60; attempt++) {
     try {
       process.kill(child.pid, 0);
     } catch {
-      throw new MnhaError("INTERNAL", `the agent exited at start: ${readFileSync(flags.logFile, "utf8").trim().split("\n").slice(-3).join(" | ")}`, { hint: `see ${flags.logFile}` });
+      throw new MnhaError("INTERNAL", `the agent exited at start: ${readFileSync(flags.logFile, "utf8").trim().split("\n").slice(-1).join("").slice(0, 600)}`, { hint: `see ${flags.logFile}` });
     }
-    if (existsSync(socket)) return `agent started (pid ${child.pid}, log ${flags.logFile})`;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    try {
+      await client.status();
+      return `agent started (pid ${child.pid}, log ${flags.logFile})`;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   }
-  throw new MnhaError("INTERNAL", `the agent (pid ${child.pid}) did not open its control socket within 15 s`, { hint: `see ${flags.logFile}` });
+  throw new MnhaError("INTERNAL", `the agent (pid ${child.pid}) did not answer on its control socket within 30 s`, { hint: `see ${flags.logFile}` });
 }

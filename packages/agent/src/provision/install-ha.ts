@@ -298,7 +298,7 @@ export function installPlan(session: SshSession, settings: InstallSettings, out:
       run: async () => {
         for (const [label, runner] of [["this node", localRun], [settings.peerName, peerRun]] as const) {
           if (await agentRunning(runner, systemdRuns)) continue;
-          const argv = systemdRuns ? ["systemctl", "start", "mnha.service"] : [MNHA, "run-detached-agent", "--config", CONFIG_FILE, "--log-file", AGENT_LOG, "--pid-file", AGENT_PID];
+          const argv = systemdRuns ? ["systemctl", "start", "mnha.service"] : [MNHA, "run-detached-agent", "--agent-config", CONFIG_FILE, "--log-file", AGENT_LOG, "--pid-file", AGENT_PID];
           const result = await runner(argv);
           if (result.code !== 0) throw new MnhaError("REMOTE_COMMAND", `starting the agent on ${label} failed: ${(result.stderr || result.stdout).trim().split("\n").slice(-3).join(" | ")}`, { hint: `see ${systemdRuns ? "journalctl -u mnha" : AGENT_LOG} on ${label}` });
         }
