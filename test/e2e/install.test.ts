@@ -154,15 +154,30 @@ describe("install-ha refuses before changing anything", () => {
 });
 
 describe("install-ha from bare nodes", () => {
-  it("ends with a healthy pair serving the VIP", async () => {
+  it("a step that fails stops at once naming the step and the cause; the rerun resumes there and ends with a healthy pair serving the VIP", async () => {
     const password = readFileSync(LAB_SSH_PASSWORD_FILE, "utf8").trim();
-    const result = await installHa(["--peer-password-file", LAB_SSH_PASSWORD_FILE, "--yes", "--peer-host-key", await hostKeyFingerprint("mn2")]);
+    // An obstacle on mn2 that breaks the systemd-unit step (a directory where the unit's temporary file goes).
+    await sh("mn2", 'mkdir -p "$1"', "/etc/systemd/system/mnha.service.tmp");
+    const failed = await installHa(["--peer-password-file", LAB_SSH_PASSWORD_FILE, "--yes", "--peer-host-key", await hostKeyFingerprint("mn2")]);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toMatch(/install-ha stopped at step 8\/10 "write the systemd unit[^"]*": writing \/etc\/systemd\/system\/mnha.service failed on [^ ]+ \(exit \d+\): .*Is a directory/);
+    expect(failed.stderr).toContain("run the same command again: it resumes at this step");
+    expect(failed.stdout).not.toContain("start both agents");
+    expect(await lab.holders()).toEqual([]);
+    await sh("mn2", 'rmdir "$1"', "/etc/systemd/system/mnha.service.tmp");
+
+    const result = await installHa(["--peer-password-file", LAB_SSH_PASSWORD_FILE]);
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(result.stdout).toContain("resuming the install");
+    expect(result.stdout).toMatch(/\[5\/10\] write both configs[^\n]*: skipped \(/);
+    const output = failed.stdout + result.stdout;
     for (const step of ["generate the pair's secret", "install suite", "copy the suite to", "write both configs", "SSH key trust", "seed mn2's database", "write the systemd unit", "start both agents", "wait until the pair is healthy"]) {
-      expect(result.stdout).toContain(step);
+      expect(output).toContain(step);
     }
     expect(result.stdout).toContain("systemd is not PID 1 here");
     expect(result.stdout).toContain("systemd-analyze verify passed");
+    // The staged suite is gone once installed.
+    for (const node of ["mn1", "mn2"] as const) expect((await nodeExec(node, ["test", "-e", "/var/lib/mnha-stage"])).code).not.toBe(0);
     expect(result.stdout).toContain("The pair is installed and healthy");
 
     // One holder on the wire, and only its MAC answers ARP for the VIP.
@@ -194,7 +209,7 @@ describe("install-ha from bare nodes", () => {
     }
 
     // The password is nowhere: not printed, not in the logs, the state file or the configs.
-    expect(result.stdout + result.stderr).not.toContain(password);
+    expect(output + failed.stderr + result.stderr).not.toContain(password);
     for (const node of ["mn1", "mn2"] as const) {
       const grep = await sh(node, 'grep -rlF -- "$1" /etc/mnha /var/lib/mnha || true', password);
       expect(grep.stdout.trim()).toBe("");
@@ -209,5 +224,19 @@ describe("install-ha from bare nodes", () => {
     expect(result.stdout).not.toMatch(/\] [^\n]*\.\.\.$/m); // no step started
     expect(result.stdout).toMatch(/start both agents \(this node first\): skipped \(/);
     expect(await lab.holder()).toBe(holderBefore);
+  });
+
+  it("--cleanup undoes the install: agents stopped, the VIP released, configs, secret and units removed", async () => {
+    const result = await installHa(["--peer-password-file", LAB_SSH_PASSWORD_FILE, "--cleanup"]);
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(result.stdout).toMatch(/undone: start both agents[\s\S]*undone: write the systemd unit[\s\S]*undone: write both configs[\s\S]*undone: generate the pair's secret/);
+    expect(await lab.holders()).toEqual([]);
+    for (const node of ["mn1", "mn2"] as const) {
+      for (const path of ["/etc/mnha/mnha.yaml", "/etc/mnha/secret", "/etc/systemd/system/mnha.service", "/var/lib/mnha/install-ha.json"]) {
+        expect((await nodeExec(node, ["test", "-e", path])).code, `${node}:${path}`).not.toBe(0);
+      }
+      const agents = await sh(node, 'pid=$(cat /run/mnha/agent.pid) && kill -0 "$pid" && echo running || echo stopped');
+      expect(agents.stdout.trim()).toBe("stopped");
+    }
   });
 });

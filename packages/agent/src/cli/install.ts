@@ -4,7 +4,7 @@
  * in provision/; this file parses flags and renders.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
@@ -270,7 +270,7 @@ async function installHaCommand(flags: InstallFlags, io: CliIo, state: RunState)
     const onEvent = (event: Parameters<typeof renderPlanEvent>[0]) => void io.stdout.write(renderPlanEvent(event));
     if (flags.cleanup === true) {
       const undone = await rollbackPlan(plan, { store, onEvent });
-      await session.exec(["rm", "-rf", "--", STAGE_DIR]);
+      await removeStages(session);
       io.stdout.write(`${name} --cleanup: ${undone.length} step(s) undone; the installed suite in /opt/mnha stays (remove it by hand if unwanted)\n`);
       return;
     }
@@ -283,11 +283,17 @@ async function installHaCommand(flags: InstallFlags, io: CliIo, state: RunState)
     session.recordHostKey();
     await runPlan(plan, { store, onEvent });
     const report = await waitHealthy(settings.healthyTimeoutMs);
+    await removeStages(session); // the unpacked suite is installed on both now
     io.stdout.write(`\nThe pair is installed and healthy:\n${renderStatus(report)}`);
     state.exitCode = 0;
   } finally {
     session.close();
   }
+}
+
+async function removeStages(session: SshSession): Promise<void> {
+  rmSync(STAGE_DIR, { recursive: true, force: true });
+  await session.exec(["rm", "-rf", "--", STAGE_DIR]);
 }
 
 /** Starts `mnha agent` detached (own session, stdio to the log), writes its pid, waits for its control socket. */
