@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { fingerprintOf, hostPattern, keyTypeOf, KnownHostsFile, parseKnownHosts, verifyHostKey } from "../../src/provision/known-hosts.js";
-import { readSecret, readSecretFile } from "../../src/provision/secret-input.js";
+import { PassThrough } from "node:stream";
+import { promptHidden, readSecret, readSecretFile } from "../../src/provision/secret-input.js";
 
 /** A real host key made by ssh-keygen: its blob, its public line, and OpenSSH's own fingerprint. */
 function hostKey(dir: string, name: string, type = "ed25519") {
@@ -82,5 +83,24 @@ describe("secret input", () => {
   it("falls back to an environment variable, and to nothing without a terminal", async () => {
     expect(await readSecret({ envName: "PW", env: { PW: "x" } }, "password")).toBe("x");
     expect(await readSecret({ envName: "PW", env: {} }, "password")).toBeNull();
+  });
+
+  it("the prompt reads a typed password in raw mode and echoes none of it", async () => {
+    const input = Object.assign(new PassThrough(), { isTTY: true, raw: [] as boolean[], setRawMode(raw: boolean) { this.raw.push(raw); return this; } });
+    let shown = "";
+    const answer = promptHidden({ question: "Password: ", input, output: { write: (t: string) => (shown += t) } });
+    input.write("hunter2x");
+    input.write("\u007f"); // backspace
+    input.write("2\r");
+    expect(await answer).toBe("hunter22");
+    expect(shown).toBe("Password: \n");
+    expect(input.raw).toEqual([true, false]);
+  });
+
+  it("Ctrl-C at the prompt cancels", async () => {
+    const input = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => undefined });
+    const answer = promptHidden({ question: "? ", input, output: { write: () => undefined } });
+    input.write("ab\u0003");
+    await expect(answer).rejects.toThrow(/cancelled/);
   });
 });

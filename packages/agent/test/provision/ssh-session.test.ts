@@ -21,15 +21,18 @@ function keyPair(name: string) {
 const hostKeyA = keyPair("host-a");
 const hostKeyB = keyPair("host-b");
 
-function startServer(hostKey: Buffer, mode: "password" | "keyboard-interactive"): Promise<{ server: Server; port: number; commands: string[] }> {
+const clientKey = keyPair("client");
+
+function startServer(hostKey: Buffer, mode: "password" | "keyboard-interactive" | "publickey"): Promise<{ server: Server; port: number; commands: string[] }> {
   const commands: string[] = [];
   const server = new Server({ hostKeys: [hostKey] }, (client) => {
     client.on("authentication", (ctx) => {
       if (mode === "password" && ctx.method === "password" && ctx.username === "ops" && ctx.password === "right pw") return ctx.accept();
+      if (mode === "publickey" && ctx.method === "publickey" && ctx.key.data.equals(clientKey.blob)) return ctx.accept();
       if (mode === "keyboard-interactive" && ctx.method === "keyboard-interactive") {
         return ctx.prompt([{ prompt: "Password: ", echo: false }], (answers) => (answers[0] === "right pw" ? ctx.accept() : ctx.reject()));
       }
-      ctx.reject(mode === "password" ? ["password"] : ["keyboard-interactive"]);
+      ctx.reject([mode]);
     });
     client.on("ready", () => {
       client.on("session", (accept) => {
@@ -55,13 +58,26 @@ function startServer(hostKey: Buffer, mode: "password" | "keyboard-interactive")
 describe("SshSession", () => {
   let password: Awaited<ReturnType<typeof startServer>>;
   let keyboard: Awaited<ReturnType<typeof startServer>>;
+  let publickey: Awaited<ReturnType<typeof startServer>>;
   beforeAll(async () => {
     password = await startServer(hostKeyA.privateKey, "password");
     keyboard = await startServer(hostKeyA.privateKey, "keyboard-interactive");
+    publickey = await startServer(hostKeyA.privateKey, "publickey");
   });
   afterAll(() => {
     password.server.close();
     keyboard.server.close();
+    publickey.server.close();
+  });
+
+  it("logs in with a private key, and refuses without any credential", async () => {
+    const policy = { knownHosts: new KnownHostsFile(join(dir, "kh-key")), acceptFingerprint: fingerprintOf(hostKeyA.blob) };
+    const session = await SshSession.connect({ host: "127.0.0.1", port: publickey.port, username: "ops" }, { privateKey: clientKey.privateKey }, policy);
+    expect((await session.run(["echo", "key"])).stdout).toBe("key\n");
+    session.close();
+    const wrongKey = await SshSession.connect({ host: "127.0.0.1", port: publickey.port, username: "ops" }, { privateKey: hostKeyB.privateKey }, policy).catch((e: unknown) => e);
+    expect(wrongKey).toMatchObject({ code: "SSH_AUTH" });
+    await expect(SshSession.connect({ host: "127.0.0.1", port: publickey.port, username: "ops" }, {}, policy)).rejects.toThrow(/no password and no key/);
   });
 
   it("refuses an unknown host key without confirmation, naming its fingerprint; known_hosts unchanged", async () => {
