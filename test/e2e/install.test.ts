@@ -229,12 +229,15 @@ describe("install-ha from bare nodes", () => {
   it("--cleanup undoes the install: agents stopped, the VIP released, configs, secret and units removed", async () => {
     const result = await installHa(["--peer-password-file", LAB_SSH_PASSWORD_FILE, "--cleanup"]);
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
-    expect(result.stdout).toMatch(/undone: start both agents[\s\S]*undone: write the systemd unit[\s\S]*undone: write both configs[\s\S]*undone: generate the pair's secret/);
+    expect(result.stdout).toMatch(/undone: start both agents[\s\S]*undone: write the systemd unit[\s\S]*undone: SSH key trust[\s\S]*undone: write both configs[\s\S]*undone: generate the pair's secret/);
     expect(await lab.holders()).toEqual([]);
     for (const node of ["mn1", "mn2"] as const) {
       for (const path of ["/etc/mnha/mnha.yaml", "/etc/mnha/secret", "/etc/systemd/system/mnha.service", "/var/lib/mnha/install-ha.json"]) {
         expect((await nodeExec(node, ["test", "-e", path])).code, `${node}:${path}`).not.toBe(0);
       }
+      expect((await nodeExec(node, ["test", "-e", "/etc/mnha/ssh/id_ed25519"])).code).not.toBe(0);
+      const authorized = await sh(node, 'cat "$1/.ssh/authorized_keys"', `/var/lib/${LAB_SSH_USER}`);
+      expect(authorized.stdout).not.toContain("mnha-sync-");
       const agents = await sh(node, 'pid=$(cat /run/mnha/agent.pid) && kill -0 "$pid" && echo running || echo stopped');
       expect(agents.stdout.trim()).toBe("stopped");
     }

@@ -344,6 +344,12 @@ function sshTrustStep(session: SshSession, settings: InstallSettings): PlanStep 
       if (ownHostKey === undefined) throw new MnhaError("REMOTE_COMMAND", `this node's sshd did not show an ed25519 host key on ${settings.localAddress}`, { hint: "sshd must run on this node with an ed25519 host key (data sync logs in over SSH)" });
       await session.run(knownHost, { input: ownHostKey.trim(), what: "recording this node's host key on the peer" });
     },
+    rollback: async () => {
+      // Only the keys this step made: the authorized_keys lines marked mnha-sync-<node>, and the key files.
+      const forget = ["sh", "-c", 'home=$(getent passwd "$1" | cut -d: -f6) && f="$home/.ssh/authorized_keys" && if test -f "$f"; then grep -v -e " $2\$" -e " $3\$" "$f" > "$f.tmp"; chmod 600 "$f.tmp"; mv -f "$f.tmp" "$f"; fi; rm -f "$4" "$4.pub"', "sh", settings.execUser, marker(settings.nodeName), marker(settings.peerName), keyFile];
+      await mustLocal("removing the sync key trust", forget[0] as string, forget.slice(1));
+      await session.run(forget, { what: "removing the sync key trust" });
+    },
   };
 }
 
