@@ -31,6 +31,7 @@ import { launchDetached } from "./launch.mjs";
 import { isAlive, listeningTcpPorts, namespacePids, parentPid, processState, readCmdline, readComm, readPidFile, signal, waitGone, waitReaped } from "./procfs.js";
 import { ClientSampler } from "./sampler.js";
 import { MARIADB_INSTALL_DB, MARIADBD, initMariaDb, killMariaDb, mariaDbPids, startMariaDb } from "./mariadb.js";
+import { setUpSshd } from "./sshd.js";
 import { labNamespacesPresent, tearDownLab, type TeardownReport } from "./teardown.js";
 import { createTopology, hostLinkUp, resetHostInterface, setHostLink, vipHolders } from "./topology.js";
 
@@ -47,6 +48,8 @@ export interface LabOptions {
   agentStart?: AgentStartOrder;
   /** Bound for "exactly one holder, both agents agree" after up/reset (ms). */
   stableTimeoutMs?: number;
+  /** Real sshd and an own filesystem view on each MN, and the lab's execUser (test/lab/sshd.ts). */
+  sshd?: boolean;
 }
 
 export interface UpOptions {
@@ -108,12 +111,14 @@ export class Lab {
   private readonly agentStart: AgentStartOrder;
   private readonly stableTimeoutMs: number;
   private readonly arping = arpingPath();
+  private readonly sshd: boolean;
 
   constructor(options: LabOptions = {}) {
     this.logger = options.logger ?? silentLogger();
     this.configOverrides = options.config ?? {};
     this.agentStart = options.agentStart ?? "sequential";
     this.stableTimeoutMs = options.stableTimeoutMs ?? 30_000;
+    this.sshd = options.sshd === true;
   }
 
   // ---------------------------------------------------------------- up / down
@@ -133,6 +138,7 @@ export class Lab {
     for (const node of MN_NODES) writeNodeConfig(node, secret, this.configOverrides);
     await Promise.all([createTopology(), ...MN_NODES.map((node) => initMariaDb(node))]);
     this.logger.info({ stateDir: LAB_STATE_DIR }, "lab topology up");
+    if (this.sshd) await setUpSshd();
     await Promise.all(MN_NODES.map((node) => this.startServices(node)));
     if (!withAgents) return { holder: null, tookMs: monoNow() - started };
 

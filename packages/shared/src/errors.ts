@@ -27,6 +27,15 @@ export type ErrorCode =
   | "DB_SEED_REFUSED"
   | "DB_SEED_FAILED"
   | "DB_TIMEOUT"
+  | "SSH_CONNECT"
+  | "SSH_AUTH"
+  | "HOST_KEY_UNKNOWN"
+  | "HOST_KEY_CHANGED"
+  | "REMOTE_COMMAND"
+  | "UPLOAD_VERIFY"
+  | "PLAN_STEP_FAILED"
+  | "PLAN_STATE"
+  | "PREFLIGHT_FAILED"
   | "USAGE"
   | "INTERNAL";
 

@@ -18,11 +18,13 @@ import { renderStatus } from "./render-status.js";
 import { terminalSafe } from "./render-table.js";
 import { parseMoment } from "./time-range.js";
 import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.js";
+import { platformFiles, readPlatform, readSuiteInfo } from "../provision/suite-info.js";
+import { registerInstallCommands } from "./install.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
 const DAEMON_MODULE = "../daemon/agent.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent"];
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha"];
 
 interface GlobalOptions {
   config: string;
@@ -191,6 +193,8 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
     .action(async (options: { json?: boolean }) => {
       state.json = options.json === true;
       const cli = { name, version: cliVersion(), nodejs: process.version };
+      const suite = readSuiteInfo();
+      const platform = readPlatform(platformFiles(env));
       let agent: { version: string; protocol: number; node: string } | null = null;
       let agentError: MnhaError | null = null;
       try {
@@ -200,10 +204,12 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
         agentError = error;
       }
       if (state.json) {
-        printJson(io, { cli, agent, ...(agentError ? { agentError: { code: agentError.code, message: agentError.message } } : {}) });
+        printJson(io, { cli, suite, platform, agent, ...(agentError ? { agentError: { code: agentError.code, message: agentError.message } } : {}) });
         return;
       }
       io.stdout.write(`${name} CLI ${cli.version} (Node.js ${cli.nodejs})\n`);
+      io.stdout.write(`suite ${suite.suite}${suite.bundled ? "" : " (source build)"}, peer protocol ${suite.protocol}\n`);
+      io.stdout.write(`platform ${platform.version ?? "unknown (no version file)"}, license ${platform.license ?? "unknown"}\n`);
       io.stdout.write(agent ? terminalSafe(`agent ${agent.version} on ${agent.node} (peer protocol ${agent.protocol})`) + "\n" : `agent: not answering (${terminalSafe(agentError?.message ?? "unknown")})\n`);
     });
 
@@ -216,6 +222,8 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       const runAgent = await loadRunAgent(io);
       state.exitCode = await runAgent({ configPath: globals().config });
     });
+
+  registerInstallCommands(program, io, state);
 
   for (const unavailable of NOT_AVAILABLE_COMMANDS) {
     program
