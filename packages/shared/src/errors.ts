@@ -18,6 +18,14 @@ export type ErrorCode =
   | "SWITCHOVER_FAILED"
   | "KEEPALIVED_CONFIG"
   | "KEEPALIVED_START"
+  /** A second agent for a data dir whose agent already runs. */
+  | "AGENT_ALREADY_RUNNING"
+  /** A port or socket the agent must listen on is taken by another process. */
+  | "PORT_IN_USE"
+  /** The data dir's file system is full (or out of inodes). */
+  | "DISK_FULL"
+  /** The configured peer is this node itself (same name or address). */
+  | "PEER_IS_SELF"
   | "USAGE"
   | "INTERNAL";
 

@@ -19,7 +19,7 @@ import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.j
 
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
-const DAEMON_MODULE = "../daemon/agent.js";
+const DAEMON_MODULE = "../daemon/run.js";
 const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "agent"];
 
 interface GlobalOptions {
