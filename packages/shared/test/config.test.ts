@@ -60,6 +60,8 @@ describe("config", () => {
     ["vip.interfce", (c: Record<string, any>) => (c.vip.interfce = "eth1"), "unknown field"],
     ["keepalived.advertIntMs", (c: Record<string, any>) => (c.keepalived = { advertIntMs: 105 }), "multiple of 10"],
     ["timings.heartbeatMisses", (c: Record<string, any>) => (c.timings = { heartbeatMisses: 5 }), "master-down timer"],
+    ["timings.vipGiveUpAfterMs", (c: Record<string, any>) => (c.timings = { vipRepairAfterMs: 5_000, vipGiveUpAfterMs: 4_000 }), "the repair goes first"],
+    ["timings.peerVipUnansweredMs", (c: Record<string, any>) => (c.timings = { peerVipUnansweredMs: 8_000 }), "gives the role up before its peer takes it"],
   ])("names the field %s and what it expects", (path, mutate, expectation) => {
     const raw = minimal();
     mutate(raw as Record<string, any>);

@@ -458,7 +458,8 @@ export class ElectionCore {
       return;
     }
     if (peerHolds) this.holder = this.s.peer;
-    if (this.role === "claiming" && peerHolds) this.abortClaim("peer holds the VIP", out);
+    // (A claim against a holder that has not served the VIP for too long goes on: the rescue.)
+    if (this.role === "claiming" && peerHolds && !this.peerVipUnanswered(now)) this.abortClaim("peer holds the VIP", out);
   }
 
   private onHandoffOffer(now: number, offer: HandoffOffer, out: ElectionEffect[]): void {

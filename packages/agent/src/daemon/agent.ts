@@ -76,7 +76,7 @@ export class Agent {
     this.self = config.node.name;
     this.peerName = peer.name;
     this.events = new EventLog(this.self, this.clock, this.logger, this.startedAt);
-    const t = config.timings as typeof config.timings & { vipRepairAfterMs?: number; vipGiveUpAfterMs?: number; peerVipUnansweredMs?: number };
+    const t = config.timings;
     const core = new ElectionCore(
       {
         self: this.self,
@@ -91,9 +91,9 @@ export class Agent {
         arpGuard: config.arpGuard.enabled,
         arpRetryMs: config.arpGuard.retryIntervalMs,
         initialEpoch: this.c.epochs.get(),
-        ...(t.vipRepairAfterMs === undefined ? {} : { vipRepairAfterMs: t.vipRepairAfterMs }),
-        ...(t.vipGiveUpAfterMs === undefined ? {} : { vipGiveUpAfterMs: t.vipGiveUpAfterMs }),
-        ...(t.peerVipUnansweredMs === undefined ? {} : { peerVipUnansweredMs: t.peerVipUnansweredMs }),
+        vipRepairAfterMs: t.vipRepairAfterMs,
+        vipGiveUpAfterMs: t.vipGiveUpAfterMs,
+        peerVipUnansweredMs: t.peerVipUnansweredMs,
       },
       this.startedAt,
     );
