@@ -58,7 +58,9 @@ export class ConfigError extends MnhaError {
   readonly problems: ConfigProblem[];
   constructor(file: string, problems: ConfigProblem[]) {
     const lines = problems.map((p) => `  - ${p.path}: ${p.value === undefined ? "" : `got ${formatValue(p.value)}; `}expected ${p.expected}`);
-    super("CONFIG_INVALID", `invalid configuration in ${file}:\n${lines.join("\n")}`, {
+    // A node configured as its own peer is a mistake of its own: it gets its own code.
+    const selfPeer = problems.length > 0 && problems.every((p) => p.path.startsWith("peers[0].") && p.expected.includes("different from node."));
+    super(selfPeer ? "PEER_IS_SELF" : "CONFIG_INVALID", `invalid configuration in ${file}:\n${lines.join("\n")}`, {
       hint: `fix the field${problems.length > 1 ? "s" : ""} above in ${file}; see docs/mnha.example.yaml for every field with its meaning`,
       fields: { file, problems },
     });

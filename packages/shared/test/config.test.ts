@@ -71,6 +71,17 @@ describe("config", () => {
     expect(problem!.expected).toContain(expectation);
   });
 
+  it("a node configured as its own peer gets its own error code (PEER_IS_SELF)", () => {
+    const raw = minimal() as Record<string, any>;
+    raw.peers[0].address = raw.node.address;
+    expect(() => parseConfig(raw)).toThrow(expect.objectContaining({ code: "PEER_IS_SELF" }));
+    raw.peers[0].name = raw.node.name;
+    expect(() => parseConfig(raw)).toThrow(expect.objectContaining({ code: "PEER_IS_SELF" }));
+    // With another problem besides, it is an invalid config like any other.
+    raw.vip.address = "10.0.0.300";
+    expect(() => parseConfig(raw)).toThrow(expect.objectContaining({ code: "CONFIG_INVALID" }));
+  });
+
   it("never echoes a secret value in an error", () => {
     const raw = minimal();
     (raw.auth as Record<string, unknown>).secret = "short-pw";
