@@ -192,8 +192,9 @@ export class ElectionCore {
   private vipRepairRequested = false;
   /** After giving the VIP up for not serving it: not eligible until then, so the peer goes first. */
   private vipFaultUntil: number | null = null;
-  /** While the peer claims the role: since when it has reported no VIP. */
+  /** While the peer claims the role: since when it has reported no VIP, and at which epoch (one tenure). */
   private peerVipMissingSince: number | null = null;
+  private peerVipMissingEpoch = -1;
   private peerVipAnnounced = false;
 
   constructor(settings: ElectionSettings, now: number) {
@@ -345,6 +346,9 @@ export class ElectionCore {
   }
 
   private announcePeerLost(now: number, reason: string, out: ElectionEffect[]): void {
+    // What the peer reported about its VIP is void once it is lost: a later tenure starts afresh.
+    this.peerVipMissingSince = null;
+    this.peerVipAnnounced = false;
     if (this.peerLostAnnounced) return;
     this.peerLostAnnounced = true;
     out.push({ kind: "event", type: "peer-lost", message: `peer ${this.s.peer} lost: ${reason}`, fields: { peer: this.s.peer, reason, lastHeardMsAgo: this.peer.lastHeardAt === null ? null : Math.round(now - this.peer.lastHeardAt) } });
@@ -389,9 +393,10 @@ export class ElectionCore {
       this.peerLostAnnounced = false;
       out.push({ kind: "event", type: "peer-heard", message: `peer ${this.s.peer} heard: ${hb.role} at epoch ${hb.epoch}`, fields: { peer: hb.node, role: hb.role, epoch: hb.epoch, holder: hb.holder } });
     }
+    const previousHeardAt = this.peer.lastHeardAt;
     this.peer.lastHeardAt = now;
     this.peer.heartbeat = hb;
-    this.trackPeerVip(now, hb);
+    this.trackPeerVip(now, hb, previousHeardAt);
     if (hb.leaseRemainingMs > 0) {
       // The lease was measured on the peer's clock when it sent; it cannot outlast this.
       const deadline = now + hb.leaseRemainingMs * (1 + this.s.maxClockDrift);
@@ -771,13 +776,18 @@ export class ElectionCore {
   }
 
   /** Follows the peer's reports: it claims the role (holder) but has no VIP on its interface. */
-  private trackPeerVip(now: number, hb: Heartbeat): void {
+  private trackPeerVip(now: number, hb: Heartbeat, previousHeardAt: number | null): void {
     const claimsWithoutVip = hb.role === "holder" && hb.holder === this.s.peer && !hb.vipPresent;
+    // One unbroken stretch of one tenure: reports from an earlier tenure (another epoch) or
+    // from before a silence longer than the peer-loss time do not count.
+    const continuous = this.peerVipMissingSince !== null && this.peerVipMissingEpoch === hb.epoch && previousHeardAt !== null && now - previousHeardAt < this.s.peerLossMs;
     if (!claimsWithoutVip) {
       this.peerVipMissingSince = null;
       this.peerVipAnnounced = false;
-    } else if (this.peerVipMissingSince === null) {
+    } else if (!continuous) {
       this.peerVipMissingSince = now;
+      this.peerVipMissingEpoch = hb.epoch;
+      this.peerVipAnnounced = false;
     }
   }
 

@@ -582,6 +582,22 @@ describe("liveness watchdog rules (the core alone)", () => {
       expect(core.snapshot(probedAt! + 200)).toMatchObject({ role: "holder", epoch: 5 });
     });
 
+    it("reports from an earlier tenure do not count: a peer back from a loss, claiming anew, gets the whole bound again", () => {
+      // Found by the simulator (seed 6484): the clock kept running across the peer's crash.
+      const core = standby();
+      expect(run(core, 8_000, false)).toBeNull();
+      core.step(8_050, { kind: "peer-down", reason: "closed" });
+      core.step(9_000, { kind: "peer-up" });
+      let probedAt: number | null = null;
+      for (let t = 9_010; t <= 30_000 && probedAt === null; t += 100) {
+        const a = core.step(t, { kind: "peer-message", message: peerHolds(false, 6) });
+        const b = core.step(t + 1, { kind: "tick" });
+        if ([...a, ...b].some((e) => e.kind === "arp-probe")) probedAt = t;
+      }
+      expect(probedAt).not.toBeNull();
+      expect(probedAt!).toBeGreaterThanOrEqual(9_010 + 12_000);
+    });
+
     it("someone answers ARP for the VIP: the rescue claim is blocked (no split brain)", () => {
       const core = standby();
       const probedAt = run(core, 30_000, false)!;
