@@ -39,6 +39,7 @@ import type { LinkMessage, Role } from "@mnha/protocol";
 import { ElectionCore, type ElectionInput, type ElectionSettings } from "../core/election.js";
 import { ServiceHealth } from "../core/health.js";
 import { ElectionHost, type HostAdapters } from "../host/election-host.js";
+import { Backoff } from "../peer/backoff.js";
 import { EventQueue, mulberry32 } from "./event-queue.js";
 
 export { mulberry32 } from "./event-queue.js";
@@ -256,7 +257,8 @@ interface NodeState {
   linkUp: boolean;
   connGen: number;
   lastFrameAt: number;
-  dialAttempt: number;
+  /** The peer link's own reconnect backoff (peer/backoff.ts), drawing from the world's random stream. */
+  dial: Backoff;
   dialScheduled: boolean;
   wallOffsetMs: number;
 }
@@ -348,7 +350,7 @@ export class PairWorld {
       linkUp: false,
       connGen: 0,
       lastFrameAt: 0,
-      dialAttempt: 0,
+      dial: this.dialBackoff(),
       dialScheduled: false,
       wallOffsetMs: 1_767_225_600_000,
     };
@@ -410,7 +412,7 @@ export class PairWorld {
     n.servicesFed = null;
     n.gatewayFed = null;
     n.linkUp = false;
-    n.dialAttempt = 0;
+    n.dial = this.dialBackoff();
     n.dialScheduled = false;
     this.note(name, `agent started (epoch ${n.persistedEpoch})`);
     // The daemon feeds the (not yet checked) services, then ticks at once; the monitors and the link start.
@@ -993,11 +995,14 @@ export class PairWorld {
     this.agentEvent(n, this.now + delay, { type: "dial" });
   }
 
-  private nextBackoff(n: NodeState): number {
+  private dialBackoff(): Backoff {
     const { reconnectInitialMs, reconnectMaxMs } = this.settings.peerLink;
-    const ceiling = Math.min(reconnectMaxMs, reconnectInitialMs * 2 ** Math.min(n.dialAttempt, 30));
-    n.dialAttempt++;
-    return (ceiling / 2 + this.rng() * (ceiling / 2)) / n.rate;
+    return new Backoff({ initialMs: reconnectInitialMs, maxMs: reconnectMaxMs, random: this.rng });
+  }
+
+  /** The next reconnect delay, measured on this machine's clock. */
+  private nextBackoff(n: NodeState): number {
+    return n.dial.next() / n.rate;
   }
 
   private dial(n: NodeState): void {
@@ -1034,7 +1039,7 @@ export class PairWorld {
       n.linkUp = true;
       n.connGen = gen;
       n.lastFrameAt = this.now;
-      n.dialAttempt = 0;
+      n.dial.reset();
       this.agentEvent(n, this.now + this.settings.peerLink.idleTimeoutMs / n.rate, { type: "idle-check", connGen: gen });
     }
     for (const n of [a, b]) {
