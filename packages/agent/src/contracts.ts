@@ -65,6 +65,12 @@ export interface KeepalivedDriverApi extends Startable {
   vipPresent(): Promise<boolean>;
   pid(): number | null;
   restarts(): number;
+  /**
+   * The liveness watchdog found the VIP not served although this node holds the role: repair
+   * what stands in the way (lease guard, pid file, track files, Keepalived). Says what it did.
+   * (Optional only until the driver implements it; daemon/compose.ts supplies a restart meanwhile.)
+   */
+  repair?(reason: string): Promise<{ actions: string[] }>;
 }
 
 export interface ArpProbeResult {
@@ -129,6 +135,11 @@ export interface StatusReport {
   vipOwner: string | null;
   self: NodeStatus & { uptimeMs: number; keepalivedPid: number | null; keepalivedRestarts: number; leaseRemainingMs: number };
   peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null };
+  /**
+   * How long the VIP has gone unanswered while a node claims the role (this node without its
+   * VIP, or the peer reporting none): the liveness watchdog's clock. Null or absent: served.
+   */
+  vipUnansweredMs?: number | null;
   /** This node's audit store and its replication to the peer (absent in older agents). */
   store?: { ok: boolean; reason: string | null; sizeBytes: number; pending: number; dropped: number; syncLag: number | null; lastSyncAckMsAgo: number | null };
 }

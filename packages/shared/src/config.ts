@@ -133,6 +133,12 @@ export const ConfigSchema = z
         handoffTimeoutMs: ms(50, 60_000).default(1_500),
         reconnectInitialMs: ms(10, 60_000).default(100),
         reconnectMaxMs: ms(10, 600_000).default(2_000),
+        /** Liveness watchdog: a holder whose VIP is not on its interface this long has Keepalived repaired... */
+        vipRepairAfterMs: ms(100, 600_000).default(3_000),
+        /** ...and if it is still not served this long, gives the role up (handoff, else step down). */
+        vipGiveUpAfterMs: ms(200, 600_000).default(8_000),
+        /** A standby whose peer holds the role without serving the VIP this long claims it (ARP probe, higher epoch). */
+        peerVipUnansweredMs: ms(300, 600_000).default(12_000),
       })
       .prefault({}),
     arpGuard: z
@@ -261,6 +267,8 @@ export const ConfigSchema = z
     if (t.leaseMs < t.heartbeatIntervalMs * 2)
       ctx.addIssue({ code: "custom", path: ["timings", "leaseMs"], message: `at least two heartbeat intervals (${t.heartbeatIntervalMs * 2} ms), so one late renewal does not drop the VIP` });
     if (lossMs > 60_000) ctx.addIssue({ code: "custom", path: ["timings", "heartbeatMisses"], message: "heartbeatIntervalMs x heartbeatMisses of at most 60 s" });
+    if (t.vipGiveUpAfterMs <= t.vipRepairAfterMs) ctx.addIssue({ code: "custom", path: ["timings", "vipGiveUpAfterMs"], message: `more than timings.vipRepairAfterMs (${t.vipRepairAfterMs} ms): the repair goes first` });
+    if (t.peerVipUnansweredMs <= t.vipGiveUpAfterMs) ctx.addIssue({ code: "custom", path: ["timings", "peerVipUnansweredMs"], message: `more than timings.vipGiveUpAfterMs (${t.vipGiveUpAfterMs} ms): a working holder gives the role up before its peer takes it` });
     if (t.reconnectMaxMs < t.reconnectInitialMs) ctx.addIssue({ code: "custom", path: ["timings", "reconnectMaxMs"], message: "a value not below reconnectInitialMs" });
     if (c.gateway.timeoutMs > c.gateway.intervalMs * 4) ctx.addIssue({ code: "custom", path: ["gateway", "timeoutMs"], message: `at most 4 x gateway.intervalMs (${c.gateway.intervalMs * 4})` });
     const k = c.keepalived;

@@ -23,7 +23,7 @@ import { registerInstallCommands } from "./install.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
-const DAEMON_MODULE = "../daemon/agent.js";
+const DAEMON_MODULE = "../daemon/run.js";
 const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha"];
 
 interface GlobalOptions {
