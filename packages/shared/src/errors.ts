@@ -18,6 +18,8 @@ export type ErrorCode =
   | "SWITCHOVER_FAILED"
   | "KEEPALIVED_CONFIG"
   | "KEEPALIVED_START"
+  | "AGENT_ALREADY_RUNNING"
+  | "AGENT_LOCK"
   | "USAGE"
   | "INTERNAL";
 

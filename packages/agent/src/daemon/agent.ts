@@ -23,6 +23,7 @@ import { PeerLink } from "../peer/peer-link.js";
 import { AGENT_VERSION } from "../version.js";
 import { EpochStore } from "./epoch-store.js";
 import { EventLog } from "./event-log.js";
+import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
 
 export interface AgentOptions {
   loaded: LoadedConfig;
@@ -592,6 +593,16 @@ export async function runAgent(options: { configPath: string }): Promise<number>
     }
     throw error;
   }
+  // One agent per node, before anything on the node is touched (issue 7). Held until exit.
+  let instanceLock: InstanceLock;
+  try {
+    instanceLock = acquireInstanceLock(loaded.config.dataDir);
+  } catch (error) {
+    if (!isMnhaError(error)) throw error;
+    process.stderr.write(`mnha: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ""}`);
+    return 3;
+  }
+  process.once("exit", () => instanceLock.release());
   const logger = createLogger({ level: loaded.config.log.level, name: loaded.config.node.name });
   const agent = new Agent({ loaded, logger });
   try {
