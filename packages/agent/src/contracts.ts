@@ -65,6 +65,12 @@ export interface KeepalivedDriverApi extends Startable {
   vipPresent(): Promise<boolean>;
   pid(): number | null;
   restarts(): number;
+  /**
+   * Checks and restores what the driver owns (lease guard and its pid file, gate and lease
+   * track files, keepalived.conf, keepalived running). Never throws; returns the actions taken
+   * (empty when all was right), for the audit event.
+   */
+  repair(reason: string): Promise<{ actions: string[] }>;
 }
 
 export interface ArpProbeResult {

@@ -192,6 +192,9 @@ export class Agent {
       this.events.record("keepalived.state", `keepalived is ${state}`, { state });
       void this.observeVip();
     });
+    this.keepalived.onRepair(({ reason, actions }) => {
+      this.events.record("keepalived.repaired", `keepalived driver repaired (${reason}): ${actions.join("; ")}`, { reason, actions }, "warn");
+    });
     this.link.onEvent((event) => this.onLinkEvent(event));
 
     this.store.onAlert((alert) => this.onStoreAlert(alert));
