@@ -1,4 +1,4 @@
-import { lstat, mkdir, unlink } from "node:fs/promises";
+import { access, constants as fsConstants, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { KeepalivedState } from "@mnha/protocol";
 import { MnhaError, type Logger, type MnhaConfig } from "@mnha/shared";
@@ -11,6 +11,8 @@ import { NotifyFifoReader, parseNotifyLine } from "./notify-fifo.js";
 import { defaultKeepalivedPaths, directoriesOf, type KeepalivedPaths } from "./paths.js";
 import { INSTANCE_NAME, keepalivedParamsFromConfig, renderKeepalivedConfig } from "./render.js";
 import { KeepalivedSupervisor } from "./supervisor.js";
+
+const FAILURE_REPORT_EVERY_MS = 30_000;
 
 export interface KeepalivedDriverOptions {
   config: MnhaConfig;
@@ -81,6 +83,9 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
   /** installConfig() calls in flight: keepalived.conf is ours to change then, not a repair's. */
   private configWrites = 0;
   private readonly repairListeners: ((repair: KeepalivedRepair) => void)[] = [];
+  private failureReportedAt = Number.NEGATIVE_INFINITY;
+  /** Why paths.dir is not writable (errno code), or null while it is. */
+  private unwritable: string | null = null;
   private startupExit: ((code: number | null, signal: NodeJS.Signals | null) => void) | null = null;
 
   constructor(options: KeepalivedDriverOptions) {
@@ -303,9 +308,12 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
           return `keepalived fails to start (${supervisor.lastFailure() ?? "no detail"}); ${started ?? "still retrying with backoff"}`;
         }
         if (supervisor.running()) {
-          // Someone may have made keepalived load what they wrote; a holder must be MASTER.
+          // Someone may have made keepalived load what they wrote (a reload, a restart): have it
+          // read ours again. Same text as it loaded from us, so a reload changes nothing else.
+          if (configRewritten && supervisor.reload()) return "told keepalived to re-read the restored config (SIGHUP)";
+          // A holder must be MASTER; asked from outside (the watchdog), nudge one that is not.
           const stuck = this.gate && this.currentState !== "master";
-          if (stuck && (configRewritten || !options.selfCheck) && supervisor.reload()) {
+          if (stuck && !options.selfCheck && supervisor.reload()) {
             return `told keepalived to re-read its config (SIGHUP): this node should be MASTER and keepalived is ${this.currentState}`;
           }
           return null;
@@ -353,6 +361,15 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
       }
       const lease = (await readFileOrNull(this.paths.leaseFile))?.trim();
       if (lease !== "0" && lease !== "1") problems.push("the lease file holds no valid value");
+      await this.gateWrite;
+      if ((await readFileOrNull(this.paths.gateFile))?.trim() !== (this.gate ? "0" : "1")) problems.push("the gate file differs from the agent's decision");
+      await this.checkWritable();
+      // A keepalived that dies at every start: said in the audit at most every 30 s.
+      const now = performance.now();
+      if (this.supervisor?.failingToStart() && now - this.failureReportedAt > FAILURE_REPORT_EVERY_MS) {
+        this.failureReportedAt = now;
+        problems.push("keepalived fails to start");
+      }
       if (problems.length === 0) return;
       const reason = `self-check: ${problems.join("; ")}`;
       const run = this.repairChain.then(() => this.repairNow(reason, { selfCheck: true }));
@@ -365,6 +382,36 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
       this.logger.error({ err: error }, "keepalived self-check failed");
     } finally {
       this.selfChecking = false;
+    }
+  }
+
+  /**
+   * The track files live in paths.dir: if it stops being writable (a read-only remount, a
+   * full disk shows up at the write) the gate and lease can no longer change. Nothing here
+   * can fix that; the operator must know, once when it happens and once when it is over.
+   */
+  private async checkWritable(): Promise<void> {
+    let problem: string | null = null;
+    try {
+      await access(this.paths.dir, fsConstants.W_OK);
+    } catch (error) {
+      problem = (error as NodeJS.ErrnoException).code ?? "not writable";
+    }
+    if (problem === this.unwritable) return;
+    const previous = this.unwritable;
+    this.unwritable = problem;
+    const actions =
+      problem !== null
+        ? [`found ${this.paths.dir} not writable (${problem}): the gate and lease track files cannot change until it is; make it writable again (a read-only remount or a full disk?)`]
+        : [`found ${this.paths.dir} writable again (it was ${previous ?? "not writable"})`];
+    const reason = problem !== null ? "self-check: the driver's directory is not writable" : "self-check: the driver's directory is writable again";
+    this.logger[problem !== null ? "error" : "warn"]({ dir: this.paths.dir, problem }, reason);
+    for (const listener of this.repairListeners) {
+      try {
+        listener({ reason, actions });
+      } catch (error) {
+        this.logger.error({ err: error }, "repair listener threw");
+      }
     }
   }
 

@@ -95,8 +95,8 @@ describe("KeepalivedDriver.repair and its self-check", () => {
     expect(readFileSync(driver.paths.configFile, "utf8")).toBe(expected);
     expect(await driver.vipPresent()).toBe(true);
 
-    // A gate file set to 1 by hand: keepalived's FAULT notification makes the driver re-assert
-    // its gate at once; repair() (the watchdog's call) then finds the file right.
+    // A gate file set to 1 by hand: keepalived's FAULT notification or the self-check makes
+    // the driver re-assert its gate; repair() (the watchdog's call) then finds the file right.
     writeFileSync(driver.paths.gateFile, "1\n");
     expect(await waitUntil(async () => read(driver.paths.gateFile) === "0" && (await driver.vipPresent()), 5_000, 10)).not.toBeNull();
     const { actions } = await driver.repair("test: VIP not served");
