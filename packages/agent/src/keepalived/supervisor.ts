@@ -287,7 +287,11 @@ export class KeepalivedSupervisor {
     }
   }
 
-  /** Stops any keepalived still running with our pid files (a previous agent, or a killed parent's child). */
+  /**
+   * Stops any keepalived still running with our pid files (a previous agent, or a killed parent's
+   * child). Only ever called by the agent that holds the node's instance lock (runAgent takes it
+   * before the driver exists), so the keepalived found here is never a live agent's.
+   */
   private async stopLeftovers(): Promise<void> {
     const marker = this.options.pidFile;
     const pids = (await Promise.all([keepalivedFromPidFile(this.options.pidFile, marker), keepalivedFromPidFile(this.options.vrrpPidFile, marker)])).filter(
