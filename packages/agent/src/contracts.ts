@@ -66,11 +66,13 @@ export interface KeepalivedDriverApi extends Startable {
   pid(): number | null;
   restarts(): number;
   /**
-   * The liveness watchdog found the VIP not served although this node holds the role: repair
-   * what stands in the way (lease guard, pid file, track files, Keepalived). Says what it did.
-   * (Optional only until the driver implements it; daemon/compose.ts supplies a restart meanwhile.)
+   * Checks and restores what the driver owns (lease guard and its pid file, gate and lease
+   * track files, keepalived.conf, keepalived running). Never throws; returns the actions taken
+   * (empty when all was right), for the audit event.
    */
-  repair?(reason: string): Promise<{ actions: string[] }>;
+  repair(reason: string): Promise<{ actions: string[] }>;
+  /** Repairs the driver made on its own (its self-check), for the audit trail. */
+  onRepair?(listener: (repair: { reason: string; actions: string[] }) => void): void;
 }
 
 export interface ArpProbeResult {

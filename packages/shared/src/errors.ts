@@ -44,6 +44,8 @@ export type ErrorCode =
   | "DISK_FULL"
   /** The configured peer is this node itself (same name or address). */
   | "PEER_IS_SELF"
+  /** The instance lock file cannot be opened or locked (a symlink, a missing flock). */
+  | "AGENT_LOCK"
   | "USAGE"
   | "INTERNAL";
 

@@ -291,6 +291,9 @@ export class Agent {
       this.events.record("keepalived.state", `keepalived is ${state}`, { state });
       void this.observeVip();
     });
+    c.keepalived.onRepair?.(({ reason, actions }) => {
+      this.events.record("keepalived.repaired", `keepalived driver repaired (${reason}): ${actions.join("; ")}`, { reason, actions }, "warn");
+    });
     c.link.onEvent((event) => this.onLinkEvent(event));
     c.store.onAlert((alert) => this.onStoreAlert(alert));
     c.store.onDailySummary((summary) => this.events.record("store.daily-summary", summary.message, { ...summary }));

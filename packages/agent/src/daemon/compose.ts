@@ -6,7 +6,6 @@
 import type { Clock, LoadedConfig, Logger } from "@mnha/shared";
 import { GatewayMonitor } from "../checks/gateway-monitor.js";
 import { ServiceMonitor } from "../checks/service-monitor.js";
-import type { KeepalivedDriverApi } from "../contracts.js";
 import { ControlServer } from "../control/control-server.js";
 import { KeepalivedDriver } from "../keepalived/driver.js";
 import { MetricsServer } from "../metrics/metrics.js";
@@ -31,7 +30,7 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
     fall: config.gateway.fall,
     logger: logger.child({ component: "gateway" }),
   });
-  const keepalived = withRepair(new KeepalivedDriver({ config, logger: logger.child({ component: "keepalived" }) }));
+  const keepalived = new KeepalivedDriver({ config, logger: logger.child({ component: "keepalived" }) });
   const arpGuard = new ArpGuard({
     iface: config.vip.interface,
     vip: config.vip.address,
@@ -77,21 +76,4 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
     control: (handlers) => new ControlServer({ socketPath: config.controlSocket, handlers, logger }),
     metrics: config.metrics.enabled ? (collect) => new MetricsServer({ address: config.metrics.address, port: config.metrics.port, logger: logger.child({ component: "metrics" }), collect }) : null,
   };
-}
-
-/**
- * The driver's own repair (guard, pid file, track files, Keepalived) when it has one; until
- * then a restart of the driver: it rewrites its files, starts a fresh lease guard and a fresh
- * Keepalived (the host re-asserts the gate afterwards).
- */
-function withRepair(driver: KeepalivedDriver): KeepalivedDriverApi & Required<Pick<KeepalivedDriverApi, "repair">> {
-  const api = driver as KeepalivedDriverApi;
-  if (typeof api.repair === "function") return api as KeepalivedDriverApi & Required<Pick<KeepalivedDriverApi, "repair">>;
-  return Object.assign(driver, {
-    repair: async (reason: string): Promise<{ actions: string[] }> => {
-      await driver.stop();
-      await driver.start();
-      return { actions: [`restarted the Keepalived driver (${reason})`] };
-    },
-  });
 }

@@ -31,7 +31,8 @@ export async function runAgent(options: { configPath: string }): Promise<number>
     lock = acquireInstanceLock(config.dataDir);
   } catch (error) {
     writeStartFailure(error);
-    return 1;
+    // 3: another agent already runs for this data dir (docs/cli.md); nothing was changed.
+    return isMnhaError(error) && error.code === "AGENT_ALREADY_RUNNING" ? 3 : 1;
   }
   const logger = createLogger({ level: config.log.level, name: config.node.name });
   let agent: Agent;

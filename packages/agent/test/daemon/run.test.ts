@@ -32,7 +32,7 @@ function configIn(dir: string): string {
 }
 
 describe("runAgent and the instance lock", () => {
-  it("a second agent for the same data dir exits 1 at once with AGENT_ALREADY_RUNNING and its hint, and changes nothing", async () => {
+  it("a second agent for the same data dir exits 3 at once with AGENT_ALREADY_RUNNING and its hint, and changes nothing", async () => {
     const dir = mkdtempSync(join(tmpdir(), "mnha-run-"));
     dirs.push(dir);
     const config = configIn(dir);
@@ -43,7 +43,7 @@ describe("runAgent and the instance lock", () => {
       return true;
     });
     const code = await runAgent({ configPath: config });
-    expect(code).toBe(1);
+    expect(code).toBe(3);
     expect(stderr.join("")).toMatch(/AGENT_ALREADY_RUNNING: another mnha agent is already running for .*data/);
     expect(stderr.join("")).toMatch(/hint: .*already running/);
     // Nothing but the lock file: no epoch, no Keepalived files, no store, no socket.
