@@ -19,6 +19,9 @@ export type ErrorCode =
   | "KEEPALIVED_CONFIG"
   | "KEEPALIVED_START"
   | "USAGE"
+  | "PEER_NOT_CONNECTED"
+  | "OPERATION_REFUSED"
+  | "OPERATION_FAILED"
   | "INTERNAL";
 
 export class MnhaError extends Error {

@@ -16,11 +16,12 @@ import { renderFailovers, renderMetrics } from "./render-history.js";
 import { renderStatus } from "./render-status.js";
 import { parseMoment } from "./time-range.js";
 import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.js";
+import { registerOpsCommands } from "./ops-commands.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
 const DAEMON_MODULE = "../daemon/agent.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "agent"];
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "agent", "maintenance", "stop-node", "start-node", "collect-log"];
 
 interface GlobalOptions {
   config: string;
@@ -212,6 +213,8 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       const runAgent = await loadRunAgent(io);
       state.exitCode = await runAgent({ configPath: globals().config });
     });
+
+  registerOpsCommands(program, { name, io, state, client, configPath: () => globals().config });
 
   for (const unavailable of NOT_AVAILABLE_COMMANDS) {
     program

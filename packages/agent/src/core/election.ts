@@ -217,6 +217,11 @@ export class ElectionCore {
     };
   }
 
+  /** Why the peer could not take the VIP now (null: it could), for operator commands. */
+  peerCannotTake(now: number): string | null {
+    return this.peerProblem(now);
+  }
+
   /** The HA fields of the heartbeat this node sends now. */
   heartbeatFields(now: number): Pick<Heartbeat, "epoch" | "holder" | "role" | "eligible" | "reasons" | "leaseRemainingMs" | "gatewayReachable"> {
     return {

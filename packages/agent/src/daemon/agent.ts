@@ -23,6 +23,8 @@ import { PeerLink } from "../peer/peer-link.js";
 import { AGENT_VERSION } from "../version.js";
 import { EpochStore } from "./epoch-store.js";
 import { EventLog } from "./event-log.js";
+import { NodeOps } from "../ops/node-ops.js";
+import { DataSync, sshTransport } from "../datasync/data-sync.js";
 
 export interface AgentOptions {
   loaded: LoadedConfig;
@@ -55,6 +57,8 @@ export class Agent {
   private readonly sync: SyncEngine;
   private readonly sampler: SystemSampler;
   private readonly metrics: MetricsServer | null;
+  private readonly ops: NodeOps;
+  private readonly dataSync: DataSync | null;
   private failoversTotal = 0;
   private lastKnownHolder: string | null = null;
   private readonly restoreAttemptsTotal = new Map<string, number>();
@@ -141,6 +145,34 @@ export class Agent {
     this.metrics = config.metrics.enabled
       ? new MetricsServer({ address: config.metrics.address, port: config.metrics.port, logger: this.logger.child({ component: "metrics" }), collect: () => this.metricsSnapshot() })
       : null;
+    this.ops = new NodeOps({
+      self: this.self,
+      peer: peer.name,
+      loaded: this.loaded,
+      logger: this.logger.child({ component: "ops" }),
+      wallNow: () => Date.now(),
+      record: (type, message, fields, level) => void this.events.record(type, message, fields, level),
+      feedCore: (input) => this.enqueue(input),
+      services: this.services,
+      election: () => ({ role: this.core.snapshot(this.clock.now()).role, peerProblem: this.core.peerCannotTake(this.clock.now()) }),
+      demote: (timeoutMs) => this.demote(timeoutMs),
+      send: (message) => this.link.send(message),
+      peerConnected: () => this.link.connected(),
+      statusJson: async () => JSON.stringify(await this.status(), null, 2),
+    });
+    this.dataSync =
+      config.dataSync.dirs.length > 0
+        ? new DataSync({
+            dirs: config.dataSync.dirs,
+            transport: sshTransport(config.dataSync, peer.address),
+            rsync: config.dataSync.rsync,
+            timeoutMs: config.dataSync.timeoutMs,
+            schedule: config.dataSync.schedule,
+            logger: this.logger.child({ component: "datasync" }),
+            record: (type, message, fields, level) => void this.events.record(type, message, fields, level),
+            wallNow: () => Date.now(),
+          })
+        : null;
     // Every HA event also goes to the durable, replicated store (off the decision path).
     this.events.onEvent((event, wallMs) => {
       this.store.appendEvent({
@@ -199,6 +231,8 @@ export class Agent {
     await this.store.start();
     await this.sync.start();
 
+    // Persisted operator modes (maintenance, node stopped) apply before anything is decided.
+    this.ops.start();
     // Keepalived first, with the gate closed: nothing can claim the VIP until we decide.
     await this.keepalived.start();
     await this.control.start();
@@ -206,6 +240,7 @@ export class Agent {
     await this.gateway.start();
     await this.link.start();
     await this.sampler.start();
+    await this.dataSync?.start();
     if (this.metrics) {
       try {
         await this.metrics.start();
@@ -248,6 +283,7 @@ export class Agent {
     await this.gateway.stop();
     await this.keepalived.stop();
     await this.sampler.stop();
+    await this.dataSync?.stop();
     await this.metrics?.stop().catch(() => undefined);
     await this.sync.stop();
     // Last: the store flushes what the stop itself recorded.
@@ -280,6 +316,9 @@ export class Agent {
     // The sync engine sees every link event; sync messages go to it alone.
     this.sync.handleLinkEvent(event);
     if (event.kind === "message" && SyncEngine.isSyncMessage(event.message)) return;
+    if (event.kind === "message" && NodeOps.isOpsMessage(event.message)) return this.ops.handleMessage(event.message);
+    if (event.kind === "up") this.ops.onPeerUp();
+    if (event.kind === "down") this.ops.onPeerDown();
     switch (event.kind) {
       case "up":
         this.events.record("peer.connected", `peer ${event.peer} connected from ${event.remote} (protocol v${event.version})`, { peer: event.peer, remote: event.remote, version: event.version });
@@ -328,6 +367,7 @@ export class Agent {
           const effects = this.core.step(now, input);
           await this.apply(effects);
           this.countHolderChange(now);
+          this.dataSync?.observeRole(this.core.snapshot(now).role);
           if (input.kind === "tick") {
             // Renew only after the tick's effects: a node that woke from a pause has closed
             // its gate by now, so the renewed lease cannot bring an old holder back.
@@ -373,6 +413,7 @@ export class Agent {
       keepalivedState: this.keepalived.state(),
       store: { ok: store.ok, sizeBytes: store.sizeBytes, pending: store.pending },
       syncLagRecords: sync.lagEvents === null ? null : sync.lagEvents + (sync.lagSamples ?? 0),
+      dataSyncAgeSeconds: this.dataSync?.ageSeconds() ?? null,
     };
   }
 
@@ -479,6 +520,10 @@ export class Agent {
       failovers: async (options) => this.queryFailovers(options),
       metrics: async (options) => this.queryMetrics(options),
       version: () => ({ version: AGENT_VERSION, protocol: CURRENT_PROTOCOL_VERSION, node: this.self }),
+      maintenance: async (request) => this.ops.maintenance(request),
+      stopNode: async (request) => this.ops.stopNode(request),
+      startNode: async (request) => this.ops.startNode(request),
+      collect: async (request) => this.ops.collect(request),
     };
   }
 
@@ -560,6 +605,8 @@ export class Agent {
       vipOwner,
       self: { ...selfStatus, uptimeMs: Math.round(now - this.startedAt), keepalivedPid: this.keepalived.pid(), keepalivedRestarts: this.keepalived.restarts(), leaseRemainingMs: snap.leaseRemainingMs },
       peer,
+      ops: this.ops.status(),
+      ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}),
       store: (() => {
         const health = this.store.health();
         const sync = this.sync.status();
