@@ -107,7 +107,6 @@ describe("maintenance mode", () => {
           await serviceHealthyAgain(holder, "mn");
         },
       });
-      expectNeverTwoMacs(run);
       // One move, and only after maintenance was turned off.
       expect(run.analysis.http.moves.map((m) => `${m.from}->${m.to}`)).toEqual([`${holder}->${standby}`]);
       expect(run.analysis.arp.moves.map((m) => `${m.from}->${m.to}`)).toEqual([`${holder}->${standby}`]);
@@ -119,6 +118,7 @@ describe("maintenance mode", () => {
       expect(offEvent).toBeDefined();
       expect(Date.parse(restores[0]!.time) - Date.parse(offEvent!.time), "the first restore waits its normal backoff").toBeGreaterThanOrEqual(RESTORE_BACKOFF_MS - 500);
       expect((await lab.agentStatus(holder)).ops?.self.maintenance).toBeNull();
+      expectNeverTwoMacs(run);
     } finally {
       await cli(holder, ["maintenance", "off"]);
     }
@@ -166,7 +166,6 @@ describe("stop-node and start-node", () => {
           await waitClientServedBy(ctx, standby);
         },
       });
-      expectNeverTwoMacs(run);
       expectServedWithin(run, PLANNED_GAP_BOUND_MS);
       expectMovedOnce(run, holder, standby);
       await sleep(3_000);
@@ -183,6 +182,7 @@ describe("stop-node and start-node", () => {
       expect(back.ops?.self.stopped).toBeNull();
       expect(back.self.eligible).toBe(true);
       expect(await lab.holders()).toEqual([standby]);
+      expectNeverTwoMacs(run);
     } finally {
       await cli(holder, ["start-node"], 120_000);
     }
