@@ -206,7 +206,7 @@ export const SyncAckSchema = z.strictObject({
 
 // ---- operator operations across the pair ----------------------------------------------
 
-const operatorName = z.string().max(64);
+const operatorName = z.string().max(128);
 const opsReason = z.string().max(500);
 
 /** This node's operator modes, sent on link up and on each change (shown in the peer's status). */

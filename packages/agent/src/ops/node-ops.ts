@@ -120,7 +120,14 @@ export class NodeOps {
   }
 
   private broadcast(): void {
-    this.host.send({ type: "ops-state", maintenance: this.state.maintenance, stopped: this.state.stopped });
+    // Bounded as the protocol requires, whatever the state file held.
+    const m = this.state.maintenance;
+    const st = this.state.stopped;
+    this.host.send({
+      type: "ops-state",
+      maintenance: m ? { since: Math.max(0, Math.round(m.since)), by: m.by.slice(0, 128), reason: m.reason.slice(0, 500) } : null,
+      stopped: st ? { since: Math.max(0, Math.round(st.since)), by: st.by.slice(0, 128), keepUi: st.keepUi } : null,
+    });
   }
 
   private async answerPeer(request: OpsRequest): Promise<void> {
@@ -134,7 +141,7 @@ export class NodeOps {
         reply(true, `${files.length} files`, files);
         return;
       }
-      const result = await this.serial(() => this.setMaintenance(request.action === "maintenance-on", `${request.by} via ${this.host.peer}`, request.reason));
+      const result = await this.serial(() => this.setMaintenance(request.action === "maintenance-on", `${request.by} via ${this.host.peer}`.slice(0, 128), request.reason));
       reply(true, describeMaintenance(result));
     } catch (error) {
       reply(false, error instanceof Error ? error.message : String(error));

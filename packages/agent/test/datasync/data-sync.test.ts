@@ -153,3 +153,29 @@ describe("rsync over SSH argv", () => {
     expect(() => sshTransport({ ...config.dataSync, sshKey: "/root/my key" }, "10.0.0.12")).toThrow(/whitespace/);
   });
 });
+
+describe("data sync lag in Prometheus", () => {
+  it("exports the age of the last successful sync while it is known, and nothing before", async () => {
+    const { MetricsServer } = await import("../../src/metrics/metrics.js");
+    const server = new MetricsServer({ address: "127.0.0.1", port: 0, logger: capturingLogger().logger, collect: () => snapshot(null), processMetrics: false });
+    const snapshot = (age: number | null) => ({
+      node: "mn1",
+      version: "0.1.0",
+      role: "holder" as const,
+      epoch: 3,
+      failoversTotal: 0,
+      vipHeld: true,
+      peerConnected: true,
+      peerRttMs: null,
+      gatewayReachable: true,
+      gatewayRttMs: null,
+      services: [],
+      keepalivedState: "master" as const,
+      store: null,
+      syncLagRecords: null,
+      dataSyncAgeSeconds: age,
+    });
+    expect(await server.render(snapshot(null))).not.toContain("mnha_datasync_last_success_age_seconds");
+    expect(await server.render(snapshot(42.5))).toMatch(/^mnha_datasync_last_success_age_seconds 42\.5$/m);
+  });
+});
