@@ -4,6 +4,10 @@
  * holder (the VIP moves first, the client sees at most the switchover gap), and stop-node's
  * refusal when no healthy peer could take the VIP.
  */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MnhaConfigInput } from "@mnha/shared";
 import type { HaEvent, StatusReport } from "../../packages/agent/src/contracts.js";
@@ -213,3 +217,34 @@ describe("stop-node and start-node", () => {
     await lab.waitForStable();
   });
 });
+
+describe("collect-log", () => {
+  it("writes one tarball with both nodes' parts, the peer's fetched over the peer link, and no secret in it", async () => {
+    const { holder, standby } = await lab.reset();
+    const out = `${nodePaths(holder).dataDir}/collect.tar.gz`;
+    const result = await cli(holder, ["collect-log", "--since", "1h", "--out", out], 120_000);
+    expect(result.code, result.out).toBe(0);
+    expect(result.out).toMatch(new RegExp(`^${out} \\(\\d`));
+    expect(result.out).not.toMatch(/missing:/);
+    const extracted = mkdtempSync(join(tmpdir(), "mnha-h9b-collect-"));
+    try {
+      execFileSync("tar", ["-xzf", out, "-C", extracted]);
+      const files = listFiles(extracted).map((f) => f.slice(extracted.length + 1).replace(/^[^/]+\//, ""));
+      for (const node of [holder, standby]) for (const name of ["config.json", "keepalived.conf", "status.json", "node.txt"]) expect(files).toContain(`${node}/${name}`);
+      expect(files).toContain("pair/events.json");
+      expect(files).toContain(`${holder}/inventory.json`);
+      const secret = readFileSync(nodePaths(holder).secret, "utf8").trim();
+      const everything = listFiles(extracted).map((f) => readFileSync(f, "utf8")).join("\n");
+      expect(everything.includes(secret), "the pair secret is in the archive").toBe(false);
+      expect(JSON.parse(readFileSync(join(extracted, readdirSync(extracted)[0]!, standby, "status.json"), "utf8")).self.node).toBe(standby);
+    } finally {
+      rmSync(extracted, { recursive: true, force: true });
+      rmSync(out, { force: true });
+    }
+  });
+});
+
+function listFiles(root: string): string[] {
+  return readdirSync(root, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(join(root, e.name)) : [join(root, e.name)]));
+}
+

@@ -106,18 +106,21 @@ function safeName(name: string): string {
   return name.replace(/[^A-Za-z0-9_.-]/g, "_").replace(/^[^A-Za-z0-9]/, "x").slice(0, 90);
 }
 
-/** Cuts the largest files first until the part fits; says so in each file it cut. */
+/** A file's size as it travels: JSON-encoded (escapes can double a quote-heavy file). */
+function wireBytes(text: string): number {
+  return Buffer.byteLength(JSON.stringify(text));
+}
+
+/** Cuts the largest files first until the part fits (as JSON on the wire); says so in each file it cut. */
 export function bound(files: CollectedFile[], maxBytes: number): CollectedFile[] {
   const out = files.map((f) => ({ ...f }));
-  let total = out.reduce((sum, f) => sum + Buffer.byteLength(f.text), 0);
-  while (total > maxBytes) {
-    const largest = out.reduce((a, b) => (Buffer.byteLength(a.text) >= Buffer.byteLength(b.text) ? a : b));
-    const size = Buffer.byteLength(largest.text);
-    const keep = Math.max(0, size - (total - maxBytes) - 100);
-    const kept = largest.text.slice(largest.text.length - Math.floor(keep / 2));
-    largest.text = `(cut to fit the bundle's bound of ${maxBytes} bytes)\n${kept}`;
-    total = out.reduce((sum, f) => sum + Buffer.byteLength(f.text), 0);
-    if (Buffer.byteLength(largest.text) >= size) break;
+  const total = (): number => out.reduce((sum, f) => sum + wireBytes(f.text) + f.name.length + 32, 0);
+  for (let round = 0; round < 64 && total() > maxBytes; round += 1) {
+    const largest = out.reduce((a, b) => (wireBytes(a.text) >= wireBytes(b.text) ? a : b));
+    const size = wireBytes(largest.text);
+    // Keep the tail (the newest lines), at most half of what would fit.
+    const keepChars = Math.max(0, Math.floor((size - (total() - maxBytes) - 200) / 2));
+    largest.text = `(cut to fit the bundle's bound of ${maxBytes} bytes)\n${largest.text.slice(Math.max(0, largest.text.length - keepChars))}`;
   }
   return out;
 }

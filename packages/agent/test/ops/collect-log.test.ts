@@ -147,3 +147,15 @@ describe("redactText", () => {
 function listFiles(root: string): string[] {
   return readdirSync(root, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(join(root, e.name)) : [join(root, e.name)]));
 }
+
+describe("a node's part is bounded", () => {
+  it("cuts the largest files (keeping their newest lines) until the JSON-encoded part fits", async () => {
+    const { bound } = await import("../../src/ops/diagnostics.js");
+    const quoteHeavy = `${'"x":"y",'.repeat(40_000)}THE-NEWEST-LINE`;
+    const files = bound([{ name: "status.json", text: quoteHeavy }, { name: "node.txt", text: "small" }], 64 * 1024);
+    expect(Buffer.byteLength(JSON.stringify(files))).toBeLessThanOrEqual(64 * 1024);
+    expect(files[0]!.text).toMatch(/^\(cut to fit/);
+    expect(files[0]!.text.endsWith("THE-NEWEST-LINE")).toBe(true);
+    expect(files[1]!.text).toBe("small");
+  });
+});
