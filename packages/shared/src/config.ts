@@ -215,6 +215,7 @@ export const ConfigSchema = z
         sshKey: absolutePath.default("/root/.ssh/id_ed25519"),
         knownHostsFile: absolutePath.optional(),
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a user name such as root").default("root"),
+        sshPort: port.default(22),
         rsync: absolutePath.default("/usr/bin/rsync"),
         timeoutMs: ms(1_000, 3_600_000).default(600_000),
       })

@@ -47,7 +47,7 @@ export function sshTransport(config: MnhaConfig["dataSync"], peerAddress: string
     // rsync splits -e on whitespace: a path with a space would become two arguments.
     if (path !== undefined && /\s/.test(path)) throw new MnhaError("CONFIG_INVALID", `dataSync.${field} ${JSON.stringify(path)} contains whitespace`, { hint: "use a path without spaces" });
   }
-  const ssh = ["ssh", "-i", config.sshKey, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", ...(config.knownHostsFile ? ["-o", `UserKnownHostsFile=${config.knownHostsFile}`] : [])];
+  const ssh = ["ssh", "-i", config.sshKey, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", ...(config.knownHostsFile ? ["-o", `UserKnownHostsFile=${config.knownHostsFile}`] : []), ...(config.sshPort !== 22 ? ["-o", `Port=${config.sshPort}`] : [])];
   return { args: ["-e", ssh.join(" ")], destination: (dir) => `${config.sshUser}@${peerAddress}:${withSlash(dir)}` };
 }
 
