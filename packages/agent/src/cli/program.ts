@@ -79,7 +79,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       writeErr: (text) => void io.stderr.write(text),
       outputError: (text, write) => write(text.replace(/^error: /, `${name}: `)),
     })
-    .addHelpText("after", `\nSingle-dash long flags work as in zsha2: -json, -yes, -config, -socket, -limit, -timeout, -type, -since, -until, -node, -service, -series.\n\n${EXIT_CODES_HELP}\n\nExamples:\n  ${name} status\n  ${name} status -json\n  ${name} demote -yes\n  ${name} events --since 2h --type election\n  ${name} failovers --since 1d\n  ${name} show-config --config /etc/mnha/mnha.yaml\n\nSee docs/cli.md for every command.`);
+    .addHelpText("after", `\nSingle-dash long flags work as in zsha2: -json, -yes, -config, -socket, -limit, -timeout, -type, -since, -until, -node, -service, -series, -keepui, -stopvip, -reason, -out.\n\n${EXIT_CODES_HELP}\n\nExamples:\n  ${name} status\n  ${name} status -json\n  ${name} demote -yes\n  ${name} events --since 2h --type election\n  ${name} failovers --since 1d\n  ${name} maintenance on -reason "kernel update"\n  ${name} stop-node -keepui\n  ${name} collect-log -since 2d\n  ${name} show-config --config /etc/mnha/mnha.yaml\n\nSee docs/cli.md for every command.`);
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   const client = (timeoutMs?: number): ControlClient => new ControlClient({ socketPath: resolveSocketPath(globals()), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
