@@ -65,6 +65,10 @@ export const ServiceSchema = z.strictObject({
   critical: z.boolean().default(true),
   check: CheckSchema,
   restore: RestoreSchema.optional(),
+  /** `mnha start-node` runs this to start the service (default: the restore command). */
+  start: commandArgv.optional(),
+  /** `mnha stop-node` runs this to stop the service; a service without it is left running. */
+  stop: commandArgv.optional(),
 });
 export type ServiceConfig = z.infer<typeof ServiceSchema>;
 
@@ -242,6 +246,39 @@ export const ConfigSchema = z
         /** The MariaDB client programs used by `mnha db seed`. */
         clientBinary: absolutePath.default("/usr/bin/mariadb"),
         dumpBinary: absolutePath.default("/usr/bin/mariadb-dump"),
+      })
+      .prefault({}),
+    /** Maintenance mode hooks, e.g. to disable the platform's VM HA on enter and enable it on exit. */
+    maintenance: z
+      .strictObject({
+        onEnter: commandArgv.optional(),
+        onExit: commandArgv.optional(),
+        hookTimeoutMs: ms(100, 600_000).default(30_000),
+      })
+      .prefault({}),
+    /** Monitoring data kept in step from the holder to the standby with rsync over SSH. */
+    dataSync: z
+      .strictObject({
+        /** Absolute directories, synced to the same path on the peer (e.g. Prometheus data). */
+        dirs: z.array(absolutePath).max(16).default([]),
+        schedule: cronExpression.default("*/5 * * * *"),
+        /** The SSH identity install-ha sets up between the MNs. */
+        sshKey: absolutePath.default("/root/.ssh/id_ed25519"),
+        knownHostsFile: absolutePath.optional(),
+        sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a user name such as root").default("root"),
+        sshPort: port.default(22),
+        rsync: absolutePath.default("/usr/bin/rsync"),
+        timeoutMs: ms(1_000, 3_600_000).default(600_000),
+      })
+      .prefault({}),
+    /** What `mnha collect-log` gathers besides the agent's own state. */
+    diagnostics: z
+      .strictObject({
+        /** Agent log files (when not in journald). */
+        logFiles: z.array(absolutePath).max(16).default([]),
+        /** Shows the MariaDB replication state (argv), e.g. [mariadb, -e, "SHOW REPLICA STATUS"]. */
+        replicationStatusCommand: commandArgv.optional(),
+        mariadbErrorLog: absolutePath.optional(),
       })
       .prefault({}),
     dataDir: absolutePath.default("/var/lib/mnha"),

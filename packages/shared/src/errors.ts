@@ -47,6 +47,9 @@ export type ErrorCode =
   /** The instance lock file cannot be opened or locked (a symlink, a missing flock). */
   | "AGENT_LOCK"
   | "USAGE"
+  | "PEER_NOT_CONNECTED"
+  | "OPERATION_REFUSED"
+  | "OPERATION_FAILED"
   | "INTERNAL";
 
 export class MnhaError extends Error {

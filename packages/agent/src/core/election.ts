@@ -62,7 +62,15 @@ export type ElectionInput =
   | { kind: "wake" }
   | { kind: "services"; healthy: boolean; reasons: string[] }
   | { kind: "gateway"; reachable: boolean }
+  /**
+   * Maintenance mode (Pacemaker's semantics): keep watching, act on nothing. The node keeps
+   * its gate and role: a holder keeps the VIP however it fares, a standby claims nothing and
+   * takes no handoff, no handoff starts. Safety rules still apply (own lease expired, a newer
+   * epoch elsewhere, cut off from both the peer and the gateway).
+   */
   | { kind: "maintenance"; on: boolean }
+  /** The operator stopped this node's services (mnha stop-node): not eligible; a holder gives the VIP up. */
+  | { kind: "node-stopped"; on: boolean }
   | { kind: "peer-up" }
   | { kind: "peer-down"; reason: string }
   | { kind: "peer-message"; message: LinkMessage }
@@ -108,7 +116,8 @@ export type ElectionEventType =
   | "vip-repair"
   | "vip-restored"
   | "vip-gave-up"
-  | "peer-vip-unanswered";
+  | "peer-vip-unanswered"
+  | "holding-in-maintenance";
 
 export interface PeerView {
   connected: boolean;
@@ -130,6 +139,8 @@ export interface ElectionSnapshot {
   peer: PeerView;
   /** How long the VIP has gone unanswered while a holder claims it (this node or the peer), or null. */
   vipUnansweredMs: number | null;
+  maintenance: boolean;
+  nodeStopped: boolean;
 }
 
 interface PendingHandoff {
@@ -164,6 +175,8 @@ export class ElectionCore {
   private serviceReasons: string[] = ["services not checked yet"];
   private gatewayReachable = false;
   private maintenance = false;
+  private nodeStopped = false;
+  private maintenanceAnnounced = false;
 
   private gateOpen = false;
   /** Instant the lease guard last heard from us plus leaseMs (our clock). */
@@ -208,7 +221,7 @@ export class ElectionCore {
   // ---- queries ----------------------------------------------------------------
 
   eligible(): boolean {
-    return this.servicesHealthy && this.gatewayReachable && !this.maintenance && !this.stopping && this.vipFaultUntil === null;
+    return this.servicesHealthy && this.gatewayReachable && !this.maintenance && !this.nodeStopped && !this.stopping && this.vipFaultUntil === null;
   }
 
   reasons(): string[] {
@@ -216,6 +229,7 @@ export class ElectionCore {
     if (!this.servicesHealthy) reasons.push(...this.serviceReasons);
     if (!this.gatewayReachable) reasons.push("gateway unreachable");
     if (this.maintenance) reasons.push("maintenance mode");
+    if (this.nodeStopped) reasons.push("node stopped by the operator (mnha stop-node)");
     if (this.stopping) reasons.push("agent stopping");
     if (this.vipFaultUntil !== null) reasons.push("the VIP could not be served here (watchdog)");
     return reasons;
@@ -237,7 +251,14 @@ export class ElectionCore {
       peerAlive: this.peerAlive(now),
       peer: { ...this.peer },
       vipUnansweredMs: this.vipMissingSince !== null ? Math.round(now - this.vipMissingSince) : this.peerVipMissingSince !== null && this.peerAlive(now) ? Math.round(now - this.peerVipMissingSince) : null,
+      maintenance: this.maintenance,
+      nodeStopped: this.nodeStopped,
     };
+  }
+
+  /** Why the peer could not take the VIP now (null: it could), for operator commands. */
+  peerCannotTake(now: number): string | null {
+    return this.peerProblem(now);
   }
 
   /** The HA fields of the heartbeat this node sends now. */
@@ -294,6 +315,10 @@ export class ElectionCore {
         break;
       case "maintenance":
         this.maintenance = input.on;
+        if (!input.on) this.maintenanceAnnounced = false;
+        break;
+      case "node-stopped":
+        this.nodeStopped = input.on;
         break;
       case "peer-up":
         this.peer.connected = true;
@@ -528,6 +553,7 @@ export class ElectionCore {
     };
     if (this.role === "handing-off") return refuse("a switchover is already in progress");
     if (this.role !== "holder") return refuse(`this node (${this.s.self}) does not hold the VIP (role ${this.role}${this.holder ? `; holder is ${this.holder}` : ""})`);
+    if (this.maintenance && !thenStop) return refuse(`this node (${this.s.self}) is in maintenance mode: the agent moves nothing; turn it off first (mnha maintenance off)`);
     const problem = this.peerProblem(now);
     if (problem) return refuse(`no healthy peer to take the VIP: ${problem}`);
     this.startHandoff(now, thenStop ? "agent stopping" : "operator demote", requestId, thenStop, out);
@@ -664,9 +690,34 @@ export class ElectionCore {
           this.degradedAnnounced = false;
           return;
         }
+        if (this.maintenance) {
+          // Act on nothing, except the safety rule: cut off from both the peer and the
+          // gateway, we may be the isolated one and must not keep the VIP beside a new holder.
+          if (!this.gatewayReachable && !this.peerAlive(now)) {
+            this.closeGate(out);
+            this.holder = null;
+            this.setRole("standby", "lost both the peer and the gateway (in maintenance mode)", out);
+            out.push({ kind: "event", type: "stepped-down", message: "gave up the VIP in maintenance mode: lost both the peer and the gateway", fields: { maintenance: true } });
+            return;
+          }
+          if (!this.maintenanceAnnounced) {
+            this.maintenanceAnnounced = true;
+            const health = this.reasons().filter((r) => r !== "maintenance mode");
+            out.push({ kind: "event", type: "holding-in-maintenance", message: `keeping the VIP in maintenance mode${health.length > 0 ? ` although ${health.join("; ")}` : ""}`, fields: { reasons: health } });
+          }
+          return;
+        }
         const peerReady = this.peerProblem(now) === null;
         if (peerReady) {
           this.startHandoff(now, `this node is not eligible: ${this.reasons().join("; ")}`, null, false, out);
+          return;
+        }
+        if (this.nodeStopped) {
+          // mnha stop-node -stopvip with no healthy peer: the operator chose to give the VIP up.
+          this.closeGate(out);
+          this.holder = null;
+          this.setRole("standby", "node stopped by the operator; no healthy peer to take the VIP", out);
+          out.push({ kind: "event", type: "stepped-down", message: "gave up the VIP: node stopped by the operator (mnha stop-node -stopvip) with no healthy peer", fields: { nodeStopped: true } });
           return;
         }
         if (!this.gatewayReachable && !this.peerAlive(now)) {

@@ -8,7 +8,7 @@
  * in reverse order, and start() throws. No half-started agent stays alive.
  */
 import { randomUUID } from "node:crypto";
-import { CURRENT_PROTOCOL_VERSION } from "@mnha/protocol";
+import { CURRENT_PROTOCOL_VERSION, type Role } from "@mnha/protocol";
 import { MnhaError, systemClock, type Clock, type LoadedConfig, type Logger } from "@mnha/shared";
 import type { ControlHandlers, DemoteResult, EventQuery, FailoverRecord, HaEvent, MetricsReport, PeerLinkEvent, StatusReport, Startable } from "../contracts.js";
 import { ElectionCore } from "../core/election.js";
@@ -17,6 +17,8 @@ import type { MetricsSnapshot } from "../metrics/metrics.js";
 import type { StoreAlert } from "../store/sqlite-store.js";
 import { AGENT_VERSION } from "../version.js";
 import type { AgentComponents } from "./components.js";
+import { DataSync, sshTransport } from "../datasync/data-sync.js";
+import { NodeOps } from "../ops/node-ops.js";
 import { EventLog } from "./event-log.js";
 import { buildMetricsSnapshot, buildStatusReport, toHaEvent } from "./status.js";
 
@@ -56,6 +58,10 @@ export class Agent {
   private vipPresent: boolean | null = null;
   private running = false;
   private lastServicesVerdict: string | null = null;
+  /** Operator modes (maintenance, stop-node/start-node) and collect-log's peer side. */
+  private readonly ops: NodeOps;
+  /** Monitoring data pushed to the standby (null: no directories configured). */
+  private readonly dataSync: DataSync | null;
 
   constructor(options: AgentOptions) {
     this.loaded = options.loaded;
@@ -98,6 +104,34 @@ export class Agent {
       this.startedAt,
     );
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
+    this.ops = new NodeOps({
+      self: this.self,
+      peer: peer.name,
+      loaded: this.loaded,
+      logger: this.logger.child({ component: "ops" }),
+      wallNow: () => Date.now(),
+      record: (type, message, fields, level) => void this.events.record(type, message, fields, level),
+      feedCore: (input) => this.host.input(input),
+      services: this.c.services,
+      election: () => ({ role: this.host.core.snapshot(this.clock.now()).role, peerProblem: this.host.core.peerCannotTake(this.clock.now()) }),
+      demote: (timeoutMs) => this.demote(timeoutMs),
+      send: (message) => this.c.link.send(message),
+      peerConnected: () => this.c.link.connected(),
+      statusJson: async () => JSON.stringify(await this.status(), null, 2),
+    });
+    this.dataSync =
+      config.dataSync.dirs.length > 0
+        ? new DataSync({
+            dirs: config.dataSync.dirs,
+            transport: sshTransport(config.dataSync, peer.address),
+            rsync: config.dataSync.rsync,
+            timeoutMs: config.dataSync.timeoutMs,
+            schedule: config.dataSync.schedule,
+            logger: this.logger.child({ component: "datasync" }),
+            record: (type, message, fields, level) => void this.events.record(type, message, fields, level),
+            wallNow: () => Date.now(),
+          })
+        : null;
     this.control = this.c.control(this.handlers());
     this.metrics = this.c.metrics ? this.c.metrics(() => this.metricsSnapshot()) : null;
     // Every HA event also goes to the durable, replicated store (off the decision path).
@@ -148,6 +182,8 @@ export class Agent {
         // The liveness watchdog's steps share one prefix: `mnha events --type watchdog` lists them.
         const name = type.startsWith("watchdog-") ? `watchdog.${type.slice("watchdog-".length)}` : WATCHDOG_EVENTS.has(type) ? `watchdog.${type}` : `election.${type}`;
         this.events.record(name, message, fields, warn ? "warn" : "info");
+        // Monitoring data follows the holder: a node that just became holder pushes at once.
+        if (type === "role-changed" && typeof fields["to"] === "string") this.dataSync?.observeRole(fields["to"] as Role);
       },
       requestDone: (result) => {
         const resolve = this.pending.get(result.requestId);
@@ -186,6 +222,8 @@ export class Agent {
       // The store never blocks HA: it opens in a worker and reports itself degraded on failure.
       await this.startPart("store", c.store);
       await this.startPart("sync", c.sync);
+      // Persisted operator modes (maintenance, node stopped) apply before anything is decided.
+      this.ops.start();
       // Keepalived first, with the gate closed: nothing can claim the VIP until we decide.
       await this.startPart("keepalived", c.keepalived);
       await this.startPart("control", this.control);
@@ -193,6 +231,7 @@ export class Agent {
       await this.startPart("gateway", c.gateway);
       await this.startPart("peer link", c.link);
       await this.startPart("sampler", c.sampler);
+      if (this.dataSync) await this.startPart("data sync", this.dataSync);
     } catch (error) {
       this.events.record("agent.start-failed", `start failed: ${error instanceof Error ? error.message : String(error)}; undoing what was started`, { started: this.started.map((s) => s.name) }, "error");
       await this.stopParts();
@@ -323,6 +362,9 @@ export class Agent {
     // The sync engine sees every link event; sync messages go to it alone.
     this.c.sync.handleLinkEvent(event);
     if (event.kind === "message" && this.c.sync.isSyncMessage(event.message)) return;
+    if (event.kind === "message" && NodeOps.isOpsMessage(event.message)) return this.ops.handleMessage(event.message);
+    if (event.kind === "up") this.ops.onPeerUp();
+    if (event.kind === "down") this.ops.onPeerDown();
     switch (event.kind) {
       case "up":
         this.events.record("peer.connected", `peer ${event.peer} connected from ${event.remote} (protocol v${event.version})`, { peer: event.peer, remote: event.remote, version: event.version });
@@ -393,6 +435,10 @@ export class Agent {
       failovers: async (options) => this.queryFailovers(options),
       metrics: async (options) => this.queryMetrics(options),
       version: () => ({ version: AGENT_VERSION, protocol: CURRENT_PROTOCOL_VERSION, node: this.self }),
+      maintenance: async (request) => this.ops.maintenance(request),
+      stopNode: async (request) => this.ops.stopNode(request),
+      startNode: async (request) => this.ops.startNode(request),
+      collect: async (request) => this.ops.collect(request),
     };
   }
 
@@ -430,7 +476,7 @@ export class Agent {
 
   async status(): Promise<StatusReport> {
     await this.observeVip();
-    return buildStatusReport({
+    const report = buildStatusReport({
       config: this.loaded.config,
       now: this.clock.now(),
       startedAt: this.startedAt,
@@ -438,10 +484,11 @@ export class Agent {
       vipPresent: this.vipPresent === true,
       components: this.c,
     });
+    return { ...report, ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}) };
   }
 
   private metricsSnapshot(): MetricsSnapshot {
-    return buildMetricsSnapshot({
+    const snapshot = buildMetricsSnapshot({
       node: this.self,
       snapshot: this.host.core.snapshot(this.clock.now()),
       failoversTotal: this.host.holderChanges,
@@ -449,5 +496,6 @@ export class Agent {
       restoreAttemptsTotal: this.restoreAttemptsTotal,
       components: this.c,
     });
+    return { ...snapshot, dataSyncAgeSeconds: this.dataSync?.ageSeconds() ?? null };
   }
 }

@@ -5,6 +5,7 @@
  */
 import type { DailySummary } from "../store/sqlite-store.js";
 import type { StoreAlert } from "../store/sqlite-store.js";
+import type { NodeOpsHost } from "../ops/node-ops.js";
 import type { ArpGuardApi, ControlHandlers, FailoverRecord, GatewayMonitorApi, KeepalivedDriverApi, NewEvent, NewSample, PeerLinkApi, PeerLinkEvent, SeriesSummary, ServiceMonitorApi, Startable, StoreHealth, SyncEvent, EventFilter } from "../contracts.js";
 import type { MetricsSnapshot } from "../metrics/metrics.js";
 import type { SyncStatus } from "../sync/sync-engine.js";
@@ -37,7 +38,8 @@ export interface EpochStoreApi {
 
 export interface AgentComponents {
   epochs: EpochStoreApi;
-  services: ServiceMonitorApi;
+  /** The checks, and the restore holds operator modes put on them (maintenance, stop-node). */
+  services: ServiceMonitorApi & NodeOpsHost["services"];
   gateway: GatewayMonitorApi;
   keepalived: KeepalivedDriverApi & Required<Pick<KeepalivedDriverApi, "repair">>;
   arpGuard: ArpGuardApi;

@@ -40,6 +40,8 @@ export interface MetricsSnapshot {
   syncLagRecords: number | null;
   /** Seconds the VIP has gone unanswered while a node claims the role (0: served); the watchdog's clock. */
   vipUnansweredSeconds?: number;
+  /** Seconds since the last successful monitoring data sync (null/absent: none, or not configured). */
+  dataSyncAgeSeconds?: number | null;
 }
 
 export interface MetricsServerOptions {
@@ -191,6 +193,7 @@ export class MetricsServer implements Startable {
     this.optional(m.storeSize, s.store?.sizeBytes ?? null);
     this.optional(m.storePending, s.store?.pending ?? null);
     this.optional(m.syncLag, s.syncLagRecords);
+    this.optional(m.dataSyncAge, s.dataSyncAgeSeconds ?? null);
   }
 
   /** A gauge that is exported only while its value is known. */
@@ -228,6 +231,7 @@ function createMetrics(registry: Registry) {
     storeOk: new Gauge({ name: "mnha_store_ok", help: "1 while the store writes succeed.", registers }),
     storePending: optionalGauge("mnha_store_pending", "Records accepted but not yet durably stored."),
     syncLag: optionalGauge("mnha_sync_lag_records", "Records this node holds that the peer lacks, as far as known."),
+    dataSyncAge: optionalGauge("mnha_datasync_last_success_age_seconds", "Seconds since the monitoring data was last synced to the standby (the holder's lag)."),
   };
 }
 

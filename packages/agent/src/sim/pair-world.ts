@@ -601,6 +601,15 @@ export class PairWorld {
     return id;
   }
 
+  /** An operator mode change on `name` (maintenance on/off, node stopped), fed to its core at once. */
+  operatorMode(name: SimNode, input: Extract<ElectionInput, { kind: "maintenance" | "node-stopped" }>): void {
+    const n = this.nodes[name];
+    if (!n.agentRunning || n.paused) return;
+    this.note(name, `operator: ${input.kind} ${input.on ? "on" : "off"}`);
+    this.stepCore(n, input);
+    this.settle();
+  }
+
   requestResult(name: SimNode, id: string): { ok: boolean; message: string } | null {
     return this.nodes[name].requests.get(id) ?? null;
   }

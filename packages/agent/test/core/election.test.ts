@@ -261,6 +261,105 @@ describe("election scenarios", () => {
   });
 });
 
+describe("maintenance mode and stopped nodes", () => {
+  it("maintenance on the holder, its critical service fails: no handoff, no move; off: the failed holder hands over once", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    const changesBefore = world.vipChanges.length;
+    world.operatorMode(holder, { kind: "maintenance", on: true });
+    world.run(300);
+    world.setServices(holder, false);
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe(holder);
+    expect(world.role(holder)).toBe("holder");
+    expect(world.vipChanges.length, world.trace()).toBe(changesBefore);
+    world.operatorMode(holder, { kind: "maintenance", on: false });
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe(standby);
+    const moves = world.vipChanges.slice(changesBefore).filter((c) => c.to !== null);
+    expect(moves.map((m) => m.to), world.trace()).toEqual([standby]);
+    expect(world.splitBrainAt).toEqual([]);
+  });
+
+  it("maintenance on the standby while the holder dies: the standby claims nothing; off: it claims", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    world.operatorMode(standby, { kind: "maintenance", on: true });
+    world.run(300);
+    world.crash(holder);
+    world.run(4_000);
+    expect(world.vipOwner(), world.trace()).toBeNull();
+    expect(world.role(standby)).toBe("standby");
+    world.operatorMode(standby, { kind: "maintenance", on: false });
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe(standby);
+  });
+
+  it("a standby in maintenance refuses a failing holder's handoff: the holder keeps the VIP (held degraded)", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    world.operatorMode(standby, { kind: "maintenance", on: true });
+    world.run(300);
+    world.setServices(holder, false);
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe(holder);
+    expect(world.splitBrainAt).toEqual([]);
+  });
+
+  it("operator demote is refused in maintenance, naming the way out", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    world.operatorMode(holder, { kind: "maintenance", on: true });
+    const id = world.demote(holder);
+    world.run(500);
+    expect(world.requestResult(holder, id)).toEqual({ ok: false, message: expect.stringMatching(/maintenance mode.*mnha maintenance off/) });
+    expect(world.vipOwner()).toBe(holder);
+  });
+
+  it("maintenance does not suspend the safety rule: a holder cut off from the peer and the gateway steps down", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    world.operatorMode(holder, { kind: "maintenance", on: true });
+    world.operatorMode(otherNode(holder), { kind: "maintenance", on: true });
+    world.setGateway(holder, false);
+    world.cutLink({ vrrp: true });
+    world.run(4_000);
+    expect(world.holdsVip(holder), world.trace()).toBe(false);
+  });
+
+  it("a stopped holder with no healthy peer gives the VIP up (stop-node -stopvip); a stopped standby never claims", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    world.setServices(standby, false);
+    world.run(500);
+    world.operatorMode(holder, { kind: "node-stopped", on: true });
+    world.run(2_000);
+    expect(world.vipOwner(), world.trace()).toBeNull();
+    world.setServices(standby, true);
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe(standby);
+    world.operatorMode(holder, { kind: "node-stopped", on: false });
+    world.crash(standby);
+    world.run(4_000);
+    expect(world.vipOwner(), world.trace()).toBe(holder);
+  });
+
+  it("a stopped node stays out: the holder dying leaves the VIP unowned rather than on the stopped node", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    world.operatorMode(standby, { kind: "node-stopped", on: true });
+    world.run(300);
+    world.crash(holder);
+    world.run(4_000);
+    expect(world.vipOwner(), world.trace()).toBeNull();
+  });
+});
+
 describe("election core messages", () => {
   // The defaults a real config gets (the simulator's test checks they equal parseConfig's).
   const settings = { ...SIM_SETTINGS.election, self: "mn2", peer: "mn1", initialEpoch: 7 };

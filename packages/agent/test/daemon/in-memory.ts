@@ -89,6 +89,15 @@ export class MemoryServices extends Part {
   allCriticalHealthy(): boolean {
     return this.healthy;
   }
+  /** Restore holds by key (maintenance, stop-node), as the real monitor keeps them. */
+  readonly holds = new Map<string, readonly string[] | null>();
+  holdRestores(key: string, services: readonly string[] | null): void {
+    this.holds.set(key, services);
+  }
+  releaseRestores(key: string): void {
+    this.holds.delete(key);
+  }
+  async checkNow(): Promise<void> {}
 }
 
 export class MemoryGateway extends Part {
