@@ -8,7 +8,7 @@ import { labNamespacesPresent, tearDownLab } from "./teardown.js";
 
 const USAGE = `usage: pnpm lab <verb> [args]
 
-  up [--fresh] [--no-agents] [--together | --stagger MS]
+  up [--fresh] [--no-agents] [--sshd] [--together | --stagger MS]
                           build the namespaces, write configs, start stand-ins and both agents,
                           wait until exactly one node holds the VIP
   status [--json]         each node: agent status, services, keepalived, faults; who answers ARP
@@ -60,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       fresh: { type: "boolean", default: false },
       "no-agents": { type: "boolean", default: false },
+      sshd: { type: "boolean", default: false },
       together: { type: "boolean", default: false },
       stagger: { type: "string" },
       json: { type: "boolean", default: false },
@@ -96,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger({ level: values.verbose ? "info" : "warn", pretty: true, destination: process.stderr });
   const stagger = values.stagger === undefined ? undefined : Number.parseInt(values.stagger, 10);
   if (stagger !== undefined && !(Number.isInteger(stagger) && stagger >= 0)) throw new UsageError(`--stagger takes milliseconds, got ${values.stagger}`);
-  const lab = new Lab({ logger, agentStart: values.together ? "together" : (stagger ?? "sequential") });
+  const lab = new Lab({ logger, agentStart: values.together ? "together" : (stagger ?? "sequential"), sshd: values.sshd });
 
   switch (verb) {
     case "up": {

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { parseConfig, type MnhaConfigInput } from "@mnha/shared";
 import { stringify } from "yaml";
+import { MARIADB_PORT, mariadbdArgv, mariaDbPaths } from "./mariadb.js";
 import {
   GATEWAY_ADDRESS,
   HOST_INTERFACE,
@@ -33,6 +34,10 @@ export interface ConfigOverrides {
 /** The argv that (re)starts one stand-in, detached, inside the node's namespace. */
 export function standinLaunchArgv(node: MnNode, service: StandinSpec): string[] {
   const paths = nodePaths(node);
+  if (service.kind === "mariadb") {
+    const db = mariaDbPaths(node);
+    return [process.execPath, LAUNCH_SCRIPT, "--ns", HOSTS[node].namespace, "--log", db.launchLog, "--pid-file", db.pidFile, "--replace", "mariadbd", "--", ...mariadbdArgv(node)];
+  }
   return [
     process.execPath, LAUNCH_SCRIPT,
     "--ns", HOSTS[node].namespace,
@@ -60,7 +65,12 @@ export function buildNodeConfig(node: MnNode, overrides: ConfigOverrides = {}): 
   const services = STANDIN_SERVICES.map((service) => ({
     name: service.name,
     critical: true,
-    check: service.kind === "http" ? { kind: "http" as const, url: `http://127.0.0.1:${service.port}/`, ...check } : { kind: "tcp" as const, host: "127.0.0.1", port: service.port, ...check },
+    check:
+      service.kind === "http"
+        ? { kind: "http" as const, url: `http://127.0.0.1:${service.port}/`, ...check }
+        : service.kind === "mariadb"
+          ? { kind: "mariadb" as const, socket: mariaDbPaths(node).socket, user: "root", passwordFile: mariaDbPaths(node).rootPasswordFile, ...check }
+          : { kind: "tcp" as const, host: "127.0.0.1", port: service.port, ...check },
     ...(overrides.restore === false
       ? {}
       : { restore: { command: standinLaunchArgv(node, service), timeoutMs: 5_000, maxAttempts: 20, backoffInitialMs: 500, backoffMaxMs: 2_000 } }),
@@ -75,6 +85,15 @@ export function buildNodeConfig(node: MnNode, overrides: ConfigOverrides = {}): 
     services,
     arpGuard: { command: arpingPath() },
     keepalived: { binary: "/usr/sbin/keepalived", mode: "child" },
+    // The agent does not manage the database yet (enabled: false); `mnha db` commands use these.
+    db: {
+      enabled: false,
+      socket: mariaDbPaths(node).socket,
+      rootPasswordFile: mariaDbPaths(node).rootPasswordFile,
+      peerPort: MARIADB_PORT,
+      replication: { passwordFile: mariaDbPaths(node).replicationPasswordFile },
+      semiSync: { enabled: true, timeoutMs: 1_000 },
+    },
     dataDir: paths.dataDir,
     controlSocket: paths.controlSocket,
     log: { level: overrides.logLevel ?? "info" },

@@ -68,13 +68,14 @@ export type ServiceName = "mn" | "ui" | "db";
 export interface StandinSpec {
   name: ServiceName;
   port: number;
-  kind: "http" | "tcp";
+  /** mariadb: a real mariadbd (test/lab/mariadb.ts), not a stand-in. */
+  kind: "http" | "tcp" | "mariadb";
 }
-/** The MN service, the UI and the database, as on a ZStack management node. */
+/** The MN service, the UI (stand-ins) and the database (real MariaDB), as on a ZStack management node. */
 export const STANDIN_SERVICES: readonly StandinSpec[] = [
   { name: "mn", port: 8080, kind: "http" },
   { name: "ui", port: 5000, kind: "http" },
-  { name: "db", port: 3306, kind: "tcp" },
+  { name: "db", port: 3306, kind: "mariadb" },
 ];
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");

@@ -1,6 +1,6 @@
 /**
  * The lab: two MNs, a gateway and a client as network namespaces on one bridge, with
- * stand-in MN/UI/DB services and a real mnha agent (which runs real Keepalived) on each MN.
+ * stand-in MN/UI services, a real MariaDB (mariadb.ts) and a real mnha agent (which runs real Keepalived) on each MN.
  * Every verb of `pnpm lab` and every step of the e2e tests is a method here. State lives in
  * the namespaces and in LAB_STATE_DIR, so separate CLI runs can drive the same lab.
  */
@@ -30,6 +30,8 @@ import { clearNodeFaults, cutGateway, cutPeerLink, dropPeerTrafficFrom, healGate
 import { launchDetached } from "./launch.mjs";
 import { isAlive, listeningTcpPorts, namespacePids, parentPid, processState, readCmdline, readComm, readPidFile, signal, waitGone, waitReaped } from "./procfs.js";
 import { ClientSampler } from "./sampler.js";
+import { MARIADB_INSTALL_DB, MARIADBD, initMariaDb, killMariaDb, mariaDbPids, startMariaDb } from "./mariadb.js";
+import { setUpSshd } from "./sshd.js";
 import { labNamespacesPresent, tearDownLab, type TeardownReport } from "./teardown.js";
 import { createTopology, hostLinkUp, resetHostInterface, setHostLink, vipHolders } from "./topology.js";
 
@@ -46,6 +48,8 @@ export interface LabOptions {
   agentStart?: AgentStartOrder;
   /** Bound for "exactly one holder, both agents agree" after up/reset (ms). */
   stableTimeoutMs?: number;
+  /** Real sshd and an own filesystem view on each MN, and the lab's execUser (test/lab/sshd.ts). */
+  sshd?: boolean;
 }
 
 export interface UpOptions {
@@ -107,12 +111,14 @@ export class Lab {
   private readonly agentStart: AgentStartOrder;
   private readonly stableTimeoutMs: number;
   private readonly arping = arpingPath();
+  private readonly sshd: boolean;
 
   constructor(options: LabOptions = {}) {
     this.logger = options.logger ?? silentLogger();
     this.configOverrides = options.config ?? {};
     this.agentStart = options.agentStart ?? "sequential";
     this.stableTimeoutMs = options.stableTimeoutMs ?? 30_000;
+    this.sshd = options.sshd === true;
   }
 
   // ---------------------------------------------------------------- up / down
@@ -130,9 +136,10 @@ export class Lab {
     mkdirSync(CLIENT_STATE_DIR, { recursive: true, mode: 0o700 });
     const secret = newSecret();
     for (const node of MN_NODES) writeNodeConfig(node, secret, this.configOverrides);
-    await createTopology();
+    await Promise.all([createTopology(), ...MN_NODES.map((node) => initMariaDb(node))]);
     this.logger.info({ stateDir: LAB_STATE_DIR }, "lab topology up");
-    for (const node of MN_NODES) await this.startServices(node);
+    if (this.sshd) await setUpSshd();
+    await Promise.all(MN_NODES.map((node) => this.startServices(node)));
     if (!withAgents) return { holder: null, tookMs: monoNow() - started };
 
     const [first, second] = MN_NODES;
@@ -186,6 +193,7 @@ export class Lab {
     ];
     for (const [tool, args, pkg] of tools) if ((await run(tool, args, { allowFailure: true })).code !== 0) missing.push(pkg);
     if (withAgents && !existsSync("/usr/sbin/keepalived")) missing.push("keepalived");
+    if (!existsSync(MARIADBD) || !existsSync(MARIADB_INSTALL_DB)) missing.push("mariadb-server");
     if (missing.length > 0) throw new MnhaError("USAGE", `the lab needs ${missing.join(", ")}`, { hint: `install: apt-get install -y ${missing.join(" ")}` });
     if (withAgents && !existsSync(AGENT_MAIN)) throw new MnhaError("USAGE", `the agent is not built (${AGENT_MAIN} is missing)`, { hint: "run `pnpm build` first" });
   }
@@ -262,6 +270,7 @@ export class Lab {
   }
 
   async servicePids(node: MnNode, service: ServiceName): Promise<number[]> {
+    if (this.serviceSpec(service).kind === "mariadb") return mariaDbPids(node);
     return (await namespacePids(HOSTS[node].namespace)).filter((pid) => {
       const argv = readCmdline(pid);
       const at = argv.indexOf("--service");
@@ -272,6 +281,11 @@ export class Lab {
   /** Starts (or restarts) one stand-in and waits until it listens. */
   async startService(node: MnNode, service: ServiceName): Promise<number> {
     const spec = this.serviceSpec(service);
+    if (spec.kind === "mariadb") {
+      const pid = await startMariaDb(node);
+      this.logger.info({ node, service, processId: pid }, "MariaDB started");
+      return pid;
+    }
     const paths = nodePaths(node);
     for (const pid of await this.servicePids(node, service)) signal(pid, "SIGKILL");
     const pid = await launchDetached({
@@ -293,13 +307,14 @@ export class Lab {
   }
 
   async startServices(node: MnNode): Promise<void> {
-    for (const spec of STANDIN_SERVICES) await this.startService(node, spec.name);
+    // The database first: the MN service depends on it (and it takes the longest).
+    for (const spec of [...STANDIN_SERVICES].sort((a, b) => Number(b.kind === "mariadb") - Number(a.kind === "mariadb"))) await this.startService(node, spec.name);
   }
 
   /** SIGKILLs the stand-in; returns the pids killed (empty: it was not running). */
   async killService(node: MnNode, service: ServiceName): Promise<number[]> {
-    this.serviceSpec(service);
-    const pids = await this.servicePids(node, service);
+    const spec = this.serviceSpec(service);
+    const pids = spec.kind === "mariadb" ? await killMariaDb(node) : await this.servicePids(node, service);
     for (const pid of pids) signal(pid, "SIGKILL");
     await waitGone(pids, 2_000);
     this.logger.info({ node, service, processIds: pids }, "stand-in killed");

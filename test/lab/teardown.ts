@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { rmSync } from "node:fs";
 import { LAB_PREFIX, LAB_STATE_DIR } from "./constants.js";
 import { namespacePids, signal, waitGone } from "./procfs.js";
+import { removeLabUser } from "./sshd.js";
 
 export interface TeardownReport {
   namespacesRemoved: string[];
@@ -51,6 +52,8 @@ export async function tearDownLab(): Promise<TeardownReport> {
     if (removed.ok) report.namespacesRemoved.push(namespace);
     else report.problems.push(`ip netns delete ${namespace}: ${removed.stderr.trim()}`);
   }
+  const userProblem = await removeLabUser();
+  if (userProblem !== null) report.problems.push(userProblem);
   try {
     rmSync(LAB_STATE_DIR, { recursive: true, force: true, maxRetries: 3 });
   } catch (error) {

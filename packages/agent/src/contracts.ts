@@ -30,7 +30,7 @@ export interface ServiceStatus {
   lastLatencyMs: number | null;
   restoreAttempts: number;
   /** "idle", "scheduled", "running", "gave-up" */
-  restoreState: "idle" | "scheduled" | "running" | "gave-up";
+  restoreState: "idle" | "scheduled" | "running" | "gave-up" | "held";
 }
 
 export type HealthEvent =
@@ -65,6 +65,14 @@ export interface KeepalivedDriverApi extends Startable {
   vipPresent(): Promise<boolean>;
   pid(): number | null;
   restarts(): number;
+  /**
+   * Checks and restores what the driver owns (lease guard and its pid file, gate and lease
+   * track files, keepalived.conf, keepalived running). Never throws; returns the actions taken
+   * (empty when all was right), for the audit event.
+   */
+  repair(reason: string): Promise<{ actions: string[] }>;
+  /** Repairs the driver made on its own (its self-check), for the audit trail. */
+  onRepair?(listener: (repair: { reason: string; actions: string[] }) => void): void;
 }
 
 export interface ArpProbeResult {
@@ -76,6 +84,10 @@ export interface ArpProbeResult {
 
 export interface ArpGuardApi {
   probe(): Promise<ArpProbeResult>;
+  /** Gratuitous ARP for the VIP from this node (which holds it). Never throws; false if it failed. */
+  announce(): Promise<boolean>;
+  /** This node's MAC on the VIP interface (lower case), for the holder's duplicate check. */
+  ownMac(): Promise<string>;
 }
 
 export type PeerLinkEvent =
@@ -129,6 +141,15 @@ export interface StatusReport {
   vipOwner: string | null;
   self: NodeStatus & { uptimeMs: number; keepalivedPid: number | null; keepalivedRestarts: number; leaseRemainingMs: number };
   peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null };
+  /**
+   * How long the VIP has gone unanswered while a node claims the role (this node without its
+   * VIP, or the peer reporting none): the liveness watchdog's clock. Null or absent: served.
+   */
+  vipUnansweredMs?: number | null;
+  /** Operator modes of both nodes (maintenance, stopped); the peer's as it last told us. Shown first. */
+  ops?: { self: OpsStatus; peer: OpsStatus | null };
+  /** Monitoring data sync from the holder to the standby (absent when no dirs are configured). */
+  dataSync?: DataSyncStatus;
   /** This node's audit store and its replication to the peer (absent in older agents). */
   store?: { ok: boolean; reason: string | null; sizeBytes: number; pending: number; dropped: number; syncLag: number | null; lastSyncAckMsAgo: number | null };
 }
@@ -158,8 +179,88 @@ export interface MetricsReport {
   store: StoreHealth | null;
 }
 
+// ---- operator operations (maintenance, stop-node / start-node, collect-log) ------------------
+
+export interface MaintenanceInfo {
+  /** Wall-clock ms when it was turned on. */
+  since: number;
+  by: string;
+  reason: string;
+}
+
+export interface StoppedInfo {
+  since: number;
+  by: string;
+  keepUi: boolean;
+}
+
+export interface OpsStatus {
+  maintenance: MaintenanceInfo | null;
+  stopped: StoppedInfo | null;
+}
+
+/** One external command the agent ran for an operator action (hook, stop, start). */
+export interface CommandOutcome {
+  name: string;
+  command: string[];
+  ok: boolean;
+  detail: string;
+}
+
+export interface MaintenanceResult {
+  node: string;
+  on: boolean;
+  /** False when the node already was in the asked mode. */
+  changed: boolean;
+  message: string;
+  hook: CommandOutcome | null;
+  /** Said on entering: what the operator must do by hand (the platform's VM HA). */
+  reminder: string | null;
+  /** For --node peer|both: the peer's answer. */
+  peer?: { node: string; ok: boolean; message: string };
+}
+
+export interface StopNodeResult {
+  ok: boolean;
+  message: string;
+  handedTo: string | null;
+  /** The VIP was given up with no peer to take it (-stopvip). */
+  vipReleased: boolean;
+  commands: CommandOutcome[];
+}
+
+export interface StartNodeResult {
+  ok: boolean;
+  message: string;
+  commands: CommandOutcome[];
+}
+
+export interface CollectedFile {
+  name: string;
+  text: string;
+}
+
+export interface CollectResult {
+  self: { node: string; files: CollectedFile[] };
+  peer: { node: string; files: CollectedFile[] } | { node: string; missing: string };
+}
+
+export interface DataSyncStatus {
+  dirs: string[];
+  /** Wall-clock ms of the last successful sync (null: none yet). */
+  lastSuccessAtMs: number | null;
+  lastError: string | null;
+  running: boolean;
+  /** What this node does: push (holder), nothing (standby). */
+  direction: "push" | "idle";
+}
+
 /** What the control API asks of the daemon. */
 export interface ControlHandlers {
+  maintenance?(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string }): Promise<MaintenanceResult>;
+  stopNode?(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult>;
+  startNode?(request: { by: string }): Promise<StartNodeResult>;
+  collect?(request: { sinceMs?: number; by: string }): Promise<CollectResult>;
   status(): Promise<StatusReport>;
   demote(options: { timeoutMs?: number }): Promise<DemoteResult>;
   events(options: EventQuery): Promise<HaEvent[]>;
@@ -182,6 +283,41 @@ export interface NewEvent {
   fields?: Record<string, unknown>;
   wallMs: number;
   monoMs: number;
+  /**
+   * Kept on this node only, never replicated (e.g. summaries of refused strangers: no peer
+   * can make the other node store them). Types under LOCAL_ONLY_EVENT_TYPES are local-only
+   * whatever this says.
+   */
+  localOnly?: boolean;
+}
+
+/** Who sent records to `ingest`: the authenticated peer's node name. */
+export interface IngestSource {
+  peer: string;
+}
+
+/** Why a record from the peer was not stored. */
+export type IngestRefusal = "own-origin" | "origin-not-of-node" | "not-a-pair-node" | "own-node-after-store-created" | "local-only";
+
+/** One record ingest did not store as sent. */
+export interface IngestIssue {
+  kind: "event" | "sample";
+  origin: string;
+  seq: number;
+  /** A refusal reason, or "conflict": a different copy of (origin, seq) is already held and kept. */
+  reason: IngestRefusal | "conflict";
+  detail: string;
+}
+
+export interface IngestReport {
+  /** Records stored now. */
+  stored: number;
+  /** Records already held, identical. */
+  duplicates: number;
+  refusedCount: number;
+  conflictCount: number;
+  /** The first few refusals and conflicts (at most 20), for the event that reports them. */
+  issues: IngestIssue[];
 }
 
 export interface NewSample {
@@ -245,8 +381,13 @@ export interface StoreApi extends Startable {
   /** Highest own event seq durably stored. */
   storedUpTo(): number;
   onStored(listener: (upToSeq: number) => void): void;
-  /** Records from the peer (any origin); idempotent; resolves once durable. */
-  ingest(events: SyncEvent[], samples: SyncSample[]): Promise<void>;
+  /**
+   * Records from the peer (any origin it may relay); idempotent; resolves once durable. Never
+   * stores records under this node's own origin, records whose origin belongs to another node
+   * than the record names (or, with `from`, to neither pair node), nor a second, different copy
+   * of a record: those are reported.
+   */
+  ingest(events: SyncEvent[], samples: SyncSample[], from?: IngestSource): Promise<IngestReport>;
   watermarks(): Promise<Watermarks>;
   /** Records after the given watermarks, every origin, oldest first, bounded in count and bytes. */
   readAfter(have: Watermarks, limits: { maxEvents: number; maxSamples: number; maxBytes: number }): Promise<{ events: SyncEvent[]; samples: SyncSample[] }>;

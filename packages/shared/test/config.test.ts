@@ -1,10 +1,20 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the table below mutates raw, untyped YAML input on purpose */
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { ConfigError, loadConfig, MnhaError, parseConfig, redactedConfig } from "../src/index.js";
+import { checkInlineSecretFile, ConfigError, loadConfig, MnhaError, parseConfig, redactedConfig } from "../src/index.js";
+
+function captureMnhaError(run: () => unknown): MnhaError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof MnhaError) return error;
+    throw error;
+  }
+  throw new Error("expected an MnhaError");
+}
 
 const exampleFile = new URL("../../../docs/mnha.example.yaml", import.meta.url);
 
@@ -37,6 +47,8 @@ describe("config", () => {
     expect(config.timings).toEqual(defaults.timings);
     expect(config.keepalived).toEqual(defaults.keepalived);
     expect(config.arpGuard).toEqual(defaults.arpGuard);
+    expect(config.db).toEqual(defaults.db);
+    expect(defaults.db.enabled).toBe(false);
     expect(config.services.map((s) => [s.name, s.check.kind, s.restore?.command])).toEqual(defaults.services.map((s) => [s.name, s.check.kind, s.restore?.command]));
   });
 
@@ -60,6 +72,8 @@ describe("config", () => {
     ["vip.interfce", (c: Record<string, any>) => (c.vip.interfce = "eth1"), "unknown field"],
     ["keepalived.advertIntMs", (c: Record<string, any>) => (c.keepalived = { advertIntMs: 105 }), "multiple of 10"],
     ["timings.heartbeatMisses", (c: Record<string, any>) => (c.timings = { heartbeatMisses: 5 }), "master-down timer"],
+    ["timings.vipGiveUpAfterMs", (c: Record<string, any>) => (c.timings = { vipRepairAfterMs: 5_000, vipGiveUpAfterMs: 4_000 }), "the repair goes first"],
+    ["timings.peerVipUnansweredMs", (c: Record<string, any>) => (c.timings = { peerVipUnansweredMs: 8_000 }), "gives the role up before its peer takes it"],
   ])("names the field %s and what it expects", (path, mutate, expectation) => {
     const raw = minimal();
     mutate(raw as Record<string, any>);
@@ -67,6 +81,17 @@ describe("config", () => {
     const problem = problems.find((p) => p.path === path || p.path.startsWith(path));
     expect(problem, JSON.stringify(problems)).toBeDefined();
     expect(problem!.expected).toContain(expectation);
+  });
+
+  it("a node configured as its own peer gets its own error code (PEER_IS_SELF)", () => {
+    const raw = minimal() as Record<string, any>;
+    raw.peers[0].address = raw.node.address;
+    expect(() => parseConfig(raw)).toThrow(expect.objectContaining({ code: "PEER_IS_SELF" }));
+    raw.peers[0].name = raw.node.name;
+    expect(() => parseConfig(raw)).toThrow(expect.objectContaining({ code: "PEER_IS_SELF" }));
+    // With another problem besides, it is an invalid config like any other.
+    raw.vip.address = "10.0.0.300";
+    expect(() => parseConfig(raw)).toThrow(expect.objectContaining({ code: "CONFIG_INVALID" }));
   });
 
   it("never echoes a secret value in an error", () => {
@@ -101,6 +126,39 @@ describe("config", () => {
     expect(() => loadConfig(file)).toThrow(MnhaError);
     expect(() => loadConfig(file)).toThrow(/not valid YAML/);
     expect(() => loadConfig(join(dir, "missing.yaml"))).toThrow(/does not exist/);
+  });
+
+  it("refuses an inline secret in a config file open to other users or not owned by root, naming the file, its mode and the fix", () => {
+    const dir = mkdtempSync(join(tmpdir(), "mnha-inline-"));
+    const file = join(dir, "mnha.yaml");
+    writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secret: a-long-enough-shared-secret}\n`);
+    chmodSync(file, 0o644);
+    const open = captureMnhaError(() => loadConfig(file));
+    expect(open.code).toBe("SECRET_INSECURE");
+    expect(open.message).toContain(file);
+    expect(open.message).toContain("mode 644");
+    expect(open.hint).toContain(`chmod 600 ${file}`);
+    expect(open.hint).toContain(`chown root:root ${file}`);
+    expect(open.message).not.toContain("a-long-enough-shared-secret");
+    chmodSync(file, 0o640);
+    expect(() => loadConfig(file)).toThrow(/open to other users \(mode 640\)/);
+    chmodSync(file, 0o600);
+    expect(loadConfig(file).secret).toBe("a-long-enough-shared-secret");
+    // Owned by another user (when the test can hand the file over), or checked directly.
+    const running = process.getuid?.() ?? 0;
+    if (running === 0) {
+      chownSync(file, 4321, 4321);
+      expect(() => loadConfig(file)).toThrow(/owned by uid 4321, not root/);
+      chownSync(file, 0, 0);
+    }
+    expect(() => checkInlineSecretFile(file, { uid: 4321, mode: 0o100600 }, 0)).toThrow(/owned by uid 4321/);
+    expect(() => checkInlineSecretFile(file, { uid: 1000, mode: 0o100600 }, 1000)).not.toThrow();
+    // A secret file is not affected by the config file's mode.
+    const secretFile = join(dir, "secret");
+    writeFileSync(secretFile, "another-long-enough-secret\n", { mode: 0o600 });
+    writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secretFile: ${secretFile}}\n`);
+    chmodSync(file, 0o644);
+    expect(loadConfig(file).secret).toBe("another-long-enough-secret");
   });
 
   it("show-config view: zsha2 field names, secret redacted", () => {

@@ -5,6 +5,7 @@ import net from "node:net";
 import type { CheckConfig } from "@mnha/shared";
 import type { CheckResult } from "../contracts.js";
 import { describeCommandResult, firstOutputLine, runCommand } from "./command.js";
+import { probeMariaDb } from "./mariadb-check.js";
 
 /**
  * One run of one health check. Every runner releases its socket, child or file handle when
@@ -63,6 +64,8 @@ function probe(check: CheckConfig, signal: AbortSignal): Promise<Outcome> {
       return probeSystemd(check.unit, check.timeoutMs, signal);
     case "process":
       return probeProcess(check, signal);
+    case "mariadb":
+      return probeMariaDb(check);
   }
 }
 

@@ -10,17 +10,22 @@ import { ControlClient } from "../control/control-client.js";
 import { MAX_DEMOTE_TIMEOUT_MS, MAX_EVENTS_LIMIT, definedOnly } from "../control/control-api.js";
 import { printJson, reportError, type CliIo } from "./cli-io.js";
 import { askYesNo } from "./confirm.js";
+import { registerDbCommands } from "./db.js";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.js";
 import { newestFirst, renderEvents } from "./render-events.js";
 import { renderFailovers, renderMetrics } from "./render-history.js";
 import { renderStatus } from "./render-status.js";
+import { terminalSafe } from "./render-table.js";
 import { parseMoment } from "./time-range.js";
 import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.js";
+import { platformFiles, readPlatform, readSuiteInfo } from "../provision/suite-info.js";
+import { registerInstallCommands } from "./install.js";
+import { registerOpsCommands } from "./ops-commands.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
-const DAEMON_MODULE = "../daemon/agent.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "agent"];
+const DAEMON_MODULE = "../daemon/run.js";
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "maintenance", "stop-node", "start-node", "collect-log"];
 
 interface GlobalOptions {
   config: string;
@@ -78,7 +83,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       writeErr: (text) => void io.stderr.write(text),
       outputError: (text, write) => write(text.replace(/^error: /, `${name}: `)),
     })
-    .addHelpText("after", `\nSingle-dash long flags work as in zsha2: -json, -yes, -config, -socket, -limit, -timeout, -type, -since, -until, -node, -service, -series.\n\n${EXIT_CODES_HELP}\n\nExamples:\n  ${name} status\n  ${name} status -json\n  ${name} demote -yes\n  ${name} events --since 2h --type election\n  ${name} failovers --since 1d\n  ${name} show-config --config /etc/mnha/mnha.yaml\n\nSee docs/cli.md for every command.`);
+    .addHelpText("after", `\nSingle-dash long flags work as in zsha2: -json, -yes, -config, -socket, -limit, -timeout, -type, -since, -until, -node, -service, -series, -keepui, -stopvip, -reason, -out.\n\n${EXIT_CODES_HELP}\n\nExamples:\n  ${name} status\n  ${name} status -json\n  ${name} demote -yes\n  ${name} events --since 2h --type election\n  ${name} failovers --since 1d\n  ${name} maintenance on -reason "kernel update"\n  ${name} stop-node -keepui\n  ${name} collect-log -since 2d\n  ${name} show-config --config /etc/mnha/mnha.yaml\n\nSee docs/cli.md for every command.`);
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   const client = (timeoutMs?: number): ControlClient => new ControlClient({ socketPath: resolveSocketPath(globals()), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
@@ -129,8 +134,8 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       }
       const result = await control.demote(options.timeout === undefined ? {} : { timeoutMs: options.timeout });
       if (state.json) printJson(io, result);
-      else if (result.ok) io.stdout.write(`VIP moved from ${result.from} to ${result.to ?? "the peer"} in ${result.tookMs} ms (epoch ${result.epoch}): ${result.message}\n`);
-      else io.stderr.write(`${name}: demote refused: ${result.message}\n`);
+      else if (result.ok) io.stdout.write(`VIP moved from ${terminalSafe(result.from)} to ${terminalSafe(result.to ?? "the peer")} in ${result.tookMs} ms (epoch ${result.epoch}): ${terminalSafe(result.message)}\n`);
+      else io.stderr.write(`${name}: demote refused: ${terminalSafe(result.message)}\n`);
       if (!result.ok) state.exitCode = ExitCode.failed;
     });
 
@@ -189,6 +194,8 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
     .action(async (options: { json?: boolean }) => {
       state.json = options.json === true;
       const cli = { name, version: cliVersion(), nodejs: process.version };
+      const suite = readSuiteInfo();
+      const platform = readPlatform(platformFiles(env));
       let agent: { version: string; protocol: number; node: string } | null = null;
       let agentError: MnhaError | null = null;
       try {
@@ -198,12 +205,16 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
         agentError = error;
       }
       if (state.json) {
-        printJson(io, { cli, agent, ...(agentError ? { agentError: { code: agentError.code, message: agentError.message } } : {}) });
+        printJson(io, { cli, suite, platform, agent, ...(agentError ? { agentError: { code: agentError.code, message: agentError.message } } : {}) });
         return;
       }
       io.stdout.write(`${name} CLI ${cli.version} (Node.js ${cli.nodejs})\n`);
-      io.stdout.write(agent ? `agent ${agent.version} on ${agent.node} (peer protocol ${agent.protocol})\n` : `agent: not answering (${agentError?.message ?? "unknown"})\n`);
+      io.stdout.write(`suite ${suite.suite}${suite.bundled ? "" : " (source build)"}, peer protocol ${suite.protocol}\n`);
+      io.stdout.write(`platform ${platform.version ?? "unknown (no version file)"}, license ${platform.license ?? "unknown"}\n`);
+      io.stdout.write(agent ? terminalSafe(`agent ${agent.version} on ${agent.node} (peer protocol ${agent.protocol})`) + "\n" : `agent: not answering (${terminalSafe(agentError?.message ?? "unknown")})\n`);
     });
+
+  registerDbCommands(program, { io, name, state, configPath: () => globals().config, client });
 
   program
     .command("agent")
@@ -212,6 +223,9 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       const runAgent = await loadRunAgent(io);
       state.exitCode = await runAgent({ configPath: globals().config });
     });
+
+  registerInstallCommands(program, io, state);
+  registerOpsCommands(program, { name, io, state, client, configPath: () => globals().config });
 
   for (const unavailable of NOT_AVAILABLE_COMMANDS) {
     program

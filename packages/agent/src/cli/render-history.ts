@@ -1,6 +1,6 @@
 /** `mnha failovers` and `mnha metrics` for people. */
 import type { FailoverRecord, MetricsReport } from "../contracts.js";
-import { renderTable, truncate } from "./render-table.js";
+import { renderTable, terminalSafe, truncate } from "./render-table.js";
 
 export function renderFailovers(failovers: readonly FailoverRecord[]): string {
   if (failovers.length === 0) return "no change of VIP holder recorded in this window\n";
@@ -23,7 +23,7 @@ export function renderMetrics(report: MetricsReport): string {
   }
   if (report.store) {
     const st = report.store;
-    lines.push("", `store: ${st.ok ? "ok" : `DEGRADED (${st.reason ?? "unknown"})`}, ${(st.sizeBytes / 1_048_576).toFixed(1)} MiB, ${st.pending} pending${st.dropped ? `, ${st.dropped} dropped` : ""}`);
+    lines.push("", `store: ${st.ok ? "ok" : `DEGRADED (${terminalSafe(st.reason ?? "unknown")})`}, ${(st.sizeBytes / 1_048_576).toFixed(1)} MiB, ${st.pending} pending${st.dropped ? `, ${st.dropped} dropped` : ""}`);
   }
   return `${lines.join("\n")}\n`;
 }

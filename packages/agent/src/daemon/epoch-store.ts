@@ -1,10 +1,11 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomicSync } from "@mnha/shared";
 
 /**
  * The highest epoch this node has seen, kept on disk so that a restarted agent never goes
  * back to an older term. Written with fsync and an atomic rename before the agent acts on
- * a new epoch.
+ * a new epoch (random temp name, exclusive no-follow create: see writeFileAtomicSync).
  */
 export class EpochStore {
   private readonly file: string;
@@ -23,15 +24,7 @@ export class EpochStore {
   /** Never lowers the stored epoch. */
   set(epoch: number): void {
     if (epoch <= this.current) return;
-    const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, "w", 0o600);
-    try {
-      writeSync(fd, `${epoch}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
+    writeFileAtomicSync(this.file, `${epoch}\n`, { mode: 0o600 });
     this.current = epoch;
   }
 

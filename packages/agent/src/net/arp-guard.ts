@@ -1,9 +1,13 @@
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import { existsSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { MnhaError, type Logger } from "@mnha/shared";
 import type { ArpGuardApi, ArpProbeResult } from "../contracts.js";
 import { inNetns } from "./command.js";
+import { readInterfaceMac } from "./duplicate-watch.js";
+
+const execFileAsync = promisify(execFile);
 
 export interface ArpGuardOptions {
   /** The interface the VIP lives on. */
@@ -94,6 +98,15 @@ export class ArpGuard implements ArpGuardApi {
   /** Gratuitous ARP for the VIP (unsolicited, from this node, which must hold it). */
   announceArgv(): string[] {
     return inNetns([this.command, "-U", "-c", "2", "-w", "2", "-I", this.iface, this.vip], this.netns);
+  }
+
+  /** This node's MAC on the VIP interface (the namespace's own sysfs, or `ip -n` in tests). */
+  async ownMac(): Promise<string> {
+    if (this.netns === undefined) return readInterfaceMac(this.iface);
+    const { stdout } = await execFileAsync("ip", ["-n", this.netns, "-o", "link", "show", this.iface], { timeout: 2_000 });
+    const mac = /link\/ether ([0-9a-f:]{17})/.exec(stdout)?.[1];
+    if (!mac) throw new Error(`no MAC for ${this.iface} in ${this.netns}`);
+    return mac;
   }
 
   /** Tells the segment that this node answers for the VIP. Never throws; false if arping failed. */

@@ -18,6 +18,32 @@ export const GAP_EVENT_TYPE = "store.gap";
 /** Series of a gap marker sample: `value` samples up to `seq` of one origin are gone for good. */
 export const GAP_SERIES = "store.gap";
 
+/**
+ * Event types kept on the node that recorded them and never replicated (with every type below
+ * them): summaries of refused strangers must not let anyone on the network fill the peer's
+ * store. An event appended with `localOnly: true` is local-only too.
+ */
+export const LOCAL_ONLY_EVENT_TYPES: readonly string[] = ["peer.refusals"];
+
+export function isLocalOnlyEventType(type: string): boolean {
+  return LOCAL_ONLY_EVENT_TYPES.some((base) => type === base || type.startsWith(`${base}.`));
+}
+
+/**
+ * Local-only events are numbered under an origin of their own, `<own origin>#local`, so the
+ * replicated seq space has no holes for the peer to wait on. '#' is outside the protocol's
+ * origin alphabet: such an origin can neither be sent nor received.
+ */
+export const LOCAL_ORIGIN_SUFFIX = "#local";
+
+export function localOriginOf(origin: string): string {
+  return `${origin}${LOCAL_ORIGIN_SUFFIX}`;
+}
+
+export function isLocalOrigin(origin: string): boolean {
+  return origin.endsWith(LOCAL_ORIGIN_SUFFIX);
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,

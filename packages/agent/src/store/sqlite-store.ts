@@ -12,10 +12,10 @@
  */
 import { Worker } from "node:worker_threads";
 import cron, { type ScheduledTask } from "node-cron";
-import { MnhaError, systemClock, type Clock, type Logger, type MnhaConfig } from "@mnha/shared";
-import type { EventFilter, FailoverRecord, NewEvent, NewSample, SeriesSummary, StoreApi, StoreHealth, SyncEvent, SyncSample, Watermarks } from "../contracts.js";
+import { MnhaError, stripControlChars, stripControlCharsDeep, systemClock, type Clock, type Logger, type MnhaConfig } from "@mnha/shared";
+import type { EventFilter, FailoverRecord, IngestReport, IngestSource, NewEvent, NewSample, SeriesSummary, StoreApi, StoreHealth, SyncEvent, SyncSample, Watermarks } from "../contracts.js";
 import { Backoff } from "../peer/backoff.js";
-import { GAP_EVENT_TYPE, GAP_SERIES } from "./schema.js";
+import { GAP_EVENT_TYPE, GAP_SERIES, isLocalOnlyEventType, localOriginOf } from "./schema.js";
 import { gapEvent, newOriginId } from "./store-db.js";
 import { startStoreWorker } from "./worker-launcher.js";
 import type {
@@ -114,6 +114,8 @@ export class SqliteStore implements StoreApi {
   private ownOrigin = "";
   private nextEventSeq = 1;
   private nextSampleSeq = 1;
+  /** Local-only events are numbered apart, under `<origin>#local` (never replicated). */
+  private nextLocalEventSeq = 1;
   private numbering = false;
   private readonly beforeStart: { events: NewEvent[]; samples: NewSample[] } = { events: [], samples: [] };
   private readonly events: OwnQueue<EventRow> = { items: [], inFlight: 0 };
@@ -200,6 +202,7 @@ export class SqliteStore implements StoreApi {
       this.ownOrigin = newOriginId(this.node);
       this.nextEventSeq = 1;
       this.nextSampleSeq = 1;
+      this.nextLocalEventSeq = 1;
       this.markFailing(reasonOf(failure));
       this.scheduleRetry();
     }
@@ -239,8 +242,9 @@ export class SqliteStore implements StoreApi {
         this.beforeStart.events.push(event);
         return 0;
       }
-      const seq = this.nextEventSeq++;
-      this.events.items.push(this.eventRow(event, seq));
+      const local = event.localOnly === true || isLocalOnlyEventType(String(event.type ?? ""));
+      const seq = local ? this.nextLocalEventSeq++ : this.nextEventSeq++;
+      this.events.items.push(this.eventRow(event, seq, local ? localOriginOf(this.ownOrigin) : this.ownOrigin));
       this.enforceQueueLimit();
       this.flushSoon();
       return seq;
@@ -259,7 +263,7 @@ export class SqliteStore implements StoreApi {
       for (const sample of samples) {
         if (typeof sample.value !== "number" || !Number.isFinite(sample.value)) continue;
         const seq = this.nextSampleSeq++;
-        this.samples.items.push({ origin: this.ownOrigin, seq, node: this.node, wallMs: this.wallOf(sample.wallMs), series: clip(String(sample.series), SERIES_MAX) || "unnamed", value: sample.value, fromSeq: null });
+        this.samples.items.push({ origin: this.ownOrigin, seq, node: this.node, wallMs: this.wallOf(sample.wallMs), series: clip(stripControlChars(String(sample.series), { keepNewlines: false }), SERIES_MAX) || "unnamed", value: sample.value, fromSeq: null });
       }
       this.enforceQueueLimit();
       this.flushSoon();
@@ -300,10 +304,18 @@ export class SqliteStore implements StoreApi {
 
   // ---- sync and queries --------------------------------------------------------------------
 
-  async ingest(events: SyncEvent[], samples: SyncSample[]): Promise<void> {
-    if (events.length === 0 && samples.length === 0) return;
+  /**
+   * Stores the peer's records. Every string in them loses its control characters first (they
+   * end up in operators' terminals); records under this node's origin, or whose origin is not
+   * the named node's, are refused, and a different copy of a held record is reported (see
+   * StoreDatabase.ingest).
+   */
+  async ingest(events: SyncEvent[], samples: SyncSample[], from?: IngestSource): Promise<IngestReport> {
+    if (events.length === 0 && samples.length === 0) return { stored: 0, duplicates: 0, refusedCount: 0, conflictCount: 0, issues: [] };
+    let report: IngestReport;
     try {
-      await this.request({ op: "ingest", events, samples });
+      const policy = { ...(this.ownOrigin === "" ? {} : { ownOrigin: this.ownOrigin }), ownNode: this.node, ...(from ? { peerNode: from.peer } : {}) };
+      report = (await this.request({ op: "ingest", events: events.map(cleanEvent), samples: samples.map(cleanSample), policy })) as IngestReport;
     } catch (error) {
       const failure = error as MnhaError;
       if (failure.fields?.["workerCode"] !== "REFUSED" && failure.fields?.["workerCode"] !== "NOT_STARTED") {
@@ -313,6 +325,7 @@ export class SqliteStore implements StoreApi {
       throw failure;
     }
     this.writeSucceeded();
+    return report;
   }
 
   watermarks(): Promise<Watermarks> {
@@ -383,16 +396,17 @@ export class SqliteStore implements StoreApi {
 
   // ---- the own-record queue ------------------------------------------------------------------
 
-  private eventRow(event: NewEvent, seq: number): EventRow {
+  /** Own events carry network-supplied text too (check output, refusal reasons): stripped as well. */
+  private eventRow(event: NewEvent, seq: number, origin: string): EventRow {
     return {
-      origin: this.ownOrigin,
+      origin,
       seq,
       node: this.node,
       wallMs: this.wallOf(event.wallMs),
       monoMs: typeof event.monoMs === "number" && Number.isFinite(event.monoMs) ? Math.max(0, event.monoMs) : 0,
-      type: clip(String(event.type ?? ""), EVENT_TYPE_MAX) || "unknown",
+      type: clip(stripControlChars(String(event.type ?? ""), { keepNewlines: false }), EVENT_TYPE_MAX) || "unknown",
       service: clipOrNull(event.service === undefined ? event.fields?.["service"] : event.service, SERVICE_MAX),
-      message: clip(String(event.message ?? ""), MESSAGE_MAX),
+      message: clip(stripControlChars(String(event.message ?? "")), MESSAGE_MAX),
       fields: fieldsJson(event.fields),
       fromSeq: null,
     };
@@ -421,6 +435,12 @@ export class SqliteStore implements StoreApi {
       this.logger.error({ queueLimit: this.config.queueLimit, reason }, "store queue full: dropping the oldest own records");
       this.alert({ kind: "dropping", reason, queueLimit: this.config.queueLimit });
     }
+    if (head.origin !== this.ownOrigin) {
+      // A local-only event: nothing waits for its seq, so it simply goes.
+      queue.items.splice(at, 1);
+      this.dropped += 1;
+      return true;
+    }
     if (head.fromSeq === null) {
       queue.items[at] = this.marker(kind, head.seq, head.seq, head.wallMs, reason) as T;
       this.dropped += 1;
@@ -428,7 +448,7 @@ export class SqliteStore implements StoreApi {
     }
     // Widen the marker over the next record (or the next marker: two runs of drops meet).
     const next = queue.items[at + 1];
-    if (next === undefined || (next.fromSeq ?? next.seq) !== head.seq + 1) return false;
+    if (next === undefined || next.origin !== head.origin || (next.fromSeq ?? next.seq) !== head.seq + 1) return false;
     queue.items.splice(at, 2, this.marker(kind, head.fromSeq, next.seq, next.wallMs, reason) as T);
     if (next.fromSeq === null) this.dropped += 1;
     return true;
@@ -463,7 +483,9 @@ export class SqliteStore implements StoreApi {
       this.events.inFlight += events.length;
       this.samples.inFlight += samples.length;
       const id = this.nextRequestId++;
-      this.batches.set(id, { gen: this.generation, events: events.length, samples: samples.length, lastEventSeq: events.at(-1)?.seq ?? null });
+      let lastOwnEvent: EventRow | undefined;
+      for (const row of events) if (row.origin === this.ownOrigin) lastOwnEvent = row;
+      this.batches.set(id, { gen: this.generation, events: events.length, samples: samples.length, lastEventSeq: lastOwnEvent?.seq ?? null });
       this.post({ op: "write", id, gen: this.generation, events, samples });
     }
   }
@@ -579,11 +601,13 @@ export class SqliteStore implements StoreApi {
       this.ownOrigin = opened.origin;
       this.nextEventSeq = opened.lastEventSeq + 1;
       this.nextSampleSeq = opened.lastSampleSeq + 1;
+      this.nextLocalEventSeq = opened.lastLocalEventSeq + 1;
       this.storedEventSeq = opened.lastEventSeq;
     } else {
       // The numbering in memory goes on; never below what the file already holds.
       this.nextEventSeq = Math.max(this.nextEventSeq, opened.lastEventSeq + 1);
       this.nextSampleSeq = Math.max(this.nextSampleSeq, opened.lastSampleSeq + 1);
+      this.nextLocalEventSeq = Math.max(this.nextLocalEventSeq, opened.lastLocalEventSeq + 1);
     }
     this.logger.info({ path: this.path, origin: opened.origin, created: opened.created, lastEventSeq: opened.lastEventSeq }, "store open");
   }
@@ -738,13 +762,42 @@ function failureError(failure: WorkerFailure, path: string): MnhaError {
   return new MnhaError("INTERNAL", failure.message, { hint, fields: { workerCode: failure.code, path } });
 }
 
+/** The peer's event with every string stripped of control characters (node and origin are checked by pattern). */
+function cleanEvent(event: SyncEvent): SyncEvent {
+  const fields = event.fields !== null && typeof event.fields === "object" ? stripControlCharsDeep(event.fields) : event.fields;
+  return {
+    ...event,
+    type: typeof event.type === "string" ? stripControlChars(event.type, { keepNewlines: false }) : event.type,
+    service: typeof event.service === "string" ? stripControlChars(event.service, { keepNewlines: false }) : event.service,
+    message: typeof event.message === "string" ? stripControlChars(event.message) : event.message,
+    fields,
+  };
+}
+
+function cleanSample(sample: SyncSample): SyncSample {
+  return typeof sample.series === "string" ? { ...sample, series: stripControlChars(sample.series, { keepNewlines: false }) } : sample;
+}
+
 /** A service named by the event, or by its fields when the event does not say (check.changed). */
 function clipOrNull(value: unknown, max: number): string | null {
-  return typeof value === "string" && value !== "" ? clip(value, max) : null;
+  const text = typeof value === "string" ? stripControlChars(value, { keepNewlines: false }) : "";
+  return text !== "" ? clip(text, max) : null;
 }
 
 function clip(text: string, max: number): string {
   return text.length <= max ? text : text.slice(0, max);
+}
+
+/**
+ * JSON.stringify replacer: strings, and object keys, without control characters. An object is
+ * copied only when a key needs it, so JSON.stringify still detects a cycle.
+ */
+function withoutControlChars(_key: string, value: unknown): unknown {
+  if (typeof value === "string") return stripControlChars(value);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
+  const keys = Object.keys(value);
+  if (!keys.some((key) => stripControlChars(key) !== key)) return value;
+  return Object.fromEntries(keys.map((key) => [stripControlChars(key), (value as Record<string, unknown>)[key]]));
 }
 
 /** JSON of the fields, always an object with short keys, cut to fit a sync frame. */
@@ -755,7 +808,7 @@ function fieldsJson(fields: Record<string, unknown> | undefined): string {
   }
   let json: string;
   try {
-    json = JSON.stringify(value) ?? "{}";
+    json = JSON.stringify(value, withoutControlChars) ?? "{}";
   } catch (error) {
     json = JSON.stringify({ unserializable: error instanceof Error ? error.message : String(error) });
   }

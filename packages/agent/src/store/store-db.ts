@@ -10,11 +10,11 @@ import { mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { setImmediate as yieldToMessages } from "node:timers/promises";
 import Database from "better-sqlite3";
-import type { EventFilter, FailoverRecord, SeriesSummary, SyncEvent, SyncSample, Watermarks } from "../contracts.js";
+import type { EventFilter, FailoverRecord, IngestIssue, IngestRefusal, IngestReport, SeriesSummary, SyncEvent, SyncSample, Watermarks } from "../contracts.js";
 import { FAILOVER_EVENT_TYPES, type AuditEvent, type HolderTake, compareTakes, describeFailover, failoverWindow, takeOf } from "./failovers.js";
 import { OriginStream, type StreamRow, type StreamSource, takeOldestFirst } from "./read-after.js";
-import { GAP_EVENT_TYPE, GAP_SERIES, MIGRATIONS, SCHEMA_VERSION, categoryOf } from "./schema.js";
-import type { DailySummary, EventRow, IntegrityResult, OpenResult, OptimizeResult, ReadLimits, RetentionResult, RetentionSettings, SampleRow } from "./worker-protocol.js";
+import { GAP_EVENT_TYPE, GAP_SERIES, MIGRATIONS, SCHEMA_VERSION, categoryOf, isLocalOnlyEventType, isLocalOrigin, localOriginOf } from "./schema.js";
+import type { DailySummary, EventRow, IngestPolicy, IntegrityResult, OpenResult, OptimizeResult, ReadLimits, RetentionResult, RetentionSettings, SampleRow } from "./worker-protocol.js";
 
 /** A failure with a code that survives the trip to the main thread. */
 export class StoreFault extends Error {
@@ -38,6 +38,8 @@ const VACUUM_CHUNK_PAGES = 2_000;
 /** At most this many rows per step while the data exceeds maxBytes. */
 const SIZE_CHUNK = 1_000;
 const ORIGIN_PATTERN = /^[A-Za-z0-9_.:-]{1,80}$/;
+/** Refusals and conflicts listed one by one in an ingest report (the rest are counted). */
+const MAX_REPORTED_ISSUES = 20;
 
 interface EventDbRow {
   origin_id: number;
@@ -76,6 +78,8 @@ export class StoreDatabase {
     readonly path: string,
     readonly origin: string,
     private readonly ownOriginId: number,
+    /** When this database was created (wall ms): records of an older origin of this node predate it. */
+    readonly createdMs: number,
   ) {
     this.stmt = {
       insertEvent: db.prepare(
@@ -92,7 +96,12 @@ export class StoreDatabase {
       insertOrigin: db.prepare("INSERT INTO origins (origin, node) VALUES (?, ?) ON CONFLICT (origin) DO NOTHING"),
       seriesId: db.prepare("SELECT id FROM series WHERE node = ? AND name = ?").pluck(),
       insertSeries: db.prepare("INSERT INTO series (node, name) VALUES (?, ?) ON CONFLICT (node, name) DO NOTHING"),
-      allWatermarks: db.prepare("SELECT o.origin AS origin, w.origin_id AS origin_id, w.kind AS kind, w.seq AS seq FROM watermarks w JOIN origins o ON o.id = w.origin_id WHERE w.seq > 0"),
+      // Local-only origins are never announced nor sent.
+      allWatermarks: db.prepare(
+        "SELECT o.origin AS origin, w.origin_id AS origin_id, w.kind AS kind, w.seq AS seq FROM watermarks w JOIN origins o ON o.id = w.origin_id WHERE w.seq > 0 AND o.origin NOT LIKE '%#local'",
+      ),
+      eventAt: db.prepare("SELECT node, wall_ms, type, service, message, fields, from_seq FROM events WHERE origin_id = ? AND seq = ?"),
+      sampleAt: db.prepare("SELECT r.node AS node, r.name AS series, s.wall_ms AS wall_ms, s.value AS value, s.from_seq AS from_seq FROM samples s JOIN series r ON r.id = s.series_id WHERE s.origin_id = ? AND s.seq = ?"),
       eventsAfter: db.prepare("SELECT origin_id, seq, from_seq, node, wall_ms, mono_ms, type, service, message, fields FROM events WHERE origin_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"),
       samplesAfter: db.prepare(
         "SELECT s.origin_id AS origin_id, s.seq AS seq, s.from_seq AS from_seq, r.node AS node, r.name AS series, s.wall_ms AS wall_ms, s.value AS value FROM samples s JOIN series r ON r.id = s.series_id WHERE s.origin_id = ? AND s.seq > ? AND s.seq <= ? ORDER BY s.seq LIMIT ?",
@@ -135,6 +144,7 @@ export class StoreDatabase {
         throw new StoreFault("NEWER_SCHEMA", `database ${path} was written by a newer mnha (schema ${version} > ${SCHEMA_VERSION}); upgrade mnha or move the file away`);
       }
       const created = version === 0;
+      const openedAt = Date.now();
       // Must be chosen before the first table exists: freed pages can then be returned to the
       // file system page by page (retention) instead of by a full VACUUM.
       if (created) db.pragma("auto_vacuum = INCREMENTAL");
@@ -143,6 +153,10 @@ export class StoreDatabase {
       // An acknowledged record survives a crash and a power loss: the WAL is synced at each commit.
       db.pragma("synchronous = FULL");
       db.pragma("journal_size_limit = 67108864");
+      // Checkpoint every 256 pages (1 MiB at 4 KiB pages; SQLite's default is 4 MiB): on a small
+      // or nearly full file system the WAL alone must not take the last free space, which
+      // would leave nothing for the checkpoint that frees it.
+      db.pragma("wal_autocheckpoint = 256");
       for (const migration of MIGRATIONS) {
         if (migration.version <= version) continue;
         db.transaction(() => {
@@ -151,6 +165,11 @@ export class StoreDatabase {
         })();
       }
       const origin = StoreDatabase.ensureOrigin(db, node, adoptOrigin);
+      if (created) db.prepare("INSERT INTO meta (key, value) VALUES ('created-ms', ?) ON CONFLICT (key) DO NOTHING").run(String(openedAt));
+      // A database from before this key was kept: treat it as created now (only records dated
+      // before now are accepted under an older origin of this node).
+      const createdText = db.prepare("SELECT value FROM meta WHERE key = 'created-ms'").pluck().get() as string | undefined;
+      const createdMs = createdText !== undefined && Number.isFinite(Number(createdText)) ? Number(createdText) : openedAt;
       // Opening an existing database writes nothing (it may sit on a file system that cannot be written right now).
       const originId = db.prepare("SELECT id FROM origins WHERE origin = ?").pluck();
       if (originId.get(origin) === undefined) db.prepare("INSERT INTO origins (origin, node) VALUES (?, ?)").run(origin, node);
@@ -162,10 +181,18 @@ export class StoreDatabase {
       } catch {
         // statistics are an optimisation
       }
-      const store = new StoreDatabase(db, path, origin, ownOriginId);
+      const store = new StoreDatabase(db, path, origin, ownOriginId, createdMs);
+      const localOriginId = originId.get(localOriginOf(origin));
       return {
         store,
-        opened: { origin, created, schemaVersion: SCHEMA_VERSION, lastEventSeq: store.lastSeq("events", ownOriginId), lastSampleSeq: store.lastSeq("samples", ownOriginId) },
+        opened: {
+          origin,
+          created,
+          schemaVersion: SCHEMA_VERSION,
+          lastEventSeq: store.lastSeq("events", ownOriginId),
+          lastSampleSeq: store.lastSeq("samples", ownOriginId),
+          lastLocalEventSeq: localOriginId === undefined ? 0 : store.lastSeq("events", Number(localOriginId)),
+        },
       };
     } catch (error) {
       try {
@@ -224,8 +251,12 @@ export class StoreDatabase {
 
   // ---- writing ------------------------------------------------------------------------------
 
-  /** Stores records of any origin (INSERT OR IGNORE) and moves the watermarks, in one transaction. */
-  write(events: readonly EventRow[], samples: readonly SampleRow[]): void {
+  /**
+   * Stores records of any origin (INSERT OR IGNORE) and moves the watermarks, in one
+   * transaction. With `report`, a record already held is compared with the copy held: the
+   * same is a duplicate, a different one a conflict (the copy held is kept).
+   */
+  write(events: readonly EventRow[], samples: readonly SampleRow[], report: IngestReport | null = null): void {
     if (events.length === 0 && samples.length === 0) return this.probe();
     const touched = new Map<number, Set<Kind>>();
     const touch = (originId: number, kind: Kind): void => {
@@ -236,13 +267,15 @@ export class StoreDatabase {
     const run = this.db.transaction(() => {
       for (const e of events) {
         const originId = this.originIdFor(e.origin, e.node);
-        this.stmt.insertEvent!.run(originId, e.seq, e.fromSeq, e.node, e.wallMs, e.monoMs, e.type, categoryOf(e.type), e.service, e.message, e.fields);
+        const inserted = this.stmt.insertEvent!.run(originId, e.seq, e.fromSeq, e.node, e.wallMs, e.monoMs, e.type, categoryOf(e.type), e.service, e.message, e.fields).changes > 0;
+        if (report) this.compareEvent(report, originId, e, inserted);
         if (e.fromSeq !== null) this.stmt.insertGap!.run(originId, "events", e.fromSeq, e.seq);
         touch(originId, "events");
       }
       for (const s of samples) {
         const originId = this.originIdFor(s.origin, s.node);
-        this.stmt.insertSample!.run(originId, s.seq, s.fromSeq, this.seriesIdFor(s.node, s.series), s.wallMs, s.value);
+        const inserted = this.stmt.insertSample!.run(originId, s.seq, s.fromSeq, this.seriesIdFor(s.node, s.series), s.wallMs, s.value).changes > 0;
+        if (report) this.compareSample(report, originId, s, inserted);
         if (s.fromSeq !== null) this.stmt.insertGap!.run(originId, "samples", s.fromSeq, s.seq);
         touch(originId, "samples");
       }
@@ -273,9 +306,91 @@ export class StoreDatabase {
     }
   }
 
-  /** Records from the peer, as they came off the wire. */
-  ingest(events: readonly SyncEvent[], samples: readonly SyncSample[]): void {
-    this.write(events.map(eventRowOf), samples.map(sampleRowOf));
+  /**
+   * Records from the peer, as they came off the wire. A malformed record refuses the whole
+   * batch (throws); a record the policy refuses is left out and reported, the rest is stored.
+   */
+  ingest(events: readonly SyncEvent[], samples: readonly SyncSample[], policy: IngestPolicy = {}): IngestReport {
+    const report: IngestReport = { stored: 0, duplicates: 0, refusedCount: 0, conflictCount: 0, issues: [] };
+    const eventRows: EventRow[] = [];
+    const sampleRows: SampleRow[] = [];
+    for (const row of events.map(eventRowOf)) {
+      const refusal = this.refusalOf(row, policy) ?? (isLocalOnlyEventType(row.type) ? { reason: "local-only" as const, detail: `event type ${row.type} is local-only and never replicated` } : null);
+      if (refusal) addIssue(report, { kind: "event", origin: row.origin, seq: row.seq, ...refusal });
+      else eventRows.push(row);
+    }
+    for (const row of samples.map(sampleRowOf)) {
+      const refusal = this.refusalOf(row, policy);
+      if (refusal) addIssue(report, { kind: "sample", origin: row.origin, seq: row.seq, ...refusal });
+      else sampleRows.push(row);
+    }
+    this.write(eventRows, sampleRows, report);
+    return report;
+  }
+
+  /**
+   * How origins are tied to nodes: an origin id is `<node>:<random>` (newOriginId), its node
+   * the part before the first ':'; an origin without one belongs to the node it was first
+   * stored for. A record must name its origin's node; with a known peer, that node must be
+   * the peer (any of its origins: a rebuilt peer has a new one) or this node. This node's
+   * current origin only ever comes from here; an older origin of this node (history the peer
+   * kept across a rebuild of this node) is accepted only for records dated before this
+   * database was created, so a peer cannot make up new records in this node's name.
+   */
+  private refusalOf(record: { origin: string; node: string; wallMs: number }, policy: IngestPolicy): { reason: IngestRefusal; detail: string } | null {
+    if (record.origin === this.origin || (policy.ownOrigin !== undefined && record.origin === policy.ownOrigin)) {
+      return { reason: "own-origin", detail: `record under this node's own origin ${record.origin}` };
+    }
+    if (isLocalOrigin(record.origin)) return { reason: "local-only", detail: `origin ${record.origin} is local-only` };
+    const colon = record.origin.indexOf(":");
+    const known = this.originIds.get(record.origin);
+    const owner = colon > 0 ? record.origin.slice(0, colon) : known !== undefined ? this.originById.get(known)?.node : undefined;
+    if (owner !== undefined && owner !== record.node) {
+      return { reason: "origin-not-of-node", detail: `origin ${record.origin} belongs to node ${owner}, the record names node ${record.node}` };
+    }
+    if (known !== undefined && this.originById.get(known)?.node !== record.node) {
+      return { reason: "origin-not-of-node", detail: `origin ${record.origin} is stored as node ${this.originById.get(known)?.node ?? "?"}'s, the record names node ${record.node}` };
+    }
+    if (policy.peerNode !== undefined && policy.ownNode !== undefined && record.node !== policy.peerNode && record.node !== policy.ownNode) {
+      return { reason: "not-a-pair-node", detail: `record of node ${record.node}, which is neither this node (${policy.ownNode}) nor the peer (${policy.peerNode})` };
+    }
+    if (policy.ownNode !== undefined && record.node === policy.ownNode && record.wallMs >= this.createdMs) {
+      return {
+        reason: "own-node-after-store-created",
+        detail: `record of this node under origin ${record.origin}, dated ${new Date(record.wallMs).toISOString()}, after this store was created (${new Date(this.createdMs).toISOString()})`,
+      };
+    }
+    return null;
+  }
+
+  private compareEvent(report: IngestReport, originId: number, row: EventRow, inserted: boolean): void {
+    if (inserted) {
+      report.stored += 1;
+      return;
+    }
+    const held = this.stmt.eventAt!.get(originId, row.seq) as { node: string; wall_ms: number; type: string; service: string | null; message: string; fields: string; from_seq: number | null } | undefined;
+    // A gap marker and a record it stands for are not two copies of one record.
+    if (!held || held.from_seq !== null || row.fromSeq !== null) {
+      report.duplicates += 1;
+      return;
+    }
+    const differs: string[] = (["node", "type", "service", "message", "fields"] as const).filter((key) => held[key] !== row[key]);
+    if (held.wall_ms !== row.wallMs) differs.push("wallMs");
+    if (differs.length === 0) report.duplicates += 1;
+    else addIssue(report, { kind: "event", origin: row.origin, seq: row.seq, reason: "conflict", detail: `a different copy of event ${row.origin}/${row.seq} is held (differs in ${differs.join(", ")}); the copy held is kept` });
+  }
+
+  private compareSample(report: IngestReport, originId: number, row: SampleRow, inserted: boolean): void {
+    if (inserted) {
+      report.stored += 1;
+      return;
+    }
+    const held = this.stmt.sampleAt!.get(originId, row.seq) as { node: string; series: string; wall_ms: number; value: number; from_seq: number | null } | undefined;
+    if (!held || held.from_seq !== null || row.fromSeq !== null || (held.node === row.node && held.series === row.series && held.wall_ms === row.wallMs && held.value === row.value)) {
+      report.duplicates += 1;
+      return;
+    }
+    addIssue(report, { kind: "sample", origin: row.origin, seq: row.seq, reason: "conflict", detail: `a different copy of sample ${row.origin}/${row.seq} is held; the copy held is kept` });
   }
 
   private advanceWatermark(originId: number, kind: Kind): void {
@@ -597,6 +712,12 @@ export class StoreDatabase {
 export function newOriginId(node: string): string {
   const prefix = /^[A-Za-z0-9_.-]{1,63}$/.test(node) ? `${node}:` : "";
   return `${prefix}${randomBytes(6).toString("hex")}`;
+}
+
+function addIssue(report: IngestReport, issue: IngestIssue): void {
+  if (issue.reason === "conflict") report.conflictCount += 1;
+  else report.refusedCount += 1;
+  if (report.issues.length < MAX_REPORTED_ISSUES) report.issues.push(issue);
 }
 
 function clampLimit(limit: number | undefined): number {

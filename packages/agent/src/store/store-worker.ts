@@ -55,8 +55,7 @@ export class StoreWorker {
         return null;
       }
       case "ingest":
-        this.opened().ingest(request.events, request.samples);
-        return null;
+        return this.opened().ingest(request.events, request.samples, request.policy);
       case "query":
         return this.query(this.opened(), request.query);
       case "close":

@@ -28,6 +28,15 @@ export interface SampleRow {
   fromSeq: number | null;
 }
 
+/** Who may own the records an ingest stores (see StoreDatabase.ingest). */
+export interface IngestPolicy {
+  /** This node's current origin (also refused when the database has not adopted it yet). */
+  ownOrigin?: string;
+  ownNode?: string;
+  /** The authenticated peer's node name; unknown: the pair-node check is skipped. */
+  peerNode?: string;
+}
+
 export type JobName = "retention" | "optimize" | "integrityCheck" | "dailySummary";
 export const JOB_NAMES: readonly JobName[] = ["retention", "optimize", "integrityCheck", "dailySummary"];
 
@@ -104,7 +113,7 @@ export type WorkerRequest =
   | { op: "reopen"; id: number }
   /** Own records, in seq order. Once a write of generation `gen` fails, later ones of that generation are refused unwritten. */
   | { op: "write"; id: number; gen: number; events: EventRow[]; samples: SampleRow[] }
-  | { op: "ingest"; id: number; events: SyncEvent[]; samples: SyncSample[] }
+  | { op: "ingest"; id: number; events: SyncEvent[]; samples: SyncSample[]; policy: IngestPolicy }
   | { op: "query"; id: number; query: StoreQuery }
   | { op: "job"; id: number; job: JobName; nowMs: number; retention: RetentionSettings }
   | { op: "close"; id: number };
@@ -116,6 +125,8 @@ export interface OpenResult {
   /** Highest own seq the database holds (or has held). */
   lastEventSeq: number;
   lastSampleSeq: number;
+  /** Highest seq of the local-only events (their own origin, never replicated). */
+  lastLocalEventSeq: number;
 }
 
 /** A failure as it crosses the thread boundary. */

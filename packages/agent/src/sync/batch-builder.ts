@@ -1,4 +1,5 @@
 import { MAX_FRAME_BYTES, SyncEventSchema, SyncSampleSchema, encode, type SyncBatch, type SyncEvent, type SyncSample, type Watermarks } from "@mnha/protocol";
+import { isLocalOnlyEventType } from "../store/schema.js";
 import type { HeldSeqs, SeqRecord } from "./held-seqs.js";
 
 /** Room left in a frame for the envelope when one record alone is above the batch budget. */
@@ -90,7 +91,10 @@ export function buildBatch(input: BatchInput): BuiltBatch {
     }
   };
 
-  take("events", input.read.events, chosen.events, (record) => schemaProblem(SyncEventSchema.safeParse(record)));
+  // The store never reads local-only events for the peer; should one come through, it stays here.
+  take("events", input.read.events, chosen.events, (record) =>
+    isLocalOnlyEventType(record.type) ? `event type ${record.type} is local-only, never replicated` : schemaProblem(SyncEventSchema.safeParse(record)),
+  );
   take("samples", input.read.samples, chosen.samples, (record) => schemaProblem(SyncSampleSchema.safeParse(record)));
 
   const batch: SyncBatch | null =

@@ -5,14 +5,23 @@
  * the other everything the other lacks, of every origin (a rebuilt node gets the pair's whole
  * history back), one `sync-batch` at a time: the next batch leaves only after the peer's
  * `sync-ack`, which carries the peer's watermarks. New local records are pushed shortly after
- * they are stored. Ingest is idempotent, so duplicates and resends are harmless; an ack that
- * does not come in time makes the sender resend from what the peer last acknowledged.
+ * they are stored. Ingest is idempotent, so duplicates and resends are harmless.
+ *
+ * One batch in flight, both ways, is a rule the receiver enforces: a second `sync-batch`
+ * before the ack of the first is a protocol error (nothing of it is stored, the link is
+ * closed), so a buggy or hostile peer can never queue work here. A receiver that cannot store
+ * a batch sends no ack but says `sync-hello` again (after ackTimeoutMs): the sender starts
+ * over from those watermarks. A slow ack is waited for, never answered by a second batch.
+ *
+ * Records the store refuses (under this node's origin, of a node that does not own the
+ * origin) or finds in conflict with a copy it holds are reported in rate-limited events.
  */
 import { MAX_FRAME_BYTES, type LinkMessage, type SyncAck, type SyncBatch, type SyncHello, type Watermarks } from "@mnha/protocol";
 import { systemClock, type Clock, type Logger } from "@mnha/shared";
-import type { PeerLinkEvent, Startable, StoreApi } from "../contracts.js";
+import type { IngestReport, PeerLinkEvent, Startable, StoreApi } from "../contracts.js";
 import { buildBatch } from "./batch-builder.js";
 import { HeldSeqs } from "./held-seqs.js";
+import { IncidentReporter } from "./incident-reporter.js";
 
 export interface SyncBatchLimits {
   maxEvents: number;
@@ -27,17 +36,28 @@ export interface SyncEngineOptions {
   store: StoreApi;
   /** Sends on the peer link; false when the link is not open (the message is dropped). */
   send: (message: LinkMessage) => boolean;
+  /**
+   * Closes the peer link after a protocol error. Without it the engine sends the peer a
+   * `refuse` (code protocol), which makes a well-behaved peer close the link; either way
+   * nothing more from that link session is handled.
+   */
+  closeLink?: (reason: string) => void;
   logger: Logger;
   batch?: Partial<SyncBatchLimits>;
   clock?: Clock;
   /** New local records are pushed this long after the first one is announced (batches bursts). */
   pushDelayMs?: number;
-  /** No ack within this long: resend from the peer's last acknowledged watermarks. */
+  /**
+   * No ack within this long: warn (the batch stays in flight). Also how long a receiver that
+   * could not store a batch waits before saying hello again (which makes the peer resend).
+   */
   ackTimeoutMs?: number;
   /** While connected, look for unsent records this often (samples, anything not announced). */
   pollIntervalMs?: number;
   /** After a failed store call or send, try again this much later. */
   retryDelayMs?: number;
+  /** Refused or conflicting records: one event at once, then one summary per this window. */
+  reportWindowMs?: number;
 }
 
 export interface SyncStatus {
@@ -53,10 +73,17 @@ export interface SyncStatus {
   lastAckAgoMs: number | null;
   /** Unacknowledged batches (0 or 1). */
   inFlight: number;
+  /** Batches from the peer being stored (0 or 1: a second one is a protocol error). */
+  receiving: number;
   batchesSent: number;
   batchesReceived: number;
-  /** Ack timeouts that made this side resend. */
+  /** Times the peer said hello again with a batch in flight (it could not store it): sent again. */
   resends: number;
+  /** Link sessions ended because the peer broke the sync protocol. */
+  protocolErrors: number;
+  /** Records from the peer the store refused, and different copies of records it holds. */
+  refusedRecords: number;
+  conflicts: number;
   /** Times the peer was found lacking records the cursor had passed, which were then sent again. */
   gapRepairs: number;
 }
@@ -72,6 +99,8 @@ interface InFlightBatch {
   id: number;
   records: { events: { origin: string; seq: number }[]; samples: { origin: string; seq: number }[] };
   timer: NodeJS.Timeout;
+  /** The ack timeout passed (warned once; still waiting). */
+  late: boolean;
 }
 
 /** Everything about one link session; dropped whole when the link goes down. */
@@ -82,6 +111,10 @@ interface Session {
   /** Where the next store read starts. */
   cursor: Watermarks;
   inFlight: InFlightBatch | null;
+  /** Id of the peer's batch being stored and not yet acknowledged. */
+  receiving: number | null;
+  /** The peer broke the protocol: nothing more of this session is handled. */
+  broken: boolean;
   /** Per origin, the peer floor at which a gap was last re-sent (repair once per floor). */
   repairedAt: { events: Map<string, number>; samples: Map<string, number> };
   timers: Set<NodeJS.Timeout>;
@@ -99,6 +132,10 @@ export class SyncEngine implements Startable {
   private readonly pollIntervalMs: number;
   private readonly retryDelayMs: number;
   private readonly sendMessage: (message: LinkMessage) => boolean;
+  private readonly closeLink: ((reason: string) => void) | null;
+  private readonly incidents: IncidentReporter;
+  /** The authenticated peer's node name (from the link's up event). */
+  private peerNode: string | null = null;
 
   private running = false;
   private linkUp = false;
@@ -109,13 +146,15 @@ export class SyncEngine implements Startable {
   private ownWatermarks: Watermarks = { events: {}, samples: {} };
   private pumpRun: Promise<void> | null = null;
   private pumpAgain = false;
-  private ingestChain: Promise<void> = Promise.resolve();
+  /** The one ingest running (a second batch is refused, never queued). */
+  private ingestRun: Promise<void> | null = null;
   private lastAck: { wallMs: number; monoMs: number } | null = null;
-  private counters = { batchesSent: 0, batchesReceived: 0, resends: 0, gapRepairs: 0 };
+  private counters = { batchesSent: 0, batchesReceived: 0, resends: 0, gapRepairs: 0, protocolErrors: 0, refusedRecords: 0, conflicts: 0 };
 
   constructor(options: SyncEngineOptions) {
     this.store = options.store;
     this.sendMessage = options.send;
+    this.closeLink = options.closeLink ?? null;
     this.log = options.logger;
     this.clock = options.clock ?? systemClock;
     const limits = { ...DEFAULT_SYNC_BATCH_LIMITS, ...options.batch };
@@ -129,6 +168,7 @@ export class SyncEngine implements Startable {
     this.ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
     this.retryDelayMs = options.retryDelayMs ?? 1_000;
+    this.incidents = new IncidentReporter({ windowMs: options.reportWindowMs ?? 60_000, record: (type, message, fields) => this.recordEvent(type, message, fields, "warn") });
   }
 
   /** The messages this engine handles (the daemon routes them to `onMessage`). */
@@ -150,18 +190,21 @@ export class SyncEngine implements Startable {
   async stop(): Promise<void> {
     this.running = false;
     this.closeSession();
-    await Promise.allSettled([this.pumpRun ?? Promise.resolve(), this.ingestChain]);
+    await Promise.allSettled([this.pumpRun ?? Promise.resolve(), this.ingestRun ?? Promise.resolve()]);
+    this.incidents.flush();
   }
 
   /** Convenience for the daemon: feed every peer link event here. */
   handleLinkEvent(event: PeerLinkEvent): void {
-    if (event.kind === "up") this.onLinkUp();
+    if (event.kind === "up") this.onLinkUp(event.peer);
     else if (event.kind === "down") this.onLinkDown();
     else if (event.kind === "message" && SyncEngine.isSyncMessage(event.message)) this.onMessage(event.message);
   }
 
-  onLinkUp(): void {
+  /** `peer`: the authenticated peer's node name; ingest then refuses records of any other node. */
+  onLinkUp(peer?: string): void {
     this.linkUp = true;
+    if (peer !== undefined) this.peerNode = peer;
     if (this.running) this.openSession();
   }
 
@@ -177,6 +220,7 @@ export class SyncEngine implements Startable {
       this.log.debug({ type: message.type }, "sync: message outside a link session dropped");
       return;
     }
+    if (session.broken) return;
     try {
       if (message.type === "sync-hello") this.onHello(session, message);
       else if (message.type === "sync-batch") this.onBatch(session, message);
@@ -206,6 +250,7 @@ export class SyncEngine implements Startable {
       lastAckAt: this.lastAck?.wallMs ?? null,
       lastAckAgoMs: this.lastAck ? Math.max(0, this.clock.now() - this.lastAck.monoMs) : null,
       inFlight: this.session?.inFlight ? 1 : 0,
+      receiving: (this.session?.receiving ?? null) !== null ? 1 : 0,
       ...this.counters,
     };
   }
@@ -219,6 +264,8 @@ export class SyncEngine implements Startable {
       peerHolds: null,
       cursor: { events: {}, samples: {} },
       inFlight: null,
+      receiving: null,
+      broken: false,
       repairedAt: { events: new Map(), samples: new Map() },
       timers: new Set(),
       pushTimer: null,
@@ -275,7 +322,12 @@ export class SyncEngine implements Startable {
 
   private onHello(session: Session, hello: SyncHello): void {
     // A fresh start: the peer says what it holds; everything else it lacks is sent again.
-    if (session.inFlight) clearTimeout(session.inFlight.timer);
+    // With a batch in flight, that is the peer saying it could not store it.
+    if (session.inFlight) {
+      clearTimeout(session.inFlight.timer);
+      this.counters.resends += 1;
+      this.log.info({ batch: session.inFlight.id }, "sync: the peer said hello again with a batch in flight (it could not store it); sending from its watermarks");
+    }
     session.inFlight = null;
     session.peerHolds = { events: HeldSeqs.fromWatermarks(hello.have.events), samples: HeldSeqs.fromWatermarks(hello.have.samples) };
     session.cursor = { events: { ...hello.have.events }, samples: { ...hello.have.samples } };
@@ -285,24 +337,84 @@ export class SyncEngine implements Startable {
   }
 
   private onBatch(session: Session, batch: SyncBatch): void {
+    if (session.receiving !== null) {
+      this.protocolError(session, `sync-batch ${batch.id} arrived before batch ${session.receiving} was acknowledged (one batch in flight at most)`);
+      return;
+    }
+    session.receiving = batch.id;
     this.counters.batchesReceived += 1;
     // Whatever the peer sends, it holds: never send those records back.
     session.peerHolds?.events.addRecords(batch.events);
     session.peerHolds?.samples.addRecords(batch.samples);
-    this.ingestChain = this.ingestChain.then(() => this.ingestBatch(session, batch));
+    const run = this.ingestBatch(session, batch).finally(() => {
+      if (this.ingestRun === run) this.ingestRun = null;
+    });
+    this.ingestRun = run;
   }
 
   private async ingestBatch(session: Session, batch: SyncBatch): Promise<void> {
+    let report: IngestReport;
+    let have: Watermarks;
     try {
-      await this.store.ingest(batch.events, batch.samples);
-      const have = await this.store.watermarks();
-      this.ownWatermarks = have;
-      if (this.session !== session) return;
-      this.sendMessage({ type: "sync-ack", id: batch.id, have });
+      report = await this.store.ingest(batch.events, batch.samples, this.peerNode === null ? undefined : { peer: this.peerNode });
+      have = await this.store.watermarks();
     } catch (error) {
-      // No ack: the peer resends after its ack timeout.
-      this.log.warn({ err: error, batch: batch.id, events: batch.events.length, samples: batch.samples.length }, "sync: storing a batch from the peer failed; not acknowledging it");
+      this.log.warn({ err: error, batch: batch.id, events: batch.events.length, samples: batch.samples.length, helloInMs: this.ackTimeoutMs }, "sync: storing a batch from the peer failed; not acknowledging it");
+      if (this.session !== session || session.broken) return;
+      session.receiving = null;
+      // No ack; a new hello later makes the peer send from what this store holds.
+      this.later(session, this.ackTimeoutMs, () => void this.sendHello(session));
+      return;
     }
+    this.ownWatermarks = have;
+    this.reportIngest(report);
+    if (this.session !== session || session.broken) return;
+    session.receiving = null;
+    this.sendMessage({ type: "sync-ack", id: batch.id, have });
+  }
+
+  /** Refused and conflicting records become (rate-limited) events. */
+  private reportIngest(report: IngestReport | undefined): void {
+    if (!report) return;
+    this.counters.refusedRecords += report.refusedCount;
+    this.counters.conflicts += report.conflictCount;
+    const refused = report.issues.filter((issue) => issue.reason !== "conflict");
+    const conflicts = report.issues.filter((issue) => issue.reason === "conflict");
+    const peer = this.peerNode ?? "the peer";
+    if (report.refusedCount > 0) {
+      const first = refused[0];
+      this.incidents.note({
+        type: "sync.ingest-refused",
+        count: report.refusedCount,
+        detail: `refused from ${peer}${first ? ` (${first.reason}: ${first.detail})` : ""}`,
+        fields: { peer: this.peerNode, reasons: [...new Set(refused.map((issue) => issue.reason))], examples: refused.slice(0, 5) },
+      });
+    }
+    if (report.conflictCount > 0) {
+      const first = conflicts[0];
+      this.incidents.note({
+        type: "sync.conflict",
+        count: report.conflictCount,
+        detail: `from ${peer} differ from the copy held${first ? ` (${first.detail})` : ""}`,
+        fields: { peer: this.peerNode, examples: conflicts.slice(0, 5) },
+      });
+    }
+  }
+
+  /** The peer broke the sync protocol: stop handling this session and close the link. */
+  private protocolError(session: Session, reason: string): void {
+    session.broken = true;
+    this.counters.protocolErrors += 1;
+    if (session.inFlight) clearTimeout(session.inFlight.timer);
+    session.inFlight = null;
+    this.recordEvent("sync.protocol-error", `sync: ${this.peerNode ?? "the peer"} broke the protocol: ${reason}; link closed, nothing of it stored`, { peer: this.peerNode, reason }, "error");
+    if (this.closeLink) this.closeLink(reason);
+    else this.sendMessage({ type: "refuse", code: "protocol", message: reason.slice(0, 500) });
+  }
+
+  private recordEvent(type: string, message: string, fields: Record<string, unknown>, level: "warn" | "error"): void {
+    this.log[level]({ event: type, ...fields }, message);
+    this.store.appendEvent({ type, message, fields, wallMs: this.clock.wallNow(), monoMs: this.clock.now() });
   }
 
   private onAck(session: Session, ack: SyncAck): void {
@@ -327,7 +439,7 @@ export class SyncEngine implements Startable {
   // ---- sending --------------------------------------------------------------------------
 
   private canSend(session: Session | null): session is Session {
-    return this.running && session !== null && session === this.session && session.helloSent && session.peerHolds !== null && session.inFlight === null;
+    return this.running && session !== null && session === this.session && !session.broken && session.helloSent && session.peerHolds !== null && session.inFlight === null;
   }
 
   /** Sends the next batch if the peer is ready for one; at most one pump runs at a time. */
@@ -389,6 +501,7 @@ export class SyncEngine implements Startable {
         id: batch.id,
         records: { events: batch.events.map(seqOf), samples: batch.samples.map(seqOf) },
         timer: setTimeout(() => this.onAckTimeout(session, batch.id), this.ackTimeoutMs),
+        late: false,
       };
       this.log.trace({ batch: batch.id, events: batch.events.length, samples: batch.samples.length, bytes: built.bytes }, "sync: batch sent");
       return;
@@ -397,15 +510,15 @@ export class SyncEngine implements Startable {
     if (session !== null && this.session === session) this.later(session, 0, () => this.kick());
   }
 
+  /**
+   * A late ack is waited for: a second batch now would break the one-in-flight rule. A peer
+   * that cannot store the batch says hello again; a lost link ends the session.
+   */
   private onAckTimeout(session: Session, id: number): void {
-    if (this.session !== session || session.inFlight?.id !== id) return;
-    session.inFlight = null;
-    this.counters.resends += 1;
-    const holds = session.peerHolds;
-    // Resend from what the peer last acknowledged; records known held are still skipped.
-    session.cursor = holds ? { events: holds.events.floors(), samples: holds.samples.floors() } : { events: {}, samples: {} };
-    this.log.warn({ batch: id, ackTimeoutMs: this.ackTimeoutMs }, "sync: no ack from the peer in time; resending from its last acknowledged watermarks");
-    this.kick();
+    const inFlight = session.inFlight;
+    if (this.session !== session || inFlight?.id !== id || inFlight.late) return;
+    inFlight.late = true;
+    this.log.warn({ batch: id, ackTimeoutMs: this.ackTimeoutMs }, "sync: no ack from the peer in time; still waiting for it (its store may be slow)");
   }
 
   /**

@@ -48,12 +48,12 @@ describe("watermarks", () => {
     expect(await store.watermarks()).toEqual({ events: { [PEER]: 7, [store.origin]: 1 }, samples: { [PEER]: 3, [store.origin]: 1 } });
   });
 
-  it("ingest is idempotent: duplicates change nothing and the first copy of a record wins", async () => {
+  it("ingest is idempotent: duplicates change nothing and the first copy of a record wins (a different copy is reported)", async () => {
     const store = await stores.open(dir("dupes"));
     const batch = range(1, 20).map((s) => peerEvent(PEER, s));
     await store.ingest(batch, [peerSample(PEER, 1)]);
-    await store.ingest(batch, [peerSample(PEER, 1)]);
-    await store.ingest([peerEvent(PEER, 5, { message: "a different copy" })], [peerSample(PEER, 1, { value: 999 })]);
+    expect(await store.ingest(batch, [peerSample(PEER, 1)])).toMatchObject({ stored: 0, duplicates: 21, conflictCount: 0 });
+    expect(await store.ingest([peerEvent(PEER, 5, { message: "a different copy" })], [peerSample(PEER, 1, { value: 999 })])).toMatchObject({ conflictCount: 2 });
     const events = await store.queryEvents({ limit: 1_000 });
     expect(events).toHaveLength(20);
     expect(events.find((e) => e.seq === 5)?.message).toBe("peer event 5");

@@ -82,3 +82,12 @@ describe("buildBatch", () => {
     expect(none.cursor.events).toEqual({ a: 10 });
   });
 });
+
+describe("buildBatch and local-only events", () => {
+  it("never puts a peer.refusals event in a batch, even when a read returns one", () => {
+    const local = { ...event("a:1", 2), type: "peer.refusals.summary" };
+    const built = buildBatch({ id: 1, read: { events: [event("a:1", 1), local, event("a:1", 3)], samples: [] }, cursor: { events: {}, samples: {} }, peerHolds: nothingHeld(), maxBytes: 64 * 1024 });
+    expect(built.batch?.events.map((e) => e.seq)).toEqual([1, 3]);
+    expect(built.unsendable).toEqual([{ kind: "event", origin: "a:1", seq: 2, reason: expect.stringMatching(/local-only/) }]);
+  });
+});

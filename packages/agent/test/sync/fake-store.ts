@@ -5,7 +5,7 @@
  * readAfter returns, oldest wall-clock first across origins, ascending seqs within each
  * origin, bounded in count and (approximate) bytes.
  */
-import type { EventFilter, FailoverRecord, NewEvent, NewSample, SeriesSummary, StoreApi, StoreHealth, SyncEvent, SyncSample, Watermarks } from "../../src/contracts.js";
+import type { EventFilter, FailoverRecord, IngestReport, IngestSource, NewEvent, NewSample, SeriesSummary, StoreApi, StoreHealth, SyncEvent, SyncSample, Watermarks } from "../../src/contracts.js";
 
 interface Record_ {
   origin: string;
@@ -105,6 +105,10 @@ export class FakeStore implements StoreApi {
   ingestCalls = 0;
   duplicateRecordsIngested = 0;
   failIngest = false;
+  /** While set, ingest waits for it (a slow disk). */
+  ingestGate: Promise<void> | null = null;
+  /** The `from` of every ingest call. */
+  readonly ingestSources: (IngestSource | undefined)[] = [];
   failWatermarks = false;
   readCalls = 0;
   /** "origin#seq" of events that the next read skips (a read racing a commit), once each. */
@@ -163,12 +167,28 @@ export class FakeStore implements StoreApi {
     this.storedListeners.push(listener);
   }
 
-  async ingest(events: SyncEvent[], samples: SyncSample[]): Promise<void> {
+  async ingest(events: SyncEvent[], samples: SyncSample[], from?: IngestSource): Promise<IngestReport> {
     this.ingestCalls += 1;
+    this.ingestSources.push(from);
     await tick();
+    if (this.ingestGate) await this.ingestGate;
     if (this.failIngest) throw new Error("disk full (fake)");
-    for (const event of events) if (!this.events.put(structuredClone(event))) this.duplicateRecordsIngested += 1;
-    for (const sample of samples) if (!this.samples.put({ ...sample })) this.duplicateRecordsIngested += 1;
+    const report: IngestReport = { stored: 0, duplicates: 0, refusedCount: 0, conflictCount: 0, issues: [] };
+    for (const event of events) {
+      if (this.events.put(structuredClone(event))) report.stored += 1;
+      else {
+        this.duplicateRecordsIngested += 1;
+        report.duplicates += 1;
+      }
+    }
+    for (const sample of samples) {
+      if (this.samples.put({ ...sample })) report.stored += 1;
+      else {
+        this.duplicateRecordsIngested += 1;
+        report.duplicates += 1;
+      }
+    }
+    return report;
   }
 
   async watermarks(): Promise<Watermarks> {

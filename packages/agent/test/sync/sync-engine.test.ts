@@ -1,11 +1,19 @@
 import { MAX_FRAME_BYTES, type LinkMessage, type SyncAck, type SyncEvent } from "@mnha/protocol";
 import { pino } from "pino";
 import { Writable } from "node:stream";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { silentLogger } from "@mnha/shared";
 import { afterEach, describe, expect, it } from "vitest";
 import { SyncEngine } from "../../src/sync/sync-engine.js";
 import { FakeStore } from "./fake-store.js";
 import { LinkPair, inSync, waitFor, type Side } from "./link-pair.js";
+
+/** global.gc, made available at run time (vitest does not pass --expose-gc). */
+function exposeGc(): () => void {
+  setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+}
 
 const pairs: LinkPair[] = [];
 afterEach(async () => {
@@ -91,27 +99,58 @@ describe("SyncEngine between two stores", () => {
     expect(rebuilt.a.allEvents().filter((e) => e.origin === "a:old" && e.node === "mn-a")).toHaveLength(400);
   });
 
-  it("with every batch delivered twice, out of order and some acks lost: no duplicates stored, watermarks right", async () => {
+  it("with slow, uneven delivery and acks arriving after the ack timeout: waits, sends nothing twice, watermarks right", async () => {
     const s = stores();
     s.a.seed({ events: 1_500, samples: 600 });
     s.b.seed({ events: 700 });
     let frameNo = 0;
-    const pair = await linkPair(s, { ackTimeoutMs: 120, batch: { maxEvents: 100, maxSamples: 100, maxBytes: 16 * 1024 } });
+    const pair = await linkPair(s, { ackTimeoutMs: 20, batch: { maxEvents: 100, maxSamples: 100, maxBytes: 16 * 1024 } });
+    // Every 5th ack comes after the sender's ack timeout. One direction's frames keep their
+    // order (as on a socket): a delay is never shorter than the one before it on that side.
+    const lastAt: Record<Side, number> = { a: 0, b: 0 };
     pair.plan = (frame) => {
       frameNo += 1;
-      if (frame.type === "sync-batch") return [Math.floor(Math.random() * 15), Math.floor(Math.random() * 40)];
-      if (frame.type === "sync-ack" && frameNo % 7 === 0) return [];
-      return [0];
+      const wanted = frame.type === "sync-ack" && frameNo % 5 === 0 ? 40 : Math.floor(Math.random() * 10);
+      const at = Math.max(performance.now() + wanted, lastAt[frame.from]);
+      lastAt[frame.from] = at;
+      return [Math.max(0, Math.ceil(at - performance.now()))];
     };
     pair.up();
     expect(await waitFor(() => inSync(s, { events: 2_200, samples: 600 }), 10_000)).toBe(true);
     expectIdentical(s);
-    // Duplicates really were delivered, and the stores still hold each record once.
-    expect(s.a.duplicateRecordsIngested + s.b.duplicateRecordsIngested).toBeGreaterThan(0);
     const have = { events: { "a:1": 1_500, "b:1": 700 }, samples: { "a:1": 600 } };
     expect(await s.a.watermarks()).toEqual(have);
     expect(await s.b.watermarks()).toEqual(have);
+    // A late ack never made a side send a second batch: no protocol error, nothing resent.
+    expect(s.a.duplicateRecordsIngested + s.b.duplicateRecordsIngested).toBe(0);
+    expect(pair.batchFrames().every((f) => f.unackedBefore === 0)).toBe(true);
+    for (const side of ["a", "b"] as const) expect(pair.engines[side].status()).toMatchObject({ protocolErrors: 0, resends: 0 });
     expect(pair.invalidFrames).toEqual([]);
+  });
+
+  it("treats a batch delivered twice (a second before the ack) as a protocol error: stores nothing of it and refuses the link", async () => {
+    const s = stores();
+    s.a.seed({ events: 300 });
+    const pair = await linkPair(s, { batch: { maxEvents: 100, maxSamples: 100, maxBytes: 64 * 1024 } });
+    let duplicated = false;
+    pair.plan = (frame) => {
+      if (frame.type === "sync-batch" && !duplicated) {
+        duplicated = true;
+        return [0, 0];
+      }
+      return [0];
+    };
+    pair.up();
+    expect(await waitFor(() => pair.engines.b.status().protocolErrors === 1, 2_000)).toBe(true);
+    expect(await waitFor(() => pair.frames.some((f) => f.from === "b" && f.type === "refuse"), 1_000)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The first copy was being stored; the second was not, and the session handles nothing more.
+    expect(s.b.ingestCalls).toBe(1);
+    expect(s.b.eventCount()).toBe(100 + 1);
+    expect(pair.frames.filter((f) => f.from === "b" && f.type === "sync-ack")).toHaveLength(0);
+    const recorded = s.b.allEvents().filter((e) => e.type === "sync.protocol-error");
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]?.message).toMatch(/before batch \d+ was acknowledged/);
   });
 
   it("loses nothing when the link drops mid-stream, twice, while both sides keep writing", async () => {
@@ -192,7 +231,7 @@ describe("SyncEngine between two stores", () => {
     expect((await s.b.queryEvents({ type: "vip.acquired" }))[0]?.message).toBe("mn-a took the VIP");
   });
 
-  it("resends after an ack timeout when the peer's store fails, and retries a failed watermark read", async () => {
+  it("resends when the peer's store fails (it says hello again instead of an ack), and retries a failed watermark read", async () => {
     const s = stores();
     s.a.seed({ events: 400 });
     s.b.failIngest = true;
@@ -276,11 +315,17 @@ describe("SyncEngine as a receiver", () => {
     engine.onLinkUp();
     expect(await waitFor(() => sent.some((m) => m.type === "sync-hello"), 1_000)).toBe(true);
     engine.onMessage({ type: "sync-hello", have: { events: {}, samples: {} } });
-    engine.onMessage({ type: "sync-batch", id: 7, events: events("a:1", 6, 10), samples: [] });
-    engine.onMessage({ type: "sync-batch", id: 8, events: events("a:1", 1, 5), samples: [] });
-    engine.onMessage({ type: "sync-batch", id: 7, events: events("a:1", 6, 10), samples: [] });
-    engine.onMessage({ type: "sync-batch", id: 9, events: events("a:1", 3, 8), samples: [] });
-    expect(await waitFor(() => sent.filter((m) => m.type === "sync-ack").length === 4, 1_000)).toBe(true);
+    // One at a time, each after the previous ack, as the protocol requires.
+    const batches = [
+      { id: 7, events: events("a:1", 6, 10) },
+      { id: 8, events: events("a:1", 1, 5) },
+      { id: 7, events: events("a:1", 6, 10) },
+      { id: 9, events: events("a:1", 3, 8) },
+    ];
+    for (const [i, batch] of batches.entries()) {
+      engine.onMessage({ type: "sync-batch", id: batch.id, events: batch.events, samples: [] });
+      expect(await waitFor(() => sent.filter((m) => m.type === "sync-ack").length === i + 1, 1_000)).toBe(true);
+    }
     const acks = sent.filter((m): m is SyncAck => m.type === "sync-ack");
     expect(acks.map((a) => [a.id, a.have.events["a:1"] ?? 0])).toEqual([
       [7, 0],
@@ -292,6 +337,78 @@ describe("SyncEngine as a receiver", () => {
     expect(store.duplicateRecordsIngested).toBe(5 + 6);
     // What the peer sent, it holds: nothing goes back, so lag is zero.
     expect(engine.status().lagEvents).toBe(0);
+    await engine.stop();
+  });
+
+  it("refuses a second batch before the ack and keeps no queue: a flood of batches leaves one being stored and the heap flat", async () => {
+    const { engine, store, sent } = receiver();
+    const gc = exposeGc();
+    await engine.start();
+    engine.onLinkUp("mn-a");
+    engine.onMessage({ type: "sync-hello", have: { events: {}, samples: {} } });
+    let release = (): void => undefined;
+    store.ingestGate = new Promise((resolve) => (release = resolve));
+    gc();
+    const heapBefore = process.memoryUsage().heapUsed;
+    // 200 distinct batches of 1,000 events (about 60 MB if they were kept), as fast as they come.
+    for (let id = 1; id <= 200; id++) engine.onMessage({ type: "sync-batch", id, events: events("a:1", (id - 1) * 1_000 + 1, id * 1_000), samples: [] });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    gc();
+    const grownMb = (process.memoryUsage().heapUsed - heapBefore) / 1_048_576;
+    expect(grownMb).toBeLessThan(20);
+    expect(engine.status()).toMatchObject({ receiving: 1, batchesReceived: 1, protocolErrors: 1 });
+    expect(store.ingestCalls).toBe(1);
+    expect(store.ingestSources).toEqual([{ peer: "mn-a" }]);
+    const refusals = sent.filter((m) => m.type === "refuse");
+    expect(refusals).toEqual([{ type: "refuse", code: "protocol", message: expect.stringMatching(/sync-batch 2 arrived before batch 1 was acknowledged/) }]);
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The broken session acknowledges nothing, and only the first batch reached the store.
+    expect(sent.filter((m) => m.type === "sync-ack")).toHaveLength(0);
+    expect(store.allEvents().filter((e) => e.origin === "a:1")).toHaveLength(1_000);
+    await engine.stop();
+  });
+
+  it("closes the link through closeLink when given one, instead of sending a refuse", async () => {
+    const store = new FakeStore("mn-b", "b:1");
+    const sent: LinkMessage[] = [];
+    const closed: string[] = [];
+    const engine = new SyncEngine({ store, send: (m) => (sent.push(m), true), closeLink: (reason) => closed.push(reason), logger: silentLogger(), pollIntervalMs: 60_000 });
+    await engine.start();
+    engine.onLinkUp("mn-a");
+    engine.onMessage({ type: "sync-hello", have: { events: {}, samples: {} } });
+    engine.onMessage({ type: "sync-batch", id: 1, events: events("a:1", 1, 3), samples: [] });
+    engine.onMessage({ type: "sync-batch", id: 2, events: events("a:1", 4, 6), samples: [] });
+    expect(closed).toHaveLength(1);
+    expect(closed[0]).toMatch(/one batch in flight at most/);
+    expect(sent.some((m) => m.type === "refuse")).toBe(false);
+    await engine.stop();
+  });
+
+  it("records refused and conflicting records in rate-limited events: one at once, then one summary per window", async () => {
+    const store = new FakeStore("mn-b", "b:1");
+    const sent: LinkMessage[] = [];
+    const engine = new SyncEngine({ store, send: (m) => (sent.push(m), true), logger: silentLogger(), pollIntervalMs: 60_000, reportWindowMs: 150 });
+    const refusing = store.ingest.bind(store);
+    store.ingest = async (evs, samples, from) => {
+      const report = await refusing(evs, samples, from);
+      return { ...report, refusedCount: evs.length, issues: evs.map((e) => ({ kind: "event" as const, origin: e.origin, seq: e.seq, reason: "own-origin" as const, detail: "forged" })) };
+    };
+    await engine.start();
+    engine.onLinkUp("mn-a");
+    engine.onMessage({ type: "sync-hello", have: { events: {}, samples: {} } });
+    for (let id = 1; id <= 5; id++) {
+      engine.onMessage({ type: "sync-batch", id, events: events("a:1", id * 10, id * 10 + 1), samples: [] });
+      expect(await waitFor(() => sent.filter((m) => m.type === "sync-ack").length === id, 1_000)).toBe(true);
+    }
+    const refusedEvents = (): SyncEvent[] => store.allEvents().filter((e) => e.type === "sync.ingest-refused");
+    expect(await waitFor(() => refusedEvents().length === 1, 1_000)).toBe(true);
+    expect(refusedEvents()[0]?.fields).toMatchObject({ count: 2, peer: "mn-a", reasons: ["own-origin"] });
+    expect(await waitFor(() => refusedEvents().length === 2, 2_000)).toBe(true);
+    expect(refusedEvents()[1]?.fields).toMatchObject({ count: 8, occurrences: 4, summary: true });
+    expect(engine.status().refusedRecords).toBe(10);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(refusedEvents()).toHaveLength(2);
     await engine.stop();
   });
 

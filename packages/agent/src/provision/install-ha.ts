@@ -1,0 +1,400 @@
+/**
+ * install-ha: from two bare MNs (the suite bundle on this one, the peer's SSH login) to a
+ * healthy pair. Preflight on both nodes runs first and changes nothing (the suite is staged
+ * on the peer to run its preflight, and removed again if anything fails); then a step plan
+ * (plan/step-plan.ts) that a rerun resumes and `--cleanup` undoes.
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname } from "node:path";
+import { MnhaError, parseConfig } from "@mnha/shared";
+import { ControlClient } from "../control/control-client.js";
+import type { StatusReport } from "../contracts.js";
+import type { Plan, PlanStep } from "../plan/step-plan.js";
+import { combinePreflight, parseNodePreflight, preflightFailed, renderPreflightTable, runLocalPreflight, type PreflightOptions, type PreflightRow } from "./preflight.js";
+import { sha256OfFile, type SshSession } from "./ssh-session.js";
+
+export const INSTALL_DIR = "/opt/mnha";
+export const CONFIG_DIR = "/etc/mnha";
+export const CONFIG_FILE = `${CONFIG_DIR}/mnha.yaml`;
+export const SECRET_FILE = `${CONFIG_DIR}/secret`;
+export const SSH_DIR = `${CONFIG_DIR}/ssh`;
+export const KNOWN_HOSTS_FILE = `${SSH_DIR}/known_hosts`;
+export const STATE_FILE = "/var/lib/mnha/install-ha.json";
+/** Where the suite is unpacked before it is installed (both nodes); removed when done or when preflight fails. */
+export const STAGE_DIR = "/var/lib/mnha-stage";
+export const AGENT_LOG = "/var/lib/mnha/agent.log";
+export const AGENT_PID = "/run/mnha/agent.pid";
+export const UNIT_FILE = "/etc/systemd/system/mnha.service";
+const MNHA = `${INSTALL_DIR}/current/bin/mnha`;
+
+export interface InstallSettings {
+  preflight: PreflightOptions;
+  localAddress: string;
+  nodeName: string;
+  peerName: string;
+  peerAddress: string;
+  /** zsha2's execUser: the SSH login on both nodes; data sync uses it with the key set up here. */
+  execUser: string;
+  bundlePath: string;
+  /** -time-server: named in the clock fix; mnha does not configure chrony. */
+  timeServer?: string;
+  healthyTimeoutMs: number;
+}
+
+export interface Output {
+  write(text: string): unknown;
+}
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function local(file: string, args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = execFile(file, args, { timeout: options.timeoutMs ?? 120_000, encoding: "utf8", maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof (error as { code?: unknown }).code === "number" ? (error as { code: number }).code : -1;
+      resolve({ code, stdout, stderr: stderr || (error?.message ?? "") });
+    });
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}
+
+async function mustLocal(what: string, file: string, args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<Result> {
+  const result = await local(file, args, options);
+  if (result.code !== 0) {
+    throw new MnhaError("REMOTE_COMMAND", `${what} failed on this node (exit ${result.code}): ${(result.stderr || result.stdout).trim().split("\n").slice(-3).join(" | ")}`, { hint: "fix the cause above, then run install-ha again: it resumes" });
+  }
+  return result;
+}
+
+/** The suite's directory name inside the bundle: the file name without .tar.gz. */
+export function bundleName(bundlePath: string): string {
+  const name = basename(bundlePath).replace(/\.tar\.gz$/, "");
+  if (!/^mnha-suite-[0-9A-Za-z.+-]+-linux-x64$/.test(name)) throw new MnhaError("USAGE", `${bundlePath} is not a suite bundle (mnha-suite-<version>-linux-x64.tar.gz)`, { hint: "pass the bundle built by `pnpm bundle` with --bundle" });
+  return name;
+}
+
+export function bundleVersion(bundlePath: string): string {
+  return bundleName(bundlePath).replace(/^mnha-suite-/, "").replace(/-linux-x64$/, "");
+}
+
+/** Writes a file on the peer from stdin (content never in argv), atomically, with the given mode. */
+async function writeRemoteFile(session: SshSession, path: string, content: string, mode: string): Promise<void> {
+  await session.run(["sh", "-c", 'umask 077 && mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && chmod "$2" "$1.tmp" && mv -f "$1.tmp" "$1"', "sh", path, mode], { input: content, what: `writing ${path}` });
+}
+
+function writeLocalFile(path: string, content: string, mode: number): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(`${path}.tmp`, content, { mode });
+  chmodSync(`${path}.tmp`, mode);
+  rmSync(path, { force: true });
+  writeFileSync(path, content, { mode }); // plain write after removing: keeps the mode even under an odd umask
+  chmodSync(path, mode);
+  rmSync(`${path}.tmp`, { force: true });
+}
+
+/** The config of one node, validated with the agent's own schema. JSON is valid YAML. */
+export function nodeConfigText(settings: InstallSettings, side: "local" | "peer"): string {
+  const self = side === "local" ? { name: settings.nodeName, address: settings.localAddress } : { name: settings.peerName, address: settings.peerAddress };
+  const other = side === "local" ? { name: settings.peerName, address: settings.peerAddress } : { name: settings.nodeName, address: settings.localAddress };
+  const config = {
+    node: self,
+    peers: [{ ...other, port: settings.preflight.peerPort }],
+    listen: { port: settings.preflight.peerPort },
+    vip: { address: settings.preflight.vipAddress, prefix: settings.preflight.vipPrefix, interface: settings.preflight.nic },
+    gateway: { address: settings.preflight.gateway },
+    auth: { secretFile: SECRET_FILE },
+    keepalived: { mode: "child" },
+    metrics: { port: settings.preflight.metricsPort },
+  };
+  parseConfig(config, `the generated config of ${self.name}`);
+  return `# mnha config of ${self.name}, written by mnha install-ha. See docs/mnha.example.yaml for every field.\n${JSON.stringify(config, null, 2)}\n`;
+}
+
+// ------------------------------------------------------------------ preflight (changes nothing)
+
+export interface PreflightOutcome {
+  rows: PreflightRow[];
+  names: [string, string];
+}
+
+/** Stages the suite on the peer (checked upload), runs both preflights, compares. On failure the stage is removed. */
+export async function preflightBoth(session: SshSession, settings: InstallSettings, out: Output): Promise<PreflightOutcome> {
+  const name = bundleName(settings.bundlePath);
+  out.write(`preflight: staging the suite on ${settings.peerAddress} to run the same checks there ...\n`);
+  const stagedByUs = !(await remoteExists(session, STAGE_DIR));
+  try {
+    await stageOnPeer(session, settings);
+    const p = settings.preflight;
+    const remoteArgs = [`${STAGE_DIR}/${name}/bin/mnha`, "preflight", "--json", "--nic", p.nic, "--vip", `${p.vipAddress}/${p.vipPrefix}`, "--gateway", p.gateway, "--peer-port", String(p.peerPort), "--metrics-port", String(p.metricsPort), "--min-cpus", String(p.minCpus), "--min-memory-gb", String(p.minMemoryGb), "--platform-version-file", p.platform.versionFile, "--license-file", p.platform.licenseFile];
+    const [localReport, remote] = await Promise.all([runLocalPreflight(p), session.exec(remoteArgs, { timeoutMs: 120_000 })]);
+    const peerReport = parseNodePreflight(remote.stdout, settings.peerAddress);
+    const clock = await clockOffset(session);
+    const rows = combinePreflight(localReport, peerReport, clock);
+    if (settings.timeServer !== undefined) for (const row of rows) if (row.id === "clock" && row.status === "fail") row.fix = `synchronise both clocks with ${settings.timeServer} (chrony) and run again`;
+    const names: [string, string] = [`${settings.nodeName} (this)`, settings.peerName];
+    out.write(renderPreflightTable(rows, names));
+    if (preflightFailed(rows)) {
+      const failed = rows.filter((row) => row.status === "fail");
+      throw new MnhaError("PREFLIGHT_FAILED", `preflight failed (${failed.map((row) => row.title).join("; ")}); nothing was changed on either node`, {
+        hint: failed.map((row) => row.fix).join("; "),
+        fields: { failed: failed.map((row) => row.id) },
+      });
+    }
+    return { rows, names };
+  } catch (error) {
+    if (stagedByUs) await session.exec(["rm", "-rf", "--", STAGE_DIR]).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function remoteExists(session: SshSession, path: string): Promise<boolean> {
+  return (await session.exec(["test", "-e", path])).code === 0;
+}
+
+async function stageOnPeer(session: SshSession, settings: InstallSettings): Promise<void> {
+  const name = bundleName(settings.bundlePath);
+  const remoteTar = `${STAGE_DIR}/${name}.tar.gz`;
+  const expected = await sha256OfFile(settings.bundlePath);
+  const present = await session.exec(["sha256sum", "--", remoteTar]);
+  if (present.code !== 0 || present.stdout.split(/\s+/)[0] !== expected) {
+    await session.run(["mkdir", "-p", "-m", "0700", STAGE_DIR]);
+    await session.upload(settings.bundlePath, remoteTar);
+  }
+  if (!(await remoteExists(session, `${STAGE_DIR}/${name}/VERSION`))) await session.run(["tar", "-xzf", remoteTar, "-C", STAGE_DIR], { what: "unpacking the suite", timeoutMs: 300_000 });
+}
+
+async function clockOffset(session: SshSession): Promise<{ offsetMs: number; uncertaintyMs: number }> {
+  let best: { offsetMs: number; uncertaintyMs: number } | null = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const before = Date.now();
+    const result = await session.run(["date", "+%s%3N"]);
+    const after = Date.now();
+    const remote = Number(result.stdout.trim());
+    const sample = { offsetMs: remote - (before + after) / 2, uncertaintyMs: (after - before) / 2 };
+    if (best === null || sample.uncertaintyMs < best.uncertaintyMs) best = sample;
+  }
+  return best as { offsetMs: number; uncertaintyMs: number };
+}
+
+// ------------------------------------------------------------------ the plan
+
+export function installPlan(session: SshSession, settings: InstallSettings, out: Output): Plan {
+  const name = bundleName(settings.bundlePath);
+  const version = bundleVersion(settings.bundlePath);
+  const systemdRuns = existsSync("/run/systemd/system");
+  let secretCache: string | null = null;
+  const secret = (): string => {
+    secretCache ??= readFileSync(SECRET_FILE, "utf8").trim();
+    return secretCache;
+  };
+  const installed = async (runner: (argv: string[]) => Promise<Result>): Promise<boolean> => {
+    const result = await runner(["cat", `${INSTALL_DIR}/current/VERSION`]);
+    return result.code === 0 && result.stdout.trim() === version;
+  };
+  const localRun = (argv: string[]) => local(argv[0] as string, argv.slice(1));
+  const peerRun = (argv: string[]) => session.exec(argv);
+
+  const steps: PlanStep[] = [
+    {
+      name: "secret",
+      title: "generate the pair's secret (32 random bytes)",
+      check: async () => existsSync(SECRET_FILE) && (statSync(SECRET_FILE).mode & 0o077) === 0 && readFileSync(SECRET_FILE, "utf8").trim().length >= 43,
+      run: async () => writeLocalFile(SECRET_FILE, `${randomBytes(32).toString("base64url")}\n`, 0o600),
+      rollback: async () => rmSync(SECRET_FILE, { force: true }),
+    },
+    {
+      name: "install-local",
+      title: `install suite ${version} on this node (${INSTALL_DIR})`,
+      check: () => installed(localRun),
+      run: async (context) => {
+        mkdirSync(STAGE_DIR, { recursive: true, mode: 0o700 });
+        await mustLocal("unpacking the suite", "tar", ["-xzf", settings.bundlePath, "-C", STAGE_DIR], { timeoutMs: 300_000 });
+        const done = await mustLocal("install.sh", `${STAGE_DIR}/${name}/install.sh`, []);
+        context.note(done.stdout.trim());
+      },
+    },
+    {
+      name: "upload-peer",
+      title: `copy the suite to ${settings.peerAddress} over SFTP and verify its SHA-256`,
+      check: async () => (await installed(peerRun)) || (await session.exec(["test", "-f", `${STAGE_DIR}/${name}/VERSION`])).code === 0,
+      run: async () => stageOnPeer(session, settings),
+    },
+    {
+      name: "install-peer",
+      title: `install suite ${version} on ${settings.peerName} (${INSTALL_DIR})`,
+      check: () => installed(peerRun),
+      run: async (context) => {
+        const done = await session.run([`${STAGE_DIR}/${name}/install.sh`], { what: "install.sh", timeoutMs: 300_000 });
+        context.note(done.stdout.trim());
+      },
+    },
+    {
+      name: "configs",
+      title: `write both configs (${CONFIG_FILE}, ${SECRET_FILE}, mode 0600)`,
+      check: async () => {
+        if (!existsSync(CONFIG_FILE) || readFileSync(CONFIG_FILE, "utf8") !== nodeConfigText(settings, "local")) return false;
+        const remote = await session.exec(["cat", "--", CONFIG_FILE, SECRET_FILE]);
+        return remote.code === 0 && remote.stdout === `${nodeConfigText(settings, "peer")}${secret()}\n`;
+      },
+      run: async () => {
+        writeLocalFile(CONFIG_FILE, nodeConfigText(settings, "local"), 0o600);
+        await writeRemoteFile(session, SECRET_FILE, `${secret()}\n`, "600");
+        await writeRemoteFile(session, CONFIG_FILE, nodeConfigText(settings, "peer"), "600");
+      },
+      rollback: async () => {
+        rmSync(CONFIG_FILE, { force: true });
+        await session.exec(["rm", "-f", "--", CONFIG_FILE, SECRET_FILE]);
+      },
+    },
+    sshTrustStep(session, settings),
+    {
+      name: "db-seed",
+      title: `seed ${settings.peerName}'s database from this node (mnha db seed)`,
+      run: async (context) => {
+        // Seeding overwrites the peer's database; it belongs to the database support (`mnha db seed`), which
+        // reads its settings from the config's db: section. This config has none, so there is nothing to seed.
+        context.note("skipped: no database is configured (no db: section in the config); when it is, run `mnha db seed` on this node");
+      },
+    },
+    {
+      name: "units",
+      title: `write the systemd unit (${UNIT_FILE}) on both nodes`,
+      check: async () => existsSync(UNIT_FILE) && (await session.exec(["test", "-f", UNIT_FILE])).code === 0,
+      run: async (context) => {
+        const unit = readFileSync(`${INSTALL_DIR}/current/systemd/mnha.service`, "utf8");
+        writeLocalFile(UNIT_FILE, unit, 0o644);
+        await writeRemoteFile(session, UNIT_FILE, unit, "644");
+        if (systemdRuns) {
+          for (const runner of [localRun, peerRun]) {
+            for (const argv of [["systemctl", "daemon-reload"], ["systemctl", "enable", "mnha.service"]]) {
+              const result = await runner(argv);
+              if (result.code !== 0) throw new MnhaError("REMOTE_COMMAND", `${argv.join(" ")} failed: ${result.stderr.trim()}`, { hint: "see systemctl status mnha" });
+            }
+          }
+          context.note("unit enabled on both nodes");
+          return;
+        }
+        context.note("systemd is not PID 1 here: the unit files are written but not enabled; the agents are started by mnha itself (pid file, log in /var/lib/mnha)");
+        for (const [label, runner] of [["this node", localRun], [settings.peerName, peerRun]] as const) {
+          const verify = await runner(["sh", "-c", 'if command -v systemd-analyze >/dev/null; then systemd-analyze verify "$1" && echo verified; else echo "no systemd-analyze"; fi', "sh", UNIT_FILE]);
+          if (verify.code !== 0) throw new MnhaError("REMOTE_COMMAND", `systemd-analyze verify ${UNIT_FILE} on ${label}: ${(verify.stderr || verify.stdout).trim()}`, { hint: "the unit file is wrong for this system; see the message" });
+          context.note(`${label}: ${verify.stdout.trim() === "verified" ? "systemd-analyze verify passed" : "systemd-analyze not available: unit not checked"}`);
+        }
+      },
+      rollback: async () => {
+        rmSync(UNIT_FILE, { force: true });
+        await session.exec(["rm", "-f", "--", UNIT_FILE]);
+      },
+    },
+    {
+      name: "start",
+      title: "start both agents (this node first)",
+      check: async () => (await agentRunning(localRun, systemdRuns)) && (await agentRunning(peerRun, systemdRuns)),
+      run: async () => {
+        for (const [label, runner] of [["this node", localRun], [settings.peerName, peerRun]] as const) {
+          if (await agentRunning(runner, systemdRuns)) continue;
+          const argv = systemdRuns ? ["systemctl", "start", "mnha.service"] : [MNHA, "run-detached-agent", "--agent-config", CONFIG_FILE, "--log-file", AGENT_LOG, "--pid-file", AGENT_PID];
+          const result = await runner(argv);
+          if (result.code !== 0) throw new MnhaError("REMOTE_COMMAND", `starting the agent on ${label} failed: ${(result.stderr || result.stdout).trim().split("\n").slice(-3).join(" | ")}`, { hint: `see ${systemdRuns ? "journalctl -u mnha" : AGENT_LOG} on ${label}` });
+        }
+      },
+      rollback: async () => {
+        for (const runner of [peerRun, localRun]) await stopAgent(runner, systemdRuns);
+      },
+    },
+    {
+      name: "healthy",
+      title: "wait until the pair is healthy (one VIP holder, both connected and eligible)",
+      run: async (context) => {
+        const report = await waitHealthy(settings.healthyTimeoutMs);
+        context.note(`${report.vipOwner ?? "nobody"} holds the VIP ${settings.preflight.vipAddress}`);
+      },
+    },
+  ];
+  void out;
+  return { name: "install-ha", steps };
+}
+
+function sshTrustStep(session: SshSession, settings: InstallSettings): PlanStep {
+  const keyFile = `${SSH_DIR}/id_ed25519`;
+  const marker = (node: string) => `mnha-sync-${node}`;
+  const makeKey = ["sh", "-c", 'mkdir -p -m 700 "$(dirname "$1")" && { test -f "$1" || ssh-keygen -q -t ed25519 -N "" -C "$2" -f "$1"; } && cat "$1.pub"', "sh", keyFile];
+  /** Appends the key to the execUser's authorized_keys unless it is there. */
+  const authorize = ["sh", "-c", 'home=$(getent passwd "$1" | cut -d: -f6) && test -n "$home" && mkdir -p -m 700 "$home/.ssh" && touch "$home/.ssh/authorized_keys" && chmod 600 "$home/.ssh/authorized_keys" && key=$(cat) && { grep -qxF "$key" "$home/.ssh/authorized_keys" || printf "%s\\n" "$key" >> "$home/.ssh/authorized_keys"; }', "sh", settings.execUser];
+  const knownHost = ["sh", "-c", 'mkdir -p -m 700 "$(dirname "$1")" && line=$(cat) && touch "$1" && { grep -qxF "$line" "$1" || printf "%s\\n" "$line" >> "$1"; }', "sh", KNOWN_HOSTS_FILE];
+  const tryLogin = (address: string) => ["ssh", "-i", keyFile, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${KNOWN_HOSTS_FILE}`, "-o", "ConnectTimeout=10", `${settings.execUser}@${address}`, "true"];
+  return {
+    name: "ssh-trust",
+    title: `SSH key trust between the nodes for data sync (${keyFile}, user ${settings.execUser})`,
+    check: async () => (await local("ssh", tryLogin(settings.peerAddress).slice(1), { timeoutMs: 20_000 })).code === 0 && (await session.exec(tryLogin(settings.localAddress), { timeoutMs: 20_000 })).code === 0,
+    run: async () => {
+      const localKey = (await mustLocal("making this node's key", makeKey[0] as string, [...makeKey.slice(1), marker(settings.nodeName)])).stdout.trim();
+      const peerKey = (await session.run([...makeKey, marker(settings.peerName)], { what: "making the peer's key" })).stdout.trim();
+      await session.run(authorize, { input: localKey, what: `authorizing ${settings.nodeName}'s key` });
+      await mustLocal(`authorizing ${settings.peerName}'s key`, authorize[0] as string, authorize.slice(1), { input: peerKey });
+      // Host keys: the peer's as this install verified it; ours as sshd here serves it (read locally, not over the network).
+      const peerHostLine = `${settings.peerAddress} ${keyTypeName(session.hostKeyBlob)} ${session.hostKeyBlob.toString("base64")}`;
+      await mustLocal("recording the peer's host key", knownHost[0] as string, knownHost.slice(1), { input: peerHostLine });
+      const ownHostKey = (await mustLocal("reading this node's host key", "ssh-keyscan", ["-t", "ed25519", settings.localAddress], { timeoutMs: 15_000 })).stdout.split("\n").find((line) => line.startsWith(settings.localAddress));
+      if (ownHostKey === undefined) throw new MnhaError("REMOTE_COMMAND", `this node's sshd did not show an ed25519 host key on ${settings.localAddress}`, { hint: "sshd must run on this node with an ed25519 host key (data sync logs in over SSH)" });
+      await session.run(knownHost, { input: ownHostKey.trim(), what: "recording this node's host key on the peer" });
+    },
+    rollback: async () => {
+      // Only the keys this step made: the authorized_keys lines marked mnha-sync-<node>, and the key files.
+      const forget = ["sh", "-c", 'home=$(getent passwd "$1" | cut -d: -f6) && f="$home/.ssh/authorized_keys" && if test -f "$f"; then grep -v -e " $2$" -e " $3$" "$f" > "$f.tmp"; chmod 600 "$f.tmp"; mv -f "$f.tmp" "$f"; fi; rm -f "$4" "$4.pub"', "sh", settings.execUser, marker(settings.nodeName), marker(settings.peerName), keyFile];
+      await mustLocal("removing the sync key trust", forget[0] as string, forget.slice(1));
+      await session.run(forget, { what: "removing the sync key trust" });
+    },
+  };
+}
+
+function keyTypeName(blob: Buffer): string {
+  return blob.subarray(4, 4 + blob.readUInt32BE(0)).toString("latin1");
+}
+
+async function agentRunning(runner: (argv: string[]) => Promise<Result>, systemdRuns: boolean): Promise<boolean> {
+  if (systemdRuns) return (await runner(["systemctl", "is-active", "--quiet", "mnha.service"])).code === 0;
+  const result = await runner(["sh", "-c", 'pid=$(cat "$1" 2>/dev/null) && test -n "$pid" && tr "\\0" " " < "/proc/$pid/cmdline" | grep -q " agent "', "sh", AGENT_PID]);
+  return result.code === 0;
+}
+
+async function stopAgent(runner: (argv: string[]) => Promise<Result>, systemdRuns: boolean): Promise<void> {
+  if (systemdRuns) {
+    await runner(["systemctl", "disable", "--now", "mnha.service"]);
+    return;
+  }
+  await runner(["sh", "-c", 'pid=$(cat "$1" 2>/dev/null) && kill -TERM "$pid" && for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.2; done', "sh", AGENT_PID]);
+}
+
+/** Polls this node's agent until the pair is healthy. */
+export async function waitHealthy(timeoutMs: number, socketPath = "/run/mnha/mnha.sock"): Promise<StatusReport> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "no answer yet";
+  const client = new ControlClient({ socketPath, timeoutMs: 3_000 });
+  for (let attempt = 0; attempt < Math.ceil(timeoutMs / 500) + 1; attempt++) {
+    try {
+      const report = await client.status();
+      const problem = healthProblem(report);
+      if (problem === null) return report;
+      last = problem;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() >= deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new MnhaError("PLAN_STEP_FAILED", `the pair did not become healthy within ${Math.round(timeoutMs / 1000)} s (last seen: ${last})`, { hint: `see mnha status and ${AGENT_LOG} on both nodes` });
+}
+
+export function healthProblem(report: StatusReport): string | null {
+  if (!report.peer.connected) return "the peer is not connected";
+  if (report.vipOwner === null) return "nobody holds the VIP";
+  if (!report.self.eligible) return `this node is not eligible (${report.self.reasons.join("; ")})`;
+  if ("eligible" in report.peer && report.peer.eligible === false) return `the peer is not eligible (${report.peer.reasons.join("; ")})`;
+  return null;
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { combinePreflight, findOtherHaSuites, inSubnet, preflightFailed, renderPreflightTable, type CheckResult, type NodePreflight } from "../../src/provision/preflight.js";
+
+const ok = (id: string, value = "ok"): CheckResult => ({ id, title: id, status: "pass", value, fix: "" });
+function node(hostname: string, overrides: Partial<NodePreflight> = {}): NodePreflight {
+  return { hostname, platformVersion: "4.8.0", licenseType: "enterprise", checks: [ok("cpus", "8"), ok("memory", "16.0 GB")], ...overrides };
+}
+
+describe("preflight", () => {
+  it("inSubnet", () => {
+    expect(inSubnet("10.0.0.100", "10.0.0.11", 24)).toBe(true);
+    expect(inSubnet("10.0.1.100", "10.0.0.11", 24)).toBe(false);
+    expect(inSubnet("10.0.1.100", "10.0.0.11", 16)).toBe(true);
+    expect(inSubnet("10.0.0.300", "10.0.0.11", 24)).toBe(false);
+  });
+
+  it("one table: both nodes pass, the platform, license and clock compared", () => {
+    const rows = combinePreflight(node("mn1"), node("mn2"), { offsetMs: 12, uncertaintyMs: 3 });
+    expect(preflightFailed(rows)).toBe(false);
+    expect(rows.map((r) => r.id)).toEqual(["cpus", "memory", "same-platform-version", "same-license-type", "clock"]);
+    const table = renderPreflightTable(rows, ["mn1", "mn2"]);
+    expect(table.split("\n")[0]).toMatch(/^check\s+mn1\s+mn2\s+result\s+fix$/);
+    expect(table).toContain("+12 ms (±3)");
+  });
+
+  it("a different platform version fails and names the fix", () => {
+    const rows = combinePreflight(node("mn1"), node("mn2", { platformVersion: "4.7.0" }), { offsetMs: 0, uncertaintyMs: 1 });
+    expect(preflightFailed(rows)).toBe(true);
+    const row = rows.find((r) => r.id === "same-platform-version");
+    expect(row).toMatchObject({ status: "fail", values: ["4.8.0", "4.7.0"] });
+    expect(row?.fix).toContain("same platform version");
+  });
+
+  it("a node's own failure is the row's result, with that node's fix", () => {
+    const weak = node("mn2", { checks: [{ id: "cpus", title: "CPUs >= 8", status: "fail", value: "4", fix: "give the MN at least 8 CPUs" }, ok("memory")] });
+    const rows = combinePreflight(node("mn1"), weak, { offsetMs: 0, uncertaintyMs: 1 });
+    expect(rows[0]).toMatchObject({ id: "cpus", status: "fail", values: ["8", "4"], fix: "mn2: give the MN at least 8 CPUs" });
+  });
+
+  it("clocks more than 500 ms apart fail; different licenses fail", () => {
+    const rows = combinePreflight(node("mn1"), node("mn2", { licenseType: "trial" }), { offsetMs: -800, uncertaintyMs: 2 });
+    expect(rows.find((r) => r.id === "clock")?.status).toBe("fail");
+    expect(rows.find((r) => r.id === "same-license-type")?.status).toBe("fail");
+  });
+
+  it("finds other HA suites among processes", () => {
+    expect(findOtherHaSuites([{ pid: 5, argv: ["/usr/sbin/sshd", "-D"] }])).toEqual([]);
+    expect(findOtherHaSuites([{ pid: 6, argv: ["/usr/sbin/keepalived", "-n"] }])).toEqual(["keepalived not run by mnha (pid 6)"]);
+    expect(findOtherHaSuites([{ pid: 7, argv: ["/usr/local/bin/zstack-hamon"] }])[0]).toContain("zstack-hamon");
+    expect(findOtherHaSuites([{ pid: 8, argv: ["/opt/mnha/current/node/bin/node", "/opt/mnha/current/app/bin/mnha.js", "agent", "--config", "/etc/mnha/mnha.yaml"] }])).toEqual(["an mnha agent (pid 8)"]);
+  });
+});

@@ -1,0 +1,36 @@
+#!/bin/sh
+# install.sh of the mnha suite bundle: installs this unpacked suite into /opt/mnha (or
+# MNHA_PREFIX) without network or compiler, and links /usr/local/bin/mnha and zsha2.
+# Idempotent: running it again changes nothing; a newer suite goes next to the old one
+# (/opt/mnha/releases/<version>) and /opt/mnha/current moves to it.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+prefix=${MNHA_PREFIX:-/opt/mnha}
+bindir=${MNHA_BINDIR:-/usr/local/bin}
+version=$(cat "$here/VERSION")
+release="$prefix/releases/$version"
+
+if [ "$(id -u)" != 0 ]; then echo "install.sh: run it as root" >&2; exit 2; fi
+if [ ! -f "$release/.complete" ]; then
+  rm -rf "$release.partial"
+  mkdir -p "$release.partial"
+  cp -a "$here/." "$release.partial/"
+  touch "$release.partial/.complete"
+  rm -rf "$release"
+  mv "$release.partial" "$release"
+fi
+ln -sfn "releases/$version" "$prefix/current.new"
+mv -T "$prefix/current.new" "$prefix/current"
+mkdir -p "$bindir"
+ln -sfn "$prefix/current/bin/mnha" "$bindir/mnha"
+ln -sfn "$prefix/current/bin/zsha2" "$bindir/zsha2"
+mkdir -p /etc/mnha /var/lib/mnha
+chmod 700 /etc/mnha /var/lib/mnha
+
+# Prove the runtime and the native addon load here, before anyone relies on them.
+"$prefix/current/node/bin/node" -e '
+  const Database = require(process.argv[1]);
+  const db = new Database(":memory:");
+  if (db.prepare("select 41 + 1 as n").get().n !== 42) process.exit(1);
+' "$(find "$prefix/current/app/node_modules/.pnpm" -maxdepth 1 -name 'better-sqlite3@*' | head -n 1)/node_modules/better-sqlite3"
+echo "mnha suite $version installed in $release ($bindir/mnha, $bindir/zsha2)"
