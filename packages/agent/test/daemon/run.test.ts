@@ -44,8 +44,8 @@ describe("runAgent and the instance lock", () => {
     });
     const code = await runAgent({ configPath: config });
     expect(code).toBe(3);
-    expect(stderr.join("")).toMatch(/AGENT_ALREADY_RUNNING: another mnha agent is already running for .*data/);
-    expect(stderr.join("")).toMatch(/hint: .*already running/);
+    expect(stderr.join("")).toMatch(/AGENT_ALREADY_RUNNING: another mnha agent \(pid \d+\) is already running for the data dir .*data/);
+    expect(stderr.join("")).toMatch(/hint: only one agent may run per node/);
     // Nothing but the lock file: no epoch, no Keepalived files, no store, no socket.
     expect(readdirSync(join(dir, "data"))).toEqual(["agent.lock"]);
     expect(readdirSync(dir).sort()).toEqual(["data", "mnha.yaml"]);
