@@ -119,7 +119,7 @@ export class Agent {
       logger: this.logger.child({ component: "arp-guard" }),
     });
     this.link = new PeerLink({
-      self: { name: this.self, listenAddress: config.listen.address ?? config.node.address, listenPort: config.listen.port },
+      self: { name: this.self, listenAddress: config.listen.address ?? config.node.address, listenPort: config.listen.port, address: config.node.address },
       peer: { name: peer.name, address: peer.address, port: peer.port },
       secret: this.loaded.secret,
       logger: this.logger.child({ component: "peer" }),

@@ -47,7 +47,8 @@ import { RefusalLedger } from "./refusal-ledger.js";
 import type { SessionCipher } from "./session-cipher.js";
 
 export interface PeerLinkOptions {
-  self: { name: string; listenAddress: string; listenPort: number };
+  /** `address`: this node's own address (node.address), the source of our dials; the peer admits only it. Defaults to listenAddress unless that is a wildcard. */
+  self: { name: string; listenAddress: string; listenPort: number; address?: string };
   peer: { name: string; address: string; port: number };
   /** Shared secret: only ever an HMAC key, never sent, never logged. */
   secret: string;
@@ -332,7 +333,7 @@ export class PeerLink implements PeerLinkApi {
     const { address, port } = this.options.peer;
     const remote = hostPort(address, port);
     // Dial from our own listen address (not, say, the VIP): the peer admits only that source.
-    const local = this.options.self.listenAddress;
+    const local = this.options.self.address ?? this.options.self.listenAddress;
     const localAddress = local === "0.0.0.0" || local === "::" || local === "" ? {} : { localAddress: local };
     const ws = new WebSocket(`ws://${remote}/`, { maxPayload: this.options.maxFrameBytes + SEALED_OVERHEAD_BYTES, perMessageDeflate: false, followRedirects: false, ...localAddress });
     const session = new DialerHandshake(this.identity);
