@@ -568,7 +568,9 @@ export class PeerLink implements PeerLinkApi {
       // ws itself rejected a frame (too large, bad UTF-8, bad opcode) and is already closing.
       const reason =
         error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ? `frame exceeds the ${this.options.maxFrameBytes}-byte limit` : `invalid WebSocket frame: ${error.message}`;
-      this.log.debug({ remote: link.remote, direction: link.direction, code: "bad-frame", reason }, "peer link: refused a connection");
+      const fields = { remote: link.remote, direction: link.direction, code: "bad-frame", reason };
+      if (link.authenticated) this.log.warn(fields, "peer link: refused a frame on the authenticated link; closing it");
+      else this.log.debug(fields, "peer link: refused a connection");
       this.countRefusal(link.remote, "bad-frame", reason);
       link.closing = true;
       this.retire(link, `refused (bad-frame): ${reason}`);
