@@ -11,6 +11,12 @@
 //   garbage         a text frame that is not JSON
 //   binary          a binary frame
 //   heartbeat       a valid-looking heartbeat without any handshake
+//   half-http       a raw TCP connection that sends half an HTTP request and then nothing
+//                   (records only how long the agent keeps it open)
+//
+// Run from an address other than the agent's configured peer, every attack is reset at the
+// TCP level before anything is parsed (opened: false, nothing received). Run from the peer's
+// own address (the lab runs it in the peer's namespace), the attacks reach the handshake.
 //
 // usage: hostile-peer.mjs --host ADDR --port 7946 --claim PEERNAME [--timeout-ms 5000] ATTACK...
 import console from "node:console";
@@ -18,13 +24,15 @@ import process from "node:process";
 import { clearTimeout, setTimeout } from "node:timers";
 import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
+import { connect } from "node:net";
 import { parseArgs } from "node:util";
 
 // ws is a dependency of the agent package; resolve it from there (the lab has no copy of its own).
 const require = createRequire(new URL("../../packages/agent/package.json", import.meta.url));
 const { WebSocket } = require("ws");
 
-const ATTACKS = ["wrong-secret", "unknown-peer", "future-version", "oversized", "garbage", "binary", "heartbeat"];
+const ATTACKS = ["wrong-secret", "unknown-peer", "future-version", "oversized", "garbage", "binary", "heartbeat", "half-http"];
+const PROTOCOL_VERSION = 2;
 const MAX_FRAME_BYTES = 256 * 1024;
 
 let parsed;
@@ -67,20 +75,53 @@ const heartbeat = (node) => ({
 /** What each attack sends: on open, and in answer to each frame the agent sends. */
 const scripts = {
   "wrong-secret": {
-    onOpen: (ws) => ws.send(JSON.stringify({ type: "hello", node: values.claim, versions: [1], nonce: nonce() })),
+    onOpen: (ws) => ws.send(JSON.stringify({ type: "hello", node: values.claim, versions: [PROTOCOL_VERSION], nonce: nonce() })),
     onFrame: (ws, frame) => {
       if (frame.type === "challenge") ws.send(JSON.stringify({ type: "auth", proof: randomBytes(32).toString("hex") }));
     },
   },
-  "unknown-peer": { onOpen: (ws) => ws.send(JSON.stringify({ type: "hello", node: "intruder", versions: [1], nonce: nonce() })) },
+  "unknown-peer": { onOpen: (ws) => ws.send(JSON.stringify({ type: "hello", node: "intruder", versions: [PROTOCOL_VERSION], nonce: nonce() })) },
   "future-version": { onOpen: (ws) => ws.send(JSON.stringify({ type: "hello", node: values.claim, versions: [99], nonce: nonce() })) },
-  oversized: { onOpen: (ws) => ws.send(JSON.stringify({ type: "hello", node: values.claim, versions: [1], nonce: nonce(), pad: "x".repeat(MAX_FRAME_BYTES + 1024) })) },
+  oversized: { onOpen: (ws) => ws.send(JSON.stringify({ type: "hello", node: values.claim, versions: [PROTOCOL_VERSION], nonce: nonce(), pad: "x".repeat(MAX_FRAME_BYTES + 1024) })) },
   garbage: { onOpen: (ws) => ws.send("}} this is not JSON {{") },
   binary: { onOpen: (ws) => ws.send(Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0xff])) },
   heartbeat: { onOpen: (ws) => ws.send(JSON.stringify(heartbeat(values.claim))) },
 };
 
+/** Half an HTTP request, then silence: how long does the agent hold the descriptor? */
+function halfHttp() {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const record = { attack: "half-http", opened: false, received: [], close: null, error: null, tookMs: 0 };
+    const socket = connect({ host: values.host, port });
+    let settled = false;
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      record.tookMs = Math.round(performance.now() - started);
+      socket.destroy();
+      resolve(record);
+    };
+    const timer = setTimeout(() => {
+      record.error = record.error ?? `still open after ${timeoutMs} ms`;
+      finish();
+    }, timeoutMs);
+    socket.on("connect", () => {
+      record.opened = true;
+      socket.write("GET / HTTP/1.1\r\nHost: mn\r\nUpgrade: websocket\r\nConnection: Up");
+    });
+    socket.on("data", (chunk) => record.received.push(chunk.toString("utf8")));
+    socket.on("error", (error) => (record.error = record.error ?? error.code ?? error.message));
+    socket.on("close", () => {
+      record.close = { code: 0, reason: "tcp closed" };
+      finish();
+    });
+  });
+}
+
 function attack(name) {
+  if (name === "half-http") return halfHttp();
   const started = performance.now();
   return new Promise((resolve) => {
     const record = { attack: name, opened: false, received: [], close: null, error: null, tookMs: 0 };

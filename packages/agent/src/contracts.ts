@@ -94,7 +94,11 @@ export type PeerLinkEvent =
   | { kind: "up"; peer: string; version: number; remote: string }
   | { kind: "down"; peer: string; reason: string }
   | { kind: "message"; message: LinkMessage }
-  | { kind: "refused"; remote: string; code: string; reason: string };
+  /**
+   * Refused connections and frames, summarised and rate-limited by the link (peer/refusal-ledger.ts).
+   * Record them as `peer.refusals` events: local-only, never replicated (a stranger must not fill both stores).
+   */
+  | { kind: "refusals"; count: number; byCode: Record<string, number>; sources: string[]; otherSources: number; first: { remote: string; code: string; reason: string }; message: string };
 
 export interface PeerLinkApi extends Startable {
   onEvent(listener: (event: PeerLinkEvent) => void): void;

@@ -1,3 +1,4 @@
 export * from "./messages.js";
 export * from "./codec.js";
 export * from "./handshake.js";
+export * from "./framing.js";

@@ -6,8 +6,13 @@ import { z } from "zod";
  * disagree about what a message means.
  */
 
-export const PROTOCOL_VERSIONS = [1] as const;
-export const CURRENT_PROTOCOL_VERSION = 1;
+/**
+ * Version 2: the dialer proves first, the transcript binds the offered versions, and every
+ * frame after the handshake is sealed (framing.ts). Version 1 (plain frames, listener proves
+ * first) is no longer spoken: a peer still on it is refused with unsupported-version.
+ */
+export const PROTOCOL_VERSIONS = [2] as const;
+export const CURRENT_PROTOCOL_VERSION = 2;
 /** Frames above this size are refused before parsing (ws `maxPayload`). */
 export const MAX_FRAME_BYTES = 256 * 1024;
 
@@ -32,13 +37,12 @@ export const HelloSchema = z.strictObject({
   nonce,
 });
 
-/** Listener → dialer: the chosen version, my challenge, and proof that I know the secret. */
+/** Listener → dialer: the chosen version and my challenge. No proof yet: the dialer proves first. */
 export const ChallengeSchema = z.strictObject({
   type: z.literal("challenge"),
   node: nodeName,
   version: z.number().int().positive(),
   nonce,
-  proof,
 });
 
 /** Dialer → listener: proof that I know the secret too. */
@@ -47,16 +51,30 @@ export const AuthSchema = z.strictObject({
   proof,
 });
 
-/** Listener → dialer: the link is open. */
+/** Listener → dialer: the dialer proved itself; here is my proof, and the link is open. */
 export const WelcomeSchema = z.strictObject({
   type: z.literal("welcome"),
   version: z.number().int().positive(),
+  proof,
 });
 
 /** Either side, before closing: why the link is refused. Never carries secrets. */
 export const RefuseSchema = z.strictObject({
   type: z.literal("refuse"),
-  code: z.enum(["bad-frame", "unsupported-version", "auth-failed", "unknown-peer", "duplicate-link", "not-ready", "protocol"]),
+  code: z.enum([
+    "bad-frame",
+    "unsupported-version",
+    "auth-failed",
+    "unknown-peer",
+    "duplicate-link",
+    "not-ready",
+    "protocol",
+    // Sealed frames after the handshake (framing.ts FRAME_FAULT_CODES).
+    "truncated-frame",
+    "forged-frame",
+    "replayed-frame",
+    "reordered-frame",
+  ]),
   message: z.string().max(500),
   versions: z.array(z.number().int().positive()).max(16).optional(),
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { authTranscript, chooseVersion, decodeHandshake, decodeLinkMessage, encode, MAX_FRAME_BYTES, proofsEqual, type Heartbeat } from "../src/index.js";
+import { checkSequence, handshakeTranscript, proofInput, sealedHeader, sealedNonce, splitSealedFrame, SEALED_OVERHEAD_BYTES, chooseVersion, decodeHandshake, decodeLinkMessage, encode, MAX_FRAME_BYTES, proofsEqual, type Heartbeat } from "../src/index.js";
 
 const heartbeat: Heartbeat = {
   type: "heartbeat",
@@ -56,13 +56,50 @@ describe("handshake helpers", () => {
     expect(chooseVersion([1, 2, 3], [1, 2])).toBe(2);
     expect(chooseVersion([99], [1])).toBeNull();
   });
-  it("transcripts differ by side, so a proof cannot be reflected", () => {
-    const fields = { dialer: "mn1", listener: "mn2", dialerNonce: "a", listenerNonce: "b", version: 1 };
-    expect(authTranscript("dialer", fields)).not.toBe(authTranscript("listener", fields));
+  it("proof inputs differ by side, so a proof cannot be reflected", () => {
+    const fields = { dialer: "mn1", listener: "mn2", offered: [2], dialerNonce: "a", listenerNonce: "b", version: 2 };
+    expect(proofInput("dialer", fields)).not.toBe(proofInput("listener", fields));
+  });
+  it("the transcript binds the offered version list: a trimmed offer gives another transcript", () => {
+    const fields = { dialer: "mn1", listener: "mn2", offered: [2, 3], dialerNonce: "a", listenerNonce: "b", version: 2 };
+    expect(handshakeTranscript(fields)).not.toBe(handshakeTranscript({ ...fields, offered: [2] }));
+    expect(handshakeTranscript(fields)).not.toBe(handshakeTranscript({ ...fields, offered: [3, 2] }));
+    expect(handshakeTranscript(fields)).toBe(["mnha-link-v2", "mn1", "mn2", "2,3", "2", "a", "b"].join("\n"));
   });
   it("compares proofs", () => {
     expect(proofsEqual("ab", "ab")).toBe(true);
     expect(proofsEqual("ab", "ac")).toBe(false);
     expect(proofsEqual("ab", "abc")).toBe(false);
+  });
+});
+
+describe("sealed frame layout", () => {
+  it("header: format byte then the big-endian sequence number; nonce: 4 zero bytes then the same 8 bytes", () => {
+    const seq = 2 ** 40 + 5;
+    const header = sealedHeader(seq);
+    expect([...header]).toEqual([1, 0, 0, 1, 0, 0, 0, 0, 5]);
+    expect([...sealedNonce(seq)]).toEqual([0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 5]);
+    expect(() => sealedHeader(-1)).toThrow(RangeError);
+    expect(() => sealedHeader(2 ** 53)).toThrow(RangeError);
+  });
+  it("splits a frame into header, ciphertext and tag, and calls anything shorter than the overhead truncated", () => {
+    const frame = new Uint8Array([...sealedHeader(7), 0xaa, 0xbb, ...new Array<number>(16).fill(0xcc)]);
+    const parts = splitSealedFrame(frame);
+    expect(parts.ok && parts.seq).toBe(7);
+    expect(parts.ok && [...parts.ciphertext]).toEqual([0xaa, 0xbb]);
+    expect(parts.ok && parts.tag.length).toBe(16);
+    expect(splitSealedFrame(frame.subarray(0, SEALED_OVERHEAD_BYTES - 1))).toMatchObject({ ok: false, fault: "truncated" });
+    const unknownFormat = frame.slice();
+    unknownFormat[0] = 9;
+    expect(splitSealedFrame(unknownFormat)).toMatchObject({ ok: false, fault: "truncated", reason: expect.stringContaining("format 9") });
+    // A sequence number above 2^53 cannot be authentic: reported as -1, never rounded.
+    const huge = frame.slice();
+    huge.fill(0xff, 1, 9);
+    expect(splitSealedFrame(huge)).toMatchObject({ ok: true, seq: -1 });
+  });
+  it("accepts frames strictly in order: an old number is a replay, a later one means frames are missing", () => {
+    expect(checkSequence(3, 3)).toEqual({ ok: true });
+    expect(checkSequence(3, 1)).toMatchObject({ ok: false, fault: "replayed" });
+    expect(checkSequence(3, 4)).toMatchObject({ ok: false, fault: "reordered" });
   });
 });

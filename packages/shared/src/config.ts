@@ -13,6 +13,10 @@ import { ConfigError, MnhaError, type ConfigProblem } from "./errors.js";
  */
 
 const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "a name of 1-63 letters, digits, '.', '_' or '-'");
+/** The peer secret must hold at least as much as 32 random bytes (256 bits): offline guessing stays hopeless. */
+export const MIN_SECRET_BITS = 256;
+export const GOOD_SECRET_COMMAND = "head -c 32 /dev/urandom | base64";
+
 const ipv4 = z.string().refine((v) => isIP(v) === 4, "an IPv4 address such as 10.0.0.11");
 const port = z.number().int().min(1).max(65535);
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
@@ -116,7 +120,10 @@ export const ConfigSchema = z
     auth: z
       .strictObject({
         /** Inline secret; prefer secretFile so that the secret is not in the config file. */
-        secret: z.string().min(16, "a secret of at least 16 characters").optional(),
+        secret: z
+          .string()
+          .refine((v) => secretStrengthBits(v) >= MIN_SECRET_BITS, `a secret of 32 random bytes' worth (${MIN_SECRET_BITS} bits); make one with: ${GOOD_SECRET_COMMAND}`)
+          .optional(),
         secretFile: absolutePath.optional(),
       })
       .refine((a) => (a.secret === undefined) !== (a.secretFile === undefined), "exactly one of auth.secret or auth.secretFile"),
@@ -419,6 +426,7 @@ export function loadConfig(file: string): LoadedConfig {
   const config = parseConfig(raw ?? {}, path);
   if (config.auth.secret !== undefined) checkInlineSecretFile(path, fileStat);
   const secret = readSecret(config, dirname(path));
+  checkSecretStrength(secret, config.auth.secretFile ?? `${path} (auth.secret)`);
   return { file: path, config, secret, derived: deriveTimings(config) };
 }
 
@@ -530,4 +538,27 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return discriminator ? `one of ${discriminator[1]}` : issue.message;
     }
   }
+}
+
+
+/**
+ * An upper bound of the randomness a secret can hold, from its alphabet: hex digits carry 4
+ * bits a character, base64 (or base64url) 6, any other text at most log2(95) ≈ 6.57. A secret
+ * with fewer than 12 distinct characters is counted as holding nothing (e.g. "aaaa…").
+ */
+export function secretStrengthBits(secret: string): number {
+  if (new Set(secret).size < 12) return 0;
+  if (/^[0-9a-fA-F]+$/.test(secret)) return secret.length * 4;
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(secret)) return secret.replace(/=+$/, "").length * 6;
+  return Math.floor(secret.length * Math.log2(95));
+}
+
+/** Refuses a secret weaker than MIN_SECRET_BITS, saying how to make a good one. Never prints the secret. */
+export function checkSecretStrength(secret: string, where: string): void {
+  const bits = secretStrengthBits(secret);
+  if (bits >= MIN_SECRET_BITS) return;
+  throw new MnhaError("SECRET_WEAK", `the peer secret in ${where} is too weak: at most ${bits} bits, ${MIN_SECRET_BITS} needed (32 random bytes' worth)`, {
+    hint: `make a new one on one node with: umask 077; ${GOOD_SECRET_COMMAND} > /etc/mnha/secret — then copy that file to the other node and restart both agents`,
+    fields: { where, bits, required: MIN_SECRET_BITS },
+  });
 }

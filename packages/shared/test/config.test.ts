@@ -1,10 +1,11 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the table below mutates raw, untyped YAML input on purpose */
 import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { checkInlineSecretFile, ConfigError, loadConfig, MnhaError, parseConfig, redactedConfig } from "../src/index.js";
+import { checkInlineSecretFile, ConfigError, loadConfig, MIN_SECRET_BITS, MnhaError, parseConfig, redactedConfig, secretStrengthBits } from "../src/index.js";
 
 function captureMnhaError(run: () => unknown): MnhaError {
   try {
@@ -24,7 +25,7 @@ function minimal(): Record<string, unknown> {
     peers: [{ name: "mn2", address: "10.0.0.12" }],
     vip: { address: "10.0.0.100", interface: "eth0" },
     gateway: { address: "10.0.0.1" },
-    auth: { secret: "0123456789abcdef-secret" },
+    auth: { secret: "0123456789abcdef-secret-Zq8Wv3Kx7Lm1Np5Rt9Yb2Hc" },
   };
 }
 
@@ -67,7 +68,7 @@ describe("config", () => {
     ["peers", (c: Record<string, any>) => c.peers.push({ name: "mn3", address: "10.0.0.13" }), "exactly one peer"],
     ["timings.leaseMs", (c: Record<string, any>) => (c.timings = { heartbeatIntervalMs: 200, leaseMs: 300 }), "two heartbeat intervals"],
     ["auth", (c: Record<string, any>) => (c.auth = {}), "exactly one of auth.secret or auth.secretFile"],
-    ["auth.secret", (c: Record<string, any>) => (c.auth = { secret: "short" }), "16 characters"],
+    ["auth.secret", (c: Record<string, any>) => (c.auth = { secret: "short" }), "head -c 32 /dev/urandom | base64"],
     ["services[0].check.kind", (c: Record<string, any>) => (c.services = [{ name: "mn", check: { kind: "smoke", port: 1 } }]), "one of"],
     ["vip.interfce", (c: Record<string, any>) => (c.vip.interfce = "eth1"), "unknown field"],
     ["keepalived.advertIntMs", (c: Record<string, any>) => (c.keepalived = { advertIntMs: 105 }), "multiple of 10"],
@@ -108,15 +109,49 @@ describe("config", () => {
   it("loads a file with a secret file, refusing a secret readable by others", () => {
     const dir = mkdtempSync(join(tmpdir(), "mnha-config-"));
     const secretFile = join(dir, "secret");
-    writeFileSync(secretFile, "a-long-enough-shared-secret\n", { mode: 0o644 });
+    const good = "Wm9Lq2xR8vT1cY7nB4hK0pD6sF3gJ9aE5uZ+iO/wXeM=";
+    writeFileSync(secretFile, `${good}\n`, { mode: 0o644 });
     chmodSync(secretFile, 0o644);
     const file = join(dir, "mnha.yaml");
     writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secretFile: ${secretFile}}\n`);
     expect(() => loadConfig(file)).toThrow(/readable by other users/);
     chmodSync(secretFile, 0o600);
     const loaded = loadConfig(file);
-    expect(loaded.secret).toBe("a-long-enough-shared-secret");
+    expect(loaded.secret).toBe(good);
     expect(loaded.derived.peerLossMs).toBe(300);
+  });
+
+  it("refuses a secret weaker than 32 random bytes, inline or in its file, with the command that makes a good one", () => {
+    // Each of these passed the old 16-character rule.
+    for (const weak of ["correct-horse-battery-staple-42", "0123456789abcdef0123", "a".repeat(80), "0123456789abcdef".repeat(3)]) {
+      expect(secretStrengthBits(weak)).toBeLessThan(MIN_SECRET_BITS);
+      const problems = problemsOf({ ...minimal(), auth: { secret: weak } });
+      expect(problems.find((p) => p.path === "auth.secret")?.expected).toContain("head -c 32 /dev/urandom | base64");
+    }
+    // What the documented commands make passes: base64 or base64url of 32 bytes, hex of 32 bytes.
+    for (const bytes of [randomBytes(32), randomBytes(32), Buffer.alloc(32, 0).map((_, i) => i * 7)]) {
+      for (const good of [bytes.toString("base64"), bytes.toString("base64url"), bytes.toString("hex")]) {
+        expect(secretStrengthBits(good), good).toBeGreaterThanOrEqual(MIN_SECRET_BITS);
+      }
+    }
+    // 31 bytes is not enough.
+    expect(secretStrengthBits(randomBytes(31).toString("hex"))).toBeLessThan(MIN_SECRET_BITS);
+
+    const dir = mkdtempSync(join(tmpdir(), "mnha-config-"));
+    const secretFile = join(dir, "secret");
+    writeFileSync(secretFile, "correct-horse-battery-staple-42\n", { mode: 0o600 });
+    const file = join(dir, "mnha.yaml");
+    writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secretFile: ${secretFile}}\n`);
+    try {
+      loadConfig(file);
+      throw new Error("expected the weak secret to be refused");
+    } catch (error) {
+      expect(error).toBeInstanceOf(MnhaError);
+      expect((error as MnhaError).code).toBe("SECRET_WEAK");
+      expect((error as MnhaError).message).toContain(secretFile);
+      expect((error as MnhaError).message).not.toContain("correct-horse");
+      expect((error as MnhaError).hint).toContain("head -c 32 /dev/urandom | base64");
+    }
   });
 
   it("reports YAML syntax errors and missing files with a fix", () => {
@@ -164,6 +199,6 @@ describe("config", () => {
   it("show-config view: zsha2 field names, secret redacted", () => {
     const view = redactedConfig(parseConfig(minimal()));
     expect(view).toMatchObject({ nodeip: "10.0.0.11", peerip: "10.0.0.12", dbvip: "10.0.0.100", nic: "eth0", gw: "10.0.0.1", peerport: 7946 });
-    expect(JSON.stringify(view)).not.toContain("0123456789abcdef-secret");
+    expect(JSON.stringify(view)).not.toContain("0123456789abcdef-secret-Zq8Wv3Kx7Lm1Np5Rt9Yb2Hc");
   });
 });

@@ -401,13 +401,9 @@ export class Agent {
       case "message":
         this.host.input({ kind: "peer-message", message: event.message });
         break;
-      case "refused":
-        // Both sides dialling at once is routine: one of the two connections is closed.
-        if (event.code === "duplicate-link") {
-          this.logger.debug({ remote: event.remote }, "duplicate peer connection closed");
-          break;
-        }
-        this.events.record("peer.refused", `refused a peer connection from ${event.remote}: ${event.code}: ${event.reason}`, { remote: event.remote, code: event.code, reason: event.reason }, "warn");
+      case "refusals":
+        // Already summarised and rate-limited by the link; `peer.refusals` events stay on this node (sync skips them).
+        this.events.record("peer.refusals", event.message, { count: event.count, byCode: event.byCode, sources: event.sources, otherSources: event.otherSources, first: event.first }, "warn");
         break;
     }
   }

@@ -39,7 +39,7 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
     logger: logger.child({ component: "arp-guard" }),
   });
   const link = new PeerLink({
-    self: { name: self, listenAddress: config.listen.address ?? config.node.address, listenPort: config.listen.port },
+    self: { name: self, listenAddress: config.listen.address ?? config.node.address, listenPort: config.listen.port, address: config.node.address },
     peer: { name: peer?.name ?? "", address: peer?.address ?? "", port: peer?.port ?? 0 },
     secret: loaded.secret,
     logger: logger.child({ component: "peer" }),

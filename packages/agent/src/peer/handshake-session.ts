@@ -5,28 +5,32 @@
  * out their answers. The exchange itself is documented in @mnha/protocol handshake.ts:
  *
  *   dialer   → hello     {node, versions, nonce_d}
- *   listener → challenge {node, version, nonce_l, proof_l}
+ *   listener → challenge {node, version, nonce_l}
  *   dialer   → auth      {proof_d}
- *   listener → welcome   {version}
+ *   listener → welcome   {version, proof_l}
  *
- * The secret is only ever an HMAC key here; it is never put in a frame, a reason or a log.
+ * The dialer proves first: the listener gives nothing derived from the secret to anyone who
+ * has not proved it. On success both sides hold a SessionCipher keyed from the transcript.
+ * The secret is only ever an HMAC/HKDF key here; it is never put in a frame, a reason or a log.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import {
   MAX_FRAME_BYTES,
-  authTranscript,
   chooseVersion,
   decodeHandshake,
   decodeLinkMessage,
+  proofInput,
   proofsEqual,
   type Auth,
   type Challenge,
   type HandshakeMessage,
   type Hello,
   type Refuse,
+  type TranscriptFields,
   type Welcome,
 } from "@mnha/protocol";
 import { MnhaError } from "@mnha/shared";
+import { SessionCipher, deriveSessionKeys } from "./session-cipher.js";
 
 export type RefuseCode = Refuse["code"];
 
@@ -34,8 +38,8 @@ export type RefuseCode = Refuse["code"];
 export type HandshakeOutcome =
   /** Send `send` and wait for the next frame. */
   | { kind: "continue"; send: HandshakeMessage }
-  /** Both sides proved the secret. The listener still has to send `send` (welcome). */
-  | { kind: "authenticated"; peer: string; version: number; send?: Welcome }
+  /** Both sides proved the secret. The listener still has to send `send` (welcome); every later frame is sealed with `cipher`. */
+  | { kind: "authenticated"; peer: string; version: number; cipher: SessionCipher; send?: Welcome }
   /** We refuse the other side: send `send`, then close. */
   | { kind: "refuse"; send: Refuse }
   /** The other side refused us (it sent a refuse): close. */
@@ -46,7 +50,7 @@ export interface HandshakeIdentity {
   self: string;
   /** The only node name this side accepts on the other end. */
   peer: string;
-  /** The shared secret; used only as an HMAC key. */
+  /** The shared secret; used only as an HMAC and HKDF key. */
   secret: string;
   supportedVersions: readonly number[];
   maxFrameBytes?: number;
@@ -59,13 +63,9 @@ export function randomNonce(): string {
   return randomBytes(32).toString("base64");
 }
 
-/** HMAC-SHA256(secret, transcript) in hex: the proof that one side knows the secret. */
-export function computeProof(
-  secret: string,
-  side: "dialer" | "listener",
-  fields: { dialer: string; listener: string; dialerNonce: string; listenerNonce: string; version: number },
-): string {
-  return createHmac("sha256", secret).update(authTranscript(side, fields)).digest("hex");
+/** HMAC-SHA256(secret, proofInput(side, transcript)) in hex: the proof that one side knows the secret. */
+export function computeProof(secret: string, side: "dialer" | "listener", fields: TranscriptFields): string {
+  return createHmac("sha256", secret).update(proofInput(side, fields)).digest("hex");
 }
 
 const REFUSE_MESSAGE_MAX = 500;
@@ -139,7 +139,7 @@ abstract class HandshakeSession {
 export class DialerHandshake extends HandshakeSession {
   private readonly dialerNonce: string;
   private state: "start" | "await-challenge" | "await-welcome" = "start";
-  private version: number | null = null;
+  private fields: TranscriptFields | null = null;
 
   constructor(identity: HandshakeIdentity) {
     super(identity);
@@ -160,10 +160,7 @@ export class DialerHandshake extends HandshakeSession {
     }
     if (this.state === "await-welcome") {
       if (message.type !== "welcome") return this.unexpected(message, "welcome");
-      if (message.version !== this.version) {
-        return this.finish({ kind: "refuse", send: refusal("protocol", `welcome names version ${message.version}, the challenge chose ${this.version}`) });
-      }
-      return this.finish({ kind: "authenticated", peer: this.identity.peer, version: message.version });
+      return this.onWelcome(message);
     }
     return this.unexpected(message, "nothing before hello");
   }
@@ -179,22 +176,29 @@ export class DialerHandshake extends HandshakeSession {
         send: refusal("unsupported-version", `listener chose version ${challenge.version}, which was not offered`, supportedVersions),
       });
     }
-    const fields = { dialer: self, listener: peer, dialerNonce: this.dialerNonce, listenerNonce: challenge.nonce, version: challenge.version };
-    if (!proofsEqual(computeProof(secret, "listener", fields), challenge.proof)) {
+    this.fields = { dialer: self, listener: peer, offered: [...supportedVersions], version: challenge.version, dialerNonce: this.dialerNonce, listenerNonce: challenge.nonce };
+    this.state = "await-welcome";
+    const auth: Auth = { type: "auth", proof: computeProof(secret, "dialer", this.fields) };
+    return { kind: "continue", send: auth };
+  }
+
+  private onWelcome(welcome: Welcome): HandshakeOutcome {
+    const fields = this.fields as TranscriptFields;
+    if (welcome.version !== fields.version) {
+      return this.finish({ kind: "refuse", send: refusal("protocol", `welcome names version ${welcome.version}, the challenge chose ${fields.version}`) });
+    }
+    if (!proofsEqual(computeProof(this.identity.secret, "listener", fields), welcome.proof)) {
       return this.finish({ kind: "refuse", send: refusal("auth-failed", "peer failed authentication: the listener's proof does not match the shared secret") });
     }
-    this.version = challenge.version;
-    this.state = "await-welcome";
-    const auth: Auth = { type: "auth", proof: computeProof(secret, "dialer", fields) };
-    return { kind: "continue", send: auth };
+    const cipher = new SessionCipher(deriveSessionKeys(this.identity.secret, fields), "dialer");
+    return this.finish({ kind: "authenticated", peer: this.identity.peer, version: fields.version, cipher });
   }
 }
 
 /** The side that accepted the connection. */
 export class ListenerHandshake extends HandshakeSession {
   private state: "await-hello" | "await-auth" = "await-hello";
-  private expectedProof = "";
-  private version = 0;
+  private fields: TranscriptFields | null = null;
 
   protected step(message: Exclude<HandshakeMessage, Refuse>): HandshakeOutcome {
     if (this.state === "await-hello") {
@@ -202,14 +206,18 @@ export class ListenerHandshake extends HandshakeSession {
       return this.onHello(message);
     }
     if (message.type !== "auth") return this.unexpected(message, "auth");
-    if (!proofsEqual(this.expectedProof, message.proof)) {
+    const fields = this.fields as TranscriptFields;
+    const { secret } = this.identity;
+    if (!proofsEqual(computeProof(secret, "dialer", fields), message.proof)) {
       return this.finish({ kind: "refuse", send: refusal("auth-failed", "peer failed authentication: the dialer's proof does not match the shared secret") });
     }
-    return this.finish({ kind: "authenticated", peer: this.identity.peer, version: this.version, send: { type: "welcome", version: this.version } });
+    const cipher = new SessionCipher(deriveSessionKeys(secret, fields), "listener");
+    const welcome: Welcome = { type: "welcome", version: fields.version, proof: computeProof(secret, "listener", fields) };
+    return this.finish({ kind: "authenticated", peer: this.identity.peer, version: fields.version, cipher, send: welcome });
   }
 
   private onHello(hello: Hello): HandshakeOutcome {
-    const { self, peer, secret, supportedVersions } = this.identity;
+    const { self, peer, supportedVersions } = this.identity;
     if (hello.node !== peer) {
       return this.finish({ kind: "refuse", send: refusal("unknown-peer", `node ${hello.node} is not the configured peer`) });
     }
@@ -221,11 +229,10 @@ export class ListenerHandshake extends HandshakeSession {
       });
     }
     const listenerNonce = this.newNonce();
-    const fields = { dialer: peer, listener: self, dialerNonce: hello.nonce, listenerNonce, version };
-    this.version = version;
-    this.expectedProof = computeProof(secret, "dialer", fields);
+    // The offered list goes into the transcript as received: if a relay trimmed it, the dialer's proof will not match.
+    this.fields = { dialer: peer, listener: self, offered: [...hello.versions], version, dialerNonce: hello.nonce, listenerNonce };
     this.state = "await-auth";
-    const challenge: Challenge = { type: "challenge", node: self, version, nonce: listenerNonce, proof: computeProof(secret, "listener", fields) };
+    const challenge: Challenge = { type: "challenge", node: self, version, nonce: listenerNonce };
     return { kind: "continue", send: challenge };
   }
 }

@@ -7,6 +7,15 @@
  * strict `LinkMessage` or the connection is refused with `bad-frame` and closed (the dialer
  * reconnects).
  *
+ * Every frame after the handshake is sealed (AES-256-GCM, per-direction session keys from the
+ * handshake, sequence numbers: @mnha/protocol framing.ts); a frame that is injected, replayed,
+ * reordered or truncated is refused and closes the link.
+ *
+ * Strangers are kept out before they cost anything: the TCP connection event admits only the
+ * configured peer address, a few connections at a time (connection-gate.ts), and a request that
+ * has not become a WebSocket within the handshake timeout is cut. Refusals are counted and
+ * reported as rate-limited summaries (refusal-ledger.ts), never one event each.
+ *
  * One link at a time. When both nodes dial each other at once, the link dialled by the node
  * whose name sorts lower is kept. Only that lower node closes a surplus link (with refuse
  * `duplicate-link`); the higher node keeps both until told, so neither side ever sees its
@@ -15,15 +24,31 @@
  * newer one replaces it on either side.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { Socket } from "node:net";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
-import { LinkMessageSchema, MAX_FRAME_BYTES, PROTOCOL_VERSIONS, decodeLinkMessage, encode, type HandshakeMessage, type LinkMessage, type Refuse } from "@mnha/protocol";
+import {
+  FRAME_FAULT_CODES,
+  LinkMessageSchema,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSIONS,
+  SEALED_OVERHEAD_BYTES,
+  decodeLinkMessage,
+  encode,
+  type HandshakeMessage,
+  type LinkMessage,
+  type Refuse,
+} from "@mnha/protocol";
 import { MnhaError, type Logger } from "@mnha/shared";
 import type { PeerLinkApi, PeerLinkEvent } from "../contracts.js";
 import { Backoff } from "./backoff.js";
+import { ConnectionGate } from "./connection-gate.js";
 import { DialerHandshake, ListenerHandshake, refusal, type HandshakeIdentity, type HandshakeOutcome, type RefuseCode } from "./handshake-session.js";
+import { RefusalLedger } from "./refusal-ledger.js";
+import type { SessionCipher } from "./session-cipher.js";
 
 export interface PeerLinkOptions {
-  self: { name: string; listenAddress: string; listenPort: number };
+  /** `address`: this node's own address (node.address), the source of our dials; the peer admits only it. Defaults to listenAddress unless that is a wildcard. */
+  self: { name: string; listenAddress: string; listenPort: number; address?: string };
   peer: { name: string; address: string; port: number };
   /** Shared secret: only ever an HMAC key, never sent, never logged. */
   secret: string;
@@ -40,6 +65,12 @@ export interface PeerLinkOptions {
   idleTimeoutMs?: number;
   /** Connections still handshaking beyond this many are refused at once. */
   maxPendingHandshakes?: number;
+  /** Open connections from the peer's address at most (more are reset at the TCP level). */
+  maxConnectionsPerSource?: number;
+  /** Open connections to the peer port at most. */
+  maxConnections?: number;
+  /** At most one refusal summary per this many ms (0: one per refusal, for tests). */
+  refusalSummaryMs?: number;
 }
 
 interface Link {
@@ -51,6 +82,8 @@ interface Link {
   dialledBy: string;
   session: DialerHandshake | ListenerHandshake;
   authenticated: boolean;
+  /** Seals and opens every frame once authenticated. */
+  cipher: SessionCipher | undefined;
   version: number;
   /** We started closing it (or it is gone); its frames are ignored from now on. */
   closing: boolean;
@@ -83,6 +116,10 @@ export class PeerLink implements PeerLinkApi {
   private wss: WebSocketServer | undefined;
   private started = false;
   private stopped = false;
+  private readonly gate: ConnectionGate;
+  private readonly ledger: RefusalLedger;
+  /** Admitted sockets not yet upgraded to a WebSocket: cut when the timer fires. */
+  private readonly upgradeTimers = new WeakMap<Socket, NodeJS.Timeout>();
 
   constructor(options: PeerLinkOptions) {
     const { logger, secret, ...settings } = options;
@@ -93,6 +130,9 @@ export class PeerLink implements PeerLinkApi {
       pingIntervalMs: 1_000,
       idleTimeoutMs: 5_000,
       maxPendingHandshakes: 8,
+      maxConnectionsPerSource: 4,
+      maxConnections: 16,
+      refusalSummaryMs: 30_000,
       ...withoutUndefined(settings),
     };
     const { self, peer } = this.options;
@@ -110,6 +150,19 @@ export class PeerLink implements PeerLinkApi {
       maxFrameBytes: this.options.maxFrameBytes,
     };
     this.backoff = new Backoff({ initialMs: options.reconnectInitialMs, maxMs: options.reconnectMaxMs });
+    this.gate = new ConnectionGate({ allowed: [peer.address], perSourceMax: this.options.maxConnectionsPerSource, globalMax: this.options.maxConnections });
+    this.ledger = new RefusalLedger({
+      intervalMs: this.options.refusalSummaryMs,
+      emit: (summary) => {
+        this.log.warn({ count: summary.count, byCode: summary.byCode, sources: summary.sources, otherSources: summary.otherSources, first: summary.first }, `peer link: ${summary.message}`);
+        this.emit({ kind: "refusals", ...summary });
+      },
+    });
+  }
+
+  /** Refusals since start, per code (for the metric): TCP-gate codes, refuse codes, and `peer-refused:CODE` for refusals by the peer. */
+  refusalCounts(): Record<string, number> {
+    return this.ledger.counts();
   }
 
   onEvent(listener: (event: PeerLinkEvent) => void): void {
@@ -146,7 +199,7 @@ export class PeerLink implements PeerLinkApi {
         this.log.error({ type: message.type, bytes, limit: this.options.maxFrameBytes }, "peer link: refusing to send a frame above the size limit");
         return false;
       }
-      link.ws.send(frame);
+      this.sendSealed(link, frame);
       return true;
     } catch (error) {
       this.log.warn({ err: errorText(error) }, "peer link: send failed");
@@ -160,13 +213,15 @@ export class PeerLink implements PeerLinkApi {
     }
     this.started = true;
     const { listenAddress, listenPort } = this.options.self;
-    const server = createServer((_request, response) => {
+    const timeout = this.options.handshakeTimeoutMs;
+    // Strangers must not hold HTTP connections open before the upgrade either: node checks these
+    // timeouts every connectionsCheckingInterval (30 s by default), so check as often as they are short.
+    const server = createServer({ headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.max(100, Math.floor(timeout / 4)) }, (_request, response) => {
       response.writeHead(426, { "content-type": "text/plain", connection: "close" }).end("mnha peer link: WebSocket only\n");
     });
-    // Strangers must not hold HTTP connections open before the upgrade either.
-    server.headersTimeout = this.options.handshakeTimeoutMs;
-    server.requestTimeout = this.options.handshakeTimeoutMs;
-    const wss = new WebSocketServer({ server, maxPayload: this.options.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
+    // Before node's own HTTP handler sees the socket: strangers are reset here, unparsed.
+    server.prependListener("connection", (socket: Socket) => this.admitSocket(socket));
+    const wss = new WebSocketServer({ server, maxPayload: this.options.maxFrameBytes + SEALED_OVERHEAD_BYTES, perMessageDeflate: false, clientTracking: false });
     wss.on("connection", (ws, request) => this.accept(ws, request));
     wss.on("error", (error) => this.log.error({ err: errorText(error) }, "peer link: listener error"));
     this.server = server;
@@ -215,6 +270,7 @@ export class PeerLink implements PeerLinkApi {
     clearTimeout(this.dialTimer);
     this.dialTimer = undefined;
     this.stopKeepalive();
+    this.ledger.stop();
     const closing: Promise<void>[] = [];
     for (const link of this.links) {
       clearTimeout(link.handshakeTimer);
@@ -238,7 +294,26 @@ export class PeerLink implements PeerLinkApi {
 
   // ---- connections -----------------------------------------------------------
 
+  /** The TCP gate: see the module comment. Runs before the HTTP parser ever reads from the socket. */
+  private admitSocket(socket: Socket): void {
+    const verdict = this.gate.admit(socket.remoteAddress);
+    if (!verdict.ok) {
+      this.countRefusal(hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0), verdict.code, verdict.reason);
+      resetQuietly(socket);
+      return;
+    }
+    socket.once("close", verdict.release);
+    const timer = setTimeout(() => {
+      this.countRefusal(hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0), "upgrade-timeout", `no WebSocket upgrade within ${this.options.handshakeTimeoutMs} ms`);
+      resetQuietly(socket);
+    }, this.options.handshakeTimeoutMs);
+    timer.unref();
+    this.upgradeTimers.set(socket, timer);
+    socket.once("close", () => clearTimeout(timer));
+  }
+
   private accept(ws: WebSocket, request: IncomingMessage): void {
+    clearTimeout(this.upgradeTimers.get(request.socket as Socket));
     const remote = hostPort(request.socket.remoteAddress ?? "unknown", request.socket.remotePort ?? 0);
     if (this.stopped) {
       ws.terminate();
@@ -257,7 +332,10 @@ export class PeerLink implements PeerLinkApi {
     if (this.stopped || this.outbound || this.authenticated.size > 0) return;
     const { address, port } = this.options.peer;
     const remote = hostPort(address, port);
-    const ws = new WebSocket(`ws://${remote}/`, { maxPayload: this.options.maxFrameBytes, perMessageDeflate: false, followRedirects: false });
+    // Dial from our own listen address (not, say, the VIP): the peer admits only that source.
+    const local = this.options.self.address ?? this.options.self.listenAddress;
+    const localAddress = local === "0.0.0.0" || local === "::" || local === "" ? {} : { localAddress: local };
+    const ws = new WebSocket(`ws://${remote}/`, { maxPayload: this.options.maxFrameBytes + SEALED_OVERHEAD_BYTES, perMessageDeflate: false, followRedirects: false, ...localAddress });
     const session = new DialerHandshake(this.identity);
     const link = this.track(ws, "outbound", remote, this.options.self.name, session);
     this.outbound = link;
@@ -278,6 +356,7 @@ export class PeerLink implements PeerLinkApi {
       dialledBy,
       session,
       authenticated: false,
+      cipher: undefined,
       version: 0,
       closing: false,
       lastHeardAt: performance.now(),
@@ -298,15 +377,25 @@ export class PeerLink implements PeerLinkApi {
   private onFrame(link: Link, data: RawData, isBinary: boolean): void {
     if (link.closing) return;
     link.lastHeardAt = performance.now();
-    if (isBinary) {
-      this.refuse(link, refusal("bad-frame", "binary frames are not accepted; every frame is one JSON text message"));
+    if (isBinary && !link.authenticated) {
+      this.refuse(link, refusal("bad-frame", "binary frames are not accepted before the handshake is complete"));
       return;
     }
-    const frame = rawText(data);
     if (!link.authenticated) {
-      this.apply(link, link.session.receiveFrame(frame));
+      this.apply(link, link.session.receiveFrame(rawText(data)));
       return;
     }
+    // Only sealed (binary) frames from here on; a text frame can only have been written by someone else.
+    if (!isBinary || !link.cipher) {
+      this.refuse(link, refusal("forged-frame", "a plain-text frame after the handshake: every frame on the link is sealed"));
+      return;
+    }
+    const opened = link.cipher.open(rawBytes(data));
+    if (!opened.ok) {
+      this.refuse(link, refusal(FRAME_FAULT_CODES[opened.fault], opened.reason));
+      return;
+    }
+    const frame = opened.text;
     const decoded = decodeLinkMessage(frame, this.options.maxFrameBytes);
     if (!decoded.ok) {
       this.refuse(link, refusal("bad-frame", `bad frame: ${decoded.reason}`));
@@ -341,6 +430,7 @@ export class PeerLink implements PeerLinkApi {
           }
         }
         if (outcome.send) this.sendFrame(link, outcome.send);
+        link.cipher = outcome.cipher;
         this.onAuthenticated(link, outcome.version);
         return;
       }
@@ -410,8 +500,10 @@ export class PeerLink implements PeerLinkApi {
     if (link.closing) return;
     const fields = { remote: link.remote, direction: link.direction, code: refuse.code, reason: refuse.message };
     if (refuse.code === "duplicate-link") this.log.info(fields, "peer link: closing a duplicate link");
-    else this.log.warn(fields, refuse.code === "auth-failed" ? "peer failed authentication" : "peer link: refused a connection");
-    this.emit({ kind: "refused", remote: link.remote, code: refuse.code, reason: refuse.message });
+    else if (link.authenticated) this.log.warn(fields, "peer link: refused a frame on the authenticated link; closing it");
+    // Anyone can cause a handshake refusal: logged one by one only at debug, summarised by the ledger.
+    else this.log.debug(fields, refuse.code === "auth-failed" ? "peer failed authentication" : "peer link: refused a connection");
+    if (refuse.code !== "duplicate-link") this.countRefusal(link.remote, refuse.code, refuse.message);
     this.sendFrame(link, refuse);
     this.close(link, `refused (${refuse.code}): ${refuse.message}`, refuse.code);
   }
@@ -421,8 +513,10 @@ export class PeerLink implements PeerLinkApi {
     if (link.closing) return;
     const fields = { remote: link.remote, direction: link.direction, code, reason };
     if (code === "duplicate-link") this.log.info(fields, "peer link: peer closed a duplicate link");
-    else this.log.warn(fields, "peer link: the peer refused the connection");
-    this.emit({ kind: "refused", remote: link.remote, code, reason: `refused by the peer: ${reason}` });
+    else {
+      this.log.warn(fields, "peer link: the peer refused the connection");
+      this.countRefusal(link.remote, `peer-refused:${code}`, `refused by the peer: ${reason}`);
+    }
     this.close(link, `refused by the peer (${code}): ${reason}`, `peer refused: ${code}`);
   }
 
@@ -474,8 +568,10 @@ export class PeerLink implements PeerLinkApi {
       // ws itself rejected a frame (too large, bad UTF-8, bad opcode) and is already closing.
       const reason =
         error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ? `frame exceeds the ${this.options.maxFrameBytes}-byte limit` : `invalid WebSocket frame: ${error.message}`;
-      this.log.warn({ remote: link.remote, direction: link.direction, code: "bad-frame", reason }, "peer link: refused a connection");
-      this.emit({ kind: "refused", remote: link.remote, code: "bad-frame", reason });
+      const fields = { remote: link.remote, direction: link.direction, code: "bad-frame", reason };
+      if (link.authenticated) this.log.warn(fields, "peer link: refused a frame on the authenticated link; closing it");
+      else this.log.debug(fields, "peer link: refused a connection");
+      this.countRefusal(link.remote, "bad-frame", reason);
       link.closing = true;
       this.retire(link, `refused (bad-frame): ${reason}`);
       link.closeGuard = setTimeout(() => link.ws.terminate(), CLOSE_GRACE_MS);
@@ -543,13 +639,25 @@ export class PeerLink implements PeerLinkApi {
 
   // ---- plumbing ---------------------------------------------------------------------
 
+  /** Sends one frame: sealed once the link is authenticated, plain text during the handshake. */
   private sendFrame(link: Link, message: HandshakeMessage | LinkMessage): void {
     if (link.ws.readyState !== WebSocket.OPEN) return;
     try {
-      link.ws.send(encode(message));
+      if (link.authenticated) this.sendSealed(link, encode(message));
+      else link.ws.send(encode(message));
     } catch (error) {
       this.log.debug({ remote: link.remote, err: errorText(error) }, "peer link: could not send a frame");
     }
+  }
+
+  private sendSealed(link: Link, text: string): void {
+    if (!link.cipher) throw new MnhaError("INTERNAL", "peer link: sealing a frame on a link without session keys", { hint: "only authenticated links carry link messages" });
+    link.ws.send(link.cipher.seal(text), { binary: true });
+  }
+
+  private countRefusal(remote: string, code: string, reason: string): void {
+    if (this.stopped) return;
+    this.ledger.record(remote, code, reason);
   }
 
   private emit(event: PeerLinkEvent): void {
@@ -572,6 +680,21 @@ function rawText(data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString("utf8");
   if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
   return Buffer.from(data).toString("utf8");
+}
+
+function rawBytes(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+/** Closes a socket with a TCP reset: nothing lingers on our side for a stranger. */
+function resetQuietly(socket: Socket): void {
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
 }
 
 function pingQuietly(ws: WebSocket): void {

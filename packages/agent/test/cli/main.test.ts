@@ -7,7 +7,7 @@ import { main, type CliIo } from "../../src/cli/main.js";
 import { ControlServer } from "../../src/control/control-server.js";
 import { capturingLogger, FakeHandlers, sampleStatus, tempDir } from "../control/fake-control.js";
 
-const SECRET = "correct-horse-battery-staple-42";
+const SECRET = "k9Vq3TzX1mWb7Lr2Hc8Ny5Pd0Gs4Jf6Ae-Ru_Ki9Yo3";
 
 function validConfigYaml(controlSocket?: string): string {
   return [

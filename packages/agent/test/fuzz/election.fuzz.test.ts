@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { LinkMessageSchema, MAX_EPOCH, MAX_FRAME_BYTES, decodeLinkMessage, encode, type Heartbeat, type LinkMessage } from "@mnha/protocol";
 import { ElectionCore, type ElectionEffect, type ElectionInput, type ElectionSettings, type ElectionSnapshot } from "../../src/core/election.js";
-import { RecordingRelay, freePort, makeNode, waitFor, type TestNode } from "../peer/helpers.js";
+import { RecordingRelay, freePort, makeNode, sendSealedUnchecked, waitFor, type TestNode } from "../peer/helpers.js";
 import { fuzzParameters } from "./fuzz-options.js";
 import { heartbeatArb, junkFrameArb, linkMessageArb, mutatedFrameArb, nodeNameArb } from "./frames.js";
 
@@ -345,21 +345,21 @@ describe("election core: what it sends in a handoff is always a valid frame", ()
 
 // ---- the link's decode path: only schema-valid messages reach the core -------------------------
 
-describe("peer link: an invalid frame on an authenticated link never reaches the core", () => {
+describe("peer link: an invalid frame from an authenticated peer never reaches the core", () => {
   const running: TestNode[] = [];
   const relays: RecordingRelay[] = [];
   afterEach(async () => {
     await Promise.all([...running.splice(0).map((n) => n.link.stop()), ...relays.splice(0).map((r) => r.stop())]);
   });
 
-  it("frames injected after the handshake: valid ones are delivered as decoded, every other one is refused and closes the link", async () => {
+  it("frames a buggy peer seals after the handshake: valid ones are delivered as decoded, every other one is refused and closes the link", async () => {
     const portA = await freePort();
     const portB = await freePort();
     const relayPort = await freePort();
     const nowhere = await freePort();
     const relay = await RecordingRelay.start(relayPort, portB);
     relays.push(relay);
-    // A dials B through the relay (B cannot dial back): the relay injects frames as if A sent them.
+    // A dials B through the relay (B cannot dial back); A itself sends the frames, sealed.
     const a = makeNode({ name: "mn-a", port: portA, peerName: "mn-b", peerPort: relayPort, reconnectInitialMs: 10, reconnectMaxMs: 20 });
     const b = makeNode({ name: "mn-b", port: portB, peerName: "mn-a", peerPort: nowhere, reconnectInitialMs: 10, reconnectMaxMs: 20 });
     running.push(a, b);
@@ -381,15 +381,25 @@ describe("peer link: an invalid frame on an authenticated link never reaches the
       await waitFor(() => b.link.connected() && a.link.connected(), "the link to come back", 5_000);
       const messagesBefore = b.messages().length;
       const refusalsBefore = b.refusals().length;
-      expect(relay.injectToListener(frame)).toBe(1);
-      const expected = decodeLinkMessage(frame);
+      const downsBefore = b.count("down");
+      // Sealed with A's session key: only a peer holding it gets this far (strangers are refused as forged-frame).
+      expect(sendSealedUnchecked(a.link, frame)).toBe(true);
+      // What the wire carries: UTF-8 has no lone surrogates (they travel as U+FFFD).
+      const expected = decodeLinkMessage(Buffer.from(frame, "utf8").toString("utf8"));
       const isRefuse = expected.ok && expected.message.type === "refuse";
-      await waitFor(() => b.messages().length > messagesBefore || b.refusals().length > refusalsBefore, `an outcome for ${frame.slice(0, 80)}`, 3_000);
+      await waitFor(() => b.messages().length > messagesBefore || b.refusals().length > refusalsBefore || b.count("down") > downsBefore, `an outcome for ${frame.slice(0, 80)}`, 3_000);
       if (expected.ok && !isRefuse) {
         expect(b.messages().slice(messagesBefore)).toEqual([expected.message]);
         delivered++;
       } else {
         expect(b.messages().length, `a bad frame reached the core: ${frame.slice(0, 200)}`).toBe(messagesBefore);
+        if (expected.ok && expected.message.type === "refuse" && expected.message.code === "duplicate-link") {
+          // The peer closing a surplus link is routine: the link goes down, and it is no refusal.
+          expect(b.count("down")).toBeGreaterThan(downsBefore);
+          expect(b.refusals().length).toBe(refusalsBefore);
+          refused++;
+          continue;
+        }
         const refusal = b.refusals()[refusalsBefore]!;
         if (expected.ok) expect(refusal.reason).toContain("refused by the peer");
         // ws itself cuts an oversized frame before the decoder sees it; its reason names the limit.

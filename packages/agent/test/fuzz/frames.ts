@@ -32,9 +32,9 @@ export const refuseArb: fc.Arbitrary<Refuse> = fc.record(
 
 export const handshakeMessageArb: fc.Arbitrary<HandshakeMessage> = fc.oneof(
   fc.record({ type: fc.constant("hello" as const), node: nodeNameArb, versions: versionsArb, nonce: nonceArb }),
-  fc.record({ type: fc.constant("challenge" as const), node: nodeNameArb, version: versionArb, nonce: nonceArb, proof: proofArb }),
+  fc.record({ type: fc.constant("challenge" as const), node: nodeNameArb, version: versionArb, nonce: nonceArb }),
   fc.record({ type: fc.constant("auth" as const), proof: proofArb }),
-  fc.record({ type: fc.constant("welcome" as const), version: versionArb }),
+  fc.record({ type: fc.constant("welcome" as const), version: versionArb, proof: proofArb }),
   refuseArb,
 );
 

@@ -16,10 +16,10 @@ import { handshakeMessageArb, junkFrameArb, linkMessageArb, mutatedFrameArb, nod
 const SECRET = "correct-horse-battery-staple-42";
 const DIALER = "mn-a";
 const LISTENER = "mn-b";
-const REFUSE_CODES = ["bad-frame", "unsupported-version", "auth-failed", "unknown-peer", "duplicate-link", "not-ready", "protocol"];
+const REFUSE_CODES = ["bad-frame", "unsupported-version", "auth-failed", "unknown-peer", "duplicate-link", "not-ready", "protocol", "truncated-frame", "forged-frame", "replayed-frame", "reordered-frame"];
 
-const dialerIdentity = (over: Partial<HandshakeIdentity> = {}): HandshakeIdentity => ({ self: DIALER, peer: LISTENER, secret: SECRET, supportedVersions: [1], ...over });
-const listenerIdentity = (over: Partial<HandshakeIdentity> = {}): HandshakeIdentity => ({ self: LISTENER, peer: DIALER, secret: SECRET, supportedVersions: [1], ...over });
+const dialerIdentity = (over: Partial<HandshakeIdentity> = {}): HandshakeIdentity => ({ self: DIALER, peer: LISTENER, secret: SECRET, supportedVersions: [2], ...over });
+const listenerIdentity = (over: Partial<HandshakeIdentity> = {}): HandshakeIdentity => ({ self: LISTENER, peer: DIALER, secret: SECRET, supportedVersions: [2], ...over });
 
 /** A secret as the config allows it: 16+ characters, any text. */
 const secretArb = fc.string({ minLength: 16, maxLength: 64, unit: "grapheme" }).filter((s) => s.length >= 16);
@@ -32,9 +32,9 @@ const strangerFrameArb: fc.Arbitrary<string> = fc.oneof(
   linkMessageArb().map(encode),
   // Well-formed frames that name the right nodes: only the proof can stop them.
   fc.record({ nonce: nonceArb, versions: fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 4 }) }).map(({ nonce, versions }) => encode({ type: "hello", node: DIALER, versions, nonce })),
-  fc.record({ nonce: nonceArb, proof: proofArb, version: fc.integer({ min: 1, max: 3 }) }).map(({ nonce, proof, version }) => encode({ type: "challenge", node: LISTENER, version, nonce, proof })),
+  fc.record({ nonce: nonceArb, version: fc.integer({ min: 1, max: 3 }) }).map(({ nonce, version }) => encode({ type: "challenge", node: LISTENER, version, nonce })),
   proofArb.map((proof) => encode({ type: "auth", proof })),
-  fc.integer({ min: 1, max: 3 }).map((version) => encode({ type: "welcome", version })),
+  fc.record({ proof: proofArb, version: fc.integer({ min: 1, max: 3 }) }).map(({ proof, version }) => encode({ type: "welcome", version, proof })),
 );
 
 /**
@@ -84,7 +84,7 @@ describe("listener against strangers", () => {
       fc.property(fc.boolean(), nonceArb, fc.array(strangerFrameArb, { minLength: 1, maxLength: 6 }), (startWithHello, nonce, frames) => {
         const listener = new ListenerHandshake(listenerIdentity());
         // Half the runs begin with a proper hello, so the junk lands in the await-auth step too.
-        const all = startWithHello ? [encode({ type: "hello", node: DIALER, versions: [1], nonce }), ...frames] : frames;
+        const all = startWithHello ? [encode({ type: "hello", node: DIALER, versions: [2], nonce }), ...frames] : frames;
         const outcomes = feed(listener, all);
         expect(outcomes.some((o) => o.kind === "authenticated")).toBe(false);
         const continued = outcomes.filter((o) => o.kind === "continue");
@@ -99,7 +99,7 @@ describe("listener against strangers", () => {
     fc.assert(
       fc.property(nonceArb, proofArb, (nonce, proof) => {
         const listener = new ListenerHandshake(listenerIdentity());
-        const challenge = listener.receiveFrame(encode({ type: "hello", node: DIALER, versions: [1], nonce }));
+        const challenge = listener.receiveFrame(encode({ type: "hello", node: DIALER, versions: [2], nonce }));
         expect(challenge.kind).toBe("continue");
         const verdict = checkOutcome(listener.receiveFrame(encode({ type: "auth", proof })), "");
         expect(verdict).toMatchObject({ kind: "refuse", send: { code: "auth-failed" } });
@@ -117,10 +117,12 @@ describe("dialer against strangers", () => {
         const dialer = new DialerHandshake(dialerIdentity());
         dialer.hello();
         const outcomes = feed(dialer, frames);
-        // Without the secret nobody can make a challenge the dialer accepts.
-        expect(outcomes.some((o) => o.kind === "authenticated" || o.kind === "continue")).toBe(false);
-        const first = outcomes[0]!;
-        expect(first.kind === "refuse" || first.kind === "refused").toBe(true);
+        // The dialer proves first, so a well-formed challenge gets its auth; but without the
+        // secret nobody can make a welcome the dialer accepts.
+        expect(outcomes.some((o) => o.kind === "authenticated")).toBe(false);
+        const continued = outcomes.filter((o) => o.kind === "continue");
+        expect(continued.length).toBeLessThanOrEqual(1);
+        for (const o of continued) expect(o.kind === "continue" && o.send.type).toBe("auth");
       }),
       fuzzParameters(2_000),
     );
@@ -134,27 +136,29 @@ describe("secrets", () => {
         fc.pre(dialerName !== listenerName && secretA !== secretB);
         const dialerSecret = secretA;
         const listenerSecret = sameSecret ? secretA : secretB;
-        const dialer = new DialerHandshake({ self: dialerName, peer: listenerName, secret: dialerSecret, supportedVersions: [1] });
-        const listener = new ListenerHandshake({ self: listenerName, peer: dialerName, secret: listenerSecret, supportedVersions: [1] });
+        const dialer = new DialerHandshake({ self: dialerName, peer: listenerName, secret: dialerSecret, supportedVersions: [2] });
+        const listener = new ListenerHandshake({ self: listenerName, peer: dialerName, secret: listenerSecret, supportedVersions: [2] });
         const hello = encode(dialer.hello());
         const challenge = checkOutcome(listener.receiveFrame(hello), hello, listenerSecret);
         expect(challenge.kind).toBe("continue");
         if (challenge.kind !== "continue" || challenge.send.type !== "challenge") return;
         const afterChallenge = checkOutcome(dialer.receiveFrame(encode(challenge.send)), "", dialerSecret);
+        expect(afterChallenge.kind).toBe("continue");
+        if (afterChallenge.kind !== "continue") return;
         if (!sameSecret) {
-          expect(afterChallenge).toMatchObject({ kind: "refuse", send: { code: "auth-failed" } });
-          // And a dialer that skipped its own check still cannot make an auth the listener takes.
-          const fields = { dialer: dialerName, listener: listenerName, dialerNonce: JSON.parse(hello).nonce as string, listenerNonce: challenge.send.nonce, version: 1 };
-          const forged = checkOutcome(listener.receiveFrame(encode({ type: "auth", proof: computeProof(dialerSecret, "dialer", fields) })), "", listenerSecret);
+          // The listener refuses the dialer's proof and never proves itself.
+          const verdict = checkOutcome(listener.receiveFrame(encode(afterChallenge.send)), "", listenerSecret);
+          expect(verdict).toMatchObject({ kind: "refuse", send: { code: "auth-failed" } });
+          // And a listener with the wrong secret cannot make a welcome the dialer takes.
+          const fields = { dialer: dialerName, listener: listenerName, offered: [2], version: 2, dialerNonce: JSON.parse(hello).nonce as string, listenerNonce: challenge.send.nonce };
+          const forged = checkOutcome(dialer.receiveFrame(encode({ type: "welcome", version: 2, proof: computeProof(listenerSecret, "listener", fields) })), "", dialerSecret);
           expect(forged).toMatchObject({ kind: "refuse", send: { code: "auth-failed" } });
           return;
         }
-        expect(afterChallenge.kind).toBe("continue");
-        if (afterChallenge.kind !== "continue") return;
         const welcome = listener.receiveFrame(encode(afterChallenge.send));
-        expect(welcome).toMatchObject({ kind: "authenticated", peer: dialerName, version: 1 });
+        expect(welcome).toMatchObject({ kind: "authenticated", peer: dialerName, version: 2 });
         if (welcome.kind !== "authenticated" || !welcome.send) return;
-        expect(dialer.receiveFrame(encode(welcome.send))).toEqual({ kind: "authenticated", peer: listenerName, version: 1 });
+        expect(dialer.receiveFrame(encode(welcome.send))).toMatchObject({ kind: "authenticated", peer: listenerName, version: 2 });
       }),
       fuzzParameters(300),
     );

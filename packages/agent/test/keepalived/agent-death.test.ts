@@ -23,7 +23,7 @@ const rawConfig = {
   peers: [{ name: "mn-b", address: "10.251.3.3" }],
   vip: { address: VIP, prefix: 24, interface: "kdc0" },
   gateway: { address: "10.251.3.1" },
-  auth: { secret: "0123456789abcdef0123" },
+  auth: { secret: "R7xq2Vb9Lk4Tz8Wn1Mc6Yp3Hs5Df0Ga+Ju/Ee7Qo2Xi=" },
   services: [],
   timings: { heartbeatIntervalMs: 100, leaseMs: 300 },
   dataDir,

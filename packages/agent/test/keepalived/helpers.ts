@@ -10,7 +10,7 @@ export function testConfig(patch: (raw: MnhaConfigInput) => void = () => undefin
     peers: [{ name: "mn-b", address: "10.251.0.3" }],
     vip: { address: "10.251.0.100", prefix: 24, interface: "mnha0" },
     gateway: { address: "10.251.0.1" },
-    auth: { secret: "0123456789abcdef0123" },
+    auth: { secret: "R7xq2Vb9Lk4Tz8Wn1Mc6Yp3Hs5Df0Ga+Ju/Ee7Qo2Xi=" },
     services: [],
     dataDir: "/var/lib/mnha",
   };

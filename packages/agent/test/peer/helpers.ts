@@ -8,7 +8,8 @@ import type { PeerLinkEvent } from "../../src/contracts.js";
 import { PeerLink, type PeerLinkOptions } from "../../src/peer/peer-link.js";
 
 export const LOOPBACK = "127.0.0.1";
-export const SECRET = "correct-horse-battery-staple-42";
+/** 32 random bytes' worth, as the config now demands (base64 of 32 bytes). */
+export const SECRET = "q3HfU0Jc1m8yR2wKp5sXo7ZtVb9eLd4NgAiC6uEjMrY=";
 
 /** A port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {
@@ -60,7 +61,8 @@ export interface TestNode {
   rawLogs: string[];
   messages: () => Extract<PeerLinkEvent, { kind: "message" }>["message"][];
   count: (kind: PeerLinkEvent["kind"]) => number;
-  refusals: () => Extract<PeerLinkEvent, { kind: "refused" }>[];
+  /** Each refusal (the helper sets refusalSummaryMs 0, so every summary covers exactly one). */
+  refusals: () => { remote: string; code: string; reason: string }[];
 }
 
 type NodeOptions = Partial<Omit<PeerLinkOptions, "logger" | "self" | "peer">> & {
@@ -81,6 +83,7 @@ export function makeNode(options: NodeOptions): TestNode {
     reconnectInitialMs: 20,
     reconnectMaxMs: 100,
     handshakeTimeoutMs: 1_000,
+    refusalSummaryMs: 0,
     ...rest,
   });
   const events: PeerLinkEvent[] = [];
@@ -92,8 +95,20 @@ export function makeNode(options: NodeOptions): TestNode {
     rawLogs: raw,
     messages: () => events.flatMap((e) => (e.kind === "message" ? [e.message] : [])),
     count: (kind) => events.filter((e) => e.kind === kind).length,
-    refusals: () => events.flatMap((e) => (e.kind === "refused" ? [e] : [])),
+    refusals: () => events.flatMap((e) => (e.kind === "refusals" ? [e.first] : [])),
   };
+}
+
+/**
+ * Sends `text` as one sealed frame on `link`'s active connection, unchecked: what a buggy or
+ * compromised peer that holds the session key could send. Test-only reach into the link.
+ */
+export function sendSealedUnchecked(link: PeerLink, text: string): boolean {
+  const inner = link as unknown as { activeLink(): unknown; sendSealed(l: unknown, t: string): void };
+  const active = inner.activeLink();
+  if (!active) return false;
+  inner.sendSealed(active, text);
+  return true;
 }
 
 /** Two nodes that point at each other on two fresh loopback ports. */
@@ -163,12 +178,14 @@ export class RawClient {
 
 /**
  * A relay between a dialer and a listener that records every frame in both directions and
- * can inject frames: the wire as an eavesdropper (or a corrupting middlebox) sees it.
+ * can inject, replay, hold back and cut frames: the wire as an on-path attacker sees it.
  */
 export class RecordingRelay {
-  readonly frames: { direction: "to-listener" | "to-dialer"; data: string; binary: boolean }[] = [];
+  readonly frames: { direction: "to-listener" | "to-dialer"; data: string; bytes: Buffer; binary: boolean }[] = [];
   private readonly server: WebSocketServer;
   private readonly pairs = new Set<{ dialer: WebSocket; listener: WebSocket }>();
+  /** When set, decides what to forward for each binary frame towards the listener (default: the frame itself). */
+  tamperToListener: ((frame: Buffer) => Buffer[]) | undefined;
   connections = 0;
 
   private constructor(server: WebSocketServer) {
@@ -191,18 +208,24 @@ export class RecordingRelay {
     const listener = new WebSocket(`ws://${LOOPBACK}:${targetPort}/`, { perMessageDeflate: false });
     const pair = { dialer, listener };
     this.pairs.add(pair);
-    const queued: { data: RawData; binary: boolean }[] = [];
-    dialer.on("message", (data, binary) => {
-      this.frames.push({ direction: "to-listener", data: String(data), binary });
+    const queued: { data: Buffer; binary: boolean }[] = [];
+    const toListener = (data: Buffer, binary: boolean): void => {
       if (listener.readyState === WebSocket.OPEN) listener.send(data, { binary });
       else queued.push({ data, binary });
+    };
+    dialer.on("message", (data, binary) => {
+      const bytes = asBuffer(data);
+      this.frames.push({ direction: "to-listener", data: bytes.toString("utf8"), bytes, binary });
+      if (binary && this.tamperToListener) for (const out of this.tamperToListener(bytes)) toListener(out, true);
+      else toListener(bytes, binary);
     });
     listener.on("open", () => {
       for (const item of queued.splice(0)) listener.send(item.data, { binary: item.binary });
     });
     listener.on("message", (data, binary) => {
-      this.frames.push({ direction: "to-dialer", data: String(data), binary });
-      if (dialer.readyState === WebSocket.OPEN) dialer.send(data, { binary });
+      const bytes = asBuffer(data);
+      this.frames.push({ direction: "to-dialer", data: bytes.toString("utf8"), bytes, binary });
+      if (dialer.readyState === WebSocket.OPEN) dialer.send(bytes, { binary });
     });
     const end = (): void => {
       this.pairs.delete(pair);
@@ -215,12 +238,12 @@ export class RecordingRelay {
     listener.on("error", end);
   }
 
-  /** Send `data` to the listener side of every relayed connection, as if the dialer had sent it. */
-  injectToListener(data: string): number {
+  /** Send `data` to the listener side of every relayed connection, as if the dialer had sent it (a string as text, a Buffer as binary). */
+  injectToListener(data: string | Buffer): number {
     let sent = 0;
     for (const { listener } of this.pairs) {
       if (listener.readyState === WebSocket.OPEN) {
-        listener.send(data);
+        listener.send(data, { binary: typeof data !== "string" });
         sent++;
       }
     }
@@ -234,4 +257,10 @@ export class RecordingRelay {
     }
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+function asBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
 }

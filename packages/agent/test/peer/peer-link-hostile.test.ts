@@ -42,7 +42,7 @@ describe("peer link against strangers and bad frames", () => {
       {
         name: "hello then a heartbeat",
         act: (c) => {
-          c.ws.send(JSON.stringify({ type: "hello", node: "mn-a", versions: [1], nonce: "B".repeat(44) }));
+          c.ws.send(JSON.stringify({ type: "hello", node: "mn-a", versions: [2], nonce: "B".repeat(44) }));
           c.ws.send(JSON.stringify(heartbeat("mn-a", 1)));
         },
         code: "not-ready",
@@ -97,34 +97,85 @@ describe("peer link against strangers and bad frames", () => {
     for (const client of clients) client.ws.terminate();
   });
 
-  it("after authentication, a malformed frame closes that link and the link comes back by reconnect", async () => {
+  it("after authentication, an injected, replayed, reordered or truncated frame is refused, closes the link and says so; the link comes back", async () => {
     const { a, b, relay } = await relayedPair();
     await waitFor(() => a.link.connected() && b.link.connected(), "the relayed link");
+    let ups = 1;
+    const sentByA = (): Buffer[] => relay.frames.filter((f) => f.direction === "to-listener" && f.binary).map((f) => f.bytes);
+    /** One heartbeat from A goes through untouched, so the relay holds a genuine sealed frame of this connection. */
+    const genuineFrame = async (seq: number): Promise<Buffer> => {
+      const before = sentByA().length;
+      expect(a.link.send(heartbeat("mn-a", seq))).toBe(true);
+      await waitFor(() => b.messages().some((m) => m.type === "heartbeat" && m.seq === seq), `heartbeat ${seq} delivered`);
+      return sentByA()[before] as Buffer;
+    };
+    const expectRefusedAndBack = async (code: string, what: string): Promise<void> => {
+      await waitFor(() => b.refusals().some((r) => r.code === code), `B refuses the ${what} with ${code}`);
+      const down = b.events.filter((e) => e.kind === "down").at(-1);
+      // The down event names the fault, so the operator sees why the link dropped.
+      await waitFor(() => b.count("down") === ups && a.count("down") === ups, `down on both sides after the ${what}`);
+      expect(b.events.filter((e) => e.kind === "down").at(-1) ?? down).toMatchObject({ reason: expect.stringContaining(code) });
+      ups++;
+      await waitFor(() => a.count("up") === ups && b.count("up") === ups, `the link back up after the ${what}`, 3_000);
+    };
+    const forgedOffer = { type: "handoff-offer", id: "forged", epoch: 999, from: "mn-a", to: "mn-b", reason: "forged by a relay" };
 
-    // A corrupting middlebox (or a buggy peer) sends garbage on the authenticated link.
-    expect(relay.injectToListener("{\"type\":\"heartbeat\",")).toBe(1);
-    await waitFor(() => b.refusals().some((r) => r.code === "bad-frame"), "B refuses the bad frame");
-    expect(b.refusals()[0]).toMatchObject({ code: "bad-frame", reason: expect.stringContaining("not valid JSON"), remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
-    await waitFor(() => a.count("down") === 1 && b.count("down") === 1, "down on both sides");
-    await waitFor(() => a.count("up") === 2 && b.count("up") === 2, "the link back up", 3_000);
-    expect(relay.connections).toBe(2);
+    // 1. Injected: a plain JSON handoff offer written into the stream, as in the issue's reproduction.
+    await genuineFrame(1);
+    expect(relay.injectToListener(JSON.stringify(forgedOffer))).toBe(1);
+    await expectRefusedAndBack("forged-frame", "plain-text injection");
 
-    // A well-formed JSON frame that breaks the strict schema is just as bad.
-    expect(relay.injectToListener(JSON.stringify({ ...heartbeat("mn-a", 1), sneaky: true }))).toBe(1);
-    await waitFor(() => b.refusals().filter((r) => r.code === "bad-frame").length === 2, "the second refusal");
-    await waitFor(() => a.count("up") === 3 && b.count("up") === 3, "the link back up again", 3_000);
+    // 2. Injected in sealed form: a well-formed header with the next sequence number but no key.
+    const genuine = await genuineFrame(2);
+    const forged = Buffer.concat([genuine.subarray(0, 9), Buffer.from(JSON.stringify(forgedOffer)), Buffer.alloc(16)]);
+    forged.writeUInt32BE(0, 1);
+    forged.writeUInt32BE(1, 5); // frame 0 was the heartbeat: 1 is the next one B expects
+    expect(relay.injectToListener(forged)).toBe(1);
+    await expectRefusedAndBack("forged-frame", "sealed forgery");
 
-    // A long non-ASCII field name ends up in the reason: still refused cleanly (close reasons are byte-limited).
-    expect(relay.injectToListener(JSON.stringify({ ...heartbeat("mn-a", 1), ["ключ".repeat(100)]: 1 }))).toBe(1);
-    await waitFor(() => b.refusals().filter((r) => r.code === "bad-frame").length === 3, "the third refusal");
-    await waitFor(() => a.count("up") === 4 && b.count("up") === 4, "the link back up a third time", 3_000);
+    // 3. Replayed: a genuine frame of this connection, sent again.
+    const replayed = await genuineFrame(3);
+    expect(relay.injectToListener(replayed)).toBe(1);
+    await expectRefusedAndBack("replayed-frame", "replayed frame");
 
-    // And the reconnected link carries traffic.
-    expect(a.link.send(heartbeat("mn-a", 9))).toBe(true);
-    await waitFor(() => b.messages().length === 1, "the heartbeat");
-    // The refusal reached A as a refuse frame before the close.
-    const toDialer = relay.frames.filter((f) => f.direction === "to-dialer").map((f) => JSON.parse(f.data) as { type: string; code?: string });
-    expect(toDialer.filter((f) => f.type === "refuse").map((f) => f.code)).toEqual(["bad-frame", "bad-frame", "bad-frame"]);
+    // 4. Reordered: the relay holds one frame back and delivers the next one first.
+    await genuineFrame(4);
+    let held: Buffer | undefined;
+    relay.tamperToListener = (frame) => {
+      if (!held) {
+        held = frame;
+        return [];
+      }
+      relay.tamperToListener = undefined;
+      return [frame, held];
+    };
+    expect(a.link.send(heartbeat("mn-a", 5))).toBe(true);
+    expect(a.link.send(heartbeat("mn-a", 6))).toBe(true);
+    await expectRefusedAndBack("reordered-frame", "reordered frames");
+
+    // 5. Truncated: a frame cut short, and a frame cut below its header and tag.
+    await genuineFrame(7);
+    relay.tamperToListener = (frame) => {
+      relay.tamperToListener = undefined;
+      return [frame.subarray(0, frame.length - 5)];
+    };
+    expect(a.link.send(heartbeat("mn-a", 8))).toBe(true);
+    await expectRefusedAndBack("forged-frame", "cut frame");
+    await genuineFrame(9);
+    expect(relay.injectToListener(Buffer.from([1, 0, 0, 0]))).toBe(1);
+    await expectRefusedAndBack("truncated-frame", "truncated frame");
+
+    // Nothing forged, replayed or out of order ever reached the consumer: only each genuine heartbeat, once.
+    expect(b.messages().some((m) => m.type === "handoff-offer")).toBe(false);
+    expect(b.messages().map((m) => (m.type === "heartbeat" ? m.seq : -1))).toEqual([1, 2, 3, 4, 7, 9]);
+    // And the refusals are counted for the metric.
+    const counts = b.link.refusalCounts();
+    expect(counts["forged-frame"]).toBe(3);
+    expect(counts["replayed-frame"]).toBe(1);
+    expect(counts["reordered-frame"]).toBe(1);
+    expect(counts["truncated-frame"]).toBe(1);
+    // The dialer was told why, in a sealed refuse it could authenticate.
+    expect(a.refusals().map((r) => r.code)).toEqual(["peer-refused:forged-frame", "peer-refused:forged-frame", "peer-refused:replayed-frame", "peer-refused:reordered-frame", "peer-refused:forged-frame", "peer-refused:truncated-frame"]);
   });
 
   it("the secret never appears in any frame of a handshake nor in any log line, whether it succeeds or fails", async () => {
@@ -133,8 +184,15 @@ describe("peer link against strangers and bad frames", () => {
     good.a.link.send(heartbeat("mn-a", 1));
     good.b.link.send(heartbeat("mn-b", 1));
     await waitFor(() => good.a.messages().length === 1 && good.b.messages().length === 1, "heartbeats");
-    const types = good.relay.frames.map((f) => (JSON.parse(f.data) as { type: string }).type);
-    expect(types.slice(0, 4)).toEqual(["hello", "challenge", "auth", "welcome"]);
+    const handshake = good.relay.frames.filter((f) => !f.binary).map((f) => (JSON.parse(f.data) as { type: string }).type);
+    expect(handshake).toEqual(["hello", "challenge", "auth", "welcome"]);
+    // After the handshake everything is sealed: the heartbeats are not readable on the wire.
+    const sealed = good.relay.frames.filter((f) => f.binary);
+    expect(sealed.length).toBeGreaterThanOrEqual(2);
+    for (const frame of sealed) {
+      expect(frame.data).not.toContain("heartbeat");
+      expect(frame.data).not.toContain("mn-a");
+    }
 
     const wrongSecret = "an-impostor-secret-that-is-long";
     const bad = await relayedPair({ secretOfA: wrongSecret });
@@ -144,7 +202,6 @@ describe("peer link against strangers and bad frames", () => {
     const forms = (secret: string): string[] => [secret, Buffer.from(secret).toString("base64"), Buffer.from(secret).toString("hex")];
     const frames = [...good.relay.frames, ...bad.relay.frames];
     expect(frames.length).toBeGreaterThanOrEqual(8);
-    expect(frames.every((f) => !f.binary)).toBe(true);
     const logs = [good.a, good.b, bad.a, bad.b].flatMap((n) => n.rawLogs);
     expect(logs.length).toBeGreaterThan(0);
     for (const form of [...forms(SECRET), ...forms(wrongSecret)]) {

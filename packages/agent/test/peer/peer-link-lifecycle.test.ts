@@ -94,7 +94,7 @@ describe("peer link lifecycle", () => {
     await b.link.start();
     // A scripted peer that knows the secret, completes the handshake, then hangs (no pong: like a frozen host).
     const frozen = new WebSocket(`ws://${LOOPBACK}:${port}/`, { autoPong: false });
-    const session = new DialerHandshake({ self: "mn-a", peer: "mn-b", secret: SECRET, supportedVersions: [1] });
+    const session = new DialerHandshake({ self: "mn-a", peer: "mn-b", secret: SECRET, supportedVersions: [2] });
     frozen.on("open", () => frozen.send(JSON.stringify(session.hello())));
     frozen.on("message", (data) => {
       const outcome = session.receiveFrame(String(data));

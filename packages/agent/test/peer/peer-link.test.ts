@@ -24,8 +24,8 @@ describe("peer link between two agents", () => {
       expect(node.count("up")).toBe(1);
       expect(node.count("down")).toBe(0);
       expect(node.link.authenticatedLinkCount()).toBe(1);
-      expect(node.link.version()).toBe(1);
-      expect(node.events.find((e) => e.kind === "up")).toMatchObject({ version: 1 });
+      expect(node.link.version()).toBe(2);
+      expect(node.events.find((e) => e.kind === "up")).toMatchObject({ version: 2 });
       // The only refusals allowed between two good agents are the closing of a surplus link.
       expect(node.refusals().every((r) => r.code === "duplicate-link")).toBe(true);
     }
@@ -74,7 +74,8 @@ describe("peer link between two agents", () => {
       expect(node.count("up")).toBe(0);
       expect(node.count("message")).toBe(0);
       expect(node.link.connected()).toBe(false);
-      expect(node.refusals().every((r) => r.code === "auth-failed")).toBe(true);
+      // Each refuses the other's proof, or is told by the other that its proof failed.
+      expect(node.refusals().every((r) => r.code === "auth-failed" || r.code === "peer-refused:auth-failed")).toBe(true);
       expect(node.logs.some((l) => l.msg === "peer failed authentication")).toBe(true);
       expect(node.rawLogs.join("\n")).not.toContain(SECRET);
       expect(node.rawLogs.join("\n")).not.toContain("a-different-secret-of-length");
@@ -95,7 +96,7 @@ describe("peer link between two agents", () => {
     await waitFor(() => b.refusals().length >= 1 && mallory.refusals().length >= 1, "the refusal on both ends");
     expect(b.refusals()[0]).toMatchObject({ code: "unknown-peer", remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
     expect(b.refusals()[0]?.reason).toContain("mallory");
-    expect(mallory.refusals()[0]).toMatchObject({ code: "unknown-peer", remote: `${LOOPBACK}:${portB}` });
+    expect(mallory.refusals()[0]).toMatchObject({ code: "peer-refused:unknown-peer", remote: `${LOOPBACK}:${portB}` });
     expect(b.count("up") + mallory.count("up")).toBe(0);
   });
 
@@ -105,16 +106,16 @@ describe("peer link between two agents", () => {
     await Promise.all([a.link.start(), b.link.start()]);
     await waitFor(() => a.refusals().length >= 2 && b.refusals().length >= 2, "refusals on both sides");
     expect(a.count("up") + b.count("up")).toBe(0);
-    for (const node of [a, b]) expect(node.refusals().every((r) => r.code === "unsupported-version")).toBe(true);
+    for (const node of [a, b]) expect(node.refusals().every((r) => r.code === "unsupported-version" || r.code === "peer-refused:unsupported-version")).toBe(true);
     // A learns what B speaks from B's refusal.
-    expect(a.refusals().some((r) => r.remote === `${LOOPBACK}:${portB}` && r.reason.includes("peer supports versions 1"))).toBe(true);
+    expect(a.refusals().some((r) => r.remote === `${LOOPBACK}:${portB}` && r.reason.includes("peer supports versions 2"))).toBe(true);
 
     // On the wire the refusal lists the versions.
     const stranger = new RawClient(portB);
     await stranger.opened;
     stranger.ws.send(JSON.stringify({ type: "hello", node: "mn-a", versions: [99], nonce: "A".repeat(44) }));
     await stranger.closed;
-    expect(stranger.frames()).toEqual([{ type: "refuse", code: "unsupported-version", message: expect.stringContaining("99"), versions: [1] }]);
+    expect(stranger.frames()).toEqual([{ type: "refuse", code: "unsupported-version", message: expect.stringContaining("99"), versions: [2] }]);
   });
 
   it("the dialer refuses a listener that sends link traffic instead of a challenge, and keeps retrying with backoff", async () => {

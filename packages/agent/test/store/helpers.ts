@@ -13,7 +13,7 @@ export function storeConfig(dataDir: string, store: Record<string, unknown> = {}
     peers: [{ name: peer, address: node === "mn1" ? "10.0.0.12" : "10.0.0.11" }],
     vip: { address: "10.0.0.10", interface: "eth0" },
     gateway: { address: "10.0.0.1" },
-    auth: { secret: "0123456789abcdef0123" },
+    auth: { secret: "R7xq2Vb9Lk4Tz8Wn1Mc6Yp3Hs5Df0Ga+Ju/Ee7Qo2Xi=" },
     services: [],
     dataDir,
     store,

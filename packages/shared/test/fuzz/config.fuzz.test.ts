@@ -13,7 +13,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { ConfigError, MnhaError, loadConfig, parseConfig, redactedConfig, type ConfigProblem } from "../../src/index.js";
+import { ConfigError, MIN_SECRET_BITS, MnhaError, loadConfig, parseConfig, redactedConfig, secretStrengthBits, type ConfigProblem } from "../../src/index.js";
 // One replay switch for every fuzz file in the repository.
 import { fuzzParameters } from "../../../agent/test/fuzz/fuzz-options.js";
 
@@ -24,7 +24,13 @@ const dir = mkdtempSync(join(tmpdir(), "mnha-config-fuzz-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Secrets as operators make them: base64 from /dev/urandom, or a pass phrase. */
-const secretArb = fc.oneof(fc.stringMatching(/^[A-Za-z0-9+/]{22,44}={0,2}$/), fc.stringMatching(/^[a-z]{4,8}(-[a-z]{4,8}){3}$/));
+/** Secrets the config accepts: 32 random bytes' worth (base64 of random bytes, or a long passphrase). */
+const secretArb = fc
+  .oneof(
+    fc.uint8Array({ minLength: 32, maxLength: 48 }).map((bytes) => Buffer.from(bytes).toString("base64")),
+    fc.stringMatching(/^[a-z]{6,10}(-[a-z]{6,10}){6}$/),
+  )
+  .filter((secret) => secretStrengthBits(secret) >= MIN_SECRET_BITS);
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
