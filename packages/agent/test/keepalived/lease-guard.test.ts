@@ -58,7 +58,7 @@ describe("mnha-lease-guard", () => {
     const file = leaseFile();
     const guard = startGuard(file, "0.3");
     guard.stdin.write("\n");
-    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+    expect(await waitUntil(() => read(file) === "0", 5_000)).not.toBeNull();
 
     // Renewals every 100 ms for 900 ms (three timeouts' worth): never stale.
     for (let i = 0; i < 9; i += 1) {
@@ -90,7 +90,7 @@ describe("mnha-lease-guard", () => {
     const file = leaseFile();
     const guard = startGuard(file, "5");
     guard.stdin.write("\n");
-    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+    expect(await waitUntil(() => read(file) === "0", 5_000)).not.toBeNull();
     guard.kill("SIGTERM");
     await exitOf(guard);
     expect(read(file)).toBe("1");
@@ -100,10 +100,10 @@ describe("mnha-lease-guard", () => {
     const file = leaseFile();
     const guard = startGuard(file, "5");
     guard.stdin.write("\n");
-    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+    expect(await waitUntil(() => read(file) === "0", 5_000)).not.toBeNull();
     writeFileSync(file, "1\n");
     guard.stdin.write("\n");
-    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+    expect(await waitUntil(() => read(file) === "0", 5_000)).not.toBeNull();
   });
 
   it("refuses bad arguments", async () => {
@@ -123,7 +123,7 @@ describe("mnha-lease-check", () => {
 
     const guard = startGuard(file, "5");
     guard.stdin.write("\n");
-    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+    expect(await waitUntil(() => read(file) === "0", 5_000)).not.toBeNull();
     expect(await check()).toBe(0);
     // Another lease file's check is not fooled by this guard (pid file copied over).
     const other = leaseFile();
@@ -147,7 +147,7 @@ describe("LeaseGuard (the driver's handle on the script)", () => {
     const firstPid = guard.pid();
     expect(firstPid).not.toBeNull();
     guard.renew();
-    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+    expect(await waitUntil(() => read(file) === "0", 5_000)).not.toBeNull();
 
     // Detached: its own process group, so a kill of the agent's group does not reach it.
     const pgid = (await runCommand(["ps", "-o", "pgid=", "-p", String(firstPid)])).stdout.trim();
@@ -157,7 +157,7 @@ describe("LeaseGuard (the driver's handle on the script)", () => {
     expect(await waitUntil(() => guard.pid() !== null && guard.pid() !== firstPid, 2_000)).not.toBeNull();
     expect(guard.respawns()).toBe(1);
     guard.renew();
-    expect(await waitUntil(() => read(file) === "0", 1_000)).not.toBeNull();
+    expect(await waitUntil(() => read(file) === "0", 5_000)).not.toBeNull();
 
     const lastPid = guard.pid() as number;
     await guard.stop();
@@ -173,7 +173,7 @@ describe("mnha-lease-guard owns its pid file", () => {
     const file = leaseFile();
     const first = startGuard(file, "5");
     first.stdin.write("\n");
-    expect(await waitUntil(() => existsSync(`${file}.guard.pid`) && read(`${file}.guard.pid`) === String(first.pid), 1_000)).not.toBeNull();
+    expect(await waitUntil(() => existsSync(`${file}.guard.pid`) && read(`${file}.guard.pid`) === String(first.pid), 10_000)).not.toBeNull();
     const second = startGuard(file, "5");
     let stderr = "";
     second.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
@@ -188,7 +188,7 @@ describe("mnha-lease-guard owns its pid file", () => {
     const file = leaseFile();
     const guard = startGuard(file, "5");
     guard.stdin.write("\n");
-    expect(await waitUntil(() => existsSync(`${file}.guard.pid`), 1_000)).not.toBeNull();
+    expect(await waitUntil(() => existsSync(`${file}.guard.pid`), 10_000)).not.toBeNull();
     writeFileSync(`${file}.guard.pid`, "999999\n");
     guard.stdin.end();
     expect(await exitOf(guard)).toBe(0);
