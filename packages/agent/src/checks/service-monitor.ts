@@ -50,7 +50,13 @@ export class ServiceMonitor implements ServiceMonitorApi {
     this.clock = options.clock ?? systemClock;
     this.services = options.services.map((config) => ({
       config,
-      health: new ServiceHealth({ rise: config.check.rise, fall: config.check.fall, restore: config.restore }),
+      health: new ServiceHealth({
+        rise: config.check.rise,
+        fall: config.check.fall,
+        restore: config.restore,
+        // The checks' time to see a restored service healthy: no second restore before that.
+        settleMs: config.check.rise * config.check.intervalMs + config.check.timeoutMs,
+      }),
       lastDetail: "not checked yet",
       lastLatencyMs: null,
       checkTimer: null,

@@ -22,6 +22,13 @@ export interface ServiceHealthOptions {
   /** Consecutive failures that make a service failed. */
   fall: number;
   restore?: RestorePolicy | undefined;
+  /**
+   * How long the checks need to see a restored service healthy (rise × interval + timeout).
+   * The next restore never comes sooner after one finished, whatever the backoff: otherwise,
+   * on a slow machine, a restore that worked is followed by another that replaces the fresh
+   * process before a check could see it, and the service never comes back.
+   */
+  settleMs?: number;
 }
 
 /** A change of verdict; reported once, on the result that caused it. */
@@ -59,6 +66,7 @@ export class ServiceHealth {
   private readonly rise: number;
   private readonly fall: number;
   private readonly restore: RestorePolicy | undefined;
+  private readonly settleMs: number;
   private verdict: HealthVerdict = "unknown";
   private successes = 0;
   private failures = 0;
@@ -70,6 +78,7 @@ export class ServiceHealth {
     this.rise = Math.max(1, Math.floor(options.rise));
     this.fall = Math.max(1, Math.floor(options.fall));
     this.restore = options.restore;
+    this.settleMs = Math.max(0, options.settleMs ?? 0);
   }
 
   /** Feeds one check result; returns the transition it caused, if any. */
@@ -132,7 +141,7 @@ export class ServiceHealth {
       return "gave-up";
     }
     this.restoreState = "scheduled";
-    this.dueAt = now + restoreBackoffMs(policy, Math.max(1, this.attempts));
+    this.dueAt = now + Math.max(restoreBackoffMs(policy, Math.max(1, this.attempts)), this.settleMs);
     return "scheduled";
   }
 

@@ -26,6 +26,18 @@ const expectState = (snapshot: Partial<HealthSnapshot>): Step => ({ expect: snap
 
 const scenarios: Scenario[] = [
   {
+    // Regression: on a loaded machine a restore that worked was followed, after the 100 ms
+    // backoff, by another one that replaced the fresh process before any check had seen it.
+    name: "after a restore, the next waits until the checks could have seen the service healthy (settleMs), even past a shorter backoff",
+    options: { rise: 2, fall: 1, restore: policy(5, 100, 300), settleMs: 1_200 },
+    steps: [fail(0, "failed"), start(100, 1), finish(150, "scheduled"), expectState({ restoreDueAt: 1_350 }), start(300, null), start(1_350, 2)],
+  },
+  {
+    name: "a backoff longer than settleMs still rules",
+    options: { rise: 2, fall: 1, restore: policy(5, 2_000, 8_000), settleMs: 500 },
+    steps: [fail(0, "failed"), start(2_000, 1), finish(2_100, "scheduled"), expectState({ restoreDueAt: 4_100 })],
+  },
+  {
     name: "starts unknown and not healthy",
     options: { rise: 2, fall: 2 },
     steps: [expectState({ verdict: "unknown", healthy: false, successes: 0, failures: 0, restoreState: "idle", restoreDueAt: null })],
