@@ -12,11 +12,11 @@ export function loadedConfig(overrides: Partial<MnhaConfigInput> = {}): LoadedCo
     peers: [{ name: "mn2", address: "10.0.0.12" }],
     vip: { address: "10.0.0.100", interface: "eth0" },
     gateway: { address: "10.0.0.1" },
-    auth: { secret: "0123456789abcdef0123" },
+    auth: { secret: "R7xq2Vb9Lk4Tz8Wn1Mc6Yp3Hs5Df0Ga+Ju/Ee7Qo2Xi=" },
     dataDir: "/nonexistent/mnha-test",
     ...overrides,
   });
-  return { file: "/etc/mnha/mnha.yaml", config, secret: "0123456789abcdef0123", derived: deriveTimings(config) };
+  return { file: "/etc/mnha/mnha.yaml", config, secret: "R7xq2Vb9Lk4Tz8Wn1Mc6Yp3Hs5Df0Ga+Ju/Ee7Qo2Xi=", derived: deriveTimings(config) };
 }
 
 /** A part that writes its start and stop into a shared journal, and can be told to fail. */

@@ -22,7 +22,7 @@ function configIn(dir: string): string {
       "peers: [{ name: mn2, address: 10.0.0.12 }]",
       "vip: { address: 10.0.0.100, interface: eth0 }",
       "gateway: { address: 10.0.0.1 }",
-      "auth: { secret: 0123456789abcdef0123 }",
+      "auth: { secret: R7xq2Vb9Lk4Tz8Wn1Mc6Yp3Hs5Df0Ga+Ju/Ee7Qo2Xi= }",
       `dataDir: ${dataDir}`,
       `controlSocket: ${join(dir, "mnha.sock")}`,
     ].join("\n"),

@@ -16,7 +16,7 @@ import { collectNodePart } from "../../src/ops/diagnostics.js";
 import { redactText } from "../../src/ops/redact.js";
 import { capturingLogger, FakeHandlers, tempDir } from "../control/fake-control.js";
 
-const PAIR_SECRET = "pair-secret-Zq81vX0pLmN4tR7w";
+const PAIR_SECRET = "pairSecretZq81vX0pLmN4tR7wK3yH9cF2bD6sA5eGq1";
 const DB_PASSWORD = "DbPassw0rd-9f8e7d";
 const TOKEN = "tok_5c2b9a1e4d7f";
 const PLANTED = [PAIR_SECRET, DB_PASSWORD, TOKEN];

@@ -28,7 +28,7 @@ function loadedFor(dataDir: string, node = "mn1", extra: Record<string, unknown>
     peers: [{ name: peer, address: node === "mn1" ? "10.0.0.12" : "10.0.0.11" }],
     vip: { address: "10.0.0.100", interface: "eth0" },
     gateway: { address: "10.0.0.1" },
-    auth: { secret: "0123456789abcdef0123" },
+    auth: { secret: "R7xq2Vb9Lk4Tz8Wn1Mc6Yp3Hs5Df0Ga+Ju/Ee7Qo2Xi=" },
     timings: {},
     arpGuard: {},
     keepalived: {},
@@ -39,7 +39,7 @@ function loadedFor(dataDir: string, node = "mn1", extra: Record<string, unknown>
     ],
     ...extra,
   });
-  return { file: join(dataDir, "mnha.yaml"), config, secret: "0123456789abcdef0123", derived: { peerLossMs: 300, startupGraceMs: 1000, keepalivedConfigPath: join(dataDir, "keepalived.conf") } };
+  return { file: join(dataDir, "mnha.yaml"), config, secret: "R7xq2Vb9Lk4Tz8Wn1Mc6Yp3Hs5Df0Ga+Ju/Ee7Qo2Xi=", derived: { peerLossMs: 300, startupGraceMs: 1000, keepalivedConfigPath: join(dataDir, "keepalived.conf") } };
 }
 
 interface FakeHost extends NodeOpsHost {
