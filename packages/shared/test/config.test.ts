@@ -166,7 +166,7 @@ describe("config", () => {
   it("refuses an inline secret in a config file open to other users or not owned by root, naming the file, its mode and the fix", () => {
     const dir = mkdtempSync(join(tmpdir(), "mnha-inline-"));
     const file = join(dir, "mnha.yaml");
-    writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secret: a-long-enough-shared-secret}\n`);
+    writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secret: Zq81vX0pLmN4tR7wK3yH9cF2bD6sA5eGq1Jx8Ut0Wm3a}\n`);
     chmodSync(file, 0o644);
     const open = captureMnhaError(() => loadConfig(file));
     expect(open.code).toBe("SECRET_INSECURE");
@@ -174,11 +174,11 @@ describe("config", () => {
     expect(open.message).toContain("mode 644");
     expect(open.hint).toContain(`chmod 600 ${file}`);
     expect(open.hint).toContain(`chown root:root ${file}`);
-    expect(open.message).not.toContain("a-long-enough-shared-secret");
+    expect(open.message).not.toContain("Zq81vX0pLmN4tR7wK3yH9cF2bD6sA5eGq1Jx8Ut0Wm3a");
     chmodSync(file, 0o640);
     expect(() => loadConfig(file)).toThrow(/open to other users \(mode 640\)/);
     chmodSync(file, 0o600);
-    expect(loadConfig(file).secret).toBe("a-long-enough-shared-secret");
+    expect(loadConfig(file).secret).toBe("Zq81vX0pLmN4tR7wK3yH9cF2bD6sA5eGq1Jx8Ut0Wm3a");
     // Owned by another user (when the test can hand the file over), or checked directly.
     const running = process.getuid?.() ?? 0;
     if (running === 0) {
@@ -190,10 +190,10 @@ describe("config", () => {
     expect(() => checkInlineSecretFile(file, { uid: 1000, mode: 0o100600 }, 1000)).not.toThrow();
     // A secret file is not affected by the config file's mode.
     const secretFile = join(dir, "secret");
-    writeFileSync(secretFile, "another-long-enough-secret\n", { mode: 0o600 });
+    writeFileSync(secretFile, "Pk4Lw9Zr2Tx7Vb1Nc8Hm3Qs6Jd0Fg5Ya2Ue7Io4Re9b\n", { mode: 0o600 });
     writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secretFile: ${secretFile}}\n`);
     chmodSync(file, 0o644);
-    expect(loadConfig(file).secret).toBe("another-long-enough-secret");
+    expect(loadConfig(file).secret).toBe("Pk4Lw9Zr2Tx7Vb1Nc8Hm3Qs6Jd0Fg5Ya2Ue7Io4Re9b");
   });
 
   it("show-config view: zsha2 field names, secret redacted", () => {
