@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { Backoff } from "../util/backoff.js";
 import type { Readable, Writable } from "node:stream";
 import type { Logger } from "@mnha/shared";
 import { writeFileAtomic } from "@mnha/shared";
@@ -36,14 +37,14 @@ export class LeaseGuard {
   private child: GuardChild | null = null;
   private running = false;
   private respawnTimer: NodeJS.Timeout | null = null;
-  private respawnDelay: number;
+  private readonly respawnBackoff: Backoff;
   private spawnedAt = 0;
   private respawnCount = 0;
   private exitWaiters: (() => void)[] = [];
 
   constructor(options: LeaseGuardOptions) {
     this.options = options;
-    this.respawnDelay = options.respawnDelayMs ?? 100;
+    this.respawnBackoff = new Backoff({ initialMs: options.respawnDelayMs ?? 100, maxMs: RESPAWN_MAX_MS, jitter: false });
   }
 
   /** The guard's argument list: the script, the lease file, the timeout in seconds. */
@@ -162,14 +163,14 @@ export class LeaseGuard {
     for (const resolve of waiters) resolve();
     if (!this.running) return;
     const livedMs = performance.now() - this.spawnedAt;
-    if (livedMs > STABLE_MS) this.respawnDelay = this.options.respawnDelayMs ?? 100;
-    this.options.logger.warn({ code, signal, livedMs: Math.round(livedMs), respawnInMs: this.respawnDelay }, "lease guard exited while the agent runs; respawning it");
+    if (livedMs > STABLE_MS) this.respawnBackoff.reset();
+    const delay = this.respawnBackoff.next();
+    this.options.logger.warn({ code, signal, livedMs: Math.round(livedMs), respawnInMs: delay }, "lease guard exited while the agent runs; respawning it");
     this.respawnTimer = setTimeout(() => {
       this.respawnTimer = null;
       if (!this.running) return;
       this.respawnCount += 1;
       this.spawnGuard();
-    }, this.respawnDelay);
-    this.respawnDelay = Math.min(this.respawnDelay * 2, RESPAWN_MAX_MS);
+    }, delay);
   }
 }

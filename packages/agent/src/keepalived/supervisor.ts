@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { Backoff } from "../util/backoff.js";
 import { readFileSync } from "node:fs";
 import { readFile, unlink } from "node:fs/promises";
 import type { Readable } from "node:stream";
@@ -85,7 +86,7 @@ export class KeepalivedSupervisor {
   private child: KeepalivedChild | null = null;
   private wanted = false;
   private restartTimer: NodeJS.Timeout | null = null;
-  private restartDelay: number;
+  private readonly restartBackoff: Backoff;
   private restartCount = 0;
   private spawnedAt = 0;
   private output: string[] = [];
@@ -95,7 +96,7 @@ export class KeepalivedSupervisor {
 
   constructor(options: KeepalivedSupervisorOptions) {
     this.options = options;
-    this.restartDelay = options.restartInitialMs ?? 250;
+    this.restartBackoff = new Backoff({ initialMs: options.restartInitialMs ?? 250, maxMs: options.restartMaxMs ?? 10_000, jitter: false });
   }
 
   argv(): string[] {
@@ -240,9 +241,8 @@ export class KeepalivedSupervisor {
       return;
     }
     const upMs = performance.now() - this.spawnedAt;
-    if (upMs > STABLE_MS) this.restartDelay = this.options.restartInitialMs ?? 250;
-    const delay = this.restartDelay;
-    this.restartDelay = Math.min(this.restartDelay * 2, this.options.restartMaxMs ?? 10_000);
+    if (upMs > STABLE_MS) this.restartBackoff.reset();
+    const delay = this.restartBackoff.next();
     const how = code !== null ? `exit code ${code}` : `signal ${signal ?? "?"}`;
     this.failure = `keepalived (${this.options.binary}) exited after ${Math.round(upMs)} ms with ${how}: ${this.output.slice(-3).join("; ") || "no output"}`;
     this.quickFailure = upMs < FAILED_START_MS;

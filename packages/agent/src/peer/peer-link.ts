@@ -40,7 +40,7 @@ import {
 } from "@mnha/protocol";
 import { MnhaError, type Logger } from "@mnha/shared";
 import type { PeerLinkApi, PeerLinkEvent } from "../contracts.js";
-import { Backoff } from "./backoff.js";
+import { Backoff } from "../util/backoff.js";
 import { ConnectionGate } from "./connection-gate.js";
 import { DialerHandshake, ListenerHandshake, refusal, type HandshakeIdentity, type HandshakeOutcome, type RefuseCode } from "./handshake-session.js";
 import { RefusalLedger } from "./refusal-ledger.js";

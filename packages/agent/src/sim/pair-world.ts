@@ -39,7 +39,7 @@ import type { LinkMessage, Role } from "@mnha/protocol";
 import { ElectionCore, type ElectionInput, type ElectionSettings } from "../core/election.js";
 import { ServiceHealth } from "../core/health.js";
 import { ElectionHost, type HostAdapters } from "../host/election-host.js";
-import { Backoff } from "../peer/backoff.js";
+import { Backoff } from "../util/backoff.js";
 import { EventQueue, mulberry32 } from "./event-queue.js";
 
 export { mulberry32 } from "./event-queue.js";
@@ -257,7 +257,7 @@ interface NodeState {
   linkUp: boolean;
   connGen: number;
   lastFrameAt: number;
-  /** The peer link's own reconnect backoff (peer/backoff.ts), drawing from the world's random stream. */
+  /** The peer link's own reconnect backoff (util/backoff.ts), drawing from the world's random stream. */
   dial: Backoff;
   dialScheduled: boolean;
   wallOffsetMs: number;

@@ -14,7 +14,7 @@ import { Worker } from "node:worker_threads";
 import cron, { type ScheduledTask } from "node-cron";
 import { MnhaError, stripControlChars, stripControlCharsDeep, systemClock, type Clock, type Logger, type MnhaConfig } from "@mnha/shared";
 import type { EventFilter, FailoverRecord, IngestReport, IngestSource, NewEvent, NewSample, SeriesSummary, StoreApi, StoreHealth, SyncEvent, SyncSample, Watermarks } from "../contracts.js";
-import { Backoff } from "../peer/backoff.js";
+import { Backoff } from "../util/backoff.js";
 import { GAP_EVENT_TYPE, GAP_SERIES, isLocalOnlyEventType, localOriginOf } from "./schema.js";
 import { gapEvent, newOriginId } from "./store-db.js";
 import { startStoreWorker } from "./worker-launcher.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Backoff } from "../../src/peer/backoff.js";
+import { Backoff } from "../../src/util/backoff.js";
 
 describe("reconnect backoff", () => {
   it("doubles from the initial delay and stops at the cap", () => {
@@ -26,5 +26,12 @@ describe("reconnect backoff", () => {
     backoff.next();
     backoff.reset();
     expect(backoff.next()).toBe(10);
+  });
+
+  it("without jitter: exactly initial, 2x, 4x... up to the cap, and back to initial after reset (local restarts)", () => {
+    const backoff = new Backoff({ initialMs: 250, maxMs: 1_000, jitter: false, random: () => 0 });
+    expect([backoff.next(), backoff.next(), backoff.next(), backoff.next()]).toEqual([250, 500, 1_000, 1_000]);
+    backoff.reset();
+    expect(backoff.next()).toBe(250);
   });
 });
