@@ -105,6 +105,8 @@ export interface PeerLinkApi extends Startable {
   /** False when no authenticated link is open (the message is dropped). */
   send(message: LinkMessage): boolean;
   connected(): boolean;
+  /** What the peer port refused since start, by refusal code (for the metric). */
+  refusalCounts?(): Record<string, number>;
 }
 
 /** An HA event kept in memory for `mnha events` (the durable store is a separate module). */

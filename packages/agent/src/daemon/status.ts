@@ -9,7 +9,7 @@ import type { MetricsSnapshot } from "../metrics/metrics.js";
 import { AGENT_VERSION } from "../version.js";
 import type { AgentComponents } from "./components.js";
 
-type StatusParts = Pick<AgentComponents, "keepalived" | "gateway" | "services" | "store" | "sync">;
+type StatusParts = Pick<AgentComponents, "keepalived" | "gateway" | "services" | "store" | "sync" | "link">;
 
 export function buildStatusReport(input: { config: MnhaConfig; now: number; startedAt: number; snapshot: ElectionSnapshot; vipPresent: boolean; components: StatusParts }): StatusReport {
   const { config, now, snapshot: snap, vipPresent, components: c } = input;
@@ -98,6 +98,7 @@ export function buildMetricsSnapshot(input: {
     store: { ok: store.ok, sizeBytes: store.sizeBytes, pending: store.pending },
     syncLagRecords: sync.lagEvents === null ? null : sync.lagEvents + (sync.lagSamples ?? 0),
     vipUnansweredSeconds: !input.vipPresent && snap.vipUnansweredMs !== null ? snap.vipUnansweredMs / 1000 : 0,
+    peerRefusalsTotal: c.link.refusalCounts?.() ?? {},
   };
 }
 

@@ -42,6 +42,8 @@ export interface MetricsSnapshot {
   vipUnansweredSeconds?: number;
   /** Seconds since the last successful monitoring data sync (null/absent: none, or not configured). */
   dataSyncAgeSeconds?: number | null;
+  /** Connections and frames the peer port refused since start, by refusal code (strangers, bad frames). */
+  peerRefusalsTotal?: Record<string, number>;
 }
 
 export interface MetricsServerOptions {
@@ -194,6 +196,8 @@ export class MetricsServer implements Startable {
     this.optional(m.storePending, s.store?.pending ?? null);
     this.optional(m.syncLag, s.syncLagRecords);
     this.optional(m.dataSyncAge, s.dataSyncAgeSeconds ?? null);
+    m.peerRefusals.reset();
+    for (const [code, total] of Object.entries(s.peerRefusalsTotal ?? {})) m.peerRefusals.inc({ code }, this.totals.observe(`refusal:${code}`, total));
   }
 
   /** A gauge that is exported only while its value is known. */
@@ -231,6 +235,7 @@ function createMetrics(registry: Registry) {
     storeOk: new Gauge({ name: "mnha_store_ok", help: "1 while the store writes succeed.", registers }),
     storePending: optionalGauge("mnha_store_pending", "Records accepted but not yet durably stored."),
     syncLag: optionalGauge("mnha_sync_lag_records", "Records this node holds that the peer lacks, as far as known."),
+    peerRefusals: new Counter({ name: "mnha_peer_refusals_total", help: "Connections and frames refused on the peer port, by refusal code.", labelNames: ["code"] as const, registers }),
     dataSyncAge: optionalGauge("mnha_datasync_last_success_age_seconds", "Seconds since the monitoring data was last synced to the standby (the holder's lag)."),
   };
 }

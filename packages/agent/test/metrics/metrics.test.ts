@@ -67,7 +67,7 @@ async function scrape(url: string): Promise<{ samples: Map<string, number>; type
 
 describe("MetricsServer", () => {
   it("serves every mnha_* metric with the snapshot's values in the Prometheus text format", async () => {
-    const { url } = await metricsServer(() => snapshot());
+    const { url } = await metricsServer(() => snapshot({ peerRefusalsTotal: { "stranger-address": 12, "forged-frame": 1 } }));
     const { samples, types, contentType } = await scrape(url);
     expect(contentType).toBe("text/plain; version=0.0.4; charset=utf-8");
     const expected: Record<string, number> = {
@@ -95,6 +95,8 @@ describe("MetricsServer", () => {
       mnha_store_ok: 1,
       mnha_store_pending: 4,
       mnha_sync_lag_records: 17,
+      'mnha_peer_refusals_total{code="stranger-address"}': 12,
+      'mnha_peer_refusals_total{code="forged-frame"}': 1,
     };
     for (const [key, value] of Object.entries(expected)) expect([key, samples.get(key)]).toEqual([key, value]);
     // Exactly one role and one keepalived state are on.
