@@ -45,6 +45,12 @@ export interface Bounds {
   causalityWindowMs: number;
   /** A split from a blind claim must end within this long of the agent link being clean. */
   convergenceMs: number;
+  /**
+   * With the holder's duplicate check on: while ARP flows between the MNs, a split must end
+   * within this long even with the agent link cut (a check interval, a probe, and the lease
+   * for a holder whose agent is paused and cannot act on what it sees).
+   */
+  duplicateMs: number | null;
 }
 
 /** Why a node's gate is open: how its current tenure began. */
@@ -75,7 +81,8 @@ export function deriveBounds(s: WorldSettings, schedule?: Schedule): Bounds {
   const watchdogMs = schedule?.faults.some(isAdapterFault) ? watchdogBoundMs(s) : 0;
   const livenessMs = Math.ceil((eligibleAgain + s.peerLink.reconnectMaxMs + peerLeaseRunsOut + claim + e.handoffTimeoutMs + watchdogMs) * stretch + 500);
   const convergenceMs = Math.ceil(s.peerLink.reconnectMaxMs * stretch + 4 * e.heartbeatIntervalMs + 4 * s.maxLatencyMs + e.leaseMs + 100);
-  return { livenessMs, causalityWindowMs: livenessMs, convergenceMs };
+  const duplicateMs = s.duplicateCheckIntervalMs > 0 ? Math.ceil((s.duplicateCheckIntervalMs + s.probeTimeoutMs + e.leaseMs + 3 * e.heartbeatIntervalMs) * stretch + 100) : null;
+  return { livenessMs, causalityWindowMs: livenessMs, convergenceMs, duplicateMs };
 }
 
 /**
@@ -106,6 +113,8 @@ export class InvariantChecker {
   private lastHolderEntry: { node: SimNode; epoch: number } | null = null;
   private splitSince: number | null = null;
   private linkCleanSince: number | null = 0;
+  /** Since when ARP has flowed both ways between the MNs (null: cut now). */
+  private arpCleanSince: number | null = 0;
   private firstOwner: SimNode | null = null;
   private lastOwnerChangeAt = 0;
   private lastOwner: SimNode | null = null;
@@ -136,6 +145,8 @@ export class InvariantChecker {
     const holds = { mn1: w.holdsVip("mn1"), mn2: w.holdsVip("mn2") };
     if (w.agentLinkClean()) this.linkCleanSince ??= now;
     else this.linkCleanSince = null;
+    if (!w.isCut("arp", "mn1") && !w.isCut("arp", "mn2")) this.arpCleanSince ??= now;
+    else this.arpCleanSince = null;
 
     // Cores first: epochs, holder tenures, and where each open gate came from.
     for (const name of SIM_NODES) if (!w.gateOpen(name)) this.gate[name] = null;
@@ -177,6 +188,8 @@ export class InvariantChecker {
         this.fail("safety", `both mn1 and mn2 hold the VIP after a blind claim (${blind.why}; strict mode excuses only an ARP cut)`);
       } else if (this.linkCleanSince !== null && now - Math.max(this.linkCleanSince, this.splitSince) > this.bounds.convergenceMs) {
         this.fail("safety", `both nodes still hold the VIP ${Math.round(now - this.linkCleanSince)} ms after the agent link became clean (a blind claim's split must end within ${this.bounds.convergenceMs} ms)`);
+      } else if (this.bounds.duplicateMs !== null && this.arpCleanSince !== null && now - Math.max(this.arpCleanSince, this.splitSince) > this.bounds.duplicateMs) {
+        this.fail("safety", `both nodes still hold the VIP ${Math.round(now - Math.max(this.arpCleanSince, this.splitSince))} ms into a split while ARP flows between them (the holders' duplicate check must end it within ${this.bounds.duplicateMs} ms)`);
       }
     } else if (this.splitSince !== null) {
       this.blindSplits.totalMs += now - this.splitSince;

@@ -46,6 +46,8 @@ export { mulberry32 } from "./event-queue.js";
 
 export const SIM_NODES = ["mn1", "mn2"] as const;
 export type SimNode = (typeof SIM_NODES)[number];
+/** Each node's MAC on the VIP segment (mn1's is the lower, as in the lab). */
+export const SIM_MACS: Record<SimNode, string> = { mn1: "02:4d:4e:48:41:0b", mn2: "02:4d:4e:48:41:0c" };
 
 /** How one direction of the peer link treats frames (delay, loss, duplication, reordering). */
 export interface LinkConditions {
@@ -74,6 +76,8 @@ export interface WorldSettings {
   keepalivedSkewMs: number;
   /** ARP guard: how long a probe listens when nobody answers. */
   probeTimeoutMs: number;
+  /** The holder's duplicate-address check, every this long (arpGuard.duplicateCheckIntervalMs; 0: off). */
+  duplicateCheckIntervalMs: number;
   /** Granularity at which runUntil() checks its predicate. */
   stepMs: number;
   /** Baseline conditions of both directions of the peer link. */
@@ -117,6 +121,7 @@ export const DEFAULT_WORLD: WorldSettings = {
   // (256 - priority 200) × 100 ms / 256
   keepalivedSkewMs: 22,
   probeTimeoutMs: 200,
+  duplicateCheckIntervalMs: 500,
   stepMs: 10,
   minLatencyMs: 1,
   maxLatencyMs: 3,
@@ -181,6 +186,7 @@ type AgentEvent =
   /** A host timer or an adapter's answer (ARP probe, repair) coming due. */
   | { type: "callback"; run: () => void }
   | { type: "vip-look" }
+  | { type: "dup-check" }
   | { type: "frame"; connGen: number; frame: Frame }
   | { type: "ping"; monitor: Monitor }
   | { type: "ping-result"; monitor: Monitor; ok: boolean; startedAt: number }
@@ -219,6 +225,9 @@ interface NodeState {
   /** The VIP as this agent last reported it to its core, and whether a look is due. */
   vipFed: boolean | null;
   vipLookPending: boolean;
+  /** The holder's duplicate check: one probe at a time, the next one interval after the last. */
+  dupBusy: boolean;
+  dupNextAt: number;
   requests: Map<string, { ok: boolean; message: string } | null>;
   // ---- what the monitors watch, and their verdict machines
   services: ServicesState;
@@ -322,6 +331,8 @@ export class PairWorld {
       agentStartedAt: 0,
       vipFed: null,
       vipLookPending: false,
+      dupBusy: false,
+      dupNextAt: 0,
       requests: new Map(),
       services: "healthy",
       gatewayCut: false,
@@ -414,6 +425,8 @@ export class PairWorld {
     n.vipFed = null;
     n.vipLookPending = false;
     n.role = "starting";
+    n.dupBusy = false;
+    n.dupNextAt = 0;
     n.tenure = null;
     n.servicesHealth = new ServiceHealth({ rise: this.settings.services?.rise ?? 1, fall: this.settings.services?.fall ?? 1 });
     n.gatewayHealth = new ServiceHealth({ rise: this.settings.gateway?.rise ?? 1, fall: this.settings.gateway?.fall ?? 1 });
@@ -786,12 +799,16 @@ export class PairWorld {
       case "tick":
         this.stepCore(n, { kind: "tick" });
         if (n.core) this.agentEvent(n, this.now + this.settings.election.heartbeatIntervalMs / n.rate, { type: "tick" });
+        this.maybeDuplicateCheck(n);
         return;
       case "callback":
         event.run();
         return;
       case "vip-look":
         this.lookAtVip(n);
+        return;
+      case "dup-check":
+        this.runDuplicateCheck(n);
         return;
       case "frame":
         if (!n.linkUp || n.connGen !== event.connGen) return;
@@ -1236,6 +1253,41 @@ export class PairWorld {
     if (n.vipFed === n.holdsVip) return;
     n.vipFed = n.holdsVip;
     this.stepCore(n, { kind: "vip-observed", present: n.holdsVip });
+    this.maybeDuplicateCheck(n);
+  }
+
+  /** Like the daemon's DuplicateWatch: active while the agent holds the role and has seen its VIP. */
+  private duplicateWatchActive(n: NodeState): boolean {
+    return this.settings.duplicateCheckIntervalMs > 0 && n.core !== null && n.vipFed === true && (n.role === "holder" || n.role === "handing-off");
+  }
+
+  private maybeDuplicateCheck(n: NodeState): void {
+    if (n.dupBusy || !this.duplicateWatchActive(n)) return;
+    n.dupBusy = true;
+    this.agentEvent(n, Math.max(this.now, n.dupNextAt), { type: "dup-check" });
+  }
+
+  /** One probe from the holder: the peer's MAC answers if it holds the VIP and ARP flows both ways. */
+  private runDuplicateCheck(n: NodeState): void {
+    if (!this.duplicateWatchActive(n)) {
+      n.dupBusy = false;
+      return;
+    }
+    const p = this.nodes[n.peer];
+    const answered = p.holdsVip && !this.cuts.arp[n.name] && !this.cuts.arp[p.name];
+    const took = answered ? 2 + 30 : this.settings.probeTimeoutMs;
+    this.agentEvent(n, this.now + took / n.rate, {
+      type: "callback",
+      run: () => {
+        n.dupBusy = false;
+        n.dupNextAt = this.now + this.settings.duplicateCheckIntervalMs / n.rate;
+        if (!this.duplicateWatchActive(n)) return;
+        // Whoever answers at the end of the listening window is what the probe reports.
+        const other = p.holdsVip && !this.cuts.arp[n.name] && !this.cuts.arp[p.name];
+        this.stepCore(n, { kind: "duplicate-check", ownMac: SIM_MACS[n.name], otherMacs: other ? [SIM_MACS[p.name]] : [], detail: other ? `${p.name} answers` : "no answer" });
+        this.maybeDuplicateCheck(n);
+      },
+    });
   }
 
   // ---- adapter faults and the watchdog's repair --------------------------------------------

@@ -31,6 +31,7 @@ export const SIM_SETTINGS = {
   keepalivedDownTimerMs: 321.875,
   keepalivedSkewMs: 21.875,
   probeTimeoutMs: 200,
+  duplicateCheckIntervalMs: 500,
   services: { intervalMs: 200, timeoutMs: 1_000, rise: 2, fall: 2 },
   gateway: { intervalMs: 500, timeoutMs: 400, rise: 2, fall: 3 },
   peerLink: { reconnectInitialMs: 100, reconnectMaxMs: 2_000, idleTimeoutMs: 5_000 },

@@ -135,6 +135,16 @@ describe("the invariants catch a broken core", () => {
     expect(formatRun(broken)).toMatch(/\[safety\] at .* both mn1 and mn2 hold the VIP/);
   });
 
+  it("both start with IP between the MNs cut (ARP flows): the holders' duplicate check ends the split; a core that ignores the check keeps it, reported as a safety violation", () => {
+    const faults = ipCut(0, 15_000);
+    const good = runSchedule(schedule(faults));
+    expect(good.violations, formatRun(good)).toEqual([]);
+    const broken = runSchedule(schedule(faults), { world: brokenCore({ input: (input) => (input.kind === "duplicate-check" ? { kind: "wake" } : input) }) });
+    expect(broken.violations[0], formatRun(broken)).toMatchObject({ invariant: "safety" });
+    expect(broken.violations[0]?.message).toMatch(/while ARP flows between them \(the holders' duplicate check must end it/);
+    expect(broken.violations[0]?.at).toBeLessThan(15_000);
+  });
+
   it("ARP guard off in a benign schedule: the VIP moves when the link comes back, reported as flapping", () => {
     const faults: Fault[] = [{ kind: "link-cut", from: "both", at: 5_000, until: 8_000, mode: "drop" }];
     expect(runSchedule(schedule(faults, { profile: "benign" })).violations).toEqual([]);
