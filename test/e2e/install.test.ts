@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CURRENT_PROTOCOL_VERSION } from "@mnha/protocol";
 import { HOSTS, LAB_STATE_DIR, REPO_ROOT, VIP_ADDRESS, GATEWAY_ADDRESS, type MnNode } from "../lab/constants.js";
 import { runIn } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
@@ -191,7 +192,7 @@ describe("install-ha from bare nodes", () => {
 
     // The suite on mn2 came from the bundle (no network), and says so.
     const version = await nodeExec("mn2", ["/usr/local/bin/zsha2", "version"]);
-    expect(version.stdout).toContain("suite 0.1.0, peer protocol 1");
+    expect(version.stdout).toContain(`suite 0.1.0, peer protocol ${CURRENT_PROTOCOL_VERSION}`);
     expect(version.stdout).toContain("platform 4.8.0, license enterprise");
 
     // Configs and the shared secret: 0600, the same secret on both nodes.
