@@ -17,6 +17,7 @@ import type { MetricsSnapshot } from "../metrics/metrics.js";
 import type { StoreAlert } from "../store/sqlite-store.js";
 import { AGENT_VERSION } from "../version.js";
 import type { AgentComponents } from "./components.js";
+import { DbHealthPoll } from "./db-health-poll.js";
 import { EventLog } from "./event-log.js";
 import { buildMetricsSnapshot, buildStatusReport, toHaEvent } from "./status.js";
 
@@ -56,6 +57,8 @@ export class Agent {
   private vipPresent: boolean | null = null;
   private running = false;
   private lastServicesVerdict: string | null = null;
+  /** The local database's health for the election, status and metrics (db.enabled only). */
+  readonly dbPoll: DbHealthPoll | null;
 
   constructor(options: AgentOptions) {
     this.loaded = options.loaded;
@@ -94,9 +97,11 @@ export class Agent {
         vipRepairAfterMs: t.vipRepairAfterMs,
         vipGiveUpAfterMs: t.vipGiveUpAfterMs,
         peerVipUnansweredMs: t.peerVipUnansweredMs,
+        ...(this.c.database ? { db: { catchUpTimeoutMs: config.db.catchUpTimeoutMs, maxLagForFailoverMs: config.db.maxLagForFailoverMs, availabilityOverCatchUp: config.db.availabilityOverCatchUp } } : {}),
       },
       this.startedAt,
     );
+    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
     this.control = this.c.control(this.handlers());
     this.metrics = this.c.metrics ? this.c.metrics(() => this.metricsSnapshot()) : null;
@@ -143,10 +148,11 @@ export class Agent {
         },
       },
       persistEpoch: (epoch) => c.epochs.set(epoch),
+      ...(c.database ? { db: c.database.roleSwitch } : {}),
       recordEvent: (type, message, fields) => {
-        const warn = type === "lease-expired" || type === "stepped-down" || type === "peer-lost" || type === "holding-degraded" || type === "vip-repair" || type === "vip-gave-up" || type === "peer-vip-unanswered" || type === "watchdog-repair-failed";
+        const warn = type === "db-read-only-failed" || type === "db-writable-failed" || type === "db-possibly-lost" || type === "db-not-caught-up" || type === "db-takeover-behind" || type === "lease-expired" || type === "stepped-down" || type === "peer-lost" || type === "holding-degraded" || type === "vip-repair" || type === "vip-gave-up" || type === "peer-vip-unanswered" || type === "watchdog-repair-failed";
         // The liveness watchdog's steps share one prefix: `mnha events --type watchdog` lists them.
-        const name = type.startsWith("watchdog-") ? `watchdog.${type.slice("watchdog-".length)}` : WATCHDOG_EVENTS.has(type) ? `watchdog.${type}` : `election.${type}`;
+        const name = type.startsWith("watchdog-") ? `watchdog.${type.slice("watchdog-".length)}` : WATCHDOG_EVENTS.has(type) ? `watchdog.${type}` : type.startsWith("db-") ? `db.${type.slice("db-".length)}` : `election.${type}`;
         this.events.record(name, message, fields, warn ? "warn" : "info");
       },
       requestDone: (result) => {
@@ -193,6 +199,7 @@ export class Agent {
       await this.startPart("gateway", c.gateway);
       await this.startPart("peer link", c.link);
       await this.startPart("sampler", c.sampler);
+      if (this.dbPoll) await this.startPart("database poll", this.dbPoll);
     } catch (error) {
       this.events.record("agent.start-failed", `start failed: ${error instanceof Error ? error.message : String(error)}; undoing what was started`, { started: this.started.map((s) => s.name) }, "error");
       await this.stopParts();
@@ -250,7 +257,7 @@ export class Agent {
     }
     this.events.record("agent.stopping", `stopping: ${reason}`, { reason });
     const requestId = randomUUID();
-    const done = this.waitForRequest(requestId, this.loaded.config.timings.handoffTimeoutMs + 1_000);
+    const done = this.waitForRequest(requestId, this.loaded.config.timings.handoffTimeoutMs + (this.c.database ? this.loaded.config.db.catchUpTimeoutMs : 0) + 1_000);
     this.host.input({ kind: "shutdown", requestId });
     const result = await done;
     this.events.record("agent.stopped", `stopped (${result.message})`, { handedTo: result.to });
@@ -415,7 +422,8 @@ export class Agent {
   async demote(timeoutMs?: number): Promise<DemoteResult> {
     const started = this.clock.now();
     const requestId = randomUUID();
-    const budget = Math.min(timeoutMs ?? this.loaded.config.timings.handoffTimeoutMs + 1_000, 60_000);
+    const catchUpMs = this.c.database ? this.loaded.config.db.catchUpTimeoutMs : 0;
+    const budget = Math.min(timeoutMs ?? this.loaded.config.timings.handoffTimeoutMs + catchUpMs + 1_000, 60_000);
     this.events.record("operator.demote", "operator asked to demote this node", { requestId });
     const done = this.waitForRequest(requestId, budget);
     this.host.input({ kind: "demote", requestId });
