@@ -86,6 +86,10 @@ export const DbSummarySchema = z.strictObject({
   gtidBinlogPos: z.string().max(1000).nullable(),
   gtidCurrentPos: z.string().max(1000).nullable(),
   semiSyncMasterActive: z.boolean().nullable(),
+  slaveIoRunning: z.string().max(16).nullable().optional(),
+  slaveSqlRunning: z.string().max(16).nullable().optional(),
+  lastIoError: z.string().max(200).nullable().optional(),
+  lastSqlError: z.string().max(200).nullable().optional(),
 });
 export type DbSummaryMessage = z.infer<typeof DbSummarySchema>;
 

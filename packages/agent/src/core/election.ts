@@ -79,6 +79,11 @@ export interface DbSummary {
   gtidCurrentPos: string | null;
   /** Semi-sync on the master side: false after a fallback to asynchronous; null: unknown. */
   semiSyncMasterActive: boolean | null;
+  /** For status only (the election does not read them). */
+  slaveIoRunning?: string | null;
+  slaveSqlRunning?: string | null;
+  lastIoError?: string | null;
+  lastSqlError?: string | null;
 }
 
 /** Watchdog defaults (ms): docs/architecture.md explains them; the config's timings override them. */
@@ -1020,5 +1025,9 @@ function heartbeatDb(summary: DbSummary): NonNullable<Heartbeat["db"]> {
     gtidBinlogPos: cut(summary.gtidBinlogPos, 1000),
     gtidCurrentPos: cut(summary.gtidCurrentPos, 1000),
     semiSyncMasterActive: summary.semiSyncMasterActive,
+    slaveIoRunning: cut(summary.slaveIoRunning ?? null, 16),
+    slaveSqlRunning: cut(summary.slaveSqlRunning ?? null, 16),
+    lastIoError: cut(summary.lastIoError ?? null, 200),
+    lastSqlError: cut(summary.lastSqlError ?? null, 200),
   };
 }

@@ -19,7 +19,7 @@ import { AGENT_VERSION } from "../version.js";
 import type { AgentComponents } from "./components.js";
 import { DbHealthPoll } from "./db-health-poll.js";
 import { EventLog } from "./event-log.js";
-import { buildMetricsSnapshot, buildStatusReport, toHaEvent } from "./status.js";
+import { buildMetricsSnapshot, buildStatusReport, toHaEvent, type DbStatusInput } from "./status.js";
 
 export interface AgentOptions {
   loaded: LoadedConfig;
@@ -435,6 +435,8 @@ export class Agent {
 
   async status(): Promise<StatusReport> {
     await this.observeVip();
+    // A fresh look at the database (bounded), so status never shows a switch just made as pending.
+    await this.dbPoll?.poll();
     return buildStatusReport({
       config: this.loaded.config,
       now: this.clock.now(),
@@ -442,7 +444,12 @@ export class Agent {
       snapshot: this.host.core.snapshot(this.clock.now()),
       vipPresent: this.vipPresent === true,
       components: this.c,
+      db: this.dbStatusInput(),
     });
+  }
+
+  private dbStatusInput(): DbStatusInput | null {
+    return this.dbPoll ? { health: this.dbPoll.last, seedIncomplete: this.dbPoll.lastSeedIncomplete } : null;
   }
 
   private metricsSnapshot(): MetricsSnapshot {
@@ -453,6 +460,7 @@ export class Agent {
       vipPresent: this.vipPresent === true,
       restoreAttemptsTotal: this.restoreAttemptsTotal,
       components: this.c,
+      db: this.dbStatusInput(),
     });
   }
 }

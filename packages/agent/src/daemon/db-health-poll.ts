@@ -26,6 +26,10 @@ export function summarizeDbHealth(health: DatabaseHealth, seedIncomplete: boolea
     gtidBinlogPos: health.gtidBinlogPos,
     gtidCurrentPos: health.gtidCurrentPos,
     semiSyncMasterActive: health.semiSync === null ? null : health.semiSync.masterActive,
+    slaveIoRunning: health.slaveIoRunning,
+    slaveSqlRunning: health.slaveSqlRunning,
+    lastIoError: health.lastIoError,
+    lastSqlError: health.lastSqlError,
   };
 }
 

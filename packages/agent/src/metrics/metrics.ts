@@ -40,6 +40,8 @@ export interface MetricsSnapshot {
   syncLagRecords: number | null;
   /** Seconds the VIP has gone unanswered while a node claims the role (0: served); the watchdog's clock. */
   vipUnansweredSeconds?: number;
+  /** This node's MariaDB (db.enabled; absent or null: not managed or not polled yet). */
+  db?: { alive: boolean; readOnly: boolean | null; lagSeconds: number | null; ioRunning: boolean | null; sqlRunning: boolean | null; semiSyncMasterActive: boolean | null } | null;
 }
 
 export interface MetricsServerOptions {
@@ -191,6 +193,14 @@ export class MetricsServer implements Startable {
     this.optional(m.storeSize, s.store?.sizeBytes ?? null);
     this.optional(m.storePending, s.store?.pending ?? null);
     this.optional(m.syncLag, s.syncLagRecords);
+    const db = s.db ?? null;
+    const flag = (value: boolean | null | undefined): number | null => (value === null || value === undefined ? null : value ? 1 : 0);
+    this.optional(m.dbUp, db === null ? null : db.alive ? 1 : 0);
+    this.optional(m.dbReadOnly, flag(db?.readOnly));
+    this.optional(m.dbLag, db?.lagSeconds ?? null);
+    this.optional(m.dbIoRunning, flag(db?.ioRunning));
+    this.optional(m.dbSqlRunning, flag(db?.sqlRunning));
+    this.optional(m.dbSemiSync, flag(db?.semiSyncMasterActive));
   }
 
   /** A gauge that is exported only while its value is known. */
@@ -228,6 +238,13 @@ function createMetrics(registry: Registry) {
     storeOk: new Gauge({ name: "mnha_store_ok", help: "1 while the store writes succeed.", registers }),
     storePending: optionalGauge("mnha_store_pending", "Records accepted but not yet durably stored."),
     syncLag: optionalGauge("mnha_sync_lag_records", "Records this node holds that the peer lacks, as far as known."),
+    // The managed MariaDB (db.enabled only).
+    dbUp: optionalGauge("mnha_db_up", "1 while the local MariaDB answers."),
+    dbReadOnly: optionalGauge("mnha_db_read_only", "1 while the local MariaDB is read_only (only the VIP holder's is writable)."),
+    dbLag: optionalGauge("mnha_db_replica_lag_seconds", "Seconds_Behind_Master of the local replica."),
+    dbIoRunning: optionalGauge("mnha_db_replica_io_running", "1 while Slave_IO_Running is Yes."),
+    dbSqlRunning: optionalGauge("mnha_db_replica_sql_running", "1 while Slave_SQL_Running is Yes."),
+    dbSemiSync: optionalGauge("mnha_db_semi_sync_master_active", "1 while commits wait for the peer's acknowledgement (0: fell back to asynchronous)."),
   };
 }
 
