@@ -56,12 +56,18 @@ while (!stopping && performance.now() - started < maxMs) {
         pending.then((late) => late.destroy(), () => undefined);
         throw error;
       });
+      // A server that dies between statements makes the connection emit "error": the next statement fails instead.
+      connection.on("error", () => undefined);
     }
     await withDeadline(connection.query("INSERT INTO acks (id, server_id) VALUES (?, @@server_id)", [id]), 3000, "INSERT");
     console.log(JSON.stringify({ id, ok: true, at: now() }));
   } catch (error) {
     console.log(JSON.stringify({ id, ok: false, at: now(), error: String(error?.message ?? error).slice(0, 200) }));
-    if (connection !== null) connection.destroy();
+    try {
+      connection?.destroy();
+    } catch {
+      // already gone
+    }
     connection = null;
     await sleep(20);
   }

@@ -259,6 +259,7 @@ export class ElectionCore {
   private dbSummary: DbSummary | null = null;
   /** Taker: a handoff offer waiting for this database to apply the holder's last transaction. */
   private catchingUp: { offer: HandoffOffer; startedAt: number } | null = null;
+  private takingWithoutPosition = false;
 
   constructor(settings: ElectionSettings, now: number) {
     this.s = settings;
@@ -390,6 +391,7 @@ export class ElectionCore {
         break;
       case "db-health":
         this.dbSummary = input.summary;
+        this.reassertDbMode(input.summary, out);
         break;
       case "db-caught-up":
         this.onDbCaughtUp(now, input, out);
@@ -568,6 +570,8 @@ export class ElectionCore {
       return;
     }
     this.catchingUp = null;
+    // An offer without the holder's position (its database could not be read): apply the relay log before writing, as after a claim.
+    this.takingWithoutPosition = this.s.db !== undefined && offer.gtidBinlogPos === undefined;
     if (this.role === "claiming") this.abortClaim("taking a handoff instead", out);
     this.receiving = { id: offer.id, epoch: offer.epoch, startedAt: now };
     // Open our gate while the holder still holds: our Keepalived waits as BACKUP and takes
@@ -596,7 +600,7 @@ export class ElectionCore {
     const receiving = this.receiving;
     if (!receiving) return;
     this.receiving = null;
-    this.tenureByClaim = false;
+    this.tenureByClaim = this.takingWithoutPosition;
     this.epoch = Math.max(this.epoch, receiving.epoch);
     this.holder = this.s.self;
     out.push({ kind: "persist-epoch", epoch: this.epoch });
@@ -840,6 +844,21 @@ export class ElectionCore {
     }
   }
 
+  /**
+   * The server does not keep what was asked (a restarted mariadbd comes up writable unless
+   * my.cnf says read_only): when the poll shows the other mode, ask again.
+   */
+  private reassertDbMode(summary: DbSummary, out: ElectionEffect[]): void {
+    if (!this.s.db || !summary.alive || summary.readOnly === null) return;
+    if (this.dbWritable === false && !summary.readOnly) {
+      this.dbWritable = null;
+      this.dbGoReadOnly(out);
+    } else if (this.dbWritable === true && summary.readOnly) {
+      // (A stale poll read before the switch lands here too: asking again is harmless.)
+      this.dbWritable = null;
+    }
+  }
+
   /** After each step: writable exactly when the rules allow it (read-only was already ordered before any gate close). */
   private reconcileDbWritable(out: ElectionEffect[]): void {
     if (!this.s.db) return;
@@ -882,7 +901,11 @@ export class ElectionCore {
     if (!db || this.role === "holder" || this.role === "handing-off") return null;
     const summary = this.dbSummary;
     if (!summary) return "database state not known yet";
-    if (summary.broken !== null) return `database replica broken: ${summary.broken}`;
+    // The replica cannot fetch from a holder whose own database is down: that says nothing
+    // against this copy (the SQL thread must still be sound).
+    const holderDbDown = this.peer.heartbeat?.db?.alive === false;
+    const onlyFetchingBroken = summary.slaveSqlRunning === "Yes" && (summary.lastSqlError ?? null) === null;
+    if (summary.broken !== null && !(holderDbDown && onlyFetchingBroken)) return `database replica broken: ${summary.broken}`;
     if (summary.lagSeconds !== null && summary.lagSeconds * 1000 > db.maxLagForFailoverMs) return `database ${summary.lagSeconds} s behind (more than db.maxLagForFailoverMs ${db.maxLagForFailoverMs} ms)`;
     return null;
   }

@@ -191,4 +191,37 @@ describe("the database follows the VIP (core)", () => {
     const writable = core.step(2_050, { kind: "vip-observed", present: true });
     expect(writable).toContainEqual({ kind: "db-read-only", on: false, afterClaim: { peerGtidBinlogPos: "1-1-99", peerSemiSyncActive: false, lagSeconds: 0 } });
   });
+
+  it("a restarted server that came up writable on a standby is made read-only again; a holder's that came up read-only is made writable again", () => {
+    const core = new ElectionCore({ ...base, self: "mn2", peer: "mn1", initialEpoch: 3 }, 0);
+    healthy(core, 0);
+    expect(kinds(core.step(10, { kind: "db-health", summary: { ...goodDb, readOnly: false } }))).toEqual(["db:read-only"]);
+    // Once asked, the same report does not ask again until the server says otherwise.
+    expect(kinds(core.step(20, { kind: "db-health", summary: { ...goodDb, readOnly: true } }))).toEqual([]);
+    const { core: holder } = holderWithVip();
+    const again = holder.step(400, { kind: "db-health", summary: { ...goodDb, readOnly: true } });
+    expect(kinds(again)).toEqual(["db:writable"]);
+  });
+
+  it("the replica's IO thread down because the holder's own database is down does not block a handoff; the taker applies its relay log first", () => {
+    const core = new ElectionCore({ ...base, self: "mn2", peer: "mn1", initialEpoch: 3 }, 0);
+    const ioDown: DbSummary = { ...goodDb, broken: "Slave_IO_Running Connecting", lagSeconds: null, slaveIoRunning: "Connecting", slaveSqlRunning: "Yes", lastSqlError: null };
+    healthy(core, 0, ioDown);
+    core.step(10, { kind: "peer-up" });
+    core.step(10, { kind: "peer-message", message: heartbeat("mn1", { role: "holder", holder: "mn1", leaseRemainingMs: 600, vipPresent: true, db: { ...goodDb, alive: true } }) });
+    // The holder's database answers: a broken fetch is a broken replica.
+    expect(core.eligible()).toBe(false);
+    core.step(20, { kind: "peer-message", message: heartbeat("mn1", { role: "holder", holder: "mn1", leaseRemainingMs: 600, vipPresent: true, eligible: false, db: { ...goodDb, alive: false } }) });
+    expect(core.eligible()).toBe(true);
+    // Its SQL thread stopped too: not eligible whatever the holder's state.
+    core.step(25, { kind: "db-health", summary: { ...ioDown, slaveSqlRunning: "No" } });
+    expect(core.eligible()).toBe(false);
+    core.step(26, { kind: "db-health", summary: ioDown });
+    // The holder could not read its position (its database is dead): no wait, but the relay log is applied before writing.
+    const offered = kinds(core.step(30, { kind: "peer-message", message: { type: "handoff-offer", id: "h1", epoch: 4, from: "mn1", to: "mn2", reason: "service db failed" } }));
+    expect(offered).toContain("send:handoff-ready");
+    core.step(40, { kind: "vip-observed", present: true });
+    const released = core.step(50, { kind: "peer-message", message: { type: "handoff-released", id: "h1", epoch: 4 } });
+    expect(released).toContainEqual({ kind: "db-read-only", on: false, afterClaim: expect.objectContaining({ peerGtidBinlogPos: "1-1-10" }) });
+  });
 });
