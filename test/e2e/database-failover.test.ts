@@ -287,4 +287,18 @@ describe("the database follows the VIP (real MariaDB)", () => {
     );
     await checkAfter(run);
   });
+
+  it("the holder crashed (wire cut, every process killed): the standby applies its relay log and takes over; no acknowledged row lost", async () => {
+    const run = await throughFault(async (holder) => {
+      await lab.crash(holder);
+    });
+    // The old holder comes back: its agent makes its (restarted) server read-only first.
+    await lab.boot(run.holder);
+    await waitFor(`${run.holder}'s server read-only again`, async () => ((await db[run.holder].readOnly().catch(() => false)) ? true : undefined), { timeoutMs: 20_000 });
+    await checkAfter(run);
+    const events = await mnha(run.taker, ["events", "--type", "db", "--limit", "100", "--json"]);
+    expect(events.stdout).toContain("db.relay-applied");
+    expect(events.stdout).toContain("db.writable");
+  });
 });
+
