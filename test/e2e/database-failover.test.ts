@@ -276,6 +276,31 @@ describe("the database follows the VIP (real MariaDB)", () => {
     await replicatingBothWays();
   });
 
+  it("the standby lagging at demote time (its SQL thread blocked by a lock): the taker refuses past db.catchUpTimeoutMs with the lag, nothing changes", async () => {
+    const holder = await lab.waitForHolder(null, { timeoutMs: 30_000 });
+    const standby = other(holder);
+    await caughtUp(standby, holder);
+    await db[standby].withConnection(async (c) => {
+      // The standby's SQL thread cannot apply anything to appdb.acks while this lock is held.
+      await c.query("LOCK TABLES appdb.acks READ");
+      try {
+        for (let i = 0; i < 5; i++) await sql(holder, "INSERT INTO appdb.acks (id, server_id) VALUES (?, @@server_id)", [nextId++]);
+        const refused = await lab.demote(holder);
+        const output = `${refused.stdout}\n${refused.stderr}`;
+        expect(refused.code, output).not.toBe(0);
+        expect(output).toMatch(/database not caught up within 10000 ms: \d+ transactions behind/);
+        expect(await lab.holder()).toBe(holder);
+        await waitFor(`${holder} writable again`, async () => ((await writable(holder)) ? true : undefined), { timeoutMs: 10_000 });
+        expect(await writable(standby)).toBe(false);
+      } finally {
+        await c.query("UNLOCK TABLES");
+      }
+    });
+    await caughtUp(standby, holder);
+    const events = await mnha(standby, ["events", "--type", "db", "--limit", "50", "--json"]);
+    expect(events.stdout).toContain("db.not-caught-up");
+  });
+
   it("the holder's MariaDB killed (and restarted by its restore command, read-only): no acknowledged row lost, never both writable, whoever holds the VIP after", async () => {
     // The restore usually brings the server back before the handoff: the holder keeps the VIP
     // and makes its restarted (read-only) server writable again; otherwise the standby takes over.
