@@ -158,6 +158,37 @@ export interface StatusReport {
   dataSync?: DataSyncStatus;
   /** This node's audit store and its replication to the peer (absent in older agents). */
   store?: { ok: boolean; reason: string | null; sizeBytes: number; pending: number; dropped: number; syncLag: number | null; lastSyncAckMsAgo: number | null };
+  /** Both nodes' MariaDB (db.enabled; absent otherwise): this node's as polled, the peer's as its heartbeat said. */
+  db?: { self: DbNodeStatus | null; peer: DbNodeStatus | null };
+  // zsha2's `status -json` keys, so that existing callers keep working (docs/database.md).
+  ownsVip?: boolean;
+  peerReachable?: boolean;
+  gwReachable?: boolean;
+  vipReachable?: boolean;
+  slaveIoRunning?: string | null;
+  /** (sic: zsha2's spelling) */
+  slaveSqlRuning?: string | null;
+  dbStatus?: string;
+  mnStatus?: string;
+}
+
+/** One node's MariaDB as `mnha status` shows it. */
+export interface DbNodeStatus {
+  alive: boolean;
+  error: string | null;
+  readOnly: boolean | null;
+  slaveIoRunning: string | null;
+  slaveSqlRunning: string | null;
+  secondsBehindMaster: number | null;
+  lastIoError: string | null;
+  lastSqlError: string | null;
+  gtidBinlogPos: string | null;
+  gtidCurrentPos: string | null;
+  gtidSlavePos: string | null;
+  semiSync: { masterActive: boolean; slaveActive: boolean; noTx: number } | null;
+  /** Why the replica is broken, else null. */
+  broken: string | null;
+  seedIncomplete: boolean;
 }
 
 export interface DemoteResult {

@@ -93,6 +93,24 @@ export const ServiceHealthSchema = z.strictObject({
   critical: z.boolean(),
 });
 
+/** A node's database as its heartbeat reports it (db enabled only). */
+export const DbSummarySchema = z.strictObject({
+  alive: z.boolean(),
+  readOnly: z.boolean().nullable(),
+  /** Why the replica is broken, else null. */
+  broken: z.string().max(200).nullable(),
+  seedIncomplete: z.boolean(),
+  lagSeconds: z.number().int().nonnegative().max(100_000_000).nullable(),
+  gtidBinlogPos: z.string().max(1000).nullable(),
+  gtidCurrentPos: z.string().max(1000).nullable(),
+  semiSyncMasterActive: z.boolean().nullable(),
+  slaveIoRunning: z.string().max(16).nullable().optional(),
+  slaveSqlRunning: z.string().max(16).nullable().optional(),
+  lastIoError: z.string().max(200).nullable().optional(),
+  lastSqlError: z.string().max(200).nullable().optional(),
+});
+export type DbSummaryMessage = z.infer<typeof DbSummarySchema>;
+
 /** Sent every heartbeat interval in both directions. */
 export const HeartbeatSchema = z.strictObject({
   type: z.literal("heartbeat"),
@@ -112,6 +130,8 @@ export const HeartbeatSchema = z.strictObject({
   vipPresent: z.boolean(),
   keepalived: KeepalivedStateSchema,
   services: z.array(ServiceHealthSchema).max(32),
+  /** The sender's MariaDB, when mnha manages it (docs/database.md). Optional: added in round 2 of the db work. */
+  db: DbSummarySchema.optional(),
 });
 
 /** Holder → standby: "take the VIP at `epoch`" (planned switchover or the holder failing). */
@@ -122,6 +142,11 @@ export const HandoffOfferSchema = z.strictObject({
   from: nodeName,
   to: nodeName,
   reason: z.string().max(200),
+  /**
+   * The holder's gtid_binlog_pos once its database is read-only (db enabled): the taker
+   * answers `handoff-ready` only once it has applied it (bounded by db.catchUpTimeoutMs).
+   */
+  gtidBinlogPos: z.string().max(1000).optional(),
 });
 
 /** Standby → holder: my gate is open, release the VIP now. */

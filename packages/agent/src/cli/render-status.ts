@@ -1,5 +1,5 @@
 /** `mnha status` for people: both nodes side by side, then why a node may not hold the VIP. */
-import type { NodeStatus, StatusReport } from "../contracts.js";
+import type { DbNodeStatus, NodeStatus, StatusReport } from "../contracts.js";
 import { formatDuration, renderTable, terminalSafe, truncate } from "./render-table.js";
 
 type PeerReport = StatusReport["peer"];
@@ -36,6 +36,7 @@ export function renderStatus(report: StatusReport): string {
   for (const name of serviceNames) {
     rows.push([`service ${name}`, serviceCell(self, name), known ? serviceCell(known, name) : unknown]);
   }
+  if (report.db) rows.push(...dbRows(report.db.self, report.db.peer, unknown));
   rows.push(["uptime", formatDuration(self.uptimeMs), ""]);
   if (report.store) {
     const st = report.store;
@@ -65,6 +66,26 @@ export function renderStatus(report: StatusReport): string {
   const reasons = [...notEligible(self), ...(known ? notEligible(known) : [])].map(terminalSafe);
   if (reasons.length > 0) lines.push("", "not eligible to hold the VIP:", ...reasons);
   return `${lines.join("\n")}\n`;
+}
+
+/** The managed MariaDB, per node (the peer's as its last heartbeat said). */
+function dbRows(self: DbNodeStatus | null, peer: DbNodeStatus | null, unknown: string): string[][] {
+  const cell = (db: DbNodeStatus | null, show: (db: DbNodeStatus) => string): string => (db === null ? unknown : db.alive || show === alive ? show(db) : "-");
+  const alive = (db: DbNodeStatus): string => (db.alive ? "alive" : `DOWN${db.error ? `: ${truncate(db.error, 48)}` : ""}`) + (db.seedIncomplete ? " (SEED INCOMPLETE)" : "");
+  const text = (value: string | null): string => (value === null || value === "" ? "-" : truncate(value, 48));
+  const row = (label: string, show: (db: DbNodeStatus) => string): string[] => [label, cell(self, show), cell(peer, show)];
+  return [
+    row("MariaDB", alive),
+    row("read-only", (db) => (db.readOnly === null ? unknown : db.readOnly ? "yes" : "no (writable)")),
+    row("Slave_IO_Running", (db) => db.slaveIoRunning ?? unknown),
+    row("Slave_SQL_Running", (db) => db.slaveSqlRunning ?? unknown),
+    row("seconds behind", (db) => (db.secondsBehindMaster === null ? unknown : String(db.secondsBehindMaster))),
+    row("gtid_binlog_pos", (db) => text(db.gtidBinlogPos)),
+    row("gtid_current_pos", (db) => text(db.gtidCurrentPos)),
+    row("last IO error", (db) => text(db.lastIoError)),
+    row("last SQL error", (db) => text(db.lastSqlError)),
+    row("semi-sync", (db) => (db.semiSync === null ? unknown : db.semiSync.masterActive ? "on" : "OFF (asynchronous)")),
+  ];
 }
 
 function serviceCell(node: NodeStatus, name: string): string {

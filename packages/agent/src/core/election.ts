@@ -65,6 +65,39 @@ export interface ElectionSettings {
   vipGiveUpAfterMs?: number;
   /** A standby whose peer claims the role without serving the VIP this long claims it (ARP probe, higher epoch). */
   peerVipUnansweredMs?: number;
+  /** The database follows the VIP (docs/database.md); absent: the core emits no db effects. */
+  db?: DbElectionSettings;
+}
+
+/** The election's part of the `db:` config (present only when `db.enabled`). */
+export interface DbElectionSettings {
+  /** How long a taker waits for the holder's last transaction before it refuses the handoff. */
+  catchUpTimeoutMs: number;
+  /** A standby further behind than this may not take over from a live holder. */
+  maxLagForFailoverMs: number;
+  /** Holder dead and this node behind or its replica broken: take over anyway. */
+  availabilityOverCatchUp: boolean;
+}
+
+/** What this node knows of its own database, polled by the daemon off the hot path. */
+export interface DbSummary {
+  alive: boolean;
+  readOnly: boolean | null;
+  /** Why the replica is broken (thread stopped, error, MariaDB down), else null. */
+  broken: string | null;
+  /** An interrupted `db seed` left a partial copy: never eligible. */
+  seedIncomplete: boolean;
+  /** Seconds_Behind_Master (null: unknown or no replica). */
+  lagSeconds: number | null;
+  gtidBinlogPos: string | null;
+  gtidCurrentPos: string | null;
+  /** Semi-sync on the master side: false after a fallback to asynchronous; null: unknown. */
+  semiSyncMasterActive: boolean | null;
+  /** For status only (the election does not read them). */
+  slaveIoRunning?: string | null;
+  slaveSqlRunning?: string | null;
+  lastIoError?: string | null;
+  lastSqlError?: string | null;
 }
 
 /** Watchdog defaults (ms): docs/architecture.md explains them; the config's timings override them. */
@@ -97,7 +130,11 @@ export type ElectionInput =
   /** Whether the VIP is on this node's interface now (polls and Keepalived notifications). */
   | { kind: "vip-observed"; present: boolean }
   | { kind: "demote"; requestId: string }
-  | { kind: "shutdown"; requestId: string };
+  | { kind: "shutdown"; requestId: string }
+  /** The database's state, from the daemon's periodic poll (db enabled only). */
+  | { kind: "db-health"; summary: DbSummary }
+  /** How the taker's wait for the holder's last transaction ended (answer to `db-wait-gtid`). */
+  | { kind: "db-caught-up"; id: string; reached: boolean; detail: string };
 
 export type ElectionEffect =
   /** Open or close this node's Keepalived gate. Must be applied before the next effect. */
@@ -115,7 +152,19 @@ export type ElectionEffect =
   /** The VIP is not served although this node holds the role: repair what can be repaired (guard, files, Keepalived). */
   | { kind: "repair-keepalived"; reason: string }
   | { kind: "event"; type: ElectionEventType; message: string; fields: Record<string, unknown> }
-  | { kind: "request-done"; requestId: string; ok: boolean; message: string; to: string | null; epoch: number };
+  | { kind: "request-done"; requestId: string; ok: boolean; message: string; to: string | null; epoch: number }
+  /**
+   * The database follows the VIP. `on: true` (read-only) comes before the gate closes and
+   * before a handoff offer leaves; the host waits until it is confirmed (or failed: then it
+   * records the failure loudly and goes on, so a dead database never keeps the gate open).
+   * `on: false` (writable) only once the VIP is on this node's interface; `afterClaim` says
+   * the tenure began without a handoff, so the host first applies the relay log it has
+   * (bounded) and compares with the peer's last reported position.
+   */
+  | { kind: "db-read-only"; on: true }
+  | { kind: "db-read-only"; on: false; afterClaim: { peerGtidBinlogPos: string | null; peerSemiSyncActive: boolean | null; lagSeconds: number | null } | null }
+  /** Taker: wait until this database has applied `gtid` (bounded), then answer with `db-caught-up`. */
+  | { kind: "db-wait-gtid"; id: string; gtid: string; timeoutMs: number };
 
 export type ElectionEventType =
   | "role-changed"
@@ -141,7 +190,10 @@ export type ElectionEventType =
   | "vip-restored"
   | "vip-gave-up"
   | "peer-vip-unanswered"
-  | "holding-in-maintenance";
+  | "holding-in-maintenance"
+  | "db-catch-up"
+  | "db-not-caught-up"
+  | "db-takeover-behind";
 
 export interface PeerView {
   connected: boolean;
@@ -238,6 +290,18 @@ export class ElectionCore {
   private peerVipMissingEpoch = -1;
   private peerVipAnnounced = false;
 
+  // ---- the database follows the VIP (db settings only; see the "database" section below)
+  /** What the core last asked of the database: writable (true), read-only (false), nothing yet (null). */
+  private dbWritable: boolean | null = null;
+  /** The VIP has been seen on our interface since the gate last opened (and not seen gone since). */
+  private vipOwnSinceGateOpened = false;
+  /** This tenure began by a claim (no handoff): the first writable step applies the relay log first. */
+  private tenureByClaim = false;
+  private dbSummary: DbSummary | null = null;
+  /** Taker: a handoff offer waiting for this database to apply the holder's last transaction. */
+  private catchingUp: { offer: HandoffOffer; startedAt: number } | null = null;
+  private takingWithoutPosition = false;
+
   constructor(settings: ElectionSettings, now: number) {
     this.s = settings;
     this.epoch = settings.initialEpoch;
@@ -249,7 +313,7 @@ export class ElectionCore {
   // ---- queries ----------------------------------------------------------------
 
   eligible(): boolean {
-    return this.servicesHealthy && this.gatewayReachable && !this.maintenance && !this.nodeStopped && !this.stopping && this.vipFaultUntil === null;
+    return this.servicesHealthy && this.gatewayReachable && !this.maintenance && !this.nodeStopped && !this.stopping && this.vipFaultUntil === null && this.dbSeedProblem() === null && this.dbTakeoverProblem() === null;
   }
 
   reasons(): string[] {
@@ -260,6 +324,10 @@ export class ElectionCore {
     if (this.nodeStopped) reasons.push("node stopped by the operator (mnha stop-node)");
     if (this.stopping) reasons.push("agent stopping");
     if (this.vipFaultUntil !== null) reasons.push("the VIP could not be served here (watchdog)");
+    const seed = this.dbSeedProblem();
+    if (seed !== null) reasons.push(seed);
+    const takeover = this.dbTakeoverProblem();
+    if (takeover !== null) reasons.push(takeover);
     return reasons;
   }
 
@@ -290,8 +358,9 @@ export class ElectionCore {
   }
 
   /** The HA fields of the heartbeat this node sends now. */
-  heartbeatFields(now: number): Pick<Heartbeat, "epoch" | "holder" | "role" | "eligible" | "reasons" | "leaseRemainingMs" | "gatewayReachable"> {
+  heartbeatFields(now: number): Pick<Heartbeat, "epoch" | "holder" | "role" | "eligible" | "reasons" | "leaseRemainingMs" | "gatewayReachable" | "db"> {
     return {
+      ...(this.s.db && this.dbSummary ? { db: heartbeatDb(this.dbSummary) } : {}),
       epoch: this.epoch,
       holder: this.holder,
       role: this.role,
@@ -309,7 +378,7 @@ export class ElectionCore {
     if (this.peer.lastHeardAt !== null) candidates.push(this.peer.lastHeardAt + this.s.peerLossMs);
     const deadline = this.peer.leaseDeadline + this.s.takeoverMarginMs;
     candidates.push(deadline, deadline - this.gateLeadMs(), deadline - this.probeLeadMs(), this.startedAt + this.s.startupGraceMs);
-    if (this.handoff) candidates.push(this.handoff.startedAt + this.s.handoffTimeoutMs);
+    if (this.handoff) candidates.push(this.handoff.startedAt + this.handoffTimeoutMs());
     if (this.receiving) candidates.push(this.receiving.startedAt + this.receiveWindowMs());
     if (this.lastProbeBlockedAt !== null) candidates.push(this.lastProbeBlockedAt + this.s.arpRetryMs);
     if (this.vipMissingSince !== null) candidates.push(this.vipMissingSince + this.watchdog().vipRepairAfterMs, this.vipMissingSince + this.watchdog().vipGiveUpAfterMs);
@@ -322,6 +391,8 @@ export class ElectionCore {
 
   step(now: number, input: ElectionInput): ElectionEffect[] {
     const out: ElectionEffect[] = [];
+    // A database left writable by an earlier run is made read-only before anything else.
+    if (this.s.db && this.dbWritable === null) this.dbGoReadOnly(out);
     // A node that wakes from a pause re-checks its own lease before acting on anything.
     this.checkOwnLease(now, out);
     if (now - this.lastStepAt > 2 * this.s.heartbeatIntervalMs) this.resumedAt = now;
@@ -367,6 +438,7 @@ export class ElectionCore {
         break;
       case "vip-observed":
         this.vipPresent = input.present;
+        this.onVipObservedForDb(input.present, out);
         break;
       case "demote":
         this.onDemote(now, input.requestId, false, out);
@@ -374,10 +446,18 @@ export class ElectionCore {
       case "shutdown":
         this.onShutdown(now, input.requestId, out);
         break;
+      case "db-health":
+        this.dbSummary = input.summary;
+        this.reassertDbMode(input.summary, out);
+        break;
+      case "db-caught-up":
+        this.onDbCaughtUp(now, input, out);
+        break;
     }
 
     if (this.peer.lastHeardAt !== null && !this.peerAlive(now)) this.announcePeerLost(now, "no heartbeat", out);
     this.evaluate(now, out);
+    this.reconcileDbWritable(out);
     // The lease guard hears from us only after every other effect of the tick.
     if (input.kind === "tick") out.push({ kind: "renew-lease" }, { kind: "heartbeat-now" });
     return out;
@@ -406,6 +486,8 @@ export class ElectionCore {
     // What the peer reported about its VIP is void once it is lost: a later tenure starts afresh.
     this.peerVipMissingSince = null;
     this.peerVipAnnounced = false;
+    // A handoff we were catching up for is void without its holder.
+    this.catchingUp = null;
     if (this.peerLostAnnounced) return;
     this.peerLostAnnounced = true;
     out.push({ kind: "event", type: "peer-lost", message: `peer ${this.s.peer} lost: ${reason}`, fields: { peer: this.s.peer, reason, lastHeardMsAgo: this.peer.lastHeardAt === null ? null : Math.round(now - this.peer.lastHeardAt) } });
@@ -536,6 +618,17 @@ export class ElectionCore {
     }
     if (!this.eligible()) return reject(`not eligible: ${this.reasons().join("; ")}`);
     if (this.role !== "standby" && this.role !== "claiming") return reject(`busy (${this.role})`);
+    if (this.catchingUp && this.catchingUp.offer.id !== offer.id) return reject("busy (catching up for another handoff)");
+    if (this.s.db && offer.gtidBinlogPos !== undefined && this.catchingUp?.offer.id !== offer.id) {
+      // Planned switchover: take the VIP only once every transaction the holder has is applied here.
+      this.catchingUp = { offer, startedAt: now };
+      out.push({ kind: "event", type: "db-catch-up", message: `waiting until this database has applied ${offer.gtidBinlogPos || "(nothing)"} from ${offer.from} before taking the VIP`, fields: { id: offer.id, gtid: offer.gtidBinlogPos, timeoutMs: this.s.db.catchUpTimeoutMs } });
+      out.push({ kind: "db-wait-gtid", id: offer.id, gtid: offer.gtidBinlogPos, timeoutMs: this.s.db.catchUpTimeoutMs });
+      return;
+    }
+    this.catchingUp = null;
+    // An offer without the holder's position (its database could not be read): apply the relay log before writing, as after a claim.
+    this.takingWithoutPosition = this.s.db !== undefined && offer.gtidBinlogPos === undefined;
     if (this.role === "claiming") this.abortClaim("taking a handoff instead", out);
     this.receiving = { id: offer.id, epoch: offer.epoch, startedAt: now };
     // Open our gate while the holder still holds: our Keepalived waits as BACKUP and takes
@@ -564,6 +657,7 @@ export class ElectionCore {
     const receiving = this.receiving;
     if (!receiving) return;
     this.receiving = null;
+    this.tenureByClaim = this.takingWithoutPosition;
     this.epoch = Math.max(this.epoch, receiving.epoch);
     this.holder = this.s.self;
     out.push({ kind: "persist-epoch", epoch: this.epoch });
@@ -620,6 +714,8 @@ export class ElectionCore {
     const id = `${this.s.self}-${this.epoch + 1}-${++this.handoffSeq}`.slice(-64);
     this.handoff = { id, epoch: this.epoch + 1, startedAt: now, requestId, reason, thenStop };
     this.setRole("handing-off", reason, out);
+    // Read-only before the offer leaves: the host attaches the final gtid_binlog_pos to it.
+    this.dbGoReadOnly(out);
     out.push({ kind: "send", message: { type: "handoff-offer", id, epoch: this.epoch + 1, from: this.s.self, to: this.s.peer, reason: reason.length > 200 ? `${reason.slice(0, 197)}...` : reason } });
     out.push({ kind: "event", type: "handoff-offered", message: `offering the VIP to ${this.s.peer} at epoch ${this.epoch + 1}: ${reason}`, fields: { id, epoch: this.epoch + 1, reason } });
   }
@@ -704,6 +800,11 @@ export class ElectionCore {
   }
 
   private becomeHolderByClaim(now: number, out: ElectionEffect[]): void {
+    this.tenureByClaim = true;
+    const behind = this.dbTakeoverProblem();
+    if (behind !== null) {
+      out.push({ kind: "event", type: "db-takeover-behind", message: `taking the VIP although ${behind}: the holder is gone and availability comes first (db.availabilityOverCatchUp)`, fields: { problem: behind, lagSeconds: this.dbSummary?.lagSeconds ?? null, gtidCurrentPos: this.dbSummary?.gtidCurrentPos ?? null } });
+    }
     this.epoch += 1;
     this.holder = this.s.self;
     out.push({ kind: "persist-epoch", epoch: this.epoch });
@@ -724,7 +825,7 @@ export class ElectionCore {
    * (starting the probe, opening the gate: see keepalivedDownTimerMs).
    */
   private claimBlocker(now: number, leadMs = 0): string | null {
-    if (!this.eligible()) return `not eligible: ${this.reasons().join("; ")}`;
+    if (!this.eligible() && !this.dbOnlyBehindWithHolderGone(now)) return `not eligible: ${this.reasons().join("; ")}`;
     const hb = this.peer.heartbeat;
     if (this.peerAlive(now)) {
       // Heartbeats that queued up while we were frozen are old news that looks fresh: wait a
@@ -853,8 +954,8 @@ export class ElectionCore {
           this.abandonHandoff(`${this.s.peer} lost during the handoff`, out);
           this.setRole("holder", "handoff abandoned", out);
           this.evaluate(now, out);
-        } else if (now >= handoff.startedAt + this.s.handoffTimeoutMs) {
-          this.abandonHandoff(`no answer from ${this.s.peer} within ${this.s.handoffTimeoutMs} ms`, out);
+        } else if (now >= handoff.startedAt + this.handoffTimeoutMs()) {
+          this.abandonHandoff(`no answer from ${this.s.peer} within ${this.handoffTimeoutMs()} ms`, out);
           this.setRole("holder", "handoff timed out", out);
         }
         return;
@@ -879,6 +980,104 @@ export class ElectionCore {
         if (this.handoff === null && this.gateOpen) this.closeGate(out);
         return;
     }
+  }
+
+  // ---- the database follows the VIP ------------------------------------------------------
+  // Ordering rules (docs/database.md): read-only before the gate closes and before a handoff
+  // offer leaves; writable only while this node holds the role, its gate is open and the VIP
+  // has been seen on its interface since the gate opened. So both are never writable at once.
+
+  private dbGoReadOnly(out: ElectionEffect[]): void {
+    if (!this.s.db || this.dbWritable === false) return;
+    this.dbWritable = false;
+    out.push({ kind: "db-read-only", on: true });
+  }
+
+  private onVipObservedForDb(present: boolean, out: ElectionEffect[]): void {
+    if (!this.s.db) return;
+    if (present && this.gateOpen) {
+      this.vipOwnSinceGateOpened = true;
+    } else if (!present) {
+      // The VIP left us (Keepalived, the lease guard, a hand): writes must stop here too.
+      this.vipOwnSinceGateOpened = false;
+      this.dbGoReadOnly(out);
+    }
+  }
+
+  /**
+   * The server does not keep what was asked (a restarted mariadbd comes up writable unless
+   * my.cnf says read_only): when the poll shows the other mode, ask again.
+   */
+  private reassertDbMode(summary: DbSummary, out: ElectionEffect[]): void {
+    if (!this.s.db || !summary.alive || summary.readOnly === null) return;
+    if (this.dbWritable === false && !summary.readOnly) {
+      this.dbWritable = null;
+      this.dbGoReadOnly(out);
+    } else if (this.dbWritable === true && summary.readOnly) {
+      // (A stale poll read before the switch lands here too: asking again is harmless.)
+      this.dbWritable = null;
+    }
+  }
+
+  /** After each step: writable exactly when the rules allow it (read-only was already ordered before any gate close). */
+  private reconcileDbWritable(out: ElectionEffect[]): void {
+    if (!this.s.db) return;
+    const mayWrite = this.role === "holder" && this.gateOpen && this.holder === this.s.self && this.vipOwnSinceGateOpened;
+    if (mayWrite && this.dbWritable !== true) {
+      this.dbWritable = true;
+      const hb = this.peer.heartbeat;
+      const afterClaim = this.tenureByClaim ? { peerGtidBinlogPos: hb?.db?.gtidBinlogPos ?? null, peerSemiSyncActive: hb?.db?.semiSyncMasterActive ?? null, lagSeconds: this.dbSummary?.lagSeconds ?? null } : null;
+      out.push({ kind: "db-read-only", on: false, afterClaim });
+    } else if (!mayWrite) {
+      this.dbGoReadOnly(out);
+    }
+  }
+
+  private onDbCaughtUp(now: number, result: { id: string; reached: boolean; detail: string }, out: ElectionEffect[]): void {
+    const pending = this.catchingUp;
+    if (!pending || pending.offer.id !== result.id) return;
+    if (!result.reached) {
+      this.catchingUp = null;
+      const reason = `database not caught up within ${this.s.db?.catchUpTimeoutMs ?? 0} ms: ${result.detail}`;
+      out.push({ kind: "event", type: "db-not-caught-up", message: `refusing the VIP from ${pending.offer.from}: ${reason}`, fields: { id: result.id, detail: result.detail, waitedMs: Math.round(now - pending.startedAt) } });
+      out.push({ kind: "send", message: { type: "handoff-reject", id: pending.offer.id, epoch: pending.offer.epoch, reason: reason.length > 200 ? `${reason.slice(0, 197)}...` : reason } });
+      return;
+    }
+    out.push({ kind: "event", type: "db-catch-up", message: `caught up with ${pending.offer.from} in ${Math.round(now - pending.startedAt)} ms: ${result.detail}`, fields: { id: result.id, waitedMs: Math.round(now - pending.startedAt) } });
+    // The ordinary checks again (eligible, not busy, epoch), now that the data is here.
+    this.onHandoffOffer(now, pending.offer, out);
+  }
+
+  /** Why this node must never take the VIP (an interrupted seed), or null. */
+  private dbSeedProblem(): string | null {
+    if (!this.s.db || !this.dbSummary?.seedIncomplete) return null;
+    return "database seed incomplete (run `mnha db seed` again)";
+  }
+
+  /** Why this standby may not take the VIP from a live holder (replica broken or behind), or null. */
+  private dbTakeoverProblem(): string | null {
+    const db = this.s.db;
+    // The holder's own replica (from the standby) says nothing about the data it serves.
+    if (!db || this.role === "holder" || this.role === "handing-off") return null;
+    const summary = this.dbSummary;
+    if (!summary) return "database state not known yet";
+    // The replica cannot fetch from a holder whose own database is down: that says nothing
+    // against this copy (the SQL thread must still be sound).
+    const holderDbDown = this.peer.heartbeat?.db?.alive === false;
+    const onlyFetchingBroken = summary.slaveSqlRunning === "Yes" && (summary.lastSqlError ?? null) === null;
+    if (summary.broken !== null && !(holderDbDown && onlyFetchingBroken)) return `database replica broken: ${summary.broken}`;
+    if (summary.lagSeconds !== null && summary.lagSeconds * 1000 > db.maxLagForFailoverMs) return `database ${summary.lagSeconds} s behind (more than db.maxLagForFailoverMs ${db.maxLagForFailoverMs} ms)`;
+    return null;
+  }
+
+  /** The holder is gone and only the database's lag or replica stands in the way: availability wins when configured. */
+  private dbOnlyBehindWithHolderGone(now: number): boolean {
+    if (!this.s.db?.availabilityOverCatchUp || this.peerAlive(now) || this.dbTakeoverProblem() === null) return false;
+    return this.servicesHealthy && this.gatewayReachable && !this.maintenance && !this.stopping && this.vipFaultUntil === null && this.dbSeedProblem() === null;
+  }
+
+  private handoffTimeoutMs(): number {
+    return this.s.handoffTimeoutMs + (this.s.db?.catchUpTimeoutMs ?? 0);
   }
 
   private watchdog(): { vipRepairAfterMs: number; vipGiveUpAfterMs: number; peerVipUnansweredMs: number } {
@@ -964,6 +1163,7 @@ export class ElectionCore {
   private openGate(now: number, out: ElectionEffect[]): void {
     if (!this.gateOpen) {
       this.gateOpen = true;
+      this.vipOwnSinceGateOpened = false;
       this.leaseValidUntil = Math.max(this.leaseValidUntil, now + this.s.leaseMs);
       out.push({ kind: "set-gate", open: true });
     }
@@ -971,6 +1171,9 @@ export class ElectionCore {
 
   private closeGate(out: ElectionEffect[]): void {
     if (this.gateOpen) {
+      // The database goes read-only before the VIP may leave (the peer may become writable).
+      this.dbGoReadOnly(out);
+      this.vipOwnSinceGateOpened = false;
       this.gateOpen = false;
       out.push({ kind: "set-gate", open: false });
     }
@@ -991,4 +1194,23 @@ export class ElectionCore {
     out.push({ kind: "event", type: "role-changed", message: `${from} -> ${role}: ${reason}`, fields: { from, to: role, reason, epoch: this.epoch } });
     out.push({ kind: "heartbeat-now" });
   }
+}
+
+/** The database summary as a heartbeat carries it (bounded strings). */
+function heartbeatDb(summary: DbSummary): NonNullable<Heartbeat["db"]> {
+  const cut = (text: string | null, max: number): string | null => (text === null || text.length <= max ? text : `${text.slice(0, max - 3)}...`);
+  return {
+    alive: summary.alive,
+    readOnly: summary.readOnly,
+    broken: cut(summary.broken, 200),
+    seedIncomplete: summary.seedIncomplete,
+    lagSeconds: summary.lagSeconds,
+    gtidBinlogPos: cut(summary.gtidBinlogPos, 1000),
+    gtidCurrentPos: cut(summary.gtidCurrentPos, 1000),
+    semiSyncMasterActive: summary.semiSyncMasterActive,
+    slaveIoRunning: cut(summary.slaveIoRunning ?? null, 16),
+    slaveSqlRunning: cut(summary.slaveSqlRunning ?? null, 16),
+    lastIoError: cut(summary.lastIoError ?? null, 200),
+    lastSqlError: cut(summary.lastSqlError ?? null, 200),
+  };
 }

@@ -20,8 +20,9 @@ import type { AgentComponents } from "./components.js";
 import { DataSync, sshTransport } from "../datasync/data-sync.js";
 import { DuplicateWatch } from "../net/duplicate-watch.js";
 import { NodeOps } from "../ops/node-ops.js";
+import { DbHealthPoll } from "./db-health-poll.js";
 import { EventLog } from "./event-log.js";
-import { buildMetricsSnapshot, buildStatusReport, toHaEvent } from "./status.js";
+import { buildMetricsSnapshot, buildStatusReport, toHaEvent, type DbStatusInput } from "./status.js";
 
 export interface AgentOptions {
   loaded: LoadedConfig;
@@ -66,6 +67,8 @@ export class Agent {
   /** The holder's duplicate-address check (two holders that cannot talk settle it by MAC). */
   private readonly duplicateWatch: DuplicateWatch;
   private role: Role = "starting";
+  /** The local database's health for the election, status and metrics (db.enabled only). */
+  readonly dbPoll: DbHealthPoll | null;
 
   constructor(options: AgentOptions) {
     this.loaded = options.loaded;
@@ -106,9 +109,11 @@ export class Agent {
         vipRepairAfterMs: t.vipRepairAfterMs,
         vipGiveUpAfterMs: t.vipGiveUpAfterMs,
         peerVipUnansweredMs: t.peerVipUnansweredMs,
+        ...(this.c.database ? { db: { catchUpTimeoutMs: config.db.catchUpTimeoutMs, maxLagForFailoverMs: config.db.maxLagForFailoverMs, availabilityOverCatchUp: config.db.availabilityOverCatchUp } } : {}),
       },
       this.startedAt,
     );
+    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
     this.ops = new NodeOps({
       self: this.self,
@@ -195,10 +200,11 @@ export class Agent {
         },
       },
       persistEpoch: (epoch) => c.epochs.set(epoch),
+      ...(c.database ? { db: c.database.roleSwitch } : {}),
       recordEvent: (type, message, fields) => {
-        const warn = type === "lease-expired" || type === "stepped-down" || type === "peer-lost" || type === "holding-degraded" || type === "vip-repair" || type === "vip-gave-up" || type === "peer-vip-unanswered" || type === "watchdog-repair-failed";
+        const warn = type === "db-read-only-failed" || type === "db-writable-failed" || type === "db-possibly-lost" || type === "db-not-caught-up" || type === "db-takeover-behind" || type === "lease-expired" || type === "stepped-down" || type === "peer-lost" || type === "holding-degraded" || type === "vip-repair" || type === "vip-gave-up" || type === "peer-vip-unanswered" || type === "watchdog-repair-failed";
         // The liveness watchdog's steps share one prefix: `mnha events --type watchdog` lists them.
-        const name = type.startsWith("watchdog-") ? `watchdog.${type.slice("watchdog-".length)}` : WATCHDOG_EVENTS.has(type) ? `watchdog.${type}` : `election.${type}`;
+        const name = type.startsWith("watchdog-") ? `watchdog.${type.slice("watchdog-".length)}` : WATCHDOG_EVENTS.has(type) ? `watchdog.${type}` : type.startsWith("db-") ? `db.${type.slice("db-".length)}` : `election.${type}`;
         this.events.record(name, message, fields, warn ? "warn" : "info");
         // Monitoring data follows the holder: a node that just became holder pushes at once.
         if (type === "role-changed" && typeof fields["to"] === "string") {
@@ -253,6 +259,7 @@ export class Agent {
       await this.startPart("peer link", c.link);
       await this.startPart("sampler", c.sampler);
       if (this.dataSync) await this.startPart("data sync", this.dataSync);
+      if (this.dbPoll) await this.startPart("database poll", this.dbPoll);
     } catch (error) {
       this.events.record("agent.start-failed", `start failed: ${error instanceof Error ? error.message : String(error)}; undoing what was started`, { started: this.started.map((s) => s.name) }, "error");
       await this.stopParts();
@@ -310,7 +317,7 @@ export class Agent {
     }
     this.events.record("agent.stopping", `stopping: ${reason}`, { reason });
     const requestId = randomUUID();
-    const done = this.waitForRequest(requestId, this.loaded.config.timings.handoffTimeoutMs + 1_000);
+    const done = this.waitForRequest(requestId, this.loaded.config.timings.handoffTimeoutMs + (this.c.database ? this.loaded.config.db.catchUpTimeoutMs : 0) + 1_000);
     this.host.input({ kind: "shutdown", requestId });
     const result = await done;
     this.events.record("agent.stopped", `stopped (${result.message})`, { handedTo: result.to });
@@ -489,7 +496,8 @@ export class Agent {
   async demote(timeoutMs?: number): Promise<DemoteResult> {
     const started = this.clock.now();
     const requestId = randomUUID();
-    const budget = Math.min(timeoutMs ?? this.loaded.config.timings.handoffTimeoutMs + 1_000, 60_000);
+    const catchUpMs = this.c.database ? this.loaded.config.db.catchUpTimeoutMs : 0;
+    const budget = Math.min(timeoutMs ?? this.loaded.config.timings.handoffTimeoutMs + catchUpMs + 1_000, 60_000);
     this.events.record("operator.demote", "operator asked to demote this node", { requestId });
     const done = this.waitForRequest(requestId, budget);
     this.host.input({ kind: "demote", requestId });
@@ -501,6 +509,8 @@ export class Agent {
 
   async status(): Promise<StatusReport> {
     await this.observeVip();
+    // A fresh look at the database (bounded), so status never shows a switch just made as pending.
+    await this.dbPoll?.poll();
     const report = buildStatusReport({
       config: this.loaded.config,
       now: this.clock.now(),
@@ -508,8 +518,13 @@ export class Agent {
       snapshot: this.host.core.snapshot(this.clock.now()),
       vipPresent: this.vipPresent === true,
       components: this.c,
+      db: this.dbStatusInput(),
     });
     return { ...report, ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}) };
+  }
+
+  private dbStatusInput(): DbStatusInput | null {
+    return this.dbPoll ? { health: this.dbPoll.last, seedIncomplete: this.dbPoll.lastSeedIncomplete } : null;
   }
 
   private metricsSnapshot(): MetricsSnapshot {
@@ -520,6 +535,7 @@ export class Agent {
       vipPresent: this.vipPresent === true,
       restoreAttemptsTotal: this.restoreAttemptsTotal,
       components: this.c,
+      db: this.dbStatusInput(),
     });
     return { ...snapshot, dataSyncAgeSeconds: this.dataSync?.ageSeconds() ?? null };
   }

@@ -9,6 +9,18 @@ import type { NodeOpsHost } from "../ops/node-ops.js";
 import type { ArpGuardApi, ControlHandlers, FailoverRecord, GatewayMonitorApi, KeepalivedDriverApi, NewEvent, NewSample, PeerLinkApi, PeerLinkEvent, SeriesSummary, ServiceMonitorApi, Startable, StoreHealth, SyncEvent, EventFilter } from "../contracts.js";
 import type { MetricsSnapshot } from "../metrics/metrics.js";
 import type { SyncStatus } from "../sync/sync-engine.js";
+import type { DatabaseHealth } from "../db/types.js";
+import type { HostDatabase } from "../host/election-host.js";
+
+/** The local MariaDB as the agent needs it (db.enabled): the election's switches and a health poll. */
+export interface AgentDatabase {
+  roleSwitch: HostDatabase;
+  /** Never throws: a dead server is `alive: false`. */
+  health(): Promise<DatabaseHealth>;
+  /** An interrupted `db seed` left its marker: never eligible. */
+  seedIncomplete(): boolean;
+  close(): Promise<void>;
+}
 
 /** What the agent needs of the audit store. */
 export interface AgentStore extends Startable {
@@ -51,4 +63,6 @@ export interface AgentComponents {
   control: (handlers: ControlHandlers) => Startable;
   /** Null: metrics disabled. */
   metrics: ((collect: () => MetricsSnapshot) => Startable) | null;
+  /** Absent: db.enabled is false (the election ignores the database). */
+  database?: AgentDatabase;
 }

@@ -16,6 +16,8 @@ import { SqliteStore } from "../store/sqlite-store.js";
 import { SyncEngine } from "../sync/sync-engine.js";
 import type { AgentComponents } from "./components.js";
 import { EpochStore } from "./epoch-store.js";
+import { dbSeedIncomplete, openLocalDatabase } from "../db/index.js";
+import { DatabaseRoleSwitch } from "../db/role-switch.js";
 
 export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock): AgentComponents {
   const { config } = loaded;
@@ -75,5 +77,18 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
     sampler,
     control: (handlers) => new ControlServer({ socketPath: config.controlSocket, handlers, logger }),
     metrics: config.metrics.enabled ? (collect) => new MetricsServer({ address: config.metrics.address, port: config.metrics.port, logger: logger.child({ component: "metrics" }), collect }) : null,
+    ...(config.db.enabled ? { database: composeDatabase(loaded) } : {}),
+  };
+}
+
+/** The local MariaDB for the election (db.enabled): each switch bounded by twice the connect timeout. */
+function composeDatabase(loaded: LoadedConfig): NonNullable<AgentComponents["database"]> {
+  const { config } = loaded;
+  const db = openLocalDatabase(config);
+  return {
+    roleSwitch: new DatabaseRoleSwitch(db, { switchTimeoutMs: 2 * config.db.connectTimeoutMs, catchUpTimeoutMs: config.db.catchUpTimeoutMs }),
+    health: () => db.health(),
+    seedIncomplete: () => dbSeedIncomplete(config.dataDir),
+    close: () => db.close(),
   };
 }

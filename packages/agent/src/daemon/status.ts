@@ -3,7 +3,10 @@
  * from the core's snapshot and the parts' own views. No IO here.
  */
 import type { MnhaConfig } from "@mnha/shared";
-import type { HaEvent, NodeStatus, StatusReport, SyncEvent } from "../contracts.js";
+import type { DbNodeStatus, HaEvent, NodeStatus, StatusReport, SyncEvent } from "../contracts.js";
+import { replicaBroken } from "../db/replica-state.js";
+import type { DatabaseHealth } from "../db/types.js";
+import type { Heartbeat } from "@mnha/protocol";
 import type { ElectionSnapshot } from "../core/election.js";
 import type { MetricsSnapshot } from "../metrics/metrics.js";
 import { AGENT_VERSION } from "../version.js";
@@ -11,7 +14,13 @@ import type { AgentComponents } from "./components.js";
 
 type StatusParts = Pick<AgentComponents, "keepalived" | "gateway" | "services" | "store" | "sync" | "link">;
 
-export function buildStatusReport(input: { config: MnhaConfig; now: number; startedAt: number; snapshot: ElectionSnapshot; vipPresent: boolean; components: StatusParts }): StatusReport {
+/** The local database as last polled (db.enabled), for status and metrics. */
+export interface DbStatusInput {
+  health: DatabaseHealth | null;
+  seedIncomplete: boolean;
+}
+
+export function buildStatusReport(input: { config: MnhaConfig; now: number; startedAt: number; snapshot: ElectionSnapshot; vipPresent: boolean; components: StatusParts; db?: DbStatusInput | null }): StatusReport {
   const { config, now, snapshot: snap, vipPresent, components: c } = input;
   const peerConfig = config.peers[0];
   const peerName = peerConfig?.name ?? "";
@@ -68,6 +77,69 @@ export function buildStatusReport(input: { config: MnhaConfig; now: number; star
       syncLag: sync.lagEvents === null ? null : sync.lagEvents + (sync.lagSamples ?? 0),
       lastSyncAckMsAgo: sync.lastAckAgoMs ?? null,
     },
+    ...(input.db ? { db: { self: input.db.health ? localDbStatus(input.db.health, input.db.seedIncomplete) : null, peer: hb?.db ? peerDbStatus(hb.db) : null } } : {}),
+    ...zsha2Keys({ vipPresent, peerReachable: snap.peerAlive, gwReachable: c.gateway.reachable(), vipReachable: vipOwner !== null, services: selfStatus.services, db: input.db ?? null }),
+  };
+}
+
+function localDbStatus(h: DatabaseHealth, seedIncomplete: boolean): DbNodeStatus {
+  return {
+    alive: h.alive,
+    error: h.error,
+    readOnly: h.readOnly,
+    slaveIoRunning: h.slaveIoRunning,
+    slaveSqlRunning: h.slaveSqlRunning,
+    secondsBehindMaster: h.secondsBehindMaster,
+    lastIoError: h.lastIoError,
+    lastSqlError: h.lastSqlError,
+    gtidBinlogPos: h.gtidBinlogPos,
+    gtidCurrentPos: h.gtidCurrentPos,
+    gtidSlavePos: h.gtidSlavePos,
+    semiSync: h.semiSync === null ? null : { masterActive: h.semiSync.masterActive, slaveActive: h.semiSync.slaveActive, noTx: h.semiSync.noTx },
+    broken: replicaBroken(h),
+    seedIncomplete,
+  };
+}
+
+/** The peer's database as its last heartbeat told it (no slave position or semi-sync counters). */
+function peerDbStatus(db: NonNullable<Heartbeat["db"]>): DbNodeStatus {
+  return {
+    alive: db.alive,
+    error: null,
+    readOnly: db.readOnly,
+    slaveIoRunning: db.slaveIoRunning ?? null,
+    slaveSqlRunning: db.slaveSqlRunning ?? null,
+    secondsBehindMaster: db.lagSeconds,
+    lastIoError: db.lastIoError ?? null,
+    lastSqlError: db.lastSqlError ?? null,
+    gtidBinlogPos: db.gtidBinlogPos,
+    gtidCurrentPos: db.gtidCurrentPos,
+    gtidSlavePos: null,
+    semiSync: db.semiSyncMasterActive === null ? null : { masterActive: db.semiSyncMasterActive, slaveActive: false, noTx: 0 },
+    broken: db.broken,
+    seedIncomplete: db.seedIncomplete,
+  };
+}
+
+/**
+ * zsha2's `status -json` keys. dbStatus/mnStatus: "running", "down" or "unknown" (the managed
+ * MariaDB when db.enabled, else the `db` service check; the `mn` service check).
+ */
+function zsha2Keys(input: { vipPresent: boolean; peerReachable: boolean; gwReachable: boolean; vipReachable: boolean; services: NodeStatus["services"]; db: DbStatusInput | null }): Pick<StatusReport, "ownsVip" | "peerReachable" | "gwReachable" | "vipReachable" | "slaveIoRunning" | "slaveSqlRuning" | "dbStatus" | "mnStatus"> {
+  const serviceState = (name: string): string => {
+    const service = input.services.find((s) => s.name === name);
+    return service === undefined ? "unknown" : service.healthy ? "running" : "down";
+  };
+  const health = input.db?.health ?? null;
+  return {
+    ownsVip: input.vipPresent,
+    peerReachable: input.peerReachable,
+    gwReachable: input.gwReachable,
+    vipReachable: input.vipReachable,
+    slaveIoRunning: health?.slaveIoRunning ?? null,
+    slaveSqlRuning: health?.slaveSqlRunning ?? null,
+    dbStatus: input.db ? (health === null ? "unknown" : health.alive ? "running" : "down") : serviceState("db"),
+    mnStatus: serviceState("mn"),
   };
 }
 
@@ -78,6 +150,7 @@ export function buildMetricsSnapshot(input: {
   vipPresent: boolean;
   restoreAttemptsTotal: ReadonlyMap<string, number>;
   components: StatusParts;
+  db?: DbStatusInput | null;
 }): MetricsSnapshot {
   const { snapshot: snap, components: c } = input;
   const store = c.store.health();
@@ -99,7 +172,13 @@ export function buildMetricsSnapshot(input: {
     syncLagRecords: sync.lagEvents === null ? null : sync.lagEvents + (sync.lagSamples ?? 0),
     vipUnansweredSeconds: !input.vipPresent && snap.vipUnansweredMs !== null ? snap.vipUnansweredMs / 1000 : 0,
     peerRefusalsTotal: c.link.refusalCounts?.() ?? {},
+    ...(input.db?.health ? { db: dbMetrics(input.db.health) } : {}),
   };
+}
+
+function dbMetrics(h: DatabaseHealth): NonNullable<MetricsSnapshot["db"]> {
+  const running = (state: string | null): boolean | null => (state === null ? null : state === "Yes");
+  return { alive: h.alive, readOnly: h.readOnly, lagSeconds: h.secondsBehindMaster, ioRunning: running(h.slaveIoRunning), sqlRunning: running(h.slaveSqlRunning), semiSyncMasterActive: h.semiSync === null ? null : h.semiSync.masterActive };
 }
 
 export function toHaEvent(row: SyncEvent): HaEvent {

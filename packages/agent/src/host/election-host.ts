@@ -46,6 +46,36 @@ export interface HostArpProber {
   announce(): void;
 }
 
+/** What the host reports about the database beside the core's events (type without the "db." prefix as "db-..."). */
+export type HostDbEventType = "db-read-only" | "db-read-only-failed" | "db-writable" | "db-writable-failed" | "db-relay-applied" | "db-possibly-lost";
+
+/** Facts for a holder that claimed (no handoff): what the peer last said of its database. */
+export type DbAfterClaim = Extract<ElectionEffect, { kind: "db-read-only"; on: false }>["afterClaim"];
+
+export interface DbWritableOutcome {
+  /** False: superseded by a later read-only order before it took effect (the database stays read-only). */
+  writable: boolean;
+  /** Facts worth an event (the relay log applied, possibly lost transactions). */
+  notes: { type: Extract<HostDbEventType, "db-relay-applied" | "db-possibly-lost">; message: string; fields: Record<string, unknown> }[];
+}
+
+/**
+ * The database as the host needs it (db enabled). Every call is bounded by the adapter's own
+ * timeouts and rejects on failure; the adapter keeps its switches in the order they were asked.
+ */
+export interface HostDatabase {
+  /** read_only = ON, confirmed; then this server's gtid_binlog_pos (null if it could not be read). */
+  goReadOnly(): Promise<{ gtidBinlogPos: string | null }>;
+  /**
+   * read_only = OFF, unless `stillWanted()` is false by the time the switch would be made.
+   * After a claim, first apply the relay log already received (bounded) and compare with the
+   * peer's last reported position.
+   */
+  goWritable(afterClaim: DbAfterClaim, stillWanted: () => boolean): Promise<DbWritableOutcome>;
+  /** Taker: wait until every transaction of `gtid` is applied here (bounded). */
+  waitForGtid(gtid: string, timeoutMs: number): Promise<{ reached: boolean; detail: string }>;
+}
+
 /** A one-shot timer on this process's monotonic clock; returns its cancel function. */
 export type SetTimer = (delayMs: number, fire: () => void) => () => void;
 
@@ -57,7 +87,9 @@ export interface HostAdapters {
   arp: HostArpProber;
   persistEpoch(epoch: number): void;
   /** An election event for the audit trail (type without the "election." prefix). */
-  recordEvent(type: ElectionEventType | "watchdog-repaired" | "watchdog-repair-failed", message: string, fields: Record<string, unknown>): void;
+  recordEvent(type: ElectionEventType | "watchdog-repaired" | "watchdog-repair-failed" | HostDbEventType, message: string, fields: Record<string, unknown>): void;
+  /** The database (db enabled); absent: db effects are ignored. */
+  db?: HostDatabase;
   requestDone(result: RequestResult): void;
   /** The facts a heartbeat reports besides the core's fields. */
   heartbeatFacts(): Pick<Heartbeat, "vipPresent" | "keepalived" | "services">;
@@ -89,6 +121,10 @@ export class ElectionHost {
   private lastKnownHolder: string | null = null;
   /** Changes of VIP holder this node has learnt of (for metrics). */
   holderChanges = 0;
+  /** Bumped by every database switch: a writable switch still pending is void once a later one is asked. */
+  private dbGeneration = 0;
+  /** gtid_binlog_pos read once the database went read-only (attached to the next handoff offer). */
+  private dbReadOnlyPosition: string | null = null;
 
   constructor(
     readonly core: ElectionCore,
@@ -190,8 +226,24 @@ export class ElectionHost {
         a.persistEpoch(effect.epoch);
         return;
       case "send":
-        a.link.send(effect.message);
+        a.link.send(this.withDbPosition(effect.message));
         return;
+      case "db-read-only":
+        return effect.on ? this.dbGoReadOnly() : this.dbGoWritable(effect.afterClaim);
+      case "db-wait-gtid": {
+        const { id, gtid, timeoutMs } = effect;
+        const answer = (reached: boolean, detail: string): void => this.input({ kind: "db-caught-up", id, reached, detail });
+        if (!a.db) {
+          answer(false, "this agent has no database adapter");
+          return;
+        }
+        // Beside the queue: ticks and heartbeats go on while the database catches up.
+        a.db.waitForGtid(gtid, timeoutMs).then(
+          (result) => answer(result.reached, result.detail),
+          (error: unknown) => answer(false, `waiting failed: ${errorText(error)}`),
+        );
+        return;
+      }
       case "heartbeat-now":
         this.sendHeartbeat();
         return;
@@ -216,6 +268,47 @@ export class ElectionHost {
         a.requestDone({ requestId: effect.requestId, ok: effect.ok, message: effect.message, to: effect.to, epoch: effect.epoch });
         return;
     }
+  }
+
+  /**
+   * Read-only, awaited: the next effect (closing the gate, sending the offer) waits for it. A
+   * failure is recorded loudly and the host goes on: the VIP must not hang on a dead database.
+   */
+  private dbGoReadOnly(): Promise<void> | void {
+    const a = this.adapters;
+    this.dbGeneration += 1;
+    this.dbReadOnlyPosition = null;
+    if (!a.db) return;
+    return a.db.goReadOnly().then(
+      (result) => {
+        this.dbReadOnlyPosition = result.gtidBinlogPos;
+        a.recordEvent("db-read-only", `database read-only (gtid_binlog_pos ${result.gtidBinlogPos ?? "unknown"})`, { gtidBinlogPos: result.gtidBinlogPos });
+      },
+      (error: unknown) => {
+        a.recordEvent("db-read-only-failed", `COULD NOT MAKE THE DATABASE READ-ONLY: ${errorText(error)}; going on (the VIP must not wait on a failed database); check it before writing to it`, { error: errorText(error) });
+      },
+    );
+  }
+
+  /** Writable, beside the queue (applying a relay log may take seconds; the lease must still be renewed). */
+  private dbGoWritable(afterClaim: DbAfterClaim): void {
+    const a = this.adapters;
+    const generation = ++this.dbGeneration;
+    if (!a.db) return;
+    const stillWanted = (): boolean => !this.closed && generation === this.dbGeneration;
+    a.db.goWritable(afterClaim, stillWanted).then(
+      (outcome) => {
+        for (const note of outcome.notes) a.recordEvent(note.type, note.message, note.fields);
+        if (outcome.writable) a.recordEvent("db-writable", "database writable: this node holds the VIP", { afterClaim: afterClaim !== null });
+      },
+      (error: unknown) => a.recordEvent("db-writable-failed", `could not make the database writable: ${errorText(error)}`, { error: errorText(error) }),
+    );
+  }
+
+  /** A handoff offer carries the holder's final GTID position, read once its database went read-only. */
+  private withDbPosition(message: LinkMessage): LinkMessage {
+    if (message.type !== "handoff-offer" || !this.adapters.db || this.dbReadOnlyPosition === null) return message;
+    return { ...message, gtidBinlogPos: this.dbReadOnlyPosition };
   }
 
   /** Repairs run beside the queue (a Keepalived restart takes a while); one at a time. */
@@ -273,4 +366,8 @@ export class ElectionHost {
     };
     a.link.send(heartbeat);
   }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

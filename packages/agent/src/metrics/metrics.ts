@@ -44,6 +44,8 @@ export interface MetricsSnapshot {
   dataSyncAgeSeconds?: number | null;
   /** Connections and frames the peer port refused since start, by refusal code (strangers, bad frames). */
   peerRefusalsTotal?: Record<string, number>;
+  /** This node's MariaDB (db.enabled; absent or null: not managed or not polled yet). */
+  db?: { alive: boolean; readOnly: boolean | null; lagSeconds: number | null; ioRunning: boolean | null; sqlRunning: boolean | null; semiSyncMasterActive: boolean | null } | null;
 }
 
 export interface MetricsServerOptions {
@@ -198,6 +200,14 @@ export class MetricsServer implements Startable {
     this.optional(m.dataSyncAge, s.dataSyncAgeSeconds ?? null);
     m.peerRefusals.reset();
     for (const [code, total] of Object.entries(s.peerRefusalsTotal ?? {})) m.peerRefusals.inc({ code }, this.totals.observe(`refusal:${code}`, total));
+    const db = s.db ?? null;
+    const flag = (value: boolean | null | undefined): number | null => (value === null || value === undefined ? null : value ? 1 : 0);
+    this.optional(m.dbUp, db === null ? null : db.alive ? 1 : 0);
+    this.optional(m.dbReadOnly, flag(db?.readOnly));
+    this.optional(m.dbLag, db?.lagSeconds ?? null);
+    this.optional(m.dbIoRunning, flag(db?.ioRunning));
+    this.optional(m.dbSqlRunning, flag(db?.sqlRunning));
+    this.optional(m.dbSemiSync, flag(db?.semiSyncMasterActive));
   }
 
   /** A gauge that is exported only while its value is known. */
@@ -237,6 +247,13 @@ function createMetrics(registry: Registry) {
     syncLag: optionalGauge("mnha_sync_lag_records", "Records this node holds that the peer lacks, as far as known."),
     peerRefusals: new Counter({ name: "mnha_peer_refusals_total", help: "Connections and frames refused on the peer port, by refusal code.", labelNames: ["code"] as const, registers }),
     dataSyncAge: optionalGauge("mnha_datasync_last_success_age_seconds", "Seconds since the monitoring data was last synced to the standby (the holder's lag)."),
+    // The managed MariaDB (db.enabled only).
+    dbUp: optionalGauge("mnha_db_up", "1 while the local MariaDB answers."),
+    dbReadOnly: optionalGauge("mnha_db_read_only", "1 while the local MariaDB is read_only (only the VIP holder's is writable)."),
+    dbLag: optionalGauge("mnha_db_replica_lag_seconds", "Seconds_Behind_Master of the local replica."),
+    dbIoRunning: optionalGauge("mnha_db_replica_io_running", "1 while Slave_IO_Running is Yes."),
+    dbSqlRunning: optionalGauge("mnha_db_replica_sql_running", "1 while Slave_SQL_Running is Yes."),
+    dbSemiSync: optionalGauge("mnha_db_semi_sync_master_active", "1 while commits wait for the peer's acknowledgement (0: fell back to asynchronous)."),
   };
 }
 

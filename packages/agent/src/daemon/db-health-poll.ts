@@ -1,0 +1,81 @@
+/**
+ * Polls the local database's health off the election's path (one poll at a time, each
+ * bounded), keeps the last report for status and metrics, and hands the election a summary
+ * when it changes.
+ */
+import type { DbSummary } from "../core/election.js";
+import { DEAD_HEALTH } from "../db/mariadb.js";
+import { replicaBroken } from "../db/replica-state.js";
+import type { DatabaseHealth } from "../db/types.js";
+import type { AgentDatabase } from "./components.js";
+
+export interface DbHealthPollOptions {
+  database: AgentDatabase;
+  intervalMs: number;
+  timeoutMs: number;
+  onSummary: (summary: DbSummary) => void;
+}
+
+export function summarizeDbHealth(health: DatabaseHealth, seedIncomplete: boolean): DbSummary {
+  return {
+    alive: health.alive,
+    readOnly: health.readOnly,
+    broken: replicaBroken(health),
+    seedIncomplete,
+    lagSeconds: health.secondsBehindMaster,
+    gtidBinlogPos: health.gtidBinlogPos,
+    gtidCurrentPos: health.gtidCurrentPos,
+    semiSyncMasterActive: health.semiSync === null ? null : health.semiSync.masterActive,
+    slaveIoRunning: health.slaveIoRunning,
+    slaveSqlRunning: health.slaveSqlRunning,
+    lastIoError: health.lastIoError,
+    lastSqlError: health.lastSqlError,
+  };
+}
+
+export class DbHealthPoll {
+  private timer: NodeJS.Timeout | null = null;
+  private polling = false;
+  private lastSummaryText: string | null = null;
+  /** The last report (null: not polled yet). */
+  last: DatabaseHealth | null = null;
+  lastSeedIncomplete = false;
+
+  constructor(private readonly options: DbHealthPollOptions) {}
+
+  async start(): Promise<void> {
+    await this.poll();
+    this.timer = setInterval(() => void this.poll(), this.options.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.options.database.close();
+  }
+
+  /** One poll (skipped while the previous one is still running). */
+  async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      const { database, timeoutMs } = this.options;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<DatabaseHealth>((resolve) => {
+        timer = setTimeout(() => resolve({ ...DEAD_HEALTH, error: `no answer within ${timeoutMs} ms` }), timeoutMs);
+      });
+      const health = await Promise.race([database.health(), timedOut]);
+      clearTimeout(timer);
+      this.last = health;
+      this.lastSeedIncomplete = database.seedIncomplete();
+      const summary = summarizeDbHealth(health, this.lastSeedIncomplete);
+      const text = JSON.stringify(summary);
+      if (text !== this.lastSummaryText) {
+        this.lastSummaryText = text;
+        this.options.onSummary(summary);
+      }
+    } finally {
+      this.polling = false;
+    }
+  }
+}

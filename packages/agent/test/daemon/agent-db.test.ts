@@ -1,0 +1,93 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { renderStatus } from "../../src/cli/render-status.js";
+import { Agent } from "../../src/daemon/agent.js";
+import type { AgentDatabase } from "../../src/daemon/components.js";
+import { DEAD_HEALTH } from "../../src/db/mariadb.js";
+import type { DatabaseHealth } from "../../src/db/types.js";
+import type { DbWritableOutcome } from "../../src/host/election-host.js";
+import { loadedConfig, memoryParts, silentLogger } from "./in-memory.js";
+
+/**
+ * The daemon with db.enabled and an in-memory database: read-only at start, writable once the
+ * holder's VIP is on its interface, read-only before the gate closes; status and metrics carry
+ * the database (and zsha2's keys).
+ */
+const agents: Agent[] = [];
+afterEach(async () => {
+  for (const agent of agents.splice(0)) await agent.stop("test over").catch(() => undefined);
+});
+
+function memoryDatabase(journal: string[]): AgentDatabase & { readOnly: boolean; health: () => Promise<DatabaseHealth> } {
+  const db = {
+    readOnly: false,
+    roleSwitch: {
+      goReadOnly: async () => {
+        db.readOnly = true;
+        journal.push("db read-only");
+        return { gtidBinlogPos: "1-1-5" };
+      },
+      goWritable: async (_afterClaim: unknown, stillWanted: () => boolean): Promise<DbWritableOutcome> => {
+        if (!stillWanted()) return { writable: false, notes: [] };
+        db.readOnly = false;
+        journal.push("db writable");
+        return { writable: true, notes: [] };
+      },
+      waitForGtid: async () => ({ reached: true, detail: "applied" }),
+    },
+    health: async (): Promise<DatabaseHealth> => ({
+      ...DEAD_HEALTH,
+      alive: true,
+      readOnly: db.readOnly,
+      replicaConfigured: true,
+      slaveIoRunning: "Yes",
+      slaveSqlRunning: "No",
+      lastSqlError: "Duplicate entry '7' for key 'PRIMARY'",
+      secondsBehindMaster: null,
+      gtidBinlogPos: "1-1-5",
+      gtidCurrentPos: "1-1-5,2-2-3",
+      semiSync: { masterEnabled: true, masterActive: false, slaveEnabled: true, slaveActive: true, masterClients: 0, yesTx: 4, noTx: 1 },
+    }),
+    seedIncomplete: () => false,
+    close: async () => undefined,
+  };
+  return db;
+}
+
+describe("the agent with db.enabled (in-memory database)", () => {
+  it("read-only at start; writable only once the VIP is on its interface; read-only again before the gate closes", async () => {
+    const parts = memoryParts();
+    const journal: string[] = [];
+    const setGate = parts.keepalived.setGate.bind(parts.keepalived);
+    parts.keepalived.setGate = async (open) => {
+      journal.push(`gate ${open ? "open" : "closed"}`);
+      await setGate(open);
+    };
+    const db = memoryDatabase(journal);
+    const agent = new Agent({ loaded: loadedConfig({ timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 }, db: { enabled: true } }), logger: silentLogger, components: { ...parts.components, database: db }, vipPollMs: 20 });
+    agents.push(agent);
+    await agent.start();
+    // The replica is broken (SQL thread stopped) but the peer is gone: availability wins.
+    await vi.waitFor(() => expect(parts.keepalived.gate).toBe(true), { timeout: 5_000, interval: 20 });
+    expect(journal[0]).toBe("db read-only");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(journal).not.toContain("db writable");
+    parts.keepalived.vip = true;
+    parts.keepalived.emit("master");
+    await vi.waitFor(() => expect(journal).toContain("db writable"), { timeout: 2_000, interval: 20 });
+    expect(journal.indexOf("gate open")).toBeLessThan(journal.indexOf("db writable"));
+    expect(parts.store.events.map((e) => e.type)).toEqual(expect.arrayContaining(["db.read-only", "db.writable", "db.takeover-behind"]));
+
+    const status = await agent.status();
+    expect(status).toMatchObject({ ownsVip: true, gwReachable: true, peerReachable: false, vipReachable: true, slaveIoRunning: "Yes", slaveSqlRuning: "No", dbStatus: "running", mnStatus: "running" });
+    expect(status.db?.self).toMatchObject({ alive: true, readOnly: false, slaveSqlRunning: "No", broken: "SQL thread error: Duplicate entry '7' for key 'PRIMARY'", semiSync: { masterActive: false } });
+    const text = renderStatus(status);
+    expect(text).toMatch(/Slave_SQL_Running\s+No/);
+    expect(text).toMatch(/last SQL error\s+Duplicate entry '7'/);
+    expect(text).toMatch(/semi-sync\s+OFF \(asynchronous\)/);
+    expect(text).toMatch(/read-only\s+no \(writable\)/);
+
+    journal.length = 0;
+    await agent.stop("test");
+    expect(journal.slice(0, 2)).toEqual(["db read-only", "gate closed"]);
+  });
+});
