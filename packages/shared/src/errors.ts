@@ -36,6 +36,10 @@ export type ErrorCode =
   | "PLAN_STEP_FAILED"
   | "PLAN_STATE"
   | "PREFLIGHT_FAILED"
+  | "BACKUP_FAILED"
+  | "BACKUP_INVALID"
+  | "BACKUP_CORRUPT"
+  | "BACKUP_REMOTE"
   | "USAGE"
   | "INTERNAL";
 

@@ -10,6 +10,7 @@ import { ControlClient } from "../control/control-client.js";
 import { MAX_DEMOTE_TIMEOUT_MS, MAX_EVENTS_LIMIT, definedOnly } from "../control/control-api.js";
 import { printJson, reportError, type CliIo } from "./cli-io.js";
 import { askYesNo } from "./confirm.js";
+import { registerBackupCommands } from "./backup.js";
 import { registerDbCommands } from "./db.js";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.js";
 import { newestFirst, renderEvents } from "./render-events.js";
@@ -24,7 +25,7 @@ import { registerInstallCommands } from "./install.js";
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
 const DAEMON_MODULE = "../daemon/agent.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha"];
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "backup"];
 
 interface GlobalOptions {
   config: string;
@@ -224,6 +225,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
     });
 
   registerInstallCommands(program, io, state);
+  registerBackupCommands(program, { io, state, configPath: () => globals().config });
 
   for (const unavailable of NOT_AVAILABLE_COMMANDS) {
     program
