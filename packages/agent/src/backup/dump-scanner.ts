@@ -1,12 +1,13 @@
 /**
  * Reads a mariadb-dump stream as it passes: rows per table (tuples of the INSERT statements,
- * counted outside string literals), the snapshot's GTID position and the last line (the
+ * counted outside string literals, on one line or one row per line as newer mariadb-dump writes), the snapshot's GTID position and the last line (the
  * "-- Dump completed" trailer that tells a complete dump from a cut one). Byte by byte, so
  * chunk boundaries never matter; no SQL is kept in memory.
  */
 const GTID_LINE = /SET GLOBAL gtid_slave_pos\s*=\s*'([0-9,\- ]*)'/;
 const USE_LINE = /^USE `((?:[^`]|``)+)`;$/;
-const INSERT_HEAD = /^INSERT INTO `((?:[^`]|``)+)` VALUES $/;
+const INSERT_HEAD = /^INSERT INTO `((?:[^`]|``)+)` VALUES ?$/;
+const SEMICOLON = 0x3b;
 const HEAD_LIMIT = 1024;
 const NEWLINE = 0x0a;
 const QUOTE = 0x27;
@@ -47,7 +48,7 @@ export class DumpScanner {
       else if (byte === NEWLINE) this.endLine();
       else if (this.mode === "head") {
         this.head.push(byte);
-        if (byte === SPACE && this.head.length > 20) this.maybeInsert();
+        if (byte === SPACE && this.head.length > 20) this.maybeInsert(this.headText());
         else if (this.head.length >= HEAD_LIMIT) {
           this.lastLine = this.headText().slice(0, 200);
           this.mode = "skip";
@@ -65,11 +66,11 @@ export class DumpScanner {
     return Buffer.from(this.head).toString("utf8");
   }
 
-  private maybeInsert(): void {
-    const text = this.headText();
-    if (!text.endsWith(" VALUES ")) return;
+  /** `INSERT INTO `t` VALUES ` followed by the rows on the same line, or (newer mariadb-dump) one row per line. */
+  private maybeInsert(text: string): boolean {
+    if (!text.endsWith(" VALUES ") && !text.endsWith(" VALUES")) return false;
     const match = INSERT_HEAD.exec(text);
-    if (!match) return;
+    if (!match) return false;
     this.table = `${this.schema}.${(match[1] ?? "").replace(/``/g, "`")}`;
     this.lastLine = text.slice(0, 200);
     this.mode = "values";
@@ -77,6 +78,7 @@ export class DumpScanner {
     this.escaped = false;
     this.depth = 0;
     this.head = [];
+    return true;
   }
 
   private valuesByte(byte: number): void {
@@ -91,12 +93,13 @@ export class DumpScanner {
       this.depth += 1;
       if (this.depth === 1) this.rows.set(this.table, (this.rows.get(this.table) ?? 0) + 1);
     } else if (byte === CLOSE) this.depth -= 1;
-    else if (byte === NEWLINE) this.mode = "head"; // mariadb-dump escapes newlines inside strings
+    else if (byte === SEMICOLON && this.depth === 0) this.mode = "skip"; // the statement's end; the rest of its line is not data
   }
 
   private endLine(): void {
     if (this.mode === "head") {
       const text = this.headText();
+      if (this.maybeInsert(text)) return;
       if (text.trim() !== "") this.lastLine = text.slice(0, 200);
       const use = USE_LINE.exec(text);
       if (use) this.schema = (use[1] ?? "").replace(/``/g, "`");

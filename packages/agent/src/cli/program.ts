@@ -12,6 +12,7 @@ import { printJson, reportError, type CliIo } from "./cli-io.js";
 import { askYesNo } from "./confirm.js";
 import { registerBackupCommands } from "./backup.js";
 import { registerDbCommands } from "./db.js";
+import { registerRestoreCommand } from "./restore.js";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.js";
 import { newestFirst, renderEvents } from "./render-events.js";
 import { renderFailovers, renderMetrics } from "./render-history.js";
@@ -25,7 +26,7 @@ import { registerInstallCommands } from "./install.js";
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
 const DAEMON_MODULE = "../daemon/agent.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "backup"];
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "backup", "restore"];
 
 interface GlobalOptions {
   config: string;
@@ -226,6 +227,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
 
   registerInstallCommands(program, io, state);
   registerBackupCommands(program, { io, state, configPath: () => globals().config });
+  registerRestoreCommand(program, { io, name, state, configPath: () => globals().config });
 
   for (const unavailable of NOT_AVAILABLE_COMMANDS) {
     program

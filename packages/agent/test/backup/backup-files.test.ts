@@ -3,11 +3,11 @@
  * SHA-256, atomic renames) with a stand-in for mariadb-dump that prints a fixed dump and
  * records how it was called. The real mariadb-dump is exercised in test/e2e/backup-restore.
  */
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { MnhaError } from "@mnha/shared";
 import { applyRetention, listBackups, newestGoodBackupAgeSeconds, takeBackup, verifyBackup, type DumpSource } from "../../src/backup/backup-files.js";
 import { backupFileName, manifestFileName } from "../../src/backup/naming.js";
@@ -23,9 +23,14 @@ const DUMP = [
 ].join("\n");
 
 const PASSWORD = "s3cret-Pa55";
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 function fakeDump(options: { body?: string; exit?: number } = {}): { dir: string; bin: string; argvFile: string; cnfFile: string } {
   const dir = mkdtempSync(join(tmpdir(), "mnha-backup-test-"));
+  made.push(dir);
   const bodyFile = join(dir, "dump.sql");
   writeFileSync(bodyFile, options.body ?? DUMP);
   const argvFile = join(dir, "argv.txt");

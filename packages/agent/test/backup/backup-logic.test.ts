@@ -58,6 +58,9 @@ const SAMPLE_DUMP = [
   "INSERT INTO `t` VALUES (5,'x');",
   "USE `other db`;",
   "INSERT INTO `w``eird` VALUES (1,0x28),(2,'line\\nbreak');",
+  "INSERT INTO `rows_per_line` VALUES",
+  "(1,'a;b'),",
+  "(2,'(c)');",
   "-- Dump completed on 2026-12-01 21:23:41",
   "",
 ].join("\n");
@@ -67,7 +70,7 @@ describe("the dump scanner", () => {
     const scanner = new DumpScanner();
     scanner.push(Buffer.from(SAMPLE_DUMP));
     const summary = scanner.summary();
-    expect(Object.fromEntries(summary.rows)).toEqual({ "app.t": 5, "other db.w`eird": 2 });
+    expect(Object.fromEntries(summary.rows)).toEqual({ "app.t": 5, "other db.w`eird": 2, "other db.rows_per_line": 2 });
     expect(summary.gtid).toBe("0-1-5,1-2-17");
     expect(summary.lastLine).toBe("-- Dump completed on 2026-12-01 21:23:41");
     expect(summary.sqlBytes).toBe(Buffer.byteLength(SAMPLE_DUMP));
@@ -79,7 +82,7 @@ describe("the dump scanner", () => {
       const scanner = new DumpScanner();
       for (let i = 0; i < bytes.length; i += size) scanner.push(bytes.subarray(i, i + size));
       const summary = scanner.summary();
-      expect(Object.fromEntries(summary.rows), `chunk ${size}`).toEqual({ "app.t": 5, "other db.w`eird": 2 });
+      expect(Object.fromEntries(summary.rows), `chunk ${size}`).toEqual({ "app.t": 5, "other db.w`eird": 2, "other db.rows_per_line": 2 });
       expect(summary.gtid).toBe("0-1-5,1-2-17");
     }
   });
