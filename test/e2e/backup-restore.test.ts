@@ -2,21 +2,24 @@
  * Backups and restore against the lab's real MariaDB pair (replicating both ways): a backup
  * taken with real mariadb-dump while rows are written, verified, then restored with
  * `mnha restore` after the data changed: both nodes hold exactly the backup's rows, CHECKSUM
- * TABLE matches what was backed up on both, and replication runs on.
+ * TABLE matches what was backed up on both, and replication runs on. The remote copy goes
+ * with real rsync over the lab's real sshd (mn2 stands in for the backup host).
  */
-import { copyFileSync, readFileSync, statSync, truncateSync } from "node:fs";
+import { copyFileSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGENT_MAIN, HOSTS, nodePaths, type MnNode } from "../lab/constants.js";
 import { runIn, waitFor, type CommandResult } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { labDatabase, labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
+import { LAB_SSH_USER, nodeExec, sshdPaths } from "../lab/sshd.js";
+import { parse, stringify } from "yaml";
 import { labArchiveDir } from "./scenario.js";
 
-const lab = new Lab();
+const lab = new Lab({ sshd: true });
 const db = { mn1: () => labDatabase("mn1"), mn2: () => labDatabase("mn2") };
 
-function mnha(node: MnNode, args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
-  return runIn(HOSTS[node].namespace, process.execPath, [AGENT_MAIN, ...args, "--config", nodePaths(node).config], {
+function mnha(node: MnNode, args: string[], options: { input?: string; timeoutMs?: number; config?: string } = {}): Promise<CommandResult> {
+  return runIn(HOSTS[node].namespace, process.execPath, [AGENT_MAIN, ...args, "--config", options.config ?? nodePaths(node).config], {
     allowFailure: true,
     timeoutMs: options.timeoutMs ?? 120_000,
     ...(options.input === undefined ? {} : { input: options.input }),
@@ -184,5 +187,68 @@ describe("mnha restore", () => {
     const verify = await mnha("mn1", ["backup", "verify", safety]);
     expect(verify.code, out(verify)).toBe(0);
     expect(readFileSync(`${safety}.sha256`, "utf8")).toMatch(/^[0-9a-f]{64} {2}mnha-mn1-/);
+  });
+});
+
+describe("the remote copy (real rsync over the lab's sshd)", () => {
+  const remoteDir = "/var/lib/mnha-remote-backups";
+  const keyFile = `${nodePaths("mn1").dir}/backup_ed25519`;
+  const knownHosts = `${nodePaths("mn1").dir}/backup_known_hosts`;
+
+  function remoteConfig(label: string, knownHostsFile: string): string {
+    const config = parse(readFileSync(nodePaths("mn1").config, "utf8")) as Record<string, unknown>;
+    config["backup"] = { keep: { count: 10, days: 0 }, remote: { host: HOSTS.mn2.address, user: LAB_SSH_USER, dir: remoteDir, keyFile, knownHostsFile, keep: 2 } };
+    const file = `${nodePaths("mn1").dir}/mnha-${label}.yaml`;
+    writeFileSync(file, stringify(config), { mode: 0o600 });
+    return file;
+  }
+
+  async function remoteNames(): Promise<string[]> {
+    const listing = await nodeExec("mn2", ["ls", "-1", remoteDir]);
+    expect(listing.code, listing.stderr).toBe(0);
+    return listing.stdout.trim().split("\n").filter((n) => n !== "").sort();
+  }
+
+  beforeAll(async () => {
+    const keygen = await runIn(HOSTS.mn1.namespace, "ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "mnha-backup", "-f", keyFile], { allowFailure: true });
+    expect(keygen.code, keygen.stderr).toBe(0);
+    const authorized = await nodeExec("mn2", ["install", "-D", "-m", "600", `${keyFile}.pub`, `/var/lib/${LAB_SSH_USER}/.ssh/authorized_keys`]);
+    expect(authorized.code, authorized.stderr).toBe(0);
+    writeFileSync(knownHosts, `${HOSTS.mn2.address} ${readFileSync(`${sshdPaths("mn2").hostKey}.pub`, "utf8")}`);
+  });
+
+  it("copies each backup with its checksum and manifest, and keeps the newest `keep` remotely", async () => {
+    const config = remoteConfig("remote", knownHosts);
+    const taken: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 1_100)); // names are per second
+      const result = await mnha("mn1", ["backup", "now", "--json"], { config });
+      expect(result.code, out(result)).toBe(0);
+      const parsed = JSON.parse(result.stdout) as { manifest: Manifest; remote: { host: string; deleted: string[] } | null };
+      expect(parsed.remote?.host).toBe(HOSTS.mn2.address);
+      taken.push(parsed.manifest.file);
+    }
+    const kept = taken.slice(1);
+    expect(await remoteNames()).toEqual(kept.flatMap((n) => [n.replace(/\.sql\.gz$/, ".json"), n, `${n}.sha256`]).sort());
+    // The remote copy checks out with the standard tool on the remote host.
+    const inDir = await nodeExec("mn2", ["sh", "-c", `cd ${remoteDir} && sha256sum -c ${kept.map((n) => `${n}.sha256`).join(" ")}`]);
+    expect(inDir.code, inDir.stdout + inDir.stderr).toBe(0);
+    expect(inDir.stdout).toContain(`${kept[0] ?? ""}: OK`);
+  });
+
+  it("refuses a backup host whose key is not the known one, and keeps the local backup", async () => {
+    const wrong = `${nodePaths("mn1").dir}/backup_known_hosts_wrong`;
+    writeFileSync(wrong, `${HOSTS.mn2.address} ${readFileSync(`${sshdPaths("mn1").hostKey}.pub`, "utf8")}`);
+    const before = await remoteNames();
+    await new Promise((r) => setTimeout(r, 1_100));
+    const result = await mnha("mn1", ["backup", "now"], { config: remoteConfig("wrong-key", wrong) });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/copying the backup on the remote backup host failed/);
+    expect(result.stderr).toMatch(/hint: the remote host's key is not in the known-hosts file \(or changed\)/);
+    expect(result.stdout).toMatch(/^backup \/.*mnha-mn1-\d{8}T\d{6}Z\.sql\.gz/m);
+    const path = /^backup (\S+)/m.exec(result.stdout)?.[1] ?? "";
+    const verify = await mnha("mn1", ["backup", "verify", path]);
+    expect(verify.code, out(verify)).toBe(0);
+    expect(await remoteNames()).toEqual(before);
   });
 });

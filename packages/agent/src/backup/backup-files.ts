@@ -7,7 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -118,7 +118,14 @@ export async function takeBackup(source: DumpSource, dir: string, now: () => Dat
       excluded: [...EXCLUDED_SCHEMAS],
       tables: [...summary.rows.entries()].map(([table, rows]) => ({ table, rows })).sort((a, b) => a.table.localeCompare(b.table)),
     };
-    renameSync(partial, finalPath);
+    // link, not rename: a backup of the same second never replaces another.
+    try {
+      linkSync(partial, finalPath);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") throw new MnhaError("BACKUP_FAILED", `a backup named ${name} already exists (two backups in the same second)`, { hint: "wait a second and run it again" });
+      throw error;
+    }
+    rmSync(partial, { force: true });
     writeFileAtomic(join(dir, checksumFileName(name)), checksumLine(sha256, name));
     writeFileAtomic(join(dir, manifestFileName(name)), `${JSON.stringify(manifest, null, 2)}\n`);
     fsyncDir(dir);

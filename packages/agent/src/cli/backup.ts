@@ -31,17 +31,17 @@ export function registerBackupCommands(program: Command, ctx: BackupCommandConte
       const result = await job.take();
       const deleted = job.retain();
       const target = remoteTarget(config);
+      const m = result.manifest;
+      if (!ctx.state.json) {
+        const rows = m.tables.reduce((n, t) => n + t.rows, 0);
+        ctx.io.stdout.write(`backup ${result.path}\n  ${formatBytes(m.bytes)} compressed (${formatBytes(m.sqlBytes)} SQL), ${m.tables.length} tables, ${rows} rows, GTID ${m.gtid || "(empty)"}\n  sha256 ${m.sha256}\n`);
+        if (deleted.length > 0) ctx.io.stdout.write(`  retention removed: ${deleted.join(", ")}\n`);
+      }
+      // The local backup is complete and listed before the remote copy is tried: a failed copy does not undo it.
       let remote: { host: string; deleted: string[] } | null = null;
       if (target !== null && options.remote) remote = { host: target.host, deleted: (await copyToRemote(target, result.path)).deleted };
-      if (ctx.state.json) {
-        printJson(ctx.io, { path: result.path, manifest: result.manifest, deleted, remote });
-        return;
-      }
-      const m = result.manifest;
-      const rows = m.tables.reduce((n, t) => n + t.rows, 0);
-      ctx.io.stdout.write(`backup ${result.path}\n  ${formatBytes(m.bytes)} compressed (${formatBytes(m.sqlBytes)} SQL), ${m.tables.length} tables, ${rows} rows, GTID ${m.gtid || "(empty)"}\n  sha256 ${m.sha256}\n`);
-      if (deleted.length > 0) ctx.io.stdout.write(`  retention removed: ${deleted.join(", ")}\n`);
-      if (remote !== null) ctx.io.stdout.write(`  copied to ${remote.host}${remote.deleted.length > 0 ? `; remote retention removed ${remote.deleted.join(", ")}` : ""}\n`);
+      if (ctx.state.json) printJson(ctx.io, { path: result.path, manifest: m, deleted, remote });
+      else if (remote !== null) ctx.io.stdout.write(`  copied to ${remote.host}${remote.deleted.length > 0 ? `; remote retention removed ${remote.deleted.join(", ")}` : ""}\n`);
     });
 
   backup

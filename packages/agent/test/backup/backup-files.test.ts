@@ -106,6 +106,15 @@ describe("takeBackup", () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it("never replaces a backup taken in the same second", async () => {
+    const fake = fakeDump();
+    const dir = join(fake.dir, "backups");
+    const first = await takeBackup(source(fake.bin), dir, at("2026-12-01T21:23:40Z"));
+    await expect(takeBackup(source(fake.bin), dir, at("2026-12-01T21:23:40.5Z"))).rejects.toThrow(/already exists \(two backups in the same second\)/);
+    expect((await verifyBackup(first.path)).sha256).toBe(first.manifest.sha256);
+    expect(readdirSync(dir).filter((n) => n.endsWith(".partial"))).toEqual([]);
+  });
+
   it("refuses when there is no application schema", async () => {
     const fake = fakeDump();
     expect(await corruptCode(takeBackup(source(fake.bin, ["mysql", "sys"]), join(fake.dir, "b")))).toBe("BACKUP_FAILED");
