@@ -30,7 +30,7 @@ export interface ServiceStatus {
   lastLatencyMs: number | null;
   restoreAttempts: number;
   /** "idle", "scheduled", "running", "gave-up" */
-  restoreState: "idle" | "scheduled" | "running" | "gave-up";
+  restoreState: "idle" | "scheduled" | "running" | "gave-up" | "held";
 }
 
 export type HealthEvent =
@@ -65,6 +65,14 @@ export interface KeepalivedDriverApi extends Startable {
   vipPresent(): Promise<boolean>;
   pid(): number | null;
   restarts(): number;
+  /**
+   * Checks and restores what the driver owns (lease guard and its pid file, gate and lease
+   * track files, keepalived.conf, keepalived running). Never throws; returns the actions taken
+   * (empty when all was right), for the audit event.
+   */
+  repair(reason: string): Promise<{ actions: string[] }>;
+  /** Repairs the driver made on its own (its self-check), for the audit trail. */
+  onRepair?(listener: (repair: { reason: string; actions: string[] }) => void): void;
 }
 
 export interface ArpProbeResult {
@@ -129,6 +137,15 @@ export interface StatusReport {
   vipOwner: string | null;
   self: NodeStatus & { uptimeMs: number; keepalivedPid: number | null; keepalivedRestarts: number; leaseRemainingMs: number };
   peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null };
+  /**
+   * How long the VIP has gone unanswered while a node claims the role (this node without its
+   * VIP, or the peer reporting none): the liveness watchdog's clock. Null or absent: served.
+   */
+  vipUnansweredMs?: number | null;
+  /** Operator modes of both nodes (maintenance, stopped); the peer's as it last told us. Shown first. */
+  ops?: { self: OpsStatus; peer: OpsStatus | null };
+  /** Monitoring data sync from the holder to the standby (absent when no dirs are configured). */
+  dataSync?: DataSyncStatus;
   /** This node's audit store and its replication to the peer (absent in older agents). */
   store?: { ok: boolean; reason: string | null; sizeBytes: number; pending: number; dropped: number; syncLag: number | null; lastSyncAckMsAgo: number | null };
 }
@@ -158,8 +175,88 @@ export interface MetricsReport {
   store: StoreHealth | null;
 }
 
+// ---- operator operations (maintenance, stop-node / start-node, collect-log) ------------------
+
+export interface MaintenanceInfo {
+  /** Wall-clock ms when it was turned on. */
+  since: number;
+  by: string;
+  reason: string;
+}
+
+export interface StoppedInfo {
+  since: number;
+  by: string;
+  keepUi: boolean;
+}
+
+export interface OpsStatus {
+  maintenance: MaintenanceInfo | null;
+  stopped: StoppedInfo | null;
+}
+
+/** One external command the agent ran for an operator action (hook, stop, start). */
+export interface CommandOutcome {
+  name: string;
+  command: string[];
+  ok: boolean;
+  detail: string;
+}
+
+export interface MaintenanceResult {
+  node: string;
+  on: boolean;
+  /** False when the node already was in the asked mode. */
+  changed: boolean;
+  message: string;
+  hook: CommandOutcome | null;
+  /** Said on entering: what the operator must do by hand (the platform's VM HA). */
+  reminder: string | null;
+  /** For --node peer|both: the peer's answer. */
+  peer?: { node: string; ok: boolean; message: string };
+}
+
+export interface StopNodeResult {
+  ok: boolean;
+  message: string;
+  handedTo: string | null;
+  /** The VIP was given up with no peer to take it (-stopvip). */
+  vipReleased: boolean;
+  commands: CommandOutcome[];
+}
+
+export interface StartNodeResult {
+  ok: boolean;
+  message: string;
+  commands: CommandOutcome[];
+}
+
+export interface CollectedFile {
+  name: string;
+  text: string;
+}
+
+export interface CollectResult {
+  self: { node: string; files: CollectedFile[] };
+  peer: { node: string; files: CollectedFile[] } | { node: string; missing: string };
+}
+
+export interface DataSyncStatus {
+  dirs: string[];
+  /** Wall-clock ms of the last successful sync (null: none yet). */
+  lastSuccessAtMs: number | null;
+  lastError: string | null;
+  running: boolean;
+  /** What this node does: push (holder), nothing (standby). */
+  direction: "push" | "idle";
+}
+
 /** What the control API asks of the daemon. */
 export interface ControlHandlers {
+  maintenance?(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string }): Promise<MaintenanceResult>;
+  stopNode?(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult>;
+  startNode?(request: { by: string }): Promise<StartNodeResult>;
+  collect?(request: { sinceMs?: number; by: string }): Promise<CollectResult>;
   status(): Promise<StatusReport>;
   demote(options: { timeoutMs?: number }): Promise<DemoteResult>;
   events(options: EventQuery): Promise<HaEvent[]>;

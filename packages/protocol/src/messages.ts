@@ -204,6 +204,37 @@ export const SyncAckSchema = z.strictObject({
   have: WatermarksSchema,
 });
 
+// ---- operator operations across the pair ----------------------------------------------
+
+const operatorName = z.string().max(128);
+const opsReason = z.string().max(500);
+
+/** This node's operator modes, sent on link up and on each change (shown in the peer's status). */
+export const OpsStateSchema = z.strictObject({
+  type: z.literal("ops-state"),
+  maintenance: z.strictObject({ since: z.number().int().nonnegative(), by: operatorName, reason: opsReason }).nullable(),
+  stopped: z.strictObject({ since: z.number().int().nonnegative(), by: operatorName, keepUi: z.boolean() }).nullable(),
+});
+
+/** Asks the peer to do an operator action on itself (mnha maintenance --node peer, collect-log). */
+export const OpsRequestSchema = z.strictObject({
+  type: z.literal("ops-request"),
+  id: z.string().min(1).max(64),
+  action: z.enum(["maintenance-on", "maintenance-off", "collect"]),
+  by: operatorName,
+  reason: opsReason,
+  sinceMs: z.number().int().nonnegative().optional(),
+});
+
+/** The peer's answer; `files` (collect only) is a bounded, redacted diagnostic bundle. */
+export const OpsReplySchema = z.strictObject({
+  type: z.literal("ops-reply"),
+  id: z.string().min(1).max(64),
+  ok: z.boolean(),
+  message: z.string().max(2_000),
+  files: z.array(z.strictObject({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/), text: z.string().max(160 * 1024) })).max(32).optional(),
+});
+
 export const HandshakeMessageSchema = z.discriminatedUnion("type", [HelloSchema, ChallengeSchema, AuthSchema, WelcomeSchema, RefuseSchema]);
 export const LinkMessageSchema = z.discriminatedUnion("type", [
   HeartbeatSchema,
@@ -214,6 +245,9 @@ export const LinkMessageSchema = z.discriminatedUnion("type", [
   SyncHelloSchema,
   SyncBatchSchema,
   SyncAckSchema,
+  OpsStateSchema,
+  OpsRequestSchema,
+  OpsReplySchema,
   RefuseSchema,
 ]);
 
@@ -236,3 +270,6 @@ export type Watermarks = z.infer<typeof WatermarksSchema>;
 export type SyncHello = z.infer<typeof SyncHelloSchema>;
 export type SyncBatch = z.infer<typeof SyncBatchSchema>;
 export type SyncAck = z.infer<typeof SyncAckSchema>;
+export type OpsState = z.infer<typeof OpsStateSchema>;
+export type OpsRequest = z.infer<typeof OpsRequestSchema>;
+export type OpsReply = z.infer<typeof OpsReplySchema>;

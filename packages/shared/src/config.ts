@@ -65,6 +65,10 @@ export const ServiceSchema = z.strictObject({
   critical: z.boolean().default(true),
   check: CheckSchema,
   restore: RestoreSchema.optional(),
+  /** `mnha start-node` runs this to start the service (default: the restore command). */
+  start: commandArgv.optional(),
+  /** `mnha stop-node` runs this to stop the service; a service without it is left running. */
+  stop: commandArgv.optional(),
 });
 export type ServiceConfig = z.infer<typeof ServiceSchema>;
 
@@ -133,6 +137,12 @@ export const ConfigSchema = z
         handoffTimeoutMs: ms(50, 60_000).default(1_500),
         reconnectInitialMs: ms(10, 60_000).default(100),
         reconnectMaxMs: ms(10, 600_000).default(2_000),
+        /** Liveness watchdog: a holder whose VIP is not on its interface this long has Keepalived repaired... */
+        vipRepairAfterMs: ms(100, 600_000).default(3_000),
+        /** ...and if it is still not served this long, gives the role up (handoff, else step down). */
+        vipGiveUpAfterMs: ms(200, 600_000).default(8_000),
+        /** A standby whose peer holds the role without serving the VIP this long claims it (ARP probe, higher epoch). */
+        peerVipUnansweredMs: ms(300, 600_000).default(12_000),
       })
       .prefault({}),
     arpGuard: z
@@ -266,6 +276,39 @@ export const ConfigSchema = z
           .optional(),
       })
       .prefault({}),
+    /** Maintenance mode hooks, e.g. to disable the platform's VM HA on enter and enable it on exit. */
+    maintenance: z
+      .strictObject({
+        onEnter: commandArgv.optional(),
+        onExit: commandArgv.optional(),
+        hookTimeoutMs: ms(100, 600_000).default(30_000),
+      })
+      .prefault({}),
+    /** Monitoring data kept in step from the holder to the standby with rsync over SSH. */
+    dataSync: z
+      .strictObject({
+        /** Absolute directories, synced to the same path on the peer (e.g. Prometheus data). */
+        dirs: z.array(absolutePath).max(16).default([]),
+        schedule: cronExpression.default("*/5 * * * *"),
+        /** The SSH identity install-ha sets up between the MNs. */
+        sshKey: absolutePath.default("/root/.ssh/id_ed25519"),
+        knownHostsFile: absolutePath.optional(),
+        sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a user name such as root").default("root"),
+        sshPort: port.default(22),
+        rsync: absolutePath.default("/usr/bin/rsync"),
+        timeoutMs: ms(1_000, 3_600_000).default(600_000),
+      })
+      .prefault({}),
+    /** What `mnha collect-log` gathers besides the agent's own state. */
+    diagnostics: z
+      .strictObject({
+        /** Agent log files (when not in journald). */
+        logFiles: z.array(absolutePath).max(16).default([]),
+        /** Shows the MariaDB replication state (argv), e.g. [mariadb, -e, "SHOW REPLICA STATUS"]. */
+        replicationStatusCommand: commandArgv.optional(),
+        mariadbErrorLog: absolutePath.optional(),
+      })
+      .prefault({}),
     dataDir: absolutePath.default("/var/lib/mnha"),
     controlSocket: absolutePath.default("/run/mnha/mnha.sock"),
     log: z.strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") }).prefault({}),
@@ -289,6 +332,8 @@ export const ConfigSchema = z
     if (t.leaseMs < t.heartbeatIntervalMs * 2)
       ctx.addIssue({ code: "custom", path: ["timings", "leaseMs"], message: `at least two heartbeat intervals (${t.heartbeatIntervalMs * 2} ms), so one late renewal does not drop the VIP` });
     if (lossMs > 60_000) ctx.addIssue({ code: "custom", path: ["timings", "heartbeatMisses"], message: "heartbeatIntervalMs x heartbeatMisses of at most 60 s" });
+    if (t.vipGiveUpAfterMs <= t.vipRepairAfterMs) ctx.addIssue({ code: "custom", path: ["timings", "vipGiveUpAfterMs"], message: `more than timings.vipRepairAfterMs (${t.vipRepairAfterMs} ms): the repair goes first` });
+    if (t.peerVipUnansweredMs <= t.vipGiveUpAfterMs) ctx.addIssue({ code: "custom", path: ["timings", "peerVipUnansweredMs"], message: `more than timings.vipGiveUpAfterMs (${t.vipGiveUpAfterMs} ms): a working holder gives the role up before its peer takes it` });
     if (t.reconnectMaxMs < t.reconnectInitialMs) ctx.addIssue({ code: "custom", path: ["timings", "reconnectMaxMs"], message: "a value not below reconnectInitialMs" });
     if (c.gateway.timeoutMs > c.gateway.intervalMs * 4) ctx.addIssue({ code: "custom", path: ["gateway", "timeoutMs"], message: `at most 4 x gateway.intervalMs (${c.gateway.intervalMs * 4})` });
     const k = c.keepalived;

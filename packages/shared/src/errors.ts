@@ -40,7 +40,20 @@ export type ErrorCode =
   | "BACKUP_INVALID"
   | "BACKUP_CORRUPT"
   | "BACKUP_REMOTE"
+  /** A second agent for a data dir whose agent already runs. */
+  | "AGENT_ALREADY_RUNNING"
+  /** A port or socket the agent must listen on is taken by another process. */
+  | "PORT_IN_USE"
+  /** The data dir's file system is full (or out of inodes). */
+  | "DISK_FULL"
+  /** The configured peer is this node itself (same name or address). */
+  | "PEER_IS_SELF"
+  /** The instance lock file cannot be opened or locked (a symlink, a missing flock). */
+  | "AGENT_LOCK"
   | "USAGE"
+  | "PEER_NOT_CONNECTED"
+  | "OPERATION_REFUSED"
+  | "OPERATION_FAILED"
   | "INTERNAL";
 
 export class MnhaError extends Error {
@@ -72,7 +85,9 @@ export class ConfigError extends MnhaError {
   readonly problems: ConfigProblem[];
   constructor(file: string, problems: ConfigProblem[]) {
     const lines = problems.map((p) => `  - ${p.path}: ${p.value === undefined ? "" : `got ${formatValue(p.value)}; `}expected ${p.expected}`);
-    super("CONFIG_INVALID", `invalid configuration in ${file}:\n${lines.join("\n")}`, {
+    // A node configured as its own peer is a mistake of its own: it gets its own code.
+    const selfPeer = problems.length > 0 && problems.every((p) => p.path.startsWith("peers[0].") && p.expected.includes("different from node."));
+    super(selfPeer ? "PEER_IS_SELF" : "CONFIG_INVALID", `invalid configuration in ${file}:\n${lines.join("\n")}`, {
       hint: `fix the field${problems.length > 1 ? "s" : ""} above in ${file}; see docs/mnha.example.yaml for every field with its meaning`,
       fields: { file, problems },
     });

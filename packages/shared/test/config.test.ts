@@ -72,6 +72,8 @@ describe("config", () => {
     ["vip.interfce", (c: Record<string, any>) => (c.vip.interfce = "eth1"), "unknown field"],
     ["keepalived.advertIntMs", (c: Record<string, any>) => (c.keepalived = { advertIntMs: 105 }), "multiple of 10"],
     ["timings.heartbeatMisses", (c: Record<string, any>) => (c.timings = { heartbeatMisses: 5 }), "master-down timer"],
+    ["timings.vipGiveUpAfterMs", (c: Record<string, any>) => (c.timings = { vipRepairAfterMs: 5_000, vipGiveUpAfterMs: 4_000 }), "the repair goes first"],
+    ["timings.peerVipUnansweredMs", (c: Record<string, any>) => (c.timings = { peerVipUnansweredMs: 8_000 }), "gives the role up before its peer takes it"],
   ])("names the field %s and what it expects", (path, mutate, expectation) => {
     const raw = minimal();
     mutate(raw as Record<string, any>);
@@ -79,6 +81,17 @@ describe("config", () => {
     const problem = problems.find((p) => p.path === path || p.path.startsWith(path));
     expect(problem, JSON.stringify(problems)).toBeDefined();
     expect(problem!.expected).toContain(expectation);
+  });
+
+  it("a node configured as its own peer gets its own error code (PEER_IS_SELF)", () => {
+    const raw = minimal() as Record<string, any>;
+    raw.peers[0].address = raw.node.address;
+    expect(() => parseConfig(raw)).toThrow(expect.objectContaining({ code: "PEER_IS_SELF" }));
+    raw.peers[0].name = raw.node.name;
+    expect(() => parseConfig(raw)).toThrow(expect.objectContaining({ code: "PEER_IS_SELF" }));
+    // With another problem besides, it is an invalid config like any other.
+    raw.vip.address = "10.0.0.300";
+    expect(() => parseConfig(raw)).toThrow(expect.objectContaining({ code: "CONFIG_INVALID" }));
   });
 
   it("never echoes a secret value in an error", () => {

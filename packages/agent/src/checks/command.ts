@@ -2,10 +2,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 
 /**
- * Runs one external command (argv, never a shell) with a hard time limit. The child leads
- * its own process group, so a timeout or an abort kills everything it started that is still
- * in that group. Never throws; always settles shortly after the limit, even if the child
- * ignores signals.
+ * The agent's one way to run an external command (argv, never a shell) with a hard time
+ * limit: checks, restores, gateway pings, and (through net/command.ts) ip, systemctl and
+ * the rest. The child leads its own process group, so a timeout or an abort kills everything
+ * it started that is still in that group. Never throws; always settles shortly after the
+ * limit, even if the child ignores signals.
  */
 export interface CommandOptions {
   timeoutMs: number;
@@ -28,6 +29,9 @@ export interface CommandResult {
   spawnError: string | null;
   /** The first `outputLimit` bytes of stdout and stderr, interleaved as they came. */
   output: string;
+  /** Each stream on its own, each up to `outputLimit` bytes (for commands whose stdout is data, such as `ip -j`). */
+  stdout: string;
+  stderr: string;
   durationMs: number;
 }
 
@@ -44,7 +48,7 @@ export function runCommand(argv: readonly string[], options: CommandOptions): Pr
   const [file, ...args] = argv;
 
   return new Promise<CommandResult>((resolve) => {
-    const base = { exitCode: null, signal: null, timedOut: false, aborted: false, spawnError: null, output: "", durationMs: 0 };
+    const base = { exitCode: null, signal: null, timedOut: false, aborted: false, spawnError: null, output: "", stdout: "", stderr: "", durationMs: 0 };
     if (file === undefined) {
       resolve({ ...base, spawnError: "EINVAL" });
       return;
@@ -56,6 +60,7 @@ export function runCommand(argv: readonly string[], options: CommandOptions): Pr
 
     const chunks: Buffer[] = [];
     let kept = 0;
+    const streams = { stdout: { chunks: [] as Buffer[], kept: 0 }, stderr: { chunks: [] as Buffer[], kept: 0 } };
     let exitCode: number | null = null;
     let exitSignal: NodeJS.Signals | null = null;
     let timedOut = false;
@@ -74,14 +79,20 @@ export function runCommand(argv: readonly string[], options: CommandOptions): Pr
       return;
     }
 
-    const collect = (chunk: Buffer) => {
+    const collect = (name: "stdout" | "stderr") => (chunk: Buffer) => {
+      const own = streams[name];
+      if (own.kept < outputLimit) {
+        const part = chunk.subarray(0, outputLimit - own.kept);
+        own.chunks.push(part);
+        own.kept += part.length;
+      }
       if (kept >= outputLimit) return;
       const part = chunk.subarray(0, outputLimit - kept);
       chunks.push(part);
       kept += part.length;
     };
-    child.stdout?.on("data", collect);
-    child.stderr?.on("data", collect);
+    child.stdout?.on("data", collect("stdout"));
+    child.stderr?.on("data", collect("stderr"));
     // A pipe error (EPIPE, reset) changes nothing about the verdict; listen so it cannot crash us.
     child.stdout?.on("error", () => undefined);
     child.stderr?.on("error", () => undefined);
@@ -99,6 +110,8 @@ export function runCommand(argv: readonly string[], options: CommandOptions): Pr
         aborted,
         spawnError,
         output: Buffer.concat(chunks).toString("utf8"),
+        stdout: Buffer.concat(streams.stdout.chunks).toString("utf8"),
+        stderr: Buffer.concat(streams.stderr.chunks).toString("utf8"),
         durationMs: performance.now() - started,
       });
     };

@@ -39,6 +39,11 @@ export class ServiceMonitor implements ServiceMonitorApi {
   private running = false;
   /** Aborted by stop(): ends running checks and kills running restores. */
   private lifetime = new AbortController();
+  /**
+   * Who holds restores back, and for which services (null: all): maintenance mode holds all,
+   * `mnha stop-node` the services it stopped. Checks go on; only restores wait.
+   */
+  private readonly restoreHolds = new Map<string, ReadonlySet<string> | null>();
 
   constructor(options: ServiceMonitorOptions) {
     this.logger = options.logger;
@@ -91,9 +96,50 @@ export class ServiceMonitor implements ServiceMonitorApi {
     await Promise.all(this.services.map((service) => this.runCheckCycle(service)));
   }
 
+  /** Holds back restores (all services, or the named ones) until releaseRestores(key). Idempotent. */
+  holdRestores(key: string, services: readonly string[] | null): void {
+    this.restoreHolds.set(key, services === null ? null : new Set(services));
+    for (const service of this.services) {
+      if (this.restoreHeld(service) && service.restoreTimer !== null) {
+        clearTimeout(service.restoreTimer);
+        service.restoreTimer = null;
+      }
+    }
+    this.logger.info({ key, services }, "restores held");
+  }
+
+  /**
+   * Releases a hold. A service still failed gets its restore after the normal first backoff
+   * (restore.backoffInitialMs from now), never at once: leaving maintenance is calm.
+   */
+  releaseRestores(key: string): void {
+    if (!this.restoreHolds.delete(key)) return;
+    this.logger.info({ key }, "restores released");
+    for (const service of this.services) {
+      if (this.restoreHeld(service) || service.restoreTimer !== null || service.restoreRun !== null) continue;
+      const dueAt = service.health.restoreDueAt();
+      if (dueAt === null || !this.running) continue;
+      const calmAt = Math.max(dueAt, this.clock.now() + (service.config.restore?.backoffInitialMs ?? 0));
+      service.restoreTimer = setTimeout(() => {
+        service.restoreTimer = null;
+        this.startRestore(service);
+      }, Math.max(0, calmAt - this.clock.now()));
+    }
+  }
+
+  /** The keys holding restores back for this service (empty: none). */
+  restoreHoldsFor(name: string): string[] {
+    return [...this.restoreHolds.entries()].filter(([, names]) => names === null || names.has(name)).map(([key]) => key);
+  }
+
+  private restoreHeld(service: MonitoredService): boolean {
+    return this.restoreHoldsFor(service.config.name).length > 0;
+  }
+
   statuses(): ServiceStatus[] {
     return this.services.map((service) => {
       const snapshot = service.health.snapshot();
+      const held = snapshot.restoreState === "scheduled" && this.restoreHeld(service);
       return {
         name: service.config.name,
         critical: service.config.critical,
@@ -103,7 +149,7 @@ export class ServiceMonitor implements ServiceMonitorApi {
         lastDetail: service.lastDetail,
         lastLatencyMs: service.lastLatencyMs,
         restoreAttempts: snapshot.restoreAttempts,
-        restoreState: snapshot.restoreState,
+        restoreState: held ? "held" : snapshot.restoreState,
       };
     });
   }
@@ -165,7 +211,7 @@ export class ServiceMonitor implements ServiceMonitorApi {
   }
 
   private scheduleRestoreIfDue(service: MonitoredService): void {
-    if (!this.running || service.restoreTimer !== null || service.restoreRun !== null) return;
+    if (!this.running || service.restoreTimer !== null || service.restoreRun !== null || this.restoreHeld(service)) return;
     const dueAt = service.health.restoreDueAt();
     if (dueAt === null) return;
     service.restoreTimer = setTimeout(() => {
@@ -176,7 +222,7 @@ export class ServiceMonitor implements ServiceMonitorApi {
 
   private startRestore(service: MonitoredService): void {
     const restore = service.config.restore;
-    if (!this.running || restore === undefined || service.restoreRun !== null) return;
+    if (!this.running || restore === undefined || service.restoreRun !== null || this.restoreHeld(service)) return;
     const attempt = service.health.restoreStarted(this.clock.now());
     if (attempt === null) {
       // Not due after all (a timer firing a hair early): look again.

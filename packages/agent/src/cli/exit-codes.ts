@@ -32,6 +32,7 @@ export function exitCodeFor(code: ErrorCode): ExitCodeValue {
     case "CONFIG_UNREADABLE":
     case "CONFIG_SYNTAX":
     case "CONFIG_INVALID":
+    case "PEER_IS_SELF":
     case "SECRET_UNREADABLE":
     case "SECRET_INSECURE":
     case "CONTROL_REQUEST":

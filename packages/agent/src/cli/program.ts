@@ -22,11 +22,12 @@ import { parseMoment } from "./time-range.js";
 import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.js";
 import { platformFiles, readPlatform, readSuiteInfo } from "../provision/suite-info.js";
 import { registerInstallCommands } from "./install.js";
+import { registerOpsCommands } from "./ops-commands.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
-const DAEMON_MODULE = "../daemon/agent.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "backup", "restore"];
+const DAEMON_MODULE = "../daemon/run.js";
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "maintenance", "stop-node", "start-node", "collect-log", "backup", "restore"];
 
 interface GlobalOptions {
   config: string;
@@ -84,7 +85,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       writeErr: (text) => void io.stderr.write(text),
       outputError: (text, write) => write(text.replace(/^error: /, `${name}: `)),
     })
-    .addHelpText("after", `\nSingle-dash long flags work as in zsha2: -json, -yes, -config, -socket, -limit, -timeout, -type, -since, -until, -node, -service, -series.\n\n${EXIT_CODES_HELP}\n\nExamples:\n  ${name} status\n  ${name} status -json\n  ${name} demote -yes\n  ${name} events --since 2h --type election\n  ${name} failovers --since 1d\n  ${name} show-config --config /etc/mnha/mnha.yaml\n\nSee docs/cli.md for every command.`);
+    .addHelpText("after", `\nSingle-dash long flags work as in zsha2: -json, -yes, -config, -socket, -limit, -timeout, -type, -since, -until, -node, -service, -series, -keepui, -stopvip, -reason, -out.\n\n${EXIT_CODES_HELP}\n\nExamples:\n  ${name} status\n  ${name} status -json\n  ${name} demote -yes\n  ${name} events --since 2h --type election\n  ${name} failovers --since 1d\n  ${name} maintenance on -reason "kernel update"\n  ${name} stop-node -keepui\n  ${name} collect-log -since 2d\n  ${name} show-config --config /etc/mnha/mnha.yaml\n\nSee docs/cli.md for every command.`);
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   const client = (timeoutMs?: number): ControlClient => new ControlClient({ socketPath: resolveSocketPath(globals()), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
@@ -226,6 +227,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
     });
 
   registerInstallCommands(program, io, state);
+  registerOpsCommands(program, { name, io, state, client, configPath: () => globals().config });
   registerBackupCommands(program, { io, state, configPath: () => globals().config });
   registerRestoreCommand(program, { io, name, state, configPath: () => globals().config });
 

@@ -44,10 +44,18 @@ export function renderStatus(report: StatusReport): string {
     rows.push(["audit store", extra ? `${health} (${extra})` : health, ""]);
     rows.push(["sync to peer", st.syncLag === null ? "not known yet" : st.syncLag === 0 ? "in step" : `${st.syncLag} records behind`, ""]);
   }
+  if (report.dataSync) {
+    const ds = report.dataSync;
+    const age = ds.lastSuccessAtMs === null ? "never synced" : `last synced ${formatDuration(Math.max(0, Date.now() - ds.lastSuccessAtMs))} ago`;
+    rows.push(["data sync", `${ds.running ? "running, " : ""}${age}${ds.lastError ? `; LAST FAILED: ${truncate(ds.lastError, 48)}` : ""}`, ""]);
+  }
   if (report.vipOwner === self.node) rows.push(["lease left", formatDuration(self.leaseRemainingMs), ""]);
 
   const vip = report.vip;
   const lines = [
+    // The watchdog's clock, first: the one line that matters when the pair serves nothing.
+    ...(report.vipUnansweredMs != null && report.vipUnansweredMs >= 1_000 ? [`VIP unanswered for ${Math.floor(report.vipUnansweredMs / 1000)} s (the watchdog repairs, then gives the role up; see mnha events --type watchdog)`] : []),
+    ...opsLines(report),
     `VIP ${vip.address}/${vip.prefix} on ${vip.interface}: ${report.vipOwner === null ? "held by NOBODY" : `held by ${report.vipOwner}`}`,
     `gateway ${report.gateway.address}: ${reachability(report.gateway.reachable)}`,
     `peer ${peer.node} (${peer.address}): ${peerLink}`,
@@ -72,4 +80,21 @@ function serviceCell(node: NodeStatus, name: string): string {
 function notEligible(node: NodeStatus): string[] {
   if (node.eligible) return [];
   return node.reasons.length > 0 ? node.reasons.map((reason) => `  ${node.node}: ${reason}`) : [`  ${node.node}: (no reason given)`];
+}
+
+/** Operator modes come first: an operator must never miss that a node is in maintenance or stopped. */
+function opsLines(report: StatusReport): string[] {
+  if (!report.ops) return [];
+  const lines: string[] = [];
+  const nodes: [string, typeof report.ops.self | null][] = [
+    [report.self.node, report.ops.self],
+    [report.peer.node, report.ops.peer],
+  ];
+  for (const [node, ops] of nodes) {
+    if (!ops) continue;
+    if (ops.maintenance) lines.push(`MAINTENANCE MODE on ${node} since ${new Date(ops.maintenance.since).toISOString()} by ${ops.maintenance.by}: ${ops.maintenance.reason || "no reason given"} (the agent acts on nothing)`);
+    if (ops.stopped) lines.push(`NODE STOPPED: ${node} since ${new Date(ops.stopped.since).toISOString()} by ${ops.stopped.by} (mnha start-node brings it back)`);
+  }
+  if (lines.length > 0) lines.push("");
+  return lines;
 }

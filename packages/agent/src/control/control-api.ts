@@ -14,6 +14,10 @@ export const CONTROL_ROUTES = {
   failovers: { method: "GET", path: "/v1/failovers" },
   metrics: { method: "GET", path: "/v1/metrics" },
   demote: { method: "POST", path: "/v1/demote" },
+  maintenance: { method: "POST", path: "/v1/maintenance" },
+  stopNode: { method: "POST", path: "/v1/stop-node" },
+  startNode: { method: "POST", path: "/v1/start-node" },
+  collect: { method: "POST", path: "/v1/collect" },
 } as const;
 
 export type ControlRouteName = keyof typeof CONTROL_ROUTES;
@@ -29,6 +33,36 @@ export const MAX_DEMOTE_TIMEOUT_MS = 600_000;
 export const DemoteRequestSchema = z.strictObject({
   timeoutMs: z.number().int().min(1).max(MAX_DEMOTE_TIMEOUT_MS).optional(),
 });
+
+/** Who asked (the CLI passes its uid and user; the socket is root-only, so this is an audit hint). */
+const operatorSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.@:() -]+$/, "a user name");
+const reasonSchema = z.string().max(500);
+
+export const MaintenanceRequestSchema = z.strictObject({
+  on: z.boolean(),
+  node: z.enum(["this", "peer", "both"]).default("this"),
+  reason: reasonSchema.default(""),
+  by: operatorSchema.default("unknown"),
+});
+export type MaintenanceRequest = z.infer<typeof MaintenanceRequestSchema>;
+
+export const StopNodeRequestSchema = z.strictObject({
+  keepUi: z.boolean().default(false),
+  stopVip: z.boolean().default(false),
+  by: operatorSchema.default("unknown"),
+});
+export type StopNodeRequest = z.infer<typeof StopNodeRequestSchema>;
+
+export const StartNodeRequestSchema = z.strictObject({
+  by: operatorSchema.default("unknown"),
+});
+export type StartNodeRequest = z.infer<typeof StartNodeRequestSchema>;
+
+export const CollectRequestSchema = z.strictObject({
+  sinceMs: z.number().int().min(0).optional(),
+  by: operatorSchema.default("unknown"),
+});
+export type CollectRequest = z.infer<typeof CollectRequestSchema>;
 
 const epochMs = z.coerce.number().int().min(0).max(8_640_000_000_000_000);
 const nodeFilter = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "a node name");
@@ -84,6 +118,9 @@ const KNOWN_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "KEEPALIVED_CONFIG",
   "KEEPALIVED_START",
   "USAGE",
+  "PEER_NOT_CONNECTED",
+  "OPERATION_REFUSED",
+  "OPERATION_FAILED",
   "INTERNAL",
 ]);
 
@@ -102,6 +139,8 @@ export function httpStatusFor(code: ErrorCode): number {
     case "NOT_HOLDER":
     case "NO_ELIGIBLE_PEER":
     case "SWITCHOVER_FAILED":
+    case "OPERATION_REFUSED":
+    case "PEER_NOT_CONNECTED":
       return 409;
     default:
       return 500;

@@ -4,7 +4,7 @@
  */
 import { request as httpRequest } from "node:http";
 import { MnhaError } from "@mnha/shared";
-import type { DemoteResult, EventQuery, FailoverRecord, HaEvent, MetricsReport, StatusReport } from "../contracts.js";
+import type { CollectResult, MaintenanceResult, StartNodeResult, StopNodeResult, DemoteResult, EventQuery, FailoverRecord, HaEvent, MetricsReport, StatusReport } from "../contracts.js";
 import { CONTROL_ROUTES, MAX_RESPONSE_BODY_BYTES, errorFromBody, type ControlRouteName } from "./control-api.js";
 
 export interface ControlClientOptions {
@@ -64,6 +64,23 @@ export class ControlClient {
     const waitMs = Math.max(this.timeoutMs, (options.timeoutMs ?? 60_000) + DEMOTE_ANSWER_MARGIN_MS);
     const body = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
     return this.call<DemoteResult>("demote", { body, timeoutMs: waitMs });
+  }
+
+  maintenance(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string }): Promise<MaintenanceResult> {
+    // Hooks may take their time (maintenance.hookTimeoutMs, default 30 s), on both nodes.
+    return this.call<MaintenanceResult>("maintenance", { body: request, timeoutMs: Math.max(this.timeoutMs, 150_000) });
+  }
+
+  stopNode(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult> {
+    return this.call<StopNodeResult>("stopNode", { body: request, timeoutMs: Math.max(this.timeoutMs, 300_000) });
+  }
+
+  startNode(request: { by: string }): Promise<StartNodeResult> {
+    return this.call<StartNodeResult>("startNode", { body: request, timeoutMs: Math.max(this.timeoutMs, 300_000) });
+  }
+
+  collect(request: { sinceMs?: number; by: string }): Promise<CollectResult> {
+    return this.call<CollectResult>("collect", { body: request, timeoutMs: Math.max(this.timeoutMs, 60_000) });
   }
 
   private call<T>(routeName: ControlRouteName, options: { query?: URLSearchParams; body?: unknown; timeoutMs?: number } = {}): Promise<T> {

@@ -10,6 +10,10 @@ import type { ControlHandlers, Startable } from "../contracts.js";
 import {
   CONTROL_ROUTES,
   DemoteRequestSchema,
+  MaintenanceRequestSchema,
+  StopNodeRequestSchema,
+  StartNodeRequestSchema,
+  CollectRequestSchema,
   EventsQuerySchema,
   FailoversQuerySchema,
   MetricsQuerySchema,
@@ -194,8 +198,35 @@ export class ControlServer implements Startable {
         if (!parsed.success) throw badRequest(`invalid body for ${url.pathname}: ${summarizeIssues(parsed.error.issues)}`, 'send {} or {"timeoutMs": N} with N in milliseconds');
         return await this.handlers.demote(parsed.data.timeoutMs === undefined ? {} : { timeoutMs: parsed.data.timeoutMs });
       }
+      case "maintenance": {
+        const parsed = MaintenanceRequestSchema.safeParse((await readJsonBody(request, this.maxBodyBytes)) ?? {});
+        if (!parsed.success) throw badRequest(`invalid body for ${url.pathname}: ${summarizeIssues(parsed.error.issues)}`, 'send {"on": true|false, "node": "this"|"peer"|"both", "reason": TEXT, "by": USER}');
+        return await requireHandler(this.handlers.maintenance, "maintenance")(parsed.data);
+      }
+      case "stopNode": {
+        const parsed = StopNodeRequestSchema.safeParse((await readJsonBody(request, this.maxBodyBytes)) ?? {});
+        if (!parsed.success) throw badRequest(`invalid body for ${url.pathname}: ${summarizeIssues(parsed.error.issues)}`, 'send {"keepUi": BOOL, "stopVip": BOOL, "by": USER}');
+        return await requireHandler(this.handlers.stopNode, "stop-node")(parsed.data);
+      }
+      case "startNode": {
+        const parsed = StartNodeRequestSchema.safeParse((await readJsonBody(request, this.maxBodyBytes)) ?? {});
+        if (!parsed.success) throw badRequest(`invalid body for ${url.pathname}: ${summarizeIssues(parsed.error.issues)}`, 'send {"by": USER}');
+        return await requireHandler(this.handlers.startNode, "start-node")(parsed.data);
+      }
+      case "collect": {
+        const parsed = CollectRequestSchema.safeParse((await readJsonBody(request, this.maxBodyBytes)) ?? {});
+        if (!parsed.success) throw badRequest(`invalid body for ${url.pathname}: ${summarizeIssues(parsed.error.issues)}`, 'send {"sinceMs": MS, "by": USER}');
+        const q = parsed.data;
+        return await requireHandler(this.handlers.collect, "collect")(q.sinceMs === undefined ? { by: q.by } : { sinceMs: q.sinceMs, by: q.by });
+      }
     }
   }
+}
+
+/** An optional handler, or a clear error when this agent does not offer the operation. */
+function requireHandler<A, R>(handler: ((request: A) => Promise<R>) | undefined, name: string): (request: A) => Promise<R> {
+  if (handler) return handler;
+  throw new RequestFailure(404, new MnhaError("CONTROL_REQUEST", `this agent does not offer ${name}`, { hint: "update the agent to the CLI's version (mnha version)" }));
 }
 
 function matchRoute(method: string, pathname: string): ControlRouteName {
@@ -303,6 +334,11 @@ function describeResult(route: ControlRouteName, result: unknown): unknown {
     const r = result as { ok?: unknown; from?: unknown; to?: unknown; epoch?: unknown; message?: unknown };
     return { ok: r.ok, from: r.from, to: r.to, epoch: r.epoch, message: r.message };
   }
+  if (route === "maintenance" || route === "stopNode" || route === "startNode") {
+    const r = result as { ok?: unknown; on?: unknown; changed?: unknown; message?: unknown };
+    return { ok: r.ok, on: r.on, changed: r.changed, message: r.message };
+  }
+  if (route === "collect") return { files: ((result as { self?: { files?: unknown[] } }).self?.files ?? []).length };
   if (route === "events") return { count: (result as { events: unknown[] }).events.length };
   if (route === "failovers") return { count: (result as { failovers: unknown[] }).failovers.length };
   return "ok";

@@ -42,7 +42,19 @@ export interface ElectionSettings {
   arpRetryMs: number;
   /** The highest epoch this node has seen, read from disk at start. */
   initialEpoch: number;
+  /**
+   * Liveness watchdog (active once the host has reported the VIP at least once). A holder
+   * whose VIP is not on its interface this long asks the host to repair Keepalived...
+   */
+  vipRepairAfterMs?: number;
+  /** ...and if it is still not served this long, gives the role up through the election. */
+  vipGiveUpAfterMs?: number;
+  /** A standby whose peer claims the role without serving the VIP this long claims it (ARP probe, higher epoch). */
+  peerVipUnansweredMs?: number;
 }
+
+/** Watchdog defaults (ms): docs/architecture.md explains them; the config's timings override them. */
+export const WATCHDOG_DEFAULTS = { vipRepairAfterMs: 3_000, vipGiveUpAfterMs: 8_000, peerVipUnansweredMs: 12_000 } as const;
 
 export type ElectionInput =
   | { kind: "tick" }
@@ -50,11 +62,21 @@ export type ElectionInput =
   | { kind: "wake" }
   | { kind: "services"; healthy: boolean; reasons: string[] }
   | { kind: "gateway"; reachable: boolean }
+  /**
+   * Maintenance mode (Pacemaker's semantics): keep watching, act on nothing. The node keeps
+   * its gate and role: a holder keeps the VIP however it fares, a standby claims nothing and
+   * takes no handoff, no handoff starts. Safety rules still apply (own lease expired, a newer
+   * epoch elsewhere, cut off from both the peer and the gateway).
+   */
   | { kind: "maintenance"; on: boolean }
+  /** The operator stopped this node's services (mnha stop-node): not eligible; a holder gives the VIP up. */
+  | { kind: "node-stopped"; on: boolean }
   | { kind: "peer-up" }
   | { kind: "peer-down"; reason: string }
   | { kind: "peer-message"; message: LinkMessage }
   | { kind: "arp-result"; probeId: number; occupied: boolean; detail: string }
+  /** Whether the VIP is on this node's interface now (polls and Keepalived notifications). */
+  | { kind: "vip-observed"; present: boolean }
   | { kind: "demote"; requestId: string }
   | { kind: "shutdown"; requestId: string };
 
@@ -67,6 +89,10 @@ export type ElectionEffect =
   /** Send a heartbeat now (the state changed), besides the regular ones. */
   | { kind: "heartbeat-now" }
   | { kind: "arp-probe"; probeId: number }
+  /** Tell the lease guard the agent is alive (after a tick's other effects: a woken node has closed its gate first). */
+  | { kind: "renew-lease" }
+  /** The VIP is not served although this node holds the role: repair what can be repaired (guard, files, Keepalived). */
+  | { kind: "repair-keepalived"; reason: string }
   | { kind: "event"; type: ElectionEventType; message: string; fields: Record<string, unknown> }
   | { kind: "request-done"; requestId: string; ok: boolean; message: string; to: string | null; epoch: number };
 
@@ -86,7 +112,12 @@ export type ElectionEventType =
   | "stale-message"
   | "lease-expired"
   | "stepped-down"
-  | "holding-degraded";
+  | "holding-degraded"
+  | "vip-repair"
+  | "vip-restored"
+  | "vip-gave-up"
+  | "peer-vip-unanswered"
+  | "holding-in-maintenance";
 
 export interface PeerView {
   connected: boolean;
@@ -106,6 +137,10 @@ export interface ElectionSnapshot {
   leaseRemainingMs: number;
   peerAlive: boolean;
   peer: PeerView;
+  /** How long the VIP has gone unanswered while a holder claims it (this node or the peer), or null. */
+  vipUnansweredMs: number | null;
+  maintenance: boolean;
+  nodeStopped: boolean;
 }
 
 interface PendingHandoff {
@@ -140,6 +175,8 @@ export class ElectionCore {
   private serviceReasons: string[] = ["services not checked yet"];
   private gatewayReachable = false;
   private maintenance = false;
+  private nodeStopped = false;
+  private maintenanceAnnounced = false;
 
   private gateOpen = false;
   /** Instant the lease guard last heard from us plus leaseMs (our clock). */
@@ -160,6 +197,19 @@ export class ElectionCore {
   private degradedAnnounced = false;
   private stopping = false;
 
+  // ---- liveness watchdog
+  /** The VIP on our interface as last reported (null: never reported; the watchdog stays idle). */
+  private vipPresent: boolean | null = null;
+  /** While holder: since when the VIP has been missing. */
+  private vipMissingSince: number | null = null;
+  private vipRepairRequested = false;
+  /** After giving the VIP up for not serving it: not eligible until then, so the peer goes first. */
+  private vipFaultUntil: number | null = null;
+  /** While the peer claims the role: since when it has reported no VIP, and at which epoch (one tenure). */
+  private peerVipMissingSince: number | null = null;
+  private peerVipMissingEpoch = -1;
+  private peerVipAnnounced = false;
+
   constructor(settings: ElectionSettings, now: number) {
     this.s = settings;
     this.epoch = settings.initialEpoch;
@@ -171,7 +221,7 @@ export class ElectionCore {
   // ---- queries ----------------------------------------------------------------
 
   eligible(): boolean {
-    return this.servicesHealthy && this.gatewayReachable && !this.maintenance && !this.stopping;
+    return this.servicesHealthy && this.gatewayReachable && !this.maintenance && !this.nodeStopped && !this.stopping && this.vipFaultUntil === null;
   }
 
   reasons(): string[] {
@@ -179,7 +229,9 @@ export class ElectionCore {
     if (!this.servicesHealthy) reasons.push(...this.serviceReasons);
     if (!this.gatewayReachable) reasons.push("gateway unreachable");
     if (this.maintenance) reasons.push("maintenance mode");
+    if (this.nodeStopped) reasons.push("node stopped by the operator (mnha stop-node)");
     if (this.stopping) reasons.push("agent stopping");
+    if (this.vipFaultUntil !== null) reasons.push("the VIP could not be served here (watchdog)");
     return reasons;
   }
 
@@ -198,7 +250,15 @@ export class ElectionCore {
       leaseRemainingMs: this.leaseRemaining(now),
       peerAlive: this.peerAlive(now),
       peer: { ...this.peer },
+      vipUnansweredMs: this.vipMissingSince !== null ? Math.round(now - this.vipMissingSince) : this.peerVipMissingSince !== null && this.peerAlive(now) ? Math.round(now - this.peerVipMissingSince) : null,
+      maintenance: this.maintenance,
+      nodeStopped: this.nodeStopped,
     };
+  }
+
+  /** Why the peer could not take the VIP now (null: it could), for operator commands. */
+  peerCannotTake(now: number): string | null {
+    return this.peerProblem(now);
   }
 
   /** The HA fields of the heartbeat this node sends now. */
@@ -223,6 +283,9 @@ export class ElectionCore {
     if (this.handoff) candidates.push(this.handoff.startedAt + this.s.handoffTimeoutMs);
     if (this.receiving) candidates.push(this.receiving.startedAt + this.receiveWindowMs());
     if (this.lastProbeBlockedAt !== null) candidates.push(this.lastProbeBlockedAt + this.s.arpRetryMs);
+    if (this.vipMissingSince !== null) candidates.push(this.vipMissingSince + this.watchdog().vipRepairAfterMs, this.vipMissingSince + this.watchdog().vipGiveUpAfterMs);
+    if (this.peerVipMissingSince !== null) candidates.push(this.peerVipMissingSince + this.watchdog().peerVipUnansweredMs);
+    if (this.vipFaultUntil !== null) candidates.push(this.vipFaultUntil);
     return Math.max(now + 1, Math.min(...candidates.filter((t) => t > now)));
   }
 
@@ -234,10 +297,11 @@ export class ElectionCore {
     this.checkOwnLease(now, out);
     if (now - this.lastStepAt > 2 * this.s.heartbeatIntervalMs) this.resumedAt = now;
     this.lastStepAt = now;
+    if (this.vipFaultUntil !== null && now >= this.vipFaultUntil) this.vipFaultUntil = null;
 
     switch (input.kind) {
       case "tick":
-        // The lease guard is renewed by the daemon on every tick after these effects.
+        // The lease guard is renewed on every tick, by the renew-lease effect after the others.
         this.leaseValidUntil = now + this.s.leaseMs;
         break;
       case "wake":
@@ -251,6 +315,10 @@ export class ElectionCore {
         break;
       case "maintenance":
         this.maintenance = input.on;
+        if (!input.on) this.maintenanceAnnounced = false;
+        break;
+      case "node-stopped":
+        this.nodeStopped = input.on;
         break;
       case "peer-up":
         this.peer.connected = true;
@@ -265,6 +333,9 @@ export class ElectionCore {
       case "arp-result":
         this.onArpResult(now, input, out);
         break;
+      case "vip-observed":
+        this.vipPresent = input.present;
+        break;
       case "demote":
         this.onDemote(now, input.requestId, false, out);
         break;
@@ -275,6 +346,8 @@ export class ElectionCore {
 
     if (this.peer.lastHeardAt !== null && !this.peerAlive(now)) this.announcePeerLost(now, "no heartbeat", out);
     this.evaluate(now, out);
+    // The lease guard hears from us only after every other effect of the tick.
+    if (input.kind === "tick") out.push({ kind: "renew-lease" }, { kind: "heartbeat-now" });
     return out;
   }
 
@@ -298,6 +371,9 @@ export class ElectionCore {
   }
 
   private announcePeerLost(now: number, reason: string, out: ElectionEffect[]): void {
+    // What the peer reported about its VIP is void once it is lost: a later tenure starts afresh.
+    this.peerVipMissingSince = null;
+    this.peerVipAnnounced = false;
     if (this.peerLostAnnounced) return;
     this.peerLostAnnounced = true;
     out.push({ kind: "event", type: "peer-lost", message: `peer ${this.s.peer} lost: ${reason}`, fields: { peer: this.s.peer, reason, lastHeardMsAgo: this.peer.lastHeardAt === null ? null : Math.round(now - this.peer.lastHeardAt) } });
@@ -342,8 +418,10 @@ export class ElectionCore {
       this.peerLostAnnounced = false;
       out.push({ kind: "event", type: "peer-heard", message: `peer ${this.s.peer} heard: ${hb.role} at epoch ${hb.epoch}`, fields: { peer: hb.node, role: hb.role, epoch: hb.epoch, holder: hb.holder } });
     }
+    const previousHeardAt = this.peer.lastHeardAt;
     this.peer.lastHeardAt = now;
     this.peer.heartbeat = hb;
+    this.trackPeerVip(now, hb, previousHeardAt);
     if (hb.leaseRemainingMs > 0) {
       // The lease was measured on the peer's clock when it sent; it cannot outlast this.
       const deadline = now + hb.leaseRemainingMs * (1 + this.s.maxClockDrift);
@@ -410,7 +488,8 @@ export class ElectionCore {
       return;
     }
     if (peerHolds) this.holder = this.s.peer;
-    if (this.role === "claiming" && peerHolds) this.abortClaim("peer holds the VIP", out);
+    // (A claim against a holder that has not served the VIP for too long goes on: the rescue.)
+    if (this.role === "claiming" && peerHolds && !this.peerVipUnanswered(now)) this.abortClaim("peer holds the VIP", out);
   }
 
   private onHandoffOffer(now: number, offer: HandoffOffer, out: ElectionEffect[]): void {
@@ -474,6 +553,7 @@ export class ElectionCore {
     };
     if (this.role === "handing-off") return refuse("a switchover is already in progress");
     if (this.role !== "holder") return refuse(`this node (${this.s.self}) does not hold the VIP (role ${this.role}${this.holder ? `; holder is ${this.holder}` : ""})`);
+    if (this.maintenance && !thenStop) return refuse(`this node (${this.s.self}) is in maintenance mode: the agent moves nothing; turn it off first (mnha maintenance off)`);
     const problem = this.peerProblem(now);
     if (problem) return refuse(`no healthy peer to take the VIP: ${problem}`);
     this.startHandoff(now, thenStop ? "agent stopping" : "operator demote", requestId, thenStop, out);
@@ -555,6 +635,9 @@ export class ElectionCore {
       // peer-loss interval for current news, or for the peer to turn out lost.
       if (this.resumedAt !== null && now < this.resumedAt + this.s.peerLossMs) return "woke from a pause; waiting for current news of the peer";
       if (!hb) return "waiting for the peer's state";
+      // The peer claims the role but nobody has served the VIP for too long: claim through the
+      // ARP guard at a higher epoch; the peer steps down when it hears it.
+      if (this.peerVipUnanswered(now)) return null;
       if (hb.role === "holder" || hb.role === "handing-off" || hb.role === "receiving") return `${this.s.peer} is ${hb.role}`;
       // Both claiming at once: the lower name goes on, the other yields (never both yield).
       if (hb.role === "claiming" && this.s.peer < this.s.self) return `${this.s.peer} is claiming`;
@@ -581,6 +664,11 @@ export class ElectionCore {
       case "standby": {
         if (this.lastProbeBlockedAt !== null && now < this.lastProbeBlockedAt + this.s.arpRetryMs) return;
         if (this.claimBlocker(now) !== null) return;
+        if (this.peerVipUnanswered(now) && !this.peerVipAnnounced) {
+          this.peerVipAnnounced = true;
+          const missingMs = Math.round(now - (this.peerVipMissingSince ?? now));
+          out.push({ kind: "event", type: "peer-vip-unanswered", message: `${this.s.peer} holds the role but has not served the VIP for ${missingMs} ms; claiming it through the ARP guard`, fields: { peer: this.s.peer, missingMs } });
+        }
         if (this.s.arpGuard) {
           this.probe = { id: this.nextProbeId++, startedAt: now };
           this.setRole("claiming", "holder gone; checking nobody answers for the VIP", out);
@@ -597,13 +685,39 @@ export class ElectionCore {
         return;
       }
       case "holder": {
+        if (this.watchHolderVip(now, out)) return;
         if (this.eligible()) {
           this.degradedAnnounced = false;
+          return;
+        }
+        if (this.maintenance) {
+          // Act on nothing, except the safety rule: cut off from both the peer and the
+          // gateway, we may be the isolated one and must not keep the VIP beside a new holder.
+          if (!this.gatewayReachable && !this.peerAlive(now)) {
+            this.closeGate(out);
+            this.holder = null;
+            this.setRole("standby", "lost both the peer and the gateway (in maintenance mode)", out);
+            out.push({ kind: "event", type: "stepped-down", message: "gave up the VIP in maintenance mode: lost both the peer and the gateway", fields: { maintenance: true } });
+            return;
+          }
+          if (!this.maintenanceAnnounced) {
+            this.maintenanceAnnounced = true;
+            const health = this.reasons().filter((r) => r !== "maintenance mode");
+            out.push({ kind: "event", type: "holding-in-maintenance", message: `keeping the VIP in maintenance mode${health.length > 0 ? ` although ${health.join("; ")}` : ""}`, fields: { reasons: health } });
+          }
           return;
         }
         const peerReady = this.peerProblem(now) === null;
         if (peerReady) {
           this.startHandoff(now, `this node is not eligible: ${this.reasons().join("; ")}`, null, false, out);
+          return;
+        }
+        if (this.nodeStopped) {
+          // mnha stop-node -stopvip with no healthy peer: the operator chose to give the VIP up.
+          this.closeGate(out);
+          this.holder = null;
+          this.setRole("standby", "node stopped by the operator; no healthy peer to take the VIP", out);
+          out.push({ kind: "event", type: "stepped-down", message: "gave up the VIP: node stopped by the operator (mnha stop-node -stopvip) with no healthy peer", fields: { nodeStopped: true } });
           return;
         }
         if (!this.gatewayReachable && !this.peerAlive(now)) {
@@ -658,6 +772,82 @@ export class ElectionCore {
     }
   }
 
+  private watchdog(): { vipRepairAfterMs: number; vipGiveUpAfterMs: number; peerVipUnansweredMs: number } {
+    return {
+      vipRepairAfterMs: this.s.vipRepairAfterMs ?? WATCHDOG_DEFAULTS.vipRepairAfterMs,
+      vipGiveUpAfterMs: this.s.vipGiveUpAfterMs ?? WATCHDOG_DEFAULTS.vipGiveUpAfterMs,
+      peerVipUnansweredMs: this.s.peerVipUnansweredMs ?? WATCHDOG_DEFAULTS.peerVipUnansweredMs,
+    };
+  }
+
+  /**
+   * The holder's side of the watchdog: the VIP must be on our interface. Missing past the
+   * first bound: ask the host to repair; past the second: give the role up (handoff if the
+   * peer is ready, else step down) and stay ineligible for a while so the peer goes first.
+   * Returns true when it changed the role.
+   */
+  private watchHolderVip(now: number, out: ElectionEffect[]): boolean {
+    if (this.vipPresent === null) return false;
+    if (this.vipPresent) {
+      if (this.vipMissingSince !== null && this.vipRepairRequested) {
+        out.push({ kind: "event", type: "vip-restored", message: `the VIP is served again after ${Math.round(now - this.vipMissingSince)} ms`, fields: { missingMs: Math.round(now - this.vipMissingSince) } });
+      }
+      this.vipMissingSince = null;
+      this.vipRepairRequested = false;
+      return false;
+    }
+    if (this.vipMissingSince === null) {
+      this.vipMissingSince = now;
+      return false;
+    }
+    const missingMs = Math.round(now - this.vipMissingSince);
+    const bounds = this.watchdog();
+    if (missingMs >= bounds.vipGiveUpAfterMs) {
+      const peerReady = this.peerProblem(now) === null;
+      out.push({ kind: "event", type: "vip-gave-up", message: `the VIP is still not served after ${missingMs} ms: giving the role up (${peerReady ? `handoff to ${this.s.peer}` : "stepping down"})`, fields: { missingMs, handoff: peerReady } });
+      // Ineligible for a while: the peer may claim (it sees us not eligible), and we do not claim straight back.
+      this.vipFaultUntil = now + bounds.vipGiveUpAfterMs;
+      if (peerReady) {
+        this.startHandoff(now, `the VIP is not served here (missing ${missingMs} ms)`, null, false, out);
+      } else {
+        this.closeGate(out);
+        this.holder = null;
+        this.setRole("standby", "the VIP is not served here", out);
+        out.push({ kind: "event", type: "stepped-down", message: `gave up the VIP: not served for ${missingMs} ms`, fields: { missingMs } });
+      }
+      return true;
+    }
+    if (missingMs >= bounds.vipRepairAfterMs && !this.vipRepairRequested) {
+      this.vipRepairRequested = true;
+      const reason = `this node holds the role but the VIP has not been on its interface for ${missingMs} ms`;
+      out.push({ kind: "event", type: "vip-repair", message: `repairing Keepalived: ${reason}`, fields: { missingMs } });
+      out.push({ kind: "repair-keepalived", reason });
+    }
+    return false;
+  }
+
+  /** Follows the peer's reports: it claims the role (holder) but has no VIP on its interface. */
+  private trackPeerVip(now: number, hb: Heartbeat, previousHeardAt: number | null): void {
+    const claimsWithoutVip = hb.role === "holder" && hb.holder === this.s.peer && !hb.vipPresent;
+    // One unbroken stretch of one tenure: reports from an earlier tenure (another epoch) or
+    // from before a silence longer than the peer-loss time do not count.
+    const continuous = this.peerVipMissingSince !== null && this.peerVipMissingEpoch === hb.epoch && previousHeardAt !== null && now - previousHeardAt < this.s.peerLossMs;
+    if (!claimsWithoutVip) {
+      this.peerVipMissingSince = null;
+      this.peerVipAnnounced = false;
+    } else if (!continuous) {
+      this.peerVipMissingSince = now;
+      this.peerVipMissingEpoch = hb.epoch;
+      this.peerVipAnnounced = false;
+    }
+  }
+
+  /** The peer has claimed the role without serving the VIP past the bound, and we do not serve it either. */
+  private peerVipUnanswered(now: number): boolean {
+    if (this.peerVipMissingSince === null || this.vipPresent === true || !this.peerAlive(now)) return false;
+    return now - this.peerVipMissingSince >= this.watchdog().peerVipUnansweredMs;
+  }
+
   private receiveWindowMs(): number {
     return Math.min(this.s.handoffTimeoutMs, this.s.receiveWindowMs ?? 2 * this.s.heartbeatIntervalMs);
   }
@@ -685,6 +875,10 @@ export class ElectionCore {
       if (from === role) return;
     }
     this.role = role;
+    if (role !== "holder" && role !== "handing-off") {
+      this.vipMissingSince = null;
+      this.vipRepairRequested = false;
+    }
     out.push({ kind: "event", type: "role-changed", message: `${from} -> ${role}: ${reason}`, fields: { from, to: role, reason, epoch: this.epoch } });
     out.push({ kind: "heartbeat-now" });
   }

@@ -1,4 +1,4 @@
-import { lstat, mkdir, unlink } from "node:fs/promises";
+import { access, constants as fsConstants, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { KeepalivedState } from "@mnha/protocol";
 import { MnhaError, type Logger, type MnhaConfig } from "@mnha/shared";
@@ -12,6 +12,8 @@ import { NotifyFifoReader, parseNotifyLine } from "./notify-fifo.js";
 import { defaultKeepalivedPaths, directoriesOf, type KeepalivedPaths } from "./paths.js";
 import { INSTANCE_NAME, keepalivedParamsFromConfig, renderKeepalivedConfig } from "./render.js";
 import { KeepalivedSupervisor } from "./supervisor.js";
+
+const FAILURE_REPORT_EVERY_MS = 30_000;
 
 export interface KeepalivedDriverOptions {
   config: MnhaConfig;
@@ -36,6 +38,17 @@ export interface KeepalivedDriverOptions {
   stopTimeoutMs?: number;
   /** How long start() waits for keepalived's first notification (default 5000 ms). */
   startTimeoutMs?: number;
+  /**
+   * How often the driver checks its own files (guard pid file, track files, keepalived.conf,
+   * keepalived running) and repairs what someone changed (default 1000 ms; 0: never).
+   */
+  selfCheckIntervalMs?: number;
+}
+
+/** What one repair did, for the audit event. */
+export interface KeepalivedRepair {
+  reason: string;
+  actions: string[];
 }
 
 /**
@@ -64,6 +77,16 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
   /** Whether keepalived ran since start(): only then can it have left a VIP behind. */
   private keepalivedRan = false;
   private firstNotification: (() => void) | null = null;
+  private lastRenewAt = Number.NEGATIVE_INFINITY;
+  private repairChain: Promise<void> = Promise.resolve();
+  private selfCheckTimer: NodeJS.Timeout | null = null;
+  private selfChecking = false;
+  /** installConfig() calls in flight: keepalived.conf is ours to change then, not a repair's. */
+  private configWrites = 0;
+  private readonly repairListeners: ((repair: KeepalivedRepair) => void)[] = [];
+  private failureReportedAt = Number.NEGATIVE_INFINITY;
+  /** Why paths.dir is not writable (errno code), or null while it is. */
+  private unwritable: string | null = null;
   private startupExit: ((code: number | null, signal: NodeJS.Signals | null) => void) | null = null;
 
   constructor(options: KeepalivedDriverOptions) {
@@ -118,6 +141,7 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
         await this.systemctl(["reload-or-restart", this.config.keepalived.serviceName]);
         this.servicePid = await this.readServicePid();
       }
+      this.startSelfCheck();
       this.logger.info({ mode: this.mode, pid: this.pid(), state: this.currentState, config: this.paths.configFile }, "keepalived driver started");
     } catch (error) {
       await this.stop().catch(() => undefined);
@@ -128,6 +152,8 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    if (this.selfCheckTimer) clearInterval(this.selfCheckTimer);
+    this.selfCheckTimer = null;
     this.firstNotification?.();
     await this.setGate(false).catch((error: unknown) => this.logger.warn({ err: error }, "could not close the gate"));
     if (this.supervisor) {
@@ -152,6 +178,9 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
     this.gateWrite = write.catch(() => undefined);
     await write;
     if (changed) this.logger.info({ open }, open ? "gate opened: keepalived may become MASTER" : "gate closed: keepalived held in FAULT");
+    // No keepalived to act on the closed gate (it died by SIGKILL and cannot start again):
+    // a VIP it left on the interface would still answer ARP. Take it away by hand.
+    if (!open && this.started && this.supervisor && !this.supervisor.running() && this.keepalivedRan) await this.removeStrayVip();
   }
 
   gateOpen(): boolean {
@@ -159,7 +188,29 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
   }
 
   renewLease(): void {
+    this.lastRenewAt = performance.now();
     this.guard.renew();
+  }
+
+  /** Told after every repair that did something (the agent records it in the audit store). */
+  onRepair(listener: (repair: KeepalivedRepair) => void): void {
+    this.repairListeners.push(listener);
+  }
+
+  /**
+   * Checks and restores everything the driver owns: the lease guard running and its pid file
+   * naming it, the gate and lease track files holding what the agent last set, keepalived.conf
+   * equal to the rendered config, keepalived running (and re-reading its config when this node
+   * should be MASTER and is not). Never throws: a step that fails is reported as an action.
+   * Repairs run one at a time. Returns what was done (empty: everything was right).
+   */
+  async repair(reason: string): Promise<{ actions: string[] }> {
+    const run = this.repairChain.then(() => this.repairNow(reason, { selfCheck: false }));
+    this.repairChain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   state(): KeepalivedState {
@@ -210,6 +261,161 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
     return true;
   }
 
+  private async repairNow(reason: string, options: { selfCheck: boolean }): Promise<{ actions: string[] }> {
+    const actions: string[] = [];
+    if (!this.started) return { actions };
+    const step = async (what: string, fix: () => Promise<string | null> | string | null): Promise<void> => {
+      try {
+        const action = await fix();
+        if (action !== null) actions.push(action);
+      } catch (error) {
+        actions.push(`could not ${what}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    };
+    await step("restart the lease guard", () => this.guard.respawnNow());
+    await step("restore the lease guard's pid file", () => this.guard.repairPidFile());
+    await step("restore the gate file", async () => {
+      await this.gateWrite;
+      const wanted = this.gate ? "0" : "1";
+      const onDisk = (await readFileOrNull(this.paths.gateFile))?.trim();
+      if (onDisk === wanted) return null;
+      await this.setGate(this.gate);
+      return `rewrote the gate file ${this.paths.gateFile} to ${wanted} (${this.gate ? "open" : "closed"}; it ${describeFlag(onDisk)})`;
+    });
+    await step("restore the lease file", async () => {
+      const onDisk = (await readFileOrNull(this.paths.leaseFile))?.trim();
+      // 0 or 1 is the guard's to keep; anything else is not a value keepalived can use.
+      if (onDisk === "0" || onDisk === "1") return null;
+      const value = performance.now() - this.lastRenewAt < this.config.timings.leaseMs ? "0" : "1";
+      await this.writeFlag(this.paths.leaseFile, value);
+      return `rewrote the lease file ${this.paths.leaseFile} to ${value} (it ${describeFlag(onDisk)})`;
+    });
+    let configRewritten = false;
+    await step("restore keepalived.conf", async () => {
+      const expected = this.renderedConfig;
+      if (expected === null || this.configWrites > 0) return null;
+      const onDisk = await readFileOrNull(this.paths.configFile);
+      if (onDisk === expected) return null;
+      // This exact text passed `keepalived -t` when it was installed: no need to validate again.
+      await writeFileAtomic(this.paths.configFile, expected, { mode: 0o600 });
+      configRewritten = true;
+      return `rewrote ${this.paths.configFile} with the rendered config (it ${onDisk === null ? "was missing" : `differed: ${onDisk.length} bytes instead of ${expected.length}`})`;
+    });
+    if (this.supervisor) {
+      const supervisor = this.supervisor;
+      await step("restart keepalived", async () => {
+        if (supervisor.failingToStart()) {
+          const started = await supervisor.ensureRunning();
+          return `keepalived fails to start (${supervisor.lastFailure() ?? "no detail"}); ${started ?? "still retrying with backoff"}`;
+        }
+        if (supervisor.running()) {
+          // Someone may have made keepalived load what they wrote (a reload, a restart): have it
+          // read ours again. Same text as it loaded from us, so a reload changes nothing else.
+          if (configRewritten && supervisor.reload()) return "told keepalived to re-read the restored config (SIGHUP)";
+          // A holder must be MASTER; asked from outside (the watchdog), nudge one that is not.
+          const stuck = this.gate && this.currentState !== "master";
+          if (stuck && !options.selfCheck && supervisor.reload()) {
+            return `told keepalived to re-read its config (SIGHUP): this node should be MASTER and keepalived is ${this.currentState}`;
+          }
+          return null;
+        }
+        const started = await supervisor.ensureRunning();
+        if (started !== null) return started;
+        const failure = supervisor.lastFailure();
+        return `keepalived is not running and could not be started${failure ? ` (${failure})` : ""}; still retrying with backoff`;
+      });
+    } else if (configRewritten) {
+      await step("reload the keepalived service", async () => {
+        await this.systemctl(["reload-or-restart", this.config.keepalived.serviceName]);
+        return `reloaded the ${this.config.keepalived.serviceName} service`;
+      });
+    }
+    if (actions.length > 0) {
+      this.logger.warn({ reason, actions }, "keepalived driver repaired its files and processes");
+      for (const listener of this.repairListeners) {
+        try {
+          listener({ reason, actions });
+        } catch (error) {
+          this.logger.error({ err: error }, "repair listener threw");
+        }
+      }
+    }
+    return { actions };
+  }
+
+  private startSelfCheck(): void {
+    const interval = this.options.selfCheckIntervalMs ?? 1_000;
+    if (interval <= 0) return;
+    this.selfCheckTimer = setInterval(() => void this.selfCheck(), interval);
+    this.selfCheckTimer.unref();
+  }
+
+  /** Cheap look at what someone else may have changed; repairs only when something is off. */
+  private async selfCheck(): Promise<void> {
+    if (!this.started || this.selfChecking) return;
+    this.selfChecking = true;
+    try {
+      const problems: string[] = [];
+      if ((await this.guard.pidFileRight()) === false) problems.push("the lease guard's pid file does not name the running guard");
+      if (this.configWrites === 0 && this.renderedConfig !== null && (await readFileOrNull(this.paths.configFile)) !== this.renderedConfig) {
+        problems.push("keepalived.conf differs from the rendered config");
+      }
+      const lease = (await readFileOrNull(this.paths.leaseFile))?.trim();
+      if (lease !== "0" && lease !== "1") problems.push("the lease file holds no valid value");
+      await this.gateWrite;
+      if ((await readFileOrNull(this.paths.gateFile))?.trim() !== (this.gate ? "0" : "1")) problems.push("the gate file differs from the agent's decision");
+      await this.checkWritable();
+      // A keepalived that dies at every start: said in the audit at most every 30 s.
+      const now = performance.now();
+      if (this.supervisor?.failingToStart() && now - this.failureReportedAt > FAILURE_REPORT_EVERY_MS) {
+        this.failureReportedAt = now;
+        problems.push("keepalived fails to start");
+      }
+      if (problems.length === 0) return;
+      const reason = `self-check: ${problems.join("; ")}`;
+      const run = this.repairChain.then(() => this.repairNow(reason, { selfCheck: true }));
+      this.repairChain = run.then(
+        () => undefined,
+        () => undefined,
+      );
+      await run;
+    } catch (error) {
+      this.logger.error({ err: error }, "keepalived self-check failed");
+    } finally {
+      this.selfChecking = false;
+    }
+  }
+
+  /**
+   * The track files live in paths.dir: if it stops being writable (a read-only remount, a
+   * full disk shows up at the write) the gate and lease can no longer change. Nothing here
+   * can fix that; the operator must know, once when it happens and once when it is over.
+   */
+  private async checkWritable(): Promise<void> {
+    let problem: string | null = null;
+    try {
+      await access(this.paths.dir, fsConstants.W_OK);
+    } catch (error) {
+      problem = (error as NodeJS.ErrnoException).code ?? "not writable";
+    }
+    if (problem === this.unwritable) return;
+    const previous = this.unwritable;
+    this.unwritable = problem;
+    const actions =
+      problem !== null
+        ? [`found ${this.paths.dir} not writable (${problem}): the gate and lease track files cannot change until it is; make it writable again (a read-only remount or a full disk?)`]
+        : [`found ${this.paths.dir} writable again (it was ${previous ?? "not writable"})`];
+    const reason = problem !== null ? "self-check: the driver's directory is not writable" : "self-check: the driver's directory is writable again";
+    this.logger[problem !== null ? "error" : "warn"]({ dir: this.paths.dir, problem }, reason);
+    for (const listener of this.repairListeners) {
+      try {
+        listener({ reason, actions });
+      } catch (error) {
+        this.logger.error({ err: error }, "repair listener threw");
+      }
+    }
+  }
+
   private async prepareFiles(): Promise<void> {
     for (const dir of directoriesOf(this.paths)) await mkdir(dir, { recursive: true, mode: 0o700 });
     await mkdir(dirname(this.paths.configFile), { recursive: true, mode: 0o700 });
@@ -241,8 +447,9 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
   private async installConfig(text: string, config: MnhaConfig): Promise<void> {
     const target = this.paths.configFile;
     const temp = tempPathFor(target);
-    await writeFileAtomic(temp, text, { mode: 0o600 });
+    this.configWrites += 1;
     try {
+      await writeFileAtomic(temp, text, { mode: 0o600 });
       const argv = [this.binary, "-t", "-f", temp];
       const result = await runCommand(argv, { netns: this.options.netns, timeoutMs: 10_000 });
       if (result.code !== 0) {
@@ -264,6 +471,7 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
       await writeFileAtomic(target, text, { mode: 0o600 });
       this.renderedConfig = text;
     } finally {
+      this.configWrites -= 1;
       await unlink(temp).catch(() => undefined);
     }
   }
@@ -363,4 +571,8 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
       return null;
     }
   }
+}
+
+function describeFlag(value: string | undefined): string {
+  return value === undefined ? "was missing" : `held ${JSON.stringify(value.slice(0, 40))}`;
 }

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 import type { Logger } from "@mnha/shared";
+import { writeFileAtomic } from "@mnha/shared";
+import { readFileOrNull } from "./atomic-file.js";
 import { formatSeconds } from "./render.js";
 
 export interface LeaseGuardOptions {
@@ -17,6 +19,8 @@ export interface LeaseGuardOptions {
 type GuardChild = ChildProcessByStdio<Writable, null, Readable>;
 
 const RESPAWN_MAX_MS = 5_000;
+// A guard this young may not have written its pid file yet: leave the file alone.
+const PID_FILE_GRACE_MS = 2_000;
 const STABLE_MS = 10_000;
 // A renewal is one byte; more than this queued means the guard stopped reading.
 const MAX_QUEUED_BYTES = 4096;
@@ -66,6 +70,47 @@ export class LeaseGuard {
 
   pid(): number | null {
     return this.child?.pid ?? null;
+  }
+
+  /** `LEASE_FILE.guard.pid`: written by the guard, read by mnha-lease-check. */
+  pidFile(): string {
+    return `${this.options.leaseFile}.guard.pid`;
+  }
+
+  /**
+   * Whether the pid file names our running guard. Null when there is nothing to judge (no
+   * guard, or one too young to have written it yet).
+   */
+  async pidFileRight(): Promise<boolean | null> {
+    const pid = this.child?.pid;
+    if (pid === undefined || performance.now() - this.spawnedAt < PID_FILE_GRACE_MS) return null;
+    return (await readFileOrNull(this.pidFile()))?.trim() === String(pid);
+  }
+
+  /**
+   * Restores the pid file to name our running guard when someone removed or replaced it
+   * (mnha-lease-check fails without it and keepalived holds the VIP back). Returns what it
+   * did, or null when the file was right. The guard itself removes the file only while it
+   * still names the guard, so this never fights it.
+   */
+  async repairPidFile(): Promise<string | null> {
+    if ((await this.pidFileRight()) !== false) return null;
+    const pid = this.child?.pid as number;
+    const before = (await readFileOrNull(this.pidFile()))?.trim();
+    await writeFileAtomic(this.pidFile(), `${pid}\n`, { mode: 0o600, sync: false });
+    const action = `rewrote ${this.pidFile()} with the running guard's pid ${pid} (it was ${before === undefined ? "missing" : `holding ${JSON.stringify(before.slice(0, 40))}`})`;
+    this.options.logger.warn({ pidFile: this.pidFile(), pid, before: before?.slice(0, 40) ?? null }, "lease guard pid file was wrong; rewrote it");
+    return action;
+  }
+
+  /** Respawns the guard now if it is down while it should run (skipping the backoff). */
+  respawnNow(): string | null {
+    if (!this.running || this.child) return null;
+    if (this.respawnTimer) clearTimeout(this.respawnTimer);
+    this.respawnTimer = null;
+    this.respawnCount += 1;
+    this.spawnGuard();
+    return `restarted the lease guard (pid ${this.pid() ?? "?"})`;
   }
 
   /** How many times the guard was respawned after dying on its own. */

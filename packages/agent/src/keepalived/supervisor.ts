@@ -26,6 +26,8 @@ type KeepalivedChild = ChildProcessByStdio<null, Readable, Readable>;
 // Up this long, keepalived counts as healthy again: the next restart starts from the first delay.
 const STABLE_MS = 30_000;
 const OUTPUT_LINES_KEPT = 30;
+// Dead within this long after spawning: it failed to start rather than crashed.
+const FAILED_START_MS = 2_000;
 
 /** Whether a pid is alive (signal 0, EPERM counts as alive). A zombie is not alive. */
 export function processAlive(pid: number): boolean {
@@ -87,6 +89,8 @@ export class KeepalivedSupervisor {
   private restartCount = 0;
   private spawnedAt = 0;
   private output: string[] = [];
+  private failure: string | null = null;
+  private quickFailure = false;
   private exitListeners: ((code: number | null, signal: NodeJS.Signals | null) => void)[] = [];
 
   constructor(options: KeepalivedSupervisorOptions) {
@@ -104,6 +108,8 @@ export class KeepalivedSupervisor {
   async start(): Promise<void> {
     if (this.wanted) return;
     this.wanted = true;
+    this.failure = null;
+    this.quickFailure = false;
     await this.stopLeftovers();
     await this.removeStalePidFiles();
     if (this.wanted) this.spawnChild();
@@ -119,6 +125,37 @@ export class KeepalivedSupervisor {
 
   restarts(): number {
     return this.restartCount;
+  }
+
+  /** Whether a restart is waiting out its backoff delay. */
+  restartPending(): boolean {
+    return this.restartTimer !== null;
+  }
+
+  /** How the last unexpected exit looked (for repair reports), or null if none since the last start. */
+  lastFailure(): string | null {
+    return this.failure;
+  }
+
+  /**
+   * Whether keepalived keeps dying right after it is spawned (its last exit came within
+   * FAILED_START_MS of its start and no keepalived has stayed up that long since).
+   */
+  failingToStart(): boolean {
+    if (!this.quickFailure) return false;
+    return this.child === null || performance.now() - this.spawnedAt < FAILED_START_MS;
+  }
+
+  /**
+   * Starts keepalived now if it should run and does not (skipping the backoff wait). Returns
+   * what it did, or null when keepalived runs (or is not wanted).
+   */
+  async ensureRunning(): Promise<string | null> {
+    if (!this.wanted || this.child) return null;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    await this.restartNow();
+    return this.child ? `restarted keepalived (pid ${(this.child as KeepalivedChild).pid ?? "?"})` : null;
   }
 
   /** keepalived's latest output lines (for error messages). */
@@ -206,7 +243,15 @@ export class KeepalivedSupervisor {
     if (upMs > STABLE_MS) this.restartDelay = this.options.restartInitialMs ?? 250;
     const delay = this.restartDelay;
     this.restartDelay = Math.min(this.restartDelay * 2, this.options.restartMaxMs ?? 10_000);
-    this.options.logger.warn({ code, signal, upMs: Math.round(upMs), restartInMs: delay, lastOutput: this.output.slice(-3) }, "keepalived exited unexpectedly; restarting it");
+    const how = code !== null ? `exit code ${code}` : `signal ${signal ?? "?"}`;
+    this.failure = `keepalived (${this.options.binary}) exited after ${Math.round(upMs)} ms with ${how}: ${this.output.slice(-3).join("; ") || "no output"}`;
+    this.quickFailure = upMs < FAILED_START_MS;
+    if (this.quickFailure) {
+      // Dies at once: the binary or its config is broken. Say so plainly; keep retrying with backoff.
+      this.options.logger.error({ code, signal, upMs: Math.round(upMs), restartInMs: delay, lastOutput: this.output.slice(-3), binary: this.options.binary }, `keepalived fails to start (${how}); retrying in ${delay} ms`);
+    } else {
+      this.options.logger.warn({ code, signal, upMs: Math.round(upMs), restartInMs: delay, lastOutput: this.output.slice(-3) }, "keepalived exited unexpectedly; restarting it");
+    }
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       void this.restartNow();
@@ -242,7 +287,11 @@ export class KeepalivedSupervisor {
     }
   }
 
-  /** Stops any keepalived still running with our pid files (a previous agent, or a killed parent's child). */
+  /**
+   * Stops any keepalived still running with our pid files (a previous agent, or a killed parent's
+   * child). Only ever called by the agent that holds the node's instance lock (runAgent takes it
+   * before the driver exists), so the keepalived found here is never a live agent's.
+   */
   private async stopLeftovers(): Promise<void> {
     const marker = this.options.pidFile;
     const pids = (await Promise.all([keepalivedFromPidFile(this.options.pidFile, marker), keepalivedFromPidFile(this.options.vrrpPidFile, marker)])).filter(

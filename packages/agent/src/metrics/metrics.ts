@@ -38,6 +38,10 @@ export interface MetricsSnapshot {
   store: { ok: boolean; sizeBytes: number; pending: number } | null;
   /** Records this node holds that the peer lacks, as far as known (null: not known). */
   syncLagRecords: number | null;
+  /** Seconds the VIP has gone unanswered while a node claims the role (0: served); the watchdog's clock. */
+  vipUnansweredSeconds?: number;
+  /** Seconds since the last successful monitoring data sync (null/absent: none, or not configured). */
+  dataSyncAgeSeconds?: number | null;
 }
 
 export interface MetricsServerOptions {
@@ -93,7 +97,7 @@ export class MetricsServer implements Startable {
         server.close();
         const inUse = error.code === "EADDRINUSE";
         reject(
-          new MnhaError("CONFIG_INVALID", `cannot serve metrics on ${address}:${port}: ${inUse ? "the port is in use" : error.code === "EADDRNOTAVAIL" ? "no such local address" : error.message}`, {
+          new MnhaError(inUse ? "PORT_IN_USE" : "CONFIG_INVALID", `cannot serve metrics on ${address}:${port}: ${inUse ? "the port is in use" : error.code === "EADDRNOTAVAIL" ? "no such local address" : error.message}`, {
             hint: inUse ? "set metrics.port to a free port, or metrics.enabled: false" : "set metrics.address to an address of this host (127.0.0.1 by default), or metrics.enabled: false",
             fields: { address, port, code: error.code },
             cause: error,
@@ -169,6 +173,7 @@ export class MetricsServer implements Startable {
     m.failovers.reset();
     m.failovers.inc(this.totals.observe("failovers", s.failoversTotal));
     m.vipHeld.set(s.vipHeld ? 1 : 0);
+    m.vipUnanswered.set(s.vipUnansweredSeconds ?? 0);
     m.peerConnected.set(s.peerConnected ? 1 : 0);
     this.optional(m.peerRtt, s.peerRttMs === null ? null : s.peerRttMs / 1000);
     m.gatewayReachable.set(s.gatewayReachable ? 1 : 0);
@@ -188,6 +193,7 @@ export class MetricsServer implements Startable {
     this.optional(m.storeSize, s.store?.sizeBytes ?? null);
     this.optional(m.storePending, s.store?.pending ?? null);
     this.optional(m.syncLag, s.syncLagRecords);
+    this.optional(m.dataSyncAge, s.dataSyncAgeSeconds ?? null);
   }
 
   /** A gauge that is exported only while its value is known. */
@@ -211,6 +217,7 @@ function createMetrics(registry: Registry) {
     epoch: new Gauge({ name: "mnha_epoch", help: "The current epoch (term) of the VIP holder.", registers }),
     failovers: new Counter({ name: "mnha_failovers_total", help: "Changes of VIP holder observed by this node.", registers }),
     vipHeld: new Gauge({ name: "mnha_vip_held", help: "1 while the VIP is configured on this node.", registers }),
+    vipUnanswered: new Gauge({ name: "mnha_vip_unanswered_seconds", help: "Seconds without an answering VIP holder while a node claims the role (0 while the VIP is served).", registers }),
     peerConnected: new Gauge({ name: "mnha_peer_connected", help: "1 while the authenticated peer link is open.", registers }),
     // Exported only when known: created unregistered, added to the registry when a value exists.
     peerRtt: optionalGauge("mnha_peer_rtt_seconds", "Round trip to the peer."),
@@ -224,6 +231,7 @@ function createMetrics(registry: Registry) {
     storeOk: new Gauge({ name: "mnha_store_ok", help: "1 while the store writes succeed.", registers }),
     storePending: optionalGauge("mnha_store_pending", "Records accepted but not yet durably stored."),
     syncLag: optionalGauge("mnha_sync_lag_records", "Records this node holds that the peer lacks, as far as known."),
+    dataSyncAge: optionalGauge("mnha_datasync_last_success_age_seconds", "Seconds since the monitoring data was last synced to the standby (the holder's lag)."),
   };
 }
 

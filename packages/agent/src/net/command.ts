@@ -1,5 +1,5 @@
-import { execFile } from "node:child_process";
 import { MnhaError } from "@mnha/shared";
+import { runCommand as runOne } from "../checks/command.js";
 
 /** What one run of an external command produced. Never thrown: callers decide what failure means. */
 export interface CommandResult {
@@ -38,27 +38,18 @@ export function inNetns(argv: readonly string[], netns?: string): string[] {
   return ["ip", "netns", "exec", netns, ...argv];
 }
 
-/** Runs a command from an argument list (no shell), with a timeout. */
-export function runCommand(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+/**
+ * Runs a command from an argument list (no shell), with a timeout: the agent's one
+ * runCommand (checks/command.ts), its result in this module's shape (stdout and stderr apart,
+ * up to 1 MiB each).
+ */
+export async function runCommand(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
   const full = inNetns(argv, options.netns);
-  const [file, ...args] = full;
-  if (file === undefined) return Promise.resolve({ code: null, signal: null, stdout: "", stderr: "", timedOut: false, error: "empty command" });
-  const timeoutMs = options.timeoutMs ?? 5_000;
-  return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 1024 * 1024, encoding: "utf8" }, (error, stdout, stderr) => {
-      if (!error) {
-        resolve({ code: 0, signal: null, stdout, stderr, timedOut: false, error: null });
-        return;
-      }
-      const failure = error as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: NodeJS.Signals | null };
-      if (typeof failure.code === "string") {
-        resolve({ code: null, signal: null, stdout, stderr, timedOut: false, error: `${file} could not be run (${failure.code})` });
-        return;
-      }
-      const timedOut = failure.killed === true && failure.signal === "SIGKILL";
-      resolve({ code: typeof failure.code === "number" ? failure.code : null, signal: failure.signal ?? null, stdout, stderr, timedOut, error: null });
-    });
-  });
+  const [file] = full;
+  if (file === undefined) return { code: null, signal: null, stdout: "", stderr: "", timedOut: false, error: "empty command" };
+  const result = await runOne(full, { timeoutMs: options.timeoutMs ?? 5_000, killGraceMs: 0, outputLimit: 1024 * 1024 });
+  if (result.spawnError !== null) return { code: null, signal: null, stdout: "", stderr: "", timedOut: false, error: `${file} could not be run (${result.spawnError})` };
+  return { code: result.exitCode, signal: result.signal, stdout: result.stdout, stderr: result.stderr, timedOut: result.timedOut, error: null };
 }
 
 /** A one-line description of a failed run, for logs and error messages. */

@@ -26,7 +26,7 @@ import type { Role } from "@mnha/protocol";
 import type { PairWorld, SimNode, Tenure, WorldSettings } from "./pair-world.js";
 import { SIM_NODES } from "./pair-world.js";
 import type { ScheduleDriver } from "./schedule-driver.js";
-import type { Schedule } from "./schedule.js";
+import { isAdapterFault, type Schedule } from "./schedule.js";
 
 export type InvariantName = "safety" | "liveness" | "causality" | "no-flapping" | "epoch-monotonic" | "epoch-durable" | "epoch-order";
 
@@ -60,17 +60,35 @@ interface GateOrigin {
   why: "arp-cut" | "other-claiming" | "other-keepalived-restarting" | "other-lease-stale" | "other-vip-up" | null;
 }
 
-/** The bounds, derived from the settings (docs/simulation.md explains each term). */
-export function deriveBounds(s: WorldSettings): Bounds {
+/**
+ * The bounds, derived from the settings (docs/simulation.md explains each term). A schedule
+ * with adapter faults adds the watchdog's bound: a fault that needs a repair (or the role
+ * given up) may have landed just before the heal.
+ */
+export function deriveBounds(s: WorldSettings, schedule?: Schedule): Bounds {
   const e = s.election;
   const stretch = 1 + e.maxClockDrift;
   const monitorRecovery = (m: WorldSettings["services"]) => (m ? m.timeoutMs + m.rise * m.intervalMs : 0);
   const eligibleAgain = Math.max(monitorRecovery(s.services), monitorRecovery(s.gateway), e.startupGraceMs);
   const peerLeaseRunsOut = e.peerLossMs + e.leaseMs * stretch + e.takeoverMarginMs;
   const claim = e.arpRetryMs + s.probeTimeoutMs + s.keepalivedDownTimerMs;
-  const livenessMs = Math.ceil((eligibleAgain + s.peerLink.reconnectMaxMs + peerLeaseRunsOut + claim + e.handoffTimeoutMs) * stretch + 500);
+  const watchdogMs = schedule?.faults.some(isAdapterFault) ? watchdogBoundMs(s) : 0;
+  const livenessMs = Math.ceil((eligibleAgain + s.peerLink.reconnectMaxMs + peerLeaseRunsOut + claim + e.handoffTimeoutMs + watchdogMs) * stretch + 500);
   const convergenceMs = Math.ceil(s.peerLink.reconnectMaxMs * stretch + 4 * e.heartbeatIntervalMs + 4 * s.maxLatencyMs + e.leaseMs + 100);
   return { livenessMs, causalityWindowMs: livenessMs, convergenceMs };
+}
+
+/**
+ * How long the watchdog may take to get the VIP served again once the faults are over: the
+ * VIP seen missing (a poll), the role given up after vipGiveUpAfterMs (the repair came
+ * first), and the node ineligible as long again, during which the peer claims; or, with the
+ * holder unable to act, the peer's own bound.
+ */
+export function watchdogBoundMs(s: WorldSettings): number {
+  const e = s.election;
+  const giveUp = e.vipGiveUpAfterMs ?? 8_000;
+  const peer = e.peerVipUnansweredMs ?? 12_000;
+  return s.vipPollMs + s.repairMs + Math.max(2 * giveUp, peer) + e.arpRetryMs;
 }
 
 export class InvariantChecker {

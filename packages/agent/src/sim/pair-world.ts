@@ -21,14 +21,25 @@
  * - two MASTERs that hear each other: the lower address (mn1) yields (RFC 5798, equal
  *   priorities), only if it hears mn2.
  *
+ * The agent's glue is the daemon's own: each agent process runs the real ElectionHost
+ * (host/election-host.ts) with simulated adapters behind its interfaces (gate and lease
+ * guard, peer link, ARP prober, timers, VIP observations).
+ *
+ * Adapter faults (what goes wrong around the core): Keepalived stuck in FAULT or refusing to
+ * start, the lease guard gone, the VIP removed by hand, the gate file rewritten, a second
+ * agent process that closes the gate and kills the lease guard. The agent's watchdog repairs
+ * what a repair can (a fresh lease guard, the gate file rewritten, Keepalived restarted).
+ *
  * The peer link is a TCP-like connection: both agents dial with backoff; frames flow in
  * order per direction unless a fault allows reordering; a cut either drops frames or holds
  * them until it heals (TCP retransmission); a side that hears nothing for idleTimeoutMs
  * closes; a killed agent's kernel sends a close, a crashed machine sends nothing.
  */
-import type { Heartbeat, LinkMessage, Role } from "@mnha/protocol";
-import { ElectionCore, type ElectionEffect, type ElectionInput, type ElectionSettings } from "../core/election.js";
+import type { LinkMessage, Role } from "@mnha/protocol";
+import { ElectionCore, type ElectionInput, type ElectionSettings } from "../core/election.js";
 import { ServiceHealth } from "../core/health.js";
+import { ElectionHost, type HostAdapters } from "../host/election-host.js";
+import { Backoff } from "../peer/backoff.js";
 import { EventQueue, mulberry32 } from "./event-queue.js";
 
 export { mulberry32 } from "./event-queue.js";
@@ -81,6 +92,11 @@ export interface WorldSettings {
   seed: number;
   /** Keep at most this many log entries (older ones are dropped). */
   logLimit: number;
+  /** How long a watchdog repair takes (a Keepalived restart with a fresh lease guard). */
+  repairMs: number;
+  /** How soon the agent looks at the VIP after it changed (a Keepalived notification, or the 1 s poll for a change Keepalived does not report). */
+  vipLookMs: number;
+  vipPollMs: number;
   /** Builds each agent's core (tests swap in a deliberately broken one); null: the real ElectionCore. */
   coreFactory: ((settings: ElectionSettings, now: number) => ElectionCore) | null;
 }
@@ -113,6 +129,9 @@ export const DEFAULT_WORLD: WorldSettings = {
   drift: { mn1: 0, mn2: 0 },
   seed: 1,
   logLimit: 100_000,
+  repairMs: 300,
+  vipLookMs: 5,
+  vipPollMs: 1_000,
   coreFactory: null,
 };
 
@@ -159,11 +178,12 @@ type Monitor = "services" | "gateway";
 
 type AgentEvent =
   | { type: "tick" }
-  | { type: "wake"; token: number }
+  /** A host timer or an adapter's answer (ARP probe, repair) coming due. */
+  | { type: "callback"; run: () => void }
+  | { type: "vip-look" }
   | { type: "frame"; connGen: number; frame: Frame }
   | { type: "ping"; monitor: Monitor }
   | { type: "ping-result"; monitor: Monitor; ok: boolean; startedAt: number }
-  | { type: "arp-result"; probeId: number; occupied: boolean; detail: string }
   | { type: "idle-check"; connGen: number }
   | { type: "dial" }
   | { type: "demote"; requestId: string }
@@ -189,13 +209,16 @@ interface NodeState {
   /** Bumped at every start and death: events of an older process are dropped. */
   agentGen: number;
   core: ElectionCore | null;
+  /** The daemon's glue around the core (null while no agent runs). */
+  host: ElectionHost | null;
   paused: boolean;
   deferred: AgentEvent[];
   stopping: string | null;
   clockOffset: number;
   agentStartedAt: number;
-  wakeToken: number;
-  heartbeatSeq: number;
+  /** The VIP as this agent last reported it to its core, and whether a look is due. */
+  vipFed: boolean | null;
+  vipLookPending: boolean;
   requests: Map<string, { ok: boolean; message: string } | null>;
   // ---- what the monitors watch, and their verdict machines
   services: ServicesState;
@@ -213,6 +236,15 @@ interface NodeState {
   leaseFreshUntil: number;
   leaseCheckPending: boolean;
   holdsVip: boolean;
+  // ---- adapter faults
+  /** What Keepalived reads from the gate file (the agent's gate unless rewritten behind its back). */
+  gateFileOpen: boolean;
+  /** Keepalived held in FAULT whatever its inputs (a broken config, a stuck process). */
+  kaStuck: boolean;
+  /** Keepalived does not start (a broken binary) while this holds. */
+  kaRefusesStart: boolean;
+  /** The lease guard is gone: renewals reach nobody until a repair or a new agent starts one. */
+  leaseGuardGone: boolean;
   persistedEpoch: number;
   /** The highest epoch a heartbeat from the peer has told this node (over all its lives). */
   heardEpoch: number;
@@ -225,7 +257,8 @@ interface NodeState {
   linkUp: boolean;
   connGen: number;
   lastFrameAt: number;
-  dialAttempt: number;
+  /** The peer link's own reconnect backoff (peer/backoff.ts), drawing from the world's random stream. */
+  dial: Backoff;
   dialScheduled: boolean;
   wallOffsetMs: number;
 }
@@ -281,13 +314,14 @@ export class PairWorld {
       agentRunning: false,
       agentGen: 0,
       core: null,
+      host: null,
       paused: false,
       deferred: [],
       stopping: null,
       clockOffset: 0,
       agentStartedAt: 0,
-      wakeToken: 0,
-      heartbeatSeq: 0,
+      vipFed: null,
+      vipLookPending: false,
       requests: new Map(),
       services: "healthy",
       gatewayCut: false,
@@ -303,6 +337,10 @@ export class PairWorld {
       leaseFreshUntil: -1,
       leaseCheckPending: false,
       holdsVip: false,
+      gateFileOpen: false,
+      kaStuck: false,
+      kaRefusesStart: false,
+      leaseGuardGone: false,
       persistedEpoch: 0,
       heardEpoch: 0,
       newsAt: -Infinity,
@@ -312,7 +350,7 @@ export class PairWorld {
       linkUp: false,
       connGen: 0,
       lastFrameAt: 0,
-      dialAttempt: 0,
+      dial: this.dialBackoff(),
       dialScheduled: false,
       wallOffsetMs: 1_767_225_600_000,
     };
@@ -357,10 +395,16 @@ export class PairWorld {
     // performance.now() starts near zero in every new process.
     n.clockOffset = 20 + this.rng() * 500;
     n.gateOpen = false;
+    n.gateFileOpen = false;
     if (!n.keepalivedRunning) this.startKeepalived(n);
+    // A new agent starts its own lease guard.
+    n.leaseGuardGone = false;
     n.leaseFreshUntil = this.now + this.settings.election.leaseMs / n.rate;
     const coreSettings: ElectionSettings = { ...this.settings.election, self: name, peer: n.peer, initialEpoch: n.persistedEpoch };
     n.core = this.settings.coreFactory ? this.settings.coreFactory(coreSettings, this.local(n)) : new ElectionCore(coreSettings, this.local(n));
+    n.host = new ElectionHost(n.core, this.hostAdapters(n), { self: name, heartbeatIntervalMs: this.settings.election.heartbeatIntervalMs });
+    n.vipFed = null;
+    n.vipLookPending = false;
     n.role = "starting";
     n.tenure = null;
     n.servicesHealth = new ServiceHealth({ rise: this.settings.services?.rise ?? 1, fall: this.settings.services?.fall ?? 1 });
@@ -368,7 +412,7 @@ export class PairWorld {
     n.servicesFed = null;
     n.gatewayFed = null;
     n.linkUp = false;
-    n.dialAttempt = 0;
+    n.dial = this.dialBackoff();
     n.dialScheduled = false;
     this.note(name, `agent started (epoch ${n.persistedEpoch})`);
     // The daemon feeds the (not yet checked) services, then ticks at once; the monitors and the link start.
@@ -378,6 +422,7 @@ export class PairWorld {
     if (this.settings.gateway) this.agentEvent(n, this.now, { type: "ping", monitor: "gateway" });
     this.feedInstantVerdicts(n);
     this.scheduleDial(n, 0);
+    this.scheduleVipLook(n, 0);
     this.settle();
   }
 
@@ -556,6 +601,15 @@ export class PairWorld {
     return id;
   }
 
+  /** An operator mode change on `name` (maintenance on/off, node stopped), fed to its core at once. */
+  operatorMode(name: SimNode, input: Extract<ElectionInput, { kind: "maintenance" | "node-stopped" }>): void {
+    const n = this.nodes[name];
+    if (!n.agentRunning || n.paused) return;
+    this.note(name, `operator: ${input.kind} ${input.on ? "on" : "off"}`);
+    this.stepCore(n, input);
+    this.settle();
+  }
+
   requestResult(name: SimNode, id: string): { ok: boolean; message: string } | null {
     return this.nodes[name].requests.get(id) ?? null;
   }
@@ -725,8 +779,11 @@ export class PairWorld {
         this.stepCore(n, { kind: "tick" });
         if (n.core) this.agentEvent(n, this.now + this.settings.election.heartbeatIntervalMs / n.rate, { type: "tick" });
         return;
-      case "wake":
-        if (event.token === n.wakeToken) this.stepCore(n, { kind: "wake" });
+      case "callback":
+        event.run();
+        return;
+      case "vip-look":
+        this.lookAtVip(n);
         return;
       case "frame":
         if (!n.linkUp || n.connGen !== event.connGen) return;
@@ -746,9 +803,6 @@ export class PairWorld {
         return;
       case "ping-result":
         this.onPingResult(n, event.monitor, event.ok, event.startedAt);
-        return;
-      case "arp-result":
-        this.stepCore(n, { kind: "arp-result", probeId: event.probeId, occupied: event.occupied, detail: event.detail });
         return;
       case "idle-check": {
         if (!n.linkUp || n.connGen !== event.connGen) return;
@@ -772,69 +826,95 @@ export class PairWorld {
     }
   }
 
-  /** One core step at this node's clock, then what the daemon does around it. */
+  /** One input for this agent: the host steps the core and carries out its effects, as in the daemon. */
   private stepCore(n: NodeState, input: ElectionInput): void {
-    const core = n.core;
-    if (!core) return;
-    const local = this.local(n);
-    const effects = core.step(local, input);
-    this.apply(n, effects);
-    if (n.core !== core) return; // the agent exited while applying (clean stop)
-    if (input.kind === "tick") {
-      // The daemon renews the lease guard after the tick's effects, then sends a heartbeat.
-      n.leaseFreshUntil = this.now + this.settings.election.leaseMs / n.rate;
-      this.scheduleLeaseCheck(n);
-      this.sendHeartbeat(n);
-    }
-    // Like the daemon: replace the wake timer; arm it only for a deadline nearer than a tick.
-    n.wakeToken++;
-    const at = core.nextWakeAt(local);
-    if (at - local < this.settings.election.heartbeatIntervalMs) {
-      this.agentEvent(n, this.now + Math.max(1, at - local) / n.rate, { type: "wake", token: n.wakeToken });
-    }
+    n.host?.input(input);
   }
 
-  private apply(n: NodeState, effects: ElectionEffect[]): void {
-    let opening: GateOpening | null = null;
-    for (const effect of effects) {
-      if (!n.core) return;
-      switch (effect.kind) {
-        case "set-gate":
-          if (effect.open && !n.gateOpen) {
-            opening = { at: this.now, via: null, peerAlive: n.core.peerAlive(this.local(n)), newsAt: n.newsAt, heardEpoch: n.heardEpoch };
-            n.gateOpening = opening;
+  /** The simulated adapters behind the host's interfaces, for the agent process now running on `n`. */
+  private hostAdapters(n: NodeState): HostAdapters {
+    const gen = n.agentGen;
+    const live = () => n.agentRunning && n.agentGen === gen;
+    return {
+      now: () => this.local(n),
+      keepalived: {
+        setGate: (open) => {
+          if (!live()) return;
+          if (open && !n.gateOpen && n.core) {
+            n.gateOpening = { at: this.now, via: null, peerAlive: n.core.peerAlive(this.local(n)), newsAt: n.newsAt, heardEpoch: n.heardEpoch };
           }
-          n.gateOpen = effect.open;
+          n.gateOpen = open;
+          n.gateFileOpen = open;
           this.settle();
-          break;
-        case "persist-epoch":
-          n.persistedEpoch = Math.max(n.persistedEpoch, effect.epoch);
-          break;
-        case "send":
-          if (n.linkUp) this.transmit(n, n.connGen, { kind: "message", message: effect.message, sentAt: this.now });
-          break;
-        case "heartbeat-now":
-          this.sendHeartbeat(n);
-          break;
-        case "arp-probe":
-          this.probeArp(n, effect.probeId);
-          break;
-        case "event":
-          if (effect.type === "role-changed") this.onRoleChanged(n, effect.fields, opening);
-          this.note(n.name, `${effect.type}: ${effect.message}`);
-          break;
-        case "request-done":
-          if (n.requests.has(effect.requestId)) n.requests.set(effect.requestId, { ok: effect.ok, message: effect.message });
-          if (n.stopping === effect.requestId) this.exitAgent(n, effect.message);
-          break;
-      }
-    }
+        },
+        renewLease: () => {
+          if (!live() || n.leaseGuardGone) return;
+          n.leaseFreshUntil = this.now + this.settings.election.leaseMs / n.rate;
+          this.scheduleLeaseCheck(n);
+        },
+        repair: (reason, done) => {
+          this.note(n.name, `watchdog repair: ${reason}`);
+          this.agentEvent(n, this.now + this.settings.repairMs / n.rate, { type: "callback", run: () => done(this.repairKeepalived(n)) });
+        },
+        state: () => (n.ka === "stopped" ? "stopped" : n.ka),
+      },
+      link: {
+        send: (message: LinkMessage) => {
+          if (!live() || !n.linkUp) return false;
+          this.transmit(n, n.connGen, { kind: "message", message, sentAt: this.now });
+          return true;
+        },
+        connected: () => live() && n.linkUp,
+      },
+      arp: {
+        // Asks the segment who has the VIP; the peer answers if it holds it and ARP flows both ways.
+        probe: (done) => {
+          const p = this.nodes[n.peer];
+          const occupied = p.holdsVip && !this.cuts.arp[n.name] && !this.cuts.arp[p.name];
+          const took = occupied ? 2 + 30 : this.settings.probeTimeoutMs;
+          this.agentEvent(n, this.now + took / n.rate, { type: "callback", run: () => done({ occupied, detail: occupied ? `${p.name} answers` : "no answer" }) });
+        },
+      },
+      persistEpoch: (epoch) => {
+        n.persistedEpoch = Math.max(n.persistedEpoch, epoch);
+      },
+      recordEvent: (type, message, fields) => {
+        if (type === "role-changed") this.onRoleChanged(n, fields);
+        this.note(n.name, `${type}: ${message}`);
+      },
+      requestDone: (result) => {
+        if (n.requests.has(result.requestId)) n.requests.set(result.requestId, { ok: result.ok, message: result.message });
+        if (n.stopping === result.requestId) this.exitAgent(n, result.message);
+      },
+      heartbeatFacts: () => ({
+        vipPresent: n.holdsVip,
+        keepalived: n.ka === "stopped" ? "stopped" : n.ka,
+        services: [{ name: "mn", healthy: n.services === "healthy", critical: true }],
+      }),
+      setTimer: (delayMs, fire) => {
+        let cancelled = false;
+        this.agentEvent(n, this.now + delayMs / n.rate, {
+            type: "callback",
+            run: () => {
+              if (!cancelled) fire();
+            },
+          });
+        return () => {
+          cancelled = true;
+        };
+      },
+      onError: (error) => {
+        throw error;
+      },
+    };
   }
 
-  private onRoleChanged(n: NodeState, fields: Record<string, unknown>, opening: GateOpening | null): void {
+  private onRoleChanged(n: NodeState, fields: Record<string, unknown>): void {
     const to = fields.to as Role;
     const epoch = typeof fields.epoch === "number" ? fields.epoch : 0;
-    if (opening && opening.via === null) opening.via = to;
+    // A gate opened in this very step: the role it led to says whether it was a claim or a handoff.
+    const opening = n.gateOpening;
+    if (opening && opening.at === this.now && opening.via === null) opening.via = to;
     const holding = (r: Role | "down") => r === "holder" || r === "handing-off";
     if (holding(to) && !holding(n.role)) n.tenure = { at: this.now, epoch, heardEpoch: n.heardEpoch };
     else if (!holding(to)) n.tenure = null;
@@ -842,28 +922,6 @@ export class PairWorld {
   }
 
   // ---- the agent's surroundings ----------------------------------------------------------
-
-  private sendHeartbeat(n: NodeState): void {
-    if (!n.core || !n.linkUp) return;
-    const heartbeat: Heartbeat = {
-      type: "heartbeat",
-      seq: ++n.heartbeatSeq,
-      node: n.name,
-      ...n.core.heartbeatFields(this.local(n)),
-      vipPresent: n.holdsVip,
-      keepalived: n.ka === "stopped" ? "stopped" : n.ka,
-      services: [{ name: "mn", healthy: n.services === "healthy", critical: true }],
-    };
-    this.transmit(n, n.connGen, { kind: "message", message: heartbeat, sentAt: this.now });
-  }
-
-  /** ARP guard: asks the segment who has the VIP; the peer answers if it holds it and ARP flows both ways. */
-  private probeArp(n: NodeState, probeId: number): void {
-    const p = this.nodes[n.peer];
-    const occupied = p.holdsVip && !this.cuts.arp[n.name] && !this.cuts.arp[p.name];
-    const took = occupied ? 2 + 30 : this.settings.probeTimeoutMs;
-    this.agentEvent(n, this.now + took / n.rate, { type: "arp-result", probeId, occupied, detail: occupied ? `${p.name} answers` : "no answer" });
-  }
 
   private ping(n: NodeState, monitor: Monitor): void {
     const timing = monitor === "services" ? this.settings.services : this.settings.gateway;
@@ -920,6 +978,8 @@ export class PairWorld {
     n.tenure = null;
     n.agentRunning = false;
     n.agentGen++;
+    n.host?.close();
+    n.host = null;
     n.core = null;
     n.paused = false;
     n.deferred = [];
@@ -944,11 +1004,14 @@ export class PairWorld {
     this.agentEvent(n, this.now + delay, { type: "dial" });
   }
 
-  private nextBackoff(n: NodeState): number {
+  private dialBackoff(): Backoff {
     const { reconnectInitialMs, reconnectMaxMs } = this.settings.peerLink;
-    const ceiling = Math.min(reconnectMaxMs, reconnectInitialMs * 2 ** Math.min(n.dialAttempt, 30));
-    n.dialAttempt++;
-    return (ceiling / 2 + this.rng() * (ceiling / 2)) / n.rate;
+    return new Backoff({ initialMs: reconnectInitialMs, maxMs: reconnectMaxMs, random: this.rng });
+  }
+
+  /** The next reconnect delay, measured on this machine's clock. */
+  private nextBackoff(n: NodeState): number {
+    return n.dial.next() / n.rate;
   }
 
   private dial(n: NodeState): void {
@@ -985,7 +1048,7 @@ export class PairWorld {
       n.linkUp = true;
       n.connGen = gen;
       n.lastFrameAt = this.now;
-      n.dialAttempt = 0;
+      n.dial.reset();
       this.agentEvent(n, this.now + this.settings.peerLink.idleTimeoutMs / n.rate, { type: "idle-check", connGen: gen });
     }
     for (const n of [a, b]) {
@@ -994,7 +1057,7 @@ export class PairWorld {
       if (replaced[n.name]) this.stepCore(n, { kind: "peer-down", reason: "connection replaced" });
       this.stepCore(n, { kind: "peer-up" });
       // The daemon tells the peer its state at once rather than at the next tick.
-      this.sendHeartbeat(n);
+      n.host?.heartbeatNow();
     }
   }
 
@@ -1053,12 +1116,17 @@ export class PairWorld {
 
   // ---- Keepalived ------------------------------------------------------------------------
 
-  private startKeepalived(n: NodeState): void {
+  private startKeepalived(n: NodeState): boolean {
+    if (n.kaRefusesStart) {
+      this.note(n.name, "keepalived failed to start");
+      return false;
+    }
     n.keepalivedRunning = true;
     n.keepalivedGen++;
     n.ka = "fault";
     n.masterDownAt = null;
     this.note(n.name, "keepalived started");
+    return true;
   }
 
   private stopKeepalived(n: NodeState, why: string): void {
@@ -1094,7 +1162,7 @@ export class PairWorld {
     for (const name of SIM_NODES) {
       const n = this.nodes[name];
       if (!n.keepalivedRunning) continue;
-      const allowed = n.machineUp && n.gateOpen && this.now < n.leaseFreshUntil;
+      const allowed = n.machineUp && n.gateFileOpen && !n.kaStuck && this.now < n.leaseFreshUntil;
       if (!allowed) {
         if (n.ka === "master") this.leaveMaster(n, true);
         n.ka = "fault";
@@ -1139,6 +1207,119 @@ export class PairWorld {
       this.vipChanges.push({ at: this.now, from: this.lastVipOwner, to: owner });
       this.lastVipOwner = owner;
     }
+    // Keepalived reports every move of the VIP it makes; the agent looks at once.
+    for (const name of SIM_NODES) {
+      const n = this.nodes[name];
+      if (n.host && n.vipFed !== null && n.vipFed !== n.holdsVip) this.scheduleVipLook(n, this.settings.vipLookMs);
+    }
+  }
+
+  private scheduleVipLook(n: NodeState, delayMs: number): void {
+    if (n.vipLookPending || !n.agentRunning) return;
+    n.vipLookPending = true;
+    this.agentEvent(n, this.now + delayMs / n.rate, { type: "vip-look" });
+  }
+
+  /** The agent looks at its interface (as `ip addr` does) and tells its core when the VIP came or went. */
+  private lookAtVip(n: NodeState): void {
+    n.vipLookPending = false;
+    if (n.vipFed === n.holdsVip) return;
+    n.vipFed = n.holdsVip;
+    this.stepCore(n, { kind: "vip-observed", present: n.holdsVip });
+  }
+
+  // ---- adapter faults and the watchdog's repair --------------------------------------------
+
+  /** Keepalived held in FAULT (on) whatever its gate and lease, or released (off). */
+  setKeepalivedStuck(name: SimNode, stuck: boolean): void {
+    const n = this.nodes[name];
+    if (n.kaStuck === stuck) return;
+    n.kaStuck = stuck;
+    this.note(name, stuck ? "keepalived stuck in FAULT" : "keepalived no longer stuck");
+    this.settle();
+  }
+
+  /** Keepalived's binary broken (on): the running one exits and no start succeeds; off: the supervisor starts it again. */
+  setKeepalivedRefusesStart(name: SimNode, refuses: boolean): void {
+    const n = this.nodes[name];
+    if (n.kaRefusesStart === refuses) return;
+    n.kaRefusesStart = refuses;
+    this.note(name, refuses ? "keepalived binary broken" : "keepalived binary fixed");
+    if (refuses) this.stopKeepalived(n, "keepalived exited (binary broken)");
+    else if (n.machineUp && n.agentRunning && !n.keepalivedRunning) {
+      // The supervisor's next restart attempt.
+      this.queue.push(this.now + 1_000 / n.rate, { kind: "keepalived-start", node: name, gen: n.keepalivedGen });
+    }
+    this.settle();
+  }
+
+  /** The lease guard is gone (killed, its pid file removed): the lease goes stale; only a repair or a new agent brings one back. */
+  killLeaseGuard(name: SimNode): void {
+    const n = this.nodes[name];
+    if (!n.machineUp) return;
+    n.leaseGuardGone = true;
+    n.leaseFreshUntil = Math.min(n.leaseFreshUntil, this.now);
+    this.note(name, "lease guard gone");
+    this.settle();
+  }
+
+  /** `ip addr del` of the VIP: Keepalived stays MASTER (it does not notice) and nobody serves the VIP. */
+  removeVipByHand(name: SimNode): void {
+    const n = this.nodes[name];
+    if (!n.holdsVip) return;
+    n.holdsVip = false;
+    this.note(name, "VIP removed by hand");
+    this.settle();
+    // Keepalived does not report it: the agent's 1 s poll does.
+    this.scheduleVipLook(n, this.settings.vipPollMs);
+  }
+
+  /** The gate file rewritten behind the agent's back (closed). */
+  rewriteTrackFiles(name: SimNode): void {
+    const n = this.nodes[name];
+    if (!n.machineUp) return;
+    n.gateFileOpen = false;
+    this.note(name, "gate file rewritten (closed)");
+    this.settle();
+  }
+
+  /**
+   * A second agent process for the same node, as it behaved before the instance lock: it
+   * writes a closed gate, replaces (and on exit removes) the lease guard, and restarts
+   * Keepalived as a "leftover". Then it exits.
+   */
+  secondAgent(name: SimNode): void {
+    const n = this.nodes[name];
+    if (!n.machineUp) return;
+    this.note(name, "a second agent process started");
+    n.gateFileOpen = false;
+    this.killLeaseGuard(name);
+    if (n.keepalivedRunning) this.restartKeepalived(name, 200);
+  }
+
+  /** The watchdog's repair: a fresh lease guard, the gate file rewritten, Keepalived restarted. */
+  private repairKeepalived(n: NodeState): { actions: string[] } | { error: string } {
+    if (!n.machineUp) return { error: "machine down" };
+    const actions: string[] = [];
+    if (n.leaseGuardGone) {
+      n.leaseGuardGone = false;
+      actions.push("started a new lease guard");
+    }
+    n.leaseFreshUntil = this.now + this.settings.election.leaseMs / n.rate;
+    this.scheduleLeaseCheck(n);
+    if (n.gateFileOpen !== n.gateOpen) {
+      n.gateFileOpen = n.gateOpen;
+      actions.push("rewrote the gate file");
+    }
+    this.stopKeepalived(n, "keepalived stopped for a repair");
+    if (!this.startKeepalived(n)) {
+      this.settle();
+      return { error: "keepalived does not start" };
+    }
+    actions.push("restarted keepalived");
+    this.note(n.name, `repaired: ${actions.join(", ")}`);
+    this.settle();
+    return { actions };
   }
 
   // ---- clocks and the log ----------------------------------------------------------------

@@ -22,6 +22,10 @@ export const SIM_SETTINGS = {
     handoffTimeoutMs: 1_500,
     arpGuard: true,
     arpRetryMs: 500,
+    // The liveness watchdog (timings.vipRepairAfterMs, vipGiveUpAfterMs, peerVipUnansweredMs).
+    vipRepairAfterMs: 3_000,
+    vipGiveUpAfterMs: 8_000,
+    peerVipUnansweredMs: 12_000,
   },
   // VRRP: downTimerAdverts (3) × advertIntMs (100) + skew; skew = (256 - priority 200) × 100 / 256
   keepalivedDownTimerMs: 321.875,
@@ -95,6 +99,7 @@ export function replayCommand(seed: number, generate: GenerateOptions = {}, stri
   if (strict) flags.push("--strict");
   if (generate.profile) flags.push(`--profile ${generate.profile}`);
   if (generate.windowMs) flags.push(`--window ${generate.windowMs[0]}-${generate.windowMs[1]}`);
+  if (generate.adapterFaultShare !== undefined) flags.push(`--adapter-faults ${generate.adapterFaultShare}`);
   return `node --import tsx scripts/simulate.ts ${flags.join(" ")}`;
 }
 
@@ -102,7 +107,7 @@ export function runSchedule(schedule: Schedule, options: Omit<RunOptions, "seed"
   const world = new PairWorld(worldSettingsFor(schedule, options.world, options.fullLog));
   const driver = new ScheduleDriver(world, schedule);
   driver.install({ withoutWallJumps: options.withoutWallJumps ?? false });
-  const bounds = deriveBounds(world.settings as WorldSettings);
+  const bounds = deriveBounds(world.settings as WorldSettings, schedule);
   const checker = new InvariantChecker(world, schedule, driver, bounds, { strict: options.strict ?? false });
   world.observe(() => checker.check());
   const end = schedule.healAt + bounds.livenessMs + STABLE_MS;

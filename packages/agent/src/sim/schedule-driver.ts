@@ -15,7 +15,7 @@ export interface Activity {
   what: string;
 }
 
-type Counter = "crash" | "kill-agent" | "stop-agent" | "pause" | "failed" | "hung" | "gateway-cut" | "keepalived";
+type Counter = "crash" | "kill-agent" | "stop-agent" | "pause" | "failed" | "hung" | "gateway-cut" | "keepalived" | "keepalived-stuck" | "keepalived-refuses-start";
 
 export class ScheduleDriver {
   readonly activity: Activity[] = [];
@@ -65,7 +65,7 @@ export class ScheduleDriver {
   /** Any fault active on `node` right now (or the gateway down for both)? */
   faultyNow(node: SimNode): boolean {
     const c = this.count[node];
-    return this.gatewayDown > 0 || c.crash + c["kill-agent"] + c["stop-agent"] + c.pause + c.failed + c.hung + c["gateway-cut"] + c.keepalived > 0;
+    return this.gatewayDown > 0 || c.crash + c["kill-agent"] + c["stop-agent"] + c.pause + c.failed + c.hung + c["gateway-cut"] + c.keepalived + c["keepalived-stuck"] + c["keepalived-refuses-start"] > 0;
   }
 
   /** Any cut or impairment between the MNs right now? */
@@ -125,6 +125,26 @@ export class ScheduleDriver {
       case "wall-jump":
         w.jumpWall(fault.node, fault.deltaMs);
         return;
+      case "keepalived-stuck":
+        this.count[fault.node][fault.kind]++;
+        w.setKeepalivedStuck(fault.node, true);
+        return;
+      case "keepalived-refuses-start":
+        this.count[fault.node][fault.kind]++;
+        w.setKeepalivedRefusesStart(fault.node, true);
+        return;
+      case "lease-guard-gone":
+        w.killLeaseGuard(fault.node);
+        return;
+      case "vip-removed":
+        w.removeVipByHand(fault.node);
+        return;
+      case "track-files-rewritten":
+        w.rewriteTrackFiles(fault.node);
+        return;
+      case "second-agent":
+        w.secondAgent(fault.node);
+        return;
     }
   }
 
@@ -166,6 +186,12 @@ export class ScheduleDriver {
         w.setLinkConditions(fault.from, this.impairments[fault.from].at(-1) ?? null);
         return;
       }
+      case "keepalived-stuck":
+        if (--this.count[fault.node][fault.kind] === 0) w.setKeepalivedStuck(fault.node, false);
+        return;
+      case "keepalived-refuses-start":
+        if (--this.count[fault.node][fault.kind] === 0) w.setKeepalivedRefusesStart(fault.node, false);
+        return;
       default:
         return;
     }
@@ -206,7 +232,7 @@ export class ScheduleDriver {
 }
 
 function blankCounts(): Record<Counter, number> {
-  return { crash: 0, "kill-agent": 0, "stop-agent": 0, pause: 0, failed: 0, hung: 0, "gateway-cut": 0, keepalived: 0 };
+  return { crash: 0, "kill-agent": 0, "stop-agent": 0, pause: 0, failed: 0, hung: 0, "gateway-cut": 0, keepalived: 0, "keepalived-stuck": 0, "keepalived-refuses-start": 0 };
 }
 
 function sides(direction: Direction): SimNode[] {

@@ -28,7 +28,14 @@ export type Fault =
   | { kind: "arp-cut"; from: Direction; at: number; until: number }
   | { kind: "keepalived-restart"; node: SimNode; at: number; until: number }
   | { kind: "demote"; node: SimNode; at: number }
-  | { kind: "wall-jump"; node: SimNode; at: number; deltaMs: number };
+  | { kind: "wall-jump"; node: SimNode; at: number; deltaMs: number }
+  // ---- adapter faults: what goes wrong around the core (the watchdog's business)
+  | { kind: "keepalived-stuck"; node: SimNode; at: number; until: number }
+  | { kind: "keepalived-refuses-start"; node: SimNode; at: number; until: number }
+  | { kind: "lease-guard-gone"; node: SimNode; at: number }
+  | { kind: "vip-removed"; node: SimNode; at: number }
+  | { kind: "track-files-rewritten"; node: SimNode; at: number }
+  | { kind: "second-agent"; node: SimNode; at: number };
 
 export type FaultKind = Fault["kind"];
 
@@ -54,6 +61,14 @@ export interface GenerateOptions {
   maxClockDrift?: number;
   /** Faults per simulated second, drawn from [min, max]. */
   faultRate?: [number, number];
+  /** Share of chaos schedules that also get adapter faults (default 0.3; 0: none). */
+  adapterFaultShare?: number;
+}
+
+export const ADAPTER_FAULT_KINDS = ["keepalived-stuck", "keepalived-refuses-start", "lease-guard-gone", "vip-removed", "track-files-rewritten", "second-agent"] as const;
+
+export function isAdapterFault(f: Fault): boolean {
+  return (ADAPTER_FAULT_KINDS as readonly string[]).includes(f.kind);
 }
 
 export const DEFAULT_WINDOW_MS: [number, number] = [30_000, 120_000];
@@ -89,6 +104,7 @@ export function generateSchedule(seed: number, options: GenerateOptions = {}): S
     // Faults that land together find the races: now and then, another one within 20 ms.
     if (profile === "chaos" && chance(0.15)) faults.push(...chaosFault(Math.min(windowMs, at + r(0, 20))));
   }
+  if (profile === "chaos") faults.push(...adapterFaults(seed, windowMs, options.adapterFaultShare ?? 0.3));
   faults.sort((a, b) => a.at - b.at);
   return { seed, profile, drift, bootAt, latency, faults: profile === "benign" ? spaceHolderBlips(separateArpFromLink(faults)) : faults, healAt: windowMs };
 
@@ -249,6 +265,24 @@ const BENIGN_KINDS = [
   "arp-cut",
   "wall-jump",
 ] as const;
+
+/**
+ * Adapter faults come from their own random stream, so that a seed's other faults stay what
+ * they were before adapter faults existed (pinned seeds keep their meaning).
+ */
+function adapterFaults(seed: number, windowMs: number, share: number): Fault[] {
+  const rng = mulberry32(seed ^ 0x0ada9f17);
+  if (rng() >= share) return [];
+  const faults: Fault[] = [];
+  for (let k = 1 + Math.floor(rng() * 3); k > 0; k--) {
+    const kind = ADAPTER_FAULT_KINDS[Math.floor(rng() * ADAPTER_FAULT_KINDS.length)] as (typeof ADAPTER_FAULT_KINDS)[number];
+    const node: SimNode = rng() < 0.5 ? "mn1" : "mn2";
+    const at = rng() * windowMs;
+    if (kind === "keepalived-stuck" || kind === "keepalived-refuses-start") faults.push({ kind, node, at, until: Math.min(windowMs, at + 500 + rng() * 15_000) });
+    else faults.push({ kind, node, at });
+  }
+  return faults;
+}
 
 /**
  * Benign runs keep the ARP guard able to see the holder whenever the standby cannot hear it:

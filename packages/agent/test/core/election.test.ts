@@ -261,6 +261,105 @@ describe("election scenarios", () => {
   });
 });
 
+describe("maintenance mode and stopped nodes", () => {
+  it("maintenance on the holder, its critical service fails: no handoff, no move; off: the failed holder hands over once", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    const changesBefore = world.vipChanges.length;
+    world.operatorMode(holder, { kind: "maintenance", on: true });
+    world.run(300);
+    world.setServices(holder, false);
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe(holder);
+    expect(world.role(holder)).toBe("holder");
+    expect(world.vipChanges.length, world.trace()).toBe(changesBefore);
+    world.operatorMode(holder, { kind: "maintenance", on: false });
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe(standby);
+    const moves = world.vipChanges.slice(changesBefore).filter((c) => c.to !== null);
+    expect(moves.map((m) => m.to), world.trace()).toEqual([standby]);
+    expect(world.splitBrainAt).toEqual([]);
+  });
+
+  it("maintenance on the standby while the holder dies: the standby claims nothing; off: it claims", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    world.operatorMode(standby, { kind: "maintenance", on: true });
+    world.run(300);
+    world.crash(holder);
+    world.run(4_000);
+    expect(world.vipOwner(), world.trace()).toBeNull();
+    expect(world.role(standby)).toBe("standby");
+    world.operatorMode(standby, { kind: "maintenance", on: false });
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe(standby);
+  });
+
+  it("a standby in maintenance refuses a failing holder's handoff: the holder keeps the VIP (held degraded)", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    world.operatorMode(standby, { kind: "maintenance", on: true });
+    world.run(300);
+    world.setServices(holder, false);
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe(holder);
+    expect(world.splitBrainAt).toEqual([]);
+  });
+
+  it("operator demote is refused in maintenance, naming the way out", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    world.operatorMode(holder, { kind: "maintenance", on: true });
+    const id = world.demote(holder);
+    world.run(500);
+    expect(world.requestResult(holder, id)).toEqual({ ok: false, message: expect.stringMatching(/maintenance mode.*mnha maintenance off/) });
+    expect(world.vipOwner()).toBe(holder);
+  });
+
+  it("maintenance does not suspend the safety rule: a holder cut off from the peer and the gateway steps down", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    world.operatorMode(holder, { kind: "maintenance", on: true });
+    world.operatorMode(otherNode(holder), { kind: "maintenance", on: true });
+    world.setGateway(holder, false);
+    world.cutLink({ vrrp: true });
+    world.run(4_000);
+    expect(world.holdsVip(holder), world.trace()).toBe(false);
+  });
+
+  it("a stopped holder with no healthy peer gives the VIP up (stop-node -stopvip); a stopped standby never claims", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    world.setServices(standby, false);
+    world.run(500);
+    world.operatorMode(holder, { kind: "node-stopped", on: true });
+    world.run(2_000);
+    expect(world.vipOwner(), world.trace()).toBeNull();
+    world.setServices(standby, true);
+    world.run(3_000);
+    expect(world.vipOwner(), world.trace()).toBe(standby);
+    world.operatorMode(holder, { kind: "node-stopped", on: false });
+    world.crash(standby);
+    world.run(4_000);
+    expect(world.vipOwner(), world.trace()).toBe(holder);
+  });
+
+  it("a stopped node stays out: the holder dying leaves the VIP unowned rather than on the stopped node", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    world.operatorMode(standby, { kind: "node-stopped", on: true });
+    world.run(300);
+    world.crash(holder);
+    world.run(4_000);
+    expect(world.vipOwner(), world.trace()).toBeNull();
+  });
+});
+
 describe("election core messages", () => {
   // The defaults a real config gets (the simulator's test checks they equal parseConfig's).
   const settings = { ...SIM_SETTINGS.election, self: "mn2", peer: "mn1", initialEpoch: 7 };
@@ -350,5 +449,272 @@ describe("election core messages", () => {
       dateNow.mockRestore();
       perfNow.mockRestore();
     }
+  });
+});
+
+/**
+ * The liveness watchdog: what goes wrong around the core (Keepalived, its files, the lease
+ * guard, the VIP itself) must not leave the pair without a VIP holder. Each scenario starts
+ * from a steady pair, breaks something on the holder, and expects the VIP served again (by
+ * the holder after a repair, or by the standby), within the bound, never by two nodes.
+ */
+interface WatchdogScenario {
+  name: string;
+  act: (world: PairWorld, holder: SimNode, standby: SimNode) => void;
+  runMs: number;
+  expectOwner: "holder" | "standby";
+  /** The longest stretch without a VIP holder after the fault (ms). */
+  maxUnservedMs: number;
+  /** World log lines (node, then the start of the line) that must appear. */
+  expectLog: [("holder" | "standby"), string][];
+  world?: ConstructorParameters<typeof PairWorld>[0];
+}
+
+// Defaults: repair after 3 s, give up after 8 s, the standby after 12 s; VIP looks: 1 s poll.
+const REPAIR_BOUND = 3_000 + 1_000 + 300 + 1_000;
+const GIVE_UP_BOUND = 8_000 + 1_000 + 1_500 + 1_000;
+
+const watchdogScenarios: WatchdogScenario[] = [
+  { name: "holder's VIP removed by hand (ip addr del): Keepalived is repaired and the holder serves it again", act: (w, h) => w.removeVipByHand(h), runMs: 10_000, expectOwner: "holder", maxUnservedMs: REPAIR_BOUND, expectLog: [["holder", "vip-repair:"], ["holder", "repaired:"], ["holder", "vip-restored:"]] },
+  { name: "holder's lease guard gone: a new guard is started and the holder serves the VIP again", act: (w, h) => w.killLeaseGuard(h), runMs: 10_000, expectOwner: "holder", maxUnservedMs: REPAIR_BOUND, expectLog: [["holder", "vip-repair:"], ["holder", "repaired: started a new lease guard"]] },
+  { name: "holder's gate file rewritten: the gate is rewritten and the holder serves the VIP again", act: (w, h) => w.rewriteTrackFiles(h), runMs: 10_000, expectOwner: "holder", maxUnservedMs: REPAIR_BOUND, expectLog: [["holder", "repaired:"]] },
+  { name: "a second agent process on the holder (gate closed, guard gone, Keepalived restarted): repaired, the holder serves again", act: (w, h) => w.secondAgent(h), runMs: 10_000, expectOwner: "holder", maxUnservedMs: REPAIR_BOUND, expectLog: [["holder", "repaired:"]] },
+  { name: "holder's Keepalived stuck in FAULT: the repair does not help; the holder hands the role to the standby", act: (w, h) => w.setKeepalivedStuck(h, true), runMs: 14_000, expectOwner: "standby", maxUnservedMs: GIVE_UP_BOUND, expectLog: [["holder", "vip-repair:"], ["holder", "vip-gave-up:"], ["standby", "handoff-accepted:"]] },
+  { name: "holder's Keepalived refuses to start: the repair fails; the holder hands the role to the standby", act: (w, h) => w.setKeepalivedRefusesStart(h, true), runMs: 14_000, expectOwner: "standby", maxUnservedMs: GIVE_UP_BOUND, expectLog: [["holder", "watchdog-repair-failed:"], ["holder", "vip-gave-up:"]] },
+  {
+    name: "holder's Keepalived stuck and the standby unhealthy: the holder steps down; the standby claims once healthy",
+    act: (w, h, s) => {
+      w.setServices(s, false);
+      w.run(500);
+      w.setKeepalivedStuck(h, true);
+      w.run(10_000);
+      w.setServices(s, true);
+    },
+    runMs: 4_000,
+    expectOwner: "standby",
+    maxUnservedMs: 10_000 + 4_000,
+    expectLog: [["holder", "vip-gave-up:"], ["holder", "stepped-down:"]],
+  },
+  {
+    name: "a holder whose watchdog never acts: the standby finds the VIP unanswered and claims it at a higher epoch",
+    act: (w, h) => w.killLeaseGuard(h),
+    runMs: 16_000,
+    expectOwner: "standby",
+    maxUnservedMs: 12_000 + 1_000 + 1_500,
+    expectLog: [["standby", "peer-vip-unanswered:"], ["holder", "epoch-adopted:"]],
+    // mn1 (the holder of a pair started together) never repairs nor gives up.
+    world: { coreFactory: (s, now) => new ElectionCore(s.self === "mn1" ? { ...s, vipRepairAfterMs: 1e12, vipGiveUpAfterMs: 2e12 } : s, now) },
+  },
+];
+
+describe("liveness watchdog scenarios", () => {
+  for (const scenario of watchdogScenarios) {
+    it(scenario.name, () => {
+      const world = new PairWorld(scenario.world);
+      world.boot("mn1");
+      world.boot("mn2");
+      expect(world.runUntil(() => world.vipOwner() !== null, 5_000), world.trace()).not.toBeNull();
+      world.run(2_000);
+      const holder = world.vipOwner() as SimNode;
+      const standby = otherNode(holder);
+      const changesBefore = world.vipChanges.length;
+      const logBefore = world.log.length;
+      const faultAt = world.now;
+      scenario.act(world, holder, standby);
+      world.run(scenario.runMs);
+
+      expect(world.vipOwner(), world.trace(120)).toBe(scenario.expectOwner === "holder" ? holder : standby);
+      expect(world.splitBrainAt, world.trace()).toEqual([]);
+      // The longest stretch without a holder since the fault.
+      let unservedSince: number | null = null;
+      let longest = 0;
+      for (const change of world.vipChanges.slice(changesBefore)) {
+        if (change.to === null) unservedSince = change.at;
+        else if (unservedSince !== null) {
+          longest = Math.max(longest, change.at - unservedSince);
+          unservedSince = null;
+        }
+      }
+      if (world.vipChanges.slice(changesBefore).length === 0) unservedSince = null;
+      expect(unservedSince, world.trace()).toBeNull();
+      expect(longest, world.trace(120)).toBeLessThanOrEqual(scenario.maxUnservedMs);
+      expect(longest).toBeGreaterThanOrEqual(0);
+      const lines = world.log.slice(logBefore).map((e) => `${e.node} ${e.what}`);
+      for (const [who, start] of scenario.expectLog) {
+        const node = who === "holder" ? holder : standby;
+        expect(lines.some((l) => l.startsWith(`${node} ${start}`)), `${node} ${start}\n${world.trace(120)}`).toBe(true);
+      }
+      expect(faultAt).toBeLessThan(world.now);
+    });
+  }
+});
+
+describe("liveness watchdog rules (the core alone)", () => {
+  const settings = { ...SIM_SETTINGS.election, self: "mn1", peer: "mn2", initialEpoch: 3, arpGuard: false, startupGraceMs: 0 };
+  const kinds = (effects: ElectionEffect[]) => effects.map((e) => (e.kind === "event" ? `event:${e.type}` : e.kind));
+  const holderAlone = (): ElectionCore => {
+    const core = new ElectionCore(settings, 0);
+    core.step(0, { kind: "services", healthy: true, reasons: [] });
+    core.step(0, { kind: "gateway", reachable: true });
+    // (A node alone claims once the takeover margin past start is over.)
+    core.step(200, { kind: "tick" });
+    expect(core.snapshot(200).role).toBe("holder");
+    return core;
+  };
+  /** Ticks every 100 ms from `from` to `to`, returning the effects of each. */
+  const tickThrough = (core: ElectionCore, from: number, to: number): Map<number, ElectionEffect[]> => {
+    const out = new Map<number, ElectionEffect[]>();
+    for (let t = from; t <= to; t += 100) out.set(t, core.step(t, { kind: "tick" }));
+    return out;
+  };
+
+  it("a tick's effects end with renew-lease then a heartbeat: the gate is settled before the lease guard hears from us", () => {
+    const core = holderAlone();
+    expect(kinds(core.step(300, { kind: "tick" })).slice(-2)).toEqual(["renew-lease", "heartbeat-now"]);
+    // A holder woken past its lease closes the gate first, then renews.
+    const woken = kinds(core.step(300 + settings.leaseMs + 100, { kind: "tick" }));
+    expect(woken.indexOf("set-gate")).toBeLessThan(woken.indexOf("renew-lease"));
+  });
+
+  it("stays idle until the host has reported the VIP at least once", () => {
+    const core = holderAlone();
+    const effects = [...tickThrough(core, 300, 20_000).values()].flat();
+    expect(kinds(effects)).not.toContain("repair-keepalived");
+    expect(core.snapshot(20_000).role).toBe("holder");
+  });
+
+  it("a served VIP asks for nothing", () => {
+    const core = holderAlone();
+    core.step(250, { kind: "vip-observed", present: true });
+    const effects = [...tickThrough(core, 300, 20_000).values()].flat();
+    expect(kinds(effects).filter((k) => k.startsWith("event:vip") || k === "repair-keepalived")).toEqual([]);
+    expect(core.snapshot(20_000).vipUnansweredMs).toBeNull();
+  });
+
+  it("holder without its VIP: one repair after vipRepairAfterMs; with no peer, steps down after vipGiveUpAfterMs and stays ineligible as long again", () => {
+    const core = holderAlone();
+    // Missing from 250 on (the step that reported it).
+    core.step(250, { kind: "vip-observed", present: false });
+    const steps = tickThrough(core, 300, 8_200);
+    const repairs = [...steps.entries()].filter(([, e]) => e.some((x) => x.kind === "repair-keepalived"));
+    expect(repairs.map(([t]) => t)).toEqual([3_300]);
+    expect(repairs[0]![1]).toContainEqual({ kind: "repair-keepalived", reason: expect.stringContaining("VIP has not been on its interface") });
+    expect(core.snapshot(8_200)).toMatchObject({ role: "holder", vipUnansweredMs: 7_950 });
+    const giveUp = core.step(8_300, { kind: "tick" });
+    expect(kinds(giveUp)).toEqual(expect.arrayContaining(["event:vip-gave-up", "set-gate", "event:stepped-down"]));
+    expect(giveUp).toContainEqual({ kind: "set-gate", open: false });
+    const snap = core.snapshot(8_300);
+    expect(snap).toMatchObject({ role: "standby", holder: null, eligible: false, vipUnansweredMs: null });
+    expect(snap.reasons).toContain("the VIP could not be served here (watchdog)");
+    // Not straight back: ineligible until the cooldown is over, then it may claim again.
+    tickThrough(core, 8_400, 16_200);
+    expect(core.snapshot(16_200)).toMatchObject({ role: "standby", eligible: false });
+    core.step(16_300, { kind: "tick" });
+    expect(core.snapshot(16_300)).toMatchObject({ eligible: true, role: "holder", epoch: 5 });
+  });
+
+  it("the VIP back before the give-up bound: the episode ends with a vip-restored event", () => {
+    const core = holderAlone();
+    core.step(250, { kind: "vip-observed", present: false });
+    tickThrough(core, 300, 4_000);
+    const effects = core.step(4_050, { kind: "vip-observed", present: true });
+    expect(kinds(effects)).toContain("event:vip-restored");
+    expect(kinds([...tickThrough(core, 4_200, 20_000).values()].flat())).not.toContain("event:vip-gave-up");
+  });
+
+  it("holder without its VIP and a ready peer: the give-up is a handoff offer at the next epoch", () => {
+    const core = holderAlone();
+    core.step(210, { kind: "peer-up" });
+    core.step(250, { kind: "vip-observed", present: false });
+    const hb = (t: number) =>
+      core.step(t, { kind: "peer-message", message: { type: "heartbeat", seq: t, node: "mn2", epoch: 4, holder: "mn1", role: "standby", eligible: true, reasons: [], gatewayReachable: true, leaseRemainingMs: 0, vipPresent: false, keepalived: "backup", services: [] } });
+    let offer: ElectionEffect | undefined;
+    let at = 0;
+    const isOffer = (e: ElectionEffect) => e.kind === "send" && e.message.type === "handoff-offer";
+    for (let t = 300; t <= 8_400 && !offer; t += 100) {
+      offer = hb(t - 50).find(isOffer) ?? core.step(t, { kind: "tick" }).find(isOffer);
+      at = t;
+    }
+    expect(offer).toMatchObject({ kind: "send", message: { type: "handoff-offer", epoch: 5, from: "mn1", to: "mn2" } });
+    // The first step 8 s after the VIP went missing (a heartbeat at 8250).
+    expect(at).toBe(8_300);
+    expect(core.snapshot(at).role).toBe("handing-off");
+  });
+
+  describe("the standby", () => {
+    const standbySettings = { ...SIM_SETTINGS.election, self: "mn2", peer: "mn1", initialEpoch: 4, startupGraceMs: 0 };
+    const peerHolds = (vipPresent: boolean, epoch = 4) => ({ type: "heartbeat" as const, seq: 1, node: "mn1", epoch, holder: "mn1", role: "holder" as const, eligible: true, reasons: [], gatewayReachable: true, leaseRemainingMs: 600, vipPresent, keepalived: "fault" as const, services: [] });
+    const standby = (): ElectionCore => {
+      const core = new ElectionCore(standbySettings, 0);
+      core.step(0, { kind: "services", healthy: true, reasons: [] });
+      core.step(0, { kind: "gateway", reachable: true });
+      core.step(0, { kind: "vip-observed", present: false });
+      core.step(5, { kind: "peer-up" });
+      return core;
+    };
+    /** Heartbeats from the peer and ticks every 100 ms; returns the first instant an ARP probe is asked for. */
+    const run = (core: ElectionCore, until: number, vipPresent: boolean): number | null => {
+      for (let t = 10; t <= until; t += 100) {
+        if (core.step(t, { kind: "peer-message", message: peerHolds(vipPresent) }).some((e) => e.kind === "arp-probe")) return t;
+        if (core.step(t + 1, { kind: "tick" }).some((e) => e.kind === "arp-probe")) return t + 1;
+      }
+      return null;
+    };
+
+    it("the peer holds the role and serves the VIP: never claims", () => {
+      expect(run(standby(), 30_000, true)).toBeNull();
+    });
+
+    it("the peer holds the role without the VIP past peerVipUnansweredMs: probes ARP, and with no answer claims at a higher epoch", () => {
+      const core = standby();
+      const probedAt = run(core, 30_000, false);
+      expect(probedAt).not.toBeNull();
+      expect(probedAt!).toBeGreaterThanOrEqual(12_000);
+      expect(probedAt!).toBeLessThan(12_300);
+      expect(core.snapshot(probedAt!)).toMatchObject({ role: "claiming" });
+      // A heartbeat of the peer (still "holder") does not abort this claim.
+      core.step(probedAt! + 50, { kind: "peer-message", message: peerHolds(false) });
+      expect(core.snapshot(probedAt! + 50).role).toBe("claiming");
+      const effects = core.step(probedAt! + 200, { kind: "arp-result", probeId: 1, occupied: false, detail: "no answer" });
+      expect(effects).toContainEqual({ kind: "persist-epoch", epoch: 5 });
+      expect(effects).toContainEqual({ kind: "set-gate", open: true });
+      expect(core.snapshot(probedAt! + 200)).toMatchObject({ role: "holder", epoch: 5 });
+    });
+
+    it("reports from an earlier tenure do not count: a peer back from a loss, claiming anew, gets the whole bound again", () => {
+      // Found by the simulator (seed 6484): the clock kept running across the peer's crash.
+      const core = standby();
+      expect(run(core, 8_000, false)).toBeNull();
+      core.step(8_050, { kind: "peer-down", reason: "closed" });
+      core.step(9_000, { kind: "peer-up" });
+      let probedAt: number | null = null;
+      for (let t = 9_010; t <= 30_000 && probedAt === null; t += 100) {
+        const a = core.step(t, { kind: "peer-message", message: peerHolds(false, 6) });
+        const b = core.step(t + 1, { kind: "tick" });
+        if ([...a, ...b].some((e) => e.kind === "arp-probe")) probedAt = t;
+      }
+      expect(probedAt).not.toBeNull();
+      expect(probedAt!).toBeGreaterThanOrEqual(9_010 + 12_000);
+    });
+
+    it("someone answers ARP for the VIP: the rescue claim is blocked (no split brain)", () => {
+      const core = standby();
+      const probedAt = run(core, 30_000, false)!;
+      core.step(probedAt + 40, { kind: "arp-result", probeId: 1, occupied: true, detail: "aa:bb:cc:dd:ee:ff answers" });
+      expect(core.snapshot(probedAt + 40)).toMatchObject({ role: "standby", gateOpen: false, epoch: 4 });
+    });
+
+    it("the old holder steps down on the rescuer's higher epoch", () => {
+      const core = new ElectionCore({ ...settings, arpGuard: true }, 0);
+      core.step(0, { kind: "services", healthy: true, reasons: [] });
+      core.step(0, { kind: "gateway", reachable: true });
+      core.step(200, { kind: "tick" });
+      core.step(250, { kind: "arp-result", probeId: 1, occupied: false, detail: "no answer" });
+      expect(core.snapshot(250)).toMatchObject({ role: "holder", epoch: 4 });
+      core.step(260, { kind: "peer-up" });
+      const effects = core.step(270, { kind: "peer-message", message: { ...peerHolds(false, 5), node: "mn2", holder: "mn2" } });
+      expect(effects).toContainEqual({ kind: "set-gate", open: false });
+      expect(core.snapshot(270)).toMatchObject({ role: "standby", holder: "mn2", epoch: 5 });
+    });
   });
 });

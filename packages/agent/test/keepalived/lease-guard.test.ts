@@ -167,3 +167,31 @@ describe("LeaseGuard (the driver's handle on the script)", () => {
     guard.renew(); // after stop: a no-op, not a throw
   });
 });
+
+describe("mnha-lease-guard owns its pid file", () => {
+  it("a second guard for the same lease file exits 3 and leaves the first guard's pid file alone", async () => {
+    const file = leaseFile();
+    const first = startGuard(file, "5");
+    first.stdin.write("\n");
+    expect(await waitUntil(() => existsSync(`${file}.guard.pid`) && read(`${file}.guard.pid`) === String(first.pid), 1_000)).not.toBeNull();
+    const second = startGuard(file, "5");
+    let stderr = "";
+    second.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    expect(await exitOf(second)).toBe(3);
+    expect(stderr).toMatch(/another guard \(pid \d+\) already keeps/);
+    expect(read(`${file}.guard.pid`)).toBe(String(first.pid));
+    expect((await runCommand([CHECK, file])).code).toBe(0);
+    expect(read(file)).toBe("0");
+  });
+
+  it("leaves a pid file naming another process in place when it exits", async () => {
+    const file = leaseFile();
+    const guard = startGuard(file, "5");
+    guard.stdin.write("\n");
+    expect(await waitUntil(() => existsSync(`${file}.guard.pid`), 1_000)).not.toBeNull();
+    writeFileSync(`${file}.guard.pid`, "999999\n");
+    guard.stdin.end();
+    expect(await exitOf(guard)).toBe(0);
+    expect(read(`${file}.guard.pid`)).toBe("999999");
+  });
+});

@@ -78,6 +78,7 @@ describe("MetricsServer", () => {
       mnha_epoch: 7,
       mnha_failovers_total: 3,
       mnha_vip_held: 1,
+      mnha_vip_unanswered_seconds: 0,
       mnha_peer_connected: 1,
       mnha_peer_rtt_seconds: 0.0015,
       mnha_gateway_reachable: 1,
@@ -125,8 +126,10 @@ describe("MetricsServer", () => {
       keepalivedState: "fault",
       store: null,
       syncLagRecords: null,
+      vipUnansweredSeconds: 12.5,
     });
     let { samples } = await scrape(url);
+    expect(samples.get("mnha_vip_unanswered_seconds")).toBe(12.5);
     expect(samples.get('mnha_role{role="standby"}')).toBe(1);
     expect(samples.get('mnha_role{role="holder"}')).toBe(0);
     expect(samples.get("mnha_epoch")).toBe(8);

@@ -111,6 +111,7 @@ describe("the simulator", () => {
     expect(check).toBeDefined();
     expect(SIM_SETTINGS.services).toEqual({ intervalMs: check?.intervalMs, timeoutMs: check?.timeoutMs, rise: check?.rise, fall: check?.fall });
     expect(SIM_SETTINGS.peerLink).toMatchObject({ reconnectInitialMs: t.reconnectInitialMs, reconnectMaxMs: t.reconnectMaxMs });
+    expect({ repair: e.vipRepairAfterMs, giveUp: e.vipGiveUpAfterMs, peer: e.peerVipUnansweredMs }).toEqual({ repair: t.vipRepairAfterMs, giveUp: t.vipGiveUpAfterMs, peer: t.peerVipUnansweredMs });
   });
 
   it("states its bounds from the settings", () => {

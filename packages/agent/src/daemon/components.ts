@@ -1,0 +1,54 @@
+/**
+ * The daemon's composition: what an agent is made of, as interfaces, and the function that
+ * builds the real parts from a loaded config. The Agent takes these parts ready-made, so its
+ * unit tests pass in-memory ones and need no root, no Keepalived and no sockets.
+ */
+import type { DailySummary } from "../store/sqlite-store.js";
+import type { StoreAlert } from "../store/sqlite-store.js";
+import type { NodeOpsHost } from "../ops/node-ops.js";
+import type { ArpGuardApi, ControlHandlers, FailoverRecord, GatewayMonitorApi, KeepalivedDriverApi, NewEvent, NewSample, PeerLinkApi, PeerLinkEvent, SeriesSummary, ServiceMonitorApi, Startable, StoreHealth, SyncEvent, EventFilter } from "../contracts.js";
+import type { MetricsSnapshot } from "../metrics/metrics.js";
+import type { SyncStatus } from "../sync/sync-engine.js";
+
+/** What the agent needs of the audit store. */
+export interface AgentStore extends Startable {
+  appendEvent(event: NewEvent): number;
+  appendSamples(samples: NewSample[]): void;
+  queryEvents(filter: EventFilter): Promise<SyncEvent[]>;
+  failovers(filter: { sinceMs?: number; untilMs?: number; limit?: number }): Promise<FailoverRecord[]>;
+  summarize(filter: { sinceMs?: number; untilMs?: number; node?: string; series?: string }): Promise<SeriesSummary[]>;
+  health(): StoreHealth;
+  onAlert(listener: (alert: StoreAlert) => void): void;
+  onDailySummary(listener: (summary: DailySummary) => void): void;
+}
+
+/** What the agent needs of the replication engine. */
+export interface AgentSync extends Startable {
+  handleLinkEvent(event: PeerLinkEvent): void;
+  /** Sync messages are the engine's alone; the election never sees them. */
+  isSyncMessage(message: unknown): boolean;
+  status(): Pick<SyncStatus, "lagEvents" | "lagSamples" | "lastAckAgoMs">;
+}
+
+/** The highest epoch seen, durable (written before the agent acts on it). */
+export interface EpochStoreApi {
+  get(): number;
+  set(epoch: number): void;
+}
+
+export interface AgentComponents {
+  epochs: EpochStoreApi;
+  /** The checks, and the restore holds operator modes put on them (maintenance, stop-node). */
+  services: ServiceMonitorApi & NodeOpsHost["services"];
+  gateway: GatewayMonitorApi;
+  keepalived: KeepalivedDriverApi & Required<Pick<KeepalivedDriverApi, "repair">>;
+  arpGuard: ArpGuardApi;
+  link: PeerLinkApi;
+  store: AgentStore;
+  sync: AgentSync;
+  sampler: Startable;
+  /** Built once the agent's handlers exist. */
+  control: (handlers: ControlHandlers) => Startable;
+  /** Null: metrics disabled. */
+  metrics: ((collect: () => MetricsSnapshot) => Startable) | null;
+}

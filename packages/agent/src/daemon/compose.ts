@@ -1,0 +1,79 @@
+/**
+ * Builds the real parts of an agent from a loaded config. Constructors only: nothing here
+ * touches Keepalived, files or sockets; the Agent starts the parts, in order, and undoes a
+ * start that fails.
+ */
+import type { Clock, LoadedConfig, Logger } from "@mnha/shared";
+import { GatewayMonitor } from "../checks/gateway-monitor.js";
+import { ServiceMonitor } from "../checks/service-monitor.js";
+import { ControlServer } from "../control/control-server.js";
+import { KeepalivedDriver } from "../keepalived/driver.js";
+import { MetricsServer } from "../metrics/metrics.js";
+import { SystemSampler } from "../metrics/system-sampler.js";
+import { ArpGuard } from "../net/arp-guard.js";
+import { PeerLink } from "../peer/peer-link.js";
+import { SqliteStore } from "../store/sqlite-store.js";
+import { SyncEngine } from "../sync/sync-engine.js";
+import type { AgentComponents } from "./components.js";
+import { EpochStore } from "./epoch-store.js";
+
+export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock): AgentComponents {
+  const { config } = loaded;
+  const peer = config.peers[0];
+  const self = config.node.name;
+  const services = new ServiceMonitor({ services: config.services, logger: logger.child({ component: "checks" }), clock });
+  const gateway = new GatewayMonitor({
+    address: config.gateway.address,
+    intervalMs: config.gateway.intervalMs,
+    timeoutMs: config.gateway.timeoutMs,
+    rise: config.gateway.rise,
+    fall: config.gateway.fall,
+    logger: logger.child({ component: "gateway" }),
+  });
+  const keepalived = new KeepalivedDriver({ config, logger: logger.child({ component: "keepalived" }) });
+  const arpGuard = new ArpGuard({
+    iface: config.vip.interface,
+    vip: config.vip.address,
+    timeoutMs: config.arpGuard.probeTimeoutMs,
+    command: config.arpGuard.command,
+    logger: logger.child({ component: "arp-guard" }),
+  });
+  const link = new PeerLink({
+    self: { name: self, listenAddress: config.listen.address ?? config.node.address, listenPort: config.listen.port },
+    peer: { name: peer?.name ?? "", address: peer?.address ?? "", port: peer?.port ?? 0 },
+    secret: loaded.secret,
+    logger: logger.child({ component: "peer" }),
+    reconnectInitialMs: config.timings.reconnectInitialMs,
+    reconnectMaxMs: config.timings.reconnectMaxMs,
+  });
+  const store = new SqliteStore({ config, node: self, logger: logger.child({ component: "store" }), clock });
+  const engine = new SyncEngine({ store, send: (message) => link.send(message), logger: logger.child({ component: "sync" }), clock });
+  const sampler = new SystemSampler({
+    intervalMs: config.store.sampleIntervalMs,
+    dataDir: config.dataDir,
+    iface: config.vip.interface,
+    logger: logger.child({ component: "sampler" }),
+    clock,
+    onSamples: (samples) => store.appendSamples(samples),
+    checkLatencies: () => services.statuses().map((s) => ({ service: s.name, latencyMs: s.lastLatencyMs, healthy: s.healthy })),
+  });
+  return {
+    epochs: new EpochStore(config.dataDir),
+    services,
+    gateway,
+    keepalived,
+    arpGuard,
+    link,
+    store,
+    sync: {
+      start: () => engine.start(),
+      stop: () => engine.stop(),
+      handleLinkEvent: (event) => engine.handleLinkEvent(event),
+      isSyncMessage: (message) => SyncEngine.isSyncMessage(message as Parameters<typeof SyncEngine.isSyncMessage>[0]),
+      status: () => engine.status(),
+    },
+    sampler,
+    control: (handlers) => new ControlServer({ socketPath: config.controlSocket, handlers, logger }),
+    metrics: config.metrics.enabled ? (collect) => new MetricsServer({ address: config.metrics.address, port: config.metrics.port, logger: logger.child({ component: "metrics" }), collect }) : null,
+  };
+}

@@ -1,0 +1,370 @@
+/**
+ * Operator operations on a node: maintenance mode, `stop-node` / `start-node`, and the peer's
+ * side of those asked over the peer link (maintenance --node peer, collect-log). The modes are
+ * persisted in the data dir and fed to the election core and the service monitor; every
+ * action is audited with who asked and why. The daemon wires this in with a handful of lines.
+ */
+import { randomUUID } from "node:crypto";
+import { MnhaError, type LoadedConfig, type Logger, type ServiceConfig } from "@mnha/shared";
+import type { LinkMessage, OpsReply, OpsRequest, Role } from "@mnha/protocol";
+import { describeCommandResult, runCommand } from "../checks/command.js";
+import type { CollectResult, CollectedFile, CommandOutcome, DemoteResult, MaintenanceResult, OpsStatus, ServiceStatus, StartNodeResult, StopNodeResult } from "../contracts.js";
+import { collectNodePart } from "./diagnostics.js";
+import { OpsStateFile } from "./ops-state-file.js";
+
+/** What NodeOps needs from the daemon. */
+export interface NodeOpsHost {
+  self: string;
+  peer: string;
+  loaded: LoadedConfig;
+  logger: Logger;
+  wallNow(): number;
+  record(type: string, message: string, fields: Record<string, unknown>, level?: "info" | "warn" | "error"): void;
+  /** Feeds the election core (through the daemon's queue). */
+  feedCore(input: { kind: "maintenance" | "node-stopped"; on: boolean }): void;
+  services: {
+    holdRestores(key: string, services: readonly string[] | null): void;
+    releaseRestores(key: string): void;
+    statuses(): ServiceStatus[];
+    checkNow(): Promise<void>;
+  };
+  /** This node's role, and why the peer could not take the VIP now (null: it could). */
+  election(): { role: Role; peerProblem: string | null };
+  demote(timeoutMs?: number): Promise<DemoteResult>;
+  send(message: LinkMessage): boolean;
+  peerConnected(): boolean;
+  statusJson(): Promise<string | null>;
+}
+
+export const MAINTENANCE_HOLD = "maintenance";
+export const STOPPED_HOLD = "stopped";
+/** The vendor's advice, repeated every time maintenance is entered. */
+export const VM_HA_REMINDER = "disable the platform's VM HA while in maintenance (the vendor requires it), and enable it again after `mnha maintenance off`";
+const PEER_ANSWER_TIMEOUT_MS = 150_000;
+const COLLECT_ANSWER_TIMEOUT_MS = 30_000;
+const DEFAULT_SERVICE_COMMAND_TIMEOUT_MS = 120_000;
+const START_HEALTHY_WAIT_MS = 60_000;
+
+export class NodeOps {
+  private readonly host: NodeOpsHost;
+  private readonly file: OpsStateFile;
+  private state: OpsStatus = { maintenance: null, stopped: null };
+  private peerState: OpsStatus | null = null;
+  private readonly waiting = new Map<string, (reply: OpsReply) => void>();
+  /** One operator action at a time on this node: a second one waits for the first. */
+  private busy: Promise<unknown> = Promise.resolve();
+
+  constructor(host: NodeOpsHost) {
+    this.host = host;
+    this.file = new OpsStateFile(host.loaded.config.dataDir);
+  }
+
+  /** Reads the persisted modes and applies them before the agent decides anything. */
+  start(): void {
+    const { state, problem } = this.file.load(this.host.wallNow());
+    this.state = state;
+    if (problem) this.host.record("ops.state-unreadable", `operator state file unreadable: ${problem}; entering maintenance mode to be safe`, { problem }, "error");
+    if (state.maintenance) {
+      this.host.feedCore({ kind: "maintenance", on: true });
+      this.host.services.holdRestores(MAINTENANCE_HOLD, null);
+      this.host.record("maintenance.resumed", `maintenance mode still on (since ${new Date(state.maintenance.since).toISOString()} by ${state.maintenance.by}: ${state.maintenance.reason || "no reason given"})`, { ...state.maintenance }, "warn");
+    }
+    if (state.stopped) {
+      this.host.feedCore({ kind: "node-stopped", on: true });
+      this.host.services.holdRestores(STOPPED_HOLD, this.stoppableServices(state.stopped.keepUi).map((s) => s.name));
+      this.host.record("node.still-stopped", `node still stopped by ${state.stopped.by} (mnha start-node brings it back)`, { ...state.stopped }, "warn");
+    }
+  }
+
+  status(): { self: OpsStatus; peer: OpsStatus | null } {
+    return { self: { ...this.state }, peer: this.peerState };
+  }
+
+  inMaintenance(): boolean {
+    return this.state.maintenance !== null;
+  }
+
+  // ---- peer link -------------------------------------------------------------------------
+
+  onPeerUp(): void {
+    this.broadcast();
+  }
+
+  onPeerDown(): void {
+    this.peerState = null;
+  }
+
+  static isOpsMessage(message: LinkMessage): boolean {
+    return message.type === "ops-state" || message.type === "ops-request" || message.type === "ops-reply";
+  }
+
+  handleMessage(message: LinkMessage): void {
+    switch (message.type) {
+      case "ops-state":
+        this.peerState = { maintenance: message.maintenance, stopped: message.stopped };
+        return;
+      case "ops-reply": {
+        const resolve = this.waiting.get(message.id);
+        if (resolve) {
+          this.waiting.delete(message.id);
+          resolve(message);
+        }
+        return;
+      }
+      case "ops-request":
+        void this.answerPeer(message);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private broadcast(): void {
+    // Bounded as the protocol requires, whatever the state file held.
+    const m = this.state.maintenance;
+    const st = this.state.stopped;
+    this.host.send({
+      type: "ops-state",
+      maintenance: m ? { since: Math.max(0, Math.round(m.since)), by: m.by.slice(0, 128), reason: m.reason.slice(0, 500) } : null,
+      stopped: st ? { since: Math.max(0, Math.round(st.since)), by: st.by.slice(0, 128), keepUi: st.keepUi } : null,
+    });
+  }
+
+  private async answerPeer(request: OpsRequest): Promise<void> {
+    const reply = (ok: boolean, message: string, files?: CollectedFile[]): void => {
+      this.host.send({ type: "ops-reply", id: request.id, ok, message: message.slice(0, 2_000), ...(files ? { files } : {}) });
+    };
+    try {
+      if (request.action === "collect") {
+        const files = await collectNodePart({ loaded: this.host.loaded, statusJson: () => this.host.statusJson(), sinceMs: request.sinceMs ?? this.host.wallNow() - 86_400_000 });
+        this.host.record("operator.collect", `diagnostic bundle sent to ${this.host.peer} for ${request.by}`, { by: request.by, files: files.length, via: this.host.peer });
+        reply(true, `${files.length} files`, files);
+        return;
+      }
+      const result = await this.serial(() => this.setMaintenance(request.action === "maintenance-on", `${request.by} via ${this.host.peer}`.slice(0, 128), request.reason));
+      reply(true, describeMaintenance(result));
+    } catch (error) {
+      reply(false, error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  private async askPeer(request: Omit<OpsRequest, "type" | "id">, timeoutMs: number): Promise<OpsReply> {
+    if (!this.host.peerConnected()) throw peerNotConnected(this.host.peer);
+    const id = randomUUID();
+    const answer = new Promise<OpsReply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new MnhaError("OPERATION_FAILED", `${this.host.peer} did not answer within ${Math.round(timeoutMs / 1000)} s`, { hint: `run the command on ${this.host.peer} itself` }));
+      }, timeoutMs);
+      this.waiting.set(id, (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+    });
+    if (!this.host.send({ type: "ops-request", id, ...request })) {
+      this.waiting.delete(id);
+      throw peerNotConnected(this.host.peer);
+    }
+    return answer;
+  }
+
+  // ---- maintenance ------------------------------------------------------------------------
+
+  async maintenance(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string }): Promise<MaintenanceResult> {
+    // Refuse before changing anything when the peer is needed and not there.
+    if (request.node !== "this" && !this.host.peerConnected()) throw peerNotConnected(this.host.peer);
+    if (request.node === "peer") {
+      const reply = await this.askPeer({ action: request.on ? "maintenance-on" : "maintenance-off", by: request.by, reason: request.reason }, PEER_ANSWER_TIMEOUT_MS);
+      this.host.record("operator.maintenance.peer", `asked ${this.host.peer} to turn maintenance ${request.on ? "on" : "off"} for ${request.by}: ${reply.ok ? "done" : "refused"}: ${reply.message}`, { by: request.by, reason: request.reason, ok: reply.ok }, reply.ok ? "info" : "warn");
+      return { node: this.host.peer, on: request.on, changed: reply.ok, message: reply.message, hook: null, reminder: request.on ? VM_HA_REMINDER : null, peer: { node: this.host.peer, ok: reply.ok, message: reply.message } };
+    }
+    const local = await this.serial(() => this.setMaintenance(request.on, request.by, request.reason));
+    if (request.node === "both") {
+      const reply = await this.askPeer({ action: request.on ? "maintenance-on" : "maintenance-off", by: request.by, reason: request.reason }, PEER_ANSWER_TIMEOUT_MS).catch(
+        (error: unknown): OpsReply => ({ type: "ops-reply", id: "-", ok: false, message: error instanceof Error ? error.message : String(error) }),
+      );
+      local.peer = { node: this.host.peer, ok: reply.ok, message: reply.message };
+    }
+    return local;
+  }
+
+  private async setMaintenance(on: boolean, by: string, reason: string): Promise<MaintenanceResult> {
+    const self = this.host.self;
+    const current = this.state.maintenance;
+    if (on && current) {
+      return { node: self, on, changed: false, message: `${self} already in maintenance mode since ${new Date(current.since).toISOString()} (by ${current.by}: ${current.reason || "no reason given"})`, hook: null, reminder: VM_HA_REMINDER };
+    }
+    if (!on && !current) return { node: self, on, changed: false, message: `${self} is not in maintenance mode`, hook: null, reminder: null };
+    if (on) {
+      const info = { since: this.host.wallNow(), by, reason };
+      await this.persist({ ...this.state, maintenance: info });
+      this.host.services.holdRestores(MAINTENANCE_HOLD, null);
+      this.host.feedCore({ kind: "maintenance", on: true });
+      this.host.record("maintenance.on", `maintenance mode ON by ${by}: ${reason || "no reason given"}; the agent watches and records but acts on nothing`, { by, reason }, "warn");
+      this.broadcast();
+      const hook = await this.runHook("onEnter");
+      return { node: self, on, changed: true, message: `${self} is in maintenance mode: watching, acting on nothing`, hook, reminder: VM_HA_REMINDER };
+    }
+    // Off: look at everything afresh first, so the core and the monitor act on today's news.
+    await this.host.services.checkNow().catch(() => undefined);
+    await this.persist({ ...this.state, maintenance: null });
+    this.host.feedCore({ kind: "maintenance", on: false });
+    this.host.services.releaseRestores(MAINTENANCE_HOLD);
+    this.host.record("maintenance.off", `maintenance mode OFF by ${by}${reason ? `: ${reason}` : ""} (was on since ${new Date(current!.since).toISOString()})`, { by, reason, sinceMs: current!.since });
+    this.broadcast();
+    const hook = await this.runHook("onExit");
+    const failing = this.host.services.statuses().filter((s) => !s.healthy).map((s) => s.name);
+    const next = failing.length > 0 ? `; failed services are restored with the normal backoff: ${failing.join(", ")}` : "";
+    return { node: self, on, changed: true, message: `${self} left maintenance mode: the agent acts again${next}`, hook, reminder: null };
+  }
+
+  private async runHook(which: "onEnter" | "onExit"): Promise<CommandOutcome | null> {
+    const settings = this.host.loaded.config.maintenance;
+    const command = settings[which];
+    if (!command) return null;
+    const result = await runCommand(command, { timeoutMs: settings.hookTimeoutMs, killGraceMs: 2_000 });
+    const ok = result.exitCode === 0;
+    const detail = describeCommandResult(command, result, settings.hookTimeoutMs);
+    this.host.record("maintenance.hook", `maintenance ${which} hook ${ok ? "succeeded" : "FAILED"}: ${detail}`, { hook: which, command, ok, detail }, ok ? "info" : "error");
+    return { name: `maintenance.${which}`, command: [...command], ok, detail };
+  }
+
+  // ---- stop-node / start-node ----------------------------------------------------------------
+
+  stopNode(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult> {
+    return this.serial(() => this.doStopNode(request));
+  }
+
+  startNode(request: { by: string }): Promise<StartNodeResult> {
+    return this.serial(() => this.doStartNode(request));
+  }
+
+  private async doStopNode(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult> {
+    const { self, peer } = this.host;
+    if (this.state.maintenance) {
+      throw refused(`${self} is in maintenance mode: stop-node would act (hand the VIP over, stop services)`, "turn maintenance off first (mnha maintenance off), or stop the services by hand");
+    }
+    const targets = this.stoppableServices(request.keepUi);
+    this.host.record("operator.stop-node", `stop-node asked by ${request.by} (keepui ${request.keepUi}, stopvip ${request.stopVip})`, { by: request.by, keepUi: request.keepUi, stopVip: request.stopVip, services: targets.map((s) => s.name) });
+    let handedTo: string | null = null;
+    let vipReleased = false;
+    const { role, peerProblem } = this.host.election();
+    if (role === "claiming" || role === "receiving" || role === "handing-off") {
+      throw refused(`${self} is ${role}: a change of holder is under way; nothing was stopped`, "wait a few seconds and run stop-node again");
+    }
+    if (role === "holder") {
+      if (peerProblem === null) {
+        const demoted = await this.host.demote();
+        if (demoted.ok) handedTo = demoted.to;
+        else if (!request.stopVip) throw refused(`${self} holds the VIP and could not hand it to ${peer}: ${demoted.message}; nothing was stopped`, "fix the peer and retry, or pass -stopvip to give the VIP up anyway (the VIP will be unanswered)");
+      } else if (!request.stopVip) {
+        throw refused(`${self} holds the VIP and ${peer} cannot take it (${peerProblem}); nothing was stopped`, "fix the peer first (mnha status), or pass -stopvip to stop anyway and give the VIP up (the VIP will be unanswered)");
+      }
+      vipReleased = handedTo === null;
+    }
+    const stopped = { since: this.host.wallNow(), by: request.by, keepUi: request.keepUi };
+    await this.persist({ ...this.state, stopped });
+    this.host.services.holdRestores(STOPPED_HOLD, targets.map((s) => s.name));
+    this.host.feedCore({ kind: "node-stopped", on: true });
+    this.broadcast();
+    const commands: CommandOutcome[] = [];
+    for (const service of targets) commands.push(await this.runServiceCommand(service, "stop", service.stop as string[]));
+    const failed = commands.filter((c) => !c.ok);
+    const skipped = this.host.loaded.config.services.filter((s) => s.stop === undefined).map((s) => s.name);
+    const vip = handedTo ? `VIP handed to ${handedTo}; ` : vipReleased ? "VIP given up (no healthy peer, -stopvip); " : "";
+    const message = `${vip}${failed.length === 0 ? `stopped ${commands.map((c) => c.name).join(", ") || "nothing (no stop commands configured)"}` : `FAILED to stop ${failed.map((c) => c.name).join(", ")}`}${skipped.length > 0 ? `; left running (no stop command): ${skipped.join(", ")}` : ""}; the agent does not restore them until mnha start-node`;
+    this.host.record("node.stopped", message, { by: request.by, handedTo, vipReleased, ok: failed.length === 0 }, failed.length === 0 ? "info" : "error");
+    return { ok: failed.length === 0, message, handedTo, vipReleased, commands };
+  }
+
+  private async doStartNode(request: { by: string }): Promise<StartNodeResult> {
+    const { self } = this.host;
+    const wasStopped = this.state.stopped;
+    this.host.record("operator.start-node", `start-node asked by ${request.by}${wasStopped ? "" : " (the node was not stopped)"}`, { by: request.by, wasStopped: wasStopped !== null });
+    const unhealthy = new Set(this.host.services.statuses().filter((s) => !s.healthy).map((s) => s.name));
+    const commands: CommandOutcome[] = [];
+    for (const service of this.host.loaded.config.services) {
+      const command = service.start ?? service.restore?.command;
+      // Start only what is down: starting a running service is not always harmless.
+      if (!command || !unhealthy.has(service.name)) continue;
+      commands.push(await this.runServiceCommand(service, "start", command));
+    }
+    // Give the started services their checks before restores may act again (calm start).
+    const started = commands.filter((c) => c.ok).map((c) => c.name);
+    const deadline = Date.now() + START_HEALTHY_WAIT_MS;
+    while (started.length > 0 && Date.now() < deadline) {
+      const statuses = this.host.services.statuses();
+      if (started.every((name) => statuses.find((s) => s.name === name)?.healthy === true)) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await this.persist({ ...this.state, stopped: null });
+    this.host.feedCore({ kind: "node-stopped", on: false });
+    this.host.services.releaseRestores(STOPPED_HOLD);
+    this.broadcast();
+    const failed = commands.filter((c) => !c.ok);
+    const message = `${failed.length === 0 ? `started ${commands.map((c) => c.name).join(", ") || "nothing (all services were up)"}` : `FAILED to start ${failed.map((c) => c.name).join(", ")}`}; ${self} may hold the VIP again once healthy`;
+    this.host.record("node.started", message, { by: request.by, ok: failed.length === 0 }, failed.length === 0 ? "info" : "error");
+    return { ok: failed.length === 0, message, commands };
+  }
+
+  /** The services stop-node stops: those with a stop command, the UI kept with -keepui. */
+  private stoppableServices(keepUi: boolean): ServiceConfig[] {
+    return this.host.loaded.config.services.filter((s) => s.stop !== undefined && !(keepUi && s.name === "ui"));
+  }
+
+  private async runServiceCommand(service: ServiceConfig, verb: "stop" | "start", command: readonly string[]): Promise<CommandOutcome> {
+    const timeoutMs = service.restore?.timeoutMs ?? DEFAULT_SERVICE_COMMAND_TIMEOUT_MS;
+    const result = await runCommand(command, { timeoutMs, killGraceMs: 2_000 });
+    const ok = result.exitCode === 0;
+    const detail = describeCommandResult(command, result, timeoutMs);
+    this.host.record(`service.${verb}`, `${verb} ${service.name} ${ok ? "succeeded" : "FAILED"}: ${detail}`, { service: service.name, command: [...command], ok, detail }, ok ? "info" : "error");
+    return { name: service.name, command: [...command], ok, detail };
+  }
+
+  // ---- collect-log ----------------------------------------------------------------------------
+
+  async collect(request: { sinceMs?: number; by: string }): Promise<CollectResult> {
+    const sinceMs = request.sinceMs ?? this.host.wallNow() - 86_400_000;
+    const files = await collectNodePart({ loaded: this.host.loaded, statusJson: () => this.host.statusJson(), sinceMs });
+    let peer: CollectResult["peer"];
+    try {
+      const reply = await this.askPeer({ action: "collect", by: request.by, reason: "collect-log", sinceMs }, COLLECT_ANSWER_TIMEOUT_MS);
+      peer = reply.ok && reply.files ? { node: this.host.peer, files: reply.files } : { node: this.host.peer, missing: `${this.host.peer} could not collect its part: ${reply.message}` };
+    } catch (error) {
+      peer = { node: this.host.peer, missing: error instanceof Error ? error.message : String(error) };
+    }
+    this.host.record("operator.collect-log", `collect-log by ${request.by}: ${files.length} files here; peer part ${"files" in peer ? `${peer.files.length} files` : `missing (${peer.missing})`}`, { by: request.by });
+    return { self: { node: this.host.self, files }, peer };
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  private async persist(next: OpsStatus): Promise<void> {
+    try {
+      await this.file.save(next);
+    } catch (error) {
+      throw new MnhaError("OPERATION_FAILED", `cannot save the operator state to ${this.file.path} (${(error as NodeJS.ErrnoException).code ?? String(error)}); nothing was changed`, {
+        hint: "check that the data dir is writable and the disk is not full",
+      });
+    }
+    this.state = next;
+  }
+
+  private serial<T>(action: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(action, action);
+    this.busy = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function describeMaintenance(result: MaintenanceResult): string {
+  return `${result.message}${result.hook ? `; hook ${result.hook.name} ${result.hook.ok ? "ok" : `FAILED: ${result.hook.detail}`}` : ""}`;
+}
+
+function peerNotConnected(peer: string): MnhaError {
+  return new MnhaError("PEER_NOT_CONNECTED", `the peer ${peer} is not connected: nothing was changed`, { hint: `run the command on ${peer} itself, or use --node this` });
+}
+
+function refused(message: string, hint: string): MnhaError {
+  return new MnhaError("OPERATION_REFUSED", message, { hint });
+}

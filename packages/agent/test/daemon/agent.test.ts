@@ -1,0 +1,113 @@
+import { isMnhaError } from "@mnha/shared";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Agent } from "../../src/daemon/agent.js";
+import { operatorError } from "../../src/daemon/run.js";
+import { loadedConfig, memoryParts, silentLogger, type MemoryParts } from "./in-memory.js";
+
+/**
+ * The daemon with in-memory parts: start order, a start that fails undoing itself, stop, the
+ * watchdog's repair reaching Keepalived, and status. No root, no Keepalived, no sockets.
+ */
+
+const START_ORDER = ["store", "sync", "keepalived", "control", "services", "gateway", "peer link", "sampler"];
+const agents: Agent[] = [];
+
+function makeAgent(parts: MemoryParts, overrides: Parameters<typeof loadedConfig>[0] = {}): Agent {
+  const agent = new Agent({ loaded: loadedConfig(overrides), logger: silentLogger, components: parts.components, vipPollMs: 20 });
+  agents.push(agent);
+  return agent;
+}
+
+afterEach(async () => {
+  for (const agent of agents.splice(0)) await agent.stop("test over").catch(() => undefined);
+  vi.useRealTimers();
+});
+
+describe("the agent daemon (in-memory parts)", () => {
+  it("starts its parts in order (Keepalived, gate closed, before any socket) and stops them in reverse", async () => {
+    const parts = memoryParts();
+    const agent = makeAgent(parts);
+    await agent.start();
+    expect(parts.journal).toEqual(START_ORDER.map((p) => `start ${p}`));
+    expect(parts.keepalived.gate).toBe(false);
+    parts.journal.length = 0;
+    await agent.stop("test");
+    expect(parts.journal).toEqual([...START_ORDER].reverse().map((p) => `stop ${p}`));
+    expect(parts.store.events.map((e) => e.type)).toEqual(expect.arrayContaining(["config.loaded", "agent.started", "agent.stopping", "agent.stopped"]));
+  });
+
+  it.each(START_ORDER)("a start that fails at %s stops what it had started, in reverse order, and throws", async (failing) => {
+    const parts = memoryParts();
+    const part = { store: parts.store, sync: parts.sync, keepalived: parts.keepalived, control: parts.control, services: parts.services, gateway: parts.gateway, "peer link": parts.link, sampler: parts.sampler }[failing]!;
+    part.failStart = new Error(`${failing} broke`);
+    const agent = makeAgent(parts);
+    await expect(agent.start()).rejects.toThrow(`${failing} broke`);
+    const index = START_ORDER.indexOf(failing);
+    const started = START_ORDER.slice(0, index);
+    expect(parts.journal).toEqual([...START_ORDER.slice(0, index + 1).map((p) => `start ${p}`), `stop ${failing}`, ...[...started].reverse().map((p) => `stop ${p}`)]);
+    expect(parts.store.events.some((e) => e.type === "agent.start-failed")).toBe(true);
+    // Nothing is left running: a later stop has nothing to do.
+    parts.journal.length = 0;
+    await agent.stop("again");
+    expect(parts.journal).toEqual([]);
+  });
+
+  it("refuses a config whose peer is this node itself (PEER_IS_SELF), before starting anything", () => {
+    const parts = memoryParts();
+    // (parseConfig refuses it first, with the same code; this is the daemon's own guard.)
+    const loaded = loadedConfig();
+    loaded.config.peers[0]!.address = loaded.config.node.address;
+    let error: unknown;
+    try {
+      new Agent({ loaded, logger: silentLogger, components: parts.components });
+    } catch (e) {
+      error = e;
+    }
+    expect(isMnhaError(error) && error.code).toBe("PEER_IS_SELF");
+    expect(parts.journal).toEqual([]);
+  });
+
+  it("alone and healthy, claims the VIP: epoch on disk, gate open, lease renewed every tick", async () => {
+    const parts = memoryParts();
+    const agent = makeAgent(parts, { timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 } });
+    await agent.start();
+    await vi.waitFor(() => expect(parts.keepalived.gate).toBe(true), { timeout: 5_000, interval: 20 });
+    expect(parts.epochs.writes).toEqual([1]);
+    const renewals = parts.keepalived.renewals;
+    await vi.waitFor(() => expect(parts.keepalived.renewals).toBeGreaterThan(renewals + 3), { timeout: 5_000, interval: 20 });
+  });
+
+  it("the watchdog: a holder whose VIP never appears has Keepalived repaired, and status says how long the VIP is unanswered", async () => {
+    const parts = memoryParts();
+    const agent = makeAgent(parts, {
+      timings: { heartbeatIntervalMs: 20, leaseMs: 200, vipRepairAfterMs: 300, vipGiveUpAfterMs: 5_000, peerVipUnansweredMs: 6_000 },
+      arpGuard: { enabled: false },
+      keepalived: { advertIntMs: 100 },
+    });
+    await agent.start();
+    await vi.waitFor(() => expect(parts.keepalived.repairs).toHaveLength(1), { timeout: 5_000, interval: 20 });
+    expect(parts.keepalived.repairs[0]).toMatch(/VIP has not been on its interface/);
+    await vi.waitFor(() => expect(parts.store.events.map((e) => e.type)).toEqual(expect.arrayContaining(["watchdog.vip-repair", "watchdog.repaired"])), { timeout: 2_000, interval: 20 });
+    await new Promise((r) => setTimeout(r, 1_100));
+    const status = await agent.status();
+    expect(status.vipOwner).toBeNull();
+    expect(status.vipUnansweredMs).toBeGreaterThanOrEqual(1_000);
+    // The VIP appears (Keepalived reached MASTER): served, the watchdog's clock stops.
+    parts.keepalived.vip = true;
+    parts.keepalived.emit("master");
+    await vi.waitFor(async () => expect((await agent.status()).vipOwner).toBe("mn1"), { timeout: 2_000, interval: 20 });
+    expect((await agent.status()).vipUnansweredMs).toBeNull();
+    expect(parts.store.events.map((e) => e.type)).toContain("watchdog.vip-restored");
+  });
+});
+
+describe("operator errors", () => {
+  it("a port in use and a full disk get their own codes, whichever part met them", () => {
+    const inUse = Object.assign(new Error("listen EADDRINUSE: address already in use 10.0.0.11:7946"), { code: "EADDRINUSE" });
+    expect(operatorError(inUse)).toMatchObject({ code: "PORT_IN_USE" });
+    const full = Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    expect(operatorError(full)).toMatchObject({ code: "DISK_FULL", hint: expect.stringContaining("free space") });
+    const other = new Error("something else");
+    expect(operatorError(other)).toBe(other);
+  });
+});

@@ -1,0 +1,268 @@
+/**
+ * NodeOps against a fake daemon: maintenance is persisted and re-applied after a restart,
+ * audited with who and why, its hook's result recorded; --node peer travels over the (here:
+ * in-memory) peer link and is refused plainly without one; stop-node refuses without a
+ * healthy peer unless -stopvip, and stops nothing when it refuses. And the real ServiceMonitor
+ * holds restores while asked to and restores calmly after.
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { MnhaError, parseConfig, ServiceSchema, silentLogger, type LoadedConfig } from "@mnha/shared";
+import type { LinkMessage, Role } from "@mnha/protocol";
+import { afterEach, describe, expect, it } from "vitest";
+import { ServiceMonitor } from "../../src/checks/service-monitor.js";
+import type { DemoteResult, HealthEvent, ServiceStatus } from "../../src/contracts.js";
+import { NodeOps, type NodeOpsHost } from "../../src/ops/node-ops.js";
+import { closedPort, sleep, waitFor } from "../checks/helpers.js";
+import { tempDir } from "../control/fake-control.js";
+
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function loadedFor(dataDir: string, node = "mn1", extra: Record<string, unknown> = {}): LoadedConfig {
+  const peer = node === "mn1" ? "mn2" : "mn1";
+  const config = parseConfig({
+    node: { name: node, address: node === "mn1" ? "10.0.0.11" : "10.0.0.12" },
+    peers: [{ name: peer, address: node === "mn1" ? "10.0.0.12" : "10.0.0.11" }],
+    vip: { address: "10.0.0.100", interface: "eth0" },
+    gateway: { address: "10.0.0.1" },
+    auth: { secret: "0123456789abcdef0123" },
+    timings: {},
+    arpGuard: {},
+    keepalived: {},
+    dataDir,
+    services: [
+      { name: "mn", check: { kind: "tcp", port: 1 }, stop: [process.execPath, "-e", `require('fs').appendFileSync(${JSON.stringify(join(dataDir, "stopped.log"))}, 'mn\\n')`] },
+      { name: "ui", check: { kind: "tcp", port: 2 }, stop: [process.execPath, "-e", `require('fs').appendFileSync(${JSON.stringify(join(dataDir, "stopped.log"))}, 'ui\\n')`] },
+    ],
+    ...extra,
+  });
+  return { file: join(dataDir, "mnha.yaml"), config, secret: "0123456789abcdef0123", derived: { peerLossMs: 300, startupGraceMs: 1000, keepalivedConfigPath: join(dataDir, "keepalived.conf") } };
+}
+
+interface FakeHost extends NodeOpsHost {
+  fed: { kind: string; on: boolean }[];
+  holds: Map<string, readonly string[] | null>;
+  records: { type: string; message: string; fields: Record<string, unknown> }[];
+  sent: LinkMessage[];
+  role: Role;
+  peerProblem: string | null;
+  connected: boolean;
+  demoteResult: DemoteResult;
+  onSend?: (message: LinkMessage) => void;
+}
+
+function fakeHost(loaded: LoadedConfig): FakeHost {
+  const host: FakeHost = {
+    self: loaded.config.node.name,
+    peer: loaded.config.peers[0]!.name,
+    loaded,
+    logger: silentLogger(),
+    wallNow: () => Date.now(),
+    fed: [],
+    holds: new Map(),
+    records: [],
+    sent: [],
+    role: "standby",
+    peerProblem: null,
+    connected: true,
+    demoteResult: { ok: true, from: "mn1", to: "mn2", epoch: 3, message: "VIP handed to mn2", tookMs: 100 },
+    record: (type, message, fields) => void host.records.push({ type, message, fields }),
+    feedCore: (input) => void host.fed.push(input),
+    services: {
+      holdRestores: (key, services) => void host.holds.set(key, services),
+      releaseRestores: (key) => void host.holds.delete(key),
+      statuses: (): ServiceStatus[] => [],
+      checkNow: async () => undefined,
+    },
+    election: () => ({ role: host.role, peerProblem: host.peerProblem }),
+    demote: async () => {
+      host.role = "standby";
+      return host.demoteResult;
+    },
+    send: (message) => {
+      if (!host.connected) return false;
+      host.sent.push(message);
+      host.onSend?.(message);
+      return true;
+    },
+    peerConnected: () => host.connected,
+    statusJson: async () => "{}",
+  };
+  return host;
+}
+
+function scratch(): string {
+  const dir = tempDir("mnha-ops-");
+  cleanups.push(dir.remove);
+  return dir.path;
+}
+
+describe("maintenance mode", () => {
+  it("is persisted, re-applied by a restarted agent, and audited with who and why", async () => {
+    const dataDir = scratch();
+    const host = fakeHost(loadedFor(dataDir));
+    const ops = new NodeOps(host);
+    ops.start();
+    const on = await ops.maintenance({ on: true, node: "this", reason: "kernel update", by: "alice (uid 0)" });
+    expect(on).toMatchObject({ node: "mn1", on: true, changed: true, reminder: expect.stringMatching(/VM HA/) });
+    expect(host.fed).toEqual([{ kind: "maintenance", on: true }]);
+    expect(host.holds.get("maintenance")).toBeNull();
+    expect(host.records.find((r) => r.type === "maintenance.on")).toMatchObject({ fields: { by: "alice (uid 0)", reason: "kernel update" } });
+    expect(host.sent.at(-1)).toMatchObject({ type: "ops-state", maintenance: { by: "alice (uid 0)", reason: "kernel update" } });
+    expect((await ops.maintenance({ on: true, node: "this", reason: "again", by: "bob" })).changed).toBe(false);
+
+    const restarted = fakeHost(loadedFor(dataDir));
+    new NodeOps(restarted).start();
+    expect(restarted.fed).toEqual([{ kind: "maintenance", on: true }]);
+    expect(restarted.holds.get("maintenance")).toBeNull();
+    expect(restarted.records.map((r) => r.type)).toContain("maintenance.resumed");
+
+    const off = await ops.maintenance({ on: false, node: "this", reason: "", by: "alice (uid 0)" });
+    expect(off.changed).toBe(true);
+    expect(host.holds.has("maintenance")).toBe(false);
+    expect(JSON.parse(readFileSync(join(dataDir, "ops-state.json"), "utf8"))).toMatchObject({ maintenance: null });
+  });
+
+  it("a corrupt state file means maintenance ON (when in doubt, act on nothing), said loudly", () => {
+    const dataDir = scratch();
+    writeFileSync(join(dataDir, "ops-state.json"), "{not json");
+    const host = fakeHost(loadedFor(dataDir));
+    new NodeOps(host).start();
+    expect(host.fed).toEqual([{ kind: "maintenance", on: true }]);
+    expect(host.records.map((r) => r.type)).toContain("ops.state-unreadable");
+  });
+
+  it("runs the onEnter / onExit hooks and audits their result, failures included", async () => {
+    const dataDir = scratch();
+    const marker = join(dataDir, "vm-ha");
+    const host = fakeHost(
+      loadedFor(dataDir, "mn1", {
+        maintenance: { onEnter: [process.execPath, "-e", `require('fs').writeFileSync(${JSON.stringify(marker)}, 'off')`], onExit: [process.execPath, "-e", "process.exit(3)"] },
+      }),
+    );
+    const ops = new NodeOps(host);
+    ops.start();
+    const on = await ops.maintenance({ on: true, node: "this", reason: "", by: "root" });
+    expect(on.hook).toMatchObject({ name: "maintenance.onEnter", ok: true });
+    expect(readFileSync(marker, "utf8")).toBe("off");
+    const off = await ops.maintenance({ on: false, node: "this", reason: "", by: "root" });
+    expect(off.hook).toMatchObject({ name: "maintenance.onExit", ok: false, detail: expect.stringMatching(/exit 3/) });
+    expect(host.records.filter((r) => r.type === "maintenance.hook").map((r) => r.fields["ok"])).toEqual([true, false]);
+  });
+
+  it("--node peer goes over the peer link and comes back with the peer's answer; without a link it is refused and nothing changes", async () => {
+    const hostA = fakeHost(loadedFor(scratch(), "mn1"));
+    const hostB = fakeHost(loadedFor(scratch(), "mn2"));
+    const a = new NodeOps(hostA);
+    const b = new NodeOps(hostB);
+    a.start();
+    b.start();
+    hostA.onSend = (message) => setImmediate(() => b.handleMessage(message));
+    hostB.onSend = (message) => setImmediate(() => a.handleMessage(message));
+    const result = await a.maintenance({ on: true, node: "peer", reason: "db work", by: "carol" });
+    expect(result.peer).toMatchObject({ node: "mn2", ok: true });
+    expect(b.status().self.maintenance).toMatchObject({ by: "carol via mn1", reason: "db work" });
+    expect(a.status().self.maintenance).toBeNull();
+    await sleep(10);
+    expect(a.status().peer?.maintenance).toMatchObject({ reason: "db work" });
+
+    hostA.connected = false;
+    const refused = a.maintenance({ on: true, node: "both", reason: "", by: "carol" });
+    await expect(refused).rejects.toMatchObject({ code: "PEER_NOT_CONNECTED", message: expect.stringMatching(/nothing was changed/) });
+    expect(a.status().self.maintenance).toBeNull();
+  });
+});
+
+describe("stop-node", () => {
+  it("on the holder with no healthy peer: refused, nothing stopped, nothing persisted", async () => {
+    const dataDir = scratch();
+    const host = fakeHost(loadedFor(dataDir));
+    host.role = "holder";
+    host.peerProblem = "mn2 is not connected";
+    const ops = new NodeOps(host);
+    ops.start();
+    const attempt = ops.stopNode({ keepUi: false, stopVip: false, by: "root" });
+    await expect(attempt).rejects.toBeInstanceOf(MnhaError);
+    await expect(attempt).rejects.toMatchObject({ code: "OPERATION_REFUSED", message: expect.stringMatching(/mn2 cannot take it .*nothing was stopped/), hint: expect.stringMatching(/-stopvip/) });
+    expect(existsSync(join(dataDir, "stopped.log"))).toBe(false);
+    expect(host.fed).toEqual([]);
+    expect(ops.status().self.stopped).toBeNull();
+  });
+
+  it("on the holder with a healthy peer: hands over first, then stops (the UI kept with -keepui) and persists the stopped state", async () => {
+    const dataDir = scratch();
+    const host = fakeHost(loadedFor(dataDir));
+    host.role = "holder";
+    const ops = new NodeOps(host);
+    ops.start();
+    const result = await ops.stopNode({ keepUi: true, stopVip: false, by: "root" });
+    expect(result).toMatchObject({ ok: true, handedTo: "mn2", vipReleased: false });
+    expect(readFileSync(join(dataDir, "stopped.log"), "utf8")).toBe("mn\n");
+    expect(host.fed).toEqual([{ kind: "node-stopped", on: true }]);
+    expect(host.holds.get("stopped")).toEqual(["mn"]);
+    const restarted = fakeHost(loadedFor(dataDir));
+    new NodeOps(restarted).start();
+    expect(restarted.fed).toEqual([{ kind: "node-stopped", on: true }]);
+
+    const started = await ops.startNode({ by: "root" });
+    expect(started.ok).toBe(true);
+    expect(host.fed.at(-1)).toEqual({ kind: "node-stopped", on: false });
+    expect(host.holds.has("stopped")).toBe(false);
+  });
+
+  it("-stopvip on a holder with no healthy peer gives the VIP up and stops", async () => {
+    const dataDir = scratch();
+    const host = fakeHost(loadedFor(dataDir));
+    host.role = "holder";
+    host.peerProblem = "mn2 is not eligible";
+    const ops = new NodeOps(host);
+    ops.start();
+    const result = await ops.stopNode({ keepUi: false, stopVip: true, by: "root" });
+    expect(result).toMatchObject({ ok: true, handedTo: null, vipReleased: true });
+    expect(readFileSync(join(dataDir, "stopped.log"), "utf8")).toBe("mn\nui\n");
+  });
+
+  it("is refused in maintenance mode", async () => {
+    const host = fakeHost(loadedFor(scratch()));
+    const ops = new NodeOps(host);
+    ops.start();
+    await ops.maintenance({ on: true, node: "this", reason: "", by: "root" });
+    await expect(ops.stopNode({ keepUi: false, stopVip: false, by: "root" })).rejects.toMatchObject({ code: "OPERATION_REFUSED", message: expect.stringMatching(/maintenance mode/) });
+  });
+});
+
+describe("ServiceMonitor restore holds", () => {
+  it("holds restores while asked, and after release restores once, after the normal first backoff", async () => {
+    const dataDir = scratch();
+    const marker = join(dataDir, "restores.log");
+    const monitor = new ServiceMonitor({
+      services: [
+        ServiceSchema.parse({
+          name: "mn",
+          check: { kind: "tcp", port: await closedPort(), intervalMs: 50, timeoutMs: 200, rise: 1, fall: 1 },
+          restore: { command: [process.execPath, "-e", `require('fs').appendFileSync(${JSON.stringify(marker)}, Date.now() + '\\n')`], timeoutMs: 2_000, maxAttempts: 1, backoffInitialMs: 300, backoffMaxMs: 300 },
+        }),
+      ],
+      logger: silentLogger(),
+    });
+    const events: HealthEvent[] = [];
+    monitor.onEvent((e) => void events.push(e));
+    monitor.holdRestores("maintenance", null);
+    cleanups.push(() => monitor.stop());
+    await monitor.start();
+    expect(await waitFor(() => events.some((e) => e.kind === "service-changed" && !e.healthy), 2_000)).toBe(true);
+    await sleep(800);
+    expect(existsSync(marker)).toBe(false);
+    expect(monitor.statuses()[0]).toMatchObject({ healthy: false, restoreState: "held" });
+    const releasedAt = Date.now();
+    monitor.releaseRestores("maintenance");
+    expect(await waitFor(() => existsSync(marker), 3_000)).toBe(true);
+    const restoredAt = Number(readFileSync(marker, "utf8").trim().split("\n")[0]);
+    expect(restoredAt - releasedAt).toBeGreaterThanOrEqual(250);
+    await sleep(400);
+    expect(events.filter((e) => e.kind === "restore-started")).toHaveLength(1);
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * Mishaps around the agent (issue 7, "never wedge"): a second agent started by hand, the lease
+ * guard's pid file removed, keepalived.conf overwritten, a keepalived binary that will not
+ * start, the data dir made read-only. Each acts on one node the way an operator (or a broken
+ * disk) would, and each can be undone.
+ */
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import type { HaEvent } from "../../packages/agent/src/contracts.js";
+import type { ConfigOverrides } from "./config-writer.js";
+import { AGENT_MAIN, HOSTS, nodePaths, type MnNode } from "./constants.js";
+import { monoNow, run, runIn } from "./exec.js";
+import type { Lab } from "./lab.js";
+
+/** The driver's files on a node (defaults of packages/agent/src/keepalived/paths.ts). */
+export function keepalivedFiles(node: MnNode): { dir: string; gate: string; lease: string; guardPid: string; config: string } {
+  const dataDir = nodePaths(node).dataDir;
+  const dir = `${dataDir}/keepalived`;
+  return { dir, gate: `${dir}/gate`, lease: `${dir}/lease`, guardPid: `${dir}/lease.guard.pid`, config: `${dataDir}/keepalived.conf` };
+}
+
+export interface SecondAgentResult {
+  code: number;
+  stderr: string;
+  tookMs: number;
+}
+
+/**
+ * `mnha agent --config <the node's config>` by hand inside the node's namespace while the
+ * node's agent runs (as an operator would while systemd runs it). Waits for it to exit, at
+ * most `timeoutMs` (then it is killed and the result says so with code -1).
+ */
+export async function startSecondAgent(node: MnNode, timeoutMs = 15_000): Promise<SecondAgentResult> {
+  const started = monoNow();
+  const result = await runIn(HOSTS[node].namespace, process.execPath, [AGENT_MAIN, "agent", "--config", nodePaths(node).config], { allowFailure: true, timeoutMs, killSignal: "SIGTERM" });
+  const tookMs = monoNow() - started;
+  return { code: tookMs >= timeoutMs ? -1 : result.code, stderr: result.stderr, tookMs };
+}
+
+/** What a second agent must not change on a node: processes, files, the control socket. */
+export interface NodeSnapshot {
+  agentPid: number | null;
+  keepalivedPids: number[];
+  guardPid: string | null;
+  gate: string | null;
+  lease: string | null;
+  configSha: string | null;
+  controlSocketInode: number | null;
+  lockHolder: string | null;
+}
+
+const readOrNull = (file: string): string | null => {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    return null;
+  }
+};
+
+export async function nodeSnapshot(lab: Lab, node: MnNode): Promise<NodeSnapshot> {
+  const files = keepalivedFiles(node);
+  const config = readOrNull(files.config);
+  const socket = nodePaths(node).controlSocket;
+  return {
+    agentPid: await lab.agentPid(node),
+    keepalivedPids: (await lab.keepalivedPids(node)).sort((a, b) => a - b),
+    guardPid: readOrNull(files.guardPid),
+    gate: readOrNull(files.gate),
+    lease: readOrNull(files.lease),
+    configSha: config === null ? null : createHash("sha256").update(config).digest("hex"),
+    controlSocketInode: existsSync(socket) ? statSync(socket).ino : null,
+    lockHolder: readOrNull(`${nodePaths(node).dataDir}/agent.lock`),
+  };
+}
+
+export function removeGuardPidFile(node: MnNode): void {
+  unlinkSync(keepalivedFiles(node).guardPid);
+}
+
+export function garbleKeepalivedConfig(node: MnNode): void {
+  writeFileSync(keepalivedFiles(node).config, "vrrp_instance {{{ garbage written by the lab\n", { mode: 0o600 });
+}
+
+/** The wrapper the lab's keepalived.binary points at when a test needs to break it. */
+export function keepalivedWrapper(node: MnNode): { wrapper: string; brokenFlag: string } {
+  const dir = nodePaths(node).dir;
+  return { wrapper: `${dir}/keepalived-wrapper`, brokenFlag: `${dir}/keepalived-broken` };
+}
+
+/**
+ * Config overrides that point keepalived.binary at a wrapper in the node's state dir: it runs
+ * /usr/sbin/keepalived, or exits 1 while the node's "broken" flag file exists.
+ */
+export function breakableKeepalived(base: ConfigOverrides = {}): ConfigOverrides {
+  return {
+    ...base,
+    customize: (node, config) => {
+      const { wrapper, brokenFlag } = keepalivedWrapper(node);
+      writeFileSync(wrapper, `#!/bin/bash\n# mnha lab: a keepalived that can be made to fail at start\n[[ -e '${brokenFlag}' ]] && { echo "lab: keepalived binary broken on purpose" >&2; exit 1; }\nexec /usr/sbin/keepalived "$@"\n`);
+      chmodSync(wrapper, 0o755);
+      const next = { ...config, keepalived: { ...config.keepalived, binary: wrapper } };
+      return base.customize ? base.customize(node, next) : next;
+    },
+  };
+}
+
+export function setKeepalivedBroken(node: MnNode, broken: boolean): void {
+  const { brokenFlag } = keepalivedWrapper(node);
+  if (broken) writeFileSync(brokenFlag, "");
+  else rmSync(brokenFlag, { force: true });
+}
+
+/**
+ * Makes the node's data dir read-only for the agent and its children only: a read-only bind
+ * mount inside the agent's own mount namespace (`ip netns exec` gave it one), so the lab's
+ * own view, and its cleanup, are untouched. Files the agent already holds open stay
+ * writable, as after a read-only remount of a real disk.
+ */
+export async function setDataDirReadOnly(lab: Lab, node: MnNode, readOnly: boolean): Promise<void> {
+  const pid = await lab.agentPid(node);
+  if (pid === null) throw new Error(`no ${node} agent to make its data dir read-only for`);
+  const dir = nodePaths(node).dataDir;
+  const enter = ["--target", String(pid), "--mount", "--"];
+  if (readOnly) {
+    await run("nsenter", [...enter, "mount", "--bind", dir, dir]);
+    await run("nsenter", [...enter, "mount", "-o", "remount,bind,ro", dir]);
+  } else {
+    await run("nsenter", [...enter, "umount", dir], { allowFailure: true });
+  }
+}
+
+/** The node's audit events of one type (`mnha events --json`), oldest first. */
+export async function agentEvents(lab: Lab, node: MnNode, type: string): Promise<HaEvent[]> {
+  const result = await lab.agentCli(node, ["events", "--json", "--limit", "1000", "--type", type], 10_000);
+  if (result.code !== 0) throw new Error(`mnha events on ${node} failed: ${result.stderr.trim()}`);
+  return (JSON.parse(result.stdout) as HaEvent[]).filter((e) => e.node === node && e.type === type).sort((a, b) => a.seq - b.seq);
+}
