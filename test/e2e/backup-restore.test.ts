@@ -252,3 +252,36 @@ describe("the remote copy (real rsync over the lab's sshd)", () => {
     expect(await remoteNames()).toEqual(before);
   });
 });
+
+describe("scheduled backups in the agent", () => {
+  it("only the VIP holder backs up on the schedule; each backup is an event", async () => {
+    const holder = await lab.waitForHolder(null, { timeoutMs: 60_000 });
+    const standby: MnNode = holder === "mn1" ? "mn2" : "mn1";
+    const dirOf = (node: MnNode) => `${nodePaths(node).dataDir}/backups`;
+    const names = async (node: MnNode) => ((await runIn(HOSTS[node].namespace, "ls", ["-1", dirOf(node)], { allowFailure: true })).stdout.trim().split("\n").filter((n) => n.endsWith(".sql.gz")));
+    const before = { holder: await names(holder), standby: await names(standby) };
+    for (const node of ["mn1", "mn2"] as const) {
+      await lab.stopAgent(node);
+      const config = parse(readFileSync(nodePaths(node).config, "utf8")) as Record<string, unknown>;
+      // Every 5 seconds (node-cron's optional seconds field), so the test need not wait for a minute.
+      config["backup"] = { enabled: true, schedule: "*/5 * * * * *", keep: { count: 20, days: 0 } };
+      writeFileSync(nodePaths(node).config, stringify(config), { mode: 0o600 });
+    }
+    for (const node of ["mn1", "mn2"] as const) await lab.startAgent(node);
+    const nowHolder = await lab.waitForHolder(null, { timeoutMs: 90_000 });
+    const nowStandby: MnNode = nowHolder === "mn1" ? "mn2" : "mn1";
+    const startCount = nowHolder === holder ? before.holder.length : before.standby.length;
+    await waitFor("two scheduled backups on the holder", async () => ((await names(nowHolder)).length >= startCount + 2 ? true : undefined), { timeoutMs: 90_000, intervalMs: 500 });
+    const standbyNames = await names(nowStandby);
+    expect(standbyNames).toEqual(nowStandby === holder ? before.holder : before.standby);
+    const events = await mnha(nowHolder, ["events", "--type", "backup", "--json"]);
+    expect(events.code, out(events)).toBe(0);
+    const parsed = JSON.parse(events.stdout) as { events?: { type: string; node: string }[] } | { type: string; node: string }[];
+    const list = Array.isArray(parsed) ? parsed : (parsed.events ?? []);
+    expect(list.filter((e) => e.type === "backup.taken" && e.node === nowHolder).length).toBeGreaterThanOrEqual(2);
+    expect(list.filter((e) => e.type === "backup.failed")).toEqual([]);
+    const newest = (await names(nowHolder)).sort().at(-1) ?? "";
+    const verify = await mnha(nowHolder, ["backup", "verify", `${dirOf(nowHolder)}/${newest}`]);
+    expect(verify.code, out(verify)).toBe(0);
+  });
+});

@@ -42,6 +42,8 @@ export interface MetricsSnapshot {
   vipUnansweredSeconds?: number;
   /** Seconds since the last successful monitoring data sync (null/absent: none, or not configured). */
   dataSyncAgeSeconds?: number | null;
+  /** Seconds since the newest good database backup in backup.dir (null/absent: none, or backups not enabled). */
+  backupAgeSeconds?: number | null;
 }
 
 export interface MetricsServerOptions {
@@ -194,6 +196,7 @@ export class MetricsServer implements Startable {
     this.optional(m.storePending, s.store?.pending ?? null);
     this.optional(m.syncLag, s.syncLagRecords);
     this.optional(m.dataSyncAge, s.dataSyncAgeSeconds ?? null);
+    this.optional(m.backupAge, s.backupAgeSeconds ?? null);
   }
 
   /** A gauge that is exported only while its value is known. */
@@ -232,6 +235,7 @@ function createMetrics(registry: Registry) {
     storePending: optionalGauge("mnha_store_pending", "Records accepted but not yet durably stored."),
     syncLag: optionalGauge("mnha_sync_lag_records", "Records this node holds that the peer lacks, as far as known."),
     dataSyncAge: optionalGauge("mnha_datasync_last_success_age_seconds", "Seconds since the monitoring data was last synced to the standby (the holder's lag)."),
+    backupAge: optionalGauge("mnha_backup_newest_age_seconds", "Seconds since the newest good database backup in backup.dir was taken."),
   };
 }
 
