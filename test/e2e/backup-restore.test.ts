@@ -165,7 +165,15 @@ describe("mnha restore", () => {
   it("--yes restores both nodes to the backup: row counts and CHECKSUM TABLE match it, replication running", async () => {
     const result = await mnha("mn1", ["restore", backupPath, "--yes"], { timeoutMs: 600_000 });
     expect(result.code, out(result)).toBe(0);
-    expect(result.stderr).toMatch(/\[8\/8\] make this node writable again: done/);
+    expect(result.stderr).toMatch(/\[9\/10\] make this node writable again: done/);
+    expect(result.stderr).toMatch(/\[10\/10\] leave maintenance mode on both nodes: done/);
+    // The agents were in maintenance for the duration (no failover, no restore meanwhile), and are out of it.
+    const maintenance = await mnha("mn1", ["events", "--type", "maintenance", "--json"]);
+    const types = (JSON.parse(maintenance.stdout) as { type: string; node: string; message: string }[]).map((e) => `${e.node} ${e.type}`);
+    for (const expected of ["mn1 maintenance.on", "mn2 maintenance.on", "mn1 maintenance.off", "mn2 maintenance.off"]) expect(types, maintenance.stdout).toContain(expected);
+    const status = await lab.agentStatus("mn1");
+    expect(status.ops?.self.maintenance ?? null).toBeNull();
+    expect(status.ops?.peer?.maintenance ?? null).toBeNull();
     expect(result.stderr).toMatch(/safety backup: .*mnha-mn1-\d{8}T\d{6}Z\.sql\.gz/);
     const events = manifest.tables.find((t) => t.table === "appdb.events")?.rows ?? -1;
     await caughtUp("mn2", "mn1");

@@ -21,11 +21,13 @@ export interface MariaDbRestoreOptions {
   backupDir: string;
   clientBinary: string;
   catchUpTimeoutMs: number;
+  maintenance: RestoreActions["maintenance"];
 }
 
 export function mariaDbRestoreActions(options: MariaDbRestoreOptions): RestoreActions {
   const { local, peer, manifest } = options;
   return {
+    maintenance: options.maintenance,
     async verifyBackup() {
       await verifyBackup(options.backupPath);
     },

@@ -11,6 +11,12 @@
 import type { Plan } from "../plan/step-plan.js";
 
 export interface RestoreActions {
+  /**
+   * Maintenance mode on both nodes for the duration (the agents watch but act on nothing: no
+   * failover, no service restore while the data is replaced). Returns a line for the output.
+   * Null: the pair was already in maintenance before the restore, and stays so.
+   */
+  maintenance: ((on: boolean) => Promise<string>) | null;
   /** Verifies the backup file (checksum, gzip stream, trailer, manifest counts). */
   verifyBackup(): Promise<void>;
   /** Takes a backup of the current database first; returns its path. */
@@ -42,6 +48,11 @@ export function restorePlan(actions: RestoreActions): Plan {
         },
       },
       {
+        name: "maintenance-on",
+        title: "maintenance mode on both nodes (no failover, no restore of services)",
+        run: async (context) => context.note(actions.maintenance === null ? "already in maintenance before the restore: left as it is" : await actions.maintenance(true)),
+      },
+      {
         name: "read-only",
         title: "make this node read-only for the applications",
         run: () => actions.setReadOnly(true),
@@ -68,6 +79,11 @@ export function restorePlan(actions: RestoreActions): Plan {
         title: "make this node writable again",
         run: () => actions.setReadOnly(false),
         check: async () => !(await actions.readOnly()),
+      },
+      {
+        name: "maintenance-off",
+        title: "leave maintenance mode on both nodes",
+        run: async (context) => context.note(actions.maintenance === null ? "the pair was in maintenance before the restore: left on" : await actions.maintenance(false)),
       },
     ],
   };

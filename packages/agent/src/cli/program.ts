@@ -229,7 +229,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
   registerInstallCommands(program, io, state);
   registerOpsCommands(program, { name, io, state, client, configPath: () => globals().config });
   registerBackupCommands(program, { io, state, configPath: () => globals().config });
-  registerRestoreCommand(program, { io, name, state, configPath: () => globals().config });
+  registerRestoreCommand(program, { io, name, state, configPath: () => globals().config, client });
 
   for (const unavailable of NOT_AVAILABLE_COMMANDS) {
     program

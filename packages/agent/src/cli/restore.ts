@@ -7,6 +7,9 @@
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
+import type { ControlClient } from "../control/control-client.js";
+import type { RestoreActions } from "../backup/restore-plan.js";
+import { invokingUser } from "./ops-commands.js";
 import { loadConfig, MnhaError, type MnhaConfig } from "@mnha/shared";
 import { backupDir, localDumpSource } from "../backup/index.js";
 import { verifyBackup } from "../backup/backup-files.js";
@@ -27,6 +30,7 @@ export interface RestoreCommandContext {
   name: string;
   state: { exitCode: number; json: boolean };
   configPath: () => string;
+  client: (timeoutMs?: number) => ControlClient;
 }
 
 export function restoreStateFile(config: MnhaConfig): string {
@@ -39,14 +43,15 @@ export function registerRestoreCommand(program: Command, ctx: RestoreCommandCont
     .description("REPLACE the pair's application databases with a backup's: verifies it, takes a safety backup, loads it here (replicated to the peer), checks both nodes")
     .argument("<backup>", "a backup file (a bare name is looked up in backup.dir)")
     .option("--yes", "do not ask for the typed confirmation (for scripts)")
+    .option("--no-maintenance", "run without putting the pair in maintenance (when the agents are not running)")
     .option("--json", "print the result as JSON")
-    .action(async (file: string, options: { yes?: boolean; json?: boolean }) => {
+    .action(async (file: string, options: { yes?: boolean; json?: boolean; maintenance: boolean }) => {
       ctx.state.json = options.json === true;
-      await restoreCommand(ctx, loadConfig(ctx.configPath()).config, file, options.yes === true);
+      await restoreCommand(ctx, loadConfig(ctx.configPath()).config, file, options.yes === true, options.maintenance);
     });
 }
 
-async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, file: string, yes: boolean): Promise<void> {
+async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, file: string, yes: boolean, useMaintenance: boolean): Promise<void> {
   const { io } = ctx;
   const path = resolveBackupPath(file, () => backupDir(config));
   // Checked before anything changes: the file, and both servers answering with replication running.
@@ -64,6 +69,7 @@ async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, fi
   }
   const store = new FilePlanStore(restoreStateFile(config));
   const resuming = store.load() !== null;
+  const maintenance = useMaintenance ? await maintenanceControl(ctx, file, resuming) : null;
   const current = await summarize(local);
   io.stderr.write(
     `This REPLACES the application databases of BOTH nodes (${config.node.name} here, ${peerInfo.name} through replication):\n${describeSummary(current)}` +
@@ -82,7 +88,7 @@ async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, fi
   }
   if (resuming) io.stderr.write(`resuming the restore recorded in ${store.describe()}\n`);
   const plan = restorePlan(
-    mariaDbRestoreActions({ backupPath: path, manifest, local, peer, source: localDumpSource(config), backupDir: backupDir(config), clientBinary: config.db.clientBinary, catchUpTimeoutMs: Math.max(config.db.catchUpTimeoutMs, 600_000) }),
+    mariaDbRestoreActions({ backupPath: path, manifest, local, peer, source: localDumpSource(config), backupDir: backupDir(config), clientBinary: config.db.clientBinary, catchUpTimeoutMs: Math.max(config.db.catchUpTimeoutMs, 600_000), maintenance }),
   );
   // The backup's name is part of the plan's: a leftover state of another backup's restore is refused.
   const named = { ...plan, name: `restore ${manifest.file}` };
@@ -97,6 +103,30 @@ async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, fi
   store.clear();
   if (ctx.state.json) printJson(io, { ok: true, backup: path, gtid: manifest.gtid, notes });
   else io.stdout.write(`restore done: ${config.node.name} and ${peerInfo.name} hold the data of ${manifest.file}; start the MN services again\n`);
+}
+
+/**
+ * Maintenance on both nodes through the local agent. Null when the pair already was in
+ * maintenance before this restore (the operator's: left alone). A rerun of an interrupted
+ * restore owns the maintenance it set.
+ */
+async function maintenanceControl(ctx: RestoreCommandContext, file: string, resuming: boolean): Promise<RestoreActions["maintenance"]> {
+  let status;
+  try {
+    status = await ctx.client(5_000).status();
+  } catch (error) {
+    if (!(error instanceof MnhaError)) throw error;
+    throw new MnhaError("OPERATION_REFUSED", `the local agent does not answer (${error.message}): the restore runs with the pair in maintenance, so that no failover or service restore happens meanwhile`, {
+      hint: "start the agent (`systemctl start mnha`), or run with --no-maintenance when no agent runs on either node; nothing was changed",
+    });
+  }
+  const already = status.ops?.self.maintenance != null && status.ops.peer?.maintenance != null;
+  if (already && !resuming) return null;
+  const by = invokingUser(ctx.io.env ?? process.env);
+  return async (on) => {
+    const result = await ctx.client(150_000).maintenance({ on, node: "both", reason: `mnha restore ${file}`, by });
+    return `${result.message}${result.peer ? `; ${result.peer.node}: ${result.peer.message}` : ""}`;
+  };
 }
 
 function readLine(io: CliIo, question: string): Promise<string> {

@@ -10,6 +10,10 @@ function fakeServer(failures: { load?: number; verify?: boolean } = {}) {
   let readOnly = false;
   let loadFailures = failures.load ?? 0;
   const actions: RestoreActions = {
+    maintenance: async (on) => {
+      calls.push(`maintenance ${on ? "on" : "off"}`);
+      return `maintenance ${on ? "on" : "off"} on both`;
+    },
     verifyBackup: async () => void calls.push("verify"),
     safetyBackup: async () => {
       calls.push("safety");
@@ -47,9 +51,9 @@ describe("restore plan", () => {
     const server = fakeServer();
     const notes: string[] = [];
     await runPlan(restorePlan(server.actions), { store: new MemoryPlanStore(), onEvent: (e) => e.kind === "note" && notes.push(e.text) });
-    expect(server.calls).toEqual(["verify", "safety", "read-only on", "drop", "load", "wait", "check", "read-only off"]);
+    expect(server.calls).toEqual(["verify", "safety", "maintenance on", "read-only on", "drop", "load", "wait", "check", "read-only off", "maintenance off"]);
     expect(server.readOnly()).toBe(false);
-    expect(notes).toEqual(["safety backup: /b/safety.sql.gz", "dropped junk", "loaded 100%", "all equal"]);
+    expect(notes).toEqual(["safety backup: /b/safety.sql.gz", "maintenance on on both", "dropped junk", "loaded 100%", "all equal", "maintenance off on both"]);
   });
 
   it("stops at a failed load naming the step, stays read-only, and the rerun resumes at the load (no second safety backup)", async () => {
@@ -57,12 +61,12 @@ describe("restore plan", () => {
     const store = new MemoryPlanStore();
     const error = await runPlan(restorePlan(server.actions), { store }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MnhaError);
-    expect((error as MnhaError).message).toMatch(/stopped at step 5\/8 "load the backup \(replicated to the peer\)": loading the backup failed/);
+    expect((error as MnhaError).message).toMatch(/stopped at step 6\/10 "load the backup \(replicated to the peer\)": loading the backup failed/);
     expect(server.readOnly()).toBe(true);
     server.calls.length = 0;
     const result = await runPlan(restorePlan(server.actions), { store });
-    expect(server.calls).toEqual(["load", "wait", "check", "read-only off"]);
-    expect(result.skipped).toEqual(["verify-backup", "safety-backup", "read-only", "drop-extra-schemas"]);
+    expect(server.calls).toEqual(["load", "wait", "check", "read-only off", "maintenance off"]);
+    expect(result.skipped).toEqual(["verify-backup", "safety-backup", "maintenance-on", "read-only", "drop-extra-schemas"]);
     expect(server.readOnly()).toBe(false);
   });
 
@@ -71,5 +75,12 @@ describe("restore plan", () => {
     await expect(runPlan(restorePlan(server.actions), { store: new MemoryPlanStore() })).rejects.toThrow(/verify row counts, CHECKSUM TABLE on both nodes and replication.*CHECKSUM 1 here/);
     expect(server.readOnly()).toBe(true);
     expect(server.calls.at(-1)).toBe("check");
+    expect(server.calls).not.toContain("maintenance off");
+  });
+
+  it("leaves a maintenance mode the operator had set alone", async () => {
+    const server = fakeServer();
+    await runPlan(restorePlan({ ...server.actions, maintenance: null }), { store: new MemoryPlanStore() });
+    expect(server.calls.filter((c) => c.startsWith("maintenance"))).toEqual([]);
   });
 });
