@@ -4,9 +4,10 @@
  * the node's platform version file, which the MN stand-in reports, and that can be told to
  * fail. The installer told to fail on the standby: the pair stays served by the old holder
  * and the error names the step; without the fault the same command resumes and finishes.
- * (The .iso form and its xorriso extraction are proven in packages/agent/test/upgrade/.)
+ * Then a DVD image built with real xorriso, run on the new holder (mn2): both nodes on the
+ * next version. (The forced xorriso extraction path is also proven in packages/agent/test/upgrade/.)
  */
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PLATFORM_VERSION_PATH } from "../lab/config-writer.js";
 import { AGENT_MAIN, HOSTS, nodePaths, VIP_ADDRESS, type MnNode } from "../lab/constants.js";
@@ -96,5 +97,31 @@ describe("mnha upgrade-mn", () => {
     const status = await lab.agentStatus("mn1");
     expect(status.ops?.self.maintenance ?? null).toBeNull();
     expect(status.ops?.peer?.maintenance ?? null).toBeNull();
+  });
+});
+
+describe("mnha upgrade-mn with a DVD image", () => {
+  it("installs from an ISO built with xorriso, run on the other node (now the holder): both on the next version", async () => {
+    const tree = `${nodePaths("mn2").dir}/dvd-5.0.0`;
+    mkdirSync(tree, { recursive: true });
+    writeFileSync(`${tree}/mnha-installer.json`, JSON.stringify({ version: "5.0.0", requiresSuite: "0.1.0" }));
+    writeFileSync(`${tree}/install.sh`, INSTALLER.replace(/4\.9\.0/g, "5.0.0").replace(/^# mnha-installer:.*$/m, "# DVD install script"));
+    const iso = `${nodePaths("mn2").dir}/platform-dvd-5.0.0.iso`;
+    const made = await runIn(HOSTS.mn2.namespace, "xorriso", ["-as", "mkisofs", "-quiet", "-R", "-J", "-o", iso, tree], { allowFailure: true });
+    expect(made.code, made.stderr).toBe(0);
+    const mn1KnownHosts = `${nodePaths("mn2").dir}/upgrade_known_hosts`;
+    writeFileSync(mn1KnownHosts, `${HOSTS.mn1.address} ${readFileSync(`${sshdPaths("mn1").hostKey}.pub`, "utf8")}`);
+    const result = await nodeExec(
+      "mn2",
+      [process.execPath, AGENT_MAIN, "upgrade-mn", iso, "--peer", `${LAB_SSH_USER}@${HOSTS.mn1.address}`, "--peer-password-file", LAB_SSH_PASSWORD_FILE, "--known-hosts", mn1KnownHosts, "--healthy-timeout", "90", "--yes", "--config", nodePaths("mn2").config],
+      { timeoutMs: 400_000 },
+    );
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/mounted .*platform-dvd-5\.0\.0\.iso|loop mount not possible here: extracting with xorriso/);
+    expect(result.stdout).toContain("upgrade-mn done: mn1 and mn2 run platform 5.0.0; mn1 holds the VIP");
+    expect(await platformVersion("mn1")).toBe("5.0.0");
+    expect(await platformVersion("mn2")).toBe("5.0.0");
+    expect(await lab.holder()).toBe("mn1");
+    expect(await mnAnswer(VIP_ADDRESS)).toMatchObject({ node: "mn1", version: "5.0.0" });
   });
 });

@@ -138,6 +138,12 @@ export function realUpgradeMnActions(o: RealUpgradeMnOptions): UpgradeMnActions 
         }
         const result = await o.client(60_000).demote();
         if (!result.ok || result.to !== to) throw new MnhaError("SWITCHOVER_FAILED", `the switchover to ${to} did not happen: ${result.message}`, { hint: "see mnha status" });
+        // This node's view of the holder follows the peer's report: wait until it shows the new holder.
+        const shown = performance.now() + 30_000;
+        while ((await status()).vipOwner !== to) {
+          if (performance.now() > shown) throw new MnhaError("SWITCHOVER_FAILED", `${to} took the VIP, but this node does not see it as the holder after 30 s`, { hint: "see mnha status" });
+          await sleep(200);
+        }
         return `${to} holds the VIP (${result.tookMs} ms)`;
       } finally {
         await this.maintenance(true);
