@@ -14,7 +14,7 @@ import { AGENT_MAIN, HOSTS, nodePaths, VIP_ADDRESS, type MnNode } from "../lab/c
 import { runIn } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, sshdPaths } from "../lab/sshd.js";
-import { labArchiveDir } from "./scenario.js";
+import { expectMovedOnce, expectNeverTwoMacs, expectServedWithin, labArchiveDir, runScenario } from "./scenario.js";
 
 const lab = new Lab({ sshd: true });
 const FAULT_FILE = "/etc/mnha-lab-installer-fail";
@@ -82,9 +82,25 @@ describe("mnha upgrade-mn", () => {
     expect(await platformVersion("mn1")).toBe("4.8.0");
   });
 
-  it("without the fault the same command resumes and finishes: both upgraded, the VIP on the upgraded standby, out of maintenance", async () => {
+  it("without the fault the same command resumes and finishes: both upgraded, the VIP on the upgraded standby, out of maintenance; the client served throughout", async () => {
     expect((await nodeExec("mn2", ["rm", "-f", FAULT_FILE])).code).toBe(0);
-    const result = await upgradeMn();
+    // The failed run left the pair in maintenance (not "stable" for the lab): mn1 holds, mn2 stands by.
+    expect(await lab.holder()).toBe("mn1");
+    const before = { holder: "mn1" as const, standby: "mn2" as const };
+    let result = { code: -1, stdout: "", stderr: "" };
+    // The client sampler runs over the whole resumed upgrade: one planned switchover, never two MACs.
+    const run = await runScenario(lab, before, {
+      name: "upgrade-mn resumed",
+      fault: async () => {
+        result = await upgradeMn();
+      },
+      outcome: async () => {
+        if (result.code !== 0) throw new Error(`upgrade-mn failed: ${result.stderr}`);
+      },
+    });
+    expectNeverTwoMacs(run);
+    expectServedWithin(run);
+    expectMovedOnce(run, "mn1", "mn2");
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stderr).toContain("resuming the upgrade to platform 4.9.0");
     expect(result.stderr).toMatch(/stage-mn2|copy the installer to mn2: skipped/);
