@@ -70,6 +70,22 @@ describe("mnha upgrade-mn", () => {
     expect((await mnAnswer(HOSTS.mn2.address)).version).toBe("4.8.0");
   });
 
+  it("run on the standby it refuses, naming the holder, and changes nothing", async () => {
+    const kh = `${nodePaths("mn2").dir}/standby_known_hosts`;
+    writeFileSync(kh, `${HOSTS.mn1.address} ${readFileSync(`${sshdPaths("mn1").hostKey}.pub`, "utf8")}`);
+    const result = await nodeExec(
+      "mn2",
+      [process.execPath, AGENT_MAIN, "upgrade-mn", installer, "--peer", `${LAB_SSH_USER}@${HOSTS.mn1.address}`, "--peer-password-file", LAB_SSH_PASSWORD_FILE, "--known-hosts", kh, "--yes", "--config", nodePaths("mn2").config],
+      { timeoutMs: 60_000 },
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("run upgrade-mn on the VIP holder (mn1), not on mn2");
+    expect(result.stderr).toContain("nothing was changed");
+    expect(await platformVersion("mn1")).toBe("4.8.0");
+    expect(await platformVersion("mn2")).toBe("4.8.0");
+    expect((await lab.agentStatus("mn2")).ops?.self.maintenance ?? null).toBeNull();
+  });
+
   it("the installer failing on the standby stops the run there: the old holder still serves, the step is named", async () => {
     expect((await nodeExec("mn2", ["touch", FAULT_FILE])).code).toBe(0);
     const result = await upgradeMn();
