@@ -7,6 +7,7 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { parseConfig, type MnhaConfigInput } from "@mnha/shared";
 import { stringify } from "yaml";
 import { MARIADB_PORT, mariadbdArgv, mariaDbPaths } from "./mariadb.js";
+import { nodeViewFile } from "./sshd.js";
 import {
   GATEWAY_ADDRESS,
   HOST_INTERFACE,
@@ -49,8 +50,12 @@ export function standinLaunchArgv(node: MnNode, service: StandinSpec): string[] 
   ];
 }
 
+/** Where the node's own view keeps the platform version (the MN stand-in reports it; upgrade-mn's installer writes it). */
+export const PLATFORM_VERSION_PATH = "/usr/local/zstack/VERSION";
+
 export function standinArgv(node: MnNode, service: StandinSpec): string[] {
-  return [process.execPath, STANDIN_SCRIPT, "--node", node, "--service", service.name, "--port", String(service.port), "--kind", service.kind];
+  const version = service.name === "mn" ? ["--version-file", nodeViewFile(node, PLATFORM_VERSION_PATH)] : [];
+  return [process.execPath, STANDIN_SCRIPT, "--node", node, "--service", service.name, "--port", String(service.port), "--kind", service.kind, ...version];
 }
 
 /** Debian's iputils-arping installs /usr/bin/arping; some systems have /usr/sbin/arping. */

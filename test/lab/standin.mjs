@@ -9,6 +9,7 @@ import process from "node:process";
 import { setTimeout } from "node:timers";
 import { createServer as createHttpServer } from "node:http";
 import { createServer as createTcpServer } from "node:net";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 let values;
@@ -20,6 +21,8 @@ try {
       port: { type: "string" },
       kind: { type: "string", default: "http" },
       host: { type: "string", default: "0.0.0.0" },
+      // The MN's platform version, read from this file at each request (the stand-in installer writes it).
+      "version-file": { type: "string" },
     },
     strict: true,
   }));
@@ -35,19 +38,31 @@ if (!values.node || !values.service || !Number.isInteger(port) || port < 1 || po
 }
 
 const identity = { node: values.node, service: values.service };
-const body = JSON.stringify(identity);
+const versionFile = values["version-file"];
+/** The body, with the platform version when this stand-in reports one. */
+function bodyNow() {
+  if (!versionFile) return JSON.stringify(identity);
+  let version = "unknown";
+  try {
+    version = readFileSync(versionFile, "utf8").trim() || "unknown";
+  } catch {
+    version = "unknown";
+  }
+  return JSON.stringify({ ...identity, version });
+}
 
 const server =
   values.kind === "http"
     ? createHttpServer((request, response) => {
         request.resume();
+        const body = bodyNow();
         // Connection: close, so a client never keeps talking to a node that lost the VIP.
         response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
         response.end(body);
       })
     : createTcpServer((socket) => {
         socket.on("error", () => socket.destroy());
-        socket.end(`${body}\n`);
+        socket.end(`${bodyNow()}\n`);
       });
 
 // A restart right after a kill may find the port not yet released: retry, bounded.

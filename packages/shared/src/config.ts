@@ -260,6 +260,34 @@ export const ConfigSchema = z
         dumpBinary: absolutePath.default("/usr/bin/mariadb-dump"),
       })
       .prefault({}),
+    /** Database backups (docs/disaster-recovery.md): scheduled on the VIP holder, kept by count and age. */
+    backup: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** Default: <dataDir>/backups */
+        dir: absolutePath.optional(),
+        schedule: cronExpression.default("15 2 * * *"),
+        keep: z
+          .strictObject({
+            count: z.number().int().min(1).max(10_000).default(7),
+            /** 0: no age limit. The newest good backup is kept whatever its age. */
+            days: z.number().int().min(0).max(3650).default(30),
+          })
+          .prefault({}),
+        /** A copy of each backup on another host, with real rsync over SSH (key auth, strict host keys). */
+        remote: z
+          .strictObject({
+            host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/, "a host name or IPv4 address"),
+            user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a user name such as backup"),
+            port: port.default(22),
+            dir: z.string().regex(/^\/[A-Za-z0-9._/+-]*$/, "an absolute path of letters, digits and ._/+-"),
+            keyFile: z.string().regex(/^\/[A-Za-z0-9._/+-]*$/, "an absolute path of letters, digits and ._/+-"),
+            knownHostsFile: z.string().regex(/^\/[A-Za-z0-9._/+-]*$/, "an absolute path of letters, digits and ._/+-").optional(),
+            keep: z.number().int().min(1).max(10_000).default(30),
+          })
+          .optional(),
+      })
+      .prefault({}),
     /** Maintenance mode hooks, e.g. to disable the platform's VM HA on enter and enable it on exit. */
     maintenance: z
       .strictObject({

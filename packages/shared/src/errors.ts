@@ -37,6 +37,10 @@ export type ErrorCode =
   | "PLAN_STEP_FAILED"
   | "PLAN_STATE"
   | "PREFLIGHT_FAILED"
+  | "BACKUP_FAILED"
+  | "BACKUP_INVALID"
+  | "BACKUP_CORRUPT"
+  | "BACKUP_REMOTE"
   /** A second agent for a data dir whose agent already runs. */
   | "AGENT_ALREADY_RUNNING"
   /** A port or socket the agent must listen on is taken by another process. */

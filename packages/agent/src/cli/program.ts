@@ -10,7 +10,10 @@ import { ControlClient } from "../control/control-client.js";
 import { MAX_DEMOTE_TIMEOUT_MS, MAX_EVENTS_LIMIT, definedOnly } from "../control/control-api.js";
 import { printJson, reportError, type CliIo } from "./cli-io.js";
 import { askYesNo } from "./confirm.js";
+import { registerBackupCommands } from "./backup.js";
 import { registerDbCommands } from "./db.js";
+import { registerRestoreCommand } from "./restore.js";
+import { registerUpgradeMnCommand } from "./upgrade-mn.js";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.js";
 import { newestFirst, renderEvents } from "./render-events.js";
 import { renderFailovers, renderMetrics } from "./render-history.js";
@@ -25,7 +28,7 @@ import { registerOpsCommands } from "./ops-commands.js";
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
 const DAEMON_MODULE = "../daemon/run.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "maintenance", "stop-node", "start-node", "collect-log"];
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "maintenance", "stop-node", "start-node", "collect-log", "backup", "restore", "upgrade-mn"];
 
 interface GlobalOptions {
   config: string;
@@ -226,6 +229,9 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
 
   registerInstallCommands(program, io, state);
   registerOpsCommands(program, { name, io, state, client, configPath: () => globals().config });
+  registerBackupCommands(program, { io, state, configPath: () => globals().config });
+  registerRestoreCommand(program, { io, name, state, configPath: () => globals().config, client });
+  registerUpgradeMnCommand(program, { io, state, configPath: () => globals().config, client });
 
   for (const unavailable of NOT_AVAILABLE_COMMANDS) {
     program

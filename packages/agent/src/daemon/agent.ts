@@ -19,6 +19,7 @@ import { AGENT_VERSION } from "../version.js";
 import type { AgentComponents } from "./components.js";
 import { DataSync, sshTransport } from "../datasync/data-sync.js";
 import { DuplicateWatch } from "../net/duplicate-watch.js";
+import { BackupScheduler, backupJob } from "../backup/index.js";
 import { NodeOps } from "../ops/node-ops.js";
 import { DbHealthPoll } from "./db-health-poll.js";
 import { EventLog } from "./event-log.js";
@@ -69,6 +70,8 @@ export class Agent {
   private role: Role = "starting";
   /** The local database's health for the election, status and metrics (db.enabled only). */
   readonly dbPoll: DbHealthPoll | null;
+  /** Scheduled database backups on the VIP holder (backup.enabled). */
+  private readonly backups: BackupScheduler | null;
 
   constructor(options: AgentOptions) {
     this.loaded = options.loaded;
@@ -150,6 +153,17 @@ export class Agent {
             wallNow: () => Date.now(),
           })
         : null;
+    this.backups = config.backup.enabled
+      ? new BackupScheduler({
+          expression: config.backup.schedule,
+          isHolder: () => this.vipPresent === true,
+          record: (event) =>
+            event.kind === "backup-taken"
+              ? void this.events.record("backup.taken", `database backup ${event.path} (${event.bytes} bytes, GTID ${event.gtid})`, { ...event })
+              : void this.events.record("backup.failed", `database backup failed (${event.stage}): ${event.message}`, { ...event }, "error"),
+          job: backupJob(config),
+        })
+      : null;
     this.control = this.c.control(this.handlers());
     this.metrics = this.c.metrics ? this.c.metrics(() => this.metricsSnapshot()) : null;
     // Every HA event also goes to the durable, replicated store (off the decision path).
@@ -260,6 +274,7 @@ export class Agent {
       await this.startPart("sampler", c.sampler);
       if (this.dataSync) await this.startPart("data sync", this.dataSync);
       if (this.dbPoll) await this.startPart("database poll", this.dbPoll);
+      if (this.backups) await this.startPart("backups", this.backups);
     } catch (error) {
       this.events.record("agent.start-failed", `start failed: ${error instanceof Error ? error.message : String(error)}; undoing what was started`, { started: this.started.map((s) => s.name) }, "error");
       await this.stopParts();
@@ -537,6 +552,6 @@ export class Agent {
       components: this.c,
       db: this.dbStatusInput(),
     });
-    return { ...snapshot, dataSyncAgeSeconds: this.dataSync?.ageSeconds() ?? null };
+    return { ...snapshot, dataSyncAgeSeconds: this.dataSync?.ageSeconds() ?? null, backupAgeSeconds: this.backups?.newestGoodAgeSeconds() ?? null };
   }
 }

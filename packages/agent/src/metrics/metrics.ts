@@ -46,6 +46,8 @@ export interface MetricsSnapshot {
   peerRefusalsTotal?: Record<string, number>;
   /** This node's MariaDB (db.enabled; absent or null: not managed or not polled yet). */
   db?: { alive: boolean; readOnly: boolean | null; lagSeconds: number | null; ioRunning: boolean | null; sqlRunning: boolean | null; semiSyncMasterActive: boolean | null } | null;
+  /** Seconds since the newest good database backup in backup.dir (null/absent: none, or backups not enabled). */
+  backupAgeSeconds?: number | null;
 }
 
 export interface MetricsServerOptions {
@@ -208,6 +210,7 @@ export class MetricsServer implements Startable {
     this.optional(m.dbIoRunning, flag(db?.ioRunning));
     this.optional(m.dbSqlRunning, flag(db?.sqlRunning));
     this.optional(m.dbSemiSync, flag(db?.semiSyncMasterActive));
+    this.optional(m.backupAge, s.backupAgeSeconds ?? null);
   }
 
   /** A gauge that is exported only while its value is known. */
@@ -254,6 +257,7 @@ function createMetrics(registry: Registry) {
     dbIoRunning: optionalGauge("mnha_db_replica_io_running", "1 while Slave_IO_Running is Yes."),
     dbSqlRunning: optionalGauge("mnha_db_replica_sql_running", "1 while Slave_SQL_Running is Yes."),
     dbSemiSync: optionalGauge("mnha_db_semi_sync_master_active", "1 while commits wait for the peer's acknowledgement (0: fell back to asynchronous)."),
+    backupAge: optionalGauge("mnha_backup_newest_age_seconds", "Seconds since the newest good database backup in backup.dir was taken."),
   };
 }
 

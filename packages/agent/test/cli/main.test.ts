@@ -316,7 +316,7 @@ describe("mnha CLI main()", () => {
     });
 
     it("refuses zsha2 commands that are not implemented, without faking them", async () => {
-      for (const command of ["upgrade-ha", "upgrade-mn"]) {
+      for (const command of ["upgrade-ha"]) {
         const { code, stderr } = await run([command, "-yes", "-keepui", "whatever.bin"]);
         expect(code).toBe(2);
         expect(stderr).toContain(`mnha: ${command} is not available in this version of mnha`);

@@ -153,6 +153,14 @@ describe("MetricsServer", () => {
     expect(samples.get("mnha_peer_rtt_seconds")).toBe(0.0015);
   });
 
+  it("exports the newest good backup's age only while it is known", async () => {
+    let current = snapshot({ backupAgeSeconds: 3_600 });
+    const { url } = await metricsServer(() => current);
+    expect((await scrape(url)).samples.get("mnha_backup_newest_age_seconds")).toBe(3_600);
+    current = snapshot({ backupAgeSeconds: null });
+    expect((await scrape(url)).samples.has("mnha_backup_newest_age_seconds")).toBe(false);
+  });
+
   it("answers 404 elsewhere, 405 to other methods, HEAD without a body, 500 when collecting fails", async () => {
     let fail = false;
     const { url } = await metricsServer(() => {

@@ -1,0 +1,143 @@
+/**
+ * `mnha restore <backup>`: replace the pair's application databases with a backup's (see
+ * backup/restore-plan.ts). Verifies the file and both servers first, names what will be
+ * replaced, asks for the node's name typed back (`--yes` for scripts), then runs the
+ * resumable plan; a rerun after a failure continues where it stopped.
+ */
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { Command } from "commander";
+import type { ControlClient } from "../control/control-client.js";
+import type { RestoreActions } from "../backup/restore-plan.js";
+import { invokingUser } from "./ops-commands.js";
+import { loadConfig, MnhaError, type MnhaConfig } from "@mnha/shared";
+import { backupDir, localDumpSource } from "../backup/index.js";
+import { verifyBackup } from "../backup/backup-files.js";
+import { mariaDbRestoreActions } from "../backup/restore-mariadb.js";
+import { restorePlan } from "../backup/restore-plan.js";
+import { openLocalDatabase, openPeerDatabase, peerEndpoint } from "../db/index.js";
+import { readPasswordFile } from "../db/secret-file.js";
+import { summarize } from "../db/seed.js";
+import { FilePlanStore } from "../plan/plan-state.js";
+import { renderPlanEvent, runPlan } from "../plan/step-plan.js";
+import { resolveBackupPath } from "./backup.js";
+import { describeSummary } from "./db.js";
+import { printJson, type CliIo } from "./cli-io.js";
+import { ExitCode } from "./exit-codes.js";
+
+export interface RestoreCommandContext {
+  io: CliIo;
+  name: string;
+  state: { exitCode: number; json: boolean };
+  configPath: () => string;
+  client: (timeoutMs?: number) => ControlClient;
+}
+
+export function restoreStateFile(config: MnhaConfig): string {
+  return join(config.dataDir, "restore.state.json");
+}
+
+export function registerRestoreCommand(program: Command, ctx: RestoreCommandContext): void {
+  program
+    .command("restore")
+    .description("REPLACE the pair's application databases with a backup's: verifies it, takes a safety backup, loads it here (replicated to the peer), checks both nodes")
+    .argument("<backup>", "a backup file (a bare name is looked up in backup.dir)")
+    .option("--yes", "do not ask for the typed confirmation (for scripts)")
+    .option("--no-maintenance", "run without putting the pair in maintenance (when the agents are not running)")
+    .option("--json", "print the result as JSON")
+    .action(async (file: string, options: { yes?: boolean; json?: boolean; maintenance: boolean }) => {
+      ctx.state.json = options.json === true;
+      await restoreCommand(ctx, loadConfig(ctx.configPath()).config, file, options.yes === true, options.maintenance);
+    });
+}
+
+async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, file: string, yes: boolean, useMaintenance: boolean): Promise<void> {
+  const { io } = ctx;
+  const path = resolveBackupPath(file, () => backupDir(config));
+  // Checked before anything changes: the file, and both servers answering with replication running.
+  const verified = await verifyBackup(path);
+  if (verified.manifest === null) throw new MnhaError("BACKUP_INVALID", `${path} has no manifest beside it`, { hint: "copy the backup's .json manifest next to it (the remote copy has one)" });
+  const manifest = verified.manifest;
+  const local = openLocalDatabase(config);
+  const peerInfo = peerEndpoint(config);
+  const peer = openPeerDatabase(config, readPasswordFile(config.db.replication.passwordFile, "replication password"));
+  for (const [label, db] of [[config.node.name, local], [peerInfo.name, peer]] as const) {
+    const h = await db.health();
+    if (!h.alive) throw new MnhaError("DB_UNREACHABLE", `${label}'s MariaDB does not answer: ${h.error ?? "no answer"}`, { hint: "start it (both servers must run: the restore replicates to the peer); nothing was changed" });
+    if (h.slaveIoRunning !== "Yes" || h.slaveSqlRunning !== "Yes")
+      throw new MnhaError("DB_REPLICATION", `${label}'s replica is not running (IO ${h.slaveIoRunning}, SQL ${h.slaveSqlRunning}): the restore would not reach the other node`, { hint: "repair replication first (`mnha db status`, `mnha db resync` on the standby); nothing was changed" });
+  }
+  const store = new FilePlanStore(restoreStateFile(config));
+  const resuming = store.load() !== null;
+  const maintenance = useMaintenance ? await maintenanceControl(ctx, file, resuming) : null;
+  const current = await summarize(local);
+  io.stderr.write(
+    `This REPLACES the application databases of BOTH nodes (${config.node.name} here, ${peerInfo.name} through replication):\n${describeSummary(current)}` +
+      `with the backup ${manifest.file} (taken on ${manifest.node} at ${manifest.takenAt}, GTID ${manifest.gtid}):\n` +
+      `  ${manifest.schemas.join(", ")}: ${manifest.tables.length} tables, ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows\n` +
+      `The accounts (schema mysql) are kept. A safety backup of the current data is taken first.\n` +
+      `The MN services are NOT stopped by this command: stop them on both nodes first (the UI may stay), start them afterwards.\n`,
+  );
+  if (!yes) {
+    const answer = await readLine(io, `Type the name of this node (${config.node.name}) to replace the databases: `);
+    if (answer.trim() !== config.node.name) {
+      io.stderr.write(`${ctx.name}: restore cancelled (typed ${JSON.stringify(answer.trim())}, not ${config.node.name}); nothing was changed\n`);
+      ctx.state.exitCode = ExitCode.failed;
+      return;
+    }
+  }
+  if (resuming) io.stderr.write(`resuming the restore recorded in ${store.describe()}\n`);
+  const plan = restorePlan(
+    mariaDbRestoreActions({ backupPath: path, manifest, local, peer, source: localDumpSource(config), backupDir: backupDir(config), clientBinary: config.db.clientBinary, catchUpTimeoutMs: Math.max(config.db.catchUpTimeoutMs, 600_000), maintenance }),
+  );
+  // The backup's name is part of the plan's: a leftover state of another backup's restore is refused.
+  const named = { ...plan, name: `restore ${manifest.file}` };
+  const notes: string[] = [];
+  await runPlan(named, {
+    store,
+    onEvent: (event) => {
+      if (event.kind === "note") notes.push(event.text);
+      io.stderr.write(renderPlanEvent(event));
+    },
+  });
+  store.clear();
+  if (ctx.state.json) printJson(io, { ok: true, backup: path, gtid: manifest.gtid, notes });
+  else io.stdout.write(`restore done: ${config.node.name} and ${peerInfo.name} hold the data of ${manifest.file}; start the MN services again\n`);
+}
+
+/**
+ * Maintenance on both nodes through the local agent. Null when the pair already was in
+ * maintenance before this restore (the operator's: left alone). A rerun of an interrupted
+ * restore owns the maintenance it set.
+ */
+async function maintenanceControl(ctx: RestoreCommandContext, file: string, resuming: boolean): Promise<RestoreActions["maintenance"]> {
+  let status;
+  try {
+    status = await ctx.client(5_000).status();
+  } catch (error) {
+    if (!(error instanceof MnhaError)) throw error;
+    throw new MnhaError("OPERATION_REFUSED", `the local agent does not answer (${error.message}): the restore runs with the pair in maintenance, so that no failover or service restore happens meanwhile`, {
+      hint: "start the agent (`systemctl start mnha`), or run with --no-maintenance when no agent runs on either node; nothing was changed",
+    });
+  }
+  const already = status.ops?.self.maintenance != null && status.ops.peer?.maintenance != null;
+  if (already && !resuming) return null;
+  const by = invokingUser(ctx.io.env ?? process.env);
+  return async (on) => {
+    const result = await ctx.client(150_000).maintenance({ on, node: "both", reason: `mnha restore ${file}`, by });
+    return `${result.message}${result.peer ? `; ${result.peer.node}: ${result.peer.message}` : ""}`;
+  };
+}
+
+function readLine(io: CliIo, question: string): Promise<string> {
+  io.stderr.write(question);
+  if (io.stdin === undefined) return Promise.resolve("");
+  const lines = createInterface({ input: io.stdin, terminal: false });
+  return new Promise<string>((resolve) => {
+    lines.once("line", (line) => {
+      lines.close();
+      resolve(line);
+    });
+    lines.once("close", () => resolve(""));
+  });
+}

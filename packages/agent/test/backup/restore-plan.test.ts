@@ -1,0 +1,86 @@
+/** The restore plan's order, its resume after a failure and what it leaves when it stops. */
+import { describe, expect, it } from "vitest";
+import { MnhaError } from "@mnha/shared";
+import { MemoryPlanStore } from "../../src/plan/plan-state.js";
+import { runPlan } from "../../src/plan/step-plan.js";
+import { restorePlan, type RestoreActions } from "../../src/backup/restore-plan.js";
+
+function fakeServer(failures: { load?: number; verify?: boolean } = {}) {
+  const calls: string[] = [];
+  let readOnly = false;
+  let loadFailures = failures.load ?? 0;
+  const actions: RestoreActions = {
+    maintenance: async (on) => {
+      calls.push(`maintenance ${on ? "on" : "off"}`);
+      return `maintenance ${on ? "on" : "off"} on both`;
+    },
+    verifyBackup: async () => void calls.push("verify"),
+    safetyBackup: async () => {
+      calls.push("safety");
+      return "/b/safety.sql.gz";
+    },
+    readOnly: async () => readOnly,
+    setReadOnly: async (on) => {
+      calls.push(`read-only ${on ? "on" : "off"}`);
+      readOnly = on;
+    },
+    dropSchemasNotInBackup: async () => {
+      calls.push("drop");
+      return ["junk"];
+    },
+    loadBackup: async (progress) => {
+      calls.push("load");
+      if (loadFailures > 0) {
+        loadFailures -= 1;
+        throw new MnhaError("DB_REPLICATION", "loading the backup failed (mariadb exit 1): ERROR 2013 lost connection", { hint: "h" });
+      }
+      progress("loaded 100%");
+    },
+    waitForPeer: async () => void calls.push("wait"),
+    verifyRestored: async () => {
+      calls.push("check");
+      if (failures.verify === true) throw new MnhaError("DB_REPLICATION", "app.t: CHECKSUM 1 here, 2 on the peer", { hint: "h" });
+      return "all equal";
+    },
+  };
+  return { actions, calls, readOnly: () => readOnly };
+}
+
+describe("restore plan", () => {
+  it("verifies, backs up, goes read-only, loads, waits for the peer, checks both, and ends writable", async () => {
+    const server = fakeServer();
+    const notes: string[] = [];
+    await runPlan(restorePlan(server.actions), { store: new MemoryPlanStore(), onEvent: (e) => e.kind === "note" && notes.push(e.text) });
+    expect(server.calls).toEqual(["verify", "safety", "maintenance on", "read-only on", "drop", "load", "wait", "check", "read-only off", "maintenance off"]);
+    expect(server.readOnly()).toBe(false);
+    expect(notes).toEqual(["safety backup: /b/safety.sql.gz", "maintenance on on both", "dropped junk", "loaded 100%", "all equal", "maintenance off on both"]);
+  });
+
+  it("stops at a failed load naming the step, stays read-only, and the rerun resumes at the load (no second safety backup)", async () => {
+    const server = fakeServer({ load: 1 });
+    const store = new MemoryPlanStore();
+    const error = await runPlan(restorePlan(server.actions), { store }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MnhaError);
+    expect((error as MnhaError).message).toMatch(/stopped at step 6\/10 "load the backup \(replicated to the peer\)": loading the backup failed/);
+    expect(server.readOnly()).toBe(true);
+    server.calls.length = 0;
+    const result = await runPlan(restorePlan(server.actions), { store });
+    expect(server.calls).toEqual(["load", "wait", "check", "read-only off", "maintenance off"]);
+    expect(result.skipped).toEqual(["verify-backup", "safety-backup", "maintenance-on", "read-only", "drop-extra-schemas"]);
+    expect(server.readOnly()).toBe(false);
+  });
+
+  it("a failed check after the load leaves the node read-only rather than serving unverified data", async () => {
+    const server = fakeServer({ verify: true });
+    await expect(runPlan(restorePlan(server.actions), { store: new MemoryPlanStore() })).rejects.toThrow(/verify row counts, CHECKSUM TABLE on both nodes and replication.*CHECKSUM 1 here/);
+    expect(server.readOnly()).toBe(true);
+    expect(server.calls.at(-1)).toBe("check");
+    expect(server.calls).not.toContain("maintenance off");
+  });
+
+  it("leaves a maintenance mode the operator had set alone", async () => {
+    const server = fakeServer();
+    await runPlan(restorePlan({ ...server.actions, maintenance: null }), { store: new MemoryPlanStore() });
+    expect(server.calls.filter((c) => c.startsWith("maintenance"))).toEqual([]);
+  });
+});
