@@ -1,17 +1,22 @@
-/** A yes/no question for a person at a terminal; anything but y/yes is no. */
+/** Questions for a person at a terminal: one line of answer, or a yes/no (anything but y/yes is no). */
 import { createInterface } from "node:readline";
 import type { TextSink } from "./cli-io.js";
 
-export async function askYesNo(question: string, input: NodeJS.ReadableStream, prompt: TextSink): Promise<boolean> {
+/** Writes the question and reads one line; "" when there is no input or it ends first. */
+export async function askLine(question: string, input: NodeJS.ReadableStream | undefined, prompt: TextSink): Promise<string> {
   prompt.write(question);
+  if (input === undefined) return "";
   const lines = createInterface({ input, terminal: false });
   try {
-    const answer = await new Promise<string>((resolve) => {
+    return await new Promise<string>((resolve) => {
       lines.once("line", resolve);
       lines.once("close", () => resolve(""));
     });
-    return /^\s*y(es)?\s*$/i.test(answer);
   } finally {
     lines.close();
   }
+}
+
+export async function askYesNo(question: string, input: NodeJS.ReadableStream, prompt: TextSink): Promise<boolean> {
+  return /^\s*y(es)?\s*$/i.test(await askLine(question, input, prompt));
 }

@@ -3,7 +3,7 @@
  * MariaDB (socket, root) and the peer's (TCP, replication user), so they work while the
  * agent is down; the agent is asked only whether this node holds the VIP.
  */
-import { createInterface } from "node:readline";
+import { askLine } from "./confirm.js";
 import type { Command } from "commander";
 import { loadConfig, MnhaError, type MnhaConfig } from "@mnha/shared";
 import type { ControlClient } from "../control/control-client.js";
@@ -226,7 +226,7 @@ async function seedCommand(ctx: DbCommandContext, config: MnhaConfig, operation:
       `Every table of ${config.node.name} not on ${peer.name} is dropped; ${config.node.name} stays not eligible until the copy completes.\n`,
   );
   if (!yes) {
-    const answer = await readLine(io, `Type the name of this node (${config.node.name}) to overwrite its database: `);
+    const answer = await askLine(`Type the name of this node (${config.node.name}) to overwrite its database: `, io.stdin, io.stderr);
     if (answer.trim() !== config.node.name) {
       io.stderr.write(`${name}: ${operation} cancelled (typed ${JSON.stringify(answer.trim())}, not ${config.node.name}); nothing was changed\n`);
       ctx.state.exitCode = ExitCode.failed;
@@ -256,19 +256,6 @@ async function refuseOnHolder(ctx: DbCommandContext, config: MnhaConfig): Promis
     throw new MnhaError("DB_SEED_REFUSED", `${config.node.name} holds the VIP ${config.vip.address}: its database is the one being served and is never overwritten`, {
       hint: `run this on the standby; to seed this node, first move the VIP away (mnha demote); nothing was changed`,
     });
-}
-
-function readLine(io: CliIo, question: string): Promise<string> {
-  io.stderr.write(question);
-  if (io.stdin === undefined) return Promise.resolve("");
-  const lines = createInterface({ input: io.stdin, terminal: false });
-  return new Promise<string>((resolve) => {
-    lines.once("line", (line) => {
-      lines.close();
-      resolve(line);
-    });
-    lines.once("close", () => resolve(""));
-  });
 }
 
 export function describeSummary(s: DatabaseSummary): string {

@@ -5,7 +5,7 @@
  * resumable plan; a rerun after a failure continues where it stopped.
  */
 import { join } from "node:path";
-import { createInterface } from "node:readline";
+import { askLine } from "./confirm.js";
 import type { Command } from "commander";
 import type { ControlClient } from "../control/control-client.js";
 import type { RestoreActions } from "../backup/restore-plan.js";
@@ -79,7 +79,7 @@ async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, fi
       `The MN services are NOT stopped by this command: stop them on both nodes first (the UI may stay), start them afterwards.\n`,
   );
   if (!yes) {
-    const answer = await readLine(io, `Type the name of this node (${config.node.name}) to replace the databases: `);
+    const answer = await askLine(`Type the name of this node (${config.node.name}) to replace the databases: `, io.stdin, io.stderr);
     if (answer.trim() !== config.node.name) {
       io.stderr.write(`${ctx.name}: restore cancelled (typed ${JSON.stringify(answer.trim())}, not ${config.node.name}); nothing was changed\n`);
       ctx.state.exitCode = ExitCode.failed;
@@ -129,15 +129,3 @@ async function maintenanceControl(ctx: RestoreCommandContext, file: string, resu
   };
 }
 
-function readLine(io: CliIo, question: string): Promise<string> {
-  io.stderr.write(question);
-  if (io.stdin === undefined) return Promise.resolve("");
-  const lines = createInterface({ input: io.stdin, terminal: false });
-  return new Promise<string>((resolve) => {
-    lines.once("line", (line) => {
-      lines.close();
-      resolve(line);
-    });
-    lines.once("close", () => resolve(""));
-  });
-}
