@@ -7,12 +7,12 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, createWriteStream, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
-import { MnhaError } from "@mnha/shared";
+import { MnhaError, writeFileAtomicSync } from "@mnha/shared";
 import { clientOptionFiles } from "../db/client-files.js";
 import { SYSTEM_SCHEMAS } from "../db/seed.js";
 import { DUMP_TRAILER, DumpScanner, type DumpSummary } from "./dump-scanner.js";
@@ -126,8 +126,8 @@ export async function takeBackup(source: DumpSource, dir: string, now: () => Dat
       throw error;
     }
     rmSync(partial, { force: true });
-    writeFileAtomic(join(dir, checksumFileName(name)), checksumLine(sha256, name));
-    writeFileAtomic(join(dir, manifestFileName(name)), `${JSON.stringify(manifest, null, 2)}\n`);
+    writeFileAtomicSync(join(dir, checksumFileName(name)), checksumLine(sha256, name), { mode: 0o600 });
+    writeFileAtomicSync(join(dir, manifestFileName(name)), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
     fsyncDir(dir);
     return { path: finalPath, manifest };
   } catch (error) {
@@ -265,18 +265,6 @@ export function applyRetention(dir: string, policy: RetentionPolicy, now: Date):
     for (const file of [entry.name, checksumFileName(entry.name), manifestFileName(entry.name)]) rmSync(join(dir, file), { force: true });
   }
   return doomed.map((entry) => entry.name);
-}
-
-function writeFileAtomic(file: string, text: string): void {
-  const temporary = join(dirname(file), `.${basename(file)}.partial`);
-  const fd = openSync(temporary, "w", 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, file);
 }
 
 function fsyncFile(file: string): void {

@@ -3,7 +3,8 @@
  * changes anything and removed only when it completed. While it exists this node's database
  * is a partial copy: the node is not eligible to hold the VIP.
  */
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeSync, fsyncSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { writeFileAtomicSync } from "@mnha/shared";
 import { join } from "node:path";
 
 export const SEED_MARKER_NAME = "db.seeding";
@@ -34,16 +35,7 @@ export function readSeedMarker(dataDir: string): SeedMarker | null {
 
 /** Written and synced before the first change, so a crash at any later point leaves it. */
 export function writeSeedMarker(dataDir: string, marker: SeedMarker): void {
-  const file = seedMarkerPath(dataDir);
-  const temp = `${file}.tmp`;
-  const fd = openSync(temp, "w", 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(marker)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, file);
+  writeFileAtomicSync(seedMarkerPath(dataDir), `${JSON.stringify(marker)}\n`, { mode: 0o600 });
 }
 
 export function clearSeedMarker(dataDir: string): void {

@@ -1,7 +1,7 @@
 /** Where a step plan records its progress: a JSON file (written atomically, 0600), or memory for tests. */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
-import { MnhaError } from "@mnha/shared";
+import { MnhaError, writeFileAtomicSync } from "@mnha/shared";
 
 export interface PlanState {
   version: number;
@@ -52,15 +52,7 @@ export class FilePlanStore implements PlanStateStore {
 
   save(state: PlanState): void {
     mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const temporary = `${this.file}.tmp-${process.pid}`;
-    const fd = openSync(temporary, "w", 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, this.file);
+    writeFileAtomicSync(this.file, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   }
 
   clear(): void {

@@ -6,9 +6,9 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { MnhaError, parseConfig } from "@mnha/shared";
+import { MnhaError, parseConfig, writeFileAtomicSync } from "@mnha/shared";
 import { ControlClient } from "../control/control-client.js";
 import type { StatusReport } from "../contracts.js";
 import type { Plan, PlanStep } from "../plan/step-plan.js";
@@ -87,14 +87,11 @@ async function writeRemoteFile(session: SshSession, path: string, content: strin
   await session.run(["sh", "-c", 'umask 077 && mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && chmod "$2" "$1.tmp" && mv -f "$1.tmp" "$1"', "sh", path, mode], { input: content, what: `writing ${path}` });
 }
 
+/** Replaces the file atomically: an interrupted install never leaves a config or secret half written. */
 function writeLocalFile(path: string, content: string, mode: number): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(`${path}.tmp`, content, { mode });
-  chmodSync(`${path}.tmp`, mode);
-  rmSync(path, { force: true });
-  writeFileSync(path, content, { mode }); // plain write after removing: keeps the mode even under an odd umask
-  chmodSync(path, mode);
-  rmSync(`${path}.tmp`, { force: true });
+  writeFileAtomicSync(path, content, { mode });
+  chmodSync(path, mode); // exactly this mode, whatever the umask
 }
 
 /** The config of one node, validated with the agent's own schema. JSON is valid YAML. */
