@@ -80,6 +80,8 @@ export interface ArpProbeResult {
   occupied: boolean;
   macs: string[];
   detail: string;
+  /** The probe itself could not run (then `occupied` is false): callers decide what doubt means. */
+  failed?: boolean;
 }
 
 export interface ArpGuardApi {

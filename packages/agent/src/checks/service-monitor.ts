@@ -133,13 +133,10 @@ export class ServiceMonitor implements ServiceMonitorApi {
     }
   }
 
-  /** The keys holding restores back for this service (empty: none). */
-  restoreHoldsFor(name: string): string[] {
-    return [...this.restoreHolds.entries()].filter(([, names]) => names === null || names.has(name)).map(([key]) => key);
-  }
-
+  /** Whether any hold (maintenance, stop-node) keeps this service's restores back. Runs every heartbeat: no allocation. */
   private restoreHeld(service: MonitoredService): boolean {
-    return this.restoreHoldsFor(service.config.name).length > 0;
+    for (const names of this.restoreHolds.values()) if (names === null || names.has(service.config.name)) return true;
+    return false;
   }
 
   statuses(): ServiceStatus[] {

@@ -203,7 +203,7 @@ export class Agent {
         probe: (done) => {
           c.arpGuard.probe().then(
             // A probe that could not run counts as "occupied": when in doubt, do not claim.
-            (result) => done({ occupied: result.occupied || (result as { failed?: boolean }).failed === true, detail: result.detail }),
+            (result) => done({ occupied: result.occupied || result.failed === true, detail: result.detail }),
             (error: unknown) => done({ occupied: true, detail: `probe failed: ${String(error)}` }),
           );
         },

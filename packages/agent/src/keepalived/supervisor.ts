@@ -128,11 +128,6 @@ export class KeepalivedSupervisor {
     return this.restartCount;
   }
 
-  /** Whether a restart is waiting out its backoff delay. */
-  restartPending(): boolean {
-    return this.restartTimer !== null;
-  }
-
   /** How the last unexpected exit looked (for repair reports), or null if none since the last start. */
   lastFailure(): string | null {
     return this.failure;

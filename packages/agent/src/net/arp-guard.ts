@@ -1,13 +1,11 @@
-import { execFile, spawn } from "node:child_process";
-import { promisify } from "node:util";
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { MnhaError, type Logger } from "@mnha/shared";
 import type { ArpGuardApi, ArpProbeResult } from "../contracts.js";
-import { inNetns } from "./command.js";
+import { inNetns, runCommand } from "./command.js";
 import { readInterfaceMac } from "./duplicate-watch.js";
 
-const execFileAsync = promisify(execFile);
 
 export interface ArpGuardOptions {
   /** The interface the VIP lives on. */
@@ -103,27 +101,16 @@ export class ArpGuard implements ArpGuardApi {
   /** This node's MAC on the VIP interface (the namespace's own sysfs, or `ip -n` in tests). */
   async ownMac(): Promise<string> {
     if (this.netns === undefined) return readInterfaceMac(this.iface);
-    const { stdout } = await execFileAsync("ip", ["-n", this.netns, "-o", "link", "show", this.iface], { timeout: 2_000 });
+    const { stdout } = await runCommand(["ip", "-n", this.netns, "-o", "link", "show", this.iface], { timeoutMs: 2_000 });
     const mac = /link\/ether ([0-9a-f:]{17})/.exec(stdout)?.[1];
     if (!mac) throw new Error(`no MAC for ${this.iface} in ${this.netns}`);
     return mac;
   }
 
   /** Tells the segment that this node answers for the VIP. Never throws; false if arping failed. */
-  announce(): Promise<boolean> {
-    const [file, ...args] = this.announceArgv();
-    return new Promise((resolve) => {
-      const child = spawn(file as string, args, { stdio: "ignore" });
-      const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
-      child.on("error", () => {
-        clearTimeout(timer);
-        resolve(false);
-      });
-      child.on("close", (code) => {
-        clearTimeout(timer);
-        resolve(code === 0);
-      });
-    });
+  async announce(): Promise<boolean> {
+    const result = await runCommand(this.announceArgv(), { timeoutMs: 3_000 });
+    return result.error === null && result.code === 0;
   }
 
   async probe(): Promise<ArpGuardResult> {

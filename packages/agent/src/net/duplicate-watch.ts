@@ -13,7 +13,7 @@ export interface DuplicateWatchOptions {
   /** How often the holder asks the segment who answers for the VIP (ms). */
   intervalMs: number;
   /** Asks the segment who answers for the VIP (the ARP guard's probe). */
-  probe: () => Promise<ArpProbeResult & { failed?: boolean }>;
+  probe: () => Promise<ArpProbeResult>;
   /** This node's MAC on the VIP interface. */
   ownMac: () => Promise<string>;
   logger: Logger;

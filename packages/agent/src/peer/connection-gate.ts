@@ -50,10 +50,6 @@ export class ConnectionGate {
       },
     };
   }
-
-  openConnections(): number {
-    return this.open;
-  }
 }
 
 /** "::ffff:10.0.0.1" (an IPv4 peer on a dual-stack socket) is 10.0.0.1. */
