@@ -62,8 +62,9 @@ describe("both agents start while the peer link is cut (ARP flows)", () => {
     expect(holderStatus.self.role).toBe("holder");
     expect(otherStatus.self.role).not.toBe("holder");
     expect(otherStatus.self.vipPresent).toBe(false);
+    // Both nodes claim in most runs, not all (the fault suite: 15 of 20); the bound above holds
+    // either way. When they did, the holder that stayed must be the lower MAC.
     if (twoMacs.length > 0) {
-      // A split happened and was settled by MAC: the releasing node's MAC is the higher one.
       const [lower] = [...(twoMacs[0] as ArpSample).macs].sort();
       expect(settled[0]?.macs[0]).toBe(lower);
     }

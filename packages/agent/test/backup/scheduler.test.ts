@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { MnhaError } from "@mnha/shared";
 import { MANIFEST_FORMAT } from "../../src/backup/manifest.js";
-import { BackupScheduler, type BackupEvent, type BackupJob, type Schedule } from "../../src/backup/scheduler.js";
+import { BackupScheduler, cronSchedule, type BackupEvent, type BackupJob, type Schedule } from "../../src/backup/scheduler.js";
 
 function manualSchedule() {
   const ticks: (() => Promise<void>)[] = [];
@@ -93,8 +93,23 @@ describe("BackupScheduler", () => {
   });
 
   it("schedules with node-cron and stops cleanly", async () => {
-    const scheduler = new BackupScheduler({ expression: "0 3 * * *", isHolder: () => false, record: () => undefined, job: job() });
+    const scheduled: string[] = [];
+    let stopped = 0;
+    // The real node-cron schedule, watched: it is given the expression and stopped once.
+    const schedule: Schedule = (expression, tick) => {
+      scheduled.push(expression);
+      const handle = cronSchedule(expression, tick);
+      return {
+        stop: async () => {
+          stopped += 1;
+          await handle.stop();
+        },
+      };
+    };
+    const scheduler = new BackupScheduler({ expression: "0 3 * * *", isHolder: () => false, record: () => undefined, job: job(), schedule });
     await scheduler.start();
+    expect(scheduled).toEqual(["0 3 * * *"]);
     await scheduler.stop();
+    expect(stopped).toBe(1);
   });
 });

@@ -32,10 +32,10 @@ describe("CLI renderers strip control characters", () => {
     const report = sampleStatus();
     report.peer.node = `mn2${CLEAR}`;
     report.peer.address = `10.0.0.12${CLIPBOARD}`;
-    if ("services" in report.peer) {
-      report.peer.services = [{ name: `db${BELL}`, healthy: false, critical: true, detail: `refused ${HOSTILE}` }];
-      report.peer.reasons = [`critical service db${C1_CSI} is down${CLEAR}`];
-    }
+    // The hostile strings must really be in the report, or the test proves nothing.
+    if (!("services" in report.peer)) throw new Error("the sample status has no connected peer to inject into");
+    report.peer.services = [{ name: `db${BELL}`, healthy: false, critical: true, detail: `refused ${HOSTILE}` }];
+    report.peer.reasons = [`critical service db${C1_CSI} is down${CLEAR}`];
     const text = renderStatus(report);
     expect(text).not.toMatch(CONTROL);
     expect(text).toContain("peer mn2 (10.0.0.12)");

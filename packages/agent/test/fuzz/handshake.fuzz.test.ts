@@ -141,10 +141,10 @@ describe("secrets", () => {
         const hello = encode(dialer.hello());
         const challenge = checkOutcome(listener.receiveFrame(hello), hello, listenerSecret);
         expect(challenge.kind).toBe("continue");
-        if (challenge.kind !== "continue" || challenge.send.type !== "challenge") return;
+        if (challenge.kind !== "continue" || challenge.send.type !== "challenge") throw new Error("the listener answered the hello with no challenge");
         const afterChallenge = checkOutcome(dialer.receiveFrame(encode(challenge.send)), "", dialerSecret);
         expect(afterChallenge.kind).toBe("continue");
-        if (afterChallenge.kind !== "continue") return;
+        if (afterChallenge.kind !== "continue") throw new Error("the dialer answered the challenge with no proof");
         if (!sameSecret) {
           // The listener refuses the dialer's proof and never proves itself.
           const verdict = checkOutcome(listener.receiveFrame(encode(afterChallenge.send)), "", listenerSecret);
@@ -157,7 +157,7 @@ describe("secrets", () => {
         }
         const welcome = listener.receiveFrame(encode(afterChallenge.send));
         expect(welcome).toMatchObject({ kind: "authenticated", peer: dialerName, version: 2 });
-        if (welcome.kind !== "authenticated" || !welcome.send) return;
+        if (welcome.kind !== "authenticated" || !welcome.send) throw new Error("the listener authenticated the dialer but sent no welcome");
         expect(dialer.receiveFrame(encode(welcome.send))).toMatchObject({ kind: "authenticated", peer: listenerName, version: 2 });
       }),
       fuzzParameters(300),
