@@ -3,10 +3,10 @@
  * upgrades the MN platform on both nodes, the standby first (upgrade/upgrade-mn-plan.ts).
  * Run it on the VIP holder. A rerun after a failure resumes at the failed step.
  */
-import { readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { loadConfig, MnhaError, type MnhaConfig } from "@mnha/shared";
+import { loadConfig, MnhaError, writeFileAtomicSync, type MnhaConfig } from "@mnha/shared";
 import type { ControlClient } from "../control/control-client.js";
 import { FilePlanStore } from "../plan/plan-state.js";
 import { renderPlanEvent, runPlan } from "../plan/step-plan.js";
@@ -19,6 +19,7 @@ import { inspectInstaller } from "../upgrade/installer.js";
 import { realUpgradeMnActions } from "../upgrade/upgrade-mn-actions.js";
 import { upgradeMnPlan } from "../upgrade/upgrade-mn-plan.js";
 import { printJson, type CliIo } from "./cli-io.js";
+import { askYesNo } from "./confirm.js";
 import { parsePeer } from "./install.js";
 import { invokingUser } from "./ops-commands.js";
 
@@ -72,7 +73,7 @@ async function upgradeMn(ctx: UpgradeMnContext, config: MnhaConfig, installerPat
   let first: string;
   let second: string;
   if (resuming) {
-    const order = JSON.parse(readFileSync(orderFile, "utf8")) as { first: string; second: string; version: string };
+    const order = readUpgradeOrder(orderFile, store.describe());
     if (order.version !== info.version) throw new MnhaError("PLAN_STATE", `an upgrade to platform ${order.version} is unfinished; this installer is ${info.version}`, { hint: `finish it with that installer, or remove ${store.describe()} and ${orderFile}` });
     ({ first, second } = order);
   } else {
@@ -107,16 +108,14 @@ async function upgradeMn(ctx: UpgradeMnContext, config: MnhaConfig, installerPat
     if (!resuming) {
       io.stderr.write(`This upgrades the MN platform to ${info.version} (${info.kind}) on ${first} (the standby) first, then switches the VIP over to it, then upgrades ${second}. The pair is in maintenance meanwhile.\n`);
       if (flags.yes !== true) {
-        const { askYesNo } = await import("./confirm.js");
         if (io.stdin === undefined || !(await askYesNo("Continue? [y/N] ", io.stdin as NodeJS.ReadableStream, io.stderr))) {
           io.stderr.write("upgrade-mn cancelled; nothing was changed\n");
           ctx.state.exitCode = 1;
           return;
         }
       }
-      const { writeFileSync, mkdirSync } = await import("node:fs");
       mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-      writeFileSync(orderFile, JSON.stringify({ first, second, version: info.version }), { mode: 0o600 });
+      writeFileAtomicSync(orderFile, JSON.stringify({ first, second, version: info.version }), { mode: 0o600 });
     } else io.stderr.write(`resuming the upgrade to platform ${info.version} recorded in ${store.describe()}\n`);
     const result = await runPlan(upgradeMnPlan(actions), { store, onEvent: (event) => io.stderr.write(renderPlanEvent(event)) });
     store.clear();
@@ -126,4 +125,25 @@ async function upgradeMn(ctx: UpgradeMnContext, config: MnhaConfig, installerPat
   } finally {
     session.close();
   }
+}
+
+/**
+ * The node order of an unfinished upgrade. Deleted or damaged by hand (or by a crash), it is a
+ * clear error that says how to start over, not a stack trace.
+ */
+export function readUpgradeOrder(orderFile: string, stateDescription: string): { first: string; second: string; version: string } {
+  let order: unknown;
+  try {
+    order = JSON.parse(readFileSync(orderFile, "utf8"));
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code === "ENOENT" ? "is missing" : "cannot be read";
+    throw new MnhaError("PLAN_STATE", `an upgrade-mn is unfinished (${stateDescription}) but its node order ${orderFile} ${why}`, {
+      hint: `remove ${stateDescription} and run upgrade-mn again on the VIP holder: it starts over, and the steps already done on each node are checked, not repeated blindly`,
+    });
+  }
+  const o = order as { first?: unknown; second?: unknown; version?: unknown };
+  if (typeof o.first !== "string" || typeof o.second !== "string" || typeof o.version !== "string") {
+    throw new MnhaError("PLAN_STATE", `the node order ${orderFile} of the unfinished upgrade-mn is damaged`, { hint: `remove ${stateDescription} and ${orderFile}, then run upgrade-mn again on the VIP holder` });
+  }
+  return { first: o.first, second: o.second, version: o.version };
 }
