@@ -5,7 +5,7 @@
  * TABLE matches what was backed up on both, and replication runs on. The remote copy goes
  * with real rsync over the lab's real sshd (mn2 stands in for the backup host).
  */
-import { copyFileSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGENT_MAIN, HOSTS, nodePaths, type MnNode } from "../lab/constants.js";
 import { runIn, waitFor, type CommandResult } from "../lab/exec.js";
@@ -149,6 +149,17 @@ describe("mnha backup", () => {
 });
 
 describe("mnha restore", () => {
+  it("run on the standby (the wrong node): refused before anything changes", async () => {
+    expect(await lab.holder()).toBe("mn1");
+    const before = await checksum("mn2", "appdb.bulk");
+    const result = await mnha("mn2", ["restore", backupPath, "--yes"]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/mn2 does not hold the VIP .*restore runs on the VIP holder/);
+    expect(result.stderr).toContain("nothing was changed");
+    expect(await checksum("mn2", "appdb.bulk")).toBe(before);
+    expect(existsSync(`${nodePaths("mn2").dataDir}/restore.state.json`), "no restore state left behind").toBe(false);
+  });
+
   it("a wrong typed name changes nothing", async () => {
     await sql("mn1", "DELETE FROM appdb.bulk WHERE id <= 500");
     await sql("mn1", "CREATE DATABASE junk");

@@ -239,20 +239,28 @@ async function seedCommand(ctx: DbCommandContext, config: MnhaConfig, operation:
 }
 
 /** Refuses when this node holds the VIP: asks the agent, else looks at the interface. */
-async function refuseOnHolder(ctx: DbCommandContext, config: MnhaConfig): Promise<void> {
-  let holds: boolean;
+/**
+ * Whether this node holds the VIP: the agent says so, or (agent not answering) the address is
+ * on the interface. Null when neither can tell; the caller refuses, naming the reason.
+ */
+export async function holdsVipHere(ctx: Pick<DbCommandContext, "client">, config: MnhaConfig): Promise<{ holds: boolean } | { unknown: string }> {
   try {
     const status = await ctx.client(2_000).status();
-    holds = status.self.vipPresent || status.vipOwner === config.node.name;
+    return { holds: status.self.vipPresent || status.vipOwner === config.node.name };
   } catch (error) {
     if (!(error instanceof MnhaError) || (error.code !== "CONTROL_UNREACHABLE" && error.code !== "CONTROL_PERMISSION")) throw error;
     try {
-      holds = await hasAddress(config.vip.interface, config.vip.address);
+      return { holds: await hasAddress(config.vip.interface, config.vip.address) };
     } catch (inner) {
-      throw new MnhaError("DB_SEED_REFUSED", `cannot tell whether ${config.node.name} holds the VIP (agent not answering, and ${(inner as Error).message})`, { hint: "start the agent (it knows), or fix vip.interface in the config; nothing was changed" });
+      return { unknown: `agent not answering, and ${(inner as Error).message}` };
     }
   }
-  if (holds)
+}
+
+async function refuseOnHolder(ctx: DbCommandContext, config: MnhaConfig): Promise<void> {
+  const here = await holdsVipHere(ctx, config);
+  if ("unknown" in here) throw new MnhaError("DB_SEED_REFUSED", `cannot tell whether ${config.node.name} holds the VIP (${here.unknown})`, { hint: "start the agent (it knows), or fix vip.interface in the config; nothing was changed" });
+  if (here.holds)
     throw new MnhaError("DB_SEED_REFUSED", `${config.node.name} holds the VIP ${config.vip.address}: its database is the one being served and is never overwritten`, {
       hint: `run this on the standby; to seed this node, first move the VIP away (mnha demote); nothing was changed`,
     });

@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import { askLine } from "./confirm.js";
+import { holdsVipHere } from "./db.js";
 import type { Command } from "commander";
 import type { ControlClient } from "../control/control-client.js";
 import type { RestoreActions } from "../backup/restore-plan.js";
@@ -58,6 +59,11 @@ async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, fi
   const verified = await verifyBackup(path);
   if (verified.manifest === null) throw new MnhaError("BACKUP_INVALID", `${path} has no manifest beside it`, { hint: "copy the backup's .json manifest next to it (the remote copy has one)" });
   const manifest = verified.manifest;
+  // On the standby the load would go to a database nobody is served from, while the holder's
+  // stays writable for the applications: the restore must run where the VIP is.
+  const here = await holdsVipHere(ctx, config);
+  if ("unknown" in here) throw new MnhaError("OPERATION_REFUSED", `cannot tell whether ${config.node.name} holds the VIP (${here.unknown})`, { hint: "start the agent (it knows), or fix vip.interface in the config; nothing was changed" });
+  if (!here.holds) throw new MnhaError("OPERATION_REFUSED", `${config.node.name} does not hold the VIP ${config.vip.address}: restore runs on the VIP holder, whose database the applications use`, { hint: "run it on the node that holds the VIP (mnha status shows it); nothing was changed" });
   const local = openLocalDatabase(config);
   const peerInfo = peerEndpoint(config);
   const peer = openPeerDatabase(config, readPasswordFile(config.db.replication.passwordFile, "replication password"));
