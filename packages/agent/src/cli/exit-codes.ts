@@ -19,7 +19,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   0  ok
   1  operation refused or failed (for example: demote refused)
   2  usage or config error
-  3  agent unreachable (not running, or not listening on the socket)
+  3  agent unreachable (not running, or not listening on the socket); mnha agent: another agent already runs for this data dir
   4  permission denied (run as root)`;
 
 export function exitCodeFor(code: ErrorCode): ExitCodeValue {

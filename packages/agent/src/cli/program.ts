@@ -20,7 +20,7 @@ import { renderFailovers, renderMetrics } from "./render-history.js";
 import { renderStatus } from "./render-status.js";
 import { terminalSafe } from "./render-table.js";
 import { parseMoment } from "./time-range.js";
-import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags } from "./zsha2-compat.js";
+import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags, SINGLE_DASH_LONG_FLAGS } from "./zsha2-compat.js";
 import { platformFiles, readPlatform, readSuiteInfo } from "../provision/suite-info.js";
 import { registerInstallCommands } from "./install.js";
 import { registerOpsCommands } from "./ops-commands.js";
@@ -86,7 +86,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       writeErr: (text) => void io.stderr.write(text),
       outputError: (text, write) => write(text.replace(/^error: /, `${name}: `)),
     })
-    .addHelpText("after", `\nSingle-dash long flags work as in zsha2: -json, -yes, -config, -socket, -limit, -timeout, -type, -since, -until, -node, -service, -series, -keepui, -stopvip, -reason, -out.\n\n${EXIT_CODES_HELP}\n\nExamples:\n  ${name} status\n  ${name} status -json\n  ${name} demote -yes\n  ${name} events --since 2h --type election\n  ${name} failovers --since 1d\n  ${name} maintenance on -reason "kernel update"\n  ${name} stop-node -keepui\n  ${name} collect-log -since 2d\n  ${name} show-config --config /etc/mnha/mnha.yaml\n\nSee docs/cli.md for every command.`);
+    .addHelpText("after", `\nSingle-dash long flags work as in zsha2: ${SINGLE_DASH_LONG_FLAGS.map((flag) => `-${flag}`).join(", ")}.\n\n${EXIT_CODES_HELP}\n\nExamples:\n  ${name} status\n  ${name} status -json\n  ${name} demote -yes\n  ${name} events --since 2h --type election\n  ${name} failovers --since 1d\n  ${name} maintenance on -reason "kernel update"\n  ${name} stop-node -keepui\n  ${name} collect-log -since 2d\n  ${name} show-config --config /etc/mnha/mnha.yaml\n\nSee docs/cli.md for every command.`);
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   const client = (timeoutMs?: number): ControlClient => new ControlClient({ socketPath: resolveSocketPath(globals()), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
