@@ -148,7 +148,8 @@ async function status(node: MnNode): Promise<StatusReport> {
 
 /** Runs the writer and the sampler through one fault; checks every promise afterwards. */
 async function throughFault(act: (holder: MnNode) => Promise<void>, options: { moves: boolean } = { moves: true }): Promise<{ holder: MnNode; taker: MnNode; acked: number[]; bothWritable: number; samples: number }> {
-  const holder = await lab.waitForHolder(null, { timeoutMs: 30_000 });
+  // A healthy pair first (the standby eligible again after the previous fault), not just a holder.
+  const { holder } = await lab.waitForStable({ timeoutMs: 30_000 });
   let taker = other(holder);
   await waitFor(`${holder} writable`, async () => ((await writable(holder)) ? true : undefined), { timeoutMs: 20_000 });
   const sampler = new WritableSampler();
@@ -257,7 +258,8 @@ describe("the database follows the VIP (real MariaDB)", () => {
   });
 
   it("the standby's SQL thread stopped: demote is refused with the reason, nothing changes, the holder stays writable", async () => {
-    const holder = await lab.waitForHolder(null, { timeoutMs: 30_000 });
+    // A healthy pair first: the previous case may have left the standby not yet eligible again.
+    const { holder } = await lab.waitForStable({ timeoutMs: 30_000 });
     const standby = other(holder);
     await sql(standby, "STOP SLAVE SQL_THREAD");
     try {
@@ -277,7 +279,8 @@ describe("the database follows the VIP (real MariaDB)", () => {
   });
 
   it("the standby lagging at demote time (its SQL thread blocked by a lock): the taker refuses past db.catchUpTimeoutMs with the lag, nothing changes", async () => {
-    const holder = await lab.waitForHolder(null, { timeoutMs: 30_000 });
+    // A healthy pair first: the previous case may have left the standby not yet eligible again.
+    const { holder } = await lab.waitForStable({ timeoutMs: 30_000 });
     const standby = other(holder);
     await caughtUp(standby, holder);
     await db[standby].withConnection(async (c) => {
