@@ -3,7 +3,8 @@ import globals from "globals";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "**/node_modules/**", "**/*.d.ts", "bench/**"] },
+  // .lab/ holds archived lab state (copies of installed suites among it): never source.
+  { ignores: ["**/dist/**", "**/node_modules/**", "**/*.d.ts", "bench/**", ".lab/**", ".test-results/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { languageOptions: { globals: { ...globals.node } } },
