@@ -73,7 +73,13 @@ const syncEventArb = fc.record({
   type: fc.string({ minLength: 1, maxLength: 64 }),
   service: fc.option(shortText(64), { nil: null }),
   message: shortText(2_000),
-  fields: fc.dictionary(fc.string({ maxLength: 64 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 4 }),
+  // "__proto__" is left out: the decoder never keeps it as an own key (zod's record), so a
+  // message carrying it does not decode to itself; such a key is no valid field name.
+  fields: fc.dictionary(
+    fc.string({ maxLength: 64 }).filter((key) => key !== "__proto__"),
+    fc.jsonValue({ maxDepth: 3 }),
+    { maxKeys: 4 },
+  ),
 });
 const syncSampleArb = fc.record({
   origin: originArb,
