@@ -14,6 +14,8 @@ export interface DbHealthPollOptions {
   intervalMs: number;
   timeoutMs: number;
   onSummary: (summary: DbSummary) => void;
+  /** Every poll, changed or not, after `onSummary` (the host checks the server's mode against what it asked). */
+  onEveryPoll?: (summary: DbSummary) => void;
 }
 
 export function summarizeDbHealth(health: DatabaseHealth, seedIncomplete: boolean): DbSummary {
@@ -74,6 +76,7 @@ export class DbHealthPoll {
         this.lastSummaryText = text;
         this.options.onSummary(summary);
       }
+      this.options.onEveryPoll?.(summary);
     } finally {
       this.polling = false;
     }
