@@ -272,6 +272,15 @@ export interface StartNodeResult {
   ok: boolean;
   message: string;
   commands: CommandOutcome[];
+  /** The wait for the local database to catch up with the peer's (absent: older agent). */
+  db?: {
+    /** behind: not caught up in time (the node stays stopped). */
+    outcome: "caught-up" | "behind" | "not-configured" | "not-needed" | "peer-unreachable";
+    detail: string;
+    waitedMs: number;
+    lagSeconds: number | null;
+    transactionsBehind: number | null;
+  };
 }
 
 export interface CollectedFile {
@@ -298,7 +307,7 @@ export interface DataSyncStatus {
 export interface ControlHandlers {
   maintenance?(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string }): Promise<MaintenanceResult>;
   stopNode?(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult>;
-  startNode?(request: { by: string }): Promise<StartNodeResult>;
+  startNode?(request: { by: string; dbCatchUpTimeoutMs?: number }): Promise<StartNodeResult>;
   collect?(request: { sinceMs?: number; by: string }): Promise<CollectResult>;
   status(): Promise<StatusReport>;
   demote(options: { timeoutMs?: number }): Promise<DemoteResult>;

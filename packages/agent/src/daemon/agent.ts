@@ -22,6 +22,7 @@ import { DuplicateWatch } from "../net/duplicate-watch.js";
 import { BackupScheduler, backupJob } from "../backup/index.js";
 import { NodeOps } from "../ops/node-ops.js";
 import { DbHealthPoll } from "./db-health-poll.js";
+import { catchUpWithPeer } from "../db/catch-up.js";
 import { EventLog } from "./event-log.js";
 import { buildMetricsSnapshot, buildStatusReport, toHaEvent, type DbStatusInput } from "./status.js";
 
@@ -132,6 +133,14 @@ export class Agent {
       send: (message) => this.c.link.send(message),
       peerConnected: () => this.c.link.connected(),
       statusJson: async () => JSON.stringify(await this.status(), null, 2),
+      ...(config.db.enabled
+        ? {
+            dbCatchUp: async () => {
+              const report = await this.status();
+              return { configured: true as const, peerAlive: report.peer.connected, state: catchUpWithPeer(report.db?.self ?? null, report.db?.peer ?? null, peer.name) };
+            },
+          }
+        : {}),
     });
     this.duplicateWatch = new DuplicateWatch({
       intervalMs: config.arpGuard.duplicateCheckIntervalMs,
