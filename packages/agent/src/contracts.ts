@@ -191,6 +191,8 @@ export interface DbNodeStatus {
   /** Why the replica is broken, else null. */
   broken: string | null;
   seedIncomplete: boolean;
+  /** Errant transactions found on this node (this node only; the peer's show in its reasons). */
+  errant?: { description: string; domain: number; baseline: string; latest: string; count: number; foundAt: string; hint: string } | null;
 }
 
 export interface DemoteResult {

@@ -23,6 +23,7 @@ import { BackupScheduler, backupJob } from "../backup/index.js";
 import { NodeOps } from "../ops/node-ops.js";
 import { DbHealthPoll } from "./db-health-poll.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
+import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
 import { buildMetricsSnapshot, buildStatusReport, toHaEvent, type DbStatusInput } from "./status.js";
 
@@ -117,7 +118,7 @@ export class Agent {
       },
       this.startedAt,
     );
-    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary) }) : null;
+    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), errant: this.errantWatch(config.dataDir) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
     this.ops = new NodeOps({
       self: this.self,
@@ -547,8 +548,17 @@ export class Agent {
     return { ...report, ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}) };
   }
 
+  /** Errant transactions on this node (written while a read-only standby): found, kept, shown; repaired only by db resync. */
+  private errantWatch(dataDir: string): NonNullable<ConstructorParameters<typeof DbHealthPoll>[0]["errant"]> {
+    return {
+      watch: new ErrantWriteWatch(dataDir),
+      standbyPeriod: () => this.host.dbStandbyPeriod(),
+      onFound: (mark) => void this.events.record("db.errant-transactions", `ERRANT TRANSACTIONS on ${this.self}: ${mark.description}; ${this.self} may not take over from a live holder until repaired with mnha db resync (run on ${this.self})`, { ...mark }, "warn"),
+    };
+  }
+
   private dbStatusInput(): DbStatusInput | null {
-    return this.dbPoll ? { health: this.dbPoll.last, seedIncomplete: this.dbPoll.lastSeedIncomplete } : null;
+    return this.dbPoll ? { health: this.dbPoll.last, seedIncomplete: this.dbPoll.lastSeedIncomplete, errant: this.dbPoll.lastErrant } : null;
   }
 
   private metricsSnapshot(): MetricsSnapshot {

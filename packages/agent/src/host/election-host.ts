@@ -146,6 +146,8 @@ export class ElectionHost {
   private cancelDbRetry: (() => void) | null = null;
   /** The last database poll (seed state for the writable retries). */
   private dbLastSummary: DbSummary | null = null;
+  /** Read-only periods (a new one each time the election turns from writable, or nothing, to read-only). */
+  private dbPeriod = { id: 0, position: null as string | null };
 
   constructor(
     readonly core: ElectionCore,
@@ -315,6 +317,8 @@ export class ElectionHost {
       (result) => {
         this.dbBusy -= 1;
         if (generation === this.dbGeneration) this.dbReadOnlyPosition = result.gtidBinlogPos;
+        // The period's baseline is its first confirmed position: what was written later, read-only, is errant.
+        if (generation === this.dbGeneration && this.dbWant === "read-only" && this.dbPeriod.position === null) this.dbPeriod.position = result.gtidBinlogPos;
         a.recordEvent("db-read-only", `database read-only (gtid_binlog_pos ${result.gtidBinlogPos ?? "unknown"})${attempt > 1 ? ` after ${attempt} attempts` : ""}`, { gtidBinlogPos: result.gtidBinlogPos, attempts: attempt });
       },
       (error: unknown) => {
@@ -371,10 +375,20 @@ export class ElectionHost {
     return null;
   }
 
+  /**
+   * The current read-only period (null while the election lets this node write, or before it
+   * asked anything): the errant-write watch judges the own GTID domain against its position.
+   */
+  dbStandbyPeriod(): { id: number; position: string | null; settled: boolean } | null {
+    if (this.dbWant !== "read-only") return null;
+    return { id: this.dbPeriod.id, position: this.dbPeriod.position, settled: this.dbBusy === 0 };
+  }
+
   /** A new switch voids any retry of an earlier one. */
   private newDbSwitch(want: "read-only" | "writable"): number {
     this.cancelDbRetry?.();
     this.cancelDbRetry = null;
+    if (want === "read-only" && this.dbWant !== "read-only") this.dbPeriod = { id: this.dbPeriod.id + 1, position: null };
     this.dbWant = want;
     return ++this.dbGeneration;
   }

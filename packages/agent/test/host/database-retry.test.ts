@@ -244,3 +244,21 @@ describe("each poll checks the server's mode against what the election asked", (
     expect(count(h.events, "db-mode-reasserted")).toBe(0);
   });
 });
+
+describe("read-only periods (the errant-write watch's baseline)", () => {
+  it("a period starts when the node stops being allowed to write; its position is the first confirmed one and later re-asserts do not move it", async () => {
+    const h = harness();
+    await h.becomeHolder();
+    expect(h.host.dbStandbyPeriod()).toBeNull();
+    h.host.input({ kind: "vip-observed", present: false });
+    await settle(h.host);
+    const period = h.host.dbStandbyPeriod();
+    expect(period).toMatchObject({ position: "1-1-10", settled: true });
+    // Someone turns read_only off by hand: the poll puts it right, in the same period.
+    h.db.readOnly = false;
+    h.host.dbReconcile(h.summary(false));
+    await settle(h.host);
+    expect(h.db.readOnly).toBe(true);
+    expect(h.host.dbStandbyPeriod()).toEqual(period);
+  });
+});
