@@ -304,6 +304,70 @@ describe("the database follows the VIP (real MariaDB)", () => {
     expect(events.stdout).toContain("db.not-caught-up");
   });
 
+  it("errant transactions on the standby (a row written as root with read_only turned off): shown, the standby ineligible, demote refused; db resync repairs it", async () => {
+    const { holder } = await lab.waitForStable({ timeoutMs: 30_000 });
+    const standby = other(holder);
+    await caughtUp(standby, holder);
+    const errantId = 9_000_000 + nextId++;
+    await db[standby].withConnection(async (c) => {
+      await c.query("SET GLOBAL read_only = OFF");
+      await c.query("SET SESSION sql_log_bin = 1");
+      await c.query("INSERT INTO appdb.acks (id, server_id) VALUES (?, @@server_id)", [errantId]);
+      await c.query("SET GLOBAL read_only = ON");
+    });
+    let last: StatusReport | null = null;
+    await waitFor(`${standby} reporting errant transactions`, async () => ((last = await status(standby)).db?.self?.errant ? true : undefined), { timeoutMs: 15_000, describeLast: () => JSON.stringify(last?.db?.self ?? null) });
+    const report = last as unknown as StatusReport;
+    expect(report.db?.self?.errant).toMatchObject({ count: 1, hint: expect.stringMatching(/mnha db resync/) });
+    expect(report.self.eligible).toBe(false);
+    expect(report.self.reasons.join("\n")).toMatch(/errant transactions \(repair: mnha db resync on this node\)/);
+    const text = await mnha(standby, ["status"]);
+    expect(text.stdout).toMatch(new RegExp(`ERRANT TRANSACTIONS on ${standby}: 1 written in its own domain`));
+    expect(text.stdout).toMatch(/hint: repair this node with mnha db resync/);
+    const events = await mnha(standby, ["events", "--type", "db", "--limit", "50", "--json"]);
+    expect(events.stdout).toContain("db.errant-transactions");
+    // The holder sees the standby's reason; a demote is refused with it and nothing changes.
+    await waitFor(`${holder} seeing ${standby} ineligible`, async () => ((await status(holder)).peer as { eligible?: boolean }).eligible === false ? true : undefined, { timeoutMs: 10_000 });
+    const refused = await lab.demote(holder);
+    expect(refused.code).not.toBe(0);
+    expect(`${refused.stdout}\n${refused.stderr}`).toMatch(/errant transactions/);
+    expect(await lab.holder()).toBe(holder);
+    expect(await writable(holder)).toBe(true);
+    // An agent restart does not forget it (never papered over).
+    await lab.stopAgent(standby);
+    await lab.startAgent(standby);
+    await waitFor(`${standby} still reporting errant transactions after a restart`, async () => ((await status(standby)).db?.self?.errant ? true : undefined), { timeoutMs: 20_000 });
+    expect((await status(standby)).self.eligible).toBe(false);
+    // The repair: the standby becomes a copy of the holder.
+    const resync = await runIn(HOSTS[standby].namespace, process.execPath, [AGENT_MAIN, "db", "resync", "--yes", "--config", nodePaths(standby).config], { allowFailure: true, timeoutMs: 180_000 });
+    expect(resync.code, `${resync.stdout}\n${resync.stderr}`).toBe(0);
+    await replicatingBothWays();
+    await waitFor(`${standby} eligible again`, async () => {
+      const s = await status(standby);
+      return s.self.eligible && !s.db?.self?.errant ? true : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(await writable(standby)).toBe(false);
+    await caughtUp(standby, holder);
+    const [a, b] = await Promise.all([sql("mn1", "CHECKSUM TABLE appdb.acks EXTENDED"), sql("mn2", "CHECKSUM TABLE appdb.acks EXTENDED")]);
+    expect(String(a[0]?.["Checksum"])).toBe(String(b[0]?.["Checksum"]));
+  });
+
+  it("start-node on a stopped standby waits until its database has caught up with the holder's before the node is eligible", async () => {
+    const { holder } = await lab.waitForStable({ timeoutMs: 30_000 });
+    const standby = other(holder);
+    const stopped = await mnha(standby, ["stop-node"]);
+    expect(stopped.code, `${stopped.stdout}\n${stopped.stderr}`).toBe(0);
+    expect((await status(standby)).self.eligible).toBe(false);
+    for (let i = 0; i < 20; i++) await sql(holder, "INSERT INTO appdb.acks (id, server_id) VALUES (?, @@server_id)", [nextId++]);
+    const started = await runIn(HOSTS[standby].namespace, process.execPath, [AGENT_MAIN, "start-node", "--timeout", "60", "--config", nodePaths(standby).config], { allowFailure: true, timeoutMs: 120_000 });
+    const output = `${started.stdout}\n${started.stderr}`;
+    expect(started.code, output).toBe(0);
+    expect(output).toMatch(new RegExp(`database caught up with ${holder}`));
+    expect(output).toMatch(/eligible to hold the VIP/);
+    // What start-node waited for holds: the standby has every row the holder has.
+    await caughtUp(standby, holder);
+  });
+
   it("the holder's MariaDB killed (and restarted by its restore command, read-only): no acknowledged row lost, never both writable, whoever holds the VIP after", async () => {
     // The restore usually brings the server back before the handoff: the holder keeps the VIP
     // and makes its restarted (read-only) server writable again; otherwise the standby takes over.

@@ -191,6 +191,8 @@ export interface DbNodeStatus {
   /** Why the replica is broken, else null. */
   broken: string | null;
   seedIncomplete: boolean;
+  /** Errant transactions found on this node (this node only; the peer's show in its reasons). */
+  errant?: { description: string; domain: number; baseline: string; latest: string; count: number; foundAt: string; hint: string } | null;
 }
 
 export interface DemoteResult {
@@ -272,6 +274,15 @@ export interface StartNodeResult {
   ok: boolean;
   message: string;
   commands: CommandOutcome[];
+  /** The wait for the local database to catch up with the peer's (absent: older agent). */
+  db?: {
+    /** behind: not caught up in time (the node stays stopped). */
+    outcome: "caught-up" | "behind" | "not-configured" | "not-needed" | "peer-unreachable";
+    detail: string;
+    waitedMs: number;
+    lagSeconds: number | null;
+    transactionsBehind: number | null;
+  };
 }
 
 export interface CollectedFile {
@@ -298,7 +309,7 @@ export interface DataSyncStatus {
 export interface ControlHandlers {
   maintenance?(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string }): Promise<MaintenanceResult>;
   stopNode?(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult>;
-  startNode?(request: { by: string }): Promise<StartNodeResult>;
+  startNode?(request: { by: string; dbCatchUpTimeoutMs?: number }): Promise<StartNodeResult>;
   collect?(request: { sinceMs?: number; by: string }): Promise<CollectResult>;
   status(): Promise<StatusReport>;
   demote(options: { timeoutMs?: number }): Promise<DemoteResult>;

@@ -13,6 +13,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { loadConfig, MnhaError, type LoadedConfig } from "@mnha/shared";
 import type { CollectResult, CollectedFile, MaintenanceResult, StatusReport } from "../contracts.js";
 import type { ControlClient } from "../control/control-client.js";
+import { catchUpWithPeer } from "../db/catch-up.js";
 import { collectNodePart, knownSecrets } from "../ops/diagnostics.js";
 import { redactText } from "../ops/redact.js";
 import { printJson, type CliIo } from "./cli-io.js";
@@ -101,7 +102,7 @@ export function registerOpsCommands(program: Command, ctx: OpsCommandContext): v
 
   program
     .command("start-node")
-    .description("start this node's services, wait until they are healthy and the node is eligible to hold the VIP again")
+    .description("start this node's services, wait until its database has caught up with the peer's (the node stays stopped until then), then until it is healthy and eligible to hold the VIP again")
     .option("--timeout <s>", "give up waiting after this many seconds (default 300; zsha2: -timeout)", (value: string) => {
       const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
       if (!Number.isSafeInteger(n) || n < 1 || n > 86_400) throw new InvalidArgumentError(`--timeout takes seconds from 1 to 86400, got ${JSON.stringify(value)}.`);
@@ -111,12 +112,33 @@ export function registerOpsCommands(program: Command, ctx: OpsCommandContext): v
     .action(async (options: { timeout: number; json?: boolean }) => {
       state.json = options.json === true;
       const control = ctx.client();
-      const result = await control.startNode({ by: by() });
+      const startedAt = Date.now();
+      const timeoutMs = options.timeout * 1000;
+      // The agent waits for the database to catch up (bounded by --timeout); the remaining lag
+      // is shown meanwhile from its status. Ctrl-C leaves the node as safe as the agent keeps it.
+      const progress = state.json ? null : showCatchUpProgress(control, ctx.pollMs ?? 500, (line) => io.stdout.write(`  ${line}\n`));
+      const onInterrupt = (): void => {
+        io.stderr.write(`\n${name}: interrupted; the agent goes on waiting (up to ${options.timeout} s) for this node's database to catch up, and the node becomes eligible to hold the VIP only once it has (or stays stopped); follow it with mnha status, or run mnha start-node again\n`);
+        process.exit(130);
+      };
+      process.once("SIGINT", onInterrupt);
+      let result: Awaited<ReturnType<ControlClient["startNode"]>>;
+      try {
+        result = await control.startNode({ by: by(), dbCatchUpTimeoutMs: timeoutMs });
+      } finally {
+        progress?.stop();
+        process.removeListener("SIGINT", onInterrupt);
+      }
       if (!state.json) {
         for (const command of result.commands) io.stdout.write(`  start ${command.name}: ${command.ok ? "ok" : `FAILED: ${command.detail}`}\n`);
-        io.stdout.write(`${result.message}\n`);
+        io.stdout.write(`${result.ok ? "" : `${name}: `}${result.message}\n`);
       }
-      const ready = await waitUntilReady(control, options.timeout * 1000, ctx.pollMs ?? 500, state.json ? null : (line) => io.stdout.write(`  ${line}\n`));
+      if (result.db?.outcome === "behind") {
+        if (state.json) printJson(io, { ...result, ready: false, readyMessage: result.db.detail });
+        state.exitCode = ExitCode.failed;
+        return;
+      }
+      const ready = await waitUntilReady(control, Math.max(1_000, timeoutMs - (Date.now() - startedAt)), ctx.pollMs ?? 500, state.json ? null : (line) => io.stdout.write(`  ${line}\n`));
       if (state.json) printJson(io, { ...result, ready: ready.ok, readyMessage: ready.message });
       else io.stdout.write(`${ready.ok ? "" : `${name}: `}${ready.message}\n`);
       if (!result.ok || !ready.ok) state.exitCode = ExitCode.failed;
@@ -156,6 +178,30 @@ export function databaseCaughtUp(report: StatusReport): { ok: boolean; detail: s
   const db = report.self.services.find((s) => s.name === "db");
   if (!db) return { ok: true, detail: "no db check configured" };
   return db.healthy ? { ok: true, detail: "db healthy" } : { ok: false, detail: `db not healthy yet${db.detail ? ` (${db.detail})` : ""}` };
+}
+
+/** Prints the database's remaining lag (from status) while start-node waits; a line only when it changes. */
+function showCatchUpProgress(control: ControlClient, pollMs: number, print: (line: string) => void): { stop(): void } {
+  let stopped = false;
+  let last = "";
+  const loop = async (): Promise<void> => {
+    while (!stopped) {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(pollMs, 1_000)));
+      if (stopped) return;
+      try {
+        const report = await control.status();
+        if (stopped || !report.db || !report.peer.connected) continue;
+        const catchUp = catchUpWithPeer(report.db.self, report.db.peer, report.peer.node);
+        const line = `database: ${catchUp.detail}`;
+        if (line !== last && !catchUp.caughtUp) print(line);
+        last = line;
+      } catch {
+        // The status call failing says nothing about the wait: start-node's own answer will.
+      }
+    }
+  };
+  void loop();
+  return { stop: () => void (stopped = true) };
 }
 
 async function waitUntilReady(control: ControlClient, timeoutMs: number, pollMs: number, progress: ((line: string) => void) | null): Promise<{ ok: boolean; message: string }> {

@@ -63,6 +63,8 @@ export function renderStatus(report: StatusReport): string {
     `agent ${report.version}`,
   ].map(terminalSafe);
   lines.push("", renderTable(rows));
+  const errant = report.db?.self?.errant;
+  if (errant) lines.push("", terminalSafe(`ERRANT TRANSACTIONS on ${self.node}: ${errant.description} (found ${errant.foundAt})`), terminalSafe(`  hint: ${errant.hint}`));
   const reasons = [...notEligible(self), ...(known ? notEligible(known) : [])].map(terminalSafe);
   if (reasons.length > 0) lines.push("", "not eligible to hold the VIP:", ...reasons);
   return `${lines.join("\n")}\n`;

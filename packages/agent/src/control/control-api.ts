@@ -55,6 +55,8 @@ export type StopNodeRequest = z.infer<typeof StopNodeRequestSchema>;
 
 export const StartNodeRequestSchema = z.strictObject({
   by: operatorSchema.default("unknown"),
+  /** Bound on the wait for the local database to catch up with the peer's (default 300 s). */
+  dbCatchUpTimeoutMs: z.number().int().min(1_000).max(86_400_000).optional(),
 });
 export type StartNodeRequest = z.infer<typeof StartNodeRequestSchema>;
 

@@ -75,8 +75,9 @@ export class ControlClient {
     return this.call<StopNodeResult>("stopNode", { body: request, timeoutMs: Math.max(this.timeoutMs, 300_000) });
   }
 
-  startNode(request: { by: string }): Promise<StartNodeResult> {
-    return this.call<StartNodeResult>("startNode", { body: request, timeoutMs: Math.max(this.timeoutMs, 300_000) });
+  startNode(request: { by: string; dbCatchUpTimeoutMs?: number }): Promise<StartNodeResult> {
+    // Services (up to a minute each) and then the database's catch-up.
+    return this.call<StartNodeResult>("startNode", { body: request, timeoutMs: Math.max(this.timeoutMs, 300_000, (request.dbCatchUpTimeoutMs ?? 0) + 300_000) });
   }
 
   collect(request: { sinceMs?: number; by: string }): Promise<CollectResult> {

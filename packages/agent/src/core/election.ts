@@ -87,6 +87,8 @@ export interface DbSummary {
   broken: string | null;
   /** An interrupted `db seed` left a partial copy: never eligible. */
   seedIncomplete: boolean;
+  /** Errant transactions found on this node (written while a read-only standby), else null/absent: may not take over from a live holder. */
+  errant?: string | null;
   /** Seconds_Behind_Master (null: unknown or no replica). */
   lagSeconds: number | null;
   gtidBinlogPos: string | null;
@@ -1065,6 +1067,8 @@ export class ElectionCore {
     // against this copy (the SQL thread must still be sound).
     const holderDbDown = this.peer.heartbeat?.db?.alive === false;
     const onlyFetchingBroken = summary.slaveSqlRunning === "Yes" && (summary.lastSqlError ?? null) === null;
+    // Never papered over: only `mnha db resync` clears it (the finding is kept on disk).
+    if (summary.errant) return `database has errant transactions (repair: mnha db resync on this node): ${summary.errant}`;
     if (summary.broken !== null && !(holderDbDown && onlyFetchingBroken)) return `database replica broken: ${summary.broken}`;
     if (summary.lagSeconds !== null && summary.lagSeconds * 1000 > db.maxLagForFailoverMs) return `database ${summary.lagSeconds} s behind (more than db.maxLagForFailoverMs ${db.maxLagForFailoverMs} ms)`;
     return null;

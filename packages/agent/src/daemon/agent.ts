@@ -22,6 +22,8 @@ import { DuplicateWatch } from "../net/duplicate-watch.js";
 import { BackupScheduler, backupJob } from "../backup/index.js";
 import { NodeOps } from "../ops/node-ops.js";
 import { DbHealthPoll } from "./db-health-poll.js";
+import { catchUpWithPeer } from "../db/catch-up.js";
+import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
 import { buildMetricsSnapshot, buildStatusReport, toHaEvent, type DbStatusInput } from "./status.js";
 
@@ -116,7 +118,7 @@ export class Agent {
       },
       this.startedAt,
     );
-    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }) }) : null;
+    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), errant: this.errantWatch(config.dataDir) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
     this.ops = new NodeOps({
       self: this.self,
@@ -132,6 +134,14 @@ export class Agent {
       send: (message) => this.c.link.send(message),
       peerConnected: () => this.c.link.connected(),
       statusJson: async () => JSON.stringify(await this.status(), null, 2),
+      ...(config.db.enabled
+        ? {
+            dbCatchUp: async () => {
+              const report = await this.status();
+              return { configured: true as const, peerAlive: report.peer.connected, state: catchUpWithPeer(report.db?.self ?? null, report.db?.peer ?? null, peer.name) };
+            },
+          }
+        : {}),
     });
     this.duplicateWatch = new DuplicateWatch({
       intervalMs: config.arpGuard.duplicateCheckIntervalMs,
@@ -216,7 +226,7 @@ export class Agent {
       persistEpoch: (epoch) => c.epochs.set(epoch),
       ...(c.database ? { db: c.database.roleSwitch } : {}),
       recordEvent: (type, message, fields) => {
-        const warn = type === "db-read-only-failed" || type === "db-writable-failed" || type === "db-possibly-lost" || type === "db-not-caught-up" || type === "db-takeover-behind" || type === "lease-expired" || type === "stepped-down" || type === "peer-lost" || type === "holding-degraded" || type === "vip-repair" || type === "vip-gave-up" || type === "peer-vip-unanswered" || type === "watchdog-repair-failed";
+        const warn = type === "db-read-only-failed" || type === "db-mode-reasserted" || type === "db-writable-failed" || type === "db-possibly-lost" || type === "db-not-caught-up" || type === "db-takeover-behind" || type === "lease-expired" || type === "stepped-down" || type === "peer-lost" || type === "holding-degraded" || type === "vip-repair" || type === "vip-gave-up" || type === "peer-vip-unanswered" || type === "watchdog-repair-failed";
         // The liveness watchdog's steps share one prefix: `mnha events --type watchdog` lists them.
         const name = type.startsWith("watchdog-") ? `watchdog.${type.slice("watchdog-".length)}` : WATCHDOG_EVENTS.has(type) ? `watchdog.${type}` : type.startsWith("db-") ? `db.${type.slice("db-".length)}` : `election.${type}`;
         this.events.record(name, message, fields, warn ? "warn" : "info");
@@ -538,8 +548,17 @@ export class Agent {
     return { ...report, ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}) };
   }
 
+  /** Errant transactions on this node (written while a read-only standby): found, kept, shown; repaired only by db resync. */
+  private errantWatch(dataDir: string): NonNullable<ConstructorParameters<typeof DbHealthPoll>[0]["errant"]> {
+    return {
+      watch: new ErrantWriteWatch(dataDir),
+      standbyPeriod: () => this.host.dbStandbyPeriod(),
+      onFound: (mark) => void this.events.record("db.errant-transactions", `ERRANT TRANSACTIONS on ${this.self}: ${mark.description}; ${this.self} may not take over from a live holder until repaired with mnha db resync (run on ${this.self})`, { ...mark }, "warn"),
+    };
+  }
+
   private dbStatusInput(): DbStatusInput | null {
-    return this.dbPoll ? { health: this.dbPoll.last, seedIncomplete: this.dbPoll.lastSeedIncomplete } : null;
+    return this.dbPoll ? { health: this.dbPoll.last, seedIncomplete: this.dbPoll.lastSeedIncomplete, errant: this.dbPoll.lastErrant } : null;
   }
 
   private metricsSnapshot(): MetricsSnapshot {

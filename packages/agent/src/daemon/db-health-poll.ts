@@ -4,6 +4,7 @@
  * when it changes.
  */
 import type { DbSummary } from "../core/election.js";
+import type { ErrantMark, ErrantWriteWatch, StandbyPeriod } from "../db/errant-watch.js";
 import { DEAD_HEALTH } from "../db/mariadb.js";
 import { replicaBroken } from "../db/replica-state.js";
 import type { DatabaseHealth } from "../db/types.js";
@@ -14,10 +15,15 @@ export interface DbHealthPollOptions {
   intervalMs: number;
   timeoutMs: number;
   onSummary: (summary: DbSummary) => void;
+  /** Every poll, changed or not, after `onSummary` (the host checks the server's mode against what it asked). */
+  onEveryPoll?: (summary: DbSummary) => void;
+  /** Errant transactions: writes in this node's own domain while it was a read-only standby. */
+  errant?: { watch: ErrantWriteWatch; standbyPeriod: () => StandbyPeriod | null; onFound: (mark: ErrantMark) => void };
 }
 
-export function summarizeDbHealth(health: DatabaseHealth, seedIncomplete: boolean): DbSummary {
+export function summarizeDbHealth(health: DatabaseHealth, seedIncomplete: boolean, errant: string | null = null): DbSummary {
   return {
+    errant,
     alive: health.alive,
     readOnly: health.readOnly,
     broken: replicaBroken(health),
@@ -40,6 +46,8 @@ export class DbHealthPoll {
   /** The last report (null: not polled yet). */
   last: DatabaseHealth | null = null;
   lastSeedIncomplete = false;
+  /** The standing errant-transactions finding (null: none). */
+  lastErrant: ErrantMark | null = null;
 
   constructor(private readonly options: DbHealthPollOptions) {}
 
@@ -68,12 +76,19 @@ export class DbHealthPoll {
       clearTimeout(timer);
       this.last = health;
       this.lastSeedIncomplete = database.seedIncomplete();
-      const summary = summarizeDbHealth(health, this.lastSeedIncomplete);
+      const errant = this.options.errant;
+      if (errant) {
+        const seen = errant.watch.observe(health, errant.standbyPeriod(), this.lastSeedIncomplete);
+        this.lastErrant = seen.mark;
+        if (seen.found && seen.mark) errant.onFound(seen.mark);
+      }
+      const summary = summarizeDbHealth(health, this.lastSeedIncomplete, this.lastErrant?.description ?? null);
       const text = JSON.stringify(summary);
       if (text !== this.lastSummaryText) {
         this.lastSummaryText = text;
         this.options.onSummary(summary);
       }
+      this.options.onEveryPoll?.(summary);
     } finally {
       this.polling = false;
     }

@@ -6,6 +6,7 @@ import type { MnhaConfig } from "@mnha/shared";
 import type { DbNodeStatus, HaEvent, NodeStatus, StatusReport, SyncEvent } from "../contracts.js";
 import { replicaBroken } from "../db/replica-state.js";
 import type { DatabaseHealth } from "../db/types.js";
+import type { ErrantMark } from "../db/errant-watch.js";
 import type { Heartbeat } from "@mnha/protocol";
 import type { ElectionSnapshot } from "../core/election.js";
 import type { MetricsSnapshot } from "../metrics/metrics.js";
@@ -18,6 +19,8 @@ type StatusParts = Pick<AgentComponents, "keepalived" | "gateway" | "services" |
 export interface DbStatusInput {
   health: DatabaseHealth | null;
   seedIncomplete: boolean;
+  /** Errant transactions found on this node (db/errant-watch.ts). */
+  errant?: ErrantMark | null;
 }
 
 export function buildStatusReport(input: { config: MnhaConfig; now: number; startedAt: number; snapshot: ElectionSnapshot; vipPresent: boolean; components: StatusParts; db?: DbStatusInput | null }): StatusReport {
@@ -77,7 +80,7 @@ export function buildStatusReport(input: { config: MnhaConfig; now: number; star
       syncLag: sync.lagEvents === null ? null : sync.lagEvents + (sync.lagSamples ?? 0),
       lastSyncAckMsAgo: sync.lastAckAgoMs ?? null,
     },
-    ...(input.db ? { db: { self: input.db.health ? localDbStatus(input.db.health, input.db.seedIncomplete) : null, peer: hb?.db ? peerDbStatus(hb.db) : null } } : {}),
+    ...(input.db ? { db: { self: input.db.health ? { ...localDbStatus(input.db.health, input.db.seedIncomplete), errant: input.db.errant ? { ...input.db.errant, hint: `repair this node with mnha db resync (run on ${config.node.name}); it may not take over from a live holder until then` } : null } : null, peer: hb?.db ? peerDbStatus(hb.db) : null } } : {}),
     ...zsha2Keys({ vipPresent, peerReachable: snap.peerAlive, gwReachable: c.gateway.reachable(), vipReachable: vipOwner !== null, services: selfStatus.services, db: input.db ?? null }),
   };
 }

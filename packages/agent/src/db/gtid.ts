@@ -130,3 +130,26 @@ export function describeDivergence(d: GtidDivergence): string {
       return `domain ${d.domain} differs: ${d.node} has ${d.has}, ${d.missingOn} has ${d.otherHas}`;
   }
 }
+
+/** Transactions a node wrote in its own domain beyond `baseline` (what it had when it last went read-only). */
+export interface OwnDomainWrites {
+  domain: number;
+  /** The own-domain sequence number at the baseline. */
+  baselineSeq: bigint;
+  /** The newest own-domain GTID now. */
+  latest: Gtid;
+  count: bigint;
+}
+
+/**
+ * A standby (read-only, not holding the VIP) must not write: its own domain grows only while
+ * it holds the VIP. Anything in its own domain beyond the position it had when it went
+ * read-only was written behind mnha's back (an account with READ ONLY ADMIN, read_only turned
+ * off by hand): errant transactions, whether or not they have replicated to the peer.
+ */
+export function ownDomainWritesBeyond(baseline: GtidPosition, current: GtidPosition, ownDomain: number): OwnDomainWrites | null {
+  const baselineSeq = seqIn(baseline, ownDomain);
+  const latest = current.get(ownDomain);
+  if (latest === undefined || latest.seq <= baselineSeq) return null;
+  return { domain: ownDomain, baselineSeq, latest, count: latest.seq - baselineSeq };
+}

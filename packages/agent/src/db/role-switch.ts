@@ -44,6 +44,10 @@ export class DatabaseRoleSwitch implements HostDatabase {
     return { writable, notes };
   }
 
+  readOnlyNow(): Promise<boolean> {
+    return this.serial(() => bounded(this.db.readOnly(), this.options.switchTimeoutMs, "reading read_only"));
+  }
+
   async waitForGtid(gtid: string, timeoutMs: number): Promise<{ reached: boolean; detail: string }> {
     const target = parseGtidPosition(gtid);
     const result = await this.db.waitForGtid(target, timeoutMs);

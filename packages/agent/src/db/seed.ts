@@ -10,6 +10,7 @@ import { MnhaError } from "@mnha/shared";
 import { clientOptionFiles } from "./client-files.js";
 import { formatGtidPosition, parseGtidPosition, type GtidPosition } from "./gtid.js";
 import type { MariaDbDatabase } from "./mariadb.js";
+import { clearErrantMark } from "./errant-watch.js";
 import { clearSeedMarker, readSeedMarker, writeSeedMarker } from "./seed-marker.js";
 import { assertSettings, pairProblems, settingsError } from "./settings.js";
 import type { ReplicationSetup } from "./types.js";
@@ -132,6 +133,8 @@ export async function runSeed(plan: SeedPlan, preflight: SeedPreflight, onProgre
   });
   await plan.local.setupReplication(plan.replication);
   clearSeedMarker(plan.dataDir);
+  // A fresh copy of the peer: an errant-transactions finding on this node no longer holds.
+  clearErrantMark(plan.dataDir);
   return { gtid: formatGtidPosition(gtid), bytes, tookMs: Math.round(performance.now() - started) };
 }
 

@@ -10,7 +10,8 @@
  * so a synchronous world runs the whole step, and anything it queued, in one call.
  */
 import type { Heartbeat, KeepalivedState, LinkMessage } from "@mnha/protocol";
-import type { ElectionCore, ElectionEffect, ElectionEventType, ElectionInput } from "../core/election.js";
+import type { DbSummary, ElectionCore, ElectionEffect, ElectionEventType, ElectionInput } from "../core/election.js";
+import { Backoff } from "../util/backoff.js";
 
 /** What one `request-done` effect reports (demote, shutdown). */
 export interface RequestResult {
@@ -47,7 +48,18 @@ export interface HostArpProber {
 }
 
 /** What the host reports about the database beside the core's events (type without the "db." prefix as "db-..."). */
-export type HostDbEventType = "db-read-only" | "db-read-only-failed" | "db-writable" | "db-writable-failed" | "db-relay-applied" | "db-possibly-lost";
+export type HostDbEventType =
+  | "db-read-only"
+  | "db-read-only-failed"
+  | "db-writable"
+  | "db-writable-failed"
+  | "db-relay-applied"
+  | "db-possibly-lost"
+  /** The poll found the server in the other mode than the election asked (restarted, set by hand): asked again. */
+  | "db-mode-reasserted";
+
+/** Retries of a failed read-only/writable switch (local: no jitter). */
+export const DB_RETRY_BACKOFF = { initialMs: 250, maxMs: 5_000 } as const;
 
 /** Facts for a holder that claimed (no handoff): what the peer last said of its database. */
 export type DbAfterClaim = Extract<ElectionEffect, { kind: "db-read-only"; on: false }>["afterClaim"];
@@ -74,6 +86,8 @@ export interface HostDatabase {
   goWritable(afterClaim: DbAfterClaim, stillWanted: () => boolean): Promise<DbWritableOutcome>;
   /** Taker: wait until every transaction of `gtid` is applied here (bounded). */
   waitForGtid(gtid: string, timeoutMs: number): Promise<{ reached: boolean; detail: string }>;
+  /** read_only as the server says now, read after any switch already asked (bounded). */
+  readOnlyNow(): Promise<boolean>;
 }
 
 /** A one-shot timer on this process's monotonic clock; returns its cancel function. */
@@ -125,6 +139,15 @@ export class ElectionHost {
   private dbGeneration = 0;
   /** gtid_binlog_pos read once the database went read-only (attached to the next handoff offer). */
   private dbReadOnlyPosition: string | null = null;
+  /** What the election last asked of the database (null: nothing yet). */
+  private dbWant: "read-only" | "writable" | null = null;
+  /** A switch (or its retry timer, or a reconcile check) is under way: the poll does not start another. */
+  private dbBusy = 0;
+  private cancelDbRetry: (() => void) | null = null;
+  /** The last database poll (seed state for the writable retries). */
+  private dbLastSummary: DbSummary | null = null;
+  /** Read-only periods (a new one each time the election turns from writable, or nothing, to read-only). */
+  private dbPeriod = { id: 0, position: null as string | null };
 
   constructor(
     readonly core: ElectionCore,
@@ -154,6 +177,8 @@ export class ElectionHost {
     this.ops.length = 0;
     this.cancelWake?.();
     this.cancelWake = null;
+    this.cancelDbRetry?.();
+    this.cancelDbRetry = null;
   }
 
   isClosed(): boolean {
@@ -273,35 +298,155 @@ export class ElectionHost {
   /**
    * Read-only, awaited: the next effect (closing the gate, sending the offer) waits for it. A
    * failure is recorded loudly and the host goes on: the VIP must not hang on a dead database.
+   * The switch is then retried beside the queue (backoff) until it holds or another is asked.
    */
   private dbGoReadOnly(): Promise<void> | void {
     const a = this.adapters;
-    this.dbGeneration += 1;
+    const generation = this.newDbSwitch("read-only");
     this.dbReadOnlyPosition = null;
     if (!a.db) return;
-    return a.db.goReadOnly().then(
+    const backoff = new Backoff({ ...DB_RETRY_BACKOFF, jitter: false });
+    return this.dbReadOnlyAttempt(generation, backoff, 1);
+  }
+
+  private dbReadOnlyAttempt(generation: number, backoff: Backoff, attempt: number): Promise<void> {
+    const a = this.adapters;
+    const db = a.db as HostDatabase;
+    this.dbBusy += 1;
+    return db.goReadOnly().then(
       (result) => {
-        this.dbReadOnlyPosition = result.gtidBinlogPos;
-        a.recordEvent("db-read-only", `database read-only (gtid_binlog_pos ${result.gtidBinlogPos ?? "unknown"})`, { gtidBinlogPos: result.gtidBinlogPos });
+        this.dbBusy -= 1;
+        if (generation === this.dbGeneration) this.dbReadOnlyPosition = result.gtidBinlogPos;
+        // The period's baseline is its first confirmed position: what was written later, read-only, is errant.
+        if (generation === this.dbGeneration && this.dbWant === "read-only" && this.dbPeriod.position === null) this.dbPeriod.position = result.gtidBinlogPos;
+        a.recordEvent("db-read-only", `database read-only (gtid_binlog_pos ${result.gtidBinlogPos ?? "unknown"})${attempt > 1 ? ` after ${attempt} attempts` : ""}`, { gtidBinlogPos: result.gtidBinlogPos, attempts: attempt });
       },
       (error: unknown) => {
-        a.recordEvent("db-read-only-failed", `COULD NOT MAKE THE DATABASE READ-ONLY: ${errorText(error)}; going on (the VIP must not wait on a failed database); check it before writing to it`, { error: errorText(error) });
+        this.dbBusy -= 1;
+        const retry = generation === this.dbGeneration && !this.closed;
+        const delay = retry ? backoff.next() : null;
+        a.recordEvent(
+          "db-read-only-failed",
+          `COULD NOT MAKE THE DATABASE READ-ONLY: ${errorText(error)}; going on (the VIP must not wait on a failed database); check it before writing to it${delay === null ? "" : `; retrying in ${delay} ms`}`,
+          { error: errorText(error), attempt, retryInMs: delay },
+        );
+        if (delay !== null) this.scheduleDbRetry(delay, () => (generation === this.dbGeneration ? void this.dbReadOnlyAttempt(generation, backoff, attempt + 1) : undefined));
       },
     );
   }
 
   /** Writable, beside the queue (applying a relay log may take seconds; the lease must still be renewed). */
   private dbGoWritable(afterClaim: DbAfterClaim): void {
+    const generation = this.newDbSwitch("writable");
+    if (!this.adapters.db) return;
+    this.dbWritableAttempt(generation, afterClaim, new Backoff({ ...DB_RETRY_BACKOFF, jitter: false }), 1);
+  }
+
+  /**
+   * One writable attempt; a failure is retried with backoff as long as the election still
+   * wants this switch (the node holds the VIP: a later read-only voids it), the node is not in
+   * maintenance and its seed is complete. The poll restarts it once those hold again.
+   */
+  private dbWritableAttempt(generation: number, afterClaim: DbAfterClaim, backoff: Backoff, attempt: number): void {
     const a = this.adapters;
-    const generation = ++this.dbGeneration;
-    if (!a.db) return;
+    const db = a.db as HostDatabase;
     const stillWanted = (): boolean => !this.closed && generation === this.dbGeneration;
-    a.db.goWritable(afterClaim, stillWanted).then(
+    this.dbBusy += 1;
+    db.goWritable(afterClaim, stillWanted).then(
       (outcome) => {
+        this.dbBusy -= 1;
         for (const note of outcome.notes) a.recordEvent(note.type, note.message, note.fields);
-        if (outcome.writable) a.recordEvent("db-writable", "database writable: this node holds the VIP", { afterClaim: afterClaim !== null });
+        if (outcome.writable) a.recordEvent("db-writable", `database writable: this node holds the VIP${attempt > 1 ? ` (after ${attempt} attempts)` : ""}`, { afterClaim: afterClaim !== null, attempts: attempt });
       },
-      (error: unknown) => a.recordEvent("db-writable-failed", `could not make the database writable: ${errorText(error)}`, { error: errorText(error) }),
+      (error: unknown) => {
+        this.dbBusy -= 1;
+        const blocker = stillWanted() ? this.dbWritableBlocker() : "no longer wanted";
+        const delay = blocker === null ? backoff.next() : null;
+        a.recordEvent("db-writable-failed", `could not make the database writable: ${errorText(error)}${delay === null ? `; not retrying (${blocker})` : `; retrying in ${delay} ms`}`, { error: errorText(error), attempt, retryInMs: delay });
+        if (delay !== null) this.scheduleDbRetry(delay, () => (stillWanted() && this.dbWritableBlocker() === null ? this.dbWritableAttempt(generation, afterClaim, backoff, attempt + 1) : undefined));
+      },
+    );
+  }
+
+  /** Why a writable switch the election wants must wait (maintenance, an incomplete seed), or null. */
+  private dbWritableBlocker(): string | null {
+    if (this.core.snapshot(this.adapters.now()).maintenance) return "maintenance mode";
+    if (this.dbLastSummary?.seedIncomplete) return "database seed incomplete";
+    return null;
+  }
+
+  /**
+   * The current read-only period (null while the election lets this node write, or before it
+   * asked anything): the errant-write watch judges the own GTID domain against its position.
+   */
+  dbStandbyPeriod(): { id: number; position: string | null; settled: boolean } | null {
+    if (this.dbWant !== "read-only") return null;
+    return { id: this.dbPeriod.id, position: this.dbPeriod.position, settled: this.dbBusy === 0 };
+  }
+
+  /** A new switch voids any retry of an earlier one. */
+  private newDbSwitch(want: "read-only" | "writable"): number {
+    this.cancelDbRetry?.();
+    this.cancelDbRetry = null;
+    if (want === "read-only" && this.dbWant !== "read-only") this.dbPeriod = { id: this.dbPeriod.id + 1, position: null };
+    this.dbWant = want;
+    return ++this.dbGeneration;
+  }
+
+  private scheduleDbRetry(delayMs: number, retry: () => void): void {
+    this.cancelDbRetry?.();
+    this.dbBusy += 1;
+    let fired = false;
+    const cancel = this.adapters.setTimer(delayMs, () => {
+      fired = true;
+      this.dbBusy -= 1;
+      if (this.cancelDbRetry === cancelThis) this.cancelDbRetry = null;
+      if (!this.closed) retry();
+    });
+    const cancelThis = (): void => {
+      cancel();
+      if (!fired) {
+        fired = true;
+        this.dbBusy -= 1;
+      }
+    };
+    this.cancelDbRetry = cancelThis;
+  }
+
+  /**
+   * Each database poll, changed or not (the core hears only of changes, as a `db-health`
+   * input): checks that the server is in the mode the election last asked. The server does
+   * not keep what it was told (a restart, a hand), and a switch that failed must not stay
+   * failed. A mismatch seen by the poll is confirmed by reading read_only again (the poll may
+   * predate the last switch) before anything is asked.
+   */
+  dbReconcile(summary: DbSummary): void {
+    if (this.closed) return;
+    this.dbLastSummary = summary;
+    const a = this.adapters;
+    const want = this.dbWant;
+    if (!a.db || want === null || this.dbBusy > 0 || !summary.alive || summary.readOnly === null) return;
+    if ((want === "writable") !== summary.readOnly) return;
+    if (want === "writable" && this.dbWritableBlocker() !== null) return;
+    const generation = this.dbGeneration;
+    this.dbBusy += 1;
+    a.db.readOnlyNow().then(
+      (readOnly) => {
+        this.dbBusy -= 1;
+        if (this.closed || generation !== this.dbGeneration || (want === "writable") !== readOnly) return;
+        const backoff = new Backoff({ ...DB_RETRY_BACKOFF, jitter: false });
+        if (want === "writable") {
+          a.recordEvent("db-mode-reasserted", "the database is read-only although this node holds the VIP: making it writable again", { want, readOnly });
+          this.dbWritableAttempt(generation, null, backoff, 1);
+        } else {
+          a.recordEvent("db-mode-reasserted", "the database is WRITABLE although this node does not hold the VIP: making it read-only at once", { want, readOnly });
+          void this.dbReadOnlyAttempt(generation, backoff, 1);
+        }
+      },
+      () => {
+        // The server did not answer: the next poll looks again.
+        this.dbBusy -= 1;
+      },
     );
   }
 

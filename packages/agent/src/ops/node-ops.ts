@@ -9,6 +9,7 @@ import { MnhaError, type LoadedConfig, type Logger, type ServiceConfig } from "@
 import type { LinkMessage, OpsReply, OpsRequest, Role } from "@mnha/protocol";
 import { describeCommandResult, runCommand } from "../checks/command.js";
 import type { CollectResult, CollectedFile, CommandOutcome, DemoteResult, MaintenanceResult, OpsStatus, ServiceStatus, StartNodeResult, StopNodeResult } from "../contracts.js";
+import type { CatchUpState } from "../db/catch-up.js";
 import { collectNodePart } from "./diagnostics.js";
 import { OpsStateFile } from "./ops-state-file.js";
 
@@ -34,6 +35,11 @@ export interface NodeOpsHost {
   send(message: LinkMessage): boolean;
   peerConnected(): boolean;
   statusJson(): Promise<string | null>;
+  /**
+   * The local database's catch-up with the peer's (start-node waits for it). Absent or
+   * `configured: false`: no db section enabled; `peerAlive: false`: nothing to compare with.
+   */
+  dbCatchUp?(): Promise<{ configured: false } | { configured: true; peerAlive: boolean; state: CatchUpState }>;
 }
 
 export const MAINTENANCE_HOLD = "maintenance";
@@ -44,6 +50,9 @@ const PEER_ANSWER_TIMEOUT_MS = 150_000;
 const COLLECT_ANSWER_TIMEOUT_MS = 30_000;
 const DEFAULT_SERVICE_COMMAND_TIMEOUT_MS = 120_000;
 const START_HEALTHY_WAIT_MS = 60_000;
+/** How long start-node waits for the database to catch up when the caller does not say. */
+export const START_DB_CATCH_UP_DEFAULT_MS = 300_000;
+const START_DB_POLL_MS = 500;
 
 export class NodeOps {
   private readonly host: NodeOpsHost;
@@ -235,7 +244,7 @@ export class NodeOps {
     return this.serial(() => this.doStopNode(request));
   }
 
-  startNode(request: { by: string }): Promise<StartNodeResult> {
+  startNode(request: { by: string; dbCatchUpTimeoutMs?: number }): Promise<StartNodeResult> {
     return this.serial(() => this.doStartNode(request));
   }
 
@@ -277,7 +286,7 @@ export class NodeOps {
     return { ok: failed.length === 0, message, handedTo, vipReleased, commands };
   }
 
-  private async doStartNode(request: { by: string }): Promise<StartNodeResult> {
+  private async doStartNode(request: { by: string; dbCatchUpTimeoutMs?: number }): Promise<StartNodeResult> {
     const { self } = this.host;
     const wasStopped = this.state.stopped;
     this.host.record("operator.start-node", `start-node asked by ${request.by}${wasStopped ? "" : " (the node was not stopped)"}`, { by: request.by, wasStopped: wasStopped !== null });
@@ -297,14 +306,48 @@ export class NodeOps {
       if (started.every((name) => statuses.find((s) => s.name === name)?.healthy === true)) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    const failed = commands.filter((c) => !c.ok);
+    const startedText = failed.length === 0 ? `started ${commands.map((c) => c.name).join(", ") || "nothing (all services were up)"}` : `FAILED to start ${failed.map((c) => c.name).join(", ")}`;
+    // The database catches up before the node may hold the VIP again (it stays stopped meanwhile).
+    const db = await this.waitForDatabase(request.dbCatchUpTimeoutMs ?? START_DB_CATCH_UP_DEFAULT_MS);
+    this.host.services.releaseRestores(STOPPED_HOLD);
+    if (db.outcome === "behind") {
+      const stays = wasStopped ? `${self} stays stopped (not eligible to hold the VIP)` : `${self} was not stopped: the election's own lag rule (db.maxLagForFailoverMs) decides its eligibility`;
+      const message = `${startedText}; the database did NOT catch up within ${Math.round(db.waitedMs / 1000)} s: ${db.detail}; ${stays}. Check replication (mnha db status); if it is broken or diverged, repair it with mnha db resync; then run mnha start-node again`;
+      this.host.record("node.start-db-behind", message, { by: request.by, detail: db.detail, waitedMs: db.waitedMs, lagSeconds: db.lagSeconds, transactionsBehind: db.transactionsBehind }, "warn");
+      return { ok: false, message, commands, db };
+    }
     await this.persist({ ...this.state, stopped: null });
     this.host.feedCore({ kind: "node-stopped", on: false });
-    this.host.services.releaseRestores(STOPPED_HOLD);
     this.broadcast();
-    const failed = commands.filter((c) => !c.ok);
-    const message = `${failed.length === 0 ? `started ${commands.map((c) => c.name).join(", ") || "nothing (all services were up)"}` : `FAILED to start ${failed.map((c) => c.name).join(", ")}`}; ${self} may hold the VIP again once healthy`;
-    this.host.record("node.started", message, { by: request.by, ok: failed.length === 0 }, failed.length === 0 ? "info" : "error");
-    return { ok: failed.length === 0, message, commands };
+    const message = `${startedText}; ${db.detail}; ${self} may hold the VIP again once healthy`;
+    this.host.record("node.started", message, { by: request.by, ok: failed.length === 0, db: db.outcome, dbWaitedMs: db.waitedMs }, failed.length === 0 ? "info" : "error");
+    return { ok: failed.length === 0, message, commands, db };
+  }
+
+  /** Waits (bounded) until the local database has caught up with the peer's; says why it did not wait. */
+  private async waitForDatabase(timeoutMs: number): Promise<NonNullable<StartNodeResult["db"]>> {
+    const ask = this.host.dbCatchUp;
+    const startedAt = Date.now();
+    const result = (outcome: NonNullable<StartNodeResult["db"]>["outcome"], detail: string, state: CatchUpState | null = null): NonNullable<StartNodeResult["db"]> => ({
+      outcome,
+      detail,
+      waitedMs: Date.now() - startedAt,
+      lagSeconds: state?.lagSeconds ?? null,
+      transactionsBehind: state?.transactionsBehind ?? null,
+    });
+    if (!ask) return result("not-configured", "no database configured (db.enabled is false): not waiting for a catch-up");
+    if (this.host.election().role === "holder") return result("not-needed", "this node holds the VIP: its database is the source, nothing to catch up");
+    let last: CatchUpState | null = null;
+    for (;;) {
+      const view = await ask.call(this.host);
+      if (!view.configured) return result("not-configured", "no database configured (db.enabled is false): not waiting for a catch-up");
+      if (!view.peerAlive) return result("peer-unreachable", `${this.host.peer} is not reachable: the database's catch-up cannot be checked, not waiting (the election's own rules apply)`);
+      last = view.state;
+      if (last.caughtUp) return result("caught-up", `database ${last.detail}`, last);
+      if (Date.now() - startedAt >= timeoutMs) return result("behind", last.detail, last);
+      await new Promise((resolve) => setTimeout(resolve, START_DB_POLL_MS));
+    }
   }
 
   /** The services stop-node stops: those with a stop command, the UI kept with -keepui. */

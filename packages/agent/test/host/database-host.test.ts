@@ -53,6 +53,10 @@ class ManualDatabase implements HostDatabase {
     return new Promise((answer) => this.waits.push({ gtid, timeoutMs, answer }));
   }
 
+  readOnlyNow(): Promise<boolean> {
+    return Promise.resolve(this.readOnly);
+  }
+
   async releaseNext(): Promise<void> {
     this.pending.shift()?.release();
     await new Promise((r) => setImmediate(r));

@@ -12,6 +12,7 @@ import type { LinkMessage, Role } from "@mnha/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { ServiceMonitor } from "../../src/checks/service-monitor.js";
 import type { DemoteResult, HealthEvent, ServiceStatus } from "../../src/contracts.js";
+import type { CatchUpState } from "../../src/db/catch-up.js";
 import { NodeOps, type NodeOpsHost } from "../../src/ops/node-ops.js";
 import { closedPort, sleep, waitFor } from "../checks/helpers.js";
 import { tempDir } from "../control/fake-control.js";
@@ -264,5 +265,70 @@ describe("ServiceMonitor restore holds", () => {
     expect(restoredAt - releasedAt).toBeGreaterThanOrEqual(250);
     await sleep(400);
     expect(events.filter((e) => e.kind === "restore-started")).toHaveLength(1);
+  });
+});
+
+describe("start-node waits for the database to catch up", () => {
+  const behind = (lag: number, tx: number): CatchUpState => ({ caughtUp: false, detail: `catching up with mn2: ${lag} s behind, ${tx} transactions to apply`, lagSeconds: lag, transactionsBehind: tx });
+  const caughtUp: CatchUpState = { caughtUp: true, detail: "caught up with mn2 (at 1-1-5,2-2-90)", lagSeconds: 0, transactionsBehind: 0 };
+
+  async function stoppedNode(answers: CatchUpState[] | null, peerAlive = true) {
+    const host = fakeHost(loadedFor(scratch()));
+    const asked: CatchUpState[] = [];
+    if (answers !== null) {
+      host.dbCatchUp = async () => {
+        const state = answers.length > 1 ? answers.shift()! : answers[0]!;
+        asked.push(state);
+        return { configured: true, peerAlive, state };
+      };
+    }
+    const ops = new NodeOps(host);
+    ops.start();
+    await ops.stopNode({ keepUi: false, stopVip: false, by: "root" });
+    host.fed.length = 0;
+    return { host, ops, asked };
+  }
+
+  it("the node stays stopped until its database has caught up, then becomes eligible", async () => {
+    const { host, ops, asked } = await stoppedNode([behind(12, 340), behind(3, 40), caughtUp]);
+    const pending = ops.startNode({ by: "root", dbCatchUpTimeoutMs: 30_000 });
+    await sleep(200);
+    // Still waiting: the node-stopped mode has not been lifted.
+    expect(host.fed).toEqual([]);
+    expect(ops.status().self.stopped).not.toBeNull();
+    const result = await pending;
+    expect(asked).toHaveLength(3);
+    expect(result).toMatchObject({ ok: true, db: { outcome: "caught-up", lagSeconds: 0, transactionsBehind: 0 } });
+    expect(result.message).toMatch(/caught up with mn2/);
+    expect(host.fed).toEqual([{ kind: "node-stopped", on: false }]);
+    expect(ops.status().self.stopped).toBeNull();
+  });
+
+  it("past the bound: refused with the lag and what to do; the node stays stopped", async () => {
+    const { host, ops } = await stoppedNode([behind(40, 9000)]);
+    const result = await ops.startNode({ by: "root", dbCatchUpTimeoutMs: 1_000 });
+    expect(result.ok).toBe(false);
+    expect(result.db).toMatchObject({ outcome: "behind", lagSeconds: 40, transactionsBehind: 9000 });
+    expect(result.message).toMatch(/did NOT catch up within 1 s: catching up with mn2: 40 s behind, 9000 transactions/);
+    expect(result.message).toMatch(/stays stopped.*mnha db status.*mnha db resync.*mnha start-node again/);
+    expect(host.fed).toEqual([]);
+    expect(ops.status().self.stopped).not.toBeNull();
+    expect(host.records.find((r) => r.type === "node.start-db-behind")).toBeDefined();
+  });
+
+  it("without a db section it says so and does not wait", async () => {
+    const { host, ops } = await stoppedNode(null);
+    const result = await ops.startNode({ by: "root", dbCatchUpTimeoutMs: 60_000 });
+    expect(result).toMatchObject({ ok: true, db: { outcome: "not-configured" } });
+    expect(result.message).toMatch(/no database configured \(db.enabled is false\): not waiting/);
+    expect(host.fed).toEqual([{ kind: "node-stopped", on: false }]);
+  });
+
+  it("with the peer unreachable there is nothing to catch up with: it says so and does not wait", async () => {
+    const { host, ops, asked } = await stoppedNode([behind(0, 0)], false);
+    const result = await ops.startNode({ by: "root", dbCatchUpTimeoutMs: 60_000 });
+    expect(asked).toHaveLength(1);
+    expect(result).toMatchObject({ ok: true, db: { outcome: "peer-unreachable" } });
+    expect(host.fed).toEqual([{ kind: "node-stopped", on: false }]);
   });
 });
