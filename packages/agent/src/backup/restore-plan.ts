@@ -130,7 +130,11 @@ export function restorePlan(actions: RestoreActions): Plan {
 export async function undoRestoreBeforeData(plan: Plan, failedStep: string, options: { store: PlanStateStore; onEvent: (event: PlanEvent) => void }): Promise<boolean> {
   const names = plan.steps.map((s) => s.name);
   const index = names.indexOf(failedStep);
-  if (index < 0 || index >= names.indexOf(FIRST_DATA_STEP)) return false;
+  const firstData = names.indexOf(FIRST_DATA_STEP);
+  if (index < 0 || index >= firstData) return false;
+  // A rerun of a restore that had already touched the data (a step before it re-checked and failed): not undone.
+  const done = options.store.load()?.done ?? [];
+  if (done.some((name) => names.indexOf(name) >= firstData)) return false;
   const half = plan.steps[index];
   if (half?.rollback) await half.rollback({ note: (text) => options.onEvent({ kind: "note", step: failedStep, text }) });
   await rollbackPlan(plan, options);

@@ -185,7 +185,7 @@ async function afterFailure(error: unknown, o: { plan: Plan; store: PlanStateSto
     });
   }
   if (undone) {
-    return new MnhaError("PLAN_STEP_FAILED", `${error.message}\nThe data was not changed; the finished steps were undone (${o.useMaintenance ? "MN services started again, maintenance left, " : ""}${o.node} writable).`, {
+    return new MnhaError("PLAN_STEP_FAILED", `${error.message}\nThe data was not changed; the finished steps were undone (${o.useMaintenance ? "MN services started again, maintenance as it was before, " : ""}${o.node} writable).`, {
       hint: `${fix}; then run \`mnha restore ${o.file}\` again (it starts from the beginning)`,
       fields,
       cause: error,

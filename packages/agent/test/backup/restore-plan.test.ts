@@ -106,6 +106,9 @@ describe("restore plan", () => {
     expect(server.calls).toEqual(calls);
     expect(store.load()?.failed?.step).toBe("load");
     expect(server.readOnly()).toBe(true);
+    // A rerun whose re-checked early step fails after the data was touched in the first run: not undone either.
+    expect(await undoRestoreBeforeData(plan, "read-only", { store, onEvent: () => undefined })).toBe(false);
+    expect(server.calls).toEqual(calls);
   });
 
   it("leaves a maintenance mode the operator had set alone", async () => {
