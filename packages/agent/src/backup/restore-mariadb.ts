@@ -34,6 +34,8 @@ export function mariaDbRestoreActions(options: MariaDbRestoreOptions): RestoreAc
       await verifyBackup(options.backupPath);
     },
     async safetyBackup() {
+      // A new server (disaster recovery) holds no application data: there is nothing to keep.
+      if ((await summarize(local)).schemas.length === 0) return null;
       try {
         return (await takeBackup(options.source, options.backupDir)).path;
       } catch (error) {

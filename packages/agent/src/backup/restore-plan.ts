@@ -32,8 +32,8 @@ export interface RestoreActions {
   services: ((action: "stop" | "start") => Promise<string>) | null;
   /** Verifies the backup file (checksum, gzip stream, trailer, manifest counts). */
   verifyBackup(): Promise<void>;
-  /** Takes a backup of the current database first; returns its path. */
-  safetyBackup(): Promise<string>;
+  /** Takes a backup of the current database first; returns its path (null: no application data here, nothing to keep). */
+  safetyBackup(): Promise<string | null>;
   readOnly(): Promise<boolean>;
   setReadOnly(on: boolean): Promise<void>;
   /** Drops the application schemas the backup does not hold (they would survive the load). */
@@ -60,7 +60,7 @@ export function restorePlan(actions: RestoreActions): Plan {
         title: "back up the current database first",
         run: async (context) => {
           safetyPath = await actions.safetyBackup();
-          context.note(`safety backup: ${safetyPath}`);
+          context.note(safetyPath === null ? "no application data here (a new server): no safety backup needed" : `safety backup: ${safetyPath}`);
         },
       },
       {

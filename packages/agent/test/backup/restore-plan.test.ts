@@ -111,6 +111,14 @@ describe("restore plan", () => {
     expect(server.calls).toEqual(calls);
   });
 
+  it("a new server with no application data (disaster recovery) needs no safety backup, and says so", async () => {
+    const server = fakeServer();
+    const notes: string[] = [];
+    await runPlan(restorePlan({ ...server.actions, safetyBackup: async () => null }), { store: new MemoryPlanStore(), onEvent: (e) => e.kind === "note" && notes.push(e.text) });
+    expect(notes[0]).toBe("no application data here (a new server): no safety backup needed");
+    expect(server.calls.at(-1)).toBe("maintenance off");
+  });
+
   it("leaves a maintenance mode the operator had set alone", async () => {
     const server = fakeServer();
     await runPlan(restorePlan({ ...server.actions, maintenance: null }), { store: new MemoryPlanStore() });
