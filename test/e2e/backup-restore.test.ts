@@ -5,7 +5,7 @@
  * TABLE matches what was backed up on both, and replication runs on. The remote copy goes
  * with real rsync over the lab's real sshd (mn2 stands in for the backup host).
  */
-import { copyFileSync, existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGENT_MAIN, HOSTS, nodePaths, type MnNode } from "../lab/constants.js";
 import { runIn, waitFor, type CommandResult } from "../lab/exec.js";
@@ -15,7 +15,23 @@ import { LAB_SSH_USER, nodeExec, sshdPaths } from "../lab/sshd.js";
 import { parse, stringify } from "yaml";
 import { labArchiveDir } from "./scenario.js";
 
-const lab = new Lab({ sshd: true });
+/** Stops a stand-in by its pid file and waits until it is gone (a stand-in already down is fine). */
+function stopStandin(node: MnNode, service: "mn" | "ui"): string[] {
+  const script = 'pid=$(cat "$1" 2>/dev/null) && kill "$pid" 2>/dev/null; for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done; exit 1';
+  return ["sh", "-c", script, "sh", nodePaths(node).servicePid(service)];
+}
+
+// The MN and the UI get stop commands (as zstack-ctl stop_node / stop_ui would be): the restore
+// stops the MN service on both nodes and must keep the UI (and the database) running.
+const lab = new Lab({
+  sshd: true,
+  config: {
+    customize: (node, config) => ({
+      ...config,
+      services: config.services?.map((s) => (s.name === "mn" || s.name === "ui" ? { ...s, stop: stopStandin(node, s.name), ...(s.restore ? { start: s.restore.command } : {}) } : s)),
+    }),
+  },
+});
 const db = { mn1: () => labDatabase("mn1"), mn2: () => labDatabase("mn2") };
 
 function mnha(node: MnNode, args: string[], options: { input?: string; timeoutMs?: number; config?: string } = {}): Promise<CommandResult> {
@@ -51,10 +67,10 @@ async function replicatingBothWays(): Promise<void> {
 const out = (r: CommandResult) => `${r.stdout}\n${r.stderr}`;
 
 /** One connection inserting numbered rows one commit at a time until stopped. */
-function startWriter(): { stop: () => Promise<number>; committed: () => number } {
+function startWriter(node: MnNode = "mn1"): { stop: () => Promise<number>; committed: () => number } {
   let committed = 0;
   let stopping = false;
-  const done = db.mn1().withConnection(async (c) => {
+  const done = db[node]().withConnection(async (c) => {
     while (!stopping && committed < 1_000_000) {
       await c.query("INSERT INTO appdb.events (payload) VALUES (?)", [`event ${committed + 1}`]);
       committed += 1;
@@ -148,6 +164,30 @@ describe("mnha backup", () => {
   });
 });
 
+/** The stand-ins' pids per node (a restarted service has a new one). */
+async function standinPids(): Promise<Record<string, string>> {
+  const pids: Record<string, string> = {};
+  for (const node of ["mn1", "mn2"] as const) for (const service of ["mn", "ui"] as const) pids[`${node}/${service}`] = readFileSync(nodePaths(node).servicePid(service), "utf8").trim();
+  return pids;
+}
+
+/** The MN service was stopped and started again on both nodes (new pid, answering), the UI never (same pid), as the events say. */
+async function expectServicesStoppedAndStarted(before: Record<string, string>): Promise<void> {
+  const after = await standinPids();
+  for (const node of ["mn1", "mn2"] as const) {
+    expect(after[`${node}/mn`], `${node}'s MN service restarted`).not.toBe(before[`${node}/mn`]);
+    expect(after[`${node}/ui`], `${node}'s UI kept`).toBe(before[`${node}/ui`]);
+    const answer = await runIn(HOSTS.client.namespace, "curl", ["-s", "--max-time", "3", `http://${HOSTS[node].address}:8080/`], { allowFailure: true });
+    expect(answer.stdout, `${node}'s MN service answers`).toContain(`"node":"${node}"`);
+  }
+  const events = await mnha("mn1", ["events", "--type", "maintenance", "--json", "--limit", "200"]);
+  const list = JSON.parse(events.stdout) as { type: string; node: string; message: string }[];
+  for (const node of ["mn1", "mn2"] as const) {
+    expect(list.filter((e) => e.node === node && e.type === "maintenance.services-stop").map((e) => e.message), events.stdout).toContain(`${node}: stopped mn; kept running: ui, db`);
+    expect(list.filter((e) => e.node === node && e.type === "maintenance.services-start").map((e) => e.message), events.stdout).toContain(`${node}: started mn; kept running: ui, db`);
+  }
+}
+
 describe("mnha restore", () => {
   it("run on the standby (the wrong node): refused before anything changes", async () => {
     expect(await lab.holder()).toBe("mn1");
@@ -174,15 +214,22 @@ describe("mnha restore", () => {
   });
 
   it("--yes restores both nodes to the backup: row counts and CHECKSUM TABLE match it, replication running", async () => {
+    const pidsBefore = await standinPids();
     const result = await mnha("mn1", ["restore", backupPath, "--yes"], { timeoutMs: 600_000 });
     expect(result.code, out(result)).toBe(0);
-    expect(result.stderr).toMatch(/\[9\/10\] make this node writable again: done/);
-    expect(result.stderr).toMatch(/\[10\/10\] leave maintenance mode on both nodes: done/);
+    expect(result.stderr).toContain("The MN services are stopped on both nodes for the duration (the UI and the database keep running)");
+    expect(result.stderr).toMatch(/\[4\/12\] stop the MN services on both nodes \(the UI and the database keep running\): done/);
+    expect(result.stderr).toMatch(/\[10\/12\] make this node writable again: done/);
+    expect(result.stderr).toMatch(/\[11\/12\] start the MN services on both nodes again: done/);
+    expect(result.stderr).toMatch(/\[12\/12\] leave maintenance mode on both nodes: done/);
+    expect(result.stdout).toContain("the MN services run again");
+    await expectServicesStoppedAndStarted(pidsBefore);
     // The agents were in maintenance for the duration (no failover, no restore meanwhile), and are out of it.
     const maintenance = await mnha("mn1", ["events", "--type", "maintenance", "--json"]);
     const types = (JSON.parse(maintenance.stdout) as { type: string; node: string; message: string }[]).map((e) => `${e.node} ${e.type}`);
     for (const expected of ["mn1 maintenance.on", "mn2 maintenance.on", "mn1 maintenance.off", "mn2 maintenance.off"]) expect(types, maintenance.stdout).toContain(expected);
-    const status = await lab.agentStatus("mn1");
+    // The status CLI gets 5 s per try: on a loaded machine its start alone may take that long.
+    const status = await waitFor("mn1's status", async () => (await lab.tryAgentStatus("mn1")).status ?? undefined, { timeoutMs: 60_000, intervalMs: 500 });
     expect(status.ops?.self.maintenance ?? null).toBeNull();
     expect(status.ops?.peer?.maintenance ?? null).toBeNull();
     expect(result.stderr).toMatch(/safety backup: .*mnha-mn1-\d{8}T\d{6}Z\.sql\.gz/);
@@ -302,5 +349,55 @@ describe("scheduled backups in the agent", () => {
     const newest = (await names(nowHolder)).sort().at(-1) ?? "";
     const verify = await mnha(nowHolder, ["backup", "verify", `${dirOf(nowHolder)}/${newest}`]);
     expect(verify.code, out(verify)).toBe(0);
+  });
+
+  it("a scheduled backup taken while rows are written, restored into the pair: row counts and CHECKSUM TABLE match the backup on both nodes, replication running", async () => {
+    const holder = await lab.waitForHolder(null, { timeoutMs: 60_000 });
+    const peer: MnNode = holder === "mn1" ? "mn2" : "mn1";
+    const dir = `${nodePaths(holder).dataDir}/backups`;
+    const list = () => readdirSync(dir).filter((n) => n.endsWith(".sql.gz")).sort();
+    const before = list();
+    const rowsBefore = Number((await sql(holder, "SELECT COUNT(*) AS n FROM appdb.events"))[0]?.["n"]);
+    const writer = startWriter(holder);
+    await waitFor("two scheduled backups taken while rows are written", async () => (list().length >= before.length + 2 ? true : undefined), { timeoutMs: 90_000, intervalMs: 200 });
+    await new Promise((r) => setTimeout(r, 300));
+    const written = await writer.stop();
+    const rowsAfter = rowsBefore + written;
+    // A scheduled backup whose snapshot lies inside the writes: rows before it and rows after it.
+    const taken = list().filter((n) => !before.includes(n)).map((name) => ({ name, manifest: JSON.parse(readFileSync(`${dir}/${name.replace(/\.sql\.gz$/, ".json")}`, "utf8")) as Manifest }));
+    const underWrites = taken.find((b) => {
+      const rows = b.manifest.tables.find((t) => t.table === "appdb.events")?.rows ?? -1;
+      return rows > rowsBefore && rows < rowsAfter;
+    });
+    expect(underWrites, `a scheduled backup with between ${rowsBefore} and ${rowsAfter} events rows: ${JSON.stringify(taken.map((b) => b.manifest.tables))}`).toBeDefined();
+    const backup = underWrites as { name: string; manifest: Manifest };
+    const rows = backup.manifest.tables.find((t) => t.table === "appdb.events")?.rows as number;
+    // What the backup holds, computed from the live table independently of the dump: its first `rows` rows (one writer, ids ascending).
+    const lastId = Number((await sql(holder, `SELECT id FROM appdb.events ORDER BY id LIMIT 1 OFFSET ${rows - 1}`))[0]?.["id"]);
+    await sql(holder, "CREATE DATABASE expected_snapshot");
+    await sql(holder, "CREATE TABLE expected_snapshot.events LIKE appdb.events");
+    await sql(holder, `INSERT INTO expected_snapshot.events SELECT * FROM appdb.events WHERE id <= ${lastId}`);
+    const expectedChecksum = await checksum(holder, "expected_snapshot.events");
+    await sql(holder, "DROP DATABASE expected_snapshot");
+    // The data changes after the backup (rows deleted, a table added), then the restore.
+    await sql(holder, "DELETE FROM appdb.events WHERE id % 7 = 0");
+    await sql(holder, "CREATE TABLE appdb.extra (id INT PRIMARY KEY) ENGINE=InnoDB");
+    await caughtUp(peer, holder);
+    const pidsBefore = await standinPids();
+    const result = await mnha(holder, ["restore", `${dir}/${backup.name}`, "--yes"], { timeoutMs: 600_000 });
+    expect(result.code, out(result)).toBe(0);
+    await expectServicesStoppedAndStarted(pidsBefore);
+    await caughtUp(peer, holder);
+    for (const node of [holder, peer]) {
+      expect(await sql(node, "SELECT COUNT(*) AS n, MAX(id) AS hi FROM appdb.events"), node).toEqual([{ n: BigInt(rows), hi: lastId }]);
+      expect(await checksum(node, "appdb.events"), node).toBe(expectedChecksum);
+      expect(await sql(node, "SELECT COUNT(*) AS n FROM appdb.bulk"), node).toEqual([{ n: 100_000n }]);
+      expect(await checksum(node, "appdb.bulk"), node).toBe(bulkChecksumAtBackup);
+      expect(await sql(node, "SHOW TABLES FROM appdb LIKE 'extra'"), node).toHaveLength(0);
+    }
+    await replicatingBothWays();
+    await sql(holder, "INSERT INTO appdb.events (payload) VALUES ('after the scheduled restore')");
+    await caughtUp(peer, holder);
+    expect(await sql(peer, "SELECT COUNT(*) AS n FROM appdb.events WHERE payload = 'after the scheduled restore'")).toEqual([{ n: 1n }]);
   });
 });

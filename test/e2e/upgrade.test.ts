@@ -7,12 +7,13 @@
  * Then a DVD image built with real xorriso, run on the new holder (mn2): both nodes on the
  * next version. (The forced xorriso extraction path is also proven in packages/agent/test/upgrade/.)
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PLATFORM_VERSION_PATH } from "../lab/config-writer.js";
 import { AGENT_MAIN, HOSTS, nodePaths, VIP_ADDRESS, type MnNode } from "../lab/constants.js";
 import { runIn } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
+import { labDatabase, mariaDbPaths } from "../lab/mariadb.js";
 import { LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, sshdPaths } from "../lab/sshd.js";
 import { expectMovedOnce, expectNeverTwoMacs, expectServedWithin, labArchiveDir, runScenario } from "./scenario.js";
 
@@ -48,8 +49,35 @@ async function mnAnswer(address: string): Promise<{ node: string; version: strin
   return JSON.parse(result.stdout || "{}") as { node: string; version: string };
 }
 
+const db = { mn1: () => labDatabase("mn1"), mn2: () => labDatabase("mn2") };
+
+async function sql(node: MnNode, statement: string): Promise<Record<string, unknown>[]> {
+  return db[node]().withConnection(async (c) => (await c.query(statement)) as Record<string, unknown>[]);
+}
+
+function mnhaIn(node: MnNode, args: string[]) {
+  return runIn(HOSTS[node].namespace, process.execPath, [AGENT_MAIN, ...args, "--config", nodePaths(node).config], { allowFailure: true, timeoutMs: 120_000 });
+}
+
+/** Delays mn2's replica by `seconds` (MariaDB's MASTER_DELAY): a standby whose database lags behind. */
+async function delayReplica(node: MnNode, seconds: number): Promise<void> {
+  await db[node]().withConnection(async (c) => {
+    await c.query("STOP SLAVE");
+    await c.query(`CHANGE MASTER TO MASTER_DELAY = ${seconds}`);
+    await c.query("START SLAVE");
+  });
+}
+
 beforeAll(async () => {
   await lab.up({ fresh: true });
+  // The pair's databases replicate both ways: upgrade-mn waits for the upgraded standby's to catch up.
+  const first = await mnhaIn("mn1", ["db", "setup-replication"]);
+  expect(first.code, first.stdout + first.stderr).toBe(0);
+  copyFileSync(mariaDbPaths("mn1").replicationPasswordFile, mariaDbPaths("mn2").replicationPasswordFile);
+  const second = await mnhaIn("mn2", ["db", "setup-replication"]);
+  expect(second.code, second.stdout + second.stderr).toBe(0);
+  await sql("mn1", "CREATE DATABASE appdb");
+  await sql("mn1", "CREATE TABLE appdb.t (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(40))");
   for (const node of ["mn1", "mn2"] as const) {
     const set = await nodeExec(node, ["sh", "-c", 'mkdir -p "$(dirname "$1")" && echo 4.8.0 > "$1"', "sh", PLATFORM_VERSION_PATH]);
     expect(set.code, set.stderr).toBe(0);
@@ -155,5 +183,49 @@ describe("mnha upgrade-mn with a DVD image", () => {
     expect(await platformVersion("mn2")).toBe("5.0.0");
     expect(await lab.holder()).toBe("mn1");
     expect(await mnAnswer(VIP_ADDRESS)).toMatchObject({ node: "mn1", version: "5.0.0" });
+  });
+});
+
+describe("upgrade-mn waits for the upgraded standby's database", () => {
+  const installer510 = `${nodePaths("mn1").dir}/platform-installer-5.1.0.bin`;
+  const run510 = (extra: string[]) =>
+    nodeExec(
+      "mn1",
+      [process.execPath, AGENT_MAIN, "upgrade-mn", installer510, "--peer", `${LAB_SSH_USER}@${HOSTS.mn2.address}`, "--peer-password-file", LAB_SSH_PASSWORD_FILE, "--known-hosts", knownHosts, "--healthy-timeout", "90", ...extra, "--yes", "--config", nodePaths("mn1").config],
+      { timeoutMs: 400_000 },
+    );
+  const rows = async (node: MnNode) => Number((await sql(node, "SELECT COUNT(*) AS n FROM appdb.t"))[0]?.["n"]);
+  const write = async (count: number) => {
+    for (let i = 0; i < count; i++) await sql("mn1", `INSERT INTO appdb.t (note) VALUES ('row ${i}')`);
+  };
+
+  it("a standby that stays behind stops the run at the wait, bounded, naming the lag; the VIP stays; the rerun shows the lag shrink and switches over only at lag 0", async () => {
+    expect(await lab.holder()).toBe("mn1");
+    writeFileSync(installer510, INSTALLER.replace(/4\.9\.0/g, "5.1.0"));
+    chmodSync(installer510, 0o700);
+    // mn2's replica applies nothing younger than 120 s: after its upgrade its database stays behind.
+    await delayReplica("mn2", 120);
+    await write(20);
+    const failed = await run510(["--catch-up-timeout", "8"]);
+    expect(failed.code, failed.stdout + failed.stderr).toBe(1);
+    expect(failed.stderr).toMatch(/stopped at step 5\/10 "wait for mn2's services and database": mn2's database did not catch up with mn1 within 8 s \(\d+ transaction\(s\) behind mn1[^)]*\); the VIP stays on mn1/);
+    expect(failed.stderr).toMatch(/mn2's database: 20 transaction\(s\) behind mn1/);
+    expect(await platformVersion("mn2")).toBe("5.1.0"); // upgraded, but not switched to
+    expect(await lab.holder()).toBe("mn1");
+    expect(await mnAnswer(VIP_ADDRESS)).toMatchObject({ node: "mn1" });
+
+    // A replica 15 s behind: the rerun waits, showing the lag, and switches over once it is 0.
+    await delayReplica("mn2", 15);
+    await write(10);
+    const resumed = await run510([]);
+    expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/mn2's database: \d+ transaction\(s\) behind mn1/);
+    const caughtUp = resumed.stderr.indexOf("mn2's database caught up with mn1: replication running, lag 0");
+    expect(caughtUp).toBeGreaterThan(0);
+    expect(resumed.stderr.indexOf("switch the VIP over from mn1 to mn2 ...")).toBeGreaterThan(caughtUp);
+    expect(resumed.stderr).toMatch(/mn1's database caught up with mn2: replication running, lag 0/);
+    expect(resumed.stdout).toContain("upgrade-mn done: mn2 and mn1 run platform 5.1.0; mn2 holds the VIP");
+    expect(await rows("mn2")).toBe(await rows("mn1"));
+    await delayReplica("mn2", 0);
   });
 });

@@ -259,6 +259,8 @@ export interface MaintenanceResult {
   reminder: string | null;
   /** For --node peer|both: the peer's answer. */
   peer?: { node: string; ok: boolean; message: string };
+  /** When the request asked to stop or start the MN services: what happened on this node. */
+  services?: { ok: boolean; message: string; commands: CommandOutcome[] };
 }
 
 export interface StopNodeResult {
@@ -307,7 +309,7 @@ export interface DataSyncStatus {
 
 /** What the control API asks of the daemon. */
 export interface ControlHandlers {
-  maintenance?(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string }): Promise<MaintenanceResult>;
+  maintenance?(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string; services?: "stop" | "start" }): Promise<MaintenanceResult>;
   stopNode?(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult>;
   startNode?(request: { by: string; dbCatchUpTimeoutMs?: number }): Promise<StartNodeResult>;
   collect?(request: { sinceMs?: number; by: string }): Promise<CollectResult>;

@@ -267,6 +267,8 @@ export const OpsRequestSchema = z.strictObject({
   by: operatorName,
   reason: opsReason,
   sinceMs: z.number().int().nonnegative().optional(),
+  /** With maintenance-on: also stop or start the MN services (UI and database kept), as `mnha restore` needs. */
+  services: z.enum(["stop", "start"]).optional(),
 });
 
 /** The peer's answer; `files` (collect only) is a bounded, redacted diagnostic bundle. */

@@ -22,17 +22,28 @@ export interface MariaDbRestoreOptions {
   clientBinary: string;
   catchUpTimeoutMs: number;
   maintenance: RestoreActions["maintenance"];
+  services: RestoreActions["services"];
 }
 
 export function mariaDbRestoreActions(options: MariaDbRestoreOptions): RestoreActions {
   const { local, peer, manifest } = options;
   return {
     maintenance: options.maintenance,
+    services: options.services,
     async verifyBackup() {
       await verifyBackup(options.backupPath);
     },
     async safetyBackup() {
-      return (await takeBackup(options.source, options.backupDir)).path;
+      // A new server (disaster recovery) holds no application data: there is nothing to keep.
+      if ((await summarize(local)).schemas.length === 0) return null;
+      try {
+        return (await takeBackup(options.source, options.backupDir)).path;
+      } catch (error) {
+        // A scheduled backup started in the same second holds the name: the next second is free.
+        if (!(error instanceof MnhaError && /already exists/.test(error.message))) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1_100));
+        return (await takeBackup(options.source, options.backupDir)).path;
+      }
     },
     readOnly: () => local.readOnly(),
     setReadOnly: (on) => local.setReadOnly(on),

@@ -5,10 +5,17 @@
  * their GTID histories stay consistent (no RESET MASTER on either node). While it runs this
  * node is read-only for the applications (their accounts lack READ ONLY ADMIN); root loads.
  *
+ * The MN services are stopped on both nodes for the duration (the UI and the database keep
+ * running; the pair is in maintenance, so the agents neither restore them nor fail over).
+ * Steps before drop-extra-schemas change no data: a failure there is undone (services
+ * started, maintenance left; see DATA_STEPS), one after it stops with the services down and
+ * says what to run.
+ *
  * The steps depend only on RestoreActions, so the ordering, resume and failure handling are
  * tested with an in-memory double; restore-mariadb.ts carries them out on real servers.
  */
-import type { Plan } from "../plan/step-plan.js";
+import type { PlanStateStore } from "../plan/plan-state.js";
+import { rollbackPlan, type Plan, type PlanEvent } from "../plan/step-plan.js";
 
 export interface RestoreActions {
   /**
@@ -17,10 +24,16 @@ export interface RestoreActions {
    * Null: the pair was already in maintenance before the restore, and stays so.
    */
   maintenance: ((on: boolean) => Promise<string>) | null;
+  /**
+   * Stops or starts the MN services on both nodes (the UI and the database kept), through the
+   * agents, with the pair in maintenance so that they do not restore them meanwhile. Returns
+   * a line for the output. Null: no agents (--no-maintenance): the operator stops them.
+   */
+  services: ((action: "stop" | "start") => Promise<string>) | null;
   /** Verifies the backup file (checksum, gzip stream, trailer, manifest counts). */
   verifyBackup(): Promise<void>;
-  /** Takes a backup of the current database first; returns its path. */
-  safetyBackup(): Promise<string>;
+  /** Takes a backup of the current database first; returns its path (null: no application data here, nothing to keep). */
+  safetyBackup(): Promise<string | null>;
   readOnly(): Promise<boolean>;
   setReadOnly(on: boolean): Promise<void>;
   /** Drops the application schemas the backup does not hold (they would survive the load). */
@@ -33,6 +46,9 @@ export interface RestoreActions {
   verifyRestored(): Promise<string>;
 }
 
+/** The first step that changes data: a failure before it is rolled back, one from it on is not. */
+export const FIRST_DATA_STEP = "drop-extra-schemas";
+
 export function restorePlan(actions: RestoreActions): Plan {
   let safetyPath: string | null = null;
   return {
@@ -44,13 +60,24 @@ export function restorePlan(actions: RestoreActions): Plan {
         title: "back up the current database first",
         run: async (context) => {
           safetyPath = await actions.safetyBackup();
-          context.note(`safety backup: ${safetyPath}`);
+          context.note(safetyPath === null ? "no application data here (a new server): no safety backup needed" : `safety backup: ${safetyPath}`);
         },
       },
       {
         name: "maintenance-on",
         title: "maintenance mode on both nodes (no failover, no restore of services)",
         run: async (context) => context.note(actions.maintenance === null ? "already in maintenance before the restore: left as it is" : await actions.maintenance(true)),
+        rollback: async (context) => {
+          if (actions.maintenance !== null) context.note(await actions.maintenance(false));
+        },
+      },
+      {
+        name: "stop-services",
+        title: "stop the MN services on both nodes (the UI and the database keep running)",
+        run: async (context) => context.note(actions.services === null ? "no agents: stop the MN services on both nodes yourself (UI may stay)" : await actions.services("stop")),
+        rollback: async (context) => {
+          if (actions.services !== null) context.note(await actions.services("start"));
+        },
       },
       {
         name: "read-only",
@@ -81,10 +108,35 @@ export function restorePlan(actions: RestoreActions): Plan {
         check: async () => !(await actions.readOnly()),
       },
       {
+        name: "start-services",
+        title: "start the MN services on both nodes again",
+        run: async (context) => context.note(actions.services === null ? "no agents: start the MN services on both nodes yourself" : await actions.services("start")),
+      },
+      {
         name: "maintenance-off",
         title: "leave maintenance mode on both nodes",
         run: async (context) => context.note(actions.maintenance === null ? "the pair was in maintenance before the restore: left on" : await actions.maintenance(false)),
       },
     ],
   };
+}
+
+/**
+ * After a failed step: when no data was changed yet (the step comes before FIRST_DATA_STEP),
+ * undoes the failed step (it may have half run: some services stopped) and every finished
+ * one, newest first (read-only off, services started, maintenance left), and forgets the
+ * state. Returns false, changing nothing, when the data was already touched.
+ */
+export async function undoRestoreBeforeData(plan: Plan, failedStep: string, options: { store: PlanStateStore; onEvent: (event: PlanEvent) => void }): Promise<boolean> {
+  const names = plan.steps.map((s) => s.name);
+  const index = names.indexOf(failedStep);
+  const firstData = names.indexOf(FIRST_DATA_STEP);
+  if (index < 0 || index >= firstData) return false;
+  // A rerun of a restore that had already touched the data (a step before it re-checked and failed): not undone.
+  const done = options.store.load()?.done ?? [];
+  if (done.some((name) => names.indexOf(name) >= firstData)) return false;
+  const half = plan.steps[index];
+  if (half?.rollback) await half.rollback({ note: (text) => options.onEvent({ kind: "note", step: failedStep, text }) });
+  await rollbackPlan(plan, options);
+  return true;
 }

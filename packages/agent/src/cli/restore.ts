@@ -15,12 +15,13 @@ import { loadConfig, MnhaError, type MnhaConfig } from "@mnha/shared";
 import { backupDir, localDumpSource } from "../backup/index.js";
 import { verifyBackup } from "../backup/backup-files.js";
 import { mariaDbRestoreActions } from "../backup/restore-mariadb.js";
-import { restorePlan } from "../backup/restore-plan.js";
+import { restorePlan, undoRestoreBeforeData } from "../backup/restore-plan.js";
 import { openLocalDatabase, openPeerDatabase, peerEndpoint } from "../db/index.js";
 import { readPasswordFile } from "../db/secret-file.js";
 import { summarize } from "../db/seed.js";
 import { FilePlanStore } from "../plan/plan-state.js";
-import { renderPlanEvent, runPlan } from "../plan/step-plan.js";
+import { renderPlanEvent, runPlan, type Plan, type PlanEvent } from "../plan/step-plan.js";
+import type { PlanStateStore } from "../plan/plan-state.js";
 import { resolveBackupPath } from "./backup.js";
 import { describeSummary } from "./db.js";
 import { printJson, type CliIo } from "./cli-io.js";
@@ -76,13 +77,16 @@ async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, fi
   const store = new FilePlanStore(restoreStateFile(config));
   const resuming = store.load() !== null;
   const maintenance = useMaintenance ? await maintenanceControl(ctx, file, resuming) : null;
+  const services = useMaintenance ? servicesControl(ctx, file) : null;
   const current = await summarize(local);
   io.stderr.write(
     `This REPLACES the application databases of BOTH nodes (${config.node.name} here, ${peerInfo.name} through replication):\n${describeSummary(current)}` +
       `with the backup ${manifest.file} (taken on ${manifest.node} at ${manifest.takenAt}, GTID ${manifest.gtid}):\n` +
       `  ${manifest.schemas.join(", ")}: ${manifest.tables.length} tables, ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows\n` +
       `The accounts (schema mysql) are kept. A safety backup of the current data is taken first.\n` +
-      `The MN services are NOT stopped by this command: stop them on both nodes first (the UI may stay), start them afterwards.\n`,
+      (useMaintenance
+        ? `The MN services are stopped on both nodes for the duration (the UI and the database keep running) and started again at the end.\n`
+        : `--no-maintenance: the MN services are NOT stopped by this command: stop them on both nodes first (the UI may stay), start them afterwards.\n`),
   );
   if (!yes) {
     const answer = await askLine(`Type the name of this node (${config.node.name}) to replace the databases: `, io.stdin, io.stderr);
@@ -94,21 +98,23 @@ async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, fi
   }
   if (resuming) io.stderr.write(`resuming the restore recorded in ${store.describe()}\n`);
   const plan = restorePlan(
-    mariaDbRestoreActions({ backupPath: path, manifest, local, peer, source: localDumpSource(config), backupDir: backupDir(config), clientBinary: config.db.clientBinary, catchUpTimeoutMs: Math.max(config.db.catchUpTimeoutMs, 600_000), maintenance }),
+    mariaDbRestoreActions({ backupPath: path, manifest, local, peer, source: localDumpSource(config), backupDir: backupDir(config), clientBinary: config.db.clientBinary, catchUpTimeoutMs: Math.max(config.db.catchUpTimeoutMs, 600_000), maintenance, services }),
   );
   // The backup's name is part of the plan's: a leftover state of another backup's restore is refused.
   const named = { ...plan, name: `restore ${manifest.file}` };
   const notes: string[] = [];
-  await runPlan(named, {
-    store,
-    onEvent: (event) => {
-      if (event.kind === "note") notes.push(event.text);
-      io.stderr.write(renderPlanEvent(event));
-    },
-  });
+  const onEvent = (event: PlanEvent) => {
+    if (event.kind === "note") notes.push(event.text);
+    io.stderr.write(renderPlanEvent(event));
+  };
+  try {
+    await runPlan(named, { store, onEvent });
+  } catch (error) {
+    throw await afterFailure(error, { plan: named, store, onEvent, file, useMaintenance, node: config.node.name });
+  }
   store.clear();
   if (ctx.state.json) printJson(io, { ok: true, backup: path, gtid: manifest.gtid, notes });
-  else io.stdout.write(`restore done: ${config.node.name} and ${peerInfo.name} hold the data of ${manifest.file}; start the MN services again\n`);
+  else io.stdout.write(`restore done: ${config.node.name} and ${peerInfo.name} hold the data of ${manifest.file}${useMaintenance ? "; the MN services run again" : "; start the MN services again"}\n`);
 }
 
 /**
@@ -135,3 +141,62 @@ async function maintenanceControl(ctx: RestoreCommandContext, file: string, resu
   };
 }
 
+
+/**
+ * Stops / starts the MN services on both nodes through the local agent (the UI and the
+ * database kept), with the pair in maintenance. A node that could not do it fails the step.
+ */
+function servicesControl(ctx: RestoreCommandContext, file: string): NonNullable<RestoreActions["services"]> {
+  const by = invokingUser(ctx.io.env ?? process.env);
+  return async (action) => {
+    const result = await ctx.client(900_000).maintenance({ on: true, node: "both", reason: `mnha restore ${file}`, by, services: action });
+    const problems = [
+      ...(result.services?.ok === false ? [result.services.message] : []),
+      ...(result.peer === undefined ? [`${result.node}: the peer's answer is missing`] : result.peer.ok ? [] : [`${result.peer.node}: ${result.peer.message}`]),
+    ];
+    if (problems.length > 0)
+      throw new MnhaError("OPERATION_FAILED", `the MN services could not be ${action === "stop" ? "stopped" : "started"} on both nodes: ${problems.join("; ")}`, {
+        hint: `fix the cause (the service's ${action} command, \`mnha events --type maintenance\`)`,
+      });
+    return [result.services?.message, result.peer?.message.split("; ").filter((part) => !/maintenance mode/.test(part)).join("; ")].filter((t) => t !== undefined && t !== "").join("; ");
+  };
+}
+
+/**
+ * What a failed restore leaves, said exactly. Before the first step that changes data the
+ * finished steps are undone (services started, maintenance left, writable): nothing was
+ * changed. From it on the data is half replaced: the services stay stopped and the node
+ * read-only (better than serving that), and the message says what to run.
+ */
+async function afterFailure(error: unknown, o: { plan: Plan; store: PlanStateStore; onEvent: (event: PlanEvent) => void; file: string; useMaintenance: boolean; node: string }): Promise<unknown> {
+  if (!(error instanceof MnhaError) || error.code !== "PLAN_STEP_FAILED") return error;
+  const failedStep = String(error.fields?.["step"] ?? "");
+  const cause = (error as { cause?: unknown }).cause;
+  const fix = (cause instanceof MnhaError ? cause.hint : undefined) ?? "fix the cause above";
+  const fields = error.fields ?? {};
+  let undone: boolean;
+  try {
+    undone = await undoRestoreBeforeData(o.plan, failedStep, { store: o.store, onEvent: o.onEvent });
+  } catch (undoError) {
+    return new MnhaError("PLAN_STEP_FAILED", `${error.message}; undoing the finished steps failed too: ${(undoError as Error).message}`, {
+      hint: `the data was not changed. ${o.useMaintenance ? "Start the MN services that are down (mnha status shows them), then `mnha maintenance off --node both`" : "Start the MN services that are down"}; if ${o.node} is read-only: \`SET GLOBAL read_only = OFF\` there. Then \`mnha restore ${o.file}\` again once the cause is fixed`,
+      fields,
+      cause: error,
+    });
+  }
+  if (undone) {
+    return new MnhaError("PLAN_STEP_FAILED", `${error.message}\nThe data was not changed; the finished steps were undone (${o.useMaintenance ? "MN services started again, maintenance as it was before, " : ""}${o.node} writable).`, {
+      hint: `${fix}; then run \`mnha restore ${o.file}\` again (it starts from the beginning)`,
+      fields,
+      cause: error,
+    });
+  }
+  const left = o.useMaintenance ? `The MN services are STOPPED on both nodes (the UI runs), the pair is in maintenance and ${o.node} is read-only` : `${o.node} is read-only`;
+  return new MnhaError("PLAN_STEP_FAILED", `${error.message}\n${left}: the data is only partly restored, so nothing serves it.`, {
+    hint:
+      `${fix}; then run \`mnha restore ${o.file}\` again: it resumes at the failed step and starts the services at the end. ` +
+      `To go back to the data from before instead: remove ${o.store.describe()} and run \`mnha restore <the safety backup named above>\`, then \`mnha maintenance off --node both\``,
+    fields,
+    cause: error,
+  });
+}

@@ -3,11 +3,14 @@
  * upgrades the MN platform on both nodes, the standby first (upgrade/upgrade-mn-plan.ts).
  * Run it on the VIP holder. A rerun after a failure resumes at the failed step.
  */
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { loadConfig, MnhaError, writeFileAtomicSync, type MnhaConfig } from "@mnha/shared";
 import type { ControlClient } from "../control/control-client.js";
+import { openLocalDatabase, openPeerDatabase } from "../db/index.js";
+import type { MariaDbDatabase } from "../db/mariadb.js";
+import { readPasswordFile } from "../db/secret-file.js";
 import { FilePlanStore } from "../plan/plan-state.js";
 import { renderPlanEvent, runPlan } from "../plan/step-plan.js";
 import { KNOWN_HOSTS_FILE } from "../provision/install-ha.js";
@@ -39,6 +42,7 @@ interface UpgradeMnFlags {
   yes?: boolean;
   json?: boolean;
   healthyTimeout: string;
+  catchUpTimeout: string;
 }
 
 export function registerUpgradeMnCommand(program: Command, ctx: UpgradeMnContext): void {
@@ -52,6 +56,7 @@ export function registerUpgradeMnCommand(program: Command, ctx: UpgradeMnContext
     .option("--peer-key <file>", "log in to the peer with this private key")
     .option("--known-hosts <file>", "the peer's host key must be in this file (install-ha wrote it)", KNOWN_HOSTS_FILE)
     .option("--healthy-timeout <seconds>", "how long to wait for a node's services after its installer", "600")
+    .option("--catch-up-timeout <seconds>", "then how long to wait for its database to catch up (replication running, lag 0) before the VIP moves", "600")
     .option("--yes", "do not ask for the typed confirmation (zsha2: -yes)")
     .option("--json", "print the result as JSON")
     .action(async (installer: string, flags: UpgradeMnFlags) => {
@@ -104,6 +109,8 @@ async function upgradeMn(ctx: UpgradeMnContext, config: MnhaConfig, installerPat
       platformVersionFile: platformFiles().versionFile,
       by: invokingUser(io.env ?? process.env),
       healthyTimeoutMs: Number(flags.healthyTimeout) * 1000,
+      databases: upgradeDatabases(config),
+      catchUpTimeoutMs: seconds(flags.catchUpTimeout, "--catch-up-timeout") * 1000,
     });
     if (!resuming) {
       io.stderr.write(`This upgrades the MN platform to ${info.version} (${info.kind}) on ${first} (the standby) first, then switches the VIP over to it, then upgrades ${second}. The pair is in maintenance meanwhile.\n`);
@@ -146,4 +153,19 @@ export function readUpgradeOrder(orderFile: string, stateDescription: string): {
     throw new MnhaError("PLAN_STATE", `the node order ${orderFile} of the unfinished upgrade-mn is damaged`, { hint: `remove ${stateDescription} and ${orderFile}, then run upgrade-mn again on the VIP holder` });
   }
   return { first: o.first, second: o.second, version: o.version };
+}
+
+/**
+ * The pair's databases, when it has replication to wait for: mnha manages them (db.enabled) or
+ * `mnha db setup-replication` ran (its password file is there). Null otherwise.
+ */
+function upgradeDatabases(config: MnhaConfig): { local: MariaDbDatabase; peer: MariaDbDatabase } | null {
+  if (!config.db.enabled && !existsSync(config.db.replication.passwordFile)) return null;
+  return { local: openLocalDatabase(config), peer: openPeerDatabase(config, readPasswordFile(config.db.replication.passwordFile, "replication password")) };
+}
+
+function seconds(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > 86_400) throw new MnhaError("USAGE", `${flag} ${JSON.stringify(text)} is not a number of seconds (1-86400)`, { hint: `e.g. ${flag} 600` });
+  return value;
 }

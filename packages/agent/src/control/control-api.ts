@@ -43,6 +43,8 @@ export const MaintenanceRequestSchema = z.strictObject({
   node: z.enum(["this", "peer", "both"]).default("this"),
   reason: reasonSchema.default(""),
   by: operatorSchema.default("unknown"),
+  /** Only with on: true: while in maintenance, also stop or start the MN services (UI and database kept). */
+  services: z.enum(["stop", "start"]).optional(),
 });
 export type MaintenanceRequest = z.infer<typeof MaintenanceRequestSchema>;
 

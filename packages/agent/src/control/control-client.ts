@@ -66,9 +66,10 @@ export class ControlClient {
     return this.call<DemoteResult>("demote", { body, timeoutMs: waitMs });
   }
 
-  maintenance(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string }): Promise<MaintenanceResult> {
+  maintenance(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string; services?: "stop" | "start" }): Promise<MaintenanceResult> {
     // Hooks may take their time (maintenance.hookTimeoutMs, default 30 s), on both nodes.
-    return this.call<MaintenanceResult>("maintenance", { body: request, timeoutMs: Math.max(this.timeoutMs, 150_000) });
+    // Stopping or starting services waits for them too (up to each service's timeout, on both nodes).
+    return this.call<MaintenanceResult>("maintenance", { body: request, timeoutMs: Math.max(this.timeoutMs, request.services === undefined ? 150_000 : 900_000) });
   }
 
   stopNode(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult> {

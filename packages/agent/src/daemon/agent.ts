@@ -166,7 +166,8 @@ export class Agent {
     this.backups = config.backup.enabled
       ? new BackupScheduler({
           expression: config.backup.schedule,
-          isHolder: () => this.vipPresent === true,
+          // Not in maintenance: the data may be mid-change (a restore, an upgrade) and must not become "the newest good backup".
+          isHolder: () => this.vipPresent === true && !this.ops.inMaintenance(),
           record: (event) =>
             event.kind === "backup-taken"
               ? void this.events.record("backup.taken", `database backup ${event.path} (${event.bytes} bytes, GTID ${event.gtid})`, { ...event })

@@ -47,6 +47,8 @@ export const STOPPED_HOLD = "stopped";
 /** The vendor's advice, repeated every time maintenance is entered. */
 export const VM_HA_REMINDER = "disable the platform's VM HA while in maintenance (the vendor requires it), and enable it again after `mnha maintenance off`";
 const PEER_ANSWER_TIMEOUT_MS = 150_000;
+/** Stopping or starting the peer's services: each command has its own timeout; this bounds the lot. */
+const SERVICES_ANSWER_TIMEOUT_MS = 840_000;
 const COLLECT_ANSWER_TIMEOUT_MS = 30_000;
 const DEFAULT_SERVICE_COMMAND_TIMEOUT_MS = 120_000;
 const START_HEALTHY_WAIT_MS = 60_000;
@@ -150,7 +152,13 @@ export class NodeOps {
         reply(true, `${files.length} files`, files);
         return;
       }
-      const result = await this.serial(() => this.setMaintenance(request.action === "maintenance-on", `${request.by} via ${this.host.peer}`.slice(0, 128), request.reason));
+      const by = `${request.by} via ${this.host.peer}`.slice(0, 128);
+      const result = await this.serial(() => this.setMaintenance(request.action === "maintenance-on", by, request.reason));
+      if (request.action === "maintenance-on" && request.services !== undefined) {
+        const services = await this.serial(() => this.workServices(request.services as "stop" | "start", by));
+        reply(services.ok, `${describeMaintenance(result)}; ${services.message}`);
+        return;
+      }
       reply(true, describeMaintenance(result));
     } catch (error) {
       reply(false, error instanceof Error ? error.message : String(error));
@@ -179,17 +187,21 @@ export class NodeOps {
 
   // ---- maintenance ------------------------------------------------------------------------
 
-  async maintenance(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string }): Promise<MaintenanceResult> {
+  async maintenance(request: { on: boolean; node: "this" | "peer" | "both"; reason: string; by: string; services?: "stop" | "start" }): Promise<MaintenanceResult> {
+    if (request.services !== undefined && !request.on) throw refused("the MN services are stopped or started only together with maintenance on; nothing was changed", 'send {"on": true, "services": "stop"|"start"}');
     // Refuse before changing anything when the peer is needed and not there.
     if (request.node !== "this" && !this.host.peerConnected()) throw peerNotConnected(this.host.peer);
+    const services = request.services === undefined ? {} : { services: request.services };
+    const peerTimeoutMs = request.services === undefined ? PEER_ANSWER_TIMEOUT_MS : SERVICES_ANSWER_TIMEOUT_MS;
     if (request.node === "peer") {
-      const reply = await this.askPeer({ action: request.on ? "maintenance-on" : "maintenance-off", by: request.by, reason: request.reason }, PEER_ANSWER_TIMEOUT_MS);
+      const reply = await this.askPeer({ action: request.on ? "maintenance-on" : "maintenance-off", by: request.by, reason: request.reason, ...services }, peerTimeoutMs);
       this.host.record("operator.maintenance.peer", `asked ${this.host.peer} to turn maintenance ${request.on ? "on" : "off"} for ${request.by}: ${reply.ok ? "done" : "refused"}: ${reply.message}`, { by: request.by, reason: request.reason, ok: reply.ok }, reply.ok ? "info" : "warn");
       return { node: this.host.peer, on: request.on, changed: reply.ok, message: reply.message, hook: null, reminder: request.on ? VM_HA_REMINDER : null, peer: { node: this.host.peer, ok: reply.ok, message: reply.message } };
     }
     const local = await this.serial(() => this.setMaintenance(request.on, request.by, request.reason));
+    if (request.services !== undefined) local.services = await this.serial(() => this.workServices(request.services as "stop" | "start", request.by));
     if (request.node === "both") {
-      const reply = await this.askPeer({ action: request.on ? "maintenance-on" : "maintenance-off", by: request.by, reason: request.reason }, PEER_ANSWER_TIMEOUT_MS).catch(
+      const reply = await this.askPeer({ action: request.on ? "maintenance-on" : "maintenance-off", by: request.by, reason: request.reason, ...services }, peerTimeoutMs).catch(
         (error: unknown): OpsReply => ({ type: "ops-reply", id: "-", ok: false, message: error instanceof Error ? error.message : String(error) }),
       );
       local.peer = { node: this.host.peer, ok: reply.ok, message: reply.message };
@@ -236,6 +248,55 @@ export class NodeOps {
     const detail = describeCommandResult(command, result, settings.hookTimeoutMs);
     this.host.record("maintenance.hook", `maintenance ${which} hook ${ok ? "succeeded" : "FAILED"}: ${detail}`, { hook: which, command, ok, detail }, ok ? "info" : "error");
     return { name: `maintenance.${which}`, command: [...command], ok, detail };
+  }
+
+  // ---- services stopped / started in maintenance (mnha restore) ------------------------------
+
+  /**
+   * Stops or starts the MN services while the node is in maintenance (the monitor restores
+   * nothing meanwhile), for work on the data under them (`mnha restore`). Unlike stop-node
+   * the VIP stays where it is and the UI and the database keep running. Both are safe to
+   * repeat: stop runs each stop command, start starts only what is down and waits for it.
+   */
+  private async workServices(action: "stop" | "start", by: string): Promise<{ ok: boolean; message: string; commands: CommandOutcome[] }> {
+    const self = this.host.self;
+    if (this.state.maintenance === null) throw refused(`${self} is not in maintenance mode: its agent would restore the services at once`, "turn maintenance on first");
+    // The UI stays (the operator watches through it); so does the database the work is done on.
+    const targets = this.host.loaded.config.services.filter((s) => s.name !== "ui" && s.name !== "db" && s.check.kind !== "mariadb");
+    const commands: CommandOutcome[] = [];
+    if (action === "stop") {
+      for (const service of targets) if (service.stop !== undefined) commands.push(await this.runServiceCommand(service, "stop", service.stop));
+    } else {
+      await this.host.services.checkNow().catch(() => undefined);
+      const down = new Set(this.host.services.statuses().filter((s) => !s.healthy).map((s) => s.name));
+      for (const service of targets) {
+        const command = service.start ?? service.restore?.command;
+        if (command !== undefined && down.has(service.name)) commands.push(await this.runServiceCommand(service, "start", command));
+      }
+      const started = commands.filter((c) => c.ok).map((c) => c.name);
+      const deadline = Date.now() + START_HEALTHY_WAIT_MS;
+      while (started.length > 0 && Date.now() < deadline) {
+        const statuses = this.host.services.statuses();
+        if (started.every((name) => statuses.find((s) => s.name === name)?.healthy === true)) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const statuses = this.host.services.statuses();
+      for (const name of started) {
+        if (statuses.find((s) => s.name === name)?.healthy !== true) {
+          const outcome = commands.find((c) => c.name === name);
+          if (outcome) Object.assign(outcome, { ok: false, detail: `${outcome.detail}; not healthy ${START_HEALTHY_WAIT_MS / 1000} s after the start` });
+        }
+      }
+    }
+    const failed = commands.filter((c) => !c.ok);
+    const verb = action === "stop" ? "stopped" : "started";
+    const kept = this.host.loaded.config.services.filter((s) => !targets.includes(s)).map((s) => s.name);
+    const noCommand = action === "stop" ? targets.filter((s) => s.stop === undefined).map((s) => s.name) : [];
+    const message =
+      `${self}: ${failed.length === 0 ? `${verb} ${commands.map((c) => c.name).join(", ") || "nothing (none needed)"}` : `FAILED to ${action} ${failed.map((c) => `${c.name} (${c.detail})`).join(", ")}`}` +
+      `${kept.length > 0 ? `; kept running: ${kept.join(", ")}` : ""}${noCommand.length > 0 ? `; no stop command configured, left running: ${noCommand.join(", ")}` : ""}`;
+    this.host.record(`maintenance.services-${action}`, message, { by, ok: failed.length === 0, services: commands.map((c) => c.name) }, failed.length === 0 ? "info" : "error");
+    return { ok: failed.length === 0, message, commands };
   }
 
   // ---- stop-node / start-node ----------------------------------------------------------------

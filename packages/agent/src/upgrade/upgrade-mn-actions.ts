@@ -12,6 +12,7 @@ import type { StatusReport } from "../contracts.js";
 import type { SshSession } from "../provision/ssh-session.js";
 import { installerCommand, type InstallerInfo } from "./installer.js";
 import type { UpgradeMnActions } from "./upgrade-mn-plan.js";
+import { waitDatabaseCaughtUp, type CatchUpDatabase } from "./db-catch-up.js";
 
 export const UPGRADE_STAGE_DIR = "/var/lib/mnha-stage";
 
@@ -28,6 +29,13 @@ export interface RealUpgradeMnOptions {
   platformVersionFile: string;
   by: string;
   healthyTimeoutMs: number;
+  /**
+   * Both MariaDB servers (this node's as root, the peer's as the replication user): after its
+   * services, a node's database must catch up before the VIP moves. Null: no database
+   * replication on this pair (said in the output).
+   */
+  databases: { local: CatchUpDatabase; peer: CatchUpDatabase } | null;
+  catchUpTimeoutMs: number;
 }
 
 interface Result {
@@ -50,6 +58,26 @@ export function realUpgradeMnActions(o: RealUpgradeMnOptions): UpgradeMnActions 
   const onNode = (node: string, argv: string[], timeoutMs: number): Promise<Result> => (node === o.self ? localExec(argv, timeoutMs) : o.session.exec(argv, { timeoutMs }));
   const stagedPath = (node: string) => (node === o.self ? o.installerPath : `${UPGRADE_STAGE_DIR}/${basename(o.installerPath)}`);
   const status = (): Promise<StatusReport> => o.client(5_000).status();
+  /** Until the node's critical services are healthy (as the local agent sees them), bounded. */
+  const waitServices = async (node: string): Promise<string> => {
+    const deadline = performance.now() + o.healthyTimeoutMs;
+    let last = "no status yet";
+    while (performance.now() < deadline) {
+      try {
+        const report = await status();
+        const view = node === o.self ? report.self : report.peer;
+        if ("services" in view) {
+          const down = view.services.filter((s) => s.critical && !s.healthy);
+          if (down.length === 0 && (node === o.self || report.peer.connected)) return `${node}: every critical service healthy (${view.services.map((s) => s.name).join(", ")})`;
+          last = down.length > 0 ? `${down.map((s) => `${s.name}: ${s.detail ?? "down"}`).join(", ")}` : `${node} not connected`;
+        } else last = `${node} not connected`;
+      } catch (error) {
+        last = (error as Error).message;
+      }
+      await sleep(1_000);
+    }
+    throw new MnhaError("OPERATION_FAILED", `${node}'s services are not healthy after ${Math.round(o.healthyTimeoutMs / 1000)} s (${last})`, { hint: `see mnha status and the MN's logs on ${node}; run the same command again to wait again` });
+  };
   return {
     installer: o.installer,
     first: o.first,
@@ -101,24 +129,19 @@ export function realUpgradeMnActions(o: RealUpgradeMnOptions): UpgradeMnActions 
       const now = await this.platformVersion(node);
       if (now !== o.installer.version) throw new MnhaError("REMOTE_COMMAND", `the installer exited 0 on ${node}, but it reports platform ${now ?? "unknown"}, not ${o.installer.version}`, { hint: `check ${o.platformVersionFile} on ${node}` });
     },
-    async waitHealthy(node) {
-      const deadline = performance.now() + o.healthyTimeoutMs;
-      let last = "no status yet";
-      while (performance.now() < deadline) {
-        try {
-          const report = await status();
-          const view = node === o.self ? report.self : report.peer;
-          if ("services" in view) {
-            const down = view.services.filter((s) => s.critical && !s.healthy);
-            if (down.length === 0 && (node === o.self || report.peer.connected)) return `${node}: every critical service healthy (${view.services.map((s) => s.name).join(", ")})`;
-            last = down.length > 0 ? `${down.map((s) => `${s.name}: ${s.detail ?? "down"}`).join(", ")}` : `${node} not connected`;
-          } else last = `${node} not connected`;
-        } catch (error) {
-          last = (error as Error).message;
-        }
-        await sleep(1_000);
-      }
-      throw new MnhaError("OPERATION_FAILED", `${node}'s services are not healthy after ${Math.round(o.healthyTimeoutMs / 1000)} s (${last})`, { hint: `see mnha status and the MN's logs on ${node}; run the same command again to wait again` });
+    async waitHealthy(node, onProgress = () => undefined) {
+      const services = await waitServices(node);
+      if (o.databases === null) return `${services}; no database replication set up on this pair (db.enabled is false and there is no replication password file): not waited for`;
+      const standbyIsHere = node === o.self;
+      const database = await waitDatabaseCaughtUp({
+        standbyName: node,
+        standby: standbyIsHere ? o.databases.local : o.databases.peer,
+        holderName: standbyIsHere ? o.peer : o.self,
+        holder: standbyIsHere ? o.databases.peer : o.databases.local,
+        timeoutMs: o.catchUpTimeoutMs,
+        onProgress,
+      });
+      return `${services}; ${database}`;
     },
     async holder() {
       return (await status()).vipOwner;

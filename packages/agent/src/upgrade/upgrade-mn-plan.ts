@@ -26,8 +26,8 @@ export interface UpgradeMnActions {
   stage(node: string): Promise<string>;
   /** Runs the installer on the node; throws with its output's tail when it fails. */
   install(node: string, onOutput: (line: string) => void): Promise<void>;
-  /** Waits until the node's services are healthy and its database has caught up. */
-  waitHealthy(node: string): Promise<string>;
+  /** Waits until the node's services are healthy and its database has caught up (progress: the remaining lag). */
+  waitHealthy(node: string, onProgress?: (text: string) => void): Promise<string>;
   holder(): Promise<string | null>;
   /** Hands the VIP from `from` to `to` (planned switchover) and waits until `to` holds it. */
   switchover(from: string, to: string): Promise<string>;
@@ -51,7 +51,7 @@ export function upgradeMnPlan(actions: UpgradeMnActions): Plan {
     {
       name: `wait-${node}`,
       title: `wait for ${node}'s services and database`,
-      run: async (context) => context.note(await actions.waitHealthy(node)),
+      run: async (context) => context.note(await actions.waitHealthy(node, (text) => context.note(text))),
     },
   ];
   return {

@@ -3,9 +3,9 @@ import { describe, expect, it } from "vitest";
 import { MnhaError } from "@mnha/shared";
 import { MemoryPlanStore } from "../../src/plan/plan-state.js";
 import { runPlan } from "../../src/plan/step-plan.js";
-import { restorePlan, type RestoreActions } from "../../src/backup/restore-plan.js";
+import { restorePlan, undoRestoreBeforeData, type RestoreActions } from "../../src/backup/restore-plan.js";
 
-function fakeServer(failures: { load?: number; verify?: boolean } = {}) {
+function fakeServer(failures: { load?: number; verify?: boolean; stopServices?: boolean } = {}) {
   const calls: string[] = [];
   let readOnly = false;
   let loadFailures = failures.load ?? 0;
@@ -13,6 +13,11 @@ function fakeServer(failures: { load?: number; verify?: boolean } = {}) {
     maintenance: async (on) => {
       calls.push(`maintenance ${on ? "on" : "off"}`);
       return `maintenance ${on ? "on" : "off"} on both`;
+    },
+    services: async (action) => {
+      calls.push(`services ${action}`);
+      if (failures.stopServices === true && action === "stop") throw new MnhaError("OPERATION_FAILED", "mn2: FAILED to stop mn", { hint: "h" });
+      return `${action} mn on both`;
     },
     verifyBackup: async () => void calls.push("verify"),
     safetyBackup: async () => {
@@ -51,9 +56,9 @@ describe("restore plan", () => {
     const server = fakeServer();
     const notes: string[] = [];
     await runPlan(restorePlan(server.actions), { store: new MemoryPlanStore(), onEvent: (e) => e.kind === "note" && notes.push(e.text) });
-    expect(server.calls).toEqual(["verify", "safety", "maintenance on", "read-only on", "drop", "load", "wait", "check", "read-only off", "maintenance off"]);
+    expect(server.calls).toEqual(["verify", "safety", "maintenance on", "services stop", "read-only on", "drop", "load", "wait", "check", "read-only off", "services start", "maintenance off"]);
     expect(server.readOnly()).toBe(false);
-    expect(notes).toEqual(["safety backup: /b/safety.sql.gz", "maintenance on on both", "dropped junk", "loaded 100%", "all equal", "maintenance off on both"]);
+    expect(notes).toEqual(["safety backup: /b/safety.sql.gz", "maintenance on on both", "stop mn on both", "dropped junk", "loaded 100%", "all equal", "start mn on both", "maintenance off on both"]);
   });
 
   it("stops at a failed load naming the step, stays read-only, and the rerun resumes at the load (no second safety backup)", async () => {
@@ -61,12 +66,12 @@ describe("restore plan", () => {
     const store = new MemoryPlanStore();
     const error = await runPlan(restorePlan(server.actions), { store }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MnhaError);
-    expect((error as MnhaError).message).toMatch(/stopped at step 6\/10 "load the backup \(replicated to the peer\)": loading the backup failed/);
+    expect((error as MnhaError).message).toMatch(/stopped at step 7\/12 "load the backup \(replicated to the peer\)": loading the backup failed/);
     expect(server.readOnly()).toBe(true);
     server.calls.length = 0;
     const result = await runPlan(restorePlan(server.actions), { store });
-    expect(server.calls).toEqual(["load", "wait", "check", "read-only off", "maintenance off"]);
-    expect(result.skipped).toEqual(["verify-backup", "safety-backup", "maintenance-on", "read-only", "drop-extra-schemas"]);
+    expect(server.calls).toEqual(["load", "wait", "check", "read-only off", "services start", "maintenance off"]);
+    expect(result.skipped).toEqual(["verify-backup", "safety-backup", "maintenance-on", "stop-services", "read-only", "drop-extra-schemas"]);
     expect(server.readOnly()).toBe(false);
   });
 
@@ -76,6 +81,42 @@ describe("restore plan", () => {
     expect(server.readOnly()).toBe(true);
     expect(server.calls.at(-1)).toBe("check");
     expect(server.calls).not.toContain("maintenance off");
+    expect(server.calls).not.toContain("services start"); // unverified data is not served
+  });
+
+  it("a failure before any data changed is undone: services started, maintenance left, state forgotten", async () => {
+    const server = fakeServer({ stopServices: true });
+    const store = new MemoryPlanStore();
+    const plan = restorePlan(server.actions);
+    const error = (await runPlan(plan, { store }).catch((e: unknown) => e)) as MnhaError;
+    expect(error.fields?.["step"]).toBe("stop-services");
+    expect(await undoRestoreBeforeData(plan, "stop-services", { store, onEvent: () => undefined })).toBe(true);
+    // The half-run stop is undone first (start), then maintenance left; the data never touched.
+    expect(server.calls).toEqual(["verify", "safety", "maintenance on", "services stop", "services start", "maintenance off"]);
+    expect(store.load()).toBeNull();
+  });
+
+  it("a failure once the data was touched is not undone: the services stay stopped, the rerun resumes", async () => {
+    const server = fakeServer({ load: 1 });
+    const store = new MemoryPlanStore();
+    const plan = restorePlan(server.actions);
+    await runPlan(plan, { store }).catch(() => undefined);
+    const calls = [...server.calls];
+    expect(await undoRestoreBeforeData(plan, "load", { store, onEvent: () => undefined })).toBe(false);
+    expect(server.calls).toEqual(calls);
+    expect(store.load()?.failed?.step).toBe("load");
+    expect(server.readOnly()).toBe(true);
+    // A rerun whose re-checked early step fails after the data was touched in the first run: not undone either.
+    expect(await undoRestoreBeforeData(plan, "read-only", { store, onEvent: () => undefined })).toBe(false);
+    expect(server.calls).toEqual(calls);
+  });
+
+  it("a new server with no application data (disaster recovery) needs no safety backup, and says so", async () => {
+    const server = fakeServer();
+    const notes: string[] = [];
+    await runPlan(restorePlan({ ...server.actions, safetyBackup: async () => null }), { store: new MemoryPlanStore(), onEvent: (e) => e.kind === "note" && notes.push(e.text) });
+    expect(notes[0]).toBe("no application data here (a new server): no safety backup needed");
+    expect(server.calls.at(-1)).toBe("maintenance off");
   });
 
   it("leaves a maintenance mode the operator had set alone", async () => {

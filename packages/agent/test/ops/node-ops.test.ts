@@ -332,3 +332,79 @@ describe("start-node waits for the database to catch up", () => {
     expect(host.fed).toEqual([{ kind: "node-stopped", on: false }]);
   });
 });
+
+describe("services stopped and started in maintenance (mnha restore)", () => {
+  function withDb(dataDir: string): LoadedConfig {
+    const log = JSON.stringify(join(dataDir, "stopped.log"));
+    const append = (name: string) => [process.execPath, "-e", `require('fs').appendFileSync(${log}, '${name}\\n')`];
+    return loadedFor(dataDir, "mn1", {
+      services: [
+        { name: "mn", check: { kind: "tcp", port: 1 }, stop: append("mn"), start: append("start mn") },
+        { name: "ui", check: { kind: "tcp", port: 2 }, stop: append("ui") },
+        { name: "db", check: { kind: "tcp", port: 3 }, stop: append("db") },
+      ],
+    });
+  }
+
+  it("is refused outside maintenance, and refused with maintenance off, changing nothing", async () => {
+    const dataDir = scratch();
+    const ops = new NodeOps(fakeHost(withDb(dataDir)));
+    ops.start();
+    await expect(ops.maintenance({ on: false, node: "this", reason: "", by: "alice", services: "stop" })).rejects.toThrow(/only together with maintenance on/);
+    expect(existsSync(join(dataDir, "stopped.log"))).toBe(false);
+  });
+
+  it("stops the MN services but keeps the UI and the database, the VIP untouched; start starts only what is down", async () => {
+    const dataDir = scratch();
+    const host = fakeHost(withDb(dataDir));
+    host.role = "holder";
+    let down: string[] = [];
+    const startedByCommand = (name: string) => existsSync(join(dataDir, "stopped.log")) && readFileSync(join(dataDir, "stopped.log"), "utf8").includes(`start ${name}`);
+    host.services.statuses = () => ["mn", "ui", "db"].map((name) => ({ name, healthy: !down.includes(name) || startedByCommand(name) }) as ServiceStatus);
+    const ops = new NodeOps(host);
+    ops.start();
+    const stopped = await ops.maintenance({ on: true, node: "this", reason: "restore", by: "alice", services: "stop" });
+    expect(stopped.services).toMatchObject({ ok: true, message: "mn1: stopped mn; kept running: ui, db" });
+    expect(readFileSync(join(dataDir, "stopped.log"), "utf8")).toBe("mn\n");
+    expect(host.holds.get("maintenance")).toBeNull(); // the monitor restores nothing meanwhile
+    expect(host.fed).toEqual([{ kind: "maintenance", on: true }]); // no node-stopped: the VIP stays
+    down = ["mn"];
+    const started = await ops.maintenance({ on: true, node: "this", reason: "restore", by: "alice", services: "start" });
+    expect(started.changed).toBe(false); // already in maintenance
+    expect(started.services?.ok).toBe(true);
+    expect(started.services?.commands.map((c) => c.name)).toEqual(["mn"]);
+    expect(host.records.map((r) => r.type)).toEqual(expect.arrayContaining(["maintenance.services-stop", "maintenance.services-start"]));
+  });
+
+  it("a service that does not come back is a failure, named", async () => {
+    const dataDir = scratch();
+    const host = fakeHost(withDb(dataDir));
+    host.services.statuses = () => [{ name: "mn", healthy: false } as ServiceStatus];
+    const ops = new NodeOps(host);
+    ops.start();
+    await ops.maintenance({ on: true, node: "this", reason: "restore", by: "alice" });
+    const realNow = Date.now;
+    let offset = 0;
+    Date.now = () => realNow() + (offset += 30_000); // the 60 s wait passes at once
+    try {
+      const started = await ops.maintenance({ on: true, node: "this", reason: "restore", by: "alice", services: "start" });
+      expect(started.services?.ok).toBe(false);
+      expect(started.services?.message).toMatch(/FAILED to start mn \(.*not healthy 60 s after the start\)/);
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
+  it("--node both asks the peer to do the same over the link", async () => {
+    const dataDir = scratch();
+    const host = fakeHost(withDb(dataDir));
+    host.onSend = (message) => {
+      if (message.type === "ops-request") queueMicrotask(() => ops.handleMessage({ type: "ops-reply", id: message.id, ok: true, message: `mn2 is in maintenance mode; mn2: stopped mn (${message.services})` }));
+    };
+    const ops = new NodeOps(host);
+    ops.start();
+    const result = await ops.maintenance({ on: true, node: "both", reason: "restore", by: "alice", services: "stop" });
+    expect(host.sent.find((m) => m.type === "ops-request")).toMatchObject({ action: "maintenance-on", services: "stop" });
+    expect(result.peer).toMatchObject({ ok: true, message: expect.stringContaining("stopped mn (stop)") });
+  });
+});
