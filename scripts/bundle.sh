@@ -3,7 +3,7 @@
 # runtime (this machine's node binary), the built agent, its production dependencies with
 # the compiled better-sqlite3 addon, the systemd unit, the mnha and zsha2 commands and
 # install.sh. Installing it needs no network and no compiler.
-#   scripts/bundle.sh [--out DIR] [--suite-version V] [--protocol-versions LIST] [--fail-install-if PATH]
+#   scripts/bundle.sh [--out DIR] [--suite-version V] [--protocol-versions LIST] [--fail-install-if PATH] [--fail-agent-start-if PATH]
 # Needs the build (pnpm build) and pnpm's store (the dependencies already installed).
 #
 # Test builds (never shipped; suite.json says "testBuild": true and `mnha version` says so):
@@ -14,18 +14,22 @@
 #                              newest is spoken with its newest framing (proves the negotiation)
 #   --fail-install-if PATH     its install.sh fails (after switching /opt/mnha/current) while PATH
 #                              exists on the node: the fault switch of the upgrade-ha lab test
+#   --fail-agent-start-if PATH its `mnha run-detached-agent` (how the agent is started without
+#                              systemd) fails while PATH exists: the agent-restart fault switch
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out="$repo/dist"
 suite_version=""
 protocol_versions=""
 fail_install_if=""
+fail_agent_start_if=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --suite-version) suite_version=$2; shift 2 ;;
     --protocol-versions) protocol_versions=$2; shift 2 ;;
     --fail-install-if) fail_install_if=$2; shift 2 ;;
+    --fail-agent-start-if) fail_agent_start_if=$2; shift 2 ;;
     *) echo "bundle: unknown option $1 (see the top of $0)" >&2; exit 2 ;;
   esac
 done
@@ -34,8 +38,10 @@ if [[ -n "$suite_version" ]]; then
   [[ "$suite_version" =~ ^[0-9]+\.[0-9]+\.[0-9]+([.+-][0-9A-Za-z.]+)?$ ]] || { echo "bundle: --suite-version $suite_version is not a version (X.Y.Z)" >&2; exit 2; }
   version=$suite_version
 fi
-if [[ -n "$fail_install_if" && ! "$fail_install_if" =~ ^/[A-Za-z0-9._/-]+$ ]]; then echo "bundle: --fail-install-if needs an absolute path of letters, digits, . _ - /" >&2; exit 2; fi
-test_build=$([[ -n "$suite_version$protocol_versions$fail_install_if" ]] && echo true || echo false)
+for fault in "$fail_install_if" "$fail_agent_start_if"; do
+  if [[ -n "$fault" && ! "$fault" =~ ^/[A-Za-z0-9._/-]+$ ]]; then echo "bundle: a fault switch needs an absolute path of letters, digits, . _ - /" >&2; exit 2; fi
+done
+test_build=$([[ -n "$suite_version$protocol_versions$fail_install_if$fail_agent_start_if" ]] && echo true || echo false)
 arch=$(node -p 'process.arch')
 [[ "$arch" == "x64" ]] || { echo "bundle: this machine is $arch; the bundle is for linux-x64" >&2; exit 2; }
 name="mnha-suite-$version-linux-x64"
@@ -94,8 +100,15 @@ for command in mnha zsha2; do
 #!/bin/sh
 # The suite's own Node runtime runs the CLI; the program name (mnha or zsha2) is this file's name.
 here=$(dirname "$(readlink -f "$0")")
+: test-agent-fault-hook
 exec "$here/../node/bin/node" "$here/../app/bin/$(basename "$0").js" "$@"
 SH
+  if [[ -n "$fail_agent_start_if" ]]; then
+    sed -i "s#^: test-agent-fault-hook\$#if [ \"\${1:-}\" = run-detached-agent ] \&\& [ -e '$fail_agent_start_if' ]; then echo \"mnha: this test build is told not to start its agent ($fail_agent_start_if exists)\" >\&2; exit 1; fi#" "$root/bin/$command"
+    grep -qF "told not to start" "$root/bin/$command" || { echo "bundle: the agent fault hook marker is missing" >&2; exit 1; }
+  else
+    sed -i '/^: test-agent-fault-hook$/d' "$root/bin/$command"
+  fi
   chmod 755 "$root/bin/$command"
 done
 mkdir -p "$root/app/bin"

@@ -6,8 +6,10 @@
  *
  * - Run on the standby: refused, naming the holder, nothing changed.
  * - The N+1 install told to fail on the standby (the test build's install.sh fails after
- *   switching /opt/mnha/current while a fault file exists): the standby is rolled back to N
- *   and restarted, the old holder serves throughout, the error names the step.
+ *   switching /opt/mnha/current while a fault file exists): the standby is rolled back to N,
+ *   the old holder serves throughout, the error names the step.
+ * - Then the N+1 agent told not to start on the standby (its old agent already stopped): the
+ *   standby is rolled back to N and its agent restarted on N; the same.
  * - The fault removed, the same command resumes and finishes, with the client sampler
  *   running: served throughout, never two MACs, one planned move; both nodes on N+1 and their
  *   link on protocol current+1, while the mixed pair negotiated the current version.
@@ -26,6 +28,7 @@ import { expectNeverTwoMacs, expectServedWithin, labArchiveDir, PLANNED_GAP_BOUN
 const lab = new Lab({ sshd: true });
 const IMPORT_DIR = "/var/lib/mnha-import";
 const FAULT_FILE = "/etc/mnha-lab-install-fail";
+const AGENT_FAULT_FILE = "/etc/mnha-lab-agent-start-fail";
 const BUNDLE_DIR = resolve(REPO_ROOT, "dist/upgrade-ha-e2e");
 
 const CURRENT = (JSON.parse(readFileSync(resolve(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
@@ -82,7 +85,7 @@ async function statusOf(node: MnNode): Promise<{ vipOwner: string | null; peer: 
 
 beforeAll(async () => {
   bundleN = buildBundle("current", []);
-  bundleNext = buildBundle("next", ["--suite-version", NEXT, "--protocol-versions", [...PROTOCOL_VERSIONS, NEXT_PROTOCOL].join(","), "--fail-install-if", FAULT_FILE]);
+  bundleNext = buildBundle("next", ["--suite-version", NEXT, "--protocol-versions", [...PROTOCOL_VERSIONS, NEXT_PROTOCOL].join(","), "--fail-install-if", FAULT_FILE, "--fail-agent-start-if", AGENT_FAULT_FILE]);
   // The operator's checksum file next to the bundle: upgrade-ha checks it.
   writeFileSync(`${bundleNext}.sha256`, `${createHash("sha256").update(readFileSync(bundleNext)).digest("hex")}  ${bundleNext.split("/").pop()}\n`);
   await lab.up({ fresh: true, agents: false });
@@ -136,7 +139,7 @@ describe("mnha upgrade-ha", () => {
     expect(await lab.holder()).toBe(holder);
   }, 600_000);
 
-  it("the install failing on the standby rolls the standby back to its suite and restarts it; the old holder serves throughout; the step is named", async () => {
+  it("the install failing on the standby rolls the standby back to its suite; the old holder serves throughout; the step is named", async () => {
     expect((await nodeExec(standby, ["touch", FAULT_FILE])).code).toBe(0);
     let result = { code: -1, stdout: "", stderr: "" };
     const run = await runScenario(lab, { holder, standby }, {
@@ -168,8 +171,39 @@ describe("mnha upgrade-ha", () => {
     expect(status.protocol?.negotiated).toBe(CURRENT_PROTOCOL);
   }, 600_000);
 
-  it("without the fault the same command resumes and finishes: both nodes on the next version, one planned switchover, served throughout", async () => {
+  it("the new agent failing to start on the standby: rolled back to its suite and its agent restarted on it; the old holder serves throughout; the step is named", async () => {
     expect((await nodeExec(standby, ["rm", "-f", FAULT_FILE])).code).toBe(0);
+    expect((await nodeExec(standby, ["touch", AGENT_FAULT_FILE])).code).toBe(0);
+    const pidBefore = (await nodeExec(standby, ["cat", "/run/mnha/agent.pid"])).stdout.trim();
+    let result = { code: -1, stdout: "", stderr: "" };
+    const run = await runScenario(lab, { holder, standby }, {
+      name: "upgrade-ha, the new agent does not start on the standby",
+      fault: async () => {
+        result = await upgradeHa(holder, bundleNext);
+      },
+      outcome: async () => {
+        if (result.code === 0) throw new Error("upgrade-ha succeeded although the agent was told not to start");
+      },
+    });
+    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.stderr).toContain(`resuming the upgrade to suite ${NEXT}`);
+    expect(result.stderr).toContain(`upgrade-ha ${NEXT} stopped at step 4/9 "restart ${standby}'s agent on suite ${NEXT} and wait until it rejoins": starting the agent failed on ${standby} (exit 1): mnha: this test build is told not to start its agent (${AGENT_FAULT_FILE} exists); ${standby} was rolled back to suite ${CURRENT} and rejoined the pair`);
+    expect(result.stderr).toContain(`${standby} rejoined on suite ${CURRENT}: peer link protocol v${CURRENT_PROTOCOL} negotiated`);
+    expectNeverTwoMacs(run);
+    expect(run.analysis.http.moves).toEqual([]);
+    expect(run.analysis.arp.moves).toEqual([]);
+    expect(run.analysis.http.longestGapMs).toBeLessThanOrEqual(PLANNED_GAP_BOUND_MS);
+    expect(await lab.holder()).toBe(holder);
+    // Restarted: another agent process, on the old suite.
+    const pidAfter = (await nodeExec(standby, ["cat", "/run/mnha/agent.pid"])).stdout.trim();
+    expect(pidAfter).not.toBe(pidBefore);
+    expect(await installedSuite(standby)).toBe(CURRENT);
+    expect((await versionOf(standby)).agent?.version).toBe(CURRENT);
+    expect((await statusOf(holder)).peer.connected).toBe(true);
+  }, 600_000);
+
+  it("without the fault the same command resumes and finishes: both nodes on the next version, one planned switchover, served throughout", async () => {
+    expect((await nodeExec(standby, ["rm", "-f", FAULT_FILE, AGENT_FAULT_FILE])).code).toBe(0);
     let result = { code: -1, stdout: "", stderr: "" };
     const run = await runScenario(lab, { holder, standby }, {
       name: "upgrade-ha resumed",
