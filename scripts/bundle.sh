@@ -67,6 +67,9 @@ done < <(find "$root/app/node_modules/.pnpm" -mindepth 4 -maxdepth 4 -type d -pa
 while IFS= read -r link; do
   case "$(readlink -f "$link")" in "$root"/*) ;; *) echo "bundle: the link $link points outside the bundle ($(readlink "$link"))" >&2; exit 1 ;; esac
 done < <(find "$root" -type l)
+# The addon's build intermediates are not needed at run time (and are hard links into the shared
+# pnpm store, which a concurrent rebuild may be rewriting while tar reads them).
+find "$root/app/node_modules/.pnpm" -type d -path '*better-sqlite3/build/Release/obj.target' -prune -exec rm -rf {} +
 addon=$(find "$root/app/node_modules/.pnpm" -path '*better-sqlite3/build/Release/better_sqlite3.node' | head -n 1)
 [[ -n "$addon" ]] || { echo "bundle: the compiled better-sqlite3 addon is missing from the deployed dependencies" >&2; exit 1; }
 

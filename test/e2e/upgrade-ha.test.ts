@@ -214,6 +214,7 @@ describe("mnha upgrade-ha", () => {
         if (result.code !== 0) throw new Error(`upgrade-ha failed: ${result.stderr}`);
       },
     });
+    console.log(`--- upgrade-ha output (resumed run)\n${result.stderr}${result.stdout}`);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expectNeverTwoMacs(run);
     expectServedWithin(run, PLANNED_GAP_BOUND_MS);

@@ -187,13 +187,14 @@ export function realUpgradeHaActions(o: RealUpgradeHaOptions): UpgradeHaActions 
           else if (agent.version !== version) last = `${node}'s agent runs ${agent.version}, not ${version}`;
           else {
             const problem = healthProblem(report);
-            const negotiated = report.protocol?.negotiated ?? null;
+            // An agent older than upgrade-ha does not report the negotiated version: connected and healthy is all it can show.
+            const negotiated = report.protocol === undefined ? "not reported by this node's agent" : report.protocol.negotiated;
             if (problem !== null) last = problem;
             else if (negotiated === null) last = "no protocol version negotiated yet";
             else {
               const other = node === o.self ? o.peer : o.self;
               const otherAgent = await actions.runningAgent(other);
-              return `${node} rejoined on suite ${version}: peer link protocol v${negotiated} negotiated (${node} offers ${agent.offered.join(",")}, ${other} offers ${otherAgent?.offered.join(",") ?? "?"}); ${report.vipOwner} holds the VIP`;
+              return `${node} rejoined on suite ${version}: peer link protocol ${typeof negotiated === "number" ? `v${negotiated} negotiated` : negotiated} (${node} offers ${agent.offered.join(",")}, ${other} offers ${otherAgent?.offered.join(",") ?? "?"}); ${report.vipOwner} holds the VIP`;
             }
           }
         } catch (error) {
