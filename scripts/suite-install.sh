@@ -21,6 +21,8 @@ if [ ! -f "$release/.complete" ]; then
 fi
 ln -sfn "releases/$version" "$prefix/current.new"
 mv -T "$prefix/current.new" "$prefix/current"
+# (A test build's fault switch goes on the next line: bundle.sh --fail-install-if.)
+: test-fault-hook
 mkdir -p "$bindir"
 ln -sfn "$prefix/current/bin/mnha" "$bindir/mnha"
 ln -sfn "$prefix/current/bin/zsha2" "$bindir/zsha2"

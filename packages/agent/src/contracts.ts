@@ -109,6 +109,10 @@ export interface PeerLinkApi extends Startable {
   connected(): boolean;
   /** What the peer port refused since start, by refusal code (for the metric). */
   refusalCounts?(): Record<string, number>;
+  /** The protocol version negotiated on the open link (null: none open). */
+  version?(): number | null;
+  /** The protocol versions this node offers in its hello. */
+  offeredVersions?(): readonly number[];
 }
 
 /** An HA event kept in memory for `mnha events` (the durable store is a separate module). */
@@ -154,6 +158,8 @@ export interface StatusReport {
    * VIP, or the peer reporting none): the liveness watchdog's clock. Null or absent: served.
    */
   vipUnansweredMs?: number | null;
+  /** The peer protocol: the versions this node offers, and the one negotiated with the peer (null: no link). */
+  protocol?: { offered: number[]; negotiated: number | null };
   /** Operator modes of both nodes (maintenance, stopped); the peer's as it last told us. Shown first. */
   ops?: { self: OpsStatus; peer: OpsStatus | null };
   /** Monitoring data sync from the holder to the standby (absent when no dirs are configured). */
@@ -318,7 +324,7 @@ export interface ControlHandlers {
   events(options: EventQuery): Promise<HaEvent[]>;
   failovers(options: { sinceMs?: number; untilMs?: number; limit?: number }): Promise<FailoverRecord[]>;
   metrics(options: { sinceMs?: number; untilMs?: number; node?: string; series?: string }): Promise<MetricsReport>;
-  version(): { version: string; protocol: number; node: string };
+  version(): { version: string; protocol: number; node: string; offered?: number[]; negotiated?: number | null };
 }
 
 export type { KeepalivedState, LinkMessage, Role };

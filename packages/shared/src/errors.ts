@@ -55,6 +55,8 @@ export type ErrorCode =
   | "PEER_NOT_CONNECTED"
   | "OPERATION_REFUSED"
   | "OPERATION_FAILED"
+  /** upgrade-ha: a node's upgrade failed and that node was put back on the suite it ran. */
+  | "UPGRADE_ROLLED_BACK"
   | "INTERNAL";
 
 export class MnhaError extends Error {

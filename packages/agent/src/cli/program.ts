@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { loadConfig, MnhaError, redactedConfig } from "@mnha/shared";
-import { ControlClient } from "../control/control-client.js";
+import { ControlClient, type AgentVersion } from "../control/control-client.js";
 import { MAX_DEMOTE_TIMEOUT_MS, MAX_EVENTS_LIMIT, definedOnly } from "../control/control-api.js";
 import { printJson, reportError, type CliIo } from "./cli-io.js";
 import { askYesNo } from "./confirm.js";
@@ -14,6 +14,7 @@ import { registerBackupCommands } from "./backup.js";
 import { registerDbCommands } from "./db.js";
 import { registerRestoreCommand } from "./restore.js";
 import { registerUpgradeMnCommand } from "./upgrade-mn.js";
+import { registerUpgradeHaCommand } from "./upgrade-ha.js";
 import { EXIT_CODES_HELP, ExitCode } from "./exit-codes.js";
 import { newestFirst, renderEvents } from "./render-events.js";
 import { renderFailovers, renderMetrics } from "./render-history.js";
@@ -28,7 +29,7 @@ import { registerOpsCommands } from "./ops-commands.js";
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
 const DAEMON_MODULE = "../daemon/run.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "maintenance", "stop-node", "start-node", "collect-log", "backup", "restore", "upgrade-mn"];
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "maintenance", "stop-node", "start-node", "collect-log", "backup", "restore", "upgrade-mn", "upgrade-ha"];
 
 interface GlobalOptions {
   config: string;
@@ -199,7 +200,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       const cli = { name, version: cliVersion(), nodejs: process.version };
       const suite = readSuiteInfo();
       const platform = readPlatform(platformFiles(env));
-      let agent: { version: string; protocol: number; node: string } | null = null;
+      let agent: AgentVersion | null = null;
       let agentError: MnhaError | null = null;
       try {
         agent = await client(2_000).version();
@@ -212,9 +213,9 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
         return;
       }
       io.stdout.write(`${name} CLI ${cli.version} (Node.js ${cli.nodejs})\n`);
-      io.stdout.write(`suite ${suite.suite}${suite.bundled ? "" : " (source build)"}, peer protocol ${suite.protocol}\n`);
+      io.stdout.write(`suite ${suite.suite}${suite.bundled ? "" : " (source build)"}, peer protocol ${suite.protocol}${suite.protocols.length > 1 ? ` (offers ${suite.protocols.join(",")})` : ""}${suite.testBuild === true ? ", TEST BUILD" : ""}\n`);
       io.stdout.write(`platform ${platform.version ?? "unknown (no version file)"}, license ${platform.license ?? "unknown"}\n`);
-      io.stdout.write(agent ? terminalSafe(`agent ${agent.version} on ${agent.node} (peer protocol ${agent.protocol})`) + "\n" : `agent: not answering (${terminalSafe(agentError?.message ?? "unknown")})\n`);
+      io.stdout.write(agent ? terminalSafe(`agent ${agent.version} on ${agent.node} (peer protocol ${agent.protocol}${agentLinkText(agent)})`) + "\n" : `agent: not answering (${terminalSafe(agentError?.message ?? "unknown")})\n`);
     });
 
   registerDbCommands(program, { io, name, state, configPath: () => globals().config, client });
@@ -232,6 +233,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
   registerBackupCommands(program, { io, state, configPath: () => globals().config });
   registerRestoreCommand(program, { io, name, state, configPath: () => globals().config, client });
   registerUpgradeMnCommand(program, { io, state, configPath: () => globals().config, client });
+  registerUpgradeHaCommand(program, { io, state, configPath: () => globals().config, client });
 
   for (const unavailable of NOT_AVAILABLE_COMMANDS) {
     program
@@ -247,6 +249,12 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       });
   }
   return program;
+}
+
+/** ", offers 2,3, negotiated 2 with the peer": what an upgrade between versions shows. */
+function agentLinkText(agent: AgentVersion): string {
+  if (agent.offered === undefined) return "";
+  return `, offers ${agent.offered.join(",")}, ${agent.negotiated === null || agent.negotiated === undefined ? "no link to the peer" : `negotiated v${agent.negotiated} with the peer`}`;
 }
 
 /** --socket, else the config's controlSocket, else the standard path. */

@@ -24,6 +24,7 @@ export function renderStatus(report: StatusReport): string {
   const rows: string[][] = [
     ["", `${self.node} (this node)`, peerHeader],
     ["address", self.address, peer.address],
+    ...(report.protocol ? [["peer protocol", `offers ${report.protocol.offered.join(",")}; ${report.protocol.negotiated === null ? "no link" : `link v${report.protocol.negotiated}`}`, ""]] : []),
     ["role", self.role, known?.role ?? unknown],
     ["epoch", String(self.epoch), known ? String(known.epoch) : unknown],
     ["owns VIP", yesNo(report.vipOwner === self.node), yesNo(report.vipOwner === peer.node)],

@@ -8,7 +8,7 @@
 export const SINGLE_DASH_LONG_FLAGS = ["json", "yes", "config", "socket", "limit", "timeout", "type", "since", "until", "node", "service", "series", "keepui", "stopvip", "reason", "out", "help", "version", "nic", "gateway", "vip", "slave", "peer", "time-server", "db-root-pw", "bundle", "cleanup", "peerpass"] as const;
 
 /** zsha2 commands that mnha does not offer yet: refused plainly, never faked. */
-export const NOT_AVAILABLE_COMMANDS = ["upgrade-ha"] as const;
+export const NOT_AVAILABLE_COMMANDS: readonly string[] = [];
 
 const SINGLE_DASH = new RegExp(`^-(${SINGLE_DASH_LONG_FLAGS.join("|")})(=.*)?$`);
 

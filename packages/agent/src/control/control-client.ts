@@ -17,6 +17,9 @@ export interface AgentVersion {
   version: string;
   protocol: number;
   node: string;
+  /** The peer protocol versions the agent offers, and the one negotiated with the peer (older agents: absent). */
+  offered?: number[];
+  negotiated?: number | null;
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;

@@ -308,7 +308,7 @@ export class Agent {
     this.vipTimer = setInterval(() => void this.observeVip(), this.vipPollMs);
     this.host.input({ kind: "tick" });
     void this.observeVip();
-    this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${c.epochs.get()})`, { version: AGENT_VERSION, protocol: CURRENT_PROTOCOL_VERSION });
+    this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${c.epochs.get()})`, { version: AGENT_VERSION, protocol: this.protocolStatus().protocol, offered: this.protocolStatus().offered });
   }
 
   private async startPart(name: string, part: Startable): Promise<void> {
@@ -492,7 +492,7 @@ export class Agent {
       events: async (options) => this.queryEvents(options),
       failovers: async (options) => this.queryFailovers(options),
       metrics: async (options) => this.queryMetrics(options),
-      version: () => ({ version: AGENT_VERSION, protocol: CURRENT_PROTOCOL_VERSION, node: this.self }),
+      version: () => ({ version: AGENT_VERSION, ...this.protocolStatus(), node: this.self }),
       maintenance: async (request) => this.ops.maintenance(request),
       stopNode: async (request) => this.ops.stopNode(request),
       startNode: async (request) => this.ops.startNode(request),
@@ -546,7 +546,14 @@ export class Agent {
       components: this.c,
       db: this.dbStatusInput(),
     });
-    return { ...report, ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}) };
+    const { offered, negotiated } = this.protocolStatus();
+    return { ...report, protocol: { offered, negotiated }, ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}) };
+  }
+
+  /** The peer protocol versions offered (the build's list) and the one the open link negotiated. */
+  private protocolStatus(): { protocol: number; offered: number[]; negotiated: number | null } {
+    const offered = [...(this.c.link.offeredVersions?.() ?? [CURRENT_PROTOCOL_VERSION])];
+    return { protocol: Math.max(...offered), offered, negotiated: this.c.link.connected() ? (this.c.link.version?.() ?? null) : null };
   }
 
   /** Errant transactions on this node (written while a read-only standby): found, kept, shown; repaired only by db resync. */

@@ -12,6 +12,7 @@ import { MetricsServer } from "../metrics/metrics.js";
 import { SystemSampler } from "../metrics/system-sampler.js";
 import { ArpGuard } from "../net/arp-guard.js";
 import { PeerLink } from "../peer/peer-link.js";
+import { readSuiteInfo } from "../provision/suite-info.js";
 import { SqliteStore } from "../store/sqlite-store.js";
 import { SyncEngine } from "../sync/sync-engine.js";
 import type { AgentComponents } from "./components.js";
@@ -47,6 +48,8 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
     logger: logger.child({ component: "peer" }),
     reconnectInitialMs: config.timings.reconnectInitialMs,
     reconnectMaxMs: config.timings.reconnectMaxMs,
+    // The build's list (suite.json): a test build of the next version offers [current, next].
+    supportedVersions: readSuiteInfo().protocols,
   });
   const store = new SqliteStore({ config, node: self, logger: logger.child({ component: "store" }), clock });
   const engine = new SyncEngine({ store, send: (message) => link.send(message), logger: logger.child({ component: "sync" }), clock });

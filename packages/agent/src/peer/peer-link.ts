@@ -178,6 +178,11 @@ export class PeerLink implements PeerLinkApi {
     return this.authenticated.size;
   }
 
+  /** The protocol versions this node offers (its hello) and accepts (as listener). */
+  offeredVersions(): readonly number[] {
+    return this.options.supportedVersions;
+  }
+
   /** The negotiated protocol version of the active link, or null. */
   version(): number | null {
     return this.activeLink()?.version ?? null;

@@ -354,13 +354,13 @@ function keyTypeName(blob: Buffer): string {
   return blob.subarray(4, 4 + blob.readUInt32BE(0)).toString("latin1");
 }
 
-async function agentRunning(runner: (argv: string[]) => Promise<Result>, systemdRuns: boolean): Promise<boolean> {
+export async function agentRunning(runner: (argv: string[]) => Promise<Result>, systemdRuns: boolean): Promise<boolean> {
   if (systemdRuns) return (await runner(["systemctl", "is-active", "--quiet", "mnha.service"])).code === 0;
   const result = await runner(["sh", "-c", 'pid=$(cat "$1" 2>/dev/null) && test -n "$pid" && tr "\\0" " " < "/proc/$pid/cmdline" | grep -q " agent "', "sh", AGENT_PID]);
   return result.code === 0;
 }
 
-async function stopAgent(runner: (argv: string[]) => Promise<Result>, systemdRuns: boolean): Promise<void> {
+export async function stopAgent(runner: (argv: string[]) => Promise<Result>, systemdRuns: boolean): Promise<void> {
   if (systemdRuns) {
     await runner(["systemctl", "disable", "--now", "mnha.service"]);
     return;

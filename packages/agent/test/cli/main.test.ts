@@ -315,12 +315,15 @@ describe("mnha CLI main()", () => {
       for (const command of ["status", "show-config", "demote", "events", "version"]) expect(stderr).toContain(command);
     });
 
-    it("refuses zsha2 commands that are not implemented, without faking them", async () => {
-      for (const command of ["upgrade-ha"]) {
-        const { code, stderr } = await run([command, "-yes", "-keepui", "whatever.bin"]);
-        expect(code).toBe(2);
-        expect(stderr).toContain(`mnha: ${command} is not available in this version of mnha`);
-      }
+    it("upgrade-ha is a command of its own: it refuses a file that is not a suite bundle before doing anything", async () => {
+      const { code, stderr } = await run(["upgrade-ha", "-yes", "whatever.bin"]);
+      expect(code).toBe(2);
+      expect(stderr).toContain("whatever.bin is not a suite bundle (mnha-suite-<version>-linux-x64.tar.gz)");
+      expect(stderr).not.toContain("not available in this version");
+      expect(handlers.calls).toEqual([]);
+      const help = await run(["upgrade-ha", "--help"]);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain("--rejoin-timeout");
     });
 
     it("exits 0 for help and 2 when no command is given", async () => {
