@@ -55,6 +55,8 @@ export type ErrorCode =
   | "PEER_NOT_CONNECTED"
   | "OPERATION_REFUSED"
   | "OPERATION_FAILED"
+  /** The witness's grant file is unreadable or malformed (it will not guess who held the grant). */
+  | "WITNESS_STATE_INVALID"
   | "INTERNAL";
 
 export class MnhaError extends Error {
