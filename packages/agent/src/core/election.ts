@@ -1219,19 +1219,19 @@ export class ElectionCore {
       }
       return;
     }
-    if (this.role === "claiming") this.witnessDenied(now, `the witness grants the VIP to ${answer.holder ?? "nobody yet"} (${answer.remainingMs} ms left)`, Math.max(this.s.heartbeatIntervalMs, Math.min(this.s.arpRetryMs, answer.remainingMs)), out);
+    if (this.role === "claiming" || this.role === "standby") this.witnessDenied(now, `the witness grants the VIP to ${answer.holder ?? "nobody yet"} (${answer.remainingMs} ms left)`, Math.max(this.s.heartbeatIntervalMs, Math.min(this.s.arpRetryMs, answer.remainingMs)), out);
   }
 
   private onWitnessLost(now: number, lost: { requestId: number; reason: string }, out: ElectionEffect[]): void {
     if (!this.s.witness || !this.witnessRequests.delete(lost.requestId)) return;
     const reason = lost.reason.length > 200 ? `${lost.reason.slice(0, 197)}...` : lost.reason;
     this.witnessAnswer = { at: this.witnessAnswer?.at ?? now, reachable: false, holder: this.witnessAnswer?.holder ?? null, holderEpoch: this.witnessAnswer?.holderEpoch ?? 0, remainingMs: 0, error: reason };
-    if (this.role === "claiming") this.witnessDenied(now, `the witness is unreachable: ${reason}`, this.s.arpRetryMs, out);
+    if (this.role === "claiming" || this.role === "standby") this.witnessDenied(now, `the witness is unreachable: ${reason}`, this.s.arpRetryMs, out);
   }
 
   private witnessDenied(now: number, why: string, retryMs: number, out: ElectionEffect[]): void {
     this.witnessDeniedUntil = now + retryMs;
-    this.abortClaim(why, out);
+    if (this.role === "claiming") this.abortClaim(why, out);
     out.push({ kind: "event", type: "witness-denied", message: `not claiming: ${why}`, fields: { retryMs: Math.round(retryMs) } });
   }
 
