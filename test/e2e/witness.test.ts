@@ -26,6 +26,16 @@ function macOf(node: MnNode): string {
   return HOSTS[node].mac.toLowerCase();
 }
 
+/**
+ * Served by `holder` alone: no sample answered by another MAC (or by two), and at most a few
+ * unanswered ones (one arping lost now and then on a loaded machine is not a failover).
+ */
+function expectServedBy(arp: ArpSample[], holder: MnNode): void {
+  expect(arp.filter((s) => s.macs.some((m) => m !== macOf(holder))), "samples answered by another MAC").toEqual([]);
+  const unanswered = arp.filter((s) => s.macs.length === 0).length;
+  expect(unanswered, `${unanswered} of ${arp.length} samples unanswered`).toBeLessThanOrEqual(Math.ceil(arp.length * 0.05));
+}
+
 async function settledHolder(): Promise<MnNode> {
   const stable = await lab.waitForStable({ timeoutMs: 30_000 });
   return stable.holder;
@@ -59,7 +69,7 @@ describe("with a witness", () => {
     const holder = holders[0] as MnNode;
     // Served: the last 3 s of samples are all answered, by the holder.
     const tail = arp.filter((s) => s.t >= endAt - 3_000);
-    expect(tail.filter((s) => s.macs.length !== 1 || s.macs[0] !== macOf(holder)), "late samples not answered by the holder alone").toEqual([]);
+    expectServedBy(tail, holder);
     const status = await lab.agentStatus(holder);
     expect(status.witness).toMatchObject({ configured: true, connected: true, reachable: true, grantHeld: true, holder });
     await lab.healPeerLink();
@@ -78,7 +88,7 @@ describe("with a witness", () => {
     await healMnToMn();
     expect(arp.length).toBeGreaterThan(50);
     expect(arp.filter((s) => s.macs.length >= 2), "samples answered by two MACs").toEqual([]);
-    expect(arp.filter((s) => s.macs.length !== 1 || s.macs[0] !== macOf(holder)), "samples not answered by the holder alone").toEqual([]);
+    expectServedBy(arp, holder);
     expect(await settledHolder()).toBe(holder);
   }, 90_000);
 
@@ -102,7 +112,7 @@ describe("with a witness", () => {
     expect(status?.self.role).toBe("holder");
     expect(status?.witness).toMatchObject({ connected: false, grantHeld: false });
     expect(arp.length).toBeGreaterThan(20);
-    expect(arp.filter((s) => s.macs.length !== 1 || s.macs[0] !== macOf(holder)), "samples not answered by the holder alone").toEqual([]);
+    expectServedBy(arp, holder);
     // The restarted witness grants the holder again (its grant file names it).
     let regained = false;
     for (let i = 0; i < 40 && !regained; i++) {
