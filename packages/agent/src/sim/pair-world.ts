@@ -41,6 +41,7 @@ import { ServiceHealth } from "../core/health.js";
 import { ElectionHost, type HostAdapters } from "../host/election-host.js";
 import { Backoff } from "../util/backoff.js";
 import { EventQueue, mulberry32 } from "./event-queue.js";
+import { SimWitness, type WitnessModelSettings } from "./witness-model.js";
 
 export { mulberry32 } from "./event-queue.js";
 
@@ -103,6 +104,8 @@ export interface WorldSettings {
   vipPollMs: number;
   /** Builds each agent's core (tests swap in a deliberately broken one); null: the real ElectionCore. */
   coreFactory: ((settings: ElectionSettings, now: number) => ElectionCore) | null;
+  /** A witness on a third machine (witness-model.ts); absent or null: none (set election.witness too). */
+  witness?: WitnessModelSettings | null;
 }
 
 export const DEFAULT_WORLD: WorldSettings = {
@@ -300,6 +303,8 @@ export class PairWorld {
   private readonly impairment: Record<SimNode, LinkConditions | null> = { mn1: null, mn2: null };
   private readonly lastDeliveryAt: Record<SimNode, number> = { mn1: 0, mn2: 0 };
   private gatewayDown = false;
+  /** The witness, when the settings model one. */
+  readonly witness: SimWitness | null;
 
   constructor(overrides: WorldOverrides = {}) {
     this.settings = {
@@ -311,6 +316,7 @@ export class PairWorld {
     };
     this.rng = mulberry32(this.settings.seed);
     this.nodes = { mn1: this.blank("mn1"), mn2: this.blank("mn2") };
+    this.witness = this.settings.witness ? new SimWitness(this, this.settings.witness, this.settings.seed) : null;
   }
 
   private blank(name: SimNode): NodeState {
@@ -902,6 +908,7 @@ export class PairWorld {
         // Neighbours' ARP caches are not modelled: who answers is who holds.
         announce: () => this.note(n.name, "gratuitous ARP for the VIP"),
       },
+      ...(this.witness ? { witness: this.witness.adapterFor(n.name, (delayMs, run) => this.agentEvent(n, this.now + delayMs, { type: "callback", run })) } : {}),
       persistEpoch: (epoch) => {
         n.persistedEpoch = Math.max(n.persistedEpoch, epoch);
       },
