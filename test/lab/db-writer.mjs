@@ -27,6 +27,10 @@ const started = performance.now();
 const maxMs = Number(values["max-ms"]);
 let stopping = false;
 for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => (stopping = true));
+// The connector sets a session timeout after connecting in a promise nobody awaits: a server that
+// resets the connection at that moment (restarting, crashing) rejects it unhandled, which would
+// end this writer. Say so on stderr and keep writing.
+process.on("unhandledRejection", (reason) => console.error(`unhandled rejection (kept writing): ${String(reason?.message ?? reason).slice(0, 200)}`));
 process.stdin.on("end", () => (stopping = true)).resume();
 
 const now = () => Math.round(performance.timeOrigin + performance.now());
