@@ -142,13 +142,21 @@ export class ReadOnlySampler {
     return this.samples.filter((s) => s.readOnly.mn1 === false && s.readOnly.mn2 === false).length;
   }
 
-  /** Whether `node` was seen read-only in the last sample before `at` and the first after it. */
-  readOnlyAround(node: MnNode, at: number): boolean {
+  /**
+   * Whether `node` was read-only for the whole life of a statement sent at `sent` and
+   * acknowledged at `at`: in the last sample before it was sent, in every sample while it ran,
+   * and in the first sample after its acknowledgement. (Only the acknowledgement's time would
+   * not do: a COMMIT finishes before the client reads its answer, and a demote may set
+   * read_only in between.)
+   */
+  readOnlyThroughout(node: MnNode, sent: number, at: number): boolean {
     let before: ReadOnlySample | undefined;
     let after: ReadOnlySample | undefined;
     for (const s of this.samples) {
-      if (s.at <= at) before = s;
-      else {
+      if (s.at <= sent) before = s;
+      else if (s.at <= at) {
+        if (s.readOnly[node] !== true) return false;
+      } else {
         after = s;
         break;
       }
@@ -163,6 +171,8 @@ export interface WriteRecord {
   id: number;
   ok: boolean;
   at: number;
+  /** When the INSERT was sent (acknowledged rows only). */
+  sent?: number;
   error?: string;
 }
 

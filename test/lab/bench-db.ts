@@ -189,7 +189,7 @@ export interface DbTrial {
   lostAtTakeover: number | null;
   /** Acknowledged rows missing on the holder once the pair is back together. */
   lostFinal: number | null;
-  /** Acknowledged rows whose server was read-only in the samples around the acknowledgement. */
+  /** Acknowledged rows whose server was read-only from before the INSERT was sent until after its acknowledgement. */
   rowsOnReadOnly: number;
   /** Times the acknowledged rows' server changed (1 for a move; more: back and forth). */
   writerSwitches: number;
@@ -346,7 +346,7 @@ async function runTrial(lab: Lab, system: DbSystem, fault: DbFault, round: numbe
   for (const r of acked) {
     const server = writerOf(r.id);
     const node = nodeOfServer(server);
-    if (node !== null && sampler.readOnlyAround(node, r.at)) rowsOnReadOnly++;
+    if (node !== null && sampler.readOnlyThroughout(node, r.sent ?? r.at, r.at)) rowsOnReadOnly++;
     if (server !== undefined) {
       if (previous !== undefined && server !== previous) writerSwitches++;
       previous = server;
