@@ -504,7 +504,13 @@ describe("install-ha from bare nodes", () => {
   it("--cleanup undoes the install: agents stopped, the VIP released, configs, secret and units removed", async () => {
     const result = await installHa(["--peer-password-file", LAB_SSH_PASSWORD_FILE, "--cleanup"]);
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
-    expect(result.stdout).toMatch(/undone: start both agents[\s\S]*undone: write the systemd unit[\s\S]*undone: SSH key trust[\s\S]*undone: write both configs[\s\S]*undone: generate the pair's secret/);
+    expect(result.stdout).toMatch(/undone: start both agents[\s\S]*undone: write the systemd unit[\s\S]*undone: seed mn2's database[\s\S]*undone: SSH key trust[\s\S]*undone: write both configs[\s\S]*undone: generate the pair's secret/);
+    // The copied data stays; the replication between the two stops and neither is left read-only.
+    for (const node of ["mn1", "mn2"] as const) {
+      const health = await nodeDatabase(node).health();
+      expect([node, health.replicaConfigured, await nodeDatabase(node).readOnly()]).toEqual([node, false, false]);
+    }
+    expect(await sql("mn2", "SELECT note FROM appdb.items WHERE id = 1")).toEqual([{ note: "written on mn1 before the install" }]);
     expect(await lab.holders()).toEqual([]);
     for (const node of ["mn1", "mn2"] as const) {
       for (const path of ["/etc/mnha/mnha.yaml", "/etc/mnha/secret", "/etc/systemd/system/mnha.service", "/var/lib/mnha/install-ha.json"]) {

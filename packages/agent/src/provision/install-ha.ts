@@ -14,7 +14,7 @@ import type { StatusReport } from "../contracts.js";
 import type { Plan, PlanStep } from "../plan/step-plan.js";
 import { openLocalDatabase, peerEndpoint } from "../db/index.js";
 import { readPasswordFile } from "../db/secret-file.js";
-import { databaseRows, probeDatabases, type DatabaseProbes } from "./database-probe.js";
+import { databaseRows, optionFile, PROBE_SCRIPT, probeDatabases, type DatabaseProbes } from "./database-probe.js";
 import { combinePreflight, parseNodePreflight, preflightFailed, renderPreflightTable, runLocalPreflight, type PreflightOptions, type PreflightRow } from "./preflight.js";
 import { sha256OfFile, type SshSession } from "./ssh-session.js";
 
@@ -426,6 +426,18 @@ function databaseStep(session: SshSession, settings: InstallSettings, localRun: 
       }
       if (problem !== null) throw new MnhaError("DB_REPLICATION", `the databases do not replicate both ways after the seed: ${problem}`, { hint: "see mnha db status on this node; run install-ha again: it resumes here" });
       context.note("replicating both ways (Slave_IO_Running and Slave_SQL_Running Yes on both nodes)");
+    },
+    // The copy stays (it cannot be undone); replication between the two stops, and neither node is
+    // left read-only or waiting for a semi-sync acknowledgement that no replica will send.
+    rollback: async () => {
+      const database = settings.database;
+      if (database === undefined) return;
+      const sql = "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL rpl_semi_sync_slave_enabled = OFF; SET GLOBAL read_only = OFF;";
+      const argv = ["sh", "-c", PROBE_SCRIPT, "sh", database.socketFlag ?? "", sql];
+      const input = optionFile(database.rootPassword);
+      for (const [label, result] of [["this node", await local(argv[0] as string, argv.slice(1), { input })], [settings.peerName, await session.exec(argv, { input })]] as const) {
+        if (result.code !== 0) throw new MnhaError("REMOTE_COMMAND", `stopping the replication on ${label} failed: ${result.stderr.trim().split("\n").slice(-1).join("")}`, { hint: "run STOP SLAVE; RESET SLAVE ALL there by hand, then --cleanup again" });
+      }
     },
   };
 }
