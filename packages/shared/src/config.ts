@@ -336,6 +336,8 @@ export const ConfigSchema = z
         mariadbErrorLog: absolutePath.optional(),
       })
       .prefault({}),
+    /** The NTP server both MNs follow (install-ha -time-server): recorded; install-ha's preflight checks each clock against it. */
+    timeServer: ipv4.optional(),
     dataDir: absolutePath.default("/var/lib/mnha"),
     controlSocket: absolutePath.default("/run/mnha/mnha.sock"),
     log: z.strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") }).prefault({}),
