@@ -51,8 +51,9 @@ for command in mnha zsha2; do
   cat > "$root/bin/$command" <<'SH'
 #!/bin/sh
 # The suite's own Node runtime runs the CLI; the program name (mnha or zsha2) is this file's name.
+# MNHA_NODE_OPTIONS: Node.js flags (the systemd unit sets V8 heap flags for the agent), split on spaces.
 here=$(dirname "$(readlink -f "$0")")
-exec "$here/../node/bin/node" "$here/../app/bin/$(basename "$0").js" "$@"
+exec "$here/../node/bin/node" ${MNHA_NODE_OPTIONS:-} "$here/../app/bin/$(basename "$0").js" "$@"
 SH
   chmod 755 "$root/bin/$command"
 done
