@@ -762,8 +762,8 @@ export class PairWorld {
   }
 
   private processNext(): void {
-    const { at, item } = this.queue.pop();
-    this.now = at;
+    this.now = this.queue.peekAt();
+    const item = this.queue.popItem();
     this.handle(item);
     this.settle();
     this.steps++;
