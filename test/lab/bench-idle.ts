@@ -18,7 +18,7 @@ import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { createLogger } from "@mnha/shared";
 import { Lab } from "./lab.js";
-import { MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
+import { AGENT_NODE_FLAGS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
 import { MnhaSystem } from "./bench-systems.js";
 import { clockTicks, costBetween, cpuTicks, rssKb, sampleProcesses } from "./bench-procstat.js";
 import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, parseFlags, writeResults } from "./bench-report.js";
@@ -115,7 +115,7 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
       `- lab \`${LAB_PREFIX}\`; checks at their default timing (every 200 ms, timeout 1 s, fall/rise 2) on the lab's three services (2 HTTP, 1 MariaDB query); heartbeats 100 ms; gateway ping 500 ms; audit store and metrics on`,
       `- warm-up ${warmup} s after the lab was stable, then a window of ${took.toFixed(0)} s${interrupted ? " (interrupted)" : ""}`,
       `- load average (1 min): ${loadStart} at the start, ${loadEnd} at the end, mean ${meanLoad.toFixed(2)} over the window (2 CPUs shared with other work: CPU here is process CPU time ÷ wall time, which load barely affects)`,
-      `- agents' extra Node.js flags: ${extraNodeArgs.length > 0 ? extraNodeArgs.join(" ") : "none"}`,
+      `- agents' Node.js flags: ${[...AGENT_NODE_FLAGS, ...extraNodeArgs].join(" ") || "none"} (the lab's AGENT_NODE_FLAGS${extraNodeArgs.length > 0 ? " and --node-args" : ""})`,
       `- CPU ticks per second: ${clockTicks()}${profileDir ? "; **the agents ran with --cpu-prof: not a benchmark run**" : ""}`,
       "",
       ...markdownTable(["node", "process", "CPU (% of one core)", "of which reaped children", "RSS at the end (MB)", "agent RSS over the window (MB)"], rows),
