@@ -396,6 +396,21 @@ export class ElectionCore {
     return this.peer.connected && this.peer.lastHeardAt !== null && now - this.peer.lastHeardAt < this.s.peerLossMs;
   }
 
+  /** The epoch now (what snapshot().epoch says, without building a snapshot: hosts ask after every step). */
+  currentEpoch(): number {
+    return this.epoch;
+  }
+
+  /** The holder this node believes in now (snapshot().holder, without building a snapshot). */
+  currentHolder(): string | null {
+    return this.holder;
+  }
+
+  /** Whether the core wants the gate open now (snapshot().gateOpen, without building a snapshot). */
+  wantsGateOpen(): boolean {
+    return this.gateOpen;
+  }
+
   snapshot(now: number): ElectionSnapshot {
     return {
       role: this.role,
@@ -436,21 +451,29 @@ export class ElectionCore {
 
   /** The next instant at which time alone may change a decision (for the daemon's timer). */
   nextWakeAt(now: number): number {
-    const candidates = [now + this.s.heartbeatIntervalMs];
-    if (this.peer.lastHeardAt !== null) candidates.push(this.peer.lastHeardAt + this.s.peerLossMs);
+    // The earliest candidate after `now` (this runs after every step: no arrays built).
+    let at = earliestAfter(now, Infinity, now + this.s.heartbeatIntervalMs);
+    if (this.peer.lastHeardAt !== null) at = earliestAfter(now, at, this.peer.lastHeardAt + this.s.peerLossMs);
     const deadline = this.peer.leaseDeadline + this.s.takeoverMarginMs;
-    candidates.push(deadline, deadline - this.gateLeadMs(), deadline - this.probeLeadMs(), this.startedAt + this.s.startupGraceMs);
-    if (this.handoff) candidates.push(this.handoff.startedAt + this.handoffTimeoutMs());
-    if (this.receiving) candidates.push(this.receiving.startedAt + this.receiveWindowMs());
-    if (this.lastProbeBlockedAt !== null) candidates.push(this.lastProbeBlockedAt + this.s.arpRetryMs);
-    if (this.vipMissingSince !== null) candidates.push(this.vipMissingSince + this.watchdog().vipRepairAfterMs, this.vipMissingSince + this.watchdog().vipGiveUpAfterMs);
-    if (this.peerVipMissingSince !== null) candidates.push(this.peerVipMissingSince + this.watchdog().peerVipUnansweredMs);
-    if (this.vipFaultUntil !== null) candidates.push(this.vipFaultUntil);
-    if (this.s.witness) {
-      if (Number.isFinite(this.witnessGrantUntil)) candidates.push(this.witnessGrantUntil - this.s.leaseMs);
-      if (this.witnessDeniedUntil !== null) candidates.push(this.witnessDeniedUntil);
+    at = earliestAfter(now, at, deadline);
+    at = earliestAfter(now, at, deadline - this.gateLeadMs());
+    at = earliestAfter(now, at, deadline - this.probeLeadMs());
+    at = earliestAfter(now, at, this.startedAt + this.s.startupGraceMs);
+    if (this.handoff) at = earliestAfter(now, at, this.handoff.startedAt + this.handoffTimeoutMs());
+    if (this.receiving) at = earliestAfter(now, at, this.receiving.startedAt + this.receiveWindowMs());
+    if (this.lastProbeBlockedAt !== null) at = earliestAfter(now, at, this.lastProbeBlockedAt + this.s.arpRetryMs);
+    if (this.vipMissingSince !== null) {
+      const watchdog = this.watchdog();
+      at = earliestAfter(now, at, this.vipMissingSince + watchdog.vipRepairAfterMs);
+      at = earliestAfter(now, at, this.vipMissingSince + watchdog.vipGiveUpAfterMs);
     }
-    return Math.max(now + 1, Math.min(...candidates.filter((t) => t > now)));
+    if (this.peerVipMissingSince !== null) at = earliestAfter(now, at, this.peerVipMissingSince + this.watchdog().peerVipUnansweredMs);
+    if (this.vipFaultUntil !== null) at = earliestAfter(now, at, this.vipFaultUntil);
+    if (this.s.witness) {
+      if (Number.isFinite(this.witnessGrantUntil)) at = earliestAfter(now, at, this.witnessGrantUntil - this.s.leaseMs);
+      if (this.witnessDeniedUntil !== null) at = earliestAfter(now, at, this.witnessDeniedUntil);
+    }
+    return Math.max(now + 1, at);
   }
 
   // ---- the one entry point ------------------------------------------------------
@@ -1422,4 +1445,9 @@ function heartbeatDb(summary: DbSummary): NonNullable<Heartbeat["db"]> {
     lastIoError: cut(summary.lastIoError ?? null, 200),
     lastSqlError: cut(summary.lastSqlError ?? null, 200),
   };
+}
+
+/** The earlier of `best` and `candidate`, counting only a candidate after `now`. */
+function earliestAfter(now: number, best: number, candidate: number): number {
+  return candidate > now && candidate < best ? candidate : best;
 }

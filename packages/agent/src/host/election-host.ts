@@ -238,7 +238,7 @@ export class ElectionHost {
         return;
       case "reassert-gate":
         // After a repair (which may have restarted Keepalived and its files): the gate as the core wants it.
-        return this.adapters.keepalived.setGate(this.core.snapshot(this.adapters.now()).gateOpen);
+        return this.adapters.keepalived.setGate(this.core.wantsGateOpen());
       case "input": {
         const now = this.adapters.now();
         const effects = this.core.step(now, op.input);
@@ -506,7 +506,7 @@ export class ElectionHost {
 
   private afterStep(): void {
     const now = this.adapters.now();
-    const holder = this.core.snapshot(now).holder;
+    const holder = this.core.currentHolder();
     if (holder !== null && holder !== this.lastKnownHolder) {
       if (this.lastKnownHolder !== null) this.holderChanges += 1;
       this.lastKnownHolder = holder;
