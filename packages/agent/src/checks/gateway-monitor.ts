@@ -74,6 +74,8 @@ export class GatewayMonitor implements GatewayMonitorApi {
   private pingExited: Promise<void> | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
   private deadlineTimer: NodeJS.Timeout | null = null;
+  /** Bumped whenever the deadline is re-armed or cleared: a judgment already queued is void. */
+  private deadlineGeneration = 0;
   /** The oldest echo (counted from 1 since ping started, not wrapped) not yet judged. */
   private expected = 1;
   /** Echoes after `expected` already answered (replies can overtake a lost echo). */
@@ -206,9 +208,16 @@ export class GatewayMonitor implements GatewayMonitorApi {
       this.anchoredByReply = true;
     }
     this.restartBackoff.reset();
-    // A reply to an echo already judged (it came after its deadline) changes nothing.
-    if (echo < this.expected || this.answeredAhead.has(echo)) return;
-    if (echo === this.expected) this.expected++;
+    if (this.answeredAhead.has(echo)) return;
+    const inTime = reply.rttMs === null || reply.rttMs <= this.options.timeoutMs;
+    if (echo < this.expected) {
+      // An echo already judged lost. A late reply changes nothing; one within the timeout
+      // means the count ran ahead of ping's (its sends drift behind the estimate over a long
+      // silence): take ping's count again and count the reply.
+      if (!inTime) return;
+      this.expected = echo + 1;
+      for (const answered of this.answeredAhead) if (answered <= echo) this.answeredAhead.delete(answered);
+    } else if (echo === this.expected) this.expected++;
     else this.answeredAhead.add(echo);
     this.skipAnswered();
     const { address, timeoutMs } = this.options;
@@ -228,16 +237,24 @@ export class GatewayMonitor implements GatewayMonitorApi {
     const { intervalMs, timeoutMs } = this.options;
     const sendMs = this.anchorSendMs + (this.expected - this.anchorSeq) * intervalMs;
     const deadlineMs = sendMs + timeoutMs + (this.anchoredByReply ? DEADLINE_SLACK_MS : STARTUP_SLACK_MS);
+    const echo = this.expected;
+    const generation = ++this.deadlineGeneration;
     this.deadlineTimer = setTimeout(() => {
       this.deadlineTimer = null;
-      this.expected++;
-      this.skipAnswered();
-      this.record(false, null, `no reply from ${this.options.address} within ${timeoutMs} ms`);
-      this.armDeadline();
+      // Judged after the event loop's poll phase: a reply ping already wrote while this
+      // process was not running (a loaded machine) is read first, not counted as lost.
+      setImmediate(() => {
+        if (generation !== this.deadlineGeneration || echo !== this.expected) return;
+        this.expected++;
+        this.skipAnswered();
+        this.record(false, null, `no reply from ${this.options.address} within ${timeoutMs} ms`);
+        this.armDeadline();
+      });
     }, Math.max(0, deadlineMs - performance.now()));
   }
 
   private clearDeadline(): void {
+    this.deadlineGeneration++;
     if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = null;
   }

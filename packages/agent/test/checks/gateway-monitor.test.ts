@@ -116,6 +116,23 @@ describe("GatewayMonitor", () => {
     expect(await waitFor(() => notRunning(pid), 2_000)).toBe(true);
   });
 
+  it("takes ping's count again when its echoes fell behind the estimate (replies in time count)", async () => {
+    const printed = join(dir, "behind-ping-printed");
+    // Silent for 1.5 s (some 25 echoes judged lost at 50 ms), then answers from icmp_seq=1,
+    // as if ping had sent far fewer echoes than estimated; it notes each reply it prints.
+    const ping = fakePing("behind-ping", `sleep 1.5\nseq=1\nwhile :; do\n  echo "64 bytes from 127.0.0.1: icmp_seq=$seq ttl=64 time=0.1 ms"\n  echo $seq >> "${printed}"\n  seq=$((seq + 1))\n  sleep 0.05\ndone`);
+    const { monitor, changes } = gatewayMonitor({ pingCommand: ping, timeoutMs: 100, rise: 2, fall: 1 });
+    let repliesWhenReachable = 0;
+    monitor.onChange(() => {
+      repliesWhenReachable = readFileSync(printed, "utf8").trim().split("\n").length;
+    });
+    await monitor.start();
+    expect(await waitFor(() => changes.length === 1, 5_000)).toBe(true);
+    expect(changes[0]).toEqual([true, "reply from 127.0.0.1 in 0.1 ms"]);
+    // Reachable after `rise` replies, not after ping's count caught up with the estimate.
+    expect(repliesWhenReachable).toBeLessThanOrEqual(4);
+  });
+
   it("starts ping again when it dies, and a dead ping counts as a failure", async () => {
     const startsFile = join(dir, "dying-ping-starts");
     // Answers twice, then dies as if killed.
