@@ -254,6 +254,13 @@ export interface CommandOutcome {
   detail: string;
 }
 
+/** The peer's answer to a re-seed from this node (mnha restore). */
+export interface DbReseedPeerResult {
+  node: string;
+  ok: boolean;
+  message: string;
+}
+
 export interface MaintenanceResult {
   node: string;
   on: boolean;
@@ -319,6 +326,7 @@ export interface ControlHandlers {
   stopNode?(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult>;
   startNode?(request: { by: string; dbCatchUpTimeoutMs?: number }): Promise<StartNodeResult>;
   collect?(request: { sinceMs?: number; by: string }): Promise<CollectResult>;
+  dbReseedPeer?(request: { by: string }): Promise<DbReseedPeerResult>;
   status(): Promise<StatusReport>;
   demote(options: { timeoutMs?: number }): Promise<DemoteResult>;
   events(options: EventQuery): Promise<HaEvent[]>;

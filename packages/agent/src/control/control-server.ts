@@ -14,6 +14,7 @@ import {
   StopNodeRequestSchema,
   StartNodeRequestSchema,
   CollectRequestSchema,
+  DbReseedPeerRequestSchema,
   EventsQuerySchema,
   FailoversQuerySchema,
   MetricsQuerySchema,
@@ -219,6 +220,11 @@ export class ControlServer implements Startable {
         const q = parsed.data;
         return await requireHandler(this.handlers.collect, "collect")(q.sinceMs === undefined ? { by: q.by } : { sinceMs: q.sinceMs, by: q.by });
       }
+      case "dbReseedPeer": {
+        const parsed = DbReseedPeerRequestSchema.safeParse((await readJsonBody(request, this.maxBodyBytes)) ?? {});
+        if (!parsed.success) throw badRequest(`invalid body for ${url.pathname}: ${summarizeIssues(parsed.error.issues)}`, 'send {"by": USER}');
+        return await requireHandler(this.handlers.dbReseedPeer, "db-reseed-peer")(parsed.data);
+      }
     }
   }
 }
@@ -337,6 +343,10 @@ function describeResult(route: ControlRouteName, result: unknown): unknown {
   if (route === "maintenance" || route === "stopNode" || route === "startNode") {
     const r = result as { ok?: unknown; on?: unknown; changed?: unknown; message?: unknown };
     return { ok: r.ok, on: r.on, changed: r.changed, message: r.message };
+  }
+  if (route === "dbReseedPeer") {
+    const r = result as { ok?: unknown; node?: unknown; message?: unknown };
+    return { ok: r.ok, node: r.node, message: r.message };
   }
   if (route === "collect") return { files: ((result as { self?: { files?: unknown[] } }).self?.files ?? []).length };
   if (route === "events") return { count: (result as { events: unknown[] }).events.length };
