@@ -19,6 +19,7 @@ export const CONTROL_ROUTES = {
   startNode: { method: "POST", path: "/v1/start-node" },
   collect: { method: "POST", path: "/v1/collect" },
   dbReseedPeer: { method: "POST", path: "/v1/db-reseed-peer" },
+  planEvent: { method: "POST", path: "/v1/plan-event" },
 } as const;
 
 export type ControlRouteName = keyof typeof CONTROL_ROUTES;

@@ -25,6 +25,7 @@ import {
   type ControlRouteName,
 } from "./control-api.js";
 import { ensurePrivateSocketDir, removeStaleSocket } from "./socket-file.js";
+import { PLAN_STEP_EVENT_TYPES, PlanStepEventSchema } from "../plan/plan-audit.js";
 
 export interface ControlServerOptions {
   socketPath: string;
@@ -219,6 +220,11 @@ export class ControlServer implements Startable {
         if (!parsed.success) throw badRequest(`invalid body for ${url.pathname}: ${summarizeIssues(parsed.error.issues)}`, 'send {"sinceMs": MS, "by": USER}');
         const q = parsed.data;
         return await requireHandler(this.handlers.collect, "collect")(q.sinceMs === undefined ? { by: q.by } : { sinceMs: q.sinceMs, by: q.by });
+      }
+      case "planEvent": {
+        const parsed = PlanStepEventSchema.safeParse((await readJsonBody(request, this.maxBodyBytes)) ?? {});
+        if (!parsed.success) throw badRequest(`invalid body for ${url.pathname}: ${summarizeIssues(parsed.error.issues)}`, `send {"type": ${PLAN_STEP_EVENT_TYPES.join("|")}, "plan", "step", "node", "title", ...}`);
+        return await requireHandler(this.handlers.planEvent, "plan-event")(parsed.data);
       }
       case "dbReseedPeer": {
         const parsed = DbReseedPeerRequestSchema.safeParse((await readJsonBody(request, this.maxBodyBytes)) ?? {});

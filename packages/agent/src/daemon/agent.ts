@@ -22,6 +22,7 @@ import { DuplicateWatch } from "../net/duplicate-watch.js";
 import { BackupScheduler, backupJob } from "../backup/index.js";
 import { NodeOps } from "../ops/node-ops.js";
 import { resyncFromPeer } from "../db/seed-from-config.js";
+import { describePlanStepEvent } from "../plan/plan-audit.js";
 import { describeProgress, formatBytes } from "../cli/db.js";
 import { DbHealthPoll } from "./db-health-poll.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
@@ -507,6 +508,10 @@ export class Agent {
       startNode: async (request) => this.ops.startNode(request),
       collect: async (request) => this.ops.collect(request),
       dbReseedPeer: async (request) => this.ops.reseedPeer(request),
+      planEvent: async (event) => {
+        const { type, ...fields } = event;
+        return { seq: this.events.record(type, describePlanStepEvent(event), fields, type === "plan.step.failed" ? "error" : "info").seq };
+      },
     };
   }
 
