@@ -102,9 +102,10 @@ for command in mnha zsha2; do
   cat > "$root/bin/$command" <<'SH'
 #!/bin/sh
 # The suite's own Node runtime runs the CLI; the program name (mnha or zsha2) is this file's name.
+# MNHA_NODE_OPTIONS: Node.js flags (the systemd unit sets V8 heap flags for the agent), split on spaces.
 here=$(dirname "$(readlink -f "$0")")
 : test-agent-fault-hook
-exec "$here/../node/bin/node" "$here/../app/bin/$(basename "$0").js" "$@"
+exec "$here/../node/bin/node" ${MNHA_NODE_OPTIONS:-} "$here/../app/bin/$(basename "$0").js" "$@"
 SH
   if [[ -n "$fail_agent_start_if" ]]; then
     sed -i "s#^: test-agent-fault-hook\$#if [ \"\${1:-}\" = run-detached-agent ] \&\& [ -e '$fail_agent_start_if' ]; then echo \"mnha: this test build is told not to start its agent ($fail_agent_start_if exists)\" >\&2; exit 1; fi#" "$root/bin/$command"

@@ -8,7 +8,7 @@
  *
  * Run through bench/failover.ts (see docs/benchmarks.md).
  */
-import { createLogger, MnhaError, type Logger } from "@mnha/shared";
+import { createLogger, MnhaError, type Logger, type MnhaConfigInput } from "@mnha/shared";
 import { analyze } from "./analysis.js";
 import { answerMoves, answers, firstAnswerAfter, longestAnswerGap } from "./bench-client.js";
 import { costBetween, sampleProcesses, type ProcessSample, type RoleCost } from "./bench-procstat.js";
@@ -19,8 +19,8 @@ import { monoNow, sleep } from "./exec.js";
 import { Lab } from "./lab.js";
 import { PLAIN_KEEPALIVED_COMMON, PLAIN_KEEPALIVED_FAST } from "./plain-keepalived.js";
 
-export type FaultKind = "service-kill" | "node-crash" | "planned";
-const FAULT_KINDS: readonly FaultKind[] = ["service-kill", "node-crash", "planned"];
+export type FaultKind = "service-kill" | "node-crash" | "agent-kill" | "planned";
+const FAULT_KINDS: readonly FaultKind[] = ["service-kill", "node-crash", "agent-kill", "planned"];
 const SYSTEM_NAMES: readonly SystemName[] = ["mnha", "keepalived-common", "keepalived-fast"];
 /** Requests through the VIP this often during a trial (a fresh connection each). */
 const HTTP_INTERVAL_MS = 20;
@@ -28,10 +28,11 @@ const HTTP_INTERVAL_MS = 20;
 const TRIAL_TIMEOUT_MS = 20_000;
 /** Sampling after the new holder answered (catches flaps and late split brain). */
 const OBSERVE_MS = 1_000;
-const USAGE = "MNHA_LAB=bench node --import tsx bench/failover.ts [--trials 20] [--idle-seconds 30] [--systems mnha,keepalived-common,keepalived-fast] [--faults service-kill,node-crash,planned] [--idle-only]";
+const USAGE = "MNHA_LAB=bench node --import tsx bench/failover.ts [--trials 20] [--idle-seconds 30] [--systems mnha,keepalived-common,keepalived-fast] [--faults service-kill,node-crash,agent-kill,planned] [--idle-only] [--mnha-checks defaults|lab]";
 
 /** mnha's targets (docs/benchmarks.md). */
-const TARGETS = { failoverMedianMs: 800, plannedGapMs: 200, rssMb: 80, idleCpuPercent: 2 };
+/** Issue 12's targets, at the default config. */
+const TARGETS = { serviceKillMedianMs: 400, crashMedianMs: 800, crashP90Ms: 1_000, plannedGapMedianMs: 100, rssMb: 70, idleCpuPercent: 1.5 };
 
 export interface TrialResult {
   round: number;
@@ -57,9 +58,17 @@ function nodeCpu(first: readonly ProcessSample[], second: readonly ProcessSample
   return costBetween(first, second, seconds).reduce((sum, role) => sum + role.cpuPercent, 0);
 }
 
+function faultLabel(kind: FaultKind): string {
+  if (kind === "planned") return "planned switchover (longest gap)";
+  if (kind === "service-kill") return "MN service killed";
+  if (kind === "agent-kill") return "HA daemon killed (mnha agent / keepalived, SIGKILL)";
+  return "holder node crashed";
+}
+
 async function inject(lab: Lab, system: SystemUnderTest, kind: FaultKind, holder: MnNode): Promise<void> {
   if (kind === "service-kill") await lab.killService(holder, "mn");
   else if (kind === "node-crash") await lab.crash(holder);
+  else if (kind === "agent-kill") await system.killDaemon(holder);
   else await system.plannedSwitchover(holder);
 }
 
@@ -150,7 +159,7 @@ interface Report {
   resourcesCsv: string;
 }
 
-function buildReport(trials: readonly TrialResult[], idle: readonly IdleCost[], systems: readonly SystemUnderTest[], kinds: readonly FaultKind[], machine: ReturnType<typeof describeMachine>, tookS: number, rounds: number): Report {
+function buildReport(trials: readonly TrialResult[], idle: readonly IdleCost[], systems: readonly SystemUnderTest[], kinds: readonly FaultKind[], machine: ReturnType<typeof describeMachine>, tookS: number, rounds: number, mnhaChecks: "defaults" | "lab"): Report {
   const measure = (t: TrialResult) => (t.kind === "planned" ? t.longestGapMs : t.failoverMs);
   const valuesOf = (system: SystemName, kind: FaultKind) =>
     trials.filter((t) => t.system === system && t.kind === kind && t.error === null).map(measure).filter((v): v is number => v !== null);
@@ -164,7 +173,7 @@ function buildReport(trials: readonly TrialResult[], idle: readonly IdleCost[], 
       const s = summaries.get(`${system.name}/${kind}`) as Summary;
       const ofKind = trials.filter((t) => t.system === system.name && t.kind === kind);
       failoverRows.push([
-        kind === "planned" ? "planned switchover (longest gap)" : kind === "service-kill" ? "MN service killed" : "holder node crashed",
+        faultLabel(kind),
         system.name,
         `${s.n}/${ofKind.length}`,
         ms(s.median),
@@ -198,19 +207,23 @@ function buildReport(trials: readonly TrialResult[], idle: readonly IdleCost[], 
   // Targets, for mnha only.
   const mnhaIdle = idle.filter((c) => c.system === "mnha");
   const agentRss = Math.max(0, ...mnhaIdle.flatMap((c) => c.roles.filter((r) => r.role === "agent").map((r) => r.rssMb)));
+  const agentIdleCpu = Math.max(0, ...mnhaIdle.flatMap((c) => c.roles.filter((r) => r.role === "agent").map((r) => r.cpuPercent)));
   const nodeIdleCpu = Math.max(0, ...mnhaIdle.map((c) => c.roles.reduce((sum, r) => sum + r.cpuPercent, 0)));
   const splitMnha = trials.filter((t) => t.system === "mnha").reduce((sum, t) => sum + t.arpSplitBrain, 0);
   const targetLines: string[] = [];
   const kill = summaries.get("mnha/service-kill");
   const crash = summaries.get("mnha/node-crash");
   const planned = summaries.get("mnha/planned");
-  if (kill && kill.n > 0) targetLines.push(`- median failover, MN service killed: ${ms(kill.median)} ms (target ≤ ${TARGETS.failoverMedianMs}): ${passMiss(kill.median <= TARGETS.failoverMedianMs)}`);
-  if (crash && crash.n > 0) targetLines.push(`- median failover, holder crashed: ${ms(crash.median)} ms (target ≤ ${TARGETS.failoverMedianMs}): ${passMiss(crash.median <= TARGETS.failoverMedianMs)}`);
-  if (planned && planned.n > 0) targetLines.push(`- planned switchover, median longest gap: ${ms(planned.median)} ms, max ${ms(planned.max)} ms (target ≤ ${TARGETS.plannedGapMs}): ${passMiss(planned.median <= TARGETS.plannedGapMs)} (median), ${passMiss(planned.max <= TARGETS.plannedGapMs)} (every trial)`);
+  if (kill && kill.n > 0) targetLines.push(`- median failover, MN service killed: ${ms(kill.median)} ms (target ≤ ${TARGETS.serviceKillMedianMs}): ${passMiss(kill.median <= TARGETS.serviceKillMedianMs)}`);
+  if (crash && crash.n > 0) {
+    targetLines.push(`- median failover, holder crashed: ${ms(crash.median)} ms (target ≤ ${TARGETS.crashMedianMs}): ${passMiss(crash.median <= TARGETS.crashMedianMs)}`);
+    targetLines.push(`- p90 failover, holder crashed: ${ms(crash.p90)} ms (target ≤ ${TARGETS.crashP90Ms}): ${passMiss(crash.p90 <= TARGETS.crashP90Ms)}`);
+  }
+  if (planned && planned.n > 0) targetLines.push(`- planned switchover, median longest gap: ${ms(planned.median)} ms, max ${ms(planned.max)} ms (target ≤ ${TARGETS.plannedGapMedianMs} median): ${passMiss(planned.median <= TARGETS.plannedGapMedianMs)}`);
   if (trials.length > 0) targetLines.push(`- split-brain ARP samples in mnha trials: ${splitMnha} (target 0): ${passMiss(splitMnha === 0)}`);
   if (mnhaIdle.length > 0) {
-    targetLines.push(`- agent RSS: ${agentRss.toFixed(1)} MB (target < ${TARGETS.rssMb} MB): ${passMiss(agentRss < TARGETS.rssMb)}`);
-    targetLines.push(`- idle CPU per node (agent with its children + lease guard + keepalived): ${nodeIdleCpu.toFixed(2)} % of one core (target < ${TARGETS.idleCpuPercent} %): ${passMiss(nodeIdleCpu < TARGETS.idleCpuPercent)}`);
+    targetLines.push(`- agent RSS: ${agentRss.toFixed(1)} MB (target ≤ ${TARGETS.rssMb} MB): ${passMiss(agentRss <= TARGETS.rssMb)}`);
+    targetLines.push(`- idle CPU of the agent: ${agentIdleCpu.toFixed(2)} % of one core (target ≤ ${TARGETS.idleCpuPercent} %): ${passMiss(agentIdleCpu <= TARGETS.idleCpuPercent)}; the whole node (agent with its children + lease guard + keepalived): ${nodeIdleCpu.toFixed(2)} %`);
   }
 
   const idleOnly = trials.length === 0;
@@ -255,7 +268,7 @@ function buildReport(trials: readonly TrialResult[], idle: readonly IdleCost[], 
         ]),
     "## The systems",
     "",
-    "- **mnha**: the lab's agents (docs/lab.md): checks every 100 ms with fall 2, heartbeats every 100 ms, lease 600 ms, takeover margin 150 ms, each agent running its own Keepalived (VRRPv3, advert_int 0.1).",
+    `- **mnha**: the lab's agents (docs/lab.md) at ${mnhaChecks === "defaults" ? "the product's default timings: checks every 200 ms with fall 2" : "the lab's check timings: checks every 100 ms with fall 2"}, heartbeats every 100 ms, lease 600 ms, takeover margin 150 ms, each agent running its own Keepalived (VRRPv3, advert_int 0.1).`,
     ...systems
       .filter((s): s is PlainKeepalivedSystem => s instanceof PlainKeepalivedSystem)
       .map((s) => `- **${s.name}**: VRRPv${s.profile.vrrpVersion}, advert_int ${s.profile.advertIntS}, both BACKUP, nopreempt, unicast; track_script \`curl -sf\` on the MN service, interval ${s.profile.serviceCheck?.intervalS ?? "–"} s, fall ${s.profile.serviceCheck?.fall ?? "–"}, rise ${s.profile.serviceCheck?.rise ?? "–"}, weight 0 (a failing check puts the instance in FAULT). Nobody restores the service (the harness restarts it between trials).`),
@@ -291,8 +304,21 @@ function listFlag<T extends string>(flags: Record<string, string | boolean>, nam
   return all.filter((a) => chosen.includes(a));
 }
 
+/** The config with every service check's timings removed, so the product's defaults apply. */
+function withDefaultCheckTimings(_node: MnNode, config: MnhaConfigInput): MnhaConfigInput {
+  return {
+    ...config,
+    services: config.services?.map((service) => {
+      const { intervalMs: _interval, fall: _fall, rise: _rise, timeoutMs: _timeout, ...check } = service.check as Record<string, unknown>;
+      return { ...service, check } as typeof service;
+    }),
+  };
+}
+
 export async function runFailoverBenchmark(argv: readonly string[]): Promise<number> {
-  const flags = parseFlags(argv, { trials: "string", "idle-seconds": "string", systems: "string", faults: "string", "idle-only": "boolean", "keep-up": "boolean" }, USAGE);
+  const flags = parseFlags(argv, { trials: "string", "idle-seconds": "string", systems: "string", faults: "string", "idle-only": "boolean", "keep-up": "boolean", "mnha-checks": "string" }, USAGE);
+  const checkTimings = flags["mnha-checks"] ?? "defaults";
+  if (checkTimings !== "defaults" && checkTimings !== "lab") throw new MnhaError("USAGE", `--mnha-checks must be "defaults" or "lab", not ${JSON.stringify(checkTimings)}`, { hint: USAGE });
   const idleOnly = flags["idle-only"] === true;
   const rounds = idleOnly ? 0 : intFlag(flags, "trials", 20, 200);
   const idleSeconds = intFlag(flags, "idle-seconds", 30, 600);
@@ -300,7 +326,9 @@ export async function runFailoverBenchmark(argv: readonly string[]): Promise<num
   const kinds = listFlag(flags, "faults", FAULT_KINDS);
   const logger = createLogger({ level: "warn", pretty: true, destination: process.stderr });
   const machine = describeMachine();
-  const lab = new Lab({ logger });
+  // At "defaults" the agents run the product's documented check timings (what operators run);
+  // "lab" keeps the lab's faster checks (every 100 ms) that the tests use.
+  const lab = new Lab({ logger, config: checkTimings === "defaults" ? { customize: withDefaultCheckTimings } : {} });
   const systems: SystemUnderTest[] = systemNames.map((name) =>
     name === "mnha" ? new MnhaSystem(lab) : new PlainKeepalivedSystem(lab, name === "keepalived-common" ? { ...PLAIN_KEEPALIVED_COMMON, name } : { ...PLAIN_KEEPALIVED_FAST, name }),
   );
@@ -360,7 +388,7 @@ export async function runFailoverBenchmark(argv: readonly string[]): Promise<num
     if (active !== null) await active.stop().catch(() => undefined);
     if (flags["keep-up"] !== true) await lab.down({ archiveTo: `${REPO_ROOT}/.lab/${LAB_NAME}/failover/last-lab` });
   }
-  const report = buildReport(trials, idle, systems, kinds, machine, (monoNow() - started) / 1000, rounds);
+  const report = buildReport(trials, idle, systems, kinds, machine, (monoNow() - started) / 1000, rounds, checkTimings);
   console.log(`\n${report.markdown}`);
   const complete = !interrupted && systemNames.length === SYSTEM_NAMES.length && kinds.length === FAULT_KINDS.length;
   const base = idleOnly ? `failover-${dateStamp()}-idle` : `failover-${dateStamp()}${complete ? "" : "-partial"}`;

@@ -45,6 +45,11 @@ export interface SystemUnderTest {
   pauseDaemon(node: MnNode, pause: boolean): Promise<void>;
   /** Whether the node's HA daemon (agent, or plain keepalived) is running. */
   daemonRunning(node: MnNode): Promise<boolean>;
+  /**
+   * SIGKILLs the node's HA daemon, as a crash of the daemon alone: the mnha agent (its
+   * Keepalived and lease guard stay), or every plain keepalived process.
+   */
+  killDaemon(node: MnNode): Promise<void>;
 }
 
 const LEASE_GUARD_COMM = "mnha-lease-guar";
@@ -138,6 +143,10 @@ export class MnhaSystem implements SystemUnderTest {
   async daemonRunning(node: MnNode): Promise<boolean> {
     return (await this.lab.agentPid(node)) !== null;
   }
+
+  async killDaemon(node: MnNode): Promise<void> {
+    await this.lab.killAgent(node);
+  }
 }
 
 export class PlainKeepalivedSystem implements SystemUnderTest {
@@ -224,6 +233,10 @@ export class PlainKeepalivedSystem implements SystemUnderTest {
 
   async daemonRunning(node: MnNode): Promise<boolean> {
     return (await this.processes(node)).length > 0;
+  }
+
+  async killDaemon(node: MnNode): Promise<void> {
+    await this.lab.killKeepalived(node);
   }
 }
 

@@ -85,6 +85,8 @@ export const LAUNCH_SCRIPT = resolve(LAB_DIR, "launch.mjs");
 export const SAMPLER_SCRIPT = resolve(LAB_DIR, "sampler.mjs");
 /** The built agent CLI (`pnpm build`). */
 export const AGENT_MAIN = resolve(REPO_ROOT, "packages/agent/dist/cli/main.js");
+/** The Node.js flags the agents run with: the same as deploy/mnha.service's ExecStart. */
+export const AGENT_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=1", "--optimize-for-size"];
 
 /** Where each node keeps its files inside LAB_STATE_DIR. */
 export interface NodePaths {

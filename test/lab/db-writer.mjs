@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A database client of the VIP, run inside the client namespace: inserts numbered rows into
 // appdb.acks through VIP:3306, one at a time (autocommit), and prints one JSON line per
-// attempt: {"id":N,"ok":true,"at":ms} only once the server answered the COMMIT, else
+// attempt: {"id":N,"ok":true,"at":ms,"sent":ms} only once the server answered the COMMIT (sent: when
+// the INSERT left), else
 // {"id":N,"ok":false,"error":"..."} (the row's fate unknown: never counted as acknowledged).
 // The user's password comes in MNHA_TEST_DB_PASSWORD (never on the command line).
 // Stops on SIGTERM/SIGINT, when stdin closes, or after --max-ms.
@@ -27,6 +28,10 @@ const started = performance.now();
 const maxMs = Number(values["max-ms"]);
 let stopping = false;
 for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => (stopping = true));
+// The connector sets a session timeout after connecting in a promise nobody awaits: a server that
+// resets the connection at that moment (restarting, crashing) rejects it unhandled, which would
+// end this writer. Say so on stderr and keep writing.
+process.on("unhandledRejection", (reason) => console.error(`unhandled rejection (kept writing): ${String(reason?.message ?? reason).slice(0, 200)}`));
 process.stdin.on("end", () => (stopping = true)).resume();
 
 const now = () => Math.round(performance.timeOrigin + performance.now());
@@ -59,8 +64,9 @@ while (!stopping && performance.now() - started < maxMs) {
       // A server that dies between statements makes the connection emit "error": the next statement fails instead.
       connection.on("error", () => undefined);
     }
+    const sent = now();
     await withDeadline(connection.query("INSERT INTO acks (id, server_id) VALUES (?, @@server_id)", [id]), 3000, "INSERT");
-    console.log(JSON.stringify({ id, ok: true, at: now() }));
+    console.log(JSON.stringify({ id, ok: true, at: now(), sent }));
   } catch (error) {
     console.log(JSON.stringify({ id, ok: false, at: now(), error: String(error?.message ?? error).slice(0, 200) }));
     try {

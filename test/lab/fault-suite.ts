@@ -6,7 +6,11 @@
  * move without an injected cause. Prints a Markdown table and writes it, with one CSV row
  * per run, to bench/results/fault-suite-<date>.md|csv.
  *
- *   MNHA_LAB=bench node --import tsx test/lab/fault-suite.ts --runs 20 [--only name[,name]] [--keep-up]
+ *   MNHA_LAB=bench node --import tsx test/lab/fault-suite.ts --runs 20 [--only name[,name]] [--keep-up] [--witness]
+ *
+ * --witness runs every scenario with a witness (test/lab/witness-host.ts) configured on both
+ * agents: then no scenario tolerates a single two-MAC sample (docs/protocol.md, the witness
+ * column), and the results are written as fault-suite-witness-<date>.
  *
  * A failed run's lab state (agent, keepalived and service logs, samples) is copied to
  * .lab/bench/fault-suite/<scenario>/run-<n>/ before the next run.
@@ -24,6 +28,7 @@ import { Lab, type StableState } from "./lab.js";
 import { signal, waitReaped } from "./procfs.js";
 import type { ClientSampler } from "./sampler.js";
 import { WEDGE_SCENARIOS } from "./wedge-scenarios.js";
+import { addWitnessHost, startWitness, withWitness } from "./witness-host.js";
 
 /** The VIP is served again within this long after a fault (the e2e tests' bound). */
 const SERVED_BOUND_MS = 10_000;
@@ -32,9 +37,11 @@ const SERVED_BOUND_MS = 10_000;
  * `--min-arp-per-second N` lowers it on a machine shared with other labs (say so in the results).
  */
 let MIN_ARP_PER_SECOND = 15;
+/** --witness: a witness in the lab, and zero two-holder samples in every scenario. */
+let WITH_WITNESS = false;
 /** Sampling after the outcome, to catch a late flap or split brain. */
 const OBSERVE_MS = 2_000;
-const USAGE = "MNHA_LAB=bench node --import tsx test/lab/fault-suite.ts [--runs 20] [--only name[,name...]] [--keep-up] [--min-arp-per-second 15] [--out NAME]";
+const USAGE = "MNHA_LAB=bench node --import tsx test/lab/fault-suite.ts [--runs 20] [--only name[,name...]] [--keep-up] [--min-arp-per-second 15] [--out NAME] [--witness]";
 
 /**
  * "split-settles": two holders may answer briefly, so a client may follow the one that
@@ -396,7 +403,7 @@ async function runOnce(lab: Lab, scenario: FaultScenario, run: number, before: S
   const span = (times: number[]): number => (times.length === 0 ? 0 : Math.max(...times) - Math.min(...times));
   const arpSplitMs = span(analysis.arp.splitBrain.map((s) => s.t));
   const nodeSplitMs = span(doubles.map((s) => s.t));
-  if (scenario.splitBrainBoundMs === undefined) {
+  if (scenario.splitBrainBoundMs === undefined || WITH_WITNESS) {
     if (analysis.arp.splitBrain.length > 0) problems.push(`${analysis.arp.splitBrain.length} ARP samples with two MACs`);
     if (doubles.length > 0) problems.push(`${doubles.length} node samples with the VIP on both live interfaces`);
   } else {
@@ -504,8 +511,28 @@ function report(rows: ScenarioRow[], runs: number, machine: ReturnType<typeof de
   return { markdown, csvText };
 }
 
+/** The scenario's agent config, plus the witness with --witness. */
+function labConfig(config: ConfigOverrides): ConfigOverrides {
+  if (!WITH_WITNESS) return config;
+  return { ...config, customize: (node, c) => withWitness(node, config.customize ? config.customize(node, c) : c) };
+}
+
+/** A fresh lab; with --witness, the witness is up before the agents start (they claim only with its grant). */
+async function labUp(lab: Lab): Promise<void> {
+  if (!WITH_WITNESS) {
+    await lab.up({ fresh: true });
+    return;
+  }
+  await lab.up({ fresh: true, agents: false });
+  await addWitnessHost();
+  await startWitness();
+  for (const node of MN_NODES) await lab.startAgent(node);
+  await lab.waitForStable();
+}
+
 async function main(): Promise<number> {
-  const flags = parseFlags(process.argv.slice(2), { runs: "string", only: "string", "keep-up": "boolean", "min-arp-per-second": "string", out: "string" }, USAGE);
+  const flags = parseFlags(process.argv.slice(2), { runs: "string", only: "string", "keep-up": "boolean", "min-arp-per-second": "string", out: "string", witness: "boolean" }, USAGE);
+  WITH_WITNESS = flags["witness"] === true;
   const runs = intFlag(flags, "runs", 20, 200);
   MIN_ARP_PER_SECOND = intFlag(flags, "min-arp-per-second", 15, 50);
   const outName = typeof flags["out"] === "string" ? flags["out"] : null;
@@ -517,7 +544,7 @@ async function main(): Promise<number> {
   const logger = createLogger({ level: "warn", pretty: true, destination: process.stderr });
   const machine = describeMachine();
   const started = monoNow();
-  console.log(`fault suite: ${chosen.length} scenarios x ${runs} runs in lab ${LAB_PREFIX}`);
+  console.log(`fault suite: ${chosen.length} scenarios x ${runs} runs in lab ${LAB_PREFIX}${WITH_WITNESS ? ", with a witness" : ""}`);
 
   let lab: Lab | null = null;
   let labKey: string | null = null;
@@ -533,8 +560,8 @@ async function main(): Promise<number> {
       if (interrupted) break;
       const key = scenario.lab?.key ?? "default";
       if (lab === null || key !== labKey) {
-        lab = new Lab({ logger, config: scenario.lab?.config ?? {} });
-        await lab.up({ fresh: true });
+        lab = new Lab({ logger, config: labConfig(scenario.lab?.config ?? {}) });
+        await labUp(lab);
         labKey = key;
       }
       const row: ScenarioRow = { scenario, results: [] };
@@ -552,7 +579,7 @@ async function main(): Promise<number> {
             last.pass = false;
             last.problems.push(`the lab did not settle after the run: ${(error as Error).message.slice(0, 200)}`);
           }
-          await lab.up({ fresh: true });
+          await labUp(lab);
           before = await lab.waitForStable();
         }
         const result = await runOnce(lab, scenario, run, before);
@@ -569,7 +596,8 @@ async function main(): Promise<number> {
   const { markdown, csvText } = report(rows, runs, machine, (monoNow() - started) / 1000);
   console.log(`\n${markdown}`);
   const complete = !interrupted && only === null;
-  const base = outName !== null ? `${outName}-${dateStamp()}${interrupted ? "-partial" : ""}` : complete ? `fault-suite-${dateStamp()}` : `fault-suite-${dateStamp()}-partial`;
+  const suiteName = WITH_WITNESS ? "fault-suite-witness" : "fault-suite";
+  const base = outName !== null ? `${outName}-${dateStamp()}${interrupted ? "-partial" : ""}` : complete ? `${suiteName}-${dateStamp()}` : `${suiteName}-${dateStamp()}-partial`;
   const files = writeResults(base, markdown, csvText);
   console.log(`written: ${files.md}, ${files.csv}`);
   console.log(`agent logs of failed runs: ${REPO_ROOT}/.lab/${LAB_NAME}/fault-suite/; node logs live in ${nodePaths("mn1").dir.replace(/\/mn1$/, "")}/<node>/ while the lab is up`);

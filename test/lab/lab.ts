@@ -11,6 +11,7 @@ import { arpProbe } from "./arp-probe.js";
 import { arpingPath, newSecret, standinArgv, writeNodeConfig, type ConfigOverrides } from "./config-writer.js";
 import {
   AGENT_MAIN,
+  AGENT_NODE_FLAGS,
   CLIENT_STATE_DIR,
   HOST_INTERFACE,
   HOSTS,
@@ -50,6 +51,8 @@ export interface LabOptions {
   stableTimeoutMs?: number;
   /** Real sshd and an own filesystem view on each MN, and the lab's execUser (test/lab/sshd.ts). */
   sshd?: boolean;
+  /** Extra Node.js flags for the agents (e.g. `--cpu-prof`), after AGENT_NODE_FLAGS. */
+  agentNodeArgs?: readonly string[];
 }
 
 export interface UpOptions {
@@ -109,6 +112,7 @@ export class Lab {
   readonly logger: Logger;
   private readonly configOverrides: ConfigOverrides;
   private readonly agentStart: AgentStartOrder;
+  private readonly agentNodeArgs: readonly string[];
   private readonly stableTimeoutMs: number;
   private readonly arping = arpingPath();
   private readonly sshd: boolean;
@@ -117,6 +121,7 @@ export class Lab {
     this.logger = options.logger ?? silentLogger();
     this.configOverrides = options.config ?? {};
     this.agentStart = options.agentStart ?? "sequential";
+    this.agentNodeArgs = options.agentNodeArgs ?? [];
     this.stableTimeoutMs = options.stableTimeoutMs ?? 30_000;
     this.sshd = options.sshd === true;
   }
@@ -357,7 +362,7 @@ export class Lab {
     const launchedAt = Date.now();
     const pid = await launchDetached({
       namespace: HOSTS[node].namespace,
-      argv: [process.execPath, AGENT_MAIN, "agent", "--config", paths.config],
+      argv: [process.execPath, ...AGENT_NODE_FLAGS, ...this.agentNodeArgs, AGENT_MAIN, "agent", "--config", paths.config],
       logFile: paths.agentLog,
       pidFile: paths.agentPid,
     });

@@ -165,6 +165,8 @@ export interface StatusReport {
   ops?: { self: OpsStatus; peer: OpsStatus | null };
   /** Monitoring data sync from the holder to the standby (absent when no dirs are configured). */
   dataSync?: DataSyncStatus;
+  /** The witness (present only when configured): this node's link to it and what it last said. */
+  witness?: WitnessStatus;
   /** This node's audit store and its replication to the peer (absent in older agents). */
   store?: { ok: boolean; reason: string | null; sizeBytes: number; pending: number; dropped: number; syncLag: number | null; lastSyncAckMsAgo: number | null };
   /** Both nodes' MariaDB (db.enabled; absent otherwise): this node's as polled, the peer's as its heartbeat said. */
@@ -464,4 +466,25 @@ export interface StoreApi extends Startable {
   failovers(filter: { sinceMs?: number; untilMs?: number; limit?: number }): Promise<FailoverRecord[]>;
   summarize(filter: { sinceMs?: number; untilMs?: number; node?: string; series?: string }): Promise<SeriesSummary[]>;
   health(): StoreHealth;
+}
+
+/** `status.witness`: the link, this node's grant, and who the witness said holds it. */
+export interface WitnessStatus {
+  configured: true;
+  address: string;
+  leaseMs: number;
+  /** The authenticated link to the witness is up. */
+  connected: boolean;
+  linkError: string | null;
+  /** The last request was answered. */
+  reachable: boolean;
+  /** This node holds a grant it may act on. */
+  grantHeld: boolean;
+  grantRemainingMs: number;
+  /** Who holds the grant, as the witness last said. */
+  holder: string | null;
+  holderEpoch: number;
+  holderRemainingMs: number;
+  answeredMsAgo: number | null;
+  lastError: string | null;
 }

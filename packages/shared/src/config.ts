@@ -152,6 +152,21 @@ export const ConfigSchema = z
         peerVipUnansweredMs: ms(300, 600_000).default(12_000),
       })
       .prefault({}),
+    /**
+     * Optional third vote (`mnha witness` on a third machine, docs/protocol.md "The witness"):
+     * with it, a node claims the VIP only with the witness's grant, and a holder that loses
+     * both the peer and the witness gives the VIP up. Same secret as the peer link.
+     */
+    witness: z
+      .strictObject({
+        address: ipv4,
+        port: port.default(7947),
+        /** How long one grant lasts at the witness; a takeover after a holder's death waits at least this long. */
+        leaseMs: ms(1_000, 120_000).default(2_000),
+        /** A request unanswered this long counts as "witness unreachable". */
+        requestTimeoutMs: ms(100, 10_000).default(500),
+      })
+      .optional(),
     arpGuard: z
       .strictObject({
         enabled: z.boolean().default(true),
@@ -321,6 +336,8 @@ export const ConfigSchema = z
         mariadbErrorLog: absolutePath.optional(),
       })
       .prefault({}),
+    /** The NTP server both MNs follow (install-ha -time-server): recorded; install-ha's preflight checks each clock against it. */
+    timeServer: ipv4.optional(),
     dataDir: absolutePath.default("/var/lib/mnha"),
     controlSocket: absolutePath.default("/run/mnha/mnha.sock"),
     log: z.strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") }).prefault({}),

@@ -59,6 +59,8 @@ export type ErrorCode =
   | "OPERATION_FAILED"
   /** upgrade-ha: a node's upgrade failed and that node was put back on the suite it ran. */
   | "UPGRADE_ROLLED_BACK"
+  /** The witness's grant file is unreadable or malformed (it will not guess who held the grant). */
+  | "WITNESS_STATE_INVALID"
   | "INTERNAL";
 
 export class MnhaError extends Error {

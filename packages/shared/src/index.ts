@@ -4,3 +4,4 @@ export * from "./config.js";
 export * from "./logging.js";
 export * from "./sanitize.js";
 export * from "./atomic-file.js";
+export * from "./witness-config.js";

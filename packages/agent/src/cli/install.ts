@@ -13,7 +13,10 @@ import { printJson, type CliIo } from "./cli-io.js";
 import { renderStatus } from "./render-status.js";
 import { FilePlanStore } from "../plan/plan-state.js";
 import { renderPlanEvent, rollbackPlan, runPlan } from "../plan/step-plan.js";
-import { bundleName, installPlan, KNOWN_HOSTS_FILE, preflightBoth, STAGE_DIR, STATE_FILE, waitHealthy, type InstallSettings } from "../provision/install-ha.js";
+import { bundleName, installPlan, KNOWN_HOSTS_FILE, nodeConfigText, preflightBoth, STAGE_DIR, STATE_FILE, waitHealthy, type InstallSettings } from "../provision/install-ha.js";
+import { databaseRows, overwriteNotice, probeDatabases, type DatabaseProbes } from "../provision/database-probe.js";
+import type { Plan } from "../plan/step-plan.js";
+import { askLine } from "./confirm.js";
 import { KnownHostsFile } from "../provision/known-hosts.js";
 import { runLocalPreflight, type PreflightOptions } from "../provision/preflight.js";
 import { readSecret, readSecretFile } from "../provision/secret-input.js";
@@ -38,6 +41,7 @@ export interface PreflightFlags {
   minMemoryGb: number;
   platformVersionFile?: string;
   licenseFile?: string;
+  timeServer?: string;
 }
 
 /** "10.0.0.100" or "10.0.0.100/24"; the prefix defaults to the NIC's own. */
@@ -73,7 +77,8 @@ export function addPreflightFlags(command: Command): Command {
     .option("--min-cpus <n>", "fail with fewer CPUs than this", number("--min-cpus", 1, 4096), 8)
     .option("--min-memory-gb <n>", "fail with less memory than this (GB)", number("--min-memory-gb", 0, 65536), 12)
     .option("--platform-version-file <file>", "where the platform's version is (env MNHA_PLATFORM_VERSION_FILE)")
-    .option("--license-file <file>", "where the platform's license type is (env MNHA_LICENSE_FILE)");
+    .option("--license-file <file>", "where the platform's license type is (env MNHA_LICENSE_FILE)")
+    .option("--time-server <address>", "the NTP server both MNs follow (zsha2: -time-server): each node's clock is checked against it (fails beyond 500 ms); recorded in the config", ipv4("--time-server"));
 }
 
 export function preflightOptions(flags: PreflightFlags, env: Record<string, string | undefined>, vipPrefix: number): PreflightOptions {
@@ -88,6 +93,7 @@ export function preflightOptions(flags: PreflightFlags, env: Record<string, stri
     minCpus: flags.minCpus,
     minMemoryGb: flags.minMemoryGb,
     platform: platformFiles(env, { ...(flags.platformVersionFile ? { versionFile: flags.platformVersionFile } : {}), ...(flags.licenseFile ? { licenseFile: flags.licenseFile } : {}) }),
+    ...(flags.timeServer !== undefined ? { timeServer: flags.timeServer } : {}),
   };
 }
 
@@ -116,9 +122,12 @@ export function registerInstallCommands(program: Command, io: CliIo, state: RunS
     .option("--bundle <file>", "the suite bundle (mnha-suite-<version>-linux-x64.tar.gz); default: the one this suite was unpacked from")
     .option("--node-name <name>", "this node's name in the pair (default: from its address)")
     .option("--peer-name <name>", "the peer's name in the pair (default: from its address)")
-    .option("--time-server <address>", "the time server both MNs follow (named in the clock check's fix; mnha does not configure chrony)")
-    .option("--db-root-pw <password>", "zsha2: the database root password (visible in ps: prefer --db-root-pw-file); used by the database seed")
-    .option("--db-root-pw-file <file>", "read the database root password from this file (mode 0600)")
+    .option("--peerpass <password>", "zsha2's spelling: the peer's SSH password inline (visible in ps and shell history: prefer --peer-password-file or the prompt)")
+    .option("--db-root-pw <password>", "zsha2: the MariaDB root password of both MNs (visible in ps: prefer --db-root-pw-file or MNHA_DB_ROOT_PASSWORD); given, mnha manages the database: the peer's is seeded from this node's and both replicate")
+    .option("--db-root-pw-file <file>", "read the MariaDB root password from this file (mode 0600)")
+    .option("--db-socket <path>", "the MariaDB socket on both nodes (default: the socket the running mariadbd listens on, found on each node)")
+    .option("--sync-dir <dir>", "a directory kept in step from the VIP holder to the standby (monitoring data, e.g. Prometheus); repeat for more", (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option("--sync-schedule <cron>", "when the holder syncs the --sync-dir directories (cron; also right after each switchover)", "*/5 * * * *")
     .option("--healthy-timeout <seconds>", "how long to wait for a healthy pair", number("--healthy-timeout", 5, 3600), 120)
     .option("--cleanup", "undo what an earlier, unfinished install-ha did (newest step first)")
     .option("--yes", "do not ask (zsha2: -yes); an unknown peer host key still needs --peer-host-key")
@@ -147,9 +156,12 @@ interface InstallFlags extends PreflightFlags {
   bundle?: string;
   nodeName?: string;
   peerName?: string;
-  timeServer?: string;
+  peerpass?: string;
   dbRootPw?: string;
   dbRootPwFile?: string;
+  dbSocket?: string;
+  syncDir: string[];
+  syncSchedule: string;
   healthyTimeout: number;
   cleanup?: boolean;
   yes?: boolean;
@@ -206,11 +218,18 @@ async function installHaCommand(flags: InstallFlags, io: CliIo, state: RunState)
   const name = "install-ha";
   if ((flags.peer === undefined) === (flags.slave === undefined)) throw new MnhaError("USAGE", "install-ha needs the peer: --peer user@address (or zsha2's -slave user:password@address)", { hint: "e.g. mnha install-ha --nic br_eth0 --vip 10.0.0.100 --gateway 10.0.0.1 --peer root@10.0.0.12 --peer-password-file /root/peer.pw" });
   const login = parsePeer((flags.peer ?? flags.slave) as string, flags.slave !== undefined);
-  if (flags.slave !== undefined || flags.dbRootPw !== undefined) {
+  const inline = inlinePasswordFlags(flags);
+  if (inline.length > 0) {
     // Overwrites the command line Linux shows in ps (Node writes process.title over argv).
     process.title = `mnha ${name}`;
-    io.stderr.write(`${name}: warning: a password was given on the command line, where ps and the shell history can see it; prefer --peer-password-file / --db-root-pw-file\n`);
+    io.stderr.write(`${name}: warning: ${inline.join(" and ")} put a password on the command line, where ps and the shell history can see it; prefer the prompt, --peer-password-file / MNHA_PEER_PASSWORD and --db-root-pw-file / MNHA_DB_ROOT_PASSWORD\n`);
   }
+  checkPasswordSources(flags, login);
+  if (flags.dbSocket !== undefined && !/^\/[A-Za-z0-9._/+-]+$/.test(flags.dbSocket)) throw new MnhaError("USAGE", `--db-socket takes an absolute path, got ${JSON.stringify(flags.dbSocket)}`, { hint: "e.g. --db-socket /run/mysqld/mysqld.sock" });
+  for (const dir of flags.syncDir) {
+    if (!/^\/[A-Za-z0-9._/+-]+$/.test(dir) || dir.split("/").includes("..") || dir.replace(/\/+$/, "") === "") throw new MnhaError("USAGE", `--sync-dir takes an absolute directory (letters, digits, ._/+-), got ${JSON.stringify(dir)}`, { hint: "e.g. --sync-dir /var/lib/zstack/prometheus" });
+  }
+
   const vip = parseVip(flags.vip);
   const nic = nicAddress(flags.nic, vip.address);
   const preflight = preflightOptions(flags, env, nic.prefix);
@@ -218,12 +237,13 @@ async function installHaCommand(flags: InstallFlags, io: CliIo, state: RunState)
   if (bundlePath === null) throw new MnhaError("USAGE", "which suite bundle should be installed? none was found next to this suite", { hint: "pass --bundle /path/to/mnha-suite-<version>-linux-x64.tar.gz" });
   if (!existsSync(bundlePath) || !statSync(bundlePath).isFile()) throw new MnhaError("USAGE", `the bundle ${bundlePath} does not exist`, { hint: "pass --bundle with the path of the suite bundle on this node" });
   bundleName(bundlePath);
-  if (flags.dbRootPwFile !== undefined) readSecretFile(flags.dbRootPwFile, "database root password"); // checked now, used by the seed
+  const dbRootPassword = flags.dbRootPw ?? (flags.dbRootPwFile !== undefined ? readSecretFile(flags.dbRootPwFile, "MariaDB root password") : env["MNHA_DB_ROOT_PASSWORD"] || null);
 
   const credentials: SshCredentials = {};
   if (flags.peerKey !== undefined) credentials.privateKey = readFileSync(flags.peerKey);
   const password =
     login.password ??
+    flags.peerpass ??
     (flags.peerKey !== undefined && flags.peerPasswordFile === undefined
       ? null
       : await readSecret(
@@ -236,6 +256,23 @@ async function installHaCommand(flags: InstallFlags, io: CliIo, state: RunState)
           "peer SSH password",
         ));
   if (password !== null) credentials.password = password;
+
+  const settings: InstallSettings = {
+    preflight,
+    localAddress: nic.address,
+    nodeName: flags.nodeName ?? `mn-${nic.address.replace(/\./g, "-")}`,
+    peerName: flags.peerName ?? `mn-${login.host.replace(/\./g, "-")}`,
+    peerAddress: login.host,
+    execUser: login.username,
+    bundlePath,
+    ...(flags.timeServer !== undefined ? { timeServer: flags.timeServer } : {}),
+    ...(dbRootPassword !== null ? { database: { rootPassword: dbRootPassword, socketFlag: flags.dbSocket ?? null } } : {}),
+    dataSync: { dirs: flags.syncDir, schedule: flags.syncSchedule },
+    healthyTimeoutMs: flags.healthyTimeout * 1000,
+  };
+  // Every config field is checked now, before any connection (a typo in --sync-schedule stops here).
+  nodeConfigText(settings, "local");
+  nodeConfigText(settings, "peer");
 
   const knownHosts = new KnownHostsFile(flags.knownHosts);
   const interactive = io.stdin?.isTTY === true;
@@ -254,17 +291,6 @@ async function installHaCommand(flags: InstallFlags, io: CliIo, state: RunState)
       : {}),
   });
   try {
-    const settings: InstallSettings = {
-      preflight,
-      localAddress: nic.address,
-      nodeName: flags.nodeName ?? `mn-${nic.address.replace(/\./g, "-")}`,
-      peerName: flags.peerName ?? `mn-${login.host.replace(/\./g, "-")}`,
-      peerAddress: login.host,
-      execUser: login.username,
-      bundlePath,
-      ...(flags.timeServer !== undefined ? { timeServer: flags.timeServer } : {}),
-      healthyTimeoutMs: flags.healthyTimeout * 1000,
-    };
     const store = new FilePlanStore(STATE_FILE);
     const plan = installPlan(session, settings, io.stdout);
     const onEvent = (event: Parameters<typeof renderPlanEvent>[0]) => void io.stdout.write(renderPlanEvent(event));
@@ -274,11 +300,24 @@ async function installHaCommand(flags: InstallFlags, io: CliIo, state: RunState)
       io.stdout.write(`${name} --cleanup: ${undone.length} step(s) undone; the installed suite in /opt/mnha stays (remove it by hand if unwanted)\n`);
       return;
     }
+    let databases: DatabaseProbes | undefined;
     if (store.load() === null) {
-      await preflightBoth(session, settings, io.stdout);
+      databases = (await preflightBoth(session, settings, io.stdout)).databases;
       io.stdout.write("preflight passed on both nodes\n");
     } else {
       io.stdout.write(`resuming the install recorded in ${STATE_FILE} (preflight passed in the earlier run)\n`);
+      if (settings.database) {
+        databases = await probeDatabases(session, settings.database);
+        const failed = databaseRows(databases, [settings.nodeName, settings.peerName]).filter((row) => row.status === "fail");
+        if (failed.length > 0) throw new MnhaError("PREFLIGHT_FAILED", `the database check failed (${failed.map((row) => row.title).join("; ")})`, { hint: failed.map((row) => row.fix).join("; ") });
+      }
+    }
+    if (databases !== undefined && !(await seedDone(plan))) {
+      const confirmed = await confirmSeed(databases, settings, flags.yes === true, io);
+      if (!confirmed) {
+        if (store.load() === null) await removeStages(session);
+        throw new MnhaError("OPERATION_REFUSED", `install-ha cancelled before anything changed: the overwrite of ${settings.peerName}'s database was not confirmed`, { hint: `run it again and type ${settings.peerName} when asked (or pass -yes)` });
+      }
     }
     session.recordHostKey();
     await runPlan(plan, { store, onEvent });
@@ -289,6 +328,31 @@ async function installHaCommand(flags: InstallFlags, io: CliIo, state: RunState)
   } finally {
     session.close();
   }
+}
+
+/** -slave user:PASSWORD@ip, -peerpass and -db-root-pw: passwords in argv. */
+export function inlinePasswordFlags(flags: Pick<InstallFlags, "slave" | "peerpass" | "dbRootPw">): string[] {
+  return [flags.slave !== undefined ? "-slave" : null, flags.peerpass !== undefined ? "-peerpass" : null, flags.dbRootPw !== undefined ? "-db-root-pw" : null].filter((f): f is string => f !== null);
+}
+
+/** One source per password: two are a mistake the operator must see, not a silent pick. */
+export function checkPasswordSources(flags: Pick<InstallFlags, "peerpass" | "peerPasswordFile" | "dbRootPw" | "dbRootPwFile">, login: { password?: string }): void {
+  const peerSources = [login.password !== undefined ? "-slave user:password@ip" : null, flags.peerpass !== undefined ? "-peerpass" : null, flags.peerPasswordFile !== undefined ? "--peer-password-file" : null].filter((f): f is string => f !== null);
+  if (peerSources.length > 1) throw new MnhaError("USAGE", `the peer's SSH password is given twice (${peerSources.join(", ")})`, { hint: "give it once; best --peer-password-file FILE (0600) or at the prompt" });
+  if (flags.dbRootPw !== undefined && flags.dbRootPwFile !== undefined) throw new MnhaError("USAGE", "the MariaDB root password is given twice (-db-root-pw and --db-root-pw-file)", { hint: "give it once; best --db-root-pw-file FILE (0600)" });
+}
+
+async function seedDone(plan: Plan): Promise<boolean> {
+  const step = plan.steps.find((s) => s.name === "db-seed");
+  return step?.check !== undefined && (await step.check({ note: () => undefined }).catch(() => false));
+}
+
+/** The typed confirmation that names what the seed overwrites; with -yes the notice is printed and not asked. */
+async function confirmSeed(databases: DatabaseProbes, settings: InstallSettings, yes: boolean, io: CliIo): Promise<boolean> {
+  io.stderr.write(overwriteNotice(databases, { local: settings.nodeName, peer: settings.peerName, peerAddress: settings.peerAddress }));
+  if (yes) return true;
+  const answer = await askLine(`Type the name of the peer (${settings.peerName}) to overwrite its database: `, io.stdin, io.stderr);
+  return answer.trim() === settings.peerName;
 }
 
 async function removeStages(session: SshSession): Promise<void> {

@@ -29,7 +29,8 @@ import { registerOpsCommands } from "./ops-commands.js";
 export const DEFAULT_CONFIG_PATH = "/etc/mnha/mnha.yaml";
 export const DEFAULT_SOCKET_PATH = "/run/mnha/mnha.sock";
 const DAEMON_MODULE = "../daemon/run.js";
-const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "maintenance", "stop-node", "start-node", "collect-log", "backup", "restore", "upgrade-mn", "upgrade-ha"];
+const WITNESS_MODULE = "../witness/run-witness.js";
+const IMPLEMENTED_COMMANDS = ["status", "show-config", "demote", "events", "failovers", "metrics", "version", "db", "agent", "preflight", "install-ha", "maintenance", "stop-node", "start-node", "collect-log", "backup", "restore", "upgrade-mn", "upgrade-ha", "witness"];
 
 interface GlobalOptions {
   config: string;
@@ -226,6 +227,15 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
     .action(async () => {
       const runAgent = await loadRunAgent(io);
       state.exitCode = await runAgent({ configPath: globals().config });
+    });
+
+  program
+    .command("witness")
+    .description("run the witness (the third vote, on a third machine) in the foreground; --config names the witness's own config")
+    .action(async () => {
+      // A computed specifier, as for the agent: the CLI builds and tests without the server module.
+      const module = (await import(WITNESS_MODULE)) as { runWitness: (options: { configPath: string }) => Promise<number> };
+      state.exitCode = await module.runWitness({ configPath: globals().config });
     });
 
   registerInstallCommands(program, io, state);

@@ -61,6 +61,7 @@ export function renderStatus(report: StatusReport): string {
     `VIP ${vip.address}/${vip.prefix} on ${vip.interface}: ${report.vipOwner === null ? "held by NOBODY" : `held by ${report.vipOwner}`}`,
     `gateway ${report.gateway.address}: ${reachability(report.gateway.reachable)}`,
     `peer ${peer.node} (${peer.address}): ${peerLink}`,
+    ...(report.witness ? [witnessLine(report.witness)] : []),
     `agent ${report.version}`,
   ].map(terminalSafe);
   lines.push("", renderTable(rows));
@@ -121,4 +122,12 @@ function opsLines(report: StatusReport): string[] {
   }
   if (lines.length > 0) lines.push("");
   return lines;
+}
+
+/** One line for the witness: the link, who holds its grant and for how long, this node's own grant. */
+function witnessLine(w: NonNullable<StatusReport["witness"]>): string {
+  const link = w.connected ? (w.reachable ? "reachable" : `connected, NOT ANSWERING (${truncate(w.lastError ?? "no answer", 48)})`) : `UNREACHABLE (${truncate(w.linkError ?? w.lastError ?? "not connected", 48)})`;
+  const holder = w.holder === null ? "grant held by nobody" : `grant held by ${w.holder} at epoch ${w.holderEpoch} for ${formatDuration(w.holderRemainingMs)} more (as last heard)`;
+  const mine = w.grantHeld ? `this node's grant good for ${formatDuration(w.grantRemainingMs)}` : "this node holds no grant";
+  return `witness ${w.address}: ${link}; ${holder}; ${mine}`;
 }

@@ -67,6 +67,35 @@ export interface ElectionSettings {
   peerVipUnansweredMs?: number;
   /** The database follows the VIP (docs/database.md); absent: the core emits no db effects. */
   db?: DbElectionSettings;
+  /**
+   * A witness (docs/protocol.md, "The witness"): a claim, and any opening of the gate, needs
+   * its grant; a holder that loses both the peer and the grant gives the VIP up. Absent: no
+   * witness effects, today's rules.
+   */
+  witness?: WitnessElectionSettings;
+}
+
+/** The election's part of the `witness:` config. */
+export interface WitnessElectionSettings {
+  /** How long one grant lasts at the witness (asked for with every request). */
+  leaseMs: number;
+}
+
+/** What this node knows of the witness (status). */
+export interface WitnessView {
+  /** The last request was answered (false: unreachable, or not asked yet). */
+  reachable: boolean;
+  /** This node holds a grant it may act on (by its own clock, less the agent lease). */
+  grantHeld: boolean;
+  /** How long this node's grant still counts here (0: none). */
+  grantRemainingMs: number;
+  /** Who the witness said holds the grant, at which epoch, and for how much longer (as it said). */
+  holder: string | null;
+  holderEpoch: number;
+  holderRemainingMs: number;
+  /** How long ago the witness last answered (null: never). */
+  answeredMsAgo: number | null;
+  lastError: string | null;
 }
 
 /** The election's part of the `db:` config (present only when `db.enabled`). */
@@ -136,7 +165,15 @@ export type ElectionInput =
   /** The database's state, from the daemon's periodic poll (db enabled only). */
   | { kind: "db-health"; summary: DbSummary }
   /** How the taker's wait for the holder's last transaction ended (answer to `db-wait-gtid`). */
-  | { kind: "db-caught-up"; id: string; reached: boolean; detail: string };
+  | { kind: "db-caught-up"; id: string; reached: boolean; detail: string }
+  /**
+   * The witness answered request `requestId` (answer to `witness-request`): who holds its grant
+   * now, at which epoch, for how much longer by its clock; `validMs` is the grant's length
+   * when it is ours (counted here from when the request left, shortened by the drift bound).
+   */
+  | { kind: "witness-grant"; requestId: number; granted: boolean; holder: string | null; holderEpoch: number; remainingMs: number; validMs: number }
+  /** Request `requestId` got no answer (the witness is unreachable, refused us, or timed out). */
+  | { kind: "witness-lost"; requestId: number; reason: string };
 
 export type ElectionEffect =
   /** Open or close this node's Keepalived gate. Must be applied before the next effect. */
@@ -166,7 +203,11 @@ export type ElectionEffect =
   | { kind: "db-read-only"; on: true }
   | { kind: "db-read-only"; on: false; afterClaim: { peerGtidBinlogPos: string | null; peerSemiSyncActive: boolean | null; lagSeconds: number | null } | null }
   /** Taker: wait until this database has applied `gtid` (bounded), then answer with `db-caught-up`. */
-  | { kind: "db-wait-gtid"; id: string; gtid: string; timeoutMs: number };
+  | { kind: "db-wait-gtid"; id: string; gtid: string; timeoutMs: number }
+  /** Ask the witness for its grant (or renew ours) at `epoch`; answer with `witness-grant` or `witness-lost`. */
+  | { kind: "witness-request"; requestId: number; epoch: number; leaseMs: number }
+  /** Tell the witness our grant is free (our gate is closed): the peer need not wait for it to run out. */
+  | { kind: "witness-release"; epoch: number };
 
 export type ElectionEventType =
   | "role-changed"
@@ -195,7 +236,10 @@ export type ElectionEventType =
   | "holding-in-maintenance"
   | "db-catch-up"
   | "db-not-caught-up"
-  | "db-takeover-behind";
+  | "db-takeover-behind"
+  | "witness-lapsed"
+  | "witness-regained"
+  | "witness-denied";
 
 export interface PeerView {
   connected: boolean;
@@ -219,6 +263,8 @@ export interface ElectionSnapshot {
   vipUnansweredMs: number | null;
   maintenance: boolean;
   nodeStopped: boolean;
+  /** Present only with a witness configured. */
+  witness?: WitnessView;
 }
 
 interface PendingHandoff {
@@ -304,6 +350,19 @@ export class ElectionCore {
   private catchingUp: { offer: HandoffOffer; startedAt: number } | null = null;
   private takingWithoutPosition = false;
 
+  // ---- the witness (witness settings only; see the "witness" section below)
+  /** My-clock instant until which the witness's grant is ours (from the request's departure, less the drift bound). */
+  private witnessGrantUntil = Number.NEGATIVE_INFINITY;
+  /** Requests in flight: id → my-clock instant it left. */
+  private readonly witnessRequests = new Map<number, number>();
+  private nextWitnessRequestId = 1;
+  /** The gate should be open (holder or taker) but waits for the witness's grant. */
+  private gateAwaitingWitness = false;
+  /** The witness denied a claim: no new claim before this instant. */
+  private witnessDeniedUntil: number | null = null;
+  private witnessLapseAnnounced = false;
+  private witnessAnswer: { at: number; reachable: boolean; holder: string | null; holderEpoch: number; remainingMs: number; error: string | null } | null = null;
+
   constructor(settings: ElectionSettings, now: number) {
     this.s = settings;
     this.epoch = settings.initialEpoch;
@@ -337,6 +396,21 @@ export class ElectionCore {
     return this.peer.connected && this.peer.lastHeardAt !== null && now - this.peer.lastHeardAt < this.s.peerLossMs;
   }
 
+  /** The epoch now (what snapshot().epoch says, without building a snapshot: hosts ask after every step). */
+  currentEpoch(): number {
+    return this.epoch;
+  }
+
+  /** The holder this node believes in now (snapshot().holder, without building a snapshot). */
+  currentHolder(): string | null {
+    return this.holder;
+  }
+
+  /** Whether the core wants the gate open now (snapshot().gateOpen, without building a snapshot). */
+  wantsGateOpen(): boolean {
+    return this.gateOpen;
+  }
+
   snapshot(now: number): ElectionSnapshot {
     return {
       role: this.role,
@@ -351,6 +425,7 @@ export class ElectionCore {
       vipUnansweredMs: this.vipMissingSince !== null ? Math.round(now - this.vipMissingSince) : this.peerVipMissingSince !== null && this.peerAlive(now) ? Math.round(now - this.peerVipMissingSince) : null,
       maintenance: this.maintenance,
       nodeStopped: this.nodeStopped,
+      ...(this.s.witness ? { witness: this.witnessView(now) } : {}),
     };
   }
 
@@ -376,17 +451,29 @@ export class ElectionCore {
 
   /** The next instant at which time alone may change a decision (for the daemon's timer). */
   nextWakeAt(now: number): number {
-    const candidates = [now + this.s.heartbeatIntervalMs];
-    if (this.peer.lastHeardAt !== null) candidates.push(this.peer.lastHeardAt + this.s.peerLossMs);
+    // The earliest candidate after `now` (this runs after every step: no arrays built).
+    let at = earliestAfter(now, Infinity, now + this.s.heartbeatIntervalMs);
+    if (this.peer.lastHeardAt !== null) at = earliestAfter(now, at, this.peer.lastHeardAt + this.s.peerLossMs);
     const deadline = this.peer.leaseDeadline + this.s.takeoverMarginMs;
-    candidates.push(deadline, deadline - this.gateLeadMs(), deadline - this.probeLeadMs(), this.startedAt + this.s.startupGraceMs);
-    if (this.handoff) candidates.push(this.handoff.startedAt + this.handoffTimeoutMs());
-    if (this.receiving) candidates.push(this.receiving.startedAt + this.receiveWindowMs());
-    if (this.lastProbeBlockedAt !== null) candidates.push(this.lastProbeBlockedAt + this.s.arpRetryMs);
-    if (this.vipMissingSince !== null) candidates.push(this.vipMissingSince + this.watchdog().vipRepairAfterMs, this.vipMissingSince + this.watchdog().vipGiveUpAfterMs);
-    if (this.peerVipMissingSince !== null) candidates.push(this.peerVipMissingSince + this.watchdog().peerVipUnansweredMs);
-    if (this.vipFaultUntil !== null) candidates.push(this.vipFaultUntil);
-    return Math.max(now + 1, Math.min(...candidates.filter((t) => t > now)));
+    at = earliestAfter(now, at, deadline);
+    at = earliestAfter(now, at, deadline - this.gateLeadMs());
+    at = earliestAfter(now, at, deadline - this.probeLeadMs());
+    at = earliestAfter(now, at, this.startedAt + this.s.startupGraceMs);
+    if (this.handoff) at = earliestAfter(now, at, this.handoff.startedAt + this.handoffTimeoutMs());
+    if (this.receiving) at = earliestAfter(now, at, this.receiving.startedAt + this.receiveWindowMs());
+    if (this.lastProbeBlockedAt !== null) at = earliestAfter(now, at, this.lastProbeBlockedAt + this.s.arpRetryMs);
+    if (this.vipMissingSince !== null) {
+      const watchdog = this.watchdog();
+      at = earliestAfter(now, at, this.vipMissingSince + watchdog.vipRepairAfterMs);
+      at = earliestAfter(now, at, this.vipMissingSince + watchdog.vipGiveUpAfterMs);
+    }
+    if (this.peerVipMissingSince !== null) at = earliestAfter(now, at, this.peerVipMissingSince + this.watchdog().peerVipUnansweredMs);
+    if (this.vipFaultUntil !== null) at = earliestAfter(now, at, this.vipFaultUntil);
+    if (this.s.witness) {
+      if (Number.isFinite(this.witnessGrantUntil)) at = earliestAfter(now, at, this.witnessGrantUntil - this.s.leaseMs);
+      if (this.witnessDeniedUntil !== null) at = earliestAfter(now, at, this.witnessDeniedUntil);
+    }
+    return Math.max(now + 1, at);
   }
 
   // ---- the one entry point ------------------------------------------------------
@@ -405,6 +492,8 @@ export class ElectionCore {
       case "tick":
         // The lease guard is renewed on every tick, by the renew-lease effect after the others.
         this.leaseValidUntil = now + this.s.leaseMs;
+        // A holder (or one waiting for the grant to open its gate) renews the witness's grant.
+        if (this.s.witness && this.holder === this.s.self && (this.role === "holder" || this.role === "handing-off")) this.requestWitness(now, this.epoch, out);
         break;
       case "wake":
         break;
@@ -455,9 +544,16 @@ export class ElectionCore {
       case "db-caught-up":
         this.onDbCaughtUp(now, input, out);
         break;
+      case "witness-grant":
+        this.onWitnessGrant(now, input, out);
+        break;
+      case "witness-lost":
+        this.onWitnessLost(now, input, out);
+        break;
     }
 
     if (this.peer.lastHeardAt !== null && !this.peerAlive(now)) this.announcePeerLost(now, "no heartbeat", out);
+    this.checkWitness(now, out);
     this.evaluate(now, out);
     this.reconcileDbWritable(out);
     // The lease guard hears from us only after every other effect of the tick.
@@ -746,6 +842,11 @@ export class ElectionCore {
       this.probeClearedAt = now;
       return;
     }
+    if (!this.witnessAllowsClaim(now, out)) {
+      // Nobody answers; the witness's grant is on its way (or the claim ends when it is denied).
+      this.probeClearedAt = now;
+      return;
+    }
     this.becomeHolderByClaim(now, out);
   }
 
@@ -862,6 +963,7 @@ export class ElectionCore {
       }
       case "standby": {
         if (this.lastProbeBlockedAt !== null && now < this.lastProbeBlockedAt + this.s.arpRetryMs) return;
+        if (this.witnessDeniedUntil !== null && now < this.witnessDeniedUntil) return;
         if (this.claimBlocker(now, this.s.arpGuard ? this.probeLeadMs() : this.gateLeadMs()) !== null) return;
         if (this.peerVipUnanswered(now) && !this.peerVipAnnounced) {
           this.peerVipAnnounced = true;
@@ -873,7 +975,9 @@ export class ElectionCore {
           this.setRole("claiming", "holder gone; checking nobody answers for the VIP", out);
           out.push({ kind: "event", type: "claim-started", message: `claiming the VIP (peer ${this.peerAlive(now) ? "cannot hold it" : "lost"})`, fields: { probeId: this.probe.id } });
           out.push({ kind: "arp-probe", probeId: this.probe.id });
-        } else {
+          // Ask the witness beside the probe: its answer is usually here before the gate may open.
+          if (this.s.witness && !this.witnessGrantHeld(now)) this.requestWitness(now, this.epoch + 1, out);
+        } else if (this.witnessAllowsClaim(now, out)) {
           this.becomeHolderByClaim(now, out);
         }
         return;
@@ -889,7 +993,7 @@ export class ElectionCore {
             this.abortClaim("the ARP probe predates a pause of this agent", out);
             return;
           }
-          if (this.claimBlocker(now, this.gateLeadMs()) === null) {
+          if (this.claimBlocker(now, this.gateLeadMs()) === null && this.witnessAllowsClaim(now, out)) {
             this.probeClearedAt = null;
             this.becomeHolderByClaim(now, out);
           }
@@ -1080,6 +1184,116 @@ export class ElectionCore {
     return this.servicesHealthy && this.gatewayReachable && !this.maintenance && !this.stopping && this.vipFaultUntil === null && this.dbSeedProblem() === null;
   }
 
+  // ---- the witness ---------------------------------------------------------------------
+  // A grant is (node, epoch, expiry at the witness). Ours counts here from the instant the
+  // request left, shortened by the drift bound, so it ends here before it ends at the witness;
+  // and we act on it only until one agent lease before that end, so that even an agent frozen
+  // right after its last look has lost the VIP (lease guard) before the witness can grant it
+  // to the peer. Rule: the witness's failure never takes the VIP from a holder that still
+  // reaches its peer; losing both means giving the VIP up.
+
+  private witnessGrantHeld(now: number): boolean {
+    return now < this.witnessGrantUntil - this.s.leaseMs;
+  }
+
+  private witnessView(now: number): WitnessView {
+    const a = this.witnessAnswer;
+    return {
+      reachable: a?.reachable ?? false,
+      grantHeld: this.witnessGrantHeld(now),
+      grantRemainingMs: Number.isFinite(this.witnessGrantUntil) ? Math.max(0, Math.floor(this.witnessGrantUntil - this.s.leaseMs - now)) : 0,
+      holder: a?.holder ?? null,
+      holderEpoch: a?.holderEpoch ?? 0,
+      holderRemainingMs: a ? Math.max(0, Math.floor(a.remainingMs - (now - a.at))) : 0,
+      answeredMsAgo: a?.reachable ? Math.round(now - a.at) : null,
+      lastError: a?.error ?? null,
+    };
+  }
+
+  /** One request at a time (a new one only once the last is a heartbeat interval old). */
+  private requestWitness(now: number, epoch: number, out: ElectionEffect[]): void {
+    const witness = this.s.witness;
+    if (!witness) return;
+    let newest = Number.NEGATIVE_INFINITY;
+    for (const [id, sentAt] of this.witnessRequests) {
+      if (now - sentAt > 10 * witness.leaseMs) this.witnessRequests.delete(id);
+      else newest = Math.max(newest, sentAt);
+    }
+    if (now - newest < this.s.heartbeatIntervalMs) return;
+    const requestId = this.nextWitnessRequestId++;
+    this.witnessRequests.set(requestId, now);
+    out.push({ kind: "witness-request", requestId, epoch: Math.min(epoch, MAX_EPOCH), leaseMs: witness.leaseMs });
+  }
+
+  /** A claim may go on (gate open, epoch up) only with the witness's grant; meanwhile it is asked for. */
+  private witnessAllowsClaim(now: number, out: ElectionEffect[]): boolean {
+    if (!this.s.witness || this.witnessGrantHeld(now)) return true;
+    this.requestWitness(now, this.epoch + 1, out);
+    return false;
+  }
+
+  private onWitnessGrant(now: number, answer: Extract<ElectionInput, { kind: "witness-grant" }>, out: ElectionEffect[]): void {
+    const sentAt = this.witnessRequests.get(answer.requestId);
+    if (!this.s.witness || sentAt === undefined) return;
+    this.witnessRequests.delete(answer.requestId);
+    this.witnessAnswer = { at: now, reachable: true, holder: answer.holder, holderEpoch: answer.holderEpoch, remainingMs: answer.remainingMs, error: null };
+    if (answer.granted && answer.holder === this.s.self) {
+      const until = sentAt + answer.validMs * (1 - this.s.maxClockDrift);
+      this.witnessGrantUntil = Math.max(this.witnessGrantUntil, until);
+      if (this.witnessLapseAnnounced && this.witnessGrantHeld(now)) {
+        this.witnessLapseAnnounced = false;
+        out.push({ kind: "event", type: "witness-regained", message: "the witness grants this node the VIP again", fields: { epoch: answer.holderEpoch } });
+      }
+      return;
+    }
+    if (this.role === "claiming" || this.role === "standby") this.witnessDenied(now, `the witness grants the VIP to ${answer.holder ?? "nobody yet"} (${answer.remainingMs} ms left)`, Math.max(this.s.heartbeatIntervalMs, Math.min(this.s.arpRetryMs, answer.remainingMs)), out);
+  }
+
+  private onWitnessLost(now: number, lost: { requestId: number; reason: string }, out: ElectionEffect[]): void {
+    if (!this.s.witness || !this.witnessRequests.delete(lost.requestId)) return;
+    const reason = lost.reason.length > 200 ? `${lost.reason.slice(0, 197)}...` : lost.reason;
+    this.witnessAnswer = { at: this.witnessAnswer?.at ?? now, reachable: false, holder: this.witnessAnswer?.holder ?? null, holderEpoch: this.witnessAnswer?.holderEpoch ?? 0, remainingMs: 0, error: reason };
+    if (this.role === "claiming" || this.role === "standby") this.witnessDenied(now, `the witness is unreachable: ${reason}`, this.s.arpRetryMs, out);
+  }
+
+  private witnessDenied(now: number, why: string, retryMs: number, out: ElectionEffect[]): void {
+    this.witnessDeniedUntil = now + retryMs;
+    if (this.role === "claiming") this.abortClaim(why, out);
+    out.push({ kind: "event", type: "witness-denied", message: `not claiming: ${why}`, fields: { retryMs: Math.round(retryMs) } });
+  }
+
+  /** The rule, applied before every evaluation. */
+  private checkWitness(now: number, out: ElectionEffect[]): void {
+    if (!this.s.witness) return;
+    if (this.witnessDeniedUntil !== null && now >= this.witnessDeniedUntil) this.witnessDeniedUntil = null;
+    const held = this.witnessGrantHeld(now);
+    // A taker's gate waits until it holds the role (the giver's gate is closed by then) and the grant.
+    if (this.gateAwaitingWitness && !this.gateOpen && this.role === "holder") {
+      if (held) this.openGate(now, out);
+      else this.requestWitness(now, this.epoch, out);
+      return;
+    }
+    if (!this.gateOpen || held) return;
+    const peerAlive = this.peerAlive(now);
+    const peerRole = peerAlive ? this.peer.heartbeat?.role : undefined;
+    const a = this.witnessAnswer;
+    const peerGranted = a !== null && a.reachable && a.holder === this.s.peer && now - a.at < a.remainingMs;
+    if (!peerAlive || peerGranted || peerRole === "claiming") {
+      const why = !peerAlive ? "lost both the peer and the witness's grant" : peerGranted ? `the witness grants the VIP to ${this.s.peer}` : `${this.s.peer} is claiming and this node has no grant from the witness`;
+      this.closeGate(out);
+      if (this.holder === this.s.self) this.holder = null;
+      this.abandonHandoff(why, out);
+      this.receiving = null;
+      this.setRole("standby", why, out);
+      out.push({ kind: "event", type: "stepped-down", message: `gave up the VIP: ${why}`, fields: { witness: true, peerAlive } });
+      return;
+    }
+    if (!this.witnessLapseAnnounced) {
+      this.witnessLapseAnnounced = true;
+      out.push({ kind: "event", type: "witness-lapsed", message: `no grant from the witness (${a?.error ?? "not renewed"}); keeping the VIP: ${this.s.peer} is reachable`, fields: { error: a?.error ?? null } });
+    }
+  }
+
   private handoffTimeoutMs(): number {
     return this.s.handoffTimeoutMs + (this.s.db?.catchUpTimeoutMs ?? 0);
   }
@@ -1165,6 +1379,13 @@ export class ElectionCore {
   }
 
   private openGate(now: number, out: ElectionEffect[]): void {
+    if (!this.gateOpen && this.s.witness && !this.witnessGrantHeld(now)) {
+      // With a witness, no gate opens without its grant: it opens when the grant comes (checkWitness).
+      this.gateAwaitingWitness = true;
+      this.requestWitness(now, this.receiving?.epoch ?? this.epoch, out);
+      return;
+    }
+    this.gateAwaitingWitness = false;
     if (!this.gateOpen) {
       this.gateOpen = true;
       this.vipOwnSinceGateOpened = false;
@@ -1174,12 +1395,18 @@ export class ElectionCore {
   }
 
   private closeGate(out: ElectionEffect[]): void {
+    this.gateAwaitingWitness = false;
     if (this.gateOpen) {
       // The database goes read-only before the VIP may leave (the peer may become writable).
       this.dbGoReadOnly(out);
       this.vipOwnSinceGateOpened = false;
       this.gateOpen = false;
       out.push({ kind: "set-gate", open: false });
+      if (this.s.witness && Number.isFinite(this.witnessGrantUntil)) {
+        // After the gate: the peer may get the grant as soon as the witness hears this.
+        this.witnessGrantUntil = Number.NEGATIVE_INFINITY;
+        out.push({ kind: "witness-release", epoch: this.epoch });
+      }
     }
   }
 
@@ -1191,6 +1418,7 @@ export class ElectionCore {
       if (from === role) return;
     }
     this.role = role;
+    if (role !== "holder" && role !== "handing-off" && role !== "receiving") this.gateAwaitingWitness = false;
     if (role !== "holder" && role !== "handing-off") {
       this.vipMissingSince = null;
       this.vipRepairRequested = false;
@@ -1217,4 +1445,9 @@ function heartbeatDb(summary: DbSummary): NonNullable<Heartbeat["db"]> {
     lastIoError: cut(summary.lastIoError ?? null, 200),
     lastSqlError: cut(summary.lastSqlError ?? null, 200),
   };
+}
+
+/** The earlier of `best` and `candidate`, counting only a candidate after `now`. */
+function earliestAfter(now: number, best: number, candidate: number): number {
+  return candidate > now && candidate < best ? candidate : best;
 }

@@ -28,6 +28,7 @@ import { DbHealthPoll } from "./db-health-poll.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
 import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
+import { WitnessClient } from "../witness/witness-client.js";
 import { buildMetricsSnapshot, buildStatusReport, toHaEvent, type DbStatusInput } from "./status.js";
 
 export interface AgentOptions {
@@ -77,6 +78,8 @@ export class Agent {
   readonly dbPoll: DbHealthPoll | null;
   /** Scheduled database backups on the VIP holder (backup.enabled). */
   private readonly backups: BackupScheduler | null;
+  /** The link to the witness (witness configured). */
+  private readonly witnessClient: WitnessClient | null;
 
   constructor(options: AgentOptions) {
     this.loaded = options.loaded;
@@ -118,9 +121,19 @@ export class Agent {
         vipGiveUpAfterMs: t.vipGiveUpAfterMs,
         peerVipUnansweredMs: t.peerVipUnansweredMs,
         ...(this.c.database ? { db: { catchUpTimeoutMs: config.db.catchUpTimeoutMs, maxLagForFailoverMs: config.db.maxLagForFailoverMs, availabilityOverCatchUp: config.db.availabilityOverCatchUp } } : {}),
+        ...(config.witness ? { witness: { leaseMs: config.witness.leaseMs } } : {}),
       },
       this.startedAt,
     );
+    this.witnessClient = config.witness
+      ? new WitnessClient({
+          self: { name: this.self, address: config.node.address },
+          witness: { address: config.witness.address, port: config.witness.port },
+          secret: this.loaded.secret,
+          requestTimeoutMs: config.witness.requestTimeoutMs,
+          log: this.logger.child({ component: "witness" }),
+        })
+      : null;
     this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), errant: this.errantWatch(config.dataDir) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
     this.ops = new NodeOps({
@@ -212,6 +225,7 @@ export class Agent {
         },
         state: () => c.keepalived.state(),
       },
+      ...(this.witnessClient ? { witness: this.witnessClient } : {}),
       link: {
         send: (message) => {
           const sent = c.link.send(message);
@@ -292,6 +306,10 @@ export class Agent {
       await this.startPart("services", c.services);
       await this.startPart("gateway", c.gateway);
       await this.startPart("peer link", c.link);
+      if (this.witnessClient) {
+        const client = this.witnessClient;
+        await this.startPart("witness link", { start: async () => client.start(), stop: async () => client.stop() });
+      }
       await this.startPart("sampler", c.sampler);
       if (this.dataSync) await this.startPart("data sync", this.dataSync);
       if (this.dbPoll) await this.startPart("database poll", this.dbPoll);
@@ -562,7 +580,9 @@ export class Agent {
       db: this.dbStatusInput(),
     });
     const { offered, negotiated } = this.protocolStatus();
-    return { ...report, protocol: { offered, negotiated }, ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}) };
+    const witness = this.host.core.snapshot(this.clock.now()).witness;
+    const witnessStatus = this.loaded.config.witness && witness && this.witnessClient ? { witness: { configured: true as const, address: `${this.loaded.config.witness.address}:${this.loaded.config.witness.port}`, leaseMs: this.loaded.config.witness.leaseMs, connected: this.witnessClient.state().connected, linkError: this.witnessClient.state().lastError, ...witness } } : {};
+    return { ...report, protocol: { offered, negotiated }, ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
   }
 
   /** The peer protocol versions offered (the build's list) and the one the open link negotiated. */

@@ -53,8 +53,8 @@ export class MariaDbDatabase implements Database {
       bigIntAsNumber: false,
       insertIdAsNumber: true,
       decimalAsNumber: true,
-      ...((options.queryTimeoutMs ?? this.options.queryTimeoutMs) === undefined ? {} : { queryTimeout: options.queryTimeoutMs ?? this.options.queryTimeoutMs }),
     };
+    const queryTimeoutMs = options.queryTimeoutMs ?? this.options.queryTimeoutMs;
     let connection: Connection;
     try {
       connection = await mariadb.createConnection(config);
@@ -62,6 +62,11 @@ export class MariaDbDatabase implements Database {
       throw this.connectError(error);
     }
     try {
+      // The statement bound is set here, awaited, rather than with the connector's
+      // `queryTimeout` option: the connector sends that SET in a promise nobody awaits, and a
+      // server that resets the connection at that instant (MariaDB restarting) made the
+      // rejection unhandled, which ended the agent.
+      if (queryTimeoutMs !== undefined) await connection.query("SET SESSION max_statement_time = ?", [queryTimeoutMs / 1000]);
       return await work(connection);
     } catch (error) {
       if (error instanceof MnhaError) throw error;

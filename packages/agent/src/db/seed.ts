@@ -154,6 +154,10 @@ export function adjustForPeerReplica(gtid: GtidPosition, peerDomain: number, pee
   const asked = peerSlavePos.get(peerDomain);
   const copied = gtid.get(peerDomain);
   if (asked !== undefined && copied !== undefined && asked.seq < copied.seq) state.set(peerDomain, asked);
+  // A peer whose replica never stood anywhere in its own domain (install-ha seeds before the
+  // peer replicates) asks for that domain from its beginning: a binary log that claims the
+  // domain's history would make it stop with error 1236, so the domain is left out.
+  if (asked === undefined) state.delete(peerDomain);
   return state;
 }
 

@@ -90,6 +90,19 @@ export interface HostDatabase {
   readOnlyNow(): Promise<boolean>;
 }
 
+/** What the witness said to one request (or why it said nothing). */
+export type WitnessAnswer =
+  | { reachable: true; granted: boolean; holder: string | null; holderEpoch: number; remainingMs: number; validMs: number }
+  | { reachable: false; reason: string };
+
+/** The witness as the host needs it (witness configured); absent: requests are answered "unreachable". */
+export interface HostWitness {
+  /** Ask for (or renew) the grant; `done` is called exactly once (a bounded wait: no answer is `reachable: false`). */
+  request(ask: { epoch: number; leaseMs: number }, done: (answer: WitnessAnswer) => void): void;
+  /** Our grant is free (fire and forget). */
+  release(epoch: number): void;
+}
+
 /** A one-shot timer on this process's monotonic clock; returns its cancel function. */
 export type SetTimer = (delayMs: number, fire: () => void) => () => void;
 
@@ -104,6 +117,8 @@ export interface HostAdapters {
   recordEvent(type: ElectionEventType | "watchdog-repaired" | "watchdog-repair-failed" | HostDbEventType, message: string, fields: Record<string, unknown>): void;
   /** The database (db enabled); absent: db effects are ignored. */
   db?: HostDatabase;
+  /** The witness (witness configured). */
+  witness?: HostWitness;
   requestDone(result: RequestResult): void;
   /** The facts a heartbeat reports besides the core's fields. */
   heartbeatFacts(): Pick<Heartbeat, "vipPresent" | "keepalived" | "services">;
@@ -223,7 +238,7 @@ export class ElectionHost {
         return;
       case "reassert-gate":
         // After a repair (which may have restarted Keepalived and its files): the gate as the core wants it.
-        return this.adapters.keepalived.setGate(this.core.snapshot(this.adapters.now()).gateOpen);
+        return this.adapters.keepalived.setGate(this.core.wantsGateOpen());
       case "input": {
         const now = this.adapters.now();
         const effects = this.core.step(now, op.input);
@@ -288,6 +303,20 @@ export class ElectionHost {
         return;
       case "event":
         a.recordEvent(effect.type, effect.message, effect.fields);
+        return;
+      case "witness-request": {
+        const requestId = effect.requestId;
+        const answer = (result: WitnessAnswer): void =>
+          this.input(result.reachable ? { kind: "witness-grant", requestId, granted: result.granted, holder: result.holder, holderEpoch: result.holderEpoch, remainingMs: result.remainingMs, validMs: result.validMs } : { kind: "witness-lost", requestId, reason: result.reason });
+        if (!a.witness) {
+          answer({ reachable: false, reason: "this agent has no witness adapter" });
+          return;
+        }
+        a.witness.request({ epoch: effect.epoch, leaseMs: effect.leaseMs }, answer);
+        return;
+      }
+      case "witness-release":
+        a.witness?.release(effect.epoch);
         return;
       case "request-done":
         a.requestDone({ requestId: effect.requestId, ok: effect.ok, message: effect.message, to: effect.to, epoch: effect.epoch });
@@ -477,7 +506,7 @@ export class ElectionHost {
 
   private afterStep(): void {
     const now = this.adapters.now();
-    const holder = this.core.snapshot(now).holder;
+    const holder = this.core.currentHolder();
     if (holder !== null && holder !== this.lastKnownHolder) {
       if (this.lastKnownHolder !== null) this.holderChanges += 1;
       this.lastKnownHolder = holder;

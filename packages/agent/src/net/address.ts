@@ -1,4 +1,5 @@
 import { isIPv4 } from "node:net";
+import type { NetworkInterfaceInfo } from "node:os";
 import { MnhaError } from "@mnha/shared";
 import { describeFailure, runCommand } from "./command.js";
 
@@ -49,6 +50,23 @@ export async function listAddresses(iface: string, options: AddressOptions = {})
     });
   }
   return parseIpv4Addresses(result.stdout);
+}
+
+/**
+ * Whether `ip` is on `iface`, from what os.networkInterfaces() (getifaddrs) listed: no process
+ * forked. null when it cannot tell: that listing leaves out every interface that is not both
+ * UP and RUNNING (libuv's filter), so an interface missing from it may still carry the
+ * address; ask `ip` then. Addresses with a label (`eth0:vip`) are listed under the label.
+ */
+export function addressOnInterface(listed: NodeJS.Dict<NetworkInterfaceInfo[]> | null, iface: string, ip: string): boolean | null {
+  if (listed === null) return null;
+  let seen = false;
+  for (const [name, entries] of Object.entries(listed)) {
+    if (name !== iface && !name.startsWith(`${iface}:`)) continue;
+    seen = true;
+    if (entries?.some((entry) => entry.family === "IPv4" && entry.address === ip)) return true;
+  }
+  return seen ? false : null;
 }
 
 /** Whether `ip` is configured on `iface` (the kernel's view, not keepalived's). */

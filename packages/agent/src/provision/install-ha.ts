@@ -8,10 +8,13 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { MnhaError, parseConfig, writeFileAtomicSync } from "@mnha/shared";
+import { loadConfig, MnhaError, parseConfig, writeFileAtomicSync } from "@mnha/shared";
 import { ControlClient } from "../control/control-client.js";
 import type { StatusReport } from "../contracts.js";
 import type { Plan, PlanStep } from "../plan/step-plan.js";
+import { openLocalDatabase, peerEndpoint } from "../db/index.js";
+import { readPasswordFile } from "../db/secret-file.js";
+import { databaseRows, optionFile, PROBE_SCRIPT, probeDatabases, type DatabaseProbes } from "./database-probe.js";
 import { combinePreflight, parseNodePreflight, preflightFailed, renderPreflightTable, runLocalPreflight, type PreflightOptions, type PreflightRow } from "./preflight.js";
 import { sha256OfFile, type SshSession } from "./ssh-session.js";
 
@@ -27,6 +30,12 @@ export const STAGE_DIR = "/var/lib/mnha-stage";
 export const AGENT_LOG = "/var/lib/mnha/agent.log";
 export const AGENT_PID = "/run/mnha/agent.pid";
 export const UNIT_FILE = "/etc/systemd/system/mnha.service";
+/** The MariaDB root password (both nodes, 0600): the config's db.rootPasswordFile. */
+export const DB_ROOT_PASSWORD_FILE = `${CONFIG_DIR}/db-root-password`;
+/** The replication user's password, generated here, the same on both nodes (0600). */
+export const DB_REPLICATION_PASSWORD_FILE = `${CONFIG_DIR}/db-replication-password`;
+/** The seed marker `mnha db seed` leaves while a copy is incomplete (db/seed-marker.ts, default data dir). */
+const PEER_SEED_MARKER = "/var/lib/mnha/db.seeding";
 const MNHA = `${INSTALL_DIR}/current/bin/mnha`;
 
 export interface InstallSettings {
@@ -38,9 +47,21 @@ export interface InstallSettings {
   /** zsha2's execUser: the SSH login on both nodes; data sync uses it with the key set up here. */
   execUser: string;
   bundlePath: string;
-  /** -time-server: named in the clock fix; mnha does not configure chrony. */
+  /** -time-server: preflight checks both clocks against it; recorded in the config. */
   timeServer?: string;
+  /** Given (-db-root-pw): mnha manages MariaDB; the peer's database is seeded from this node's. */
+  database?: DatabaseInstall;
+  /** Monitoring data kept in step from the holder to the standby over the SSH trust. */
+  dataSync: { dirs: string[]; schedule: string };
   healthyTimeoutMs: number;
+}
+
+export interface DatabaseInstall {
+  rootPassword: string;
+  /** --db-socket: the same on both nodes; null: found on each node (probeDatabases). */
+  socketFlag: string | null;
+  /** Each node's socket, known once probeDatabases ran. */
+  sockets?: { local: string; peer: string };
 }
 
 export interface Output {
@@ -107,6 +128,20 @@ export function nodeConfigText(settings: InstallSettings, side: "local" | "peer"
     auth: { secretFile: SECRET_FILE },
     keepalived: { mode: "child" },
     metrics: { port: settings.preflight.metricsPort },
+    ...(settings.database
+      ? {
+          db: {
+            enabled: true,
+            socket: (side === "local" ? settings.database.sockets?.local : settings.database.sockets?.peer) ?? settings.database.socketFlag ?? "/run/mysqld/mysqld.sock",
+            rootUser: "root",
+            rootPasswordFile: DB_ROOT_PASSWORD_FILE,
+            replication: { passwordFile: DB_REPLICATION_PASSWORD_FILE },
+          },
+        }
+      : {}),
+    // The SSH trust set up by install-ha (ssh-trust step), whether or not directories are named yet.
+    dataSync: { dirs: settings.dataSync.dirs, schedule: settings.dataSync.schedule, sshKey: `${SSH_DIR}/id_ed25519`, knownHostsFile: KNOWN_HOSTS_FILE, sshUser: settings.execUser },
+    ...(settings.timeServer !== undefined ? { timeServer: settings.timeServer } : {}),
   };
   parseConfig(config, `the generated config of ${self.name}`);
   return `# mnha config of ${self.name}, written by mnha install-ha. See docs/mnha.example.yaml for every field.\n${JSON.stringify(config, null, 2)}\n`;
@@ -117,6 +152,7 @@ export function nodeConfigText(settings: InstallSettings, side: "local" | "peer"
 export interface PreflightOutcome {
   rows: PreflightRow[];
   names: [string, string];
+  databases?: DatabaseProbes;
 }
 
 /** Stages the suite on the peer (checked upload), runs both preflights, compares. On failure the stage is removed. */
@@ -127,12 +163,17 @@ export async function preflightBoth(session: SshSession, settings: InstallSettin
   try {
     await stageOnPeer(session, settings);
     const p = settings.preflight;
-    const remoteArgs = [`${STAGE_DIR}/${name}/bin/mnha`, "preflight", "--json", "--nic", p.nic, "--vip", `${p.vipAddress}/${p.vipPrefix}`, "--gateway", p.gateway, "--peer-port", String(p.peerPort), "--metrics-port", String(p.metricsPort), "--min-cpus", String(p.minCpus), "--min-memory-gb", String(p.minMemoryGb), "--platform-version-file", p.platform.versionFile, "--license-file", p.platform.licenseFile];
+    const remoteArgs = [`${STAGE_DIR}/${name}/bin/mnha`, "preflight", "--json", "--nic", p.nic, "--vip", `${p.vipAddress}/${p.vipPrefix}`, "--gateway", p.gateway, "--peer-port", String(p.peerPort), "--metrics-port", String(p.metricsPort), "--min-cpus", String(p.minCpus), "--min-memory-gb", String(p.minMemoryGb), "--platform-version-file", p.platform.versionFile, "--license-file", p.platform.licenseFile, ...(p.timeServer !== undefined ? ["--time-server", p.timeServer] : [])];
     const [localReport, remote] = await Promise.all([runLocalPreflight(p), session.exec(remoteArgs, { timeoutMs: 120_000 })]);
     const peerReport = parseNodePreflight(remote.stdout, settings.peerAddress);
     const clock = await clockOffset(session);
     const rows = combinePreflight(localReport, peerReport, clock);
     if (settings.timeServer !== undefined) for (const row of rows) if (row.id === "clock" && row.status === "fail") row.fix = `synchronise both clocks with ${settings.timeServer} (chrony) and run again`;
+    let databases: DatabaseProbes | undefined;
+    if (settings.database) {
+      databases = await probeDatabases(session, settings.database);
+      rows.push(...databaseRows(databases, [settings.nodeName, settings.peerName]));
+    }
     const names: [string, string] = [`${settings.nodeName} (this)`, settings.peerName];
     out.write(renderPreflightTable(rows, names));
     if (preflightFailed(rows)) {
@@ -142,7 +183,7 @@ export async function preflightBoth(session: SshSession, settings: InstallSettin
         fields: { failed: failed.map((row) => row.id) },
       });
     }
-    return { rows, names };
+    return { rows, names, ...(databases ? { databases } : {}) };
   } catch (error) {
     if (stagedByUs) await session.exec(["rm", "-rf", "--", STAGE_DIR]).catch(() => undefined);
     throw error;
@@ -200,9 +241,16 @@ export function installPlan(session: SshSession, settings: InstallSettings, out:
     {
       name: "secret",
       title: "generate the pair's secret (32 random bytes)",
-      check: async () => existsSync(SECRET_FILE) && (statSync(SECRET_FILE).mode & 0o077) === 0 && readFileSync(SECRET_FILE, "utf8").trim().length >= 43,
-      run: async () => writeLocalFile(SECRET_FILE, `${randomBytes(32).toString("base64url")}\n`, 0o600),
-      rollback: async () => rmSync(SECRET_FILE, { force: true }),
+      check: async () => secretPresent(SECRET_FILE) && (settings.database === undefined || secretPresent(DB_REPLICATION_PASSWORD_FILE)),
+      run: async () => {
+        if (!secretPresent(SECRET_FILE)) writeLocalFile(SECRET_FILE, `${randomBytes(32).toString("base64url")}\n`, 0o600);
+        // The replication user's password: generated here, copied to the peer with the configs.
+        if (settings.database !== undefined && !secretPresent(DB_REPLICATION_PASSWORD_FILE)) writeLocalFile(DB_REPLICATION_PASSWORD_FILE, `${randomBytes(24).toString("base64url")}\n`, 0o600);
+      },
+      rollback: async () => {
+        rmSync(SECRET_FILE, { force: true });
+        rmSync(DB_REPLICATION_PASSWORD_FILE, { force: true });
+      },
     },
     {
       name: "install-local",
@@ -232,32 +280,34 @@ export function installPlan(session: SshSession, settings: InstallSettings, out:
     },
     {
       name: "configs",
-      title: `write both configs (${CONFIG_FILE}, ${SECRET_FILE}, mode 0600)`,
+      title: `write both configs (${CONFIG_FILE}, ${SECRET_FILE}${settings.database ? ", the database passwords" : ""}, mode 0600)`,
       check: async () => {
         if (!existsSync(CONFIG_FILE) || readFileSync(CONFIG_FILE, "utf8") !== nodeConfigText(settings, "local")) return false;
-        const remote = await session.exec(["cat", "--", CONFIG_FILE, SECRET_FILE]);
-        return remote.code === 0 && remote.stdout === `${nodeConfigText(settings, "peer")}${secret()}\n`;
+        const database = settings.database;
+        if (database !== undefined && (!existsSync(DB_ROOT_PASSWORD_FILE) || readFileSync(DB_ROOT_PASSWORD_FILE, "utf8") !== `${database.rootPassword}\n`)) return false;
+        const files = [CONFIG_FILE, SECRET_FILE, ...(database ? [DB_ROOT_PASSWORD_FILE, DB_REPLICATION_PASSWORD_FILE] : [])];
+        const remote = await session.exec(["cat", "--", ...files]);
+        const expected = `${nodeConfigText(settings, "peer")}${secret()}\n${database ? `${database.rootPassword}\n${readFileSync(DB_REPLICATION_PASSWORD_FILE, "utf8")}` : ""}`;
+        return remote.code === 0 && remote.stdout === expected;
       },
       run: async () => {
+        if (settings.database) {
+          writeLocalFile(DB_ROOT_PASSWORD_FILE, `${settings.database.rootPassword}\n`, 0o600);
+          await writeRemoteFile(session, DB_ROOT_PASSWORD_FILE, `${settings.database.rootPassword}\n`, "600");
+          await writeRemoteFile(session, DB_REPLICATION_PASSWORD_FILE, readFileSync(DB_REPLICATION_PASSWORD_FILE, "utf8"), "600");
+        }
         writeLocalFile(CONFIG_FILE, nodeConfigText(settings, "local"), 0o600);
         await writeRemoteFile(session, SECRET_FILE, `${secret()}\n`, "600");
         await writeRemoteFile(session, CONFIG_FILE, nodeConfigText(settings, "peer"), "600");
       },
       rollback: async () => {
         rmSync(CONFIG_FILE, { force: true });
-        await session.exec(["rm", "-f", "--", CONFIG_FILE, SECRET_FILE]);
+        rmSync(DB_ROOT_PASSWORD_FILE, { force: true });
+        await session.exec(["rm", "-f", "--", CONFIG_FILE, SECRET_FILE, DB_ROOT_PASSWORD_FILE, DB_REPLICATION_PASSWORD_FILE]);
       },
     },
     sshTrustStep(session, settings),
-    {
-      name: "db-seed",
-      title: `seed ${settings.peerName}'s database from this node (mnha db seed)`,
-      run: async (context) => {
-        // Seeding overwrites the peer's database; it belongs to the database support (`mnha db seed`), which
-        // reads its settings from the config's db: section. This config has none, so there is nothing to seed.
-        context.note("skipped: no database is configured (no db: section in the config); when it is, run `mnha db seed` on this node");
-      },
-    },
+    databaseStep(session, settings, localRun),
     {
       name: "units",
       title: `write the systemd unit (${UNIT_FILE}) on both nodes`,
@@ -315,6 +365,81 @@ export function installPlan(session: SshSession, settings: InstallSettings, out:
   ];
   void out;
   return { name: "install-ha", steps };
+}
+
+function secretPresent(file: string): boolean {
+  return existsSync(file) && (statSync(file).mode & 0o077) === 0 && readFileSync(file, "utf8").trim().length >= 32;
+}
+
+interface DbStatusJson {
+  nodes: { node: string; health: { alive: boolean; replicaConfigured?: boolean; slaveIoRunning: string | null; slaveSqlRunning: string | null; lastIoError?: string | null; lastSqlError?: string | null } }[];
+  divergence: unknown[];
+  peerProblem: string | null;
+}
+
+/** Null when both nodes replicate from each other (both threads running, no divergence); else what is missing. */
+export function replicationProblem(report: DbStatusJson): string | null {
+  if (report.peerProblem !== null) return `the peer's database: ${report.peerProblem}`;
+  if (report.nodes.length < 2) return "only one node's database answered";
+  for (const { node, health } of report.nodes) {
+    if (!health.alive) return `${node}'s MariaDB is down`;
+    if (health.slaveIoRunning !== "Yes" || health.slaveSqlRunning !== "Yes") return `${node} does not replicate (Slave_IO_Running ${health.slaveIoRunning ?? "-"}, Slave_SQL_Running ${health.slaveSqlRunning ?? "-"}${health.lastIoError ? `, ${health.lastIoError}` : ""}${health.lastSqlError ? `, ${health.lastSqlError}` : ""})`;
+  }
+  if (report.divergence.length > 0) return "the two databases have diverged (see mnha db status)";
+  return null;
+}
+
+/**
+ * The peer's database becomes a copy of this node's, then both replicate each other. This
+ * node's replica is set up last: the peer's own old transactions must never flow here.
+ */
+function databaseStep(session: SshSession, settings: InstallSettings, localRun: (argv: string[]) => Promise<Result>): PlanStep {
+  const dbStatus = [MNHA, "db", "status", "--json", "--config", CONFIG_FILE];
+  const replicatingBothWays = async (): Promise<string | null> => {
+    const status = await localRun(dbStatus);
+    if (status.code !== 0) return `mnha db status: ${(status.stderr || status.stdout).trim().split("\n").slice(-1).join("")}`;
+    return replicationProblem(JSON.parse(status.stdout) as DbStatusJson);
+  };
+  return {
+    name: "db-seed",
+    title: settings.database ? `seed ${settings.peerName}'s database from this node (mnha db seed), then replicate both ways` : `seed ${settings.peerName}'s database from this node (mnha db seed)`,
+    check: async () => settings.database !== undefined && ((await session.exec(["test", "-e", PEER_SEED_MARKER])).code !== 0 && (await replicatingBothWays()) === null),
+    run: async (context) => {
+      if (settings.database === undefined) {
+        context.note("skipped: the database is not managed (no -db-root-pw / --db-root-pw-file / MNHA_DB_ROOT_PASSWORD given); `mnha db` documents how to add it later");
+        return;
+      }
+      // 1. This node: the user the peer copies and replicates with (unlogged, this node's own).
+      const { config } = loadConfig(CONFIG_FILE);
+      await openLocalDatabase(config).ensureReplicationUser(config.db.replication.user, peerEndpoint(config).host, readPasswordFile(config.db.replication.passwordFile, "replication password"));
+      // 2. The peer: overwritten with a copy of this node's database (confirmed before the plan started).
+      const seeded = await session.run([MNHA, "db", "seed", "--yes", "--config", CONFIG_FILE], { what: `mnha db seed on ${settings.peerName}`, timeoutMs: 6 * 3600_000 });
+      context.note(seeded.stdout.trim());
+      // 3. The peer: its user for this node; 4. this node replicates from the peer.
+      await session.run([MNHA, "db", "setup-replication", "--config", CONFIG_FILE], { what: `mnha db setup-replication on ${settings.peerName}` });
+      const here = await localRun([MNHA, "db", "setup-replication", "--config", CONFIG_FILE]);
+      if (here.code !== 0) throw new MnhaError("REMOTE_COMMAND", `mnha db setup-replication on this node failed: ${(here.stderr || here.stdout).trim().split("\n").slice(-2).join(" | ")}`, { hint: "see mnha db status; run install-ha again: it resumes here" });
+      let problem: string | null = "not checked yet";
+      for (let attempt = 0; attempt < 60 && problem !== null; attempt++) {
+        problem = await replicatingBothWays();
+        if (problem !== null) await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      if (problem !== null) throw new MnhaError("DB_REPLICATION", `the databases do not replicate both ways after the seed: ${problem}`, { hint: "see mnha db status on this node; run install-ha again: it resumes here" });
+      context.note("replicating both ways (Slave_IO_Running and Slave_SQL_Running Yes on both nodes)");
+    },
+    // The copy stays (it cannot be undone); replication between the two stops, and neither node is
+    // left read-only or waiting for a semi-sync acknowledgement that no replica will send.
+    rollback: async () => {
+      const database = settings.database;
+      if (database === undefined) return;
+      const sql = "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL rpl_semi_sync_slave_enabled = OFF; SET GLOBAL read_only = OFF;";
+      const argv = ["sh", "-c", PROBE_SCRIPT, "sh", database.socketFlag ?? "", sql];
+      const input = optionFile(database.rootPassword);
+      for (const [label, result] of [["this node", await local(argv[0] as string, argv.slice(1), { input })], [settings.peerName, await session.exec(argv, { input })]] as const) {
+        if (result.code !== 0) throw new MnhaError("REMOTE_COMMAND", `stopping the replication on ${label} failed: ${result.stderr.trim().split("\n").slice(-1).join("")}`, { hint: "run STOP SLAVE; RESET SLAVE ALL there by hand, then --cleanup again" });
+      }
+    },
+  };
 }
 
 function sshTrustStep(session: SshSession, settings: InstallSettings): PlanStep {

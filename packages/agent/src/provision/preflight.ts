@@ -8,6 +8,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { MnhaError } from "@mnha/shared";
+import { sntpOffset } from "./sntp.js";
 import { readPlatform, type PlatformFiles } from "./suite-info.js";
 
 export type CheckStatus = "pass" | "warn" | "fail";
@@ -34,6 +35,10 @@ export interface PreflightOptions {
   platform: PlatformFiles;
   /** Skip the ARP probe for the VIP (a rerun while our own pair holds it). */
   skipVipProbe?: boolean;
+  /** -time-server: this node's clock is checked against it (SNTP). */
+  timeServer?: string;
+  /** Beyond this offset from the time server the check fails (default 500 ms). */
+  maxClockOffsetMs?: number;
 }
 
 export interface NodePreflight {
@@ -76,6 +81,7 @@ export async function runLocalPreflight(options: PreflightOptions): Promise<Node
   checks.push(...nic);
   checks.push(await gatewayCheck(options));
   checks.push(await portCheck("peer-port", "peer-link port free", options.peerPort), await portCheck("metrics-port", "metrics port free", options.metricsPort));
+  if (options.timeServer !== undefined) checks.push(await timeServerCheck(options.timeServer, options.maxClockOffsetMs ?? 500));
   checks.push(binaryCheck("keepalived", "Keepalived installed", ["/usr/sbin/keepalived", "/sbin/keepalived"], "apt-get install keepalived (or the platform's ISO repository); mnha runs it itself"));
   checks.push(binaryCheck("mariadb", "MariaDB installed", ["/usr/sbin/mariadbd", "/usr/sbin/mysqld", "/usr/bin/mariadbd"], "the platform installs MariaDB; install the platform first"));
   checks.push(otherHaSuiteCheck());
@@ -228,6 +234,19 @@ export function findOtherHaSuites(processes: { pid: number; argv: string[] }[]):
     else if (argv.includes("agent") && argv.some((a) => /(^|\/)(mnha|main\.js|mnha\.js)$/.test(a))) found.push(`an mnha agent (pid ${pid})`);
   }
   return found;
+}
+
+/** This node's clock against the time server both MNs follow. */
+export async function timeServerCheck(server: string, maxOffsetMs: number, query = sntpOffset): Promise<CheckResult> {
+  const id = "time-server";
+  const title = `clock within ${maxOffsetMs} ms of ${server}`;
+  const sample = await query(server);
+  if ("error" in sample) {
+    return { id, title, status: "warn", value: `no NTP answer (${sample.error})`, fix: `make sure ${server} is a time server (NTP, UDP 123) that answers both MNs, or pass the right -time-server; the clocks are compared with each other only` };
+  }
+  const value = `${sample.offsetMs >= 0 ? "+" : ""}${Math.round(sample.offsetMs)} ms (±${Math.max(1, Math.round(sample.delayMs / 2))}, stratum ${sample.stratum})`;
+  if (Math.abs(sample.offsetMs) <= maxOffsetMs) return pass(id, title, value);
+  return { id, title, status: "fail", value, fix: `synchronise this clock with ${server} (chrony: \`server ${server} iburst\` in chrony.conf, then \`chronyc makestep\`) and run again` };
 }
 
 function otherHaSuiteCheck(): CheckResult {

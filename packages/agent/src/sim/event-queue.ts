@@ -27,6 +27,11 @@ export class EventQueue<T> {
   /** Removes and returns the earliest entry (the queue must not be empty). */
   pop(): { at: number; item: T } {
     const at = this.at[0] as number;
+    return { at, item: this.popItem() };
+  }
+
+  /** Removes and returns the earliest entry's item; its instant was peekAt() (no pair object per event). */
+  popItem(): T {
     const item = this.items[0] as T;
     const last = this.items.length - 1;
     this.move(last, 0);
@@ -34,7 +39,7 @@ export class EventQueue<T> {
     this.seq.pop();
     this.items.pop();
     if (this.items.length > 0) this.down(0);
-    return { at, item };
+    return item;
   }
 
   private less(i: number, j: number): boolean {

@@ -23,8 +23,7 @@
  * simulator found the others.
  */
 import type { Role } from "@mnha/protocol";
-import type { PairWorld, SimNode, Tenure, WorldSettings } from "./pair-world.js";
-import { SIM_NODES } from "./pair-world.js";
+import type { NodeState, PairWorld, SimNode, Tenure, WorldSettings } from "./pair-world.js";
 import type { ScheduleDriver } from "./schedule-driver.js";
 import { isAdapterFault, type Schedule } from "./schedule.js";
 
@@ -132,7 +131,15 @@ export class InvariantChecker {
     private readonly options: { strict?: boolean } = {},
   ) {
     this.bounds = bounds ?? deriveBounds(world.settings);
+    this.mn1 = world.nodeState("mn1");
+    this.mn2 = world.nodeState("mn2");
+    this.network = world.networkState();
   }
+
+  // What check() reads, held once: the world's own objects (see PairWorld.nodeState).
+  private readonly mn1: Readonly<NodeState>;
+  private readonly mn2: Readonly<NodeState>;
+  private readonly network: ReturnType<PairWorld["networkState"]>;
 
   get failed(): boolean {
     return this.violations.length > 0;
@@ -140,38 +147,27 @@ export class InvariantChecker {
 
   /** Called after every world event. */
   check(): void {
-    const w = this.world;
-    const now = w.now;
-    const holds = { mn1: w.holdsVip("mn1"), mn2: w.holdsVip("mn2") };
-    if (w.agentLinkClean()) this.linkCleanSince ??= now;
+    // This runs after every one of millions of events: per node written out (no arrays, no
+    // per-call objects, property names the engine can see), in the order a loop would take.
+    const now = this.world.now;
+    const { mn1, mn2 } = this;
+    const { cuts, impairment } = this.network;
+    const holds1 = mn1.holdsVip;
+    const holds2 = mn2.holdsVip;
+    // The agent link clean: no cut and no impairment either way (PairWorld.agentLinkClean).
+    if (!cuts.agent.mn1 && !cuts.agent.mn2 && impairment.mn1 === null && impairment.mn2 === null) this.linkCleanSince ??= now;
     else this.linkCleanSince = null;
-    if (!w.isCut("arp", "mn1") && !w.isCut("arp", "mn2")) this.arpCleanSince ??= now;
+    if (!cuts.arp.mn1 && !cuts.arp.mn2) this.arpCleanSince ??= now;
     else this.arpCleanSince = null;
 
     // Cores first: epochs, holder tenures, and where each open gate came from.
-    for (const name of SIM_NODES) if (!w.gateOpen(name)) this.gate[name] = null;
-    for (const name of SIM_NODES) {
-      if (w.gateOpen(name) && this.gate[name] === null) this.gate[name] = this.originOf(name);
-      const core = w.core(name);
-      if (!core) continue;
-      const epoch = core.snapshot(w.localNow(name)).epoch;
-      if (epoch < this.maxEpoch[name]) this.fail("epoch-monotonic", `${name}'s epoch went back from ${this.maxEpoch[name]} to ${epoch}`);
-      this.maxEpoch[name] = Math.max(this.maxEpoch[name], epoch);
-      if (w.persistedEpoch(name) < epoch) this.fail("epoch-durable", `${name} acts on epoch ${epoch} but only ${w.persistedEpoch(name)} is on disk`);
-      const tenure = w.tenure(name);
-      if (tenure && tenure !== this.tenure[name]) {
-        const last = this.lastHolderEntry;
-        // Only what this node could know: the previous holder's epoch had reached it in a heartbeat.
-        if (last && last.node !== name && tenure.epoch <= last.epoch && tenure.heardEpoch >= last.epoch) {
-          this.fail("epoch-order", `${name} became holder at epoch ${tenure.epoch}, not above ${last.node}'s ${last.epoch}, which it had heard`);
-        }
-        this.lastHolderEntry = { node: name, epoch: tenure.epoch };
-      }
-      this.tenure[name] = tenure;
-    }
+    if (!mn1.gateOpen) this.gate.mn1 = null;
+    if (!mn2.gateOpen) this.gate.mn2 = null;
+    this.checkCore(mn1);
+    this.checkCore(mn2);
 
     // 1. safety
-    if (holds.mn1 && holds.mn2) {
+    if (holds1 && holds2) {
       // The later of two blind gates is the claim that made this split.
       const blind = [this.gate.mn1, this.gate.mn2].filter((g) => g?.blind).sort((a, b) => (b?.at ?? 0) - (a?.at ?? 0))[0];
       if (this.splitSince === null) {
@@ -196,14 +192,12 @@ export class InvariantChecker {
       this.splitSince = null;
     }
 
-    // 3. causality: a node that loses the VIP must have a reason to.
-    for (const name of SIM_NODES) {
-      if (this.held[name] && !holds[name] && !this.hasCause(name, now)) {
-        this.fail("causality", `${name} lost the VIP with no fault on it or between the MNs in the last ${this.bounds.causalityWindowMs} ms`);
-      }
-      this.held[name] = holds[name];
-    }
-    const owner: SimNode | null = holds.mn1 && holds.mn2 ? this.lastOwner : holds.mn1 ? "mn1" : holds.mn2 ? "mn2" : null;
+    // 3. causality (checkCause)
+    if (this.held.mn1 && !holds1) this.checkCause("mn1", now);
+    this.held.mn1 = holds1;
+    if (this.held.mn2 && !holds2) this.checkCause("mn2", now);
+    this.held.mn2 = holds2;
+    const owner: SimNode | null = holds1 && holds2 ? this.lastOwner : holds1 ? "mn1" : holds2 ? "mn2" : null;
     if (owner !== this.lastOwner) {
       if (owner !== null && this.firstOwner === null) this.firstOwner = owner;
       if (this.schedule.profile === "benign" && owner !== null && this.firstOwner !== null && owner !== this.firstOwner) {
@@ -216,7 +210,7 @@ export class InvariantChecker {
     // 2. liveness, from heal + bound on
     const settledBy = this.schedule.healAt + this.bounds.livenessMs;
     if (now >= settledBy && !this.livenessReported) {
-      const count = (holds.mn1 ? 1 : 0) + (holds.mn2 ? 1 : 0);
+      const count = (holds1 ? 1 : 0) + (holds2 ? 1 : 0);
       if (count !== 1) {
         this.livenessReported = true;
         this.fail("liveness", `${count === 0 ? "no node holds" : "both nodes hold"} the VIP ${Math.round(now - this.schedule.healAt)} ms after the heal (bound ${this.bounds.livenessMs} ms)`);
@@ -225,6 +219,35 @@ export class InvariantChecker {
         this.fail("liveness", `the VIP changed hands ${Math.round(this.lastOwnerChangeAt - this.schedule.healAt)} ms after the heal, past the bound (${this.bounds.livenessMs} ms)`);
       }
     }
+  }
+
+  /** One node's core: its epoch (never back, on disk), its holder tenure, where its open gate came from. */
+  private checkCore(n: Readonly<NodeState>): void {
+    const name = n.name;
+    if (n.gateOpen && this.gate[name] === null) this.gate[name] = this.originOf(name);
+    const core = n.core;
+    if (!core) return;
+    const epoch = core.currentEpoch();
+    const maxEpoch = this.maxEpoch[name];
+    if (epoch < maxEpoch) this.fail("epoch-monotonic", `${name}'s epoch went back from ${maxEpoch} to ${epoch}`);
+    if (epoch > maxEpoch) this.maxEpoch[name] = epoch;
+    if (n.persistedEpoch < epoch) this.fail("epoch-durable", `${name} acts on epoch ${epoch} but only ${n.persistedEpoch} is on disk`);
+    const tenure = n.tenure;
+    if (tenure === this.tenure[name]) return;
+    if (tenure) {
+      const last = this.lastHolderEntry;
+      // Only what this node could know: the previous holder's epoch had reached it in a heartbeat.
+      if (last && last.node !== name && tenure.epoch <= last.epoch && tenure.heardEpoch >= last.epoch) {
+        this.fail("epoch-order", `${name} became holder at epoch ${tenure.epoch}, not above ${last.node}'s ${last.epoch}, which it had heard`);
+      }
+      this.lastHolderEntry = { node: name, epoch: tenure.epoch };
+    }
+    this.tenure[name] = tenure;
+  }
+
+  /** 3. causality: a node that loses the VIP must have a reason to. */
+  private checkCause(name: SimNode, now: number): void {
+    if (!this.hasCause(name, now)) this.fail("causality", `${name} lost the VIP with no fault on it or between the MNs in the last ${this.bounds.causalityWindowMs} ms`);
   }
 
   /** End-of-run checks; returns the violations. */

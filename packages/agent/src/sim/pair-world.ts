@@ -41,6 +41,7 @@ import { ServiceHealth } from "../core/health.js";
 import { ElectionHost, type HostAdapters } from "../host/election-host.js";
 import { Backoff } from "../util/backoff.js";
 import { EventQueue, mulberry32 } from "./event-queue.js";
+import { SimWitness, type WitnessModelSettings } from "./witness-model.js";
 
 export { mulberry32 } from "./event-queue.js";
 
@@ -103,6 +104,8 @@ export interface WorldSettings {
   vipPollMs: number;
   /** Builds each agent's core (tests swap in a deliberately broken one); null: the real ElectionCore. */
   coreFactory: ((settings: ElectionSettings, now: number) => ElectionCore) | null;
+  /** A witness on a third machine (witness-model.ts); absent or null: none (set election.witness too). */
+  witness?: WitnessModelSettings | null;
 }
 
 export const DEFAULT_WORLD: WorldSettings = {
@@ -185,6 +188,8 @@ type AgentEvent =
   | { type: "tick" }
   /** A host timer or an adapter's answer (ARP probe, repair) coming due. */
   | { type: "callback"; run: () => void }
+  /** A host timer: fires unless cancelled by then. */
+  | { type: "timer"; fire: () => void; cancelled: boolean }
   | { type: "vip-look" }
   | { type: "dup-check" }
   | { type: "frame"; connGen: number; frame: Frame }
@@ -205,7 +210,7 @@ type Entry =
   | { kind: "connect"; dialer: SimNode; gens: Record<SimNode, number> }
   | { kind: "action"; node: SimNode; label: string; run: () => void };
 
-interface NodeState {
+export interface NodeState {
   name: SimNode;
   peer: SimNode;
   rate: number;
@@ -300,6 +305,8 @@ export class PairWorld {
   private readonly impairment: Record<SimNode, LinkConditions | null> = { mn1: null, mn2: null };
   private readonly lastDeliveryAt: Record<SimNode, number> = { mn1: 0, mn2: 0 };
   private gatewayDown = false;
+  /** The witness, when the settings model one. */
+  readonly witness: SimWitness | null;
 
   constructor(overrides: WorldOverrides = {}) {
     this.settings = {
@@ -311,6 +318,7 @@ export class PairWorld {
     };
     this.rng = mulberry32(this.settings.seed);
     this.nodes = { mn1: this.blank("mn1"), mn2: this.blank("mn2") };
+    this.witness = this.settings.witness ? new SimWitness(this, this.settings.witness, this.settings.seed) : null;
   }
 
   private blank(name: SimNode): NodeState {
@@ -648,7 +656,7 @@ export class PairWorld {
 
   epoch(name: SimNode): number {
     const n = this.nodes[name];
-    return n.core ? n.core.snapshot(this.local(n)).epoch : n.persistedEpoch;
+    return n.core ? n.core.currentEpoch() : n.persistedEpoch;
   }
 
   persistedEpoch(name: SimNode): number {
@@ -682,6 +690,20 @@ export class PairWorld {
   /** The gate as the agent last set it (open: its Keepalived may hold the VIP). */
   gateOpen(name: SimNode): boolean {
     return this.nodes[name].gateOpen;
+  }
+
+  /**
+   * A node's state as it is, for the invariant checker: it reads a dozen facts after every one
+   * of millions of events, and plain reads of these objects (which live as long as the world)
+   * cost a fraction of a lookup by name each time. Read only.
+   */
+  nodeState(name: SimNode): Readonly<NodeState> {
+    return this.nodes[name];
+  }
+
+  /** The cuts and impairments between the MNs as they are (read only; see nodeState). */
+  networkState(): { readonly cuts: Readonly<Record<Channel, Readonly<Record<SimNode, boolean>>>>; readonly impairment: Readonly<Record<SimNode, LinkConditions | null>> } {
+    return { cuts: this.cuts, impairment: this.impairment };
   }
 
   /** No cut and no impairment on the agent link, either way. */
@@ -746,8 +768,8 @@ export class PairWorld {
   }
 
   private processNext(): void {
-    const { at, item } = this.queue.pop();
-    this.now = at;
+    this.now = this.queue.peekAt();
+    const item = this.queue.popItem();
     this.handle(item);
     this.settle();
     this.steps++;
@@ -803,6 +825,9 @@ export class PairWorld {
         return;
       case "callback":
         event.run();
+        return;
+      case "timer":
+        if (!event.cancelled) event.fire();
         return;
       case "vip-look":
         this.lookAtVip(n);
@@ -902,6 +927,7 @@ export class PairWorld {
         // Neighbours' ARP caches are not modelled: who answers is who holds.
         announce: () => this.note(n.name, "gratuitous ARP for the VIP"),
       },
+      ...(this.witness ? { witness: this.witness.adapterFor(n.name, (delayMs, run) => this.agentEvent(n, this.now + delayMs, { type: "callback", run })) } : {}),
       persistEpoch: (epoch) => {
         n.persistedEpoch = Math.max(n.persistedEpoch, epoch);
       },
@@ -919,15 +945,11 @@ export class PairWorld {
         services: [{ name: "mn", healthy: n.services === "healthy", critical: true }],
       }),
       setTimer: (delayMs, fire) => {
-        let cancelled = false;
-        this.agentEvent(n, this.now + delayMs / n.rate, {
-            type: "callback",
-            run: () => {
-              if (!cancelled) fire();
-            },
-          });
+        // The event itself carries the cancellation (no closure per timer: the host re-arms one after every step).
+        const timer: AgentEvent = { type: "timer", fire, cancelled: false };
+        this.agentEvent(n, this.now + delayMs / n.rate, timer);
         return () => {
-          cancelled = true;
+          timer.cancelled = true;
         };
       },
       onError: (error) => {
@@ -1186,40 +1208,13 @@ export class PairWorld {
 
   /** Brings every Keepalived up to date with its inputs and timers, then records who holds the VIP. */
   private settle(): void {
-    for (const name of SIM_NODES) {
-      const n = this.nodes[name];
-      if (!n.keepalivedRunning) continue;
-      const allowed = n.machineUp && n.gateFileOpen && !n.kaStuck && this.now < n.leaseFreshUntil;
-      if (!allowed) {
-        if (n.ka === "master") this.leaveMaster(n, true);
-        n.ka = "fault";
-        n.masterDownAt = null;
-      } else if (n.ka === "fault") {
-        n.ka = "backup";
-        n.masterDownAt = null;
-      }
-    }
-    for (const name of SIM_NODES) {
-      const n = this.nodes[name];
-      if (n.ka !== "backup") continue;
-      const p = this.nodes[n.peer];
-      if (p.ka === "master" && !this.cuts.vrrp[p.name]) {
-        // Hears the MASTER's adverts: stays BACKUP (nopreempt); the timer restarts when they stop.
-        n.masterDownAt = null;
-        continue;
-      }
-      if (n.masterDownAt === null) {
-        n.masterDownAt = this.now + this.settings.keepalivedDownTimerMs / n.rate;
-        this.queue.push(n.masterDownAt, { kind: "keepalived", node: name });
-      } else if (this.now >= n.masterDownAt) {
-        n.ka = "master";
-        n.masterDownAt = null;
-        n.holdsVip = true;
-        this.note(name, "keepalived took the VIP");
-      }
-    }
+    // Runs after every event: the two nodes by reference, in the order a loop over SIM_NODES takes.
     const a = this.nodes.mn1;
     const b = this.nodes.mn2;
+    this.settleInputs(a);
+    this.settleInputs(b);
+    this.settleTimer(a, b);
+    this.settleTimer(b, a);
     if (a.ka === "master" && b.ka === "master" && !this.cuts.vrrp.mn2) {
       // Equal priorities: the higher address (mn2) stays MASTER; mn1 hears it and yields.
       a.ka = "backup";
@@ -1235,9 +1230,40 @@ export class PairWorld {
       this.lastVipOwner = owner;
     }
     // Keepalived reports every move of the VIP it makes; the agent looks at once.
-    for (const name of SIM_NODES) {
-      const n = this.nodes[name];
-      if (n.host && n.vipFed !== null && n.vipFed !== n.holdsVip) this.scheduleVipLook(n, this.settings.vipLookMs);
+    if (a.host && a.vipFed !== null && a.vipFed !== a.holdsVip) this.scheduleVipLook(a, this.settings.vipLookMs);
+    if (b.host && b.vipFed !== null && b.vipFed !== b.holdsVip) this.scheduleVipLook(b, this.settings.vipLookMs);
+  }
+
+  /** Keepalived's state from its inputs: FAULT unless allowed (up, gate file open, not stuck, lease fresh). */
+  private settleInputs(n: NodeState): void {
+    if (!n.keepalivedRunning) return;
+    const allowed = n.machineUp && n.gateFileOpen && !n.kaStuck && this.now < n.leaseFreshUntil;
+    if (!allowed) {
+      if (n.ka === "master") this.leaveMaster(n, true);
+      n.ka = "fault";
+      n.masterDownAt = null;
+    } else if (n.ka === "fault") {
+      n.ka = "backup";
+      n.masterDownAt = null;
+    }
+  }
+
+  /** A BACKUP's master-down timer: held while it hears the peer MASTER, else started, else run out (it takes the VIP). */
+  private settleTimer(n: NodeState, p: NodeState): void {
+    if (n.ka !== "backup") return;
+    if (p.ka === "master" && !this.cuts.vrrp[p.name]) {
+      // Hears the MASTER's adverts: stays BACKUP (nopreempt); the timer restarts when they stop.
+      n.masterDownAt = null;
+      return;
+    }
+    if (n.masterDownAt === null) {
+      n.masterDownAt = this.now + this.settings.keepalivedDownTimerMs / n.rate;
+      this.queue.push(n.masterDownAt, { kind: "keepalived", node: n.name });
+    } else if (this.now >= n.masterDownAt) {
+      n.ka = "master";
+      n.masterDownAt = null;
+      n.holdsVip = true;
+      this.note(n.name, "keepalived took the VIP");
     }
   }
 

@@ -137,7 +137,9 @@ describe("seed helpers", () => {
   it("the copied binlog state starts the peer's own domain where the peer's replica stands", () => {
     const gtid = parseGtidPosition("1-1-9,2-2-4");
     expect(formatGtidPosition(adjustForPeerReplica(gtid, 1, parseGtidPosition("1-1-5,2-2-4")))).toBe("1-1-5,2-2-4");
-    expect(formatGtidPosition(adjustForPeerReplica(gtid, 1, parseGtidPosition("2-2-4")))).toBe("1-1-9,2-2-4");
+    // The peer's replica has no position in its own domain (it never replicated): the binary log must not claim that domain's history.
+    expect(formatGtidPosition(adjustForPeerReplica(gtid, 1, parseGtidPosition("2-2-4")))).toBe("2-2-4");
+    expect(formatGtidPosition(adjustForPeerReplica(parseGtidPosition("1-1-9"), 1, parseGtidPosition("")))).toBe("");
   });
 
   it("summaries and progress read as an operator expects", () => {

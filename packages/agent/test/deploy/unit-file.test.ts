@@ -2,6 +2,7 @@
  * deploy/mnha.service: the sandbox directives are there, and under ProtectSystem=strict every
  * place the agent writes with the default config is one of its ReadWritePaths.
  */
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { deriveTimings, parseConfig } from "@mnha/shared";
@@ -61,6 +62,16 @@ describe("deploy/mnha.service hardening", () => {
     // A deny list only, errors rather than kills.
     expect(words("SystemCallFilter")[0]?.startsWith("~")).toBe(true);
     expect(one("SystemCallErrorNumber")).toBe("EPERM");
+  });
+
+  it("gives the agent's node the V8 heap flags (issue 12's idle memory), and this node accepts them", () => {
+    const environment = (service.get("Environment") ?? []).map((value) => value.replace(/^"(.*)"$/, "$1"));
+    const options = environment.find((value) => value.startsWith("MNHA_NODE_OPTIONS="))?.slice("MNHA_NODE_OPTIONS=".length);
+    const flags = (options ?? "").split(" ").filter(Boolean);
+    expect(flags).toEqual(["--max-semi-space-size=1", "--optimize-for-size"]);
+    const run = spawnSync(process.execPath, [...flags, "-e", "process.exit(7)"], { encoding: "utf8" });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(7);
   });
 
   it("keeps KillMode=process so a dead agent's lease guard can still drop the VIP", () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hasAddress, listAddresses, parseIpv4Addresses, removeAddress } from "../../src/net/address.js";
+import { networkInterfaces } from "node:os";
+import { addressOnInterface, hasAddress, listAddresses, parseIpv4Addresses, removeAddress } from "../../src/net/address.js";
 import { inNetns, runCommand } from "../../src/net/command.js";
 import { NetnsLab } from "./netns-lab.js";
 
@@ -14,6 +15,35 @@ describe("parseIpv4Addresses", () => {
       { address: "10.0.0.100", prefix: 24 },
     ]);
     expect(parseIpv4Addresses("")).toEqual([]);
+  });
+});
+
+describe("addressOnInterface (os.networkInterfaces, no fork)", () => {
+  const v4 = (address: string) => ({ address, netmask: "255.255.255.0", family: "IPv4" as const, mac: "02:00:00:00:00:01", internal: false, cidr: `${address}/24` });
+  const v6 = (address: string) => ({ address, netmask: "ffff:ffff:ffff:ffff::", family: "IPv6" as const, mac: "02:00:00:00:00:01", internal: false, cidr: `${address}/64`, scopeid: 2 });
+
+  it("finds the address on the interface or under one of its labels", () => {
+    expect(addressOnInterface({ eth0: [v4("10.0.0.11"), v4("10.0.0.100")] }, "eth0", "10.0.0.100")).toBe(true);
+    expect(addressOnInterface({ eth0: [v4("10.0.0.11")], "eth0:vip": [v4("10.0.0.100")] }, "eth0", "10.0.0.100")).toBe(true);
+  });
+
+  it("says absent only when the interface itself is listed", () => {
+    expect(addressOnInterface({ eth0: [v4("10.0.0.11"), v6("fe80::1")] }, "eth0", "10.0.0.100")).toBe(false);
+    // On another interface, or an IPv6 entry: not on this one.
+    expect(addressOnInterface({ eth0: [v4("10.0.0.11")], eth1: [v4("10.0.0.100")] }, "eth0", "10.0.0.100")).toBe(false);
+    expect(addressOnInterface({ eth10: [v4("10.0.0.100")] }, "eth1", "10.0.0.100")).toBeNull();
+  });
+
+  it("cannot tell (null) when the interface is not listed (down, not running) or the listing failed", () => {
+    expect(addressOnInterface({ lo: [v4("127.0.0.1")] }, "eth0", "10.0.0.100")).toBeNull();
+    expect(addressOnInterface(null, "eth0", "10.0.0.100")).toBeNull();
+  });
+
+  it("agrees with `ip addr` on this machine's loopback", async () => {
+    const listed = addressOnInterface(networkInterfaces(), "lo", "127.0.0.1");
+    expect(listed).toBe(true);
+    expect(await hasAddress("lo", "127.0.0.1")).toBe(listed);
+    expect(addressOnInterface(networkInterfaces(), "lo", "127.0.0.2")).toBe(await hasAddress("lo", "127.0.0.2"));
   });
 });
 

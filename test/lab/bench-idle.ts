@@ -1,0 +1,146 @@
+/**
+ * The idle-cost benchmark (bench/idle-cost.ts): what an idle agent costs at the documented defaults (issue 12: ≤ 1.5 % of one core and
+ * ≤ 70 MB RSS per agent over 5 minutes). Brings up the lab with the checks at their default
+ * timing (every 200 ms, timeout 1 s; heartbeats every 100 ms, gateway ping every 500 ms,
+ * audit store and metrics on), waits, then measures each node's agent, lease guard and
+ * keepalived from /proc: CPU as process CPU time (utime + stime, with reaped children) over
+ * wall time — which a busy machine barely changes — and VmRSS sampled every 10 s.
+ *
+ *   pnpm build
+ *   MNHA_LAB=hperf node --import tsx bench/idle-cost.ts --seconds 300 --label after
+ *   MNHA_LAB=hperf node --import tsx bench/idle-cost.ts --seconds 60 --profile /tmp/prof
+ *
+ * --profile DIR runs the agents with --cpu-prof and --heapsnapshot-signal (profiles and a
+ * heap snapshot of each agent land in DIR; profiling costs CPU, so such a run's numbers are
+ * not the benchmark's). Results: bench/results/idle-cost-<date>-<label>.md|csv.
+ */
+import { mkdirSync } from "node:fs";
+import { loadavg } from "node:os";
+import { createLogger } from "@mnha/shared";
+import { Lab } from "./lab.js";
+import { AGENT_NODE_FLAGS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
+import { MnhaSystem } from "./bench-systems.js";
+import { clockTicks, costBetween, cpuTicks, rssKb, sampleProcesses } from "./bench-procstat.js";
+import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, parseFlags, writeResults } from "./bench-report.js";
+import { monoNow, sleep } from "./exec.js";
+
+const USAGE = "MNHA_LAB=hperf node --import tsx bench/idle-cost.ts [--seconds 300] [--warmup 30] [--label NAME] [--profile DIR] [--node-args flag=value,...] [--keep-up]";
+const TARGETS = { cpuPercent: 1.5, rssMb: 70 };
+
+export async function runIdleCost(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(argv, { seconds: "string", warmup: "string", label: "string", profile: "string", "node-args": "string", "keep-up": "boolean" }, USAGE);
+  const seconds = intFlag(flags, "seconds", 300, 3_600);
+  const warmup = intFlag(flags, "warmup", 30, 600);
+  const label = typeof flags["label"] === "string" ? flags["label"].replace(/[^a-z0-9-]/gi, "") : "run";
+  const profileDir = typeof flags["profile"] === "string" ? flags["profile"] : null;
+  if (profileDir !== null) mkdirSync(profileDir, { recursive: true });
+  // Extra Node.js flags for the agents, to try a setting before it goes into AGENT_NODE_FLAGS
+  // (comma-separated, without the leading dashes: --node-args max-semi-space-size=1,jitless).
+  const extraNodeArgs = typeof flags["node-args"] === "string" ? flags["node-args"].split(",").filter((a) => a.length > 0).map((a) => `--${a}`) : [];
+  const logger = createLogger({ level: "warn", pretty: true, destination: process.stderr });
+  const machine = describeMachine();
+  const lab = new Lab({
+    logger,
+    // The documented defaults: drop the lab's faster check timing (100 ms / 500 ms).
+    config: {
+      customize: (_node, config) => ({
+        ...config,
+        services: (config.services ?? []).map((service) => {
+          const { intervalMs: _interval, timeoutMs: _timeout, ...check } = service.check as Record<string, unknown>;
+          return { ...service, check } as typeof service;
+        }),
+      }),
+    },
+    agentNodeArgs: [...extraNodeArgs, ...(profileDir !== null ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--diagnostic-dir=${profileDir}`, "--heapsnapshot-signal=SIGUSR2"] : [])],
+  });
+  const system = new MnhaSystem(lab);
+  const loadSamples: number[] = [];
+  const rssSamples = new Map<MnNode, number[]>(MN_NODES.map((node) => [node, []]));
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  console.log(`idle cost in lab ${LAB_PREFIX}: warm-up ${warmup} s, window ${seconds} s${profileDir ? `, profiling into ${profileDir}` : ""}`);
+  let result: { markdown: string; csvText: string } | null = null;
+  try {
+    const stable = await lab.up({ fresh: true });
+    console.log(`  up: holder ${stable.holder ?? "?"}`);
+    await sleep(warmup * 1000);
+    const processes = new Map<MnNode, { pid: number; role: string }[]>();
+    for (const node of MN_NODES) processes.set(node, await system.processes(node));
+    const first = new Map(MN_NODES.map((node) => [node, sampleProcesses(processes.get(node) ?? [])]));
+    const started = monoNow();
+    const loadStart = loadavg().map((l) => l.toFixed(2)).join(" ");
+    while (!interrupted && monoNow() - started < seconds * 1000) {
+      await sleep(Math.min(10_000, seconds * 1000 - (monoNow() - started)));
+      loadSamples.push(loadavg()[0] ?? 0);
+      for (const node of MN_NODES) {
+        const agent = processes.get(node)?.find((p) => p.role === "agent");
+        const rss = agent ? rssKb(agent.pid) : null;
+        if (rss !== null) rssSamples.get(node)?.push(rss / 1024);
+      }
+    }
+    const took = (monoNow() - started) / 1000;
+    const loadEnd = loadavg().map((l) => l.toFixed(2)).join(" ");
+    const costs = MN_NODES.map((node) => ({ node, roles: costBetween(first.get(node) ?? [], sampleProcesses(processes.get(node) ?? []), took) }));
+    const holder = stable.holder;
+    const rows: string[][] = [];
+    const csvRows: unknown[][] = [];
+    for (const { node, roles } of costs) {
+      const rss = rssSamples.get(node) ?? [];
+      for (const role of roles) {
+        const isAgent = role.role === "agent";
+        rows.push([
+          node + (node === holder ? " (holder)" : ""),
+          role.role,
+          role.cpuPercent.toFixed(2),
+          role.childCpuPercent.toFixed(2),
+          role.rssMb.toFixed(1),
+          isAgent && rss.length > 0 ? `${Math.min(...rss).toFixed(1)}–${Math.max(...rss).toFixed(1)}` : "",
+        ]);
+        csvRows.push([label, node, node === holder ? "holder" : "standby", role.role, role.cpuPercent, role.childCpuPercent, role.rssMb, isAgent && rss.length > 0 ? Math.max(...rss) : "", took]);
+      }
+    }
+    const agents = costs.map((c) => c.roles.find((r) => r.role === "agent"));
+    const worstCpu = Math.max(...agents.map((a) => a?.cpuPercent ?? Number.NaN));
+    const worstRss = Math.max(...MN_NODES.flatMap((node) => rssSamples.get(node) ?? []));
+    const pass = (ok: boolean) => (ok ? "**pass**" : "**miss**");
+    const meanLoad = loadSamples.length > 0 ? loadSamples.reduce((a, b) => a + b, 0) / loadSamples.length : Number.NaN;
+    const markdown = [
+      `# Idle cost at the defaults, ${machine.date.slice(0, 10)} (${label})`,
+      "",
+      ...machineLines(machine),
+      `- lab \`${LAB_PREFIX}\`; checks at their default timing (every 200 ms, timeout 1 s, fall/rise 2) on the lab's three services (2 HTTP, 1 MariaDB query); heartbeats 100 ms; gateway ping 500 ms; audit store and metrics on`,
+      `- warm-up ${warmup} s after the lab was stable, then a window of ${took.toFixed(0)} s${interrupted ? " (interrupted)" : ""}`,
+      `- load average (1 min): ${loadStart} at the start, ${loadEnd} at the end, mean ${meanLoad.toFixed(2)} over the window (2 CPUs shared with other work: CPU here is process CPU time ÷ wall time, which load barely affects)`,
+      `- agents' Node.js flags: ${[...AGENT_NODE_FLAGS, ...extraNodeArgs].join(" ") || "none"} (the lab's AGENT_NODE_FLAGS${extraNodeArgs.length > 0 ? " and --node-args" : ""})`,
+      `- CPU ticks per second: ${clockTicks()}${profileDir ? "; **the agents ran with --cpu-prof: not a benchmark run**" : ""}`,
+      "",
+      ...markdownTable(["node", "process", "CPU (% of one core)", "of which reaped children", "RSS at the end (MB)", "agent RSS over the window (MB)"], rows),
+      "",
+      `Targets per agent: CPU ≤ ${TARGETS.cpuPercent} % of one core: worst ${worstCpu.toFixed(2)} % ${pass(worstCpu <= TARGETS.cpuPercent)}; RSS ≤ ${TARGETS.rssMb} MB: worst ${worstRss.toFixed(1)} MB ${pass(worstRss <= TARGETS.rssMb)}.`,
+    ].join("\n");
+    const csvText = csv(["label", "node", "role_at_start", "process", "cpu_pct_one_core", "children_cpu_pct_one_core", "rss_mb_end", "agent_rss_mb_max", "window_s"], csvRows);
+    result = { markdown, csvText };
+    if (profileDir !== null) {
+      // A heap snapshot of each agent, then a clean stop so --cpu-prof writes its profile.
+      for (const node of MN_NODES) {
+        const agent = processes.get(node)?.find((p) => p.role === "agent");
+        if (agent && cpuTicks(agent.pid) !== null) process.kill(agent.pid, "SIGUSR2");
+      }
+      await sleep(15_000);
+      for (const node of [...MN_NODES].reverse()) await lab.stopAgent(node).catch(() => undefined);
+    }
+  } finally {
+    if (flags["keep-up"] !== true) await lab.down({ archiveTo: `${REPO_ROOT}/.lab/${LAB_NAME}/idle-cost/last-lab` });
+  }
+  if (result === null) return 1;
+  console.log(`\n${result.markdown}`);
+  if (profileDir === null) {
+    const files = writeResults(`idle-cost-${dateStamp()}-${label}`, result.markdown, result.csvText);
+    console.log(`written: ${files.md}, ${files.csv}`);
+  }
+  return 0;
+}
