@@ -556,7 +556,8 @@ export class Agent {
     const started = this.clock.now();
     const requestId = randomUUID();
     const catchUpMs = this.c.database ? this.loaded.config.db.catchUpTimeoutMs : 0;
-    const budget = Math.min(timeoutMs ?? this.loaded.config.timings.handoffTimeoutMs + catchUpMs + 1_000, 60_000);
+    // The offer's answer (handoffTimeoutMs + catch-up), then the taker's word that the VIP is up there (handoffTimeoutMs).
+    const budget = Math.min(timeoutMs ?? 2 * this.loaded.config.timings.handoffTimeoutMs + catchUpMs + 1_000, 60_000);
     this.events.record("operator.demote", "operator asked to demote this node", { requestId });
     const done = this.waitForRequest(requestId, budget);
     this.host.input({ kind: "demote", requestId });
