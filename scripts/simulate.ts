@@ -27,6 +27,7 @@ interface Options {
   windowMs: [number, number] | null;
   /** Share of chaos schedules that get adapter faults (null: the generator's default). */
   adapterFaults: number | null;
+  releaseStallMaxMs: number | null;
   strict: boolean;
   json: boolean;
 }
@@ -74,11 +75,12 @@ const USAGE = `usage: node --import tsx scripts/simulate.ts [options]
   --profile P       only chaos or only benign schedules (default: drawn from each seed)
   --window MIN-MAX  fault window in ms (default 30000-120000)
   --adapter-faults F  share of chaos schedules with adapter faults, 0..1 (default 0.3)
+  --release-stall MS  a slow handoff giver: each schedule draws a stall in [0, MS] before it acts on "ready"
   --strict          count every blind claim but the ARP-cut one (docs/protocol.md) as a failure
   --json            print the summary as JSON`;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 1_000_000, seedStart: 1, seconds: null, parallel: 1, seed: null, trace: false, traceLines: 80, profile: null, windowMs: null, adapterFaults: null, strict: false, json: false };
+  const o: Options = { runs: 1_000_000, seedStart: 1, seconds: null, parallel: 1, seed: null, trace: false, traceLines: 80, profile: null, windowMs: null, adapterFaults: null, releaseStallMaxMs: null, strict: false, json: false };
   const int = (flag: string, value: string | undefined, min: number): number => {
     const n = Number(value);
     if (value === undefined || !Number.isInteger(n) || n < min) fail(`${flag} needs a whole number of at least ${min} (got ${value ?? "nothing"})`);
@@ -135,6 +137,13 @@ function parseArgs(argv: string[]): Options {
         const share = Number(next);
         if (next === undefined || !Number.isFinite(share) || share < 0 || share > 1) fail(`--adapter-faults takes a share from 0 to 1 (got ${next ?? "nothing"})`);
         o.adapterFaults = share;
+        i++;
+        break;
+      }
+      case "--release-stall": {
+        const ms = Number(next);
+        if (next === undefined || !Number.isInteger(ms) || ms < 0 || ms > 60_000) fail(`--release-stall takes whole ms from 0 to 60000 (got ${next ?? "nothing"})`);
+        o.releaseStallMaxMs = ms;
         i++;
         break;
       }
@@ -228,7 +237,7 @@ function workerEntry(): URL {
 }
 
 async function batch(o: Options): Promise<number> {
-  const generate: GenerateOptions = { ...(o.profile ? { profile: o.profile } : {}), ...(o.windowMs ? { windowMs: o.windowMs } : {}), ...(o.adapterFaults === null ? {} : { adapterFaultShare: o.adapterFaults }) };
+  const generate: GenerateOptions = { ...(o.profile ? { profile: o.profile } : {}), ...(o.windowMs ? { windowMs: o.windowMs } : {}), ...(o.adapterFaults === null ? {} : { adapterFaultShare: o.adapterFaults }), ...(o.releaseStallMaxMs ? { releaseStallMaxMs: o.releaseStallMaxMs } : {}) };
   const workers = Math.min(o.parallel, o.runs);
   const stop = new SharedArrayBuffer(4);
   const total = blankTally();
@@ -302,7 +311,7 @@ async function batch(o: Options): Promise<number> {
 
 function single(o: Options): number {
   const seed = o.seed as number;
-  const generate: GenerateOptions = { ...(o.profile ? { profile: o.profile } : {}), ...(o.windowMs ? { windowMs: o.windowMs } : {}), ...(o.adapterFaults === null ? {} : { adapterFaultShare: o.adapterFaults }) };
+  const generate: GenerateOptions = { ...(o.profile ? { profile: o.profile } : {}), ...(o.windowMs ? { windowMs: o.windowMs } : {}), ...(o.adapterFaults === null ? {} : { adapterFaultShare: o.adapterFaults }), ...(o.releaseStallMaxMs ? { releaseStallMaxMs: o.releaseStallMaxMs } : {}) };
   const result = runSeed({ seed, generate, fullLog: o.trace, strict: o.strict });
   if (o.trace || result.violations.length > 0) console.log(formatRun(result, o.traceLines));
   else console.log(formatRun(result, 0).split("\n")[0]);

@@ -2,7 +2,9 @@
  * Backups and restore against the lab's real MariaDB pair (replicating both ways): a backup
  * taken with real mariadb-dump while rows are written, verified, then restored with
  * `mnha restore` after the data changed: both nodes hold exactly the backup's rows, CHECKSUM
- * TABLE matches what was backed up on both, and replication runs on. The remote copy goes
+ * TABLE matches what was backed up on both, and replication runs on. The peer is re-seeded
+ * from the restored node by its agent, so a peer whose replica was stopped and whose data
+ * diverged (an unlogged row written as root) is repaired too. The remote copy goes
  * with real rsync over the lab's real sshd (mn2 stands in for the backup host).
  */
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
@@ -218,10 +220,12 @@ describe("mnha restore", () => {
     const result = await mnha("mn1", ["restore", backupPath, "--yes"], { timeoutMs: 600_000 });
     expect(result.code, out(result)).toBe(0);
     expect(result.stderr).toContain("The MN services are stopped on both nodes for the duration (the UI and the database keep running)");
-    expect(result.stderr).toMatch(/\[4\/12\] stop the MN services on both nodes \(the UI and the database keep running\): done/);
-    expect(result.stderr).toMatch(/\[10\/12\] make this node writable again: done/);
-    expect(result.stderr).toMatch(/\[11\/12\] start the MN services on both nodes again: done/);
-    expect(result.stderr).toMatch(/\[12\/12\] leave maintenance mode on both nodes: done/);
+    expect(result.stderr).toMatch(/\[4\/13\] stop the MN services on both nodes \(the UI and the database keep running\): done/);
+    expect(result.stderr).toMatch(/\[8\/13\] re-seed the peer from this node \(its database becomes a copy of this one\): done/);
+    expect(result.stderr).toMatch(/mn2 is a copy of mn1's database at GTID \d+-\d+-\d+/);
+    expect(result.stderr).toMatch(/\[11\/13\] make this node writable again: done/);
+    expect(result.stderr).toMatch(/\[12\/13\] start the MN services on both nodes again: done/);
+    expect(result.stderr).toMatch(/\[13\/13\] leave maintenance mode on both nodes: done/);
     expect(result.stdout).toContain("the MN services run again");
     await expectServicesStoppedAndStarted(pidsBefore);
     // The agents were in maintenance for the duration (no failover, no restore meanwhile), and are out of it.
@@ -253,6 +257,48 @@ describe("mnha restore", () => {
     const verify = await mnha("mn1", ["backup", "verify", safety]);
     expect(verify.code, out(verify)).toBe(0);
     expect(readFileSync(`${safety}.sha256`, "utf8")).toMatch(/^[0-9a-f]{64} {2}mnha-mn1-/);
+  });
+
+  it("a peer whose replica is stopped and whose data diverged is re-seeded: both nodes equal the backup, replication running both ways", async () => {
+    expect(await lab.holder()).toBe("mn1");
+    // mn2 stops replicating; mn1 writes on (mn2 misses it); mn2 gets a row nobody else has
+    // (written as root, read_only lifted, unlogged: replication can never repair that).
+    await sql("mn2", "STOP SLAVE");
+    await sql("mn1", "INSERT INTO appdb.events (payload) VALUES ('mn2 misses this')");
+    await db.mn2().withConnection(async (c) => {
+      const [row] = (await c.query("SELECT @@GLOBAL.read_only AS ro")) as { ro: number }[];
+      await c.query("SET GLOBAL read_only = OFF");
+      await c.query("SET SESSION sql_log_bin = 0");
+      await c.query("INSERT INTO appdb.events (payload) VALUES ('diverged on mn2')");
+      await c.query("DELETE FROM appdb.bulk WHERE id <= 10");
+      if (Number(row?.ro) === 1) await c.query("SET GLOBAL read_only = ON");
+    });
+    expect((await db.mn2().health()).slaveSqlRunning).toBe("No");
+    expect(await checksum("mn2", "appdb.bulk")).not.toBe(bulkChecksumAtBackup);
+    const result = await mnha("mn1", ["restore", backupPath, "--yes"], { timeoutMs: 600_000 });
+    expect(result.code, out(result)).toBe(0);
+    expect(result.stderr).toMatch(/\[8\/13\] re-seed the peer from this node \(its database becomes a copy of this one\): done/);
+    expect(result.stderr).toMatch(/mn2 is a copy of mn1's database at GTID \d+-\d+-\d+ \(.* in [\d.]+ s\) and replicates from it/);
+    expect(result.stderr).toContain("CHECKSUM TABLE equal on both nodes; replication running both ways");
+    const events = manifest.tables.find((t) => t.table === "appdb.events")?.rows ?? -1;
+    await replicatingBothWays();
+    await caughtUp("mn2", "mn1");
+    for (const node of ["mn1", "mn2"] as const) {
+      expect(await sql(node, "SELECT COUNT(*) AS n, MIN(id) AS lo, MAX(id) AS hi FROM appdb.events"), node).toEqual([{ n: BigInt(events), lo: 1, hi: events }]);
+      expect(await sql(node, "SELECT COUNT(*) AS n FROM appdb.events WHERE payload IN ('diverged on mn2', 'mn2 misses this')"), node).toEqual([{ n: 0n }]);
+      expect(await checksum(node, "appdb.bulk"), node).toBe(bulkChecksumAtBackup);
+    }
+    expect(await checksum("mn2", "appdb.events")).toBe(await checksum("mn1", "appdb.events"));
+    // Replication runs both ways from the restored position.
+    await sql("mn1", "INSERT INTO appdb.events (payload) VALUES ('after the re-seed')");
+    await caughtUp("mn2", "mn1");
+    expect(await sql("mn2", "SELECT COUNT(*) AS n FROM appdb.events WHERE payload = 'after the re-seed'")).toEqual([{ n: 1n }]);
+    // The copy is in mn2's audit trail: started and finished, asked through mn1.
+    const audit = await mnha("mn2", ["events", "--type", "db.reseed", "--json", "--limit", "100"]);
+    const list = JSON.parse(audit.stdout) as { type: string; node: string; message: string }[];
+    const mine = list.filter((e) => e.node === "mn2").map((e) => e.type);
+    expect(mine, audit.stdout).toEqual(expect.arrayContaining(["db.reseed.started", "db.reseed.finished"]));
+    expect(mine).not.toContain("db.reseed.failed");
   });
 });
 

@@ -244,6 +244,9 @@ describe("the database follows the VIP (real MariaDB)", () => {
     const run = await throughFault(async (holder) => {
       const result = await lab.demote(holder);
       expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+      // Success is said only once the taker holds the VIP: it is on the taker's eth0 as the command returns.
+      expect(result.stdout).toContain(`to ${other(holder)}`);
+      expect(await lab.holder()).toBe(other(holder));
     });
     await checkAfter(run);
     const events = await mnha(run.taker, ["events", "--type", "db", "--limit", "50", "--json"]);

@@ -4,6 +4,7 @@
  * turns those reports into events for the pure cores and carries out their effects.
  */
 import type { KeepalivedState, LinkMessage, Role } from "@mnha/protocol";
+import type { PlanStepEvent } from "./plan/plan-audit.js";
 
 /** One start/stop lifecycle for every component (after libp2p's Startable). */
 export interface Startable {
@@ -256,6 +257,13 @@ export interface CommandOutcome {
   detail: string;
 }
 
+/** The peer's answer to a re-seed from this node (mnha restore). */
+export interface DbReseedPeerResult {
+  node: string;
+  ok: boolean;
+  message: string;
+}
+
 export interface MaintenanceResult {
   node: string;
   on: boolean;
@@ -321,6 +329,9 @@ export interface ControlHandlers {
   stopNode?(request: { keepUi: boolean; stopVip: boolean; by: string }): Promise<StopNodeResult>;
   startNode?(request: { by: string; dbCatchUpTimeoutMs?: number }): Promise<StartNodeResult>;
   collect?(request: { sinceMs?: number; by: string }): Promise<CollectResult>;
+  dbReseedPeer?(request: { by: string }): Promise<DbReseedPeerResult>;
+  /** Stores a plan step's audit event (plan/plan-audit.ts catalog) with the pair's events. */
+  planEvent?(event: PlanStepEvent): Promise<{ seq: number }>;
   status(): Promise<StatusReport>;
   demote(options: { timeoutMs?: number }): Promise<DemoteResult>;
   events(options: EventQuery): Promise<HaEvent[]>;

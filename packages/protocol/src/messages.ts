@@ -11,8 +11,14 @@ import { z } from "zod";
  * frame after the handshake is sealed (framing.ts). Version 1 (plain frames, listener proves
  * first) is no longer spoken: a peer still on it is refused with unsupported-version.
  */
-export const PROTOCOL_VERSIONS = [2] as const;
-export const CURRENT_PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSIONS = [2, 3] as const;
+export const CURRENT_PROTOCOL_VERSION = 3;
+/**
+ * Version 3 frames are version 2's plus the ops-request action `db-reseed`. A version 2 agent
+ * refuses the whole link on an action it does not know, so it is sent only on a link that
+ * negotiated at least this version.
+ */
+export const DB_RESEED_MIN_PROTOCOL_VERSION = 3;
 /** Frames above this size are refused before parsing (ws `maxPayload`). */
 export const MAX_FRAME_BYTES = 256 * 1024;
 
@@ -259,11 +265,14 @@ export const OpsStateSchema = z.strictObject({
   stopped: z.strictObject({ since: z.number().int().nonnegative(), by: operatorName, keepUi: z.boolean() }).nullable(),
 });
 
-/** Asks the peer to do an operator action on itself (mnha maintenance --node peer, collect-log). */
+/**
+ * Asks the peer to do an operator action on itself (mnha maintenance --node peer, collect-log;
+ * db-reseed, protocol 3 on: the VIP holder asks the standby to copy its database, mnha restore).
+ */
 export const OpsRequestSchema = z.strictObject({
   type: z.literal("ops-request"),
   id: z.string().min(1).max(64),
-  action: z.enum(["maintenance-on", "maintenance-off", "collect"]),
+  action: z.enum(["maintenance-on", "maintenance-off", "collect", "db-reseed"]),
   by: operatorName,
   reason: opsReason,
   sinceMs: z.number().int().nonnegative().optional(),

@@ -53,6 +53,8 @@ export type ErrorCode =
   | "AGENT_LOCK"
   | "USAGE"
   | "PEER_NOT_CONNECTED"
+  /** The peer's agent is too old for the request (it would refuse the link on it): upgrade first. */
+  | "PEER_TOO_OLD"
   | "OPERATION_REFUSED"
   | "OPERATION_FAILED"
   /** upgrade-ha: a node's upgrade failed and that node was put back on the suite it ran. */

@@ -23,6 +23,7 @@ export interface MariaDbRestoreOptions {
   catchUpTimeoutMs: number;
   maintenance: RestoreActions["maintenance"];
   services: RestoreActions["services"];
+  reseedPeer: RestoreActions["reseedPeer"];
 }
 
 export function mariaDbRestoreActions(options: MariaDbRestoreOptions): RestoreActions {
@@ -30,6 +31,7 @@ export function mariaDbRestoreActions(options: MariaDbRestoreOptions): RestoreAc
   return {
     maintenance: options.maintenance,
     services: options.services,
+    reseedPeer: options.reseedPeer,
     async verifyBackup() {
       await verifyBackup(options.backupPath);
     },

@@ -1,9 +1,11 @@
 /**
  * `mnha restore <backup>` as a step plan. The backup is loaded into this node's MariaDB
- * with the binary log on, so replication carries the restore to the peer as ordinary
- * transactions of this node's GTID domain: both databases end up with the backup's data and
- * their GTID histories stay consistent (no RESET MASTER on either node). While it runs this
- * node is read-only for the applications (their accounts lack READ ONLY ADMIN); root loads.
+ * with the binary log on (this node's GTID history stays whole: no RESET MASTER here). Then
+ * the peer's agent re-seeds the peer from this node (db/seed.ts, as `mnha db resync`), so a
+ * peer whose replica was broken or whose data diverged ends up a copy too, replicating from
+ * the restored position. Without agents (--no-maintenance) replication alone carries the
+ * load to the peer. While it runs this node is read-only for the applications (their
+ * accounts lack READ ONLY ADMIN); root loads.
  *
  * The MN services are stopped on both nodes for the duration (the UI and the database keep
  * running; the pair is in maintenance, so the agents neither restore them nor fail over).
@@ -40,6 +42,12 @@ export interface RestoreActions {
   dropSchemasNotInBackup(): Promise<string[]>;
   /** Streams the dump into the local server. Safe to repeat (the dump drops and recreates each schema). */
   loadBackup(onProgress: (text: string) => void): Promise<void>;
+  /**
+   * Asks the peer's agent to make its database a copy of this node's (the pair in
+   * maintenance); waits for it, bounded. Safe to repeat (the copy starts over). Returns a line
+   * for the output. Null: no agents (--no-maintenance): replication carries the load.
+   */
+  reseedPeer: (() => Promise<string>) | null;
   /** Waits until the peer has applied everything this node wrote. */
   waitForPeer(): Promise<void>;
   /** Row counts equal to the manifest's, CHECKSUM TABLE equal on both nodes, replication running both ways. */
@@ -94,8 +102,13 @@ export function restorePlan(actions: RestoreActions): Plan {
           context.note(dropped.length === 0 ? "none" : `dropped ${dropped.join(", ")}`);
         },
       },
-      { name: "load", title: "load the backup (replicated to the peer)", run: (context) => actions.loadBackup((text) => context.note(text)) },
-      { name: "wait-peer", title: "wait until the peer has applied the restore", run: () => actions.waitForPeer() },
+      { name: "load", title: "load the backup", run: (context) => actions.loadBackup((text) => context.note(text)) },
+      {
+        name: "reseed-peer",
+        title: "re-seed the peer from this node (its database becomes a copy of this one)",
+        run: async (context) => context.note(actions.reseedPeer === null ? "no agents: the peer gets the load through replication" : await actions.reseedPeer()),
+      },
+      { name: "wait-peer", title: "wait until the peer has caught up with this node", run: () => actions.waitForPeer() },
       {
         name: "verify-restored",
         title: "verify row counts, CHECKSUM TABLE on both nodes and replication",

@@ -140,7 +140,8 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
       const result = await control.demote(options.timeout === undefined ? {} : { timeoutMs: options.timeout });
       if (state.json) printJson(io, result);
       else if (result.ok) io.stdout.write(`VIP moved from ${terminalSafe(result.from)} to ${terminalSafe(result.to ?? "the peer")} in ${result.tookMs} ms (epoch ${result.epoch}): ${terminalSafe(result.message)}\n`);
-      else io.stderr.write(`${name}: demote refused: ${terminalSafe(result.message)}\n`);
+      // A switchover that started but did not end on the peer failed (the message says where the VIP is); anything else was refused.
+      else io.stderr.write(`${name}: demote ${result.message.startsWith("switchover ") ? "failed" : "refused"}: ${terminalSafe(result.message)}\n`);
       if (!result.ok) state.exitCode = ExitCode.failed;
     });
 

@@ -42,7 +42,7 @@ export function restoreStateFile(config: MnhaConfig): string {
 export function registerRestoreCommand(program: Command, ctx: RestoreCommandContext): void {
   program
     .command("restore")
-    .description("REPLACE the pair's application databases with a backup's: verifies it, takes a safety backup, loads it here (replicated to the peer), checks both nodes")
+    .description("REPLACE the pair's application databases with a backup's: verifies it, takes a safety backup, loads it here, re-seeds the peer from here, checks both nodes")
     .argument("<backup>", "a backup file (a bare name is looked up in backup.dir)")
     .option("--yes", "do not ask for the typed confirmation (for scripts)")
     .option("--no-maintenance", "run without putting the pair in maintenance (when the agents are not running)")
@@ -71,6 +71,8 @@ async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, fi
   for (const [label, db] of [[config.node.name, local], [peerInfo.name, peer]] as const) {
     const h = await db.health();
     if (!h.alive) throw new MnhaError("DB_UNREACHABLE", `${label}'s MariaDB does not answer: ${h.error ?? "no answer"}`, { hint: "start it (both servers must run: the restore replicates to the peer); nothing was changed" });
+    // With the agents the peer is re-seeded from this node: its own replica may be broken (that is repaired).
+    if (useMaintenance && db === peer) continue;
     if (h.slaveIoRunning !== "Yes" || h.slaveSqlRunning !== "Yes")
       throw new MnhaError("DB_REPLICATION", `${label}'s replica is not running (IO ${h.slaveIoRunning}, SQL ${h.slaveSqlRunning}): the restore would not reach the other node`, { hint: "repair replication first (`mnha db status`, `mnha db resync` on the standby); nothing was changed" });
   }
@@ -78,9 +80,10 @@ async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, fi
   const resuming = store.load() !== null;
   const maintenance = useMaintenance ? await maintenanceControl(ctx, file, resuming) : null;
   const services = useMaintenance ? servicesControl(ctx, file) : null;
+  const reseedPeer = useMaintenance ? reseedControl(ctx, peerInfo.name) : null;
   const current = await summarize(local);
   io.stderr.write(
-    `This REPLACES the application databases of BOTH nodes (${config.node.name} here, ${peerInfo.name} through replication):\n${describeSummary(current)}` +
+    `This REPLACES the application databases of BOTH nodes (${config.node.name} here, ${peerInfo.name} ${useMaintenance ? "re-seeded from here" : "through replication"}):\n${describeSummary(current)}` +
       `with the backup ${manifest.file} (taken on ${manifest.node} at ${manifest.takenAt}, GTID ${manifest.gtid}):\n` +
       `  ${manifest.schemas.join(", ")}: ${manifest.tables.length} tables, ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows\n` +
       `The accounts (schema mysql) are kept. A safety backup of the current data is taken first.\n` +
@@ -98,7 +101,7 @@ async function restoreCommand(ctx: RestoreCommandContext, config: MnhaConfig, fi
   }
   if (resuming) io.stderr.write(`resuming the restore recorded in ${store.describe()}\n`);
   const plan = restorePlan(
-    mariaDbRestoreActions({ backupPath: path, manifest, local, peer, source: localDumpSource(config), backupDir: backupDir(config), clientBinary: config.db.clientBinary, catchUpTimeoutMs: Math.max(config.db.catchUpTimeoutMs, 600_000), maintenance, services }),
+    mariaDbRestoreActions({ backupPath: path, manifest, local, peer, source: localDumpSource(config), backupDir: backupDir(config), clientBinary: config.db.clientBinary, catchUpTimeoutMs: Math.max(config.db.catchUpTimeoutMs, 600_000), maintenance, services, reseedPeer }),
   );
   // The backup's name is part of the plan's: a leftover state of another backup's restore is refused.
   const named = { ...plan, name: `restore ${manifest.file}` };
@@ -159,6 +162,22 @@ function servicesControl(ctx: RestoreCommandContext, file: string): NonNullable<
         hint: `fix the cause (the service's ${action} command, \`mnha events --type maintenance\`)`,
       });
     return [result.services?.message, result.peer?.message.split("; ").filter((part) => !/maintenance mode/.test(part)).join("; ")].filter((t) => t !== undefined && t !== "").join("; ");
+  };
+}
+
+/**
+ * The peer's agent copies this node's database (over the authenticated peer link, the pair in
+ * maintenance). A peer that could not fails the step with its reason; the step reruns safely.
+ */
+function reseedControl(ctx: RestoreCommandContext, peerName: string): NonNullable<RestoreActions["reseedPeer"]> {
+  const by = invokingUser(ctx.io.env ?? process.env);
+  return async () => {
+    const result = await ctx.client().dbReseedPeer({ by });
+    if (!result.ok)
+      throw new MnhaError("DB_SEED_FAILED", `${peerName} could not copy this node's database: ${result.message}`, {
+        hint: `fix the cause (\`mnha events --type db.reseed\` on ${peerName}), then run the same command again: it resumes with the re-seed`,
+      });
+    return result.message;
   };
 }
 

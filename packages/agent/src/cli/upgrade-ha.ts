@@ -10,6 +10,7 @@ import { loadConfig, MnhaError, writeFileAtomicSync, type MnhaConfig } from "@mn
 import type { ControlClient } from "../control/control-client.js";
 import { FilePlanStore } from "../plan/plan-state.js";
 import { renderPlanEvent, runPlan } from "../plan/step-plan.js";
+import { auditPlanEvents } from "../plan/plan-audit.js";
 import { bundleName, bundleVersion, INSTALL_DIR, KNOWN_HOSTS_FILE } from "../provision/install-ha.js";
 import { KnownHostsFile } from "../provision/known-hosts.js";
 import { readSecret } from "../provision/secret-input.js";
@@ -147,7 +148,16 @@ async function upgradeHa(ctx: UpgradeHaContext, config: MnhaConfig, bundlePath: 
     } else io.stderr.write(`resuming the upgrade to suite ${target} recorded in ${store.describe()}\n`);
 
     const actions = realUpgradeHaActions({ ...options, first: order.first, second: order.second, previous: order.previous });
-    const result = await runPlan(upgradeHaPlan(actions), { store, onEvent: (event) => io.stderr.write(renderPlanEvent(event)) });
+    const plan = upgradeHaPlan(actions);
+    // Each step's start, finish or failure goes to the audit store through the local agent (best effort: it restarts on the way).
+    const audit = auditPlanEvents(plan.name, { self, peer: peer.name }, (event) => ctx.client(3_000).planEvent(event));
+    const result = await runPlan(plan, {
+      store,
+      onEvent: (event) => {
+        io.stderr.write(renderPlanEvent(event));
+        audit.onEvent(event);
+      },
+    }).finally(() => audit.flush());
     store.clear();
     rmSync(orderFile, { force: true });
     if (ctx.state.json) printJson(io, { ok: true, version: target, ...result });

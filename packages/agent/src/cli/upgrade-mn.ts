@@ -13,6 +13,7 @@ import type { MariaDbDatabase } from "../db/mariadb.js";
 import { readPasswordFile } from "../db/secret-file.js";
 import { FilePlanStore } from "../plan/plan-state.js";
 import { renderPlanEvent, runPlan } from "../plan/step-plan.js";
+import { auditPlanEvents } from "../plan/plan-audit.js";
 import { KNOWN_HOSTS_FILE } from "../provision/install-ha.js";
 import { KnownHostsFile } from "../provision/known-hosts.js";
 import { readSecret } from "../provision/secret-input.js";
@@ -124,7 +125,16 @@ async function upgradeMn(ctx: UpgradeMnContext, config: MnhaConfig, installerPat
       mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
       writeFileAtomicSync(orderFile, JSON.stringify({ first, second, version: info.version }), { mode: 0o600 });
     } else io.stderr.write(`resuming the upgrade to platform ${info.version} recorded in ${store.describe()}\n`);
-    const result = await runPlan(upgradeMnPlan(actions), { store, onEvent: (event) => io.stderr.write(renderPlanEvent(event)) });
+    const plan = upgradeMnPlan(actions);
+    // Each step's start, finish or failure goes to the audit store through the local agent (best effort).
+    const audit = auditPlanEvents(plan.name, { self, peer: peer.name }, (event) => ctx.client(3_000).planEvent(event));
+    const result = await runPlan(plan, {
+      store,
+      onEvent: (event) => {
+        io.stderr.write(renderPlanEvent(event));
+        audit.onEvent(event);
+      },
+    }).finally(() => audit.flush());
     store.clear();
     rmSync(orderFile, { force: true });
     if (ctx.state.json) printJson(io, { ok: true, version: info.version, ...result });

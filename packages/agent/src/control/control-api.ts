@@ -18,6 +18,8 @@ export const CONTROL_ROUTES = {
   stopNode: { method: "POST", path: "/v1/stop-node" },
   startNode: { method: "POST", path: "/v1/start-node" },
   collect: { method: "POST", path: "/v1/collect" },
+  dbReseedPeer: { method: "POST", path: "/v1/db-reseed-peer" },
+  planEvent: { method: "POST", path: "/v1/plan-event" },
 } as const;
 
 export type ControlRouteName = keyof typeof CONTROL_ROUTES;
@@ -67,6 +69,11 @@ export const CollectRequestSchema = z.strictObject({
   by: operatorSchema.default("unknown"),
 });
 export type CollectRequest = z.infer<typeof CollectRequestSchema>;
+
+/** mnha restore on the VIP holder: the peer copies this node's database (pair in maintenance). */
+export const DbReseedPeerRequestSchema = z.strictObject({
+  by: operatorSchema.default("unknown"),
+});
 
 const epochMs = z.coerce.number().int().min(0).max(8_640_000_000_000_000);
 const nodeFilter = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "a node name");
@@ -123,6 +130,7 @@ const KNOWN_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "KEEPALIVED_START",
   "USAGE",
   "PEER_NOT_CONNECTED",
+  "PEER_TOO_OLD",
   "OPERATION_REFUSED",
   "OPERATION_FAILED",
   "INTERNAL",
@@ -145,6 +153,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case "SWITCHOVER_FAILED":
     case "OPERATION_REFUSED":
     case "PEER_NOT_CONNECTED":
+    case "PEER_TOO_OLD":
       return 409;
     default:
       return 500;

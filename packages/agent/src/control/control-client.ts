@@ -4,7 +4,8 @@
  */
 import { request as httpRequest } from "node:http";
 import { MnhaError } from "@mnha/shared";
-import type { CollectResult, MaintenanceResult, StartNodeResult, StopNodeResult, DemoteResult, EventQuery, FailoverRecord, HaEvent, MetricsReport, StatusReport } from "../contracts.js";
+import type { CollectResult, DbReseedPeerResult, MaintenanceResult, StartNodeResult, StopNodeResult, DemoteResult, EventQuery, FailoverRecord, HaEvent, MetricsReport, StatusReport } from "../contracts.js";
+import type { PlanStepEvent } from "../plan/plan-audit.js";
 import { CONTROL_ROUTES, MAX_RESPONSE_BODY_BYTES, errorFromBody, type ControlRouteName } from "./control-api.js";
 
 export interface ControlClientOptions {
@@ -86,6 +87,16 @@ export class ControlClient {
 
   collect(request: { sinceMs?: number; by: string }): Promise<CollectResult> {
     return this.call<CollectResult>("collect", { body: request, timeoutMs: Math.max(this.timeoutMs, 60_000) });
+  }
+
+  /** Waits for the peer's copy (bounded by the agent: RESEED_ANSWER_TIMEOUT_MS), with a margin. */
+  dbReseedPeer(request: { by: string }): Promise<DbReseedPeerResult> {
+    return this.call<DbReseedPeerResult>("dbReseedPeer", { body: request, timeoutMs: Math.max(this.timeoutMs, 3_660_000) });
+  }
+
+  /** Records a plan step's audit event (upgrade-ha, upgrade-mn); short: the CLI does not wait for a restarting agent. */
+  planEvent(event: PlanStepEvent): Promise<{ seq: number }> {
+    return this.call<{ seq: number }>("planEvent", { body: event });
   }
 
   private call<T>(routeName: ControlRouteName, options: { query?: URLSearchParams; body?: unknown; timeoutMs?: number } = {}): Promise<T> {

@@ -14,6 +14,7 @@ import {
   StopNodeRequestSchema,
   StartNodeRequestSchema,
   CollectRequestSchema,
+  DbReseedPeerRequestSchema,
   EventsQuerySchema,
   FailoversQuerySchema,
   MetricsQuerySchema,
@@ -24,6 +25,7 @@ import {
   type ControlRouteName,
 } from "./control-api.js";
 import { ensurePrivateSocketDir, removeStaleSocket } from "./socket-file.js";
+import { PLAN_STEP_EVENT_TYPES, PlanStepEventSchema } from "../plan/plan-audit.js";
 
 export interface ControlServerOptions {
   socketPath: string;
@@ -219,6 +221,16 @@ export class ControlServer implements Startable {
         const q = parsed.data;
         return await requireHandler(this.handlers.collect, "collect")(q.sinceMs === undefined ? { by: q.by } : { sinceMs: q.sinceMs, by: q.by });
       }
+      case "planEvent": {
+        const parsed = PlanStepEventSchema.safeParse((await readJsonBody(request, this.maxBodyBytes)) ?? {});
+        if (!parsed.success) throw badRequest(`invalid body for ${url.pathname}: ${summarizeIssues(parsed.error.issues)}`, `send {"type": ${PLAN_STEP_EVENT_TYPES.join("|")}, "plan", "step", "node", "title", ...}`);
+        return await requireHandler(this.handlers.planEvent, "plan-event")(parsed.data);
+      }
+      case "dbReseedPeer": {
+        const parsed = DbReseedPeerRequestSchema.safeParse((await readJsonBody(request, this.maxBodyBytes)) ?? {});
+        if (!parsed.success) throw badRequest(`invalid body for ${url.pathname}: ${summarizeIssues(parsed.error.issues)}`, 'send {"by": USER}');
+        return await requireHandler(this.handlers.dbReseedPeer, "db-reseed-peer")(parsed.data);
+      }
     }
   }
 }
@@ -337,6 +349,10 @@ function describeResult(route: ControlRouteName, result: unknown): unknown {
   if (route === "maintenance" || route === "stopNode" || route === "startNode") {
     const r = result as { ok?: unknown; on?: unknown; changed?: unknown; message?: unknown };
     return { ok: r.ok, on: r.on, changed: r.changed, message: r.message };
+  }
+  if (route === "dbReseedPeer") {
+    const r = result as { ok?: unknown; node?: unknown; message?: unknown };
+    return { ok: r.ok, node: r.node, message: r.message };
   }
   if (route === "collect") return { files: ((result as { self?: { files?: unknown[] } }).self?.files ?? []).length };
   if (route === "events") return { count: (result as { events: unknown[] }).events.length };

@@ -283,6 +283,28 @@ interface ReceivingHandoff {
   startedAt: number;
 }
 
+/**
+ * Taker: a handoff whose receive window closed before the holder's release came. The holder
+ * may still release (it was slow to close its gate): until `until` that release makes this
+ * node the holder (docs/protocol.md, "A release that comes late").
+ */
+interface LateRelease {
+  id: string;
+  epoch: number;
+  /** When our window closed (our clock): a pause after it voids the late release. */
+  closedAt: number;
+  /** The lease we reported as we began receiving, less the takeover margin: the giver waits for it to run out before it may claim. */
+  until: number;
+}
+
+/** Giver: released to the peer; the operator's request waits until the peer reports it holds the VIP. */
+interface ReleasedHandoff {
+  epoch: number;
+  requestId: string;
+  releasedAt: number;
+  startedAt: number;
+}
+
 interface PendingProbe {
   id: number;
   startedAt: number;
@@ -314,6 +336,8 @@ export class ElectionCore {
 
   private handoff: PendingHandoff | null = null;
   private receiving: ReceivingHandoff | null = null;
+  private lateRelease: LateRelease | null = null;
+  private released: ReleasedHandoff | null = null;
   private probe: PendingProbe | null = null;
   /** The claim's probe found nobody; the gate opens at this instant (peer's lease, less the VRRP timer). */
   private probeClearedAt: number | null = null;
@@ -461,6 +485,7 @@ export class ElectionCore {
     at = earliestAfter(now, at, this.startedAt + this.s.startupGraceMs);
     if (this.handoff) at = earliestAfter(now, at, this.handoff.startedAt + this.handoffTimeoutMs());
     if (this.receiving) at = earliestAfter(now, at, this.receiving.startedAt + this.receiveWindowMs());
+    if (this.released) at = earliestAfter(now, at, this.released.releasedAt + this.s.handoffTimeoutMs);
     if (this.lastProbeBlockedAt !== null) at = earliestAfter(now, at, this.lastProbeBlockedAt + this.s.arpRetryMs);
     if (this.vipMissingSince !== null) {
       const watchdog = this.watchdog();
@@ -528,6 +553,8 @@ export class ElectionCore {
         this.onDuplicateCheck(now, input, out);
         break;
       case "vip-observed":
+        // A holder whose VIP just came up tells its peer at once (a giver's demote waits for that word).
+        if (input.present && this.vipPresent !== true && this.holder === this.s.self) out.push({ kind: "heartbeat-now" });
         this.vipPresent = input.present;
         this.onVipObservedForDb(input.present, out);
         break;
@@ -554,6 +581,7 @@ export class ElectionCore {
 
     if (this.peer.lastHeardAt !== null && !this.peerAlive(now)) this.announcePeerLost(now, "no heartbeat", out);
     this.checkWitness(now, out);
+    this.checkReleasedTaken(now, null, out);
     this.evaluate(now, out);
     this.reconcileDbWritable(out);
     // The lease guard hears from us only after every other effect of the tick.
@@ -616,6 +644,8 @@ export class ElectionCore {
       case "handoff-released":
         if (this.receiving && message.id === this.receiving.id && message.epoch === this.receiving.epoch) {
           this.completeHandoffAsTaker(now, out);
+        } else if (this.lateRelease && message.id === this.lateRelease.id && message.epoch === this.lateRelease.epoch) {
+          this.onLateRelease(now, out);
         }
         return;
       case "refuse":
@@ -640,6 +670,10 @@ export class ElectionCore {
       this.peer.leaseDeadline = Math.max(this.peer.leaseDeadline, deadline);
     }
 
+    this.checkReleasedTaken(now, hb, out);
+    // The release message was lost but the giver's heartbeat tells the same story.
+    if (this.lateRelease && hb.epoch === this.lateRelease.epoch && hb.holder === this.s.self && !(hb.role === "holder" || hb.role === "handing-off")) this.onLateRelease(now, out);
+
     if (hb.epoch >= MAX_EPOCH) {
       // Adopting it would leave no room for the next change of holder.
       out.push({ kind: "event", type: "stale-message", message: `ignored a heartbeat at epoch ${hb.epoch}: at the protocol's bound ${MAX_EPOCH}`, fields: { peerEpoch: hb.epoch } });
@@ -659,9 +693,12 @@ export class ElectionCore {
         return;
       }
       this.epoch = hb.epoch;
-      this.holder = hb.holder;
+      // The peer names us holder only after releasing to us; unless the handoff completes
+      // below, we do not hold it, and must not say so (the peer would wait for our lease).
+      const namesUs = hb.holder === this.s.self && !(this.receiving && hb.epoch >= this.receiving.epoch);
+      this.holder = namesUs ? null : hb.holder;
       out.push({ kind: "persist-epoch", epoch: hb.epoch });
-      out.push({ kind: "event", type: "epoch-adopted", message: `adopted epoch ${hb.epoch} from ${hb.node} (holder ${hb.holder ?? "none"})`, fields: { epoch: hb.epoch, holder: hb.holder } });
+      out.push({ kind: "event", type: "epoch-adopted", message: `adopted epoch ${hb.epoch} from ${hb.node} (holder ${hb.holder ?? "none"}${namesUs ? ": a release this node no longer waits for; it does not hold the VIP" : ""})`, fields: { epoch: hb.epoch, holder: hb.holder } });
       if (this.gateOpen && this.role !== "receiving") {
         this.closeGate(out);
         this.abandonHandoff("a newer epoch exists", out);
@@ -748,7 +785,73 @@ export class ElectionCore {
     this.handoff = null;
     this.setRole("standby", `handed the VIP to ${this.s.peer}: ${handoff.reason}`, out);
     out.push({ kind: "event", type: "handoff-completed", message: `VIP handed to ${this.s.peer} at epoch ${handoff.epoch} in ${Math.round(now - handoff.startedAt)} ms`, fields: { to: this.s.peer, epoch: handoff.epoch, reason: handoff.reason, tookMs: Math.round(now - handoff.startedAt) } });
-    if (handoff.requestId) out.push({ kind: "request-done", requestId: handoff.requestId, ok: true, message: `VIP handed to ${this.s.peer}`, to: this.s.peer, epoch: handoff.epoch });
+    // The operator hears "done" only once the peer reports it holds the VIP (checkReleasedTaken).
+    // An agent stop reports at once: it exits either way.
+    if (handoff.requestId && handoff.thenStop) out.push({ kind: "request-done", requestId: handoff.requestId, ok: true, message: `VIP handed to ${this.s.peer}`, to: this.s.peer, epoch: handoff.epoch });
+    else if (handoff.requestId) this.released = { epoch: handoff.epoch, requestId: handoff.requestId, releasedAt: now, startedAt: handoff.startedAt };
+  }
+
+  /**
+   * Giver, after the release: the peer's heartbeat says whether it took the VIP. Holder at the
+   * handoff's epoch with the VIP on its interface: done. Not holding at that epoch or later: it
+   * gave up (its receive window closed first and it could not take the late release); the
+   * operator is told so, as when no such word comes within handoffTimeoutMs.
+   */
+  private checkReleasedTaken(now: number, heard: Heartbeat | null, out: ElectionEffect[]): void {
+    const released = this.released;
+    if (!released) return;
+    const hb = heard ?? this.peer.heartbeat;
+    const tookMs = Math.round(now - released.startedAt);
+    const peerHoldsRole = hb !== null && hb.epoch >= released.epoch && (hb.role === "holder" || hb.role === "handing-off") && hb.holder === this.s.peer;
+    if (peerHoldsRole && hb.vipPresent) {
+      this.released = null;
+      out.push({ kind: "request-done", requestId: released.requestId, ok: true, message: `VIP handed to ${this.s.peer} (up on ${this.s.peer} at epoch ${hb.epoch}, ${tookMs} ms)`, to: this.s.peer, epoch: hb.epoch });
+      return;
+    }
+    if (peerHoldsRole) {
+      if (now < released.releasedAt + this.s.handoffTimeoutMs) return;
+      // The role moved but the VIP is not up there yet (its watchdog repairs that): say exactly so.
+      this.released = null;
+      out.push({ kind: "request-done", requestId: released.requestId, ok: false, message: `switchover incomplete: ${this.s.peer} holds the role at epoch ${hb.epoch} but has not reported the VIP on its interface within ${this.s.handoffTimeoutMs} ms of the release (its watchdog repairs Keepalived; see mnha status on ${this.s.peer})`, to: this.s.peer, epoch: hb.epoch });
+      return;
+    }
+    let why: string | null = null;
+    if (hb && hb.epoch >= released.epoch && hb.role !== "receiving" && hb.role !== "holder" && hb.role !== "handing-off") why = `${this.s.peer} reports ${hb.role} at epoch ${hb.epoch} and does not hold it (it stopped waiting for the release before it came)`;
+    else if (hb && hb.epoch > released.epoch) why = `${this.s.peer} reports epoch ${hb.epoch}, holder ${hb.holder ?? "none"}`;
+    else if (now >= released.releasedAt + this.s.handoffTimeoutMs) why = `${this.s.peer} did not report holding it within ${this.s.handoffTimeoutMs} ms of the release`;
+    if (why === null) return;
+    this.released = null;
+    const holderNow = this.role === "holder" ? `${this.s.self} (this node) holds it again` : hb && (hb.role === "holder" || hb.role === "handing-off") ? `${this.s.peer} holds it` : `nobody holds it now; ${this.s.self} takes it back by the standby rules once ${this.s.peer}'s lease has run out`;
+    out.push({ kind: "event", type: "handoff-failed", message: `the VIP released to ${this.s.peer} at epoch ${released.epoch} was not taken: ${why}; ${holderNow}`, fields: { epoch: released.epoch, reason: why } });
+    out.push({ kind: "request-done", requestId: released.requestId, ok: false, message: `switchover failed: ${this.s.peer} did not take the VIP (${why}); ${holderNow}`, to: null, epoch: this.epoch });
+  }
+
+  /**
+   * Taker, after its window closed: the giver's release came late. The giver closed its gate
+   * before it sent it, and cannot claim before the lease we reported while receiving has run
+   * out (plus margin): until then, taking the VIP here is the handoff it offered, only later.
+   */
+  private onLateRelease(now: number, out: ElectionEffect[]): void {
+    const late = this.lateRelease;
+    if (!late) return;
+    this.lateRelease = null;
+    const problem =
+      now >= late.until ? `it came ${Math.round(now - late.closedAt)} ms after this node's window closed, past the lease it reported`
+      : this.resumedAt !== null && this.resumedAt > late.closedAt ? "this agent was paused since its window closed"
+      : !this.eligible() ? `not eligible: ${this.reasons().join("; ")}`
+      : this.role !== "standby" && this.role !== "claiming" ? `busy (${this.role})`
+      : this.epoch >= late.epoch ? `epoch ${this.epoch} already known`
+      : null;
+    if (problem !== null) {
+      out.push({ kind: "event", type: "handoff-failed", message: `late release from ${this.s.peer} at epoch ${late.epoch} not taken: ${problem}`, fields: { id: late.id, epoch: late.epoch, reason: problem } });
+      return;
+    }
+    if (this.role === "claiming") this.abortClaim(`taking the VIP ${this.s.peer} released to this node`, out);
+    out.push({ kind: "event", type: "handoff-accepted", message: `${this.s.peer} released the VIP ${Math.round(now - late.closedAt)} ms after this node's window closed: taking it at epoch ${late.epoch}`, fields: { id: late.id, epoch: late.epoch, lateMs: Math.round(now - late.closedAt) } });
+    this.receiving = { id: late.id, epoch: late.epoch, startedAt: now };
+    // The giver's gate is already closed: our Keepalived waits its master-down timer as BACKUP, then takes the VIP.
+    this.openGate(now, out);
+    this.completeHandoffAsTaker(now, out);
   }
 
   private completeHandoffAsTaker(now: number, out: ElectionEffect[]): void {
@@ -1074,6 +1177,11 @@ export class ElectionCore {
         const peerLost = !this.peerAlive(now);
         if (!receiving || now >= receiving.startedAt + window || !this.eligible() || peerLost) {
           // The holder never confirmed: close our gate again; the normal rules take over.
+          // A release still on its way may yet make us holder, while the lease we reported lasts.
+          // (Our first heartbeat while receiving reported at least leaseMs from its start, and it
+          // left before our "ready": the giver had it before it could release.)
+          const until = receiving ? receiving.startedAt + this.s.leaseMs - this.s.takeoverMarginMs : now;
+          this.lateRelease = receiving && this.eligible() && now < until ? { id: receiving.id, epoch: receiving.epoch, closedAt: now, until } : null;
           this.closeGate(out);
           this.receiving = null;
           const why = peerLost ? `${this.s.peer} lost before it confirmed the handoff` : `the holder did not confirm the handoff within ${window} ms`;

@@ -21,6 +21,9 @@ import { DataSync, sshTransport } from "../datasync/data-sync.js";
 import { DuplicateWatch } from "../net/duplicate-watch.js";
 import { BackupScheduler, backupJob } from "../backup/index.js";
 import { NodeOps } from "../ops/node-ops.js";
+import { resyncFromPeer } from "../db/seed-from-config.js";
+import { describePlanStepEvent } from "../plan/plan-audit.js";
+import { describeProgress, formatBytes } from "../cli/db.js";
 import { DbHealthPoll } from "./db-health-poll.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
 import { ErrantWriteWatch } from "../db/errant-watch.js";
@@ -147,6 +150,13 @@ export class Agent {
       send: (message) => this.c.link.send(message),
       peerConnected: () => this.c.link.connected(),
       statusJson: async () => JSON.stringify(await this.status(), null, 2),
+      vipOwner: async () => (await this.status()).vipOwner,
+      peerProtocolVersion: () => (this.c.link.connected() ? (this.c.link.version?.() ?? null) : null),
+      // As `mnha db resync`, which works whether or not the agent watches the database (db.enabled).
+      reseedFromPeer: async (onProgress) => {
+        const result = await resyncFromPeer(config, (p) => onProgress(describeProgress(p)));
+        return `${this.self} is a copy of ${peer.name}'s database at GTID ${result.gtid} (${formatBytes(result.bytes)} in ${(result.tookMs / 1000).toFixed(1)} s) and replicates from it`;
+      },
       ...(config.db.enabled
         ? {
             dbCatchUp: async () => {
@@ -515,6 +525,11 @@ export class Agent {
       stopNode: async (request) => this.ops.stopNode(request),
       startNode: async (request) => this.ops.startNode(request),
       collect: async (request) => this.ops.collect(request),
+      dbReseedPeer: async (request) => this.ops.reseedPeer(request),
+      planEvent: async (event) => {
+        const { type, ...fields } = event;
+        return { seq: this.events.record(type, describePlanStepEvent(event), fields, type === "plan.step.failed" ? "error" : "info").seq };
+      },
     };
   }
 
@@ -541,7 +556,8 @@ export class Agent {
     const started = this.clock.now();
     const requestId = randomUUID();
     const catchUpMs = this.c.database ? this.loaded.config.db.catchUpTimeoutMs : 0;
-    const budget = Math.min(timeoutMs ?? this.loaded.config.timings.handoffTimeoutMs + catchUpMs + 1_000, 60_000);
+    // The offer's answer (handoffTimeoutMs + catch-up), then the taker's word that the VIP is up there (handoffTimeoutMs).
+    const budget = Math.min(timeoutMs ?? 2 * this.loaded.config.timings.handoffTimeoutMs + catchUpMs + 1_000, 60_000);
     this.events.record("operator.demote", "operator asked to demote this node", { requestId });
     const done = this.waitForRequest(requestId, budget);
     this.host.input({ kind: "demote", requestId });

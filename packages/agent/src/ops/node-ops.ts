@@ -6,9 +6,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { MnhaError, type LoadedConfig, type Logger, type ServiceConfig } from "@mnha/shared";
-import type { LinkMessage, OpsReply, OpsRequest, Role } from "@mnha/protocol";
+import { DB_RESEED_MIN_PROTOCOL_VERSION, type LinkMessage, type OpsReply, type OpsRequest, type Role } from "@mnha/protocol";
 import { describeCommandResult, runCommand } from "../checks/command.js";
-import type { CollectResult, CollectedFile, CommandOutcome, DemoteResult, MaintenanceResult, OpsStatus, ServiceStatus, StartNodeResult, StopNodeResult } from "../contracts.js";
+import type { CollectResult, CollectedFile, CommandOutcome, DbReseedPeerResult, DemoteResult, MaintenanceResult, OpsStatus, ServiceStatus, StartNodeResult, StopNodeResult } from "../contracts.js";
 import type { CatchUpState } from "../db/catch-up.js";
 import { collectNodePart } from "./diagnostics.js";
 import { OpsStateFile } from "./ops-state-file.js";
@@ -40,6 +40,15 @@ export interface NodeOpsHost {
    * `configured: false`: no db section enabled; `peerAlive: false`: nothing to compare with.
    */
   dbCatchUp?(): Promise<{ configured: false } | { configured: true; peerAlive: boolean; state: CatchUpState }>;
+  /** Who holds the VIP as this node sees it (itself, the peer, or null: nobody / unknown). */
+  vipOwner?(): Promise<string | null>;
+  /** The protocol version the open peer link negotiated (null: no link). */
+  peerProtocolVersion?(): number | null;
+  /**
+   * Makes this node's database a copy of the peer's (db/seed.ts, as `mnha db resync`); returns
+   * a line for the output. Absent: this agent cannot (a test double without a database).
+   */
+  reseedFromPeer?(onProgress: (text: string) => void): Promise<string>;
 }
 
 export const MAINTENANCE_HOLD = "maintenance";
@@ -50,6 +59,10 @@ const PEER_ANSWER_TIMEOUT_MS = 150_000;
 /** Stopping or starting the peer's services: each command has its own timeout; this bounds the lot. */
 const SERVICES_ANSWER_TIMEOUT_MS = 840_000;
 const COLLECT_ANSWER_TIMEOUT_MS = 30_000;
+/** Bound on the peer's copy of this node's database (db-reseed): a big database takes its time. */
+export const RESEED_ANSWER_TIMEOUT_MS = 3_600_000;
+/** How often the peer's seed progress is recorded while it copies. */
+const RESEED_PROGRESS_EVERY_MS = 5_000;
 const DEFAULT_SERVICE_COMMAND_TIMEOUT_MS = 120_000;
 const START_HEALTHY_WAIT_MS = 60_000;
 /** How long start-node waits for the database to catch up when the caller does not say. */
@@ -150,6 +163,12 @@ export class NodeOps {
         const files = await collectNodePart({ loaded: this.host.loaded, statusJson: () => this.host.statusJson(), sinceMs: request.sinceMs ?? this.host.wallNow() - 86_400_000 });
         this.host.record("operator.collect", `diagnostic bundle sent to ${this.host.peer} for ${request.by}`, { by: request.by, files: files.length, via: this.host.peer });
         reply(true, `${files.length} files`, files);
+        return;
+      }
+      if (request.action === "db-reseed") {
+        // One at a time: a rerun of the restore that timed out waits for the copy still running.
+        const result = await this.serial(() => this.reseedForPeer(request.by));
+        reply(result.ok, result.message);
         return;
       }
       const by = `${request.by} via ${this.host.peer}`.slice(0, 128);
@@ -297,6 +316,60 @@ export class NodeOps {
       `${kept.length > 0 ? `; kept running: ${kept.join(", ")}` : ""}${noCommand.length > 0 ? `; no stop command configured, left running: ${noCommand.join(", ")}` : ""}`;
     this.host.record(`maintenance.services-${action}`, message, { by, ok: failed.length === 0, services: commands.map((c) => c.name) }, failed.length === 0 ? "info" : "error");
     return { ok: failed.length === 0, message, commands };
+  }
+
+  // ---- db-reseed: the standby copies the holder's database (mnha restore) ------------------------
+
+  /**
+   * On the VIP holder (mnha restore, after loading a backup): asks the peer's agent to make its
+   * database a copy of this node's, and waits for it (bounded). Only with the pair in
+   * maintenance (nothing fails over onto a half-copied database), and only to an agent that
+   * knows the request: an older one would refuse the whole link on it.
+   */
+  async reseedPeer(request: { by: string }): Promise<DbReseedPeerResult> {
+    const { self, peer } = this.host;
+    if (!this.host.peerConnected()) throw peerNotConnected(peer);
+    const version = this.host.peerProtocolVersion?.() ?? null;
+    if (version === null || version < DB_RESEED_MIN_PROTOCOL_VERSION) {
+      throw new MnhaError("PEER_TOO_OLD", `${peer}'s agent speaks peer protocol v${version ?? "?"}: it does not know the re-seed request (protocol v${DB_RESEED_MIN_PROTOCOL_VERSION} on); nothing was sent`, {
+        hint: `upgrade the pair first (mnha upgrade-ha), then run the same command again; or run \`mnha db resync --yes\` on ${peer} yourself`,
+      });
+    }
+    const owner = (await this.host.vipOwner?.()) ?? null;
+    if (owner !== self) throw refused(`${self} does not hold the VIP (${owner === null ? "nobody does" : `${owner} does`}): only the holder's database is copied to the peer; nothing was sent`, "run it on the VIP holder (mnha status shows it)");
+    if (this.state.maintenance === null || this.peerState?.maintenance == null)
+      throw refused(`the pair is not in maintenance (${this.state.maintenance === null ? self : peer} is not): a re-seed overwrites ${peer}'s database; nothing was sent`, "turn maintenance on for both nodes first (mnha maintenance on --node both)");
+    this.host.record("operator.db-reseed.peer", `asked ${peer} to copy ${self}'s database for ${request.by}`, { by: request.by, node: peer });
+    const reply = await this.askPeer({ action: "db-reseed", by: request.by, reason: `copy ${self}'s database` }, RESEED_ANSWER_TIMEOUT_MS);
+    this.host.record("operator.db-reseed.peer-done", `${peer} ${reply.ok ? "copied" : "FAILED to copy"} ${self}'s database: ${reply.message}`, { by: request.by, node: peer, ok: reply.ok }, reply.ok ? "info" : "error");
+    return { node: peer, ok: reply.ok, message: reply.message };
+  }
+
+  /** The peer's side of reseedPeer: checks who asks and when, then copies the peer's database here. */
+  private async reseedForPeer(by: string): Promise<{ ok: boolean; message: string }> {
+    const { self, peer } = this.host;
+    const reseed = this.host.reseedFromPeer;
+    if (!reseed) return { ok: false, message: `${self} cannot re-seed its database (no database set up for this agent)` };
+    const owner = (await this.host.vipOwner?.()) ?? null;
+    if (owner !== peer) return { ok: false, message: `${self} refuses the re-seed: ${peer} does not hold the VIP (${owner === null ? "nobody does" : `${owner} does`}); nothing was changed` };
+    if (this.state.maintenance === null || this.peerState?.maintenance == null) return { ok: false, message: `${self} refuses the re-seed: the pair is not in maintenance; nothing was changed` };
+    const asked = `${by} via ${peer}`.slice(0, 128);
+    this.host.record("db.reseed.started", `${self} copies ${peer}'s database (asked by ${asked})`, { by: asked, node: self, from: peer }, "warn");
+    let lastRecorded = 0;
+    try {
+      const message = await reseed.call(this.host, (text) => {
+        const now = this.host.wallNow();
+        if (now - lastRecorded < RESEED_PROGRESS_EVERY_MS) return;
+        lastRecorded = now;
+        this.host.record("db.reseed.progress", `${self}: ${text}`, { node: self, from: peer });
+      });
+      this.host.record("db.reseed.finished", `${self}: ${message}`, { by: asked, node: self, from: peer });
+      return { ok: true, message };
+    } catch (error) {
+      const text = error instanceof MnhaError && error.hint ? `${error.message} (${error.hint})` : error instanceof Error ? error.message : String(error);
+      this.host.record("db.reseed.failed", `${self} could not copy ${peer}'s database: ${text}`, { by: asked, node: self, from: peer }, "error");
+      return { ok: false, message: `${self} could not copy ${peer}'s database: ${text}` };
+    }
   }
 
   // ---- stop-node / start-node ----------------------------------------------------------------

@@ -400,12 +400,15 @@ function databaseStep(session: SshSession, settings: InstallSettings, localRun: 
     if (status.code !== 0) return `mnha db status: ${(status.stderr || status.stdout).trim().split("\n").slice(-1).join("")}`;
     return replicationProblem(JSON.parse(status.stdout) as DbStatusJson);
   };
+  // Without a database to manage, the step has nothing to do: it says so once, then it is done.
+  let skippedUnmanaged = false;
   return {
     name: "db-seed",
     title: settings.database ? `seed ${settings.peerName}'s database from this node (mnha db seed), then replicate both ways` : `seed ${settings.peerName}'s database from this node (mnha db seed)`,
-    check: async () => settings.database !== undefined && ((await session.exec(["test", "-e", PEER_SEED_MARKER])).code !== 0 && (await replicatingBothWays()) === null),
+    check: async () => (settings.database === undefined ? skippedUnmanaged : (await session.exec(["test", "-e", PEER_SEED_MARKER])).code !== 0 && (await replicatingBothWays()) === null),
     run: async (context) => {
       if (settings.database === undefined) {
+        skippedUnmanaged = true;
         context.note("skipped: the database is not managed (no -db-root-pw / --db-root-pw-file / MNHA_DB_ROOT_PASSWORD given); `mnha db` documents how to add it later");
         return;
       }

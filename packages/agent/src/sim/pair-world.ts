@@ -106,6 +106,12 @@ export interface WorldSettings {
   coreFactory: ((settings: ElectionSettings, now: number) => ElectionCore) | null;
   /** A witness on a third machine (witness-model.ts); absent or null: none (set election.witness too). */
   witness?: WitnessModelSettings | null;
+  /**
+   * A slow handoff giver (a loaded machine: its gate write and the epoch's fsync): it acts on
+   * a "ready" this long after it arrives, so its gate closes and its release leaves that much
+   * later. Absent or 0: at once.
+   */
+  releaseStallMs?: number;
 }
 
 export const DEFAULT_WORLD: WorldSettings = {
@@ -845,7 +851,14 @@ export class PairWorld {
             n.heardEpoch = Math.max(n.heardEpoch, event.frame.message.epoch);
             n.newsAt = Math.max(n.newsAt, event.frame.sentAt);
           }
-          this.stepCore(n, { kind: "peer-message", message: event.frame.message });
+          const message = event.frame.message;
+          const stallMs = this.settings.releaseStallMs ?? 0;
+          if (message.type === "handoff-ready" && stallMs > 0) {
+            const connGen = event.connGen;
+            this.agentEvent(n, this.now + stallMs / n.rate, { type: "callback", run: () => (n.linkUp && n.connGen === connGen ? this.stepCore(n, { kind: "peer-message", message }) : undefined) });
+            return;
+          }
+          this.stepCore(n, { kind: "peer-message", message });
         }
         return;
       case "ping":

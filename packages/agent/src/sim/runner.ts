@@ -83,6 +83,7 @@ export function worldSettingsFor(schedule: Schedule, overrides: WorldOverrides =
     minLatencyMs: overrides.minLatencyMs ?? schedule.latency.minMs,
     maxLatencyMs: overrides.maxLatencyMs ?? schedule.latency.maxMs,
     seed: overrides.seed ?? schedule.seed,
+    releaseStallMs: overrides.releaseStallMs ?? schedule.releaseStallMs ?? 0,
     logLimit: overrides.logLimit ?? (fullLog ? 10_000_000 : 300),
   };
 }
@@ -101,6 +102,7 @@ export function replayCommand(seed: number, generate: GenerateOptions = {}, stri
   if (generate.profile) flags.push(`--profile ${generate.profile}`);
   if (generate.windowMs) flags.push(`--window ${generate.windowMs[0]}-${generate.windowMs[1]}`);
   if (generate.adapterFaultShare !== undefined) flags.push(`--adapter-faults ${generate.adapterFaultShare}`);
+  if (generate.releaseStallMaxMs) flags.push(`--release-stall ${generate.releaseStallMaxMs}`);
   return `node --import tsx scripts/simulate.ts ${flags.join(" ")}`;
 }
 

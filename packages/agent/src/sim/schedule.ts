@@ -51,6 +51,8 @@ export interface Schedule {
   faults: Fault[];
   /** Every fault is over by now: the heal. */
   healAt: number;
+  /** How long a handoff's giver takes to act on "ready" (a loaded machine); absent: at once. */
+  releaseStallMs?: number;
 }
 
 export interface GenerateOptions {
@@ -63,6 +65,8 @@ export interface GenerateOptions {
   faultRate?: [number, number];
   /** Share of chaos schedules that also get adapter faults (default 0.3; 0: none). */
   adapterFaultShare?: number;
+  /** Slow handoff release: each schedule's giver takes a stall drawn from [0, this] ms to act on "ready" (default 0: none). */
+  releaseStallMaxMs?: number;
 }
 
 export const ADAPTER_FAULT_KINDS = ["keepalived-stuck", "keepalived-refuses-start", "lease-guard-gone", "vip-removed", "track-files-rewritten", "second-agent"] as const;
@@ -106,7 +110,9 @@ export function generateSchedule(seed: number, options: GenerateOptions = {}): S
   }
   if (profile === "chaos") faults.push(...adapterFaults(seed, windowMs, options.adapterFaultShare ?? 0.3));
   faults.sort((a, b) => a.at - b.at);
-  return { seed, profile, drift, bootAt, latency, faults: profile === "benign" ? spaceHolderBlips(separateArpFromLink(faults)) : faults, healAt: windowMs };
+  // Its own stream, so that seeds without the option draw the very same schedules.
+  const releaseStall = options.releaseStallMaxMs ? { releaseStallMs: Math.round(mulberry32(seed ^ 0x51a11)() * options.releaseStallMaxMs) } : {};
+  return { seed, profile, drift, bootAt, latency, faults: profile === "benign" ? spaceHolderBlips(separateArpFromLink(faults)) : faults, healAt: windowMs, ...releaseStall };
 
   function impairment(): LinkConditions {
     const minLatencyMs = r(0, 50);
@@ -324,7 +330,7 @@ export function faultEnd(f: Fault): number {
 /** One line per fault, for traces. */
 export function describeSchedule(s: Schedule): string {
   const lines = [
-    `seed ${s.seed} (${s.profile}): drift mn1 ${(s.drift.mn1 * 100).toFixed(3)} %, mn2 ${(s.drift.mn2 * 100).toFixed(3)} %; boot mn1 @${s.bootAt.mn1} mn2 @${s.bootAt.mn2}; link ${s.latency.minMs.toFixed(1)}-${s.latency.maxMs.toFixed(1)} ms; heal @${s.healAt} ms`,
+    `seed ${s.seed} (${s.profile}): drift mn1 ${(s.drift.mn1 * 100).toFixed(3)} %, mn2 ${(s.drift.mn2 * 100).toFixed(3)} %; boot mn1 @${s.bootAt.mn1} mn2 @${s.bootAt.mn2}; link ${s.latency.minMs.toFixed(1)}-${s.latency.maxMs.toFixed(1)} ms; heal @${s.healAt} ms${s.releaseStallMs ? `; handoff release stalls ${s.releaseStallMs} ms` : ""}`,
   ];
   for (const f of s.faults) lines.push(`  ${describeFault(f)}`);
   return lines.join("\n");

@@ -5,10 +5,11 @@ import { MemoryPlanStore } from "../../src/plan/plan-state.js";
 import { runPlan } from "../../src/plan/step-plan.js";
 import { restorePlan, undoRestoreBeforeData, type RestoreActions } from "../../src/backup/restore-plan.js";
 
-function fakeServer(failures: { load?: number; verify?: boolean; stopServices?: boolean } = {}) {
+function fakeServer(failures: { load?: number; verify?: boolean; stopServices?: boolean; reseed?: number } = {}) {
   const calls: string[] = [];
   let readOnly = false;
   let loadFailures = failures.load ?? 0;
+  let reseedFailures = failures.reseed ?? 0;
   const actions: RestoreActions = {
     maintenance: async (on) => {
       calls.push(`maintenance ${on ? "on" : "off"}`);
@@ -41,6 +42,14 @@ function fakeServer(failures: { load?: number; verify?: boolean; stopServices?: 
       }
       progress("loaded 100%");
     },
+    reseedPeer: async () => {
+      calls.push("reseed");
+      if (reseedFailures > 0) {
+        reseedFailures -= 1;
+        throw new MnhaError("DB_SEED_FAILED", "mn2 could not copy this node's database: mariadb-dump on the peer failed (exit 2)", { hint: "h" });
+      }
+      return "mn2 is a copy of mn1's database at GTID 1-1-40";
+    },
     waitForPeer: async () => void calls.push("wait"),
     verifyRestored: async () => {
       calls.push("check");
@@ -52,13 +61,13 @@ function fakeServer(failures: { load?: number; verify?: boolean; stopServices?: 
 }
 
 describe("restore plan", () => {
-  it("verifies, backs up, goes read-only, loads, waits for the peer, checks both, and ends writable", async () => {
+  it("verifies, backs up, goes read-only, loads, re-seeds the peer, waits for it, checks both, and ends writable", async () => {
     const server = fakeServer();
     const notes: string[] = [];
     await runPlan(restorePlan(server.actions), { store: new MemoryPlanStore(), onEvent: (e) => e.kind === "note" && notes.push(e.text) });
-    expect(server.calls).toEqual(["verify", "safety", "maintenance on", "services stop", "read-only on", "drop", "load", "wait", "check", "read-only off", "services start", "maintenance off"]);
+    expect(server.calls).toEqual(["verify", "safety", "maintenance on", "services stop", "read-only on", "drop", "load", "reseed", "wait", "check", "read-only off", "services start", "maintenance off"]);
     expect(server.readOnly()).toBe(false);
-    expect(notes).toEqual(["safety backup: /b/safety.sql.gz", "maintenance on on both", "stop mn on both", "dropped junk", "loaded 100%", "all equal", "start mn on both", "maintenance off on both"]);
+    expect(notes).toEqual(["safety backup: /b/safety.sql.gz", "maintenance on on both", "stop mn on both", "dropped junk", "loaded 100%", "mn2 is a copy of mn1's database at GTID 1-1-40", "all equal", "start mn on both", "maintenance off on both"]);
   });
 
   it("stops at a failed load naming the step, stays read-only, and the rerun resumes at the load (no second safety backup)", async () => {
@@ -66,11 +75,11 @@ describe("restore plan", () => {
     const store = new MemoryPlanStore();
     const error = await runPlan(restorePlan(server.actions), { store }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MnhaError);
-    expect((error as MnhaError).message).toMatch(/stopped at step 7\/12 "load the backup \(replicated to the peer\)": loading the backup failed/);
+    expect((error as MnhaError).message).toMatch(/stopped at step 7\/13 "load the backup": loading the backup failed/);
     expect(server.readOnly()).toBe(true);
     server.calls.length = 0;
     const result = await runPlan(restorePlan(server.actions), { store });
-    expect(server.calls).toEqual(["load", "wait", "check", "read-only off", "services start", "maintenance off"]);
+    expect(server.calls).toEqual(["load", "reseed", "wait", "check", "read-only off", "services start", "maintenance off"]);
     expect(result.skipped).toEqual(["verify-backup", "safety-backup", "maintenance-on", "stop-services", "read-only", "drop-extra-schemas"]);
     expect(server.readOnly()).toBe(false);
   });
@@ -117,6 +126,29 @@ describe("restore plan", () => {
     await runPlan(restorePlan({ ...server.actions, safetyBackup: async () => null }), { store: new MemoryPlanStore(), onEvent: (e) => e.kind === "note" && notes.push(e.text) });
     expect(notes[0]).toBe("no application data here (a new server): no safety backup needed");
     expect(server.calls.at(-1)).toBe("maintenance off");
+  });
+
+  it("a failed re-seed of the peer stops there (read-only, services down) and the rerun re-seeds again, not reloading", async () => {
+    const server = fakeServer({ reseed: 1 });
+    const store = new MemoryPlanStore();
+    const plan = restorePlan(server.actions);
+    const error = (await runPlan(plan, { store }).catch((e: unknown) => e)) as MnhaError;
+    expect(error.fields?.["step"]).toBe("reseed-peer");
+    expect(error.message).toMatch(/re-seed the peer from this node.*mn2 could not copy/);
+    expect(await undoRestoreBeforeData(plan, "reseed-peer", { store, onEvent: () => undefined })).toBe(false);
+    expect(server.readOnly()).toBe(true);
+    expect(server.calls).not.toContain("services start");
+    server.calls.length = 0;
+    await runPlan(restorePlan(server.actions), { store });
+    expect(server.calls).toEqual(["reseed", "wait", "check", "read-only off", "services start", "maintenance off"]);
+  });
+
+  it("without agents (--no-maintenance) the peer is not re-seeded: replication carries the load, and the note says so", async () => {
+    const server = fakeServer();
+    const notes: string[] = [];
+    await runPlan(restorePlan({ ...server.actions, reseedPeer: null }), { store: new MemoryPlanStore(), onEvent: (e) => e.kind === "note" && notes.push(e.text) });
+    expect(server.calls).not.toContain("reseed");
+    expect(notes).toContain("no agents: the peer gets the load through replication");
   });
 
   it("leaves a maintenance mode the operator had set alone", async () => {

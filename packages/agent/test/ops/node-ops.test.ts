@@ -408,3 +408,80 @@ describe("services stopped and started in maintenance (mnha restore)", () => {
     expect(result.peer).toMatchObject({ ok: true, message: expect.stringContaining("stopped mn (stop)") });
   });
 });
+
+describe("db-reseed (mnha restore: the standby copies the holder's database)", () => {
+  function pair(options: { protocol?: number; ownerSeenByPeer?: string | null; seedFails?: boolean } = {}) {
+    const hostA = fakeHost(loadedFor(scratch(), "mn1"));
+    const hostB = fakeHost(loadedFor(scratch(), "mn2"));
+    const seeds: string[] = [];
+    hostA.role = "holder";
+    hostA.vipOwner = async () => "mn1";
+    hostB.vipOwner = async () => (options.ownerSeenByPeer === undefined ? "mn1" : options.ownerSeenByPeer);
+    hostA.peerProtocolVersion = () => options.protocol ?? 3;
+    hostB.reseedFromPeer = async (progress) => {
+      seeds.push("seed");
+      progress("copied 1.0 MiB in 1.0 s");
+      if (options.seedFails === true) throw new MnhaError("DB_SEED_FAILED", "mariadb-dump on the peer failed (exit 2): Access denied", { hint: "fix the cause" });
+      return "mn2 is a copy of mn1's database at GTID 1-1-40";
+    };
+    const a = new NodeOps(hostA);
+    const b = new NodeOps(hostB);
+    a.start();
+    b.start();
+    hostA.onSend = (message) => setImmediate(() => b.handleMessage(message));
+    hostB.onSend = (message) => setImmediate(() => a.handleMessage(message));
+    return { a, b, hostA, hostB, seeds };
+  }
+  const reseedRequests = (host: FakeHost) => host.sent.filter((m) => m.type === "ops-request" && m.action === "db-reseed");
+
+  it("from the holder with the pair in maintenance: the peer copies, records start and finish, and the answer comes back", async () => {
+    const { a, hostA, hostB, seeds } = pair();
+    await a.maintenance({ on: true, node: "both", reason: "restore", by: "carol" });
+    await sleep(10);
+    const result = await a.reseedPeer({ by: "carol" });
+    expect(result).toEqual({ node: "mn2", ok: true, message: "mn2 is a copy of mn1's database at GTID 1-1-40" });
+    expect(seeds).toEqual(["seed"]);
+    expect(hostB.records.map((r) => r.type)).toEqual(expect.arrayContaining(["db.reseed.started", "db.reseed.progress", "db.reseed.finished"]));
+    expect(hostB.records.find((r) => r.type === "db.reseed.started")?.fields).toMatchObject({ by: "carol via mn1", node: "mn2", from: "mn1" });
+    expect(hostA.records.map((r) => r.type)).toEqual(expect.arrayContaining(["operator.db-reseed.peer", "operator.db-reseed.peer-done"]));
+  });
+
+  it("a peer on protocol v2 (an older suite) is never sent the request: PEER_TOO_OLD, telling to run upgrade-ha first", async () => {
+    const { a, hostA, seeds } = pair({ protocol: 2 });
+    await a.maintenance({ on: true, node: "both", reason: "restore", by: "carol" });
+    await sleep(10);
+    await expect(a.reseedPeer({ by: "carol" })).rejects.toMatchObject({ code: "PEER_TOO_OLD", message: expect.stringMatching(/mn2's agent speaks peer protocol v2.*nothing was sent/), hint: expect.stringMatching(/mnha upgrade-ha/) });
+    expect(reseedRequests(hostA)).toEqual([]);
+    expect(seeds).toEqual([]);
+  });
+
+  it("outside maintenance, or not on the VIP holder: refused before anything is sent", async () => {
+    const { a, hostA, seeds } = pair();
+    await expect(a.reseedPeer({ by: "carol" })).rejects.toMatchObject({ code: "OPERATION_REFUSED", message: expect.stringMatching(/not in maintenance.*nothing was sent/) });
+    await a.maintenance({ on: true, node: "both", reason: "restore", by: "carol" });
+    await sleep(10);
+    hostA.vipOwner = async () => "mn2";
+    await expect(a.reseedPeer({ by: "carol" })).rejects.toMatchObject({ code: "OPERATION_REFUSED", message: expect.stringMatching(/mn1 does not hold the VIP \(mn2 does\)/) });
+    expect(reseedRequests(hostA)).toEqual([]);
+    expect(seeds).toEqual([]);
+  });
+
+  it("the peer refuses a request from a node it does not see holding the VIP, and copies nothing", async () => {
+    const { a, seeds } = pair({ ownerSeenByPeer: null });
+    await a.maintenance({ on: true, node: "both", reason: "restore", by: "carol" });
+    await sleep(10);
+    const result = await a.reseedPeer({ by: "carol" });
+    expect(result.ok).toBe(false);
+    expect(result.message).toMatch(/mn2 refuses the re-seed: mn1 does not hold the VIP \(nobody does\); nothing was changed/);
+    expect(seeds).toEqual([]);
+  });
+
+  it("a failed copy on the peer comes back as ok: false with its reason and is recorded there", async () => {
+    const { a, hostB } = pair({ seedFails: true });
+    await a.maintenance({ on: true, node: "both", reason: "restore", by: "carol" });
+    await sleep(10);
+    const result = await a.reseedPeer({ by: "carol" });
+    expect(result).toMatchObject({ node: "mn2", ok: false, message: expect.stringMatching(/mn2 could not copy mn1's database: mariadb-dump on the peer failed \(exit 2\): Access denied \(fix the cause\)/) });
+    expect(hostB.records.find((r) => r.type === "db.reseed.failed")).toBeDefined();
+  });
+});

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
+import { CURRENT_PROTOCOL_VERSION, PROTOCOL_VERSIONS } from "@mnha/protocol";
 import { LOOPBACK, RawClient, SECRET, freePort, heartbeat, makeNode, makePair, sleep, waitFor, type TestNode } from "./helpers.js";
 
 const running: TestNode[] = [];
@@ -24,8 +25,8 @@ describe("peer link between two agents", () => {
       expect(node.count("up")).toBe(1);
       expect(node.count("down")).toBe(0);
       expect(node.link.authenticatedLinkCount()).toBe(1);
-      expect(node.link.version()).toBe(2);
-      expect(node.events.find((e) => e.kind === "up")).toMatchObject({ version: 2 });
+      expect(node.link.version()).toBe(CURRENT_PROTOCOL_VERSION);
+      expect(node.events.find((e) => e.kind === "up")).toMatchObject({ version: CURRENT_PROTOCOL_VERSION });
       // The only refusals allowed between two good agents are the closing of a surplus link.
       expect(node.refusals().every((r) => r.code === "duplicate-link")).toBe(true);
     }
@@ -115,7 +116,7 @@ describe("peer link between two agents", () => {
     await stranger.opened;
     stranger.ws.send(JSON.stringify({ type: "hello", node: "mn-a", versions: [99], nonce: "A".repeat(44) }));
     await stranger.closed;
-    expect(stranger.frames()).toEqual([{ type: "refuse", code: "unsupported-version", message: expect.stringContaining("99"), versions: [2] }]);
+    expect(stranger.frames()).toEqual([{ type: "refuse", code: "unsupported-version", message: expect.stringContaining("99"), versions: [...PROTOCOL_VERSIONS] }]);
   });
 
   it("the dialer refuses a listener that sends link traffic instead of a challenge, and keeps retrying with backoff", async () => {
