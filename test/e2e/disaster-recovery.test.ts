@@ -16,8 +16,9 @@ import { parse } from "yaml";
 import { AGENT_MAIN, GATEWAY_ADDRESS, HOSTS, LAB_STATE_DIR, REPO_ROOT, VIP_ADDRESS, nodePaths, type MnNode } from "../lab/constants.js";
 import { runIn, waitFor } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
-import { labDatabase, mariaDbPaths } from "../lab/mariadb.js";
-import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, nodeViewFile, sshdPaths, startSshd } from "../lab/sshd.js";
+import { labDatabase, labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
+import { MariaDbDatabase } from "../../packages/agent/src/db/mariadb.js";
+import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, sshdPaths, startSshd } from "../lab/sshd.js";
 import { labArchiveDir } from "./scenario.js";
 
 const lab = new Lab({ sshd: true });
@@ -30,7 +31,14 @@ const MNHA = "/usr/local/bin/mnha";
 /** The operator's own key for the backup host (it outlives the servers). */
 const operatorKey = `${LAB_STATE_DIR}/dr-operator-key`;
 const operatorKnownHosts = `${LAB_STATE_DIR}/dr-operator-known-hosts`;
-const db = { mn1: () => labDatabase("mn1"), mn2: () => labDatabase("mn2") };
+/** Set once mn2's root password is made mn1's (both MNs share it, as install-ha's -db-root-pw assumes). */
+let sharedRootPassword: string | null = null;
+const db = {
+  mn1: () => labDatabase("mn1"),
+  mn2: () => (sharedRootPassword === null ? labDatabase("mn2") : new MariaDbDatabase({ target: { socket: mariaDbPaths("mn2").socket }, user: "root", password: sharedRootPassword, connectTimeoutMs: 3_000, label: "mn2 (lab)" })),
+};
+/** The MariaDB root password file given to install-ha (on mn1, 0600). */
+const DB_ROOT_PW_FILE = `${IMPORT_DIR}/db-root.pw`;
 
 interface Manifest {
   file: string;
@@ -127,26 +135,27 @@ describe("disaster recovery from scratch", () => {
     const name = bundlePath.split("/").pop()?.replace(/\.tar\.gz$/, "") as string;
     const unpacked = await nodeExec("mn1", ["sh", "-c", 'mkdir -p "$1" && cp "$2" "$1/" && cd "$1" && tar -xzf "$3"', "sh", IMPORT_DIR, bundlePath, `${name}.tar.gz`], { timeoutMs: 120_000 });
     expect(unpacked.code, unpacked.stderr).toBe(0);
+    // The new servers share the platform's database root password (install-ha's -db-root-pw).
+    const rootPassword = labRootPassword("mn1");
+    await db.mn2().withConnection(async (c) => {
+      await c.query("SET SESSION sql_log_bin = 0");
+      await c.query("ALTER USER root@localhost IDENTIFIED BY ?", [rootPassword]);
+    });
+    sharedRootPassword = rootPassword;
+    writeFileSync(mariaDbPaths("mn2").rootPasswordFile, `${rootPassword}\n`, { mode: 0o600 });
+    const written = await nodeExec("mn1", ["sh", "-c", 'umask 077 && cat > "$1"', "sh", DB_ROOT_PW_FILE], { input: `${rootPassword}\n` });
+    expect(written.code, written.stderr).toBe(0);
     const install = await nodeExec(
       "mn1",
-      [`${IMPORT_DIR}/${name}/bin/mnha`, "install-ha", "-nic", "eth0", "-vip", VIP_ADDRESS, "-gateway", GATEWAY_ADDRESS, "--peer", `${LAB_SSH_USER}@${HOSTS.mn2.address}`, "--node-name", "mn1", "--peer-name", "mn2", "--min-cpus", "1", "--min-memory-gb", "1", "--peer-password-file", LAB_SSH_PASSWORD_FILE, "--peer-host-key", await hostKeyFingerprint("mn2"), "--yes"],
+      [`${IMPORT_DIR}/${name}/bin/mnha`, "install-ha", "-nic", "eth0", "-vip", VIP_ADDRESS, "-gateway", GATEWAY_ADDRESS, "--peer", `${LAB_SSH_USER}@${HOSTS.mn2.address}`, "--node-name", "mn1", "--peer-name", "mn2", "--min-cpus", "1", "--min-memory-gb", "1", "--peer-password-file", LAB_SSH_PASSWORD_FILE, "--peer-host-key", await hostKeyFingerprint("mn2"), "--db-root-pw-file", DB_ROOT_PW_FILE, "--yes"],
       { timeoutMs: 600_000 },
     );
     expect(install.code, text(install)).toBe(0);
     expect(install.stdout).toContain("The pair is installed and healthy");
 
-    // 2. The database section in both configs, then replication both ways (mnha db setup-replication on each, the password file copied).
-    for (const node of ["mn1", "mn2"] as const) {
-      const file = nodeViewFile(node, "/etc/mnha/mnha.yaml");
-      const config = JSON.parse(readFileSync(file, "utf8").replace(/^#.*\n/, "")) as Record<string, unknown>;
-      config["db"] = { socket: mariaDbPaths(node).socket, rootPasswordFile: mariaDbPaths(node).rootPasswordFile, replication: { passwordFile: "/etc/mnha/db-replication-password" } };
-      writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-    }
-    const first = await nodeExec("mn1", [MNHA, "db", "setup-replication"], { timeoutMs: 120_000 });
-    expect(first.code, text(first)).toBe(0);
-    writeFileSync(nodeViewFile("mn2", "/etc/mnha/db-replication-password"), readFileSync(nodeViewFile("mn1", "/etc/mnha/db-replication-password")), { mode: 0o600 });
-    const second = await nodeExec("mn2", [MNHA, "db", "setup-replication"], { timeoutMs: 120_000 });
-    expect(second.code, text(second)).toBe(0);
+    // 2. install-ha set up the database too: mn2 seeded from mn1 (no application data on either yet), replication both ways.
+    const dbStatus = await nodeExec("mn1", [MNHA, "db", "status", "--json"], { timeoutMs: 60_000 });
+    expect(dbStatus.code, text(dbStatus)).toBe(0);
 
     // 3. Fetch the backup from the backup host (all three files) onto the VIP holder, verify it there.
     const holder = await lab.waitForHolder(null, { timeoutMs: 60_000 });
@@ -161,7 +170,7 @@ describe("disaster recovery from scratch", () => {
     // 4. The restore, with the node's name typed back.
     const restore = await nodeExec(holder, [MNHA, "restore", backupName], { input: `${holder}\n`, timeoutMs: 600_000 });
     expect(restore.code, text(restore)).toBe(0);
-    expect(restore.stderr).toContain(`This REPLACES the application databases of BOTH nodes (${holder} here, ${standby} through replication)`);
+    expect(restore.stderr).toContain(`This REPLACES the application databases of BOTH nodes (${holder} here, ${standby} re-seeded from here)`);
     expect(restore.stderr).toContain("no application data here (a new server): no safety backup needed");
     expect(restore.stderr).toMatch(/verify row counts, CHECKSUM TABLE on both nodes and replication: done/);
     expect(restore.stdout).toContain(`restore done: ${holder} and ${standby} hold the data of ${backupName}`);
@@ -174,15 +183,22 @@ describe("disaster recovery from scratch", () => {
       const h = await db[node]().health();
       expect([h.slaveIoRunning, h.slaveSqlRunning], node).toEqual(["Yes", "Yes"]);
     }
+    // Holder to standby: a row written on the holder reaches the standby.
+    const rowCount = async (node: MnNode, id: number) => Number((await sql(node, `SELECT COUNT(*) AS n FROM appdb.hosts WHERE id = ${id}`))[0]?.["n"]);
     await sql(holder, "INSERT INTO appdb.hosts VALUES (501, 'host-501', 'Enabled')");
-    await sql(standby, "INSERT INTO appdb.hosts VALUES (502, 'host-502', 'Enabled')");
-    for (const node of ["mn1", "mn2"] as const) {
-      await waitFor(`both new rows on ${node}`, async () => (Number((await sql(node, "SELECT COUNT(*) AS n FROM appdb.hosts WHERE id > 500"))[0]?.["n"]) === 2 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
-    }
+    await waitFor(`row 501 on ${standby}`, async () => ((await rowCount(standby, 501)) === 1 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
     const status = JSON.parse((await nodeExec(standby, [MNHA, "status", "--json"], { timeoutMs: 30_000 })).stdout) as { peer: { connected: boolean }; vipOwner: string; self: { eligible: boolean }; ops?: { self: { maintenance: unknown } } };
     expect(status.peer.connected).toBe(true);
     expect(status.self.eligible).toBe(true);
     expect(status.vipOwner).toBe(holder);
     expect(status.ops?.self.maintenance ?? null).toBeNull();
+    // Standby to holder: after a planned switchover (a write on a read-only standby would be an
+    // errant transaction), a row written on the new holder reaches the old one.
+    const demote = await nodeExec(holder, [MNHA, "demote", "--yes"], { timeoutMs: 120_000 });
+    expect(demote.code, text(demote)).toBe(0);
+    await lab.waitForHolder(standby, { timeoutMs: 30_000 });
+    await waitFor(`${standby} writable`, async () => (Number((await sql(standby, "SELECT @@GLOBAL.read_only AS ro"))[0]?.["ro"]) === 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+    await sql(standby, "INSERT INTO appdb.hosts VALUES (502, 'host-502', 'Enabled')");
+    await waitFor(`row 502 on ${holder}`, async () => ((await rowCount(holder, 502)) === 1 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
   });
 });

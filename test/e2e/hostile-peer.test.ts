@@ -16,6 +16,7 @@
  */
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PROTOCOL_VERSIONS } from "@mnha/protocol";
 import type { HaEvent } from "../../packages/agent/src/contracts.js";
 import { CLIENT_ADDRESS, HOSTS, LAB_DIR, PEER_PORT, nodePaths, peerOf, type MnNode } from "../lab/constants.js";
 import { runIn, sleep, waitFor } from "../lab/exec.js";
@@ -107,7 +108,7 @@ function expectRefusedInHandshake(target: MnNode, records: AttackRecord[]): void
       continue;
     }
     expect(frames[frames.length - 1], where).toMatchObject({ type: "refuse", code: expected.refuse });
-    if (expected.attack === "future-version") expect(frames[frames.length - 1]?.["versions"], where).toEqual([2]);
+    if (expected.attack === "future-version") expect(frames[frames.length - 1]?.["versions"], where).toEqual([...PROTOCOL_VERSIONS]);
     if (expected.attack === "wrong-secret") {
       expect(frames.map((f) => f["type"]), where).toEqual(["challenge", "refuse"]);
       // The dialer proves first: the challenge carries a nonce and nothing derived from the secret.

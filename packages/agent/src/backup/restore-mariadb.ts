@@ -31,7 +31,21 @@ export function mariaDbRestoreActions(options: MariaDbRestoreOptions): RestoreAc
   return {
     maintenance: options.maintenance,
     services: options.services,
-    reseedPeer: options.reseedPeer,
+    reseedPeer:
+      options.reseedPeer === null
+        ? null
+        : async () => {
+            const copied = await (options.reseedPeer as () => Promise<string>)();
+            // The re-seed restarted the peer's binary log (RESET MASTER): this node's replica
+            // may still sit on the old one, connected and "running" but fetching nothing. It
+            // reconnects by GTID to the new one.
+            const health = await local.health();
+            if (health.replicaConfigured) {
+              await local.stopReplica();
+              await local.startReplica();
+            }
+            return `${copied}; this node's replica from the peer restarted on its new binary log`;
+          },
     async verifyBackup() {
       await verifyBackup(options.backupPath);
     },
