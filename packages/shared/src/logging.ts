@@ -1,5 +1,6 @@
 import { pino, type Logger, type LoggerOptions } from "pino";
-import pretty from "pino-pretty";
+import { createRequire } from "node:module";
+import type PinoPretty from "pino-pretty";
 
 export type { Logger } from "pino";
 
@@ -29,6 +30,9 @@ export function createLogger(options: { level?: string; name?: string; pretty?: 
   };
   const wantPretty = options.pretty ?? (process.env["MNHA_LOG_PRETTY"] === "1" || (options.destination === undefined && process.stdout.isTTY === true));
   if (wantPretty) {
+    // Required only when wanted: the agent under systemd logs JSON and need not hold
+    // pino-pretty's modules in memory (issue 12).
+    const pretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
     return pino(loggerOptions, pretty({ colorize: process.stdout.isTTY === true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname", destination: options.destination ?? 1 }));
   }
   return pino(loggerOptions, options.destination ?? pino.destination({ dest: 1, sync: true }));

@@ -1,14 +1,16 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { isIP } from "node:net";
+import { createInterface } from "node:readline";
 import { MnhaError, type Logger } from "@mnha/shared";
 import type { GatewayMonitorApi } from "../contracts.js";
 import { ServiceHealth } from "../core/health.js";
-import { describeCommandResult, firstOutputLine, runCommand } from "./command.js";
+import { Backoff } from "../util/backoff.js";
 
 export interface GatewayMonitorOptions {
   address: string;
   intervalMs: number;
-  /** How long one ping waits for its reply (passed to ping -W, fractions allowed). */
+  /** How long one echo waits for its reply; a later reply counts as none. */
   timeoutMs: number;
   rise: number;
   fall: number;
@@ -17,8 +19,17 @@ export interface GatewayMonitorOptions {
   pingCommand?: string;
 }
 
-/** Beyond -W, time for ping itself to start and exit before it is killed. */
-const PING_STARTUP_SLACK_MS = 250;
+/**
+ * Slack on a probe's deadline beyond its timeout: ping's own send time is only estimated
+ * (from the previous reply's arrival minus its round trip, or from the start of ping, which
+ * takes a moment to send its first echo).
+ */
+const DEADLINE_SLACK_MS = 50;
+const STARTUP_SLACK_MS = 250;
+/** The longest wait before a ping that died is started again. */
+const RESTART_MAX_MS = 5_000;
+/** iputils prints icmp_seq as an unsigned 16-bit number: it wraps after 65535. */
+const SEQ_MODULO = 65_536;
 
 export function defaultPingCommand(): string {
   return existsSync("/usr/bin/ping") ? "/usr/bin/ping" : "/bin/ping";
@@ -32,20 +43,47 @@ export function parsePingRtt(output: string): number | null {
   return Number.isFinite(rtt) ? rtt : null;
 }
 
+/** One reply line of iputils ping: its icmp_seq and round trip, or null for any other line. */
+export function parsePingReply(line: string): { seq: number; rttMs: number | null } | null {
+  const seqMatch = /icmp_seq=(\d+)/.exec(line);
+  if (seqMatch?.[1] === undefined || !/ bytes from /.test(line)) return null;
+  return { seq: Number(seqMatch[1]), rttMs: parsePingRtt(line) };
+}
+
 /**
- * Pings the gateway once per interval (iputils ping, one echo, -W timeout) and keeps a
- * reachable/unreachable verdict with rise/fall, so one lost packet moves nothing. Starts
- * unreachable: a node is not eligible until the gateway has answered `rise` times.
+ * Pings the gateway once per interval and keeps a reachable/unreachable verdict with
+ * rise/fall, so one lost packet moves nothing. Starts unreachable: a node is not eligible
+ * until the gateway has answered `rise` times.
+ *
+ * One long-running iputils ping (`ping -n -i INTERVAL ADDRESS`) sends the echoes and its
+ * reply lines are read as they come, instead of one ping process per probe: forking from a
+ * 100 MB agent was the largest part of its idle CPU (issue 12). Each echo is still judged on
+ * its own, as a one-shot `ping -W TIMEOUT` judged it: a reply within the timeout is a
+ * success; a reply later than that, or none by the echo's deadline (its send time + the
+ * timeout), is a failure. If ping exits, that is a failure too, and ping is started again
+ * after the agent's backoff.
  */
 export class GatewayMonitor implements GatewayMonitorApi {
   private readonly options: GatewayMonitorOptions;
   private readonly pingCommand: string;
   private readonly health: ServiceHealth;
   private readonly listeners: ((reachable: boolean, detail: string) => void)[] = [];
+  private readonly restartBackoff: Backoff;
   private running = false;
-  private timer: NodeJS.Timeout | null = null;
-  private pingRun: Promise<void> | null = null;
-  private lifetime = new AbortController();
+  private ping: ChildProcess | null = null;
+  private pingExited: Promise<void> | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  /** Bumped whenever the deadline is re-armed or cleared: a judgment already queued is void. */
+  private deadlineGeneration = 0;
+  /** The oldest echo (counted from 1 since ping started, not wrapped) not yet judged. */
+  private expected = 1;
+  /** Echoes after `expected` already answered (replies can overtake a lost echo). */
+  private readonly answeredAhead = new Set<number>();
+  /** Estimated send time of echo `anchorSeq`: from the latest reply, or ping's start. */
+  private anchorSendMs = 0;
+  private anchorSeq = 1;
+  private anchoredByReply = false;
   private rttMs: number | null = null;
   private lastDetail = "not pinged yet";
   /** A monotonic origin for the health core; only differences matter. */
@@ -61,22 +99,24 @@ export class GatewayMonitor implements GatewayMonitorApi {
     this.options = options;
     this.pingCommand = options.pingCommand ?? defaultPingCommand();
     this.health = new ServiceHealth({ rise: options.rise, fall: options.fall });
+    this.restartBackoff = new Backoff({ initialMs: Math.min(options.intervalMs, 1_000), maxMs: RESTART_MAX_MS, jitter: false });
   }
 
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    if (this.lifetime.signal.aborted) this.lifetime = new AbortController();
     this.options.logger.info({ gateway: this.options.address, intervalMs: this.options.intervalMs, timeoutMs: this.options.timeoutMs, ping: this.pingCommand }, "gateway monitor started");
-    this.schedule(0);
+    this.startPing();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    this.lifetime.abort();
-    if (this.pingRun !== null) await this.pingRun;
+    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.clearDeadline();
+    const exited = this.pingExited;
+    this.ping?.kill("SIGKILL");
+    if (exited !== null) await exited;
   }
 
   onChange(listener: (reachable: boolean, detail: string) => void): void {
@@ -87,73 +127,152 @@ export class GatewayMonitor implements GatewayMonitorApi {
     return this.health.snapshot().healthy;
   }
 
-  /** Round trip of the latest ping, or null if it got no reply. */
+  /** Round trip of the latest echo, or null if it got no reply. */
   lastRttMs(): number | null {
     return this.rttMs;
   }
 
-  /** The reason behind the latest ping result ("reply in 0.3 ms", "no reply within 400 ms"). */
+  /** The reason behind the latest result ("reply from … in 0.3 ms", "no reply from … within 400 ms"). */
   detail(): string {
     return this.lastDetail;
   }
 
-  /** Pings once now (awaiting a ping already under way instead). */
-  pingNow(): Promise<void> {
-    if (this.pingRun !== null) return this.pingRun;
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    if (this.lifetime.signal.aborted) this.lifetime = new AbortController();
-    const startedAt = performance.now();
-    const run = this.pingOnce()
-      .catch((error: unknown) => this.options.logger.error({ err: error }, "gateway ping failed unexpectedly"))
-      .finally(() => {
-        this.pingRun = null;
-        this.schedule(Math.max(0, this.options.intervalMs - (performance.now() - startedAt)));
-      });
-    this.pingRun = run;
-    return run;
+  /** The command line of the long-running ping. */
+  pingArgv(): string[] {
+    return [this.pingCommand, "-n", "-i", secondsArgument(this.options.intervalMs), this.options.address];
   }
 
-  private schedule(delayMs: number): void {
-    if (!this.running || this.timer !== null) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.pingNow();
+  private startPing(): void {
+    if (!this.running) return;
+    const argv = this.pingArgv();
+    // LC_ALL=C: ping reads -i with the C decimal point and prints "time=0.29 ms" whatever the locale.
+    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
+    this.ping = child;
+    this.expected = 1;
+    this.answeredAhead.clear();
+    this.anchorSendMs = performance.now();
+    this.anchorSeq = 1;
+    this.anchoredByReply = false;
+    let stderrLine = "";
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      if (this.ping === child) this.onLine(line);
+    });
+    createInterface({ input: child.stderr }).on("line", (line) => {
+      if (stderrLine === "" && line.trim() !== "") stderrLine = line.trim();
+    });
+    let spawnError: Error | null = null;
+    child.on("error", (error) => {
+      spawnError = error;
+    });
+    this.pingExited = new Promise((resolve) => {
+      child.on("close", (code, signal) => {
+        resolve();
+        if (this.ping !== child) return;
+        this.ping = null;
+        this.pingExited = null;
+        this.clearDeadline();
+        if (!this.running) return;
+        this.onPingExit(code, signal, spawnError, stderrLine);
+      });
+    });
+    this.armDeadline();
+  }
+
+  private onPingExit(code: number | null, signal: NodeJS.Signals | null, spawnError: Error | null, stderrLine: string): void {
+    const { address, timeoutMs } = this.options;
+    // iputils: exit 1 is "no reply", exit 2 is any other error (printed on stderr).
+    let detail: string;
+    if (spawnError !== null) detail = `ping ${address} could not start: ${spawnError.message}`;
+    else if (code === 1) detail = `no reply from ${address} within ${timeoutMs} ms`;
+    else if (code === 2) detail = `ping ${address} failed: ${stderrLine || "exit 2"}`;
+    else detail = `ping ${address} exited (${signal === null ? `code ${code}` : `signal ${signal}`})${stderrLine ? `: ${stderrLine}` : ""}`;
+    this.record(false, null, detail);
+    const delayMs = this.restartBackoff.next();
+    this.options.logger.debug({ gateway: address, detail, restartInMs: delayMs }, "gateway ping exited; starting it again");
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      this.startPing();
     }, delayMs);
   }
 
-  private async pingOnce(): Promise<void> {
-    const { address, timeoutMs } = this.options;
-    const waitSeconds = (timeoutMs / 1000).toFixed(3).replace(/\.?0+$/, "");
-    const argv = [this.pingCommand, "-n", "-c", "1", "-W", waitSeconds, address];
-    const signal = this.lifetime.signal;
-    // LC_ALL=C: ping reads -W with the C decimal point and prints "time=0.29 ms" whatever the locale.
-    const result = await runCommand(argv, { timeoutMs: timeoutMs + PING_STARTUP_SLACK_MS, signal, killGraceMs: 0, env: { ...process.env, LC_ALL: "C" } });
-    if (signal.aborted) return;
-    let ok = false;
-    if (result.exitCode === 0) {
-      ok = true;
-      this.rttMs = parsePingRtt(result.output);
-      this.lastDetail = this.rttMs === null ? `reply from ${address}` : `reply from ${address} in ${this.rttMs} ms`;
-    } else {
-      this.rttMs = null;
-      // iputils: exit 1 is "no reply", exit 2 is any other error (printed on stderr).
-      if (result.exitCode === 1) this.lastDetail = `no reply from ${address} within ${timeoutMs} ms`;
-      else if (result.exitCode === 2) this.lastDetail = `ping ${address} failed: ${firstOutputLine(result.output) || "exit 2"}`;
-      else this.lastDetail = `ping ${address}: ${describeCommandResult(argv, result, timeoutMs + PING_STARTUP_SLACK_MS)}`;
+  private onLine(line: string): void {
+    const reply = parsePingReply(line);
+    if (reply === null) return;
+    const now = performance.now();
+    // Unwrap the 16-bit sequence number to the echo count nearest `expected`.
+    const ahead = (reply.seq - (this.expected % SEQ_MODULO) + SEQ_MODULO) % SEQ_MODULO;
+    const echo = ahead < SEQ_MODULO / 2 ? this.expected + ahead : this.expected - (SEQ_MODULO - ahead);
+    if (reply.rttMs !== null) {
+      this.anchorSendMs = now - reply.rttMs;
+      this.anchorSeq = echo;
+      this.anchoredByReply = true;
     }
+    this.restartBackoff.reset();
+    if (this.answeredAhead.has(echo)) return;
+    const inTime = reply.rttMs === null || reply.rttMs <= this.options.timeoutMs;
+    if (echo < this.expected) {
+      // An echo already judged lost. A late reply changes nothing; one within the timeout
+      // means the count ran ahead of ping's (its sends drift behind the estimate over a long
+      // silence): take ping's count again and count the reply.
+      if (!inTime) return;
+      this.expected = echo + 1;
+      for (const answered of this.answeredAhead) if (answered <= echo) this.answeredAhead.delete(answered);
+    } else if (echo === this.expected) this.expected++;
+    else this.answeredAhead.add(echo);
+    this.skipAnswered();
+    const { address, timeoutMs } = this.options;
+    if (reply.rttMs !== null && reply.rttMs > timeoutMs) this.record(false, null, `no reply from ${address} within ${timeoutMs} ms (one came after ${reply.rttMs} ms)`);
+    else this.record(true, reply.rttMs, reply.rttMs === null ? `reply from ${address}` : `reply from ${address} in ${reply.rttMs} ms`);
+    this.armDeadline();
+  }
+
+  private skipAnswered(): void {
+    while (this.answeredAhead.delete(this.expected)) this.expected++;
+  }
+
+  /** The timer for the oldest echo not yet judged: no reply by then is a failure. */
+  private armDeadline(): void {
+    this.clearDeadline();
+    if (!this.running || this.ping === null) return;
+    const { intervalMs, timeoutMs } = this.options;
+    const sendMs = this.anchorSendMs + (this.expected - this.anchorSeq) * intervalMs;
+    const deadlineMs = sendMs + timeoutMs + (this.anchoredByReply ? DEADLINE_SLACK_MS : STARTUP_SLACK_MS);
+    const echo = this.expected;
+    const generation = ++this.deadlineGeneration;
+    this.deadlineTimer = setTimeout(() => {
+      this.deadlineTimer = null;
+      // Judged after the event loop's poll phase: a reply ping already wrote while this
+      // process was not running (a loaded machine) is read first, not counted as lost.
+      setImmediate(() => {
+        if (generation !== this.deadlineGeneration || echo !== this.expected) return;
+        this.expected++;
+        this.skipAnswered();
+        this.record(false, null, `no reply from ${this.options.address} within ${timeoutMs} ms`);
+        this.armDeadline();
+      });
+    }, Math.max(0, deadlineMs - performance.now()));
+  }
+
+  private clearDeadline(): void {
+    this.deadlineGeneration++;
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+  }
+
+  private record(ok: boolean, rttMs: number | null, detail: string): void {
+    const { address } = this.options;
+    this.rttMs = rttMs;
+    this.lastDetail = detail;
     const before = this.reachable();
     const transition = this.health.recordResult(ok, performance.now() - this.origin);
-    this.options.logger.trace({ gateway: address, ok, rttMs: this.rttMs, detail: this.lastDetail }, "gateway ping");
+    this.options.logger.trace({ gateway: address, ok, rttMs, detail }, "gateway ping");
     const after = this.reachable();
     if (transition === null) return;
-    const fields = { gateway: address, reachable: after, detail: this.lastDetail };
+    const fields = { gateway: address, reachable: after, detail };
     if (after) this.options.logger.info(fields, "gateway reachable");
     else this.options.logger.warn(fields, "gateway unreachable");
     // The first verdict "unreachable" changes nothing: the monitor started unreachable.
-    if (before !== after) this.emit(after, this.lastDetail);
+    if (before !== after) this.emit(after, detail);
   }
 
   private emit(reachable: boolean, detail: string): void {
@@ -165,4 +284,9 @@ export class GatewayMonitor implements GatewayMonitorApi {
       }
     }
   }
+}
+
+/** Milliseconds as ping's seconds argument: 500 → "0.5", 1000 → "1". */
+function secondsArgument(ms: number): string {
+  return (ms / 1000).toFixed(3).replace(/\.?0+$/, "");
 }

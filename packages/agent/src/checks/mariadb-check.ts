@@ -4,24 +4,104 @@
  * over is the election's decision, not this check's).
  */
 import type { CheckConfig } from "@mnha/shared";
-import { MariaDbDatabase } from "../db/mariadb.js";
+import type { Connection } from "mariadb";
+import { DEAD_HEALTH, MariaDbDatabase, sqlErrorText } from "../db/mariadb.js";
 import { readPasswordFile } from "../db/secret-file.js";
 import type { DatabaseHealth } from "../db/types.js";
 
 type MariaDbCheck = Extract<CheckConfig, { kind: "mariadb" }>;
 
-export async function probeMariaDb(check: MariaDbCheck): Promise<{ ok: boolean; detail: string }> {
+/**
+ * One kept connection per check target (socket, user): the check runs every 200 ms by
+ * default, and a new connection each time (login, handshake, SET) was a large part of an
+ * idle agent's CPU (issue 12). The password it logged in with is kept to notice a change.
+ */
+interface KeptConnection {
+  db: MariaDbDatabase;
+  password: string | null;
+  connection: Connection;
+  /** A probe is running on it. */
+  busy: boolean;
+}
+
+const kept = new Map<string, KeptConnection>();
+
+/**
+ * Probes the local server over a kept connection. A failed, aborted (timed-out) or still-busy
+ * connection is dropped, and a probe that failed on a reused connection tries once more on
+ * a fresh one, so each check answers as a new connection would: is the server answering
+ * now. Connect and statement timeouts (the check's timeout) bound a probe that runCheck has
+ * already given up on; an abort destroys its connection.
+ */
+export async function probeMariaDb(check: MariaDbCheck, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
   let password: string | null = null;
   try {
     if (check.passwordFile !== undefined) password = readPasswordFile(check.passwordFile, "MariaDB password");
   } catch (error) {
     return { ok: false, detail: (error as Error).message };
   }
-  // Connect and query timeouts bound a probe that runCheck has already given up on, so
-  // probes of a hung server never pile up beyond two.
-  const db = new MariaDbDatabase({ target: { socket: check.socket }, user: check.user, password, connectTimeoutMs: check.timeoutMs, queryTimeoutMs: check.timeoutMs, label: "local" });
-  const health = await db.health();
+  const key = JSON.stringify([check.socket, check.user]);
+  let entry = kept.get(key);
+  // Busy: the previous probe is still waiting on it (runCheck gave up): never queue behind it.
+  if (entry !== undefined && (entry.busy || entry.password !== password)) {
+    drop(key, entry);
+    entry = undefined;
+  }
+  const reused = entry !== undefined;
+  let health = await probeOn(key, entry, check, password, signal);
+  if (!health.alive && reused && signal?.aborted !== true) health = await probeOn(key, undefined, check, password, signal);
   return { ok: health.alive, detail: describeHealth(health) };
+}
+
+async function probeOn(key: string, existing: KeptConnection | undefined, check: MariaDbCheck, password: string | null, signal: AbortSignal | undefined): Promise<DatabaseHealth> {
+  let entry = existing;
+  if (entry === undefined) {
+    const db = new MariaDbDatabase({ target: { socket: check.socket }, user: check.user, password, connectTimeoutMs: check.timeoutMs, queryTimeoutMs: check.timeoutMs, label: "local" });
+    let connection: Connection;
+    try {
+      connection = await db.connect();
+    } catch (error) {
+      return { ...DEAD_HEALTH, error: error instanceof Error ? error.message : String(error) };
+    }
+    if (signal?.aborted === true) {
+      connection.destroy();
+      return { ...DEAD_HEALTH, error: "check aborted" };
+    }
+    const previous = kept.get(key);
+    if (previous !== undefined) drop(key, previous);
+    const fresh: KeptConnection = { db, password, connection, busy: false };
+    // An idle connection gets an error event when the server goes away (an error packet
+    // such as "shutdown in progress"): unheard, it would end the agent. Drop it; the next
+    // check connects again.
+    connection.on("error", () => drop(key, fresh));
+    entry = fresh;
+    kept.set(key, entry);
+  }
+  const current = entry;
+  const onAbort = () => drop(key, current);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  current.busy = true;
+  try {
+    return await current.db.readHealth(current.connection);
+  } catch (error) {
+    drop(key, current);
+    return { ...DEAD_HEALTH, error: `MariaDB on local refused a statement: ${sqlErrorText(error)}` };
+  } finally {
+    current.busy = false;
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+function drop(key: string, entry: KeptConnection): void {
+  if (kept.get(key) === entry) kept.delete(key);
+  entry.connection.destroy();
+}
+
+/** Closes the kept connections (the service monitor stopping). */
+export async function closeMariaDbProbes(): Promise<void> {
+  const entries = [...kept.values()];
+  kept.clear();
+  await Promise.all(entries.map((entry) => (entry.busy ? Promise.resolve(entry.connection.destroy()) : entry.connection.end().catch(() => entry.connection.destroy()))));
 }
 
 /** One line: alive or why not, read-only, then the replica's threads, lag and last error. */

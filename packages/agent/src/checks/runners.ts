@@ -65,7 +65,7 @@ function probe(check: CheckConfig, signal: AbortSignal): Promise<Outcome> {
     case "process":
       return probeProcess(check, signal);
     case "mariadb":
-      return probeMariaDb(check);
+      return probeMariaDb(check, signal);
   }
 }
 

@@ -2,6 +2,7 @@ import { systemClock, type Clock, type Logger, type ServiceConfig } from "@mnha/
 import type { HealthEvent, ServiceMonitorApi, ServiceStatus } from "../contracts.js";
 import { ServiceHealth } from "../core/health.js";
 import { describeCommandResult, runCommand } from "./command.js";
+import { closeMariaDbProbes } from "./mariadb-check.js";
 import { runCheck } from "./runners.js";
 
 export interface ServiceMonitorOptions {
@@ -89,6 +90,8 @@ export class ServiceMonitor implements ServiceMonitorApi {
     this.lifetime.abort();
     // Checks end at once on abort; restores within their kill grace.
     await Promise.all(this.services.flatMap((s) => [s.checkRun, s.restoreRun]).filter((run) => run !== null));
+    // The MariaDB check keeps its connection between checks.
+    await closeMariaDbProbes();
     this.logger.info("service monitor stopped");
   }
 

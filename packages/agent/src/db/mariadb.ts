@@ -44,6 +44,23 @@ export class MariaDbDatabase implements Database {
 
   /** Opens a connection, runs `work`, closes it; connector errors become MnhaErrors. */
   async withConnection<T>(work: (connection: Connection) => Promise<T>, options: { queryTimeoutMs?: number } = {}): Promise<T> {
+    const connection = await this.connect({ connectOnly: true });
+    try {
+      const queryTimeoutMs = options.queryTimeoutMs ?? this.options.queryTimeoutMs;
+      if (queryTimeoutMs !== undefined) await setStatementBound(connection, queryTimeoutMs);
+      return await work(connection);
+    } catch (error) {
+      throw this.statementError(error);
+    } finally {
+      await connection.end().catch(() => connection.destroy());
+    }
+  }
+
+  /**
+   * Opens a connection the caller keeps (and ends), with the options' statement bound set;
+   * connector errors become MnhaErrors. `connectOnly`: the caller sets the bound itself.
+   */
+  async connect(options: { connectOnly?: boolean } = {}): Promise<Connection> {
     const t = this.options.target;
     const config: ConnectionConfig = {
       ...(t.socket !== undefined ? { socketPath: t.socket } : { host: t.host, port: t.port }),
@@ -54,26 +71,25 @@ export class MariaDbDatabase implements Database {
       insertIdAsNumber: true,
       decimalAsNumber: true,
     };
-    const queryTimeoutMs = options.queryTimeoutMs ?? this.options.queryTimeoutMs;
     let connection: Connection;
     try {
       connection = await mariadb.createConnection(config);
     } catch (error) {
       throw this.connectError(error);
     }
+    if (options.connectOnly === true || this.options.queryTimeoutMs === undefined) return connection;
     try {
-      // The statement bound is set here, awaited, rather than with the connector's
-      // `queryTimeout` option: the connector sends that SET in a promise nobody awaits, and a
-      // server that resets the connection at that instant (MariaDB restarting) made the
-      // rejection unhandled, which ended the agent.
-      if (queryTimeoutMs !== undefined) await connection.query("SET SESSION max_statement_time = ?", [queryTimeoutMs / 1000]);
-      return await work(connection);
+      await setStatementBound(connection, this.options.queryTimeoutMs);
+      return connection;
     } catch (error) {
-      if (error instanceof MnhaError) throw error;
-      throw new MnhaError("DB_REPLICATION", `MariaDB on ${this.label} refused a statement: ${sqlErrorText(error)}`, { hint: "see the MariaDB error log of that node" });
-    } finally {
-      await connection.end().catch(() => connection.destroy());
+      connection.destroy();
+      throw this.statementError(error);
     }
+  }
+
+  private statementError(error: unknown): MnhaError {
+    if (error instanceof MnhaError) return error;
+    return new MnhaError("DB_REPLICATION", `MariaDB on ${this.label} refused a statement: ${sqlErrorText(error)}`, { hint: "see the MariaDB error log of that node" });
   }
 
   private connectError(error: unknown): MnhaError {
@@ -214,22 +230,35 @@ export class MariaDbDatabase implements Database {
 
   async health(): Promise<DatabaseHealth> {
     try {
-      return await this.withConnection(async (c) => {
-        const g = await this.globals(c, [
-          "read_only", "server_id", "gtid_domain_id", "gtid_slave_pos", "gtid_binlog_pos", "gtid_current_pos", "rpl_semi_sync_master_enabled", "rpl_semi_sync_slave_enabled",
-        ]);
-        const slave = ((await c.query("SHOW SLAVE STATUS")) as Row[])[0];
-        const status = new Map(((await c.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'")) as Row[]).map((r) => [String(r["Variable_name"]).toLowerCase(), String(r["Value"])]));
-        return healthFromRows(g, slave, status);
-      });
+      return await this.withConnection((c) => this.readHealth(c));
     } catch (error) {
       return { ...DEAD_HEALTH, error: error instanceof Error ? error.message : String(error) };
     }
   }
 
+  /** The health report read over an open connection; throws what the connector throws. */
+  async readHealth(c: Connection): Promise<DatabaseHealth> {
+    const g = await this.globals(c, [
+      "read_only", "server_id", "gtid_domain_id", "gtid_slave_pos", "gtid_binlog_pos", "gtid_current_pos", "rpl_semi_sync_master_enabled", "rpl_semi_sync_slave_enabled",
+    ]);
+    const slave = ((await c.query("SHOW SLAVE STATUS")) as Row[])[0];
+    const status = new Map(((await c.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'")) as Row[]).map((r) => [String(r["Variable_name"]).toLowerCase(), String(r["Value"])]));
+    return healthFromRows(g, slave, status);
+  }
+
   async close(): Promise<void> {
     // One connection per operation: nothing is held open.
   }
+}
+
+/**
+ * The statement bound, set with an awaited SET rather than the connector's `queryTimeout`
+ * option: the connector sends that SET in a promise nobody awaits, and a server that resets
+ * the connection at that instant (MariaDB restarting) made the rejection unhandled, which
+ * ended the agent.
+ */
+async function setStatementBound(connection: Connection, queryTimeoutMs: number): Promise<void> {
+  await connection.query("SET SESSION max_statement_time = ?", [queryTimeoutMs / 1000]);
 }
 
 export const DEAD_HEALTH: DatabaseHealth = {

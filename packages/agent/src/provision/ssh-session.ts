@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { Client, type ConnectConfig, type SFTPWrapper } from "ssh2";
+import type { Client, ConnectConfig, SFTPWrapper } from "ssh2";
 import { MnhaError } from "@mnha/shared";
 import { algorithmsForKeyTypes, fingerprintOf, keyTypeOf, KnownHostsFile, type HostKeyVerdict } from "./known-hosts.js";
 import { quoteCommand } from "./shell-quote.js";
@@ -67,7 +67,10 @@ export class SshSession {
     if (credentials.password === undefined && credentials.privateKey === undefined) {
       throw new MnhaError("USAGE", `no password and no key to log in to ${describe(full)}`, { hint: "pass --peer-password-file FILE, --peer-key FILE, or run on a terminal to be asked for the password" });
     }
-    const client = new Client();
+    // Loaded here, not at the top: the CLI module graph is also the agent daemon's, which
+    // never uses SSH, and ssh2 costs it megabytes of memory (issue 12).
+    const { Client: SshClient } = await import("ssh2");
+    const client = new SshClient();
     let offered: { blob: Buffer; verdict: HostKeyVerdict; fingerprint: string; accepted: boolean } | null = null;
     const knownTypes = policy.knownHosts.keyTypesFor(full.host, port);
 
