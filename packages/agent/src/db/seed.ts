@@ -130,6 +130,11 @@ export async function runSeed(plan: SeedPlan, preflight: SeedPreflight, onProgre
     await c.query("RESET MASTER");
     await c.query("SET GLOBAL gtid_binlog_state = ?", [formatGtidPosition(binlogState)]);
     await c.query("SET GLOBAL gtid_slave_pos = ?", [formatGtidPosition(gtid)]);
+    // The peer's replica of this node may still be attached to the binary log just reset:
+    // connected, threads "Yes", fetching nothing. Ending its dump thread makes it reconnect
+    // (MASTER_CONNECT_RETRY) and ask by GTID from the new binary log.
+    const dumps = (await c.query("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'")) as Record<string, unknown>[];
+    for (const { id } of dumps) await c.query("KILL CONNECTION ?", [Number(id)]).catch(() => undefined);
   });
   await plan.local.setupReplication(plan.replication);
   clearSeedMarker(plan.dataDir);
