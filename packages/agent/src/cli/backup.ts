@@ -9,6 +9,7 @@ import type { Command } from "commander";
 import { loadConfig, MnhaError } from "@mnha/shared";
 import { backupDir, backupJob, listBackups, remoteTarget, verifyBackup, copyToRemote } from "../backup/index.js";
 import { printJson, type CliIo } from "./cli-io.js";
+import { formatBytes } from "../util/format.js";
 
 export interface BackupCommandContext {
   io: CliIo;
@@ -94,9 +95,3 @@ export function resolveBackupPath(file: string, dir: () => string): string {
   return inDir;
 }
 
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
-}

@@ -12,7 +12,9 @@ import { divergenceBetween } from "../db/replica-state.js";
 import { openLocalDatabase, openPeerDatabase, peerEndpoint, replicationSetup } from "../db/index.js";
 import type { MariaDbDatabase } from "../db/mariadb.js";
 import { ensureGeneratedPasswordFile, readPasswordFile } from "../db/secret-file.js";
-import { runSeed, seedPreflight, type DatabaseSummary, type SeedProgress } from "../db/seed.js";
+import { runSeed, seedPreflight } from "../db/seed.js";
+import { describeProgress, describeSummary } from "../db/describe.js";
+import { formatBytes } from "../util/format.js";
 import { assertSettings, pairProblems, settingsError } from "../db/settings.js";
 import type { DatabaseHealth } from "../db/types.js";
 import { hasAddress } from "../net/address.js";
@@ -266,20 +268,3 @@ async function refuseOnHolder(ctx: DbCommandContext, config: MnhaConfig): Promis
     });
 }
 
-export function describeSummary(s: DatabaseSummary): string {
-  if (s.schemas.length === 0) return "  no databases (besides the server's own)\n";
-  const rows = s.schemas.map((x) => `  ${x.name}: ${x.tables} tables, about ${x.approxRows} rows, ${formatBytes(x.bytes)}`);
-  return `${rows.join("\n")}\n  total: ${s.schemas.length} databases, ${s.tables} tables, about ${s.approxRows} rows, ${formatBytes(s.bytes)}\n`;
-}
-
-export function describeProgress(p: SeedProgress): string {
-  const eta = p.etaMs === null ? "" : p.etaMs === 0 ? ", done" : `, about ${Math.ceil(p.etaMs / 1000)} s left`;
-  return `copied ${formatBytes(p.bytes)} in ${(p.elapsedMs / 1000).toFixed(1)} s (${formatBytes(p.bytesPerSecond)}/s${eta})`;
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${Math.round(bytes)} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
-}

@@ -19,6 +19,7 @@ import { redactText } from "../ops/redact.js";
 import { printJson, type CliIo } from "./cli-io.js";
 import { ExitCode } from "./exit-codes.js";
 import { parseMoment } from "./time-range.js";
+import { formatBytes } from "../util/format.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -325,6 +326,3 @@ function listFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? listFiles(join(dir, entry.name)) : [join(dir, entry.name)]));
 }
 
-function formatBytes(bytes: number): string {
-  return bytes < 1024 ? `${bytes} B` : bytes < 1_048_576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1_048_576).toFixed(1)} MiB`;
-}

@@ -23,7 +23,7 @@ import { FilePlanStore } from "../plan/plan-state.js";
 import { renderPlanEvent, runPlan, type Plan, type PlanEvent } from "../plan/step-plan.js";
 import type { PlanStateStore } from "../plan/plan-state.js";
 import { resolveBackupPath } from "./backup.js";
-import { describeSummary } from "./db.js";
+import { describeSummary } from "../db/describe.js";
 import { printJson, type CliIo } from "./cli-io.js";
 import { ExitCode } from "./exit-codes.js";
 

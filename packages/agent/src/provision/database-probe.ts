@@ -8,7 +8,7 @@
 import { execFile } from "node:child_process";
 import type { DatabaseSummary, SchemaSummary } from "../db/seed.js";
 import { quoteOption } from "../db/client-files.js";
-import { describeSummary } from "../cli/db.js";
+import { describeSummary } from "../db/describe.js";
 import type { PreflightRow } from "./preflight.js";
 import type { SshSession } from "./ssh-session.js";
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { MnhaError } from "@mnha/shared";
 import { describeHealth } from "../../src/checks/mariadb-check.js";
 import { runCheck } from "../../src/checks/runners.js";
-import { describeProgress, describeSummary } from "../../src/cli/db.js";
+import { describeProgress, describeSummary } from "../../src/db/describe.js";
 import { quoteOption } from "../../src/db/client-files.js";
 import {
   findGtidDivergence,
