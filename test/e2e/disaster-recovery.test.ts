@@ -8,13 +8,12 @@
  * both ways, the agents healthy.
  */
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { AGENT_MAIN, GATEWAY_ADDRESS, HOSTS, LAB_STATE_DIR, REPO_ROOT, VIP_ADDRESS, nodePaths, type MnNode } from "../lab/constants.js";
+import { AGENT_MAIN, GATEWAY_ADDRESS, HOSTS, LAB_STATE_DIR, VIP_ADDRESS, nodePaths, type MnNode } from "../lab/constants.js";
 import { runIn, waitFor } from "../lab/exec.js";
+import { ensureBundle } from "../lab/bundle.js";
 import { Lab } from "../lab/lab.js";
 import { labDatabase, labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
 import { MariaDbDatabase } from "../../packages/agent/src/db/mariadb.js";
@@ -43,21 +42,6 @@ const DB_ROOT_PW_FILE = `${IMPORT_DIR}/db-root.pw`;
 interface Manifest {
   file: string;
   tables: { table: string; rows: number }[];
-}
-
-/** As install.test.ts: the bundle built once per source state (MNHA_BUNDLE=path uses a given one). */
-function ensureBundle(): string {
-  const given = process.env["MNHA_BUNDLE"];
-  if (given) return given;
-  const git = (...args: string[]) => execFileSync("git", ["-C", REPO_ROOT, ...args]);
-  const key = createHash("sha256").update(git("rev-parse", "HEAD^{tree}")).update(git("diff", "HEAD")).update(git("ls-files", "--others", "--exclude-standard")).digest("hex");
-  const version = (JSON.parse(readFileSync(resolve(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
-  const path = resolve(REPO_ROOT, `dist/mnha-suite-${version}-linux-x64.tar.gz`);
-  const keyFile = `${path}.source-key`;
-  if (existsSync(path) && existsSync(keyFile) && readFileSync(keyFile, "utf8") === key) return path;
-  execFileSync("bash", [resolve(REPO_ROOT, "scripts/bundle.sh")], { stdio: "inherit", timeout: 600_000 });
-  writeFileSync(keyFile, key);
-  return path;
 }
 
 async function sql(node: MnNode, statement: string): Promise<Record<string, unknown>[]> {

@@ -10,13 +10,13 @@
  * server is a tiny NTP responder in the lab's gateway namespace.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CURRENT_PROTOCOL_VERSION } from "@mnha/protocol";
 import { HOSTS, LAB_STATE_DIR, REPO_ROOT, VIP_ADDRESS, GATEWAY_ADDRESS, type MnNode } from "../lab/constants.js";
 import { runIn, waitFor } from "../lab/exec.js";
+import { ensureBundle } from "../lab/bundle.js";
 import { Lab } from "../lab/lab.js";
 import { launchDetached } from "../lab/launch.mjs";
 import { labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
@@ -41,24 +41,6 @@ const LICENSE_FILE = "/var/lib/zstack/license/license-type";
 
 let bundlePath = "";
 let suiteDir = "";
-
-/**
- * Builds the bundle once per source state (git tree + uncommitted changes); a later run on
- * the same sources reuses it. MNHA_BUNDLE=path uses a given one.
- */
-function ensureBundle(): string {
-  const given = process.env["MNHA_BUNDLE"];
-  if (given) return given;
-  const git = (...args: string[]) => execFileSync("git", ["-C", REPO_ROOT, ...args]);
-  const key = createHash("sha256").update(git("rev-parse", "HEAD^{tree}")).update(git("diff", "HEAD")).update(git("ls-files", "--others", "--exclude-standard")).digest("hex");
-  const version = (JSON.parse(readFileSync(resolve(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
-  const path = resolve(REPO_ROOT, `dist/mnha-suite-${version}-linux-x64.tar.gz`);
-  const keyFile = `${path}.source-key`;
-  if (existsSync(path) && existsSync(keyFile) && readFileSync(keyFile, "utf8") === key) return path;
-  execFileSync("bash", [resolve(REPO_ROOT, "scripts/bundle.sh")], { stdio: "inherit", timeout: 600_000 });
-  writeFileSync(keyFile, key);
-  return path;
-}
 
 async function sh(node: MnNode, script: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return nodeExec(node, ["sh", "-c", script, "sh", ...args], { timeoutMs: 60_000 });

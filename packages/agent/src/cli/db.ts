@@ -13,6 +13,7 @@ import { openLocalDatabase, openPeerDatabase, peerEndpoint, replicationSetup } f
 import type { MariaDbDatabase } from "../db/mariadb.js";
 import { ensureGeneratedPasswordFile, readPasswordFile } from "../db/secret-file.js";
 import { runSeed, seedPreflight } from "../db/seed.js";
+import { seedPlanFromConfig } from "../db/seed-from-config.js";
 import { describeProgress, describeSummary } from "../db/describe.js";
 import { formatBytes } from "../util/format.js";
 import { assertSettings, pairProblems, settingsError } from "../db/settings.js";
@@ -204,23 +205,9 @@ function errantError(divergence: GtidDivergence[], peerName: string): MnhaError 
 
 async function seedCommand(ctx: DbCommandContext, config: MnhaConfig, operation: "seed" | "resync", yes: boolean): Promise<void> {
   const { io, name } = ctx;
-  const local = openLocalDatabase(config);
   const peer = peerEndpoint(config);
-  const password = replicationPassword(config);
   await refuseOnHolder(ctx, config);
-  const plan = {
-    local,
-    peer: openPeerDatabase(config, password),
-    localSocket: config.db.socket,
-    rootUser: config.db.rootUser,
-    rootPassword: config.db.rootPasswordFile === undefined ? null : readPasswordFile(config.db.rootPasswordFile, "MariaDB root password"),
-    replication: replicationSetup(config, password),
-    dataDir: config.dataDir,
-    clientBinary: config.db.clientBinary,
-    dumpBinary: config.db.dumpBinary,
-    operation,
-    peerName: peer.name,
-  };
+  const plan = seedPlanFromConfig(config, operation);
   const preflight = await seedPreflight(plan);
   io.stderr.write(
     `This OVERWRITES the MariaDB database of ${config.node.name} (this node, socket ${config.db.socket}):\n${describeSummary(preflight.local)}` +
@@ -240,7 +227,6 @@ async function seedCommand(ctx: DbCommandContext, config: MnhaConfig, operation:
   else io.stdout.write(`${operation} done: ${config.node.name} is a copy of ${peer.name} at GTID ${result.gtid} (${formatBytes(result.bytes)} in ${(result.tookMs / 1000).toFixed(1)} s) and replicates from it\n`);
 }
 
-/** Refuses when this node holds the VIP: asks the agent, else looks at the interface. */
 /**
  * Whether this node holds the VIP: the agent says so, or (agent not answering) the address is
  * on the interface. Null when neither can tell; the caller refuses, naming the reason.
@@ -259,6 +245,7 @@ export async function holdsVipHere(ctx: Pick<DbCommandContext, "client">, config
   }
 }
 
+/** Refuses when this node holds the VIP: asks the agent, else looks at the interface. */
 async function refuseOnHolder(ctx: DbCommandContext, config: MnhaConfig): Promise<void> {
   const here = await holdsVipHere(ctx, config);
   if ("unknown" in here) throw new MnhaError("DB_SEED_REFUSED", `cannot tell whether ${config.node.name} holds the VIP (${here.unknown})`, { hint: "start the agent (it knows), or fix vip.interface in the config; nothing was changed" });
