@@ -477,7 +477,10 @@ export class ElectionCore {
   nextWakeAt(now: number): number {
     // The earliest candidate after `now` (this runs after every step: no arrays built).
     let at = earliestAfter(now, Infinity, now + this.s.heartbeatIntervalMs);
-    if (this.peer.lastHeardAt !== null) at = earliestAfter(now, at, this.peer.lastHeardAt + this.s.peerLossMs);
+    if (this.peer.lastHeardAt !== null) {
+      at = earliestAfter(now, at, this.peer.lastHeardAt + this.s.peerLossMs);
+      at = earliestAfter(now, at, this.peer.lastHeardAt + this.s.peerLossMs - this.peerSuspectLeadMs());
+    }
     const deadline = this.peer.leaseDeadline + this.s.takeoverMarginMs;
     at = earliestAfter(now, at, deadline);
     at = earliestAfter(now, at, deadline - this.gateLeadMs());
@@ -937,11 +940,11 @@ export class ElectionCore {
       return;
     }
     this.lastProbeBlockedAt = null;
-    const blocker = this.claimBlocker(now, this.probeLeadMs());
+    const blocker = this.probeBlocker(now);
     if (blocker) return this.abortClaim(blocker, out);
     if (this.claimBlocker(now, this.gateLeadMs()) !== null) {
-      // Nobody answers, but the gate may open only one VRRP timer before the peer's lease
-      // runs out: wait for that instant (evaluate() opens it; the wake timer brings us there).
+      // Nobody answers, but the gate may open only once the peer is lost and one VRRP timer
+      // before its lease runs out: wait for that (evaluate() opens it; the wake timer brings us there).
       this.probeClearedAt = now;
       return;
     }
@@ -961,6 +964,19 @@ export class ElectionCore {
   /** How long before that deadline a claim's ARP probe may start (it must finish before the gate opens). */
   private probeLeadMs(): number {
     return this.gateLeadMs() + (this.s.arpGuard ? Math.max(0, this.s.arpProbeTimeoutMs ?? 0) : 0);
+  }
+
+  /**
+   * How long before a silent peer counts as lost a claim's ARP probe may start: the probe
+   * then runs while the last heartbeat is still missed, not after it. Only the probe moves;
+   * the gate still waits for the peer to be lost, and a heartbeat that comes in the meantime
+   * ends the claim as it always did. At most one heartbeat interval and the probe's own
+   * time, and never before two heartbeats were missed (a single late one starts nothing).
+   */
+  private peerSuspectLeadMs(): number {
+    if (!this.s.arpGuard) return 0;
+    const hb = this.s.heartbeatIntervalMs;
+    return Math.max(0, Math.min(this.s.arpProbeTimeoutMs ?? 0, hb, this.s.peerLossMs - 2 * hb));
   }
 
   /**
@@ -1028,12 +1044,29 @@ export class ElectionCore {
   /**
    * Why this node must not claim now, or null when a claim is allowed. `leadMs`: how long
    * before the lost peer's lease deadline (plus margin) the step being judged may happen
-   * (starting the probe, opening the gate: see keepalivedDownTimerMs).
+   * (starting the probe, opening the gate: see keepalivedDownTimerMs). `peerLossLeadMs`: the
+   * same for the instant the peer counts as lost.
    */
-  private claimBlocker(now: number, leadMs = 0): string | null {
+  /**
+   * Why a claim's ARP probe must not start, or go on, now: null when the rules allow it for
+   * the peer as it is, or for the peer as it will be if it stays silent peerSuspectLeadMs
+   * longer (never right after a pause of this agent: queued news must be read first).
+   */
+  private probeBlocker(now: number): string | null {
+    const blocker = this.claimBlocker(now, this.s.arpGuard ? this.probeLeadMs() : this.gateLeadMs());
+    if (blocker === null) return null;
+    const suspectMs = this.peerSuspectLeadMs();
+    if (suspectMs <= 0 || !this.peerAlive(now) || this.peerAlive(now + suspectMs)) return blocker;
+    if (this.resumedAt !== null && now < this.resumedAt + this.s.peerLossMs) return blocker;
+    return this.claimBlocker(now, this.probeLeadMs(), suspectMs);
+  }
+
+  private claimBlocker(now: number, leadMs = 0, peerLossLeadMs = 0): string | null {
     if (!this.eligible() && !this.dbOnlyBehindWithHolderGone(now)) return `not eligible: ${this.reasons().join("; ")}`;
     const hb = this.peer.heartbeat;
-    if (this.peerAlive(now)) {
+    // peerLossLeadMs: judge a peer that will count as lost this soon (no news by then) as lost
+    // already; only for starting the probe (peerSuspectLeadMs), never for opening the gate.
+    if (this.peerAlive(now + peerLossLeadMs)) {
       // Heartbeats that queued up while we were frozen are old news that looks fresh: wait a
       // peer-loss interval for current news, or for the peer to turn out lost.
       if (this.resumedAt !== null && now < this.resumedAt + this.s.peerLossMs) return "woke from a pause; waiting for current news of the peer";
@@ -1067,7 +1100,7 @@ export class ElectionCore {
       case "standby": {
         if (this.lastProbeBlockedAt !== null && now < this.lastProbeBlockedAt + this.s.arpRetryMs) return;
         if (this.witnessDeniedUntil !== null && now < this.witnessDeniedUntil) return;
-        if (this.claimBlocker(now, this.s.arpGuard ? this.probeLeadMs() : this.gateLeadMs()) !== null) return;
+        if (this.probeBlocker(now) !== null) return;
         if (this.peerVipUnanswered(now) && !this.peerVipAnnounced) {
           this.peerVipAnnounced = true;
           const missingMs = Math.round(now - (this.peerVipMissingSince ?? now));
@@ -1076,7 +1109,8 @@ export class ElectionCore {
         if (this.s.arpGuard) {
           this.probe = { id: this.nextProbeId++, startedAt: now };
           this.setRole("claiming", "holder gone; checking nobody answers for the VIP", out);
-          out.push({ kind: "event", type: "claim-started", message: `claiming the VIP (peer ${this.peerAlive(now) ? "cannot hold it" : "lost"})`, fields: { probeId: this.probe.id } });
+          const peerState = !this.peerAlive(now) ? "lost" : this.peerVipUnanswered(now) ? "cannot hold it" : `silent for ${Math.round(now - (this.peer.lastHeardAt ?? now))} ms`;
+          out.push({ kind: "event", type: "claim-started", message: `claiming the VIP (peer ${peerState})`, fields: { probeId: this.probe.id } });
           out.push({ kind: "arp-probe", probeId: this.probe.id });
           // Ask the witness beside the probe: its answer is usually here before the gate may open.
           if (this.s.witness && !this.witnessGrantHeld(now)) this.requestWitness(now, this.epoch + 1, out);
@@ -1086,7 +1120,7 @@ export class ElectionCore {
         return;
       }
       case "claiming": {
-        const blocker = this.claimBlocker(now, this.probeLeadMs());
+        const blocker = this.probeBlocker(now);
         if (blocker) {
           this.abortClaim(blocker, out);
           return;

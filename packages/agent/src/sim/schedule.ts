@@ -294,11 +294,14 @@ function adapterFaults(seed: number, windowMs: number, share: number): Fault[] {
  * Benign runs keep the ARP guard able to see the holder whenever the standby cannot hear it:
  * ARP cuts and Keepalived restarts on the holder (its VIP briefly gone) are dropped when they
  * come near anything that can make the standby lose its peer: link trouble, or the standby
- * paused, killed, stopped or crashed (it reconnects with a backoff). Near: within the time a
+ * paused, killed, stopped or crashed (it reconnects with a backoff), or the holder paused. Near: within the time a
  * lost peer's lease takes to run out and a probe to be retried, or a reconnect, either side.
  */
 function separateArpFromLink(faults: Fault[]): Fault[] {
-  const peerLosers = faults.filter((f) => isLinkFault(f) || (["pause", "kill-agent", "stop-agent", "crash"].includes(f.kind) && "node" in f && f.node === "mn2"));
+  // A holder pause loses the peer too when it outlasts peerLossMs (short pauses go up to
+  // 380 ms): with its VIP down (Keepalived restarting) or unseen (ARP cut), the standby then
+  // rightly claims, so those are not benign together.
+  const peerLosers = faults.filter((f) => isLinkFault(f) || (["pause", "kill-agent", "stop-agent", "crash"].includes(f.kind) && "node" in f && f.node === "mn2") || (f.kind === "pause" && f.node === "mn1"));
   const margin = 3_000;
   const near = (f: Fault) => peerLosers.some((l) => l.at - margin < faultEnd(f) && f.at < faultEnd(l) + margin);
   return faults.filter((f) => !((f.kind === "arp-cut" || (f.kind === "keepalived-restart" && f.node === "mn1")) && near(f)));

@@ -192,6 +192,48 @@ describe("election scenarios", () => {
     expect(world.vipOwner()).toBe("mn2");
   });
 
+  it("holder crash: the claim's ARP probe starts while the last heartbeat is still missed; the gate waits for the loss", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    const crashAt = world.now;
+    world.crash(holder);
+    world.runUntil(() => world.vipOwner() === standby, 3_000);
+    const of = (what: string) => world.log.find((e) => e.node === standby && e.at >= crashAt && e.what.startsWith(what))?.at;
+    const claimAt = of("claim-started");
+    const lostAt = of("peer-lost");
+    const heldAt = of("role-changed: claiming -> holder");
+    expect(claimAt, world.trace()).toBeDefined();
+    expect(lostAt, world.trace()).toBeDefined();
+    expect(heldAt, world.trace()).toBeDefined();
+    // Two heartbeats missed (200 ms of silence), not three: the probe runs beside the last wait.
+    expect(claimAt as number).toBeLessThan(lostAt as number);
+    expect((lostAt as number) - (claimAt as number)).toBeLessThanOrEqual(SIM_SETTINGS.election.heartbeatIntervalMs + 1);
+    // The gate opens only after the peer counts as lost.
+    expect(heldAt as number).toBeGreaterThanOrEqual(lostAt as number);
+    expect(world.splitBrainAt).toEqual([]);
+  });
+
+  it("a holder silent for two heartbeats that speaks again ends the standby's early probe: nothing moves", () => {
+    const world = steadyPair();
+    const holder = world.vipOwner() as SimNode;
+    const standby = otherNode(holder);
+    const before = world.vipChanges.length;
+    const pausedAt = world.now;
+    world.pause(holder);
+    // Long enough for the standby to start its probe, short of the 300 ms peer loss.
+    world.runUntil(() => world.role(standby) === "claiming", 400);
+    expect(world.role(standby), world.trace()).toBe("claiming");
+    // ...with the peer not yet lost, and resumed before it is.
+    expect(world.log.some((e) => e.node === standby && e.at > pausedAt && e.what.startsWith("peer-lost")), world.trace()).toBe(false);
+    world.resume(holder);
+    world.run(3_000);
+    expect(world.log.some((e) => e.node === standby && e.at > pausedAt && e.what.startsWith("claim-aborted")), world.trace()).toBe(true);
+    expect(world.vipOwner()).toBe(holder);
+    expect(world.vipChanges.length).toBe(before);
+    expect(world.splitBrainAt).toEqual([]);
+  });
+
   it("a node rejoining with a higher persisted epoch than the holder's does not unseat it", () => {
     // Found by the simulator: each node claimed alone while the other was down, so the
     // returning node's epoch on disk was above the holder's; the holder heard the higher
