@@ -685,7 +685,8 @@ function listFlag<T extends string>(flags: Record<string, string | boolean>, nam
   return all.filter((a) => chosen.includes(a));
 }
 
-export async function runDbBenchmark(argv: readonly string[]): Promise<number> {
+/** `onWritten`: told the final report's files (the failover runner's `--db-trials` embeds them). */
+export async function runDbBenchmark(argv: readonly string[], onWritten?: (files: { md: string; csv: string; markdown: string }) => void): Promise<number> {
   const flags = parseFlags(
     argv,
     { trials: "string", "seed-mb": "string", "lag-seconds": "string", systems: "string", faults: "string", "vendor-profile": "string", "skip-seed": "boolean", "skip-catch-up": "boolean", "max-minutes": "string", "keep-up": "boolean" },
@@ -742,6 +743,7 @@ export async function runDbBenchmark(argv: readonly string[]): Promise<number> {
     if (final) {
       console.log(`\n${report.markdown}`);
       console.log(`written: ${files.md}, ${files.csv}`);
+      onWritten?.({ ...files, markdown: report.markdown });
     }
   };
   log(`db benchmark: ${systems.map((s) => s.name).join(", ")} x ${faults.join(", ")} x ${rounds} rounds in lab ${LAB_PREFIX}; seed ${flags["skip-seed"] === true ? "skipped" : `${seedMb} MB`}; catch-up ${flags["skip-catch-up"] === true ? "skipped" : lags.join(", ")} s`);

@@ -8,8 +8,11 @@
  *
  * Run through bench/failover.ts (see docs/benchmarks.md).
  */
+import { appendFileSync } from "node:fs";
+import { basename } from "node:path";
 import { createLogger, MnhaError, type Logger, type MnhaConfigInput } from "@mnha/shared";
 import { analyze } from "./analysis.js";
+import { runDbBenchmark } from "./bench-db.js";
 import { answerMoves, answers, firstAnswerAfter, longestAnswerGap } from "./bench-client.js";
 import { costBetween, sampleProcesses, type ProcessSample, type RoleCost } from "./bench-procstat.js";
 import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, ms, parseFlags, summarize, writeCsvResult, writeResults, type Summary } from "./bench-report.js";
@@ -28,7 +31,7 @@ const HTTP_INTERVAL_MS = 20;
 const TRIAL_TIMEOUT_MS = 20_000;
 /** Sampling after the new holder answered (catches flaps and late split brain). */
 const OBSERVE_MS = 1_000;
-const USAGE = "MNHA_LAB=bench node --import tsx bench/failover.ts [--trials 20] [--idle-seconds 30] [--systems mnha,keepalived-common,keepalived-fast] [--faults service-kill,node-crash,agent-kill,planned] [--idle-only] [--mnha-checks defaults|lab]";
+const USAGE = "MNHA_LAB=bench node --import tsx bench/failover.ts [--trials 20] [--idle-seconds 30] [--systems mnha,keepalived-common,keepalived-fast] [--faults service-kill,node-crash,agent-kill,planned] [--idle-only] [--mnha-checks defaults|lab] [--db-trials N]";
 
 /** mnha's targets (docs/benchmarks.md). */
 /** Issue 12's targets, at the default config. */
@@ -316,7 +319,7 @@ function withDefaultCheckTimings(_node: MnNode, config: MnhaConfigInput): MnhaCo
 }
 
 export async function runFailoverBenchmark(argv: readonly string[]): Promise<number> {
-  const flags = parseFlags(argv, { trials: "string", "idle-seconds": "string", systems: "string", faults: "string", "idle-only": "boolean", "keep-up": "boolean", "mnha-checks": "string" }, USAGE);
+  const flags = parseFlags(argv, { trials: "string", "idle-seconds": "string", systems: "string", faults: "string", "idle-only": "boolean", "keep-up": "boolean", "mnha-checks": "string", "db-trials": "string" }, USAGE);
   const checkTimings = flags["mnha-checks"] ?? "defaults";
   if (checkTimings !== "defaults" && checkTimings !== "lab") throw new MnhaError("USAGE", `--mnha-checks must be "defaults" or "lab", not ${JSON.stringify(checkTimings)}`, { hint: USAGE });
   const idleOnly = flags["idle-only"] === true;
@@ -324,6 +327,9 @@ export async function runFailoverBenchmark(argv: readonly string[]): Promise<num
   const idleSeconds = intFlag(flags, "idle-seconds", 30, 600);
   const systemNames = listFlag(flags, "systems", SYSTEM_NAMES);
   const kinds = listFlag(flags, "faults", FAULT_KINDS);
+  // Write unavailability through the VIP with real MariaDB (test/lab/bench-db.ts), run by this
+  // same runner after the VIP trials: mnha against the vendor-like set-up, every database fault.
+  const dbTrials = idleOnly ? 0 : intFlag(flags, "db-trials", 0, 200);
   const logger = createLogger({ level: "warn", pretty: true, destination: process.stderr });
   const machine = describeMachine();
   // At "defaults" the agents run the product's documented check timings (what operators run);
@@ -400,5 +406,25 @@ export async function runFailoverBenchmark(argv: readonly string[]): Promise<num
   const files = writeResults(base, report.markdown, report.trialsCsv);
   const resources = writeCsvResult(`${base}-resources`, report.resourcesCsv);
   console.log(`written: ${files.md}, ${files.csv}, ${resources}`);
+  if (dbTrials > 0 && !interrupted) {
+    console.log(`\nwrite unavailability through the VIP with real MariaDB: ${dbTrials} trials per system and fault`);
+    let db: { md: string; csv: string; markdown: string } | null = null;
+    await runDbBenchmark(["--trials", String(dbTrials), "--skip-seed", "--skip-catch-up"], (written) => {
+      db = written;
+    });
+    const dbFiles = db as { md: string; csv: string; markdown: string } | null;
+    if (dbFiles !== null) {
+      const section = [
+        "",
+        "## Write unavailability through the VIP, real MariaDB (same run)",
+        "",
+        `Run by this runner right after the trials above (\`--db-trials ${dbTrials}\`, test/lab/bench-db.ts; files \`${basename(dbFiles.md)}\`, \`${basename(dbFiles.csv)}\`):`,
+        "",
+        dbFiles.markdown.replace(/^#+ .*\n/, "").replace(/^#/gm, "###"),
+      ].join("\n");
+      appendFileSync(files.md, section);
+      console.log(`appended the database section to ${files.md}`);
+    }
+  }
   return 0;
 }
