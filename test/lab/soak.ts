@@ -15,7 +15,8 @@ import { answerMoves, answers, longestAnswerGap } from "./bench-client.js";
 import { doubleHolders, NodeWatcher, type NodeSample } from "./bench-node-watch.js";
 import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, ms, parseFlags, seededRandom, writeResults } from "./bench-report.js";
 import { MnhaSystem, PlainKeepalivedSystem, type SystemName, type SystemUnderTest } from "./bench-systems.js";
-import { HOSTS, LAB_NAME, LAB_PREFIX, LAB_STATE_DIR, REPO_ROOT, peerOf, type MnNode } from "./constants.js";
+import { rssKb } from "./bench-procstat.js";
+import { HOSTS, LAB_NAME, LAB_PREFIX, LAB_STATE_DIR, MN_NODES, REPO_ROOT, peerOf, type MnNode } from "./constants.js";
 import { monoNow, sleep } from "./exec.js";
 import { Lab } from "./lab.js";
 import { launchDetached } from "./launch.mjs";
@@ -131,6 +132,51 @@ async function inject(lab: Lab, system: SystemUnderTest, kind: SoakFaultKind, ho
   }
 }
 
+const RSS_SAMPLE_MS = 10_000;
+const RSS_WARM_FROM_S = 60;
+const RSS_WARM_TO_S = 120;
+const RSS_MIN_LIFE_S = 600;
+
+interface RssRow {
+  node: MnNode;
+  pid: number;
+  livedS: number;
+  samples: number;
+  startMb: number;
+  endMb: number;
+  maxMb: number;
+  growthPercent: number;
+  judged: boolean;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? Number.NaN : (sorted[Math.floor((sorted.length - 1) / 2)] as number);
+}
+
+/** Each daemon process's RSS from its warm start to its end, and whether any grew past 10 %. */
+export function rssGrowth(series: ReadonlyMap<number, { node: MnNode; samples: readonly { t: number; mb: number }[] }>, soakStart: number): { rows: RssRow[]; verdict: string } {
+  const rows: RssRow[] = [];
+  for (const [pid, { node, samples }] of series) {
+    if (samples.length === 0) continue;
+    const first = (samples[0] as { t: number }).t;
+    const base = Math.max(first, soakStart);
+    const warm = samples.filter((s) => s.t >= base + RSS_WARM_FROM_S * 1000 && s.t <= base + RSS_WARM_TO_S * 1000).map((s) => s.mb);
+    const startMb = warm.length > 0 ? median(warm) : (samples[0] as { mb: number }).mb;
+    const endMb = median(samples.slice(-3).map((s) => s.mb));
+    const livedS = ((samples[samples.length - 1] as { t: number }).t - first) / 1000;
+    rows.push({ node, pid, livedS, samples: samples.length, startMb, endMb, maxMb: Math.max(...samples.map((s) => s.mb)), growthPercent: ((endMb - startMb) / startMb) * 100, judged: livedS >= RSS_MIN_LIFE_S && warm.length > 0 });
+  }
+  rows.sort((a, b) => b.livedS - a.livedS);
+  const judged = rows.filter((r) => r.judged);
+  const worst = judged.reduce<RssRow | null>((w, r) => (w === null || r.growthPercent > w.growthPercent ? r : w), null);
+  const verdict =
+    worst === null
+      ? `No daemon process lived ${RSS_MIN_LIFE_S / 60} minutes: growth not judged.`
+      : `Largest growth over a process's life: ${worst.growthPercent.toFixed(1)} % (${worst.node}, pid ${worst.pid}, ${(worst.livedS / 60).toFixed(1)} min): **${worst.growthPercent <= 10 ? "pass" : "miss"}** (target within 10 %).`;
+  return { rows, verdict };
+}
+
 export async function runSoak(argv: readonly string[]): Promise<number> {
   const flags = parseFlags(argv, { minutes: "string", system: "string", seed: "string", "cpu-workers": "string", "keep-up": "boolean" }, USAGE);
   const minutes = intFlag(flags, "minutes", 30, 24 * 60);
@@ -165,6 +211,30 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
   let records: SamplerRecord[] = [];
   let nodeSamples: NodeSample[] = [];
   let cpuBusyPercent = 0;
+  // The HA daemon's resident memory, per process (a crash or a kill starts a new one): a leak
+  // shows as growth within one process's life, not across restarts.
+  const rss = new Map<number, { node: MnNode; samples: { t: number; mb: number }[] }>();
+  let rssTimer: NodeJS.Timeout | null = null;
+  let rssBusy = false;
+  const sampleRss = async () => {
+    if (rssBusy) return;
+    rssBusy = true;
+    try {
+      for (const node of MN_NODES) {
+        for (const proc of await system.processes(node).catch(() => [])) {
+          if (proc.role !== "agent" && proc.role !== "keepalived") continue;
+          if (proc.role === "keepalived" && system.name === "mnha") continue;
+          const kb = rssKb(proc.pid);
+          if (kb === null) continue;
+          const series = rss.get(proc.pid) ?? { node, samples: [] };
+          series.samples.push({ t: monoNow(), mb: kb / 1024 });
+          rss.set(proc.pid, series);
+        }
+      }
+    } finally {
+      rssBusy = false;
+    }
+  };
   try {
     await system.start();
     const sampler = lab.sampler(`soak-${system.name}`, { maxMs: durationMs + 120_000 });
@@ -175,6 +245,8 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
     watcher.start();
     startedAt = sampler.mark("soak start");
     const deadline = startedAt + durationMs;
+    await sampleRss();
+    rssTimer = setInterval(() => void sampleRss(), RSS_SAMPLE_MS);
     for (let index = 1; index <= maxFaults && !interrupted; index++) {
       const gapMs = (FAULT_GAP_S.min + random() * (FAULT_GAP_S.max - FAULT_GAP_S.min)) * 1000;
       const pick = SOAK_FAULTS[Math.floor(random() * SOAK_FAULTS.length)] as (typeof SOAK_FAULTS)[number];
@@ -208,12 +280,15 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
     }
     const rest = deadline - monoNow();
     if (rest > 0 && !interrupted) await sleep(rest);
+    if (rssTimer) clearInterval(rssTimer);
+    await sampleRss();
     endedAt = sampler.mark("soak end");
     const cpuEnd = cpuTimes();
     cpuBusyPercent = ((cpuEnd.busy - cpuStart.busy) / Math.max(1, cpuEnd.total - cpuStart.total)) * 100;
     records = await sampler.stop();
     nodeSamples = await watcher.stop();
   } finally {
+    if (rssTimer) clearInterval(rssTimer);
     await stopStress();
     await system.stop().catch(() => undefined);
     if (flags["keep-up"] !== true) await lab.down({ archiveTo: `${REPO_ROOT}/.lab/${LAB_NAME}/soak/last-lab-${system.name}` });
@@ -245,6 +320,7 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
     splitByFault.set(key, (splitByFault.get(key) ?? 0) + 1);
   }
   const doubles = doubleHolders(nodeSamples);
+  const memory = rssGrowth(rss, startedAt);
   const kinds = [...new Set(faults.map((f) => f.kind))].sort();
 
   const summary = markdownTable(
@@ -283,6 +359,17 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
     `Failovers without a cause: ${movesWithoutCause.join("; ") || "none"}.`,
     "",
     `Split-brain ARP samples by fault: ${[...splitByFault].map(([k, v]) => `${k} ${v}`).join(", ") || "none"}.`,
+    "",
+    "## The HA daemon's memory (RSS) over the soak",
+    "",
+    `Sampled every ${RSS_SAMPLE_MS / 1000} s, per process (a crash or a kill of the daemon starts a new one). Start: the median of the samples ${RSS_WARM_FROM_S}-${RSS_WARM_TO_S} s into the process's life (or into the soak, for a process already running); end: the median of its last 3 samples. Growth is judged for processes that lived at least ${RSS_MIN_LIFE_S / 60} minutes (target: within 10 %).`,
+    "",
+    ...markdownTable(
+      ["node", "pid", "lived (min)", "samples", "start (MB)", "end (MB)", "max (MB)", "growth", "judged"],
+      memory.rows.map((r) => [r.node, String(r.pid), (r.livedS / 60).toFixed(1), String(r.samples), r.startMb.toFixed(1), r.endMb.toFixed(1), r.maxMb.toFixed(1), `${r.growthPercent >= 0 ? "+" : ""}${r.growthPercent.toFixed(1)} %`, r.judged ? "yes" : "no (short life)"]),
+    ),
+    "",
+    memory.verdict,
     "",
   ].join("\n");
   const csvText = csv(
