@@ -91,6 +91,27 @@ export interface ArpGuardApi {
   announce(): Promise<boolean>;
   /** This node's MAC on the VIP interface (lower case), for the holder's duplicate check. */
   ownMac(): Promise<string>;
+  /**
+   * The holder's periodic duplicate-address check without a process per check (long-running
+   * arpings), or null when that cannot keep the interval and window: then the daemon probes
+   * with probe(). Absent (test doubles): probe() too.
+   */
+  duplicateWatch?(intervalMs: number): DuplicateWatchApi | null;
+}
+
+/** One duplicate-address check: the MACs other than ours that answered for the VIP (empty: nobody else). */
+export interface DuplicateCheckReport {
+  ownMac: string;
+  otherMacs: string[];
+  detail: string;
+}
+
+/** The holder's duplicate-address check (rule 7 of docs/protocol.md), active while it holds the VIP. */
+export interface DuplicateWatchApi {
+  onCheck(listener: (check: DuplicateCheckReport) => void): void;
+  setActive(active: boolean): void;
+  isActive(): boolean;
+  stop(): void;
 }
 
 export type PeerLinkEvent =

@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import { CURRENT_PROTOCOL_VERSION, type Role } from "@mnha/protocol";
 import { MnhaError, systemClock, type Clock, type LoadedConfig, type Logger } from "@mnha/shared";
-import type { ControlHandlers, DemoteResult, EventQuery, FailoverRecord, HaEvent, MetricsReport, PeerLinkEvent, StatusReport, Startable } from "../contracts.js";
+import type { ControlHandlers, DemoteResult, DuplicateWatchApi, EventQuery, FailoverRecord, HaEvent, MetricsReport, PeerLinkEvent, StatusReport, Startable } from "../contracts.js";
 import { ElectionCore } from "../core/election.js";
 import { ElectionHost, type RequestResult } from "../host/election-host.js";
 import type { MetricsSnapshot } from "../metrics/metrics.js";
@@ -73,7 +73,7 @@ export class Agent {
   /** Monitoring data pushed to the standby (null: no directories configured). */
   private readonly dataSync: DataSync | null;
   /** The holder's duplicate-address check (two holders that cannot talk settle it by MAC). */
-  private readonly duplicateWatch: DuplicateWatch;
+  private readonly duplicateWatch: DuplicateWatchApi;
   private role: Role = "starting";
   /** The local database's health for the election, status and metrics (db.enabled only). */
   readonly dbPoll: DbHealthPoll | null;
@@ -167,12 +167,15 @@ export class Agent {
           }
         : {}),
     });
-    this.duplicateWatch = new DuplicateWatch({
-      intervalMs: config.arpGuard.duplicateCheckIntervalMs,
-      probe: () => this.c.arpGuard.probe(),
-      ownMac: () => this.c.arpGuard.ownMac(),
-      logger: this.logger.child({ component: "duplicate-watch" }),
-    });
+    // Long-running arpings where they can keep the interval (no fork per check), else a probe per check.
+    this.duplicateWatch =
+      this.c.arpGuard.duplicateWatch?.(config.arpGuard.duplicateCheckIntervalMs) ??
+      new DuplicateWatch({
+        intervalMs: config.arpGuard.duplicateCheckIntervalMs,
+        probe: () => this.c.arpGuard.probe(),
+        ownMac: () => this.c.arpGuard.ownMac(),
+        logger: this.logger.child({ component: "duplicate-watch" }),
+      });
     this.duplicateWatch.onCheck((check) => this.host.input({ kind: "duplicate-check", ...check }));
     this.dataSync =
       config.dataSync.dirs.length > 0

@@ -2,7 +2,8 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { MnhaError, type Logger } from "@mnha/shared";
-import type { ArpGuardApi, ArpProbeResult } from "../contracts.js";
+import type { ArpGuardApi, ArpProbeResult, DuplicateWatchApi } from "../contracts.js";
+import { ArpingMonitor, arpingSchedule } from "./arping-monitor.js";
 import { inNetns, runCommand } from "./command.js";
 import { readInterfaceMac } from "./duplicate-watch.js";
 
@@ -105,6 +106,17 @@ export class ArpGuard implements ArpGuardApi {
     const mac = /link\/ether ([0-9a-f:]{17})/.exec(stdout)?.[1];
     if (!mac) throw new Error(`no MAC for ${this.iface} in ${this.netns}`);
     return mac;
+  }
+
+  /**
+   * The holder's periodic duplicate check as long-running arpings (same request, same window
+   * as probe()), or null when they cannot keep `intervalMs` (then the caller calls probe()).
+   */
+  duplicateWatch(intervalMs: number): DuplicateWatchApi | null {
+    const schedule = arpingSchedule(intervalMs, this.timeoutMs);
+    if (schedule === null) return null;
+    const options = { iface: this.iface, vip: this.vip, intervalMs, timeoutMs: this.timeoutMs, command: this.command, netns: this.netns, ownMac: () => this.ownMac(), logger: this.logger.child({ component: "duplicate-watch" }) };
+    return new ArpingMonitor(options, schedule);
   }
 
   /** Tells the segment that this node answers for the VIP. Never throws; false if arping failed. */

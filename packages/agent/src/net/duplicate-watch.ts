@@ -1,13 +1,9 @@
 import { readFile } from "node:fs/promises";
 import type { Logger } from "@mnha/shared";
-import type { ArpProbeResult } from "../contracts.js";
+import type { ArpProbeResult, DuplicateCheckReport, DuplicateWatchApi } from "../contracts.js";
 
 /** One duplicate-address check's outcome, as the election core takes it. */
-export interface DuplicateCheck {
-  ownMac: string;
-  otherMacs: string[];
-  detail: string;
-}
+export type DuplicateCheck = DuplicateCheckReport;
 
 export interface DuplicateWatchOptions {
   /** How often the holder asks the segment who answers for the VIP (ms). */
@@ -29,9 +25,10 @@ export async function readInterfaceMac(iface: string): Promise<string> {
  * Duplicate address detection on the holder: while active, asks the segment every
  * `intervalMs` whether anyone else answers for the VIP and reports each answer. One probe at
  * a time, on its own timer, never on the decision path; a probe that fails reports nothing
- * (the holder keeps what it has: a failing arping must not take the VIP away).
+ * (the holder keeps what it has: a failing arping must not take the VIP away). The daemon uses
+ * it when the ARP guard has no long-running watch for the interval (see arping-monitor.ts).
  */
-export class DuplicateWatch {
+export class DuplicateWatch implements DuplicateWatchApi {
   private readonly options: DuplicateWatchOptions;
   private readonly listeners: ((check: DuplicateCheck) => void)[] = [];
   private active = false;
