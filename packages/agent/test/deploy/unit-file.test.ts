@@ -74,6 +74,11 @@ describe("deploy/mnha.service hardening", () => {
     expect(run.status).toBe(7);
   });
 
+  it("limits glibc's malloc arenas for the agent (issue 12's idle memory; the lab's AGENT_ENV is the same)", () => {
+    const environment = (service.get("Environment") ?? []).map((value) => value.replace(/^"(.*)"$/, "$1"));
+    expect(environment.filter((value) => value.startsWith("MALLOC_ARENA_MAX="))).toEqual(["MALLOC_ARENA_MAX=2"]);
+  });
+
   it("keeps KillMode=process so a dead agent's lease guard can still drop the VIP", () => {
     expect(one("KillMode")).toBe("process");
   });
