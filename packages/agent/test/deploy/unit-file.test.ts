@@ -68,7 +68,7 @@ describe("deploy/mnha.service hardening", () => {
     const environment = (service.get("Environment") ?? []).map((value) => value.replace(/^"(.*)"$/, "$1"));
     const options = environment.find((value) => value.startsWith("MNHA_NODE_OPTIONS="))?.slice("MNHA_NODE_OPTIONS=".length);
     const flags = (options ?? "").split(" ").filter(Boolean);
-    expect(flags).toEqual(["--max-semi-space-size=1", "--optimize-for-size"]);
+    expect(flags).toEqual(["--max-semi-space-size=1", "--optimize-for-size", "--no-sparkplug"]);
     const run = spawnSync(process.execPath, [...flags, "-e", "process.exit(7)"], { encoding: "utf8" });
     expect(run.stderr).toBe("");
     expect(run.status).toBe(7);
