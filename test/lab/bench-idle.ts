@@ -18,7 +18,7 @@ import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { createLogger } from "@mnha/shared";
 import { Lab } from "./lab.js";
-import { AGENT_NODE_FLAGS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
+import { AGENT_ENV, AGENT_NODE_FLAGS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
 import { MnhaSystem } from "./bench-systems.js";
 import { clockTicks, costBetween, cpuTicks, rssKb, sampleProcesses } from "./bench-procstat.js";
 import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, parseFlags, writeResults } from "./bench-report.js";
@@ -116,6 +116,7 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
       `- warm-up ${warmup} s after the lab was stable, then a window of ${took.toFixed(0)} s${interrupted ? " (interrupted)" : ""}`,
       `- load average (1 min): ${loadStart} at the start, ${loadEnd} at the end, mean ${meanLoad.toFixed(2)} over the window (2 CPUs shared with other work: CPU here is process CPU time ÷ wall time, which load barely affects)`,
       `- agents' Node.js flags: ${[...AGENT_NODE_FLAGS, ...extraNodeArgs].join(" ") || "none"} (the lab's AGENT_NODE_FLAGS${extraNodeArgs.length > 0 ? " and --node-args" : ""})`,
+      `- agents' added environment: ${Object.entries(AGENT_ENV).map(([name, value]) => `${name}=${value}`).join(" ") || "none"} (the lab's AGENT_ENV)`,
       `- CPU ticks per second: ${clockTicks()}${profileDir ? "; **the agents ran with --cpu-prof: not a benchmark run**" : ""}`,
       "",
       ...markdownTable(["node", "process", "CPU (% of one core)", "of which reaped children", "RSS at the end (MB)", "agent RSS over the window (MB)"], rows),

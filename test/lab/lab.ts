@@ -11,6 +11,7 @@ import { arpProbe } from "./arp-probe.js";
 import { arpingPath, newSecret, standinArgv, writeNodeConfig, type ConfigOverrides } from "./config-writer.js";
 import {
   AGENT_MAIN,
+  AGENT_ENV,
   AGENT_NODE_FLAGS,
   CLIENT_STATE_DIR,
   HOST_INTERFACE,
@@ -363,6 +364,7 @@ export class Lab {
     const pid = await launchDetached({
       namespace: HOSTS[node].namespace,
       argv: [process.execPath, ...AGENT_NODE_FLAGS, ...this.agentNodeArgs, AGENT_MAIN, "agent", "--config", paths.config],
+      env: { ...process.env, ...AGENT_ENV },
       logFile: paths.agentLog,
       pidFile: paths.agentPid,
     });

@@ -6,5 +6,7 @@ export interface LaunchOptions {
   pidFile: string;
   /** Kill the process in pidFile first if its command line contains this. */
   replaceMatching?: string;
+  /** The started process's whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 export function launchDetached(options: LaunchOptions): Promise<number>;

@@ -57,7 +57,7 @@ async function replaceOld(pidFile, match) {
 }
 
 /**
- * @param {{ namespace: string, argv: string[], logFile: string, pidFile: string, replaceMatching?: string }} options
+ * @param {{ namespace: string, argv: string[], logFile: string, pidFile: string, replaceMatching?: string, env?: Record<string, string | undefined> }} options
  * @returns {Promise<number>} the pid of the started process
  */
 export async function launchDetached(options) {
@@ -67,7 +67,7 @@ export async function launchDetached(options) {
   const log = openSync(options.logFile, "a");
   try {
     // `ip netns exec` execs the command in place, so the pid we get is the command's own.
-    const child = spawn("ip", ["netns", "exec", options.namespace, ...options.argv], { detached: true, stdio: ["ignore", log, log] });
+    const child = spawn("ip", ["netns", "exec", options.namespace, ...options.argv], { detached: true, stdio: ["ignore", log, log], ...(options.env ? { env: options.env } : {}) });
     const pid = await new Promise((resolvePid, rejectPid) => {
       child.once("error", rejectPid);
       child.once("spawn", () => resolvePid(child.pid));

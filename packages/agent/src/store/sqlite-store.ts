@@ -12,6 +12,7 @@
  */
 import { Worker } from "node:worker_threads";
 import cron, { type ScheduledTask } from "node-cron";
+import { parseDailyCron, scheduleDailyCron } from "./daily-cron.js";
 import { MnhaError, stripControlChars, stripControlCharsDeep, systemClock, type Clock, type Logger, type MnhaConfig } from "@mnha/shared";
 import type { EventFilter, FailoverRecord, IngestReport, IngestSource, NewEvent, NewSample, SeriesSummary, StoreApi, StoreHealth, SyncEvent, SyncSample, Watermarks } from "../contracts.js";
 import { Backoff } from "../util/backoff.js";
@@ -140,7 +141,7 @@ export class SqliteStore implements StoreApi {
   private flushTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private recovering = false;
-  private readonly cronTasks: ScheduledTask[] = [];
+  private readonly cronTasks: { stop(): void | Promise<void> }[] = [];
   private readonly runningJobs = new Set<JobName>();
   private started = false;
   private stopping = false;
@@ -217,7 +218,7 @@ export class SqliteStore implements StoreApi {
   async stop(): Promise<void> {
     if (!this.started || this.stopping) return;
     this.stopping = true;
-    for (const task of this.cronTasks.splice(0)) await task.destroy();
+    for (const task of this.cronTasks.splice(0)) await task.stop();
     this.clearTimer("flush");
     this.clearTimer("retry");
     if (this.worker && this.workerOpen && this.writeFailure === null) {
@@ -702,8 +703,16 @@ export class SqliteStore implements StoreApi {
       debug: (message: string | Error) => this.logger.trace({ cron: true }, String(message)),
     };
     for (const job of ["retention", "optimize", "integrityCheck", "dailySummary"] as const) {
-      const task = cron.schedule(schedules[job], () => this.runScheduled(job), { name: `mnha-store-${job}`, noOverlap: true, logger: cronLogger });
-      this.cronTasks.push(task);
+      const run = () => void this.runScheduled(job);
+      // The usual "minute hour * * *" forms run on Date arithmetic: node-cron's Intl.DateTimeFormat
+      // would keep ~8 MB of ICU resident in an idle agent (daily-cron.ts). Other forms keep node-cron.
+      const daily = parseDailyCron(schedules[job]);
+      if (daily) {
+        this.cronTasks.push(scheduleDailyCron(daily, run));
+        continue;
+      }
+      const task: ScheduledTask = cron.schedule(schedules[job], run, { name: `mnha-store-${job}`, noOverlap: true, logger: cronLogger });
+      this.cronTasks.push({ stop: () => task.destroy() });
     }
   }
 

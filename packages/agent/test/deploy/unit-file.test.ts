@@ -68,10 +68,15 @@ describe("deploy/mnha.service hardening", () => {
     const environment = (service.get("Environment") ?? []).map((value) => value.replace(/^"(.*)"$/, "$1"));
     const options = environment.find((value) => value.startsWith("MNHA_NODE_OPTIONS="))?.slice("MNHA_NODE_OPTIONS=".length);
     const flags = (options ?? "").split(" ").filter(Boolean);
-    expect(flags).toEqual(["--max-semi-space-size=1", "--optimize-for-size"]);
+    expect(flags).toEqual(["--max-semi-space-size=1", "--optimize-for-size", "--no-sparkplug"]);
     const run = spawnSync(process.execPath, [...flags, "-e", "process.exit(7)"], { encoding: "utf8" });
     expect(run.stderr).toBe("");
     expect(run.status).toBe(7);
+  });
+
+  it("limits glibc's malloc arenas for the agent (issue 12's idle memory; the lab's AGENT_ENV is the same)", () => {
+    const environment = (service.get("Environment") ?? []).map((value) => value.replace(/^"(.*)"$/, "$1"));
+    expect(environment.filter((value) => value.startsWith("MALLOC_ARENA_MAX="))).toEqual(["MALLOC_ARENA_MAX=2"]);
   });
 
   it("keeps KillMode=process so a dead agent's lease guard can still drop the VIP", () => {
