@@ -51,13 +51,21 @@ function bodyNow() {
   return JSON.stringify({ ...identity, version });
 }
 
+/** A loopback address, as a socket reports it (IPv4, IPv6 or IPv4-mapped). */
+function isLoopback(address) {
+  return address !== undefined && (address.startsWith("127.") || address === "::1" || address.startsWith("::ffff:127."));
+}
+
 const server =
   values.kind === "http"
     ? createHttpServer((request, response) => {
         request.resume();
         const body = bodyNow();
-        // Connection: close, so a client never keeps talking to a node that lost the VIP.
-        response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
+        // Connection: close for clients that came through the VIP, so none keeps talking to a
+        // node that lost it. Local clients (the agent's health check on 127.0.0.1) may keep
+        // their connection, as with a real MN's web server.
+        const local = isLoopback(request.socket.localAddress);
+        response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...(local ? {} : { connection: "close" }) });
         response.end(body);
       })
     : createTcpServer((socket) => {

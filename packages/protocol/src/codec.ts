@@ -8,8 +8,9 @@ export type DecodeResult<T> = { ok: true; message: T } | { ok: false; code: "too
  * what was wrong, fit for a log line and for the `refuse` sent to the peer.
  */
 function decodeWith<T>(schema: z.ZodType<T>, frame: string, maxBytes: number): DecodeResult<T> {
-  // Length in UTF-16 units bounds the byte length from below; check bytes only when close.
-  if (frame.length > maxBytes || utf8Length(frame) > maxBytes) {
+  // Each UTF-16 unit is 1-3 UTF-8 bytes (a surrogate pair, 2 units, is 4): the length bounds
+  // the byte length from both sides, so bytes are counted only when it cannot tell.
+  if (frame.length > maxBytes || (frame.length * 3 > maxBytes && utf8Length(frame) > maxBytes)) {
     return { ok: false, code: "too-large", reason: `frame of ${utf8Length(frame)} bytes exceeds the ${maxBytes}-byte limit` };
   }
   let value: unknown;

@@ -38,6 +38,14 @@ describe("codec", () => {
     }
   });
 
+  it("counts UTF-8 bytes, not characters, at the size limit", () => {
+    // "é" is 2 bytes: with the quotes, 149 of them make exactly 300 bytes (151 characters), 150 make 302.
+    expect(decodeLinkMessage(JSON.stringify("é".repeat(149)), 300)).toMatchObject({ ok: false, code: "invalid" });
+    expect(decodeLinkMessage(JSON.stringify("é".repeat(150)), 300)).toMatchObject({ ok: false, code: "too-large", reason: "frame of 302 bytes exceeds the 300-byte limit" });
+    // Short enough that even 3 bytes a character fit: not counted, and not refused by size.
+    expect(decodeLinkMessage(JSON.stringify("€".repeat(98)), 300)).toMatchObject({ ok: false, code: "invalid" });
+  });
+
   it("handshake frames are not link messages and vice versa", () => {
     const hello = encode({ type: "hello", node: "mn1", versions: [1], nonce: "a".repeat(44) });
     expect(decodeHandshake(hello).ok).toBe(true);

@@ -265,7 +265,7 @@ export class GatewayMonitor implements GatewayMonitorApi {
     this.lastDetail = detail;
     const before = this.reachable();
     const transition = this.health.recordResult(ok, performance.now() - this.origin);
-    this.options.logger.trace({ gateway: address, ok, rttMs, detail }, "gateway ping");
+    if (this.options.logger.isLevelEnabled("trace")) this.options.logger.trace({ gateway: address, ok, rttMs, detail }, "gateway ping");
     const after = this.reachable();
     if (transition === null) return;
     const fields = { gateway: address, reachable: after, detail };

@@ -32,25 +32,33 @@ export function runCheck(check: CheckConfig, options: RunCheckOptions = {}): Pro
   const probeController = new AbortController();
   return new Promise<CheckResult>((resolve) => {
     let settled = false;
-    const settle = (outcome: Outcome) => {
+    const settle = (outcome: Outcome, probeFinished: boolean) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
-      // Tell the probe to release whatever it still holds (a no-op if it finished).
-      probeController.abort();
+      // A probe cut short (timeout, abort) must release whatever it still holds. One that
+      // finished has already: aborting it then would only build an AbortError (a DOMException
+      // with a stack trace) five times a second per service for nothing (issue 12).
+      if (!probeFinished) probeController.abort(PROBE_CUT_SHORT);
       resolve({ ok: outcome.ok, detail: outcome.detail, latencyMs: Math.round((performance.now() - started) * 100) / 100 });
     };
-    const onAbort = () => settle({ ok: false, detail: "check aborted" });
-    const timer = setTimeout(() => settle({ ok: false, detail: `timed out after ${check.timeoutMs} ms` }), check.timeoutMs);
+    const onAbort = () => settle({ ok: false, detail: "check aborted" }, false);
+    const timer = setTimeout(() => settle({ ok: false, detail: `timed out after ${check.timeoutMs} ms` }, false), check.timeoutMs);
     if (options.signal?.aborted) {
       onAbort();
       return;
     }
     options.signal?.addEventListener("abort", onAbort, { once: true });
-    probe(check, probeController.signal).then(settle, (error: unknown) => settle({ ok: false, detail: `check error: ${errorText(error)}` }));
+    probe(check, probeController.signal).then(
+      (outcome) => settle(outcome, true),
+      (error: unknown) => settle({ ok: false, detail: `check error: ${errorText(error)}` }, true),
+    );
   });
 }
+
+/** The abort reason given to a probe cut short (one object: no error built per check). */
+const PROBE_CUT_SHORT = Object.freeze({ reason: "check settled before its probe finished" });
 
 function probe(check: CheckConfig, signal: AbortSignal): Promise<Outcome> {
   switch (check.kind) {
@@ -89,38 +97,68 @@ export function statusMatches(status: number, expected: readonly (number | strin
   return expected.some((pattern) => (typeof pattern === "number" ? pattern === status : /^[1-5]xx$/.test(pattern) && Math.floor(status / 100) === Number(pattern[0])));
 }
 
-function probeHttp(check: HttpCheck, signal: AbortSignal): Promise<Outcome> {
+/**
+ * One kept connection per HTTP target (issue 12: a TCP connect and close every 200 ms per
+ * service was the largest cost of an idle agent's checks). Each check still sends its own
+ * request and passes only on a whole response within its timeout; any check that does not
+ * pass destroys its connection, so the next one starts on a fresh connection. A request
+ * that fails on a reused connection before any response (the server closed it while idle)
+ * is tried once more on a fresh one, within the same timeout: a dead service fails, an idle
+ * close does not.
+ */
+const httpAgents = new Map<string, http.Agent>();
+
+function httpAgentFor(url: URL, check: HttpCheck): http.Agent {
+  const key = `${url.protocol}//${url.host}|${check.insecure ? "insecure" : "verified"}`;
+  let agent = httpAgents.get(key);
+  if (agent === undefined) {
+    const options = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
+    agent = url.protocol === "https:" ? new https.Agent({ ...options, rejectUnauthorized: !check.insecure }) : new http.Agent(options);
+    httpAgents.set(key, agent);
+  }
+  return agent;
+}
+
+/** Closes the kept HTTP connections (the service monitor stopping). */
+export function closeHttpProbes(): void {
+  for (const agent of httpAgents.values()) agent.destroy();
+  httpAgents.clear();
+}
+
+async function probeHttp(check: HttpCheck, signal: AbortSignal): Promise<Outcome> {
+  const url = new URL(check.url);
+  const first = await probeHttpOnce(url, check, signal);
+  if (first.retryFresh && !signal.aborted) return probeHttpOnce(url, check, signal);
+  return first;
+}
+
+function probeHttpOnce(url: URL, check: HttpCheck, signal: AbortSignal): Promise<Outcome & { retryFresh?: boolean }> {
   return new Promise((resolve) => {
-    const url = new URL(check.url);
     const client = url.protocol === "https:" ? https : http;
     let status: number | null = null;
     let done = false;
-    const finish = (outcome: Outcome) => {
+    const finish = (outcome: Outcome & { retryFresh?: boolean }) => {
       if (done) return;
       done = true;
       signal.removeEventListener("abort", onAbort);
-      request.destroy();
+      // Only a check that passed leaves its connection to the next one.
+      if (!outcome.ok) request.destroy();
       resolve(outcome);
     };
     const onAbort = () => finish({ ok: false, detail: "aborted" });
-    // agent: false: one connection per check, closed after it, so nothing lingers between checks.
-    const request = client.get(
-      url,
-      { agent: false, rejectUnauthorized: !check.insecure, headers: { "user-agent": "mnha-check", connection: "close" } },
-      (response) => {
-        status = response.statusCode ?? 0;
-        const matched = statusMatches(status, check.expectStatus);
-        const verdict: Outcome = matched ? { ok: true, detail: `HTTP ${status}` } : { ok: false, detail: `HTTP ${status} (expected ${check.expectStatus.join(", ")})` };
-        // Read and drop the body; the check is complete when the whole response has arrived.
-        response.resume();
-        response.once("end", () => finish(verdict));
-        response.once("error", (error: Error) => finish({ ok: false, detail: `HTTP ${status} but the body failed: ${errorText(error)}` }));
-        response.once("aborted", () => finish({ ok: false, detail: `HTTP ${status} but the body was cut off` }));
-      },
-    );
+    const request = client.get(url, { agent: httpAgentFor(url, check), rejectUnauthorized: !check.insecure, headers: { "user-agent": "mnha-check" } }, (response) => {
+      status = response.statusCode ?? 0;
+      const matched = statusMatches(status, check.expectStatus);
+      const verdict: Outcome = matched ? { ok: true, detail: `HTTP ${status}` } : { ok: false, detail: `HTTP ${status} (expected ${check.expectStatus.join(", ")})` };
+      // Read and drop the body; the check is complete when the whole response has arrived.
+      response.resume();
+      response.once("end", () => finish(verdict));
+      response.once("error", (error: Error) => finish({ ok: false, detail: `HTTP ${status} but the body failed: ${errorText(error)}` }));
+      response.once("aborted", () => finish({ ok: false, detail: `HTTP ${status} but the body was cut off` }));
+    });
     request.on("error", (error: NodeJS.ErrnoException) => {
       if (status !== null) finish({ ok: false, detail: `HTTP ${status} but the body failed: ${errorText(error)}` });
-      else finish({ ok: false, detail: requestErrorText(error) });
+      else finish({ ok: false, detail: requestErrorText(error), retryFresh: request.reusedSocket });
     });
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });

@@ -3,7 +3,7 @@ import type { HealthEvent, ServiceMonitorApi, ServiceStatus } from "../contracts
 import { ServiceHealth } from "../core/health.js";
 import { describeCommandResult, runCommand } from "./command.js";
 import { closeMariaDbProbes } from "./mariadb-check.js";
-import { runCheck } from "./runners.js";
+import { closeHttpProbes, runCheck } from "./runners.js";
 
 export interface ServiceMonitorOptions {
   services: ServiceConfig[];
@@ -90,8 +90,9 @@ export class ServiceMonitor implements ServiceMonitorApi {
     this.lifetime.abort();
     // Checks end at once on abort; restores within their kill grace.
     await Promise.all(this.services.flatMap((s) => [s.checkRun, s.restoreRun]).filter((run) => run !== null));
-    // The MariaDB check keeps its connection between checks.
+    // The MariaDB and HTTP checks keep their connections between checks.
     await closeMariaDbProbes();
+    closeHttpProbes();
     this.logger.info("service monitor stopped");
   }
 
@@ -201,7 +202,8 @@ export class ServiceMonitor implements ServiceMonitorApi {
     service.lastDetail = result.detail;
     service.lastLatencyMs = result.latencyMs;
     const transition = service.health.recordResult(result.ok, this.clock.now());
-    this.logger.trace({ service: name, ok: result.ok, detail: result.detail, latencyMs: result.latencyMs }, "service check");
+    // Five checks a second per service: build the fields only when trace is on.
+    if (this.logger.isLevelEnabled("trace")) this.logger.trace({ service: name, ok: result.ok, detail: result.detail, latencyMs: result.latencyMs }, "service check");
     if (transition !== null) {
       const healthy = transition.to === "healthy";
       const fields = { service: name, critical: service.config.critical, from: transition.from, to: transition.to, detail: result.detail };

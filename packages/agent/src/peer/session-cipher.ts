@@ -49,8 +49,8 @@ export class SessionCipher {
     const header = sealedHeader(seq);
     const cipher = createCipheriv("aes-256-gcm", this.#sendKey, sealedNonce(seq), { authTagLength: SEALED_TAG_BYTES });
     cipher.setAAD(header);
-    const body = Buffer.concat([cipher.update(text, "utf8"), cipher.final()]);
-    return Buffer.concat([header, body, cipher.getAuthTag()]);
+    // One copy per frame (ten a second each way): the tag is read once final() has run.
+    return Buffer.concat([header, cipher.update(text, "utf8"), cipher.final(), cipher.getAuthTag()]);
   }
 
   /**
@@ -67,7 +67,10 @@ export class SessionCipher {
       const decipher = createDecipheriv("aes-256-gcm", this.#receiveKey, sealedNonce(parts.seq), { authTagLength: SEALED_TAG_BYTES });
       decipher.setAAD(parts.header);
       decipher.setAuthTag(parts.tag);
-      text = Buffer.concat([decipher.update(parts.ciphertext), decipher.final()]).toString("utf8");
+      const head = decipher.update(parts.ciphertext);
+      // final() verifies the tag; for GCM it returns nothing more, so usually nothing is copied.
+      const tail = decipher.final();
+      text = (tail.length === 0 ? head : Buffer.concat([head, tail])).toString("utf8");
     } catch {
       return { ok: false, fault: "forged", reason: `frame ${parts.seq} failed authentication: injected, modified or cut by someone without the session key` };
     }

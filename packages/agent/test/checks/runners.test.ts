@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { CheckSchema, type CheckConfig } from "@mnha/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCheck, statusMatches } from "../../src/checks/runners.js";
+import { closeHttpProbes, runCheck, statusMatches } from "../../src/checks/runners.js";
 import { closedPort, execFileAsync, exited, notRunning, procState, spawnSleeper, startHttpServer, startSilentServer, waitFor } from "./helpers.js";
 
 /** Builds a check the way the config loader would, with its defaults. */
@@ -109,6 +109,76 @@ describe("http check", () => {
     } finally {
       await silent.close();
     }
+  });
+
+  describe("kept connection (issue 12)", () => {
+    it("answers each check with a new request over one kept connection", async () => {
+      const sockets = new Set<net.Socket>();
+      const server = await startHttpServer((req, res) => {
+        sockets.add(req.socket);
+        res.end("ok");
+      });
+      try {
+        for (let i = 0; i < 4; i++) expect(await runCheck(check({ kind: "http", url: server.url }))).toMatchObject({ ok: true, detail: "HTTP 200" });
+        expect(server.hits()).toBe(4);
+        expect(sockets.size).toBe(1);
+      } finally {
+        closeHttpProbes();
+        await server.close();
+      }
+    });
+
+    it("fails the next check at once when the service is gone, and passes again once it is back", async () => {
+      const server = await startHttpServer((_req, res) => res.end("ok"));
+      try {
+        expect(await runCheck(check({ kind: "http", url: server.url }))).toMatchObject({ ok: true });
+        await server.close();
+        expect(await runCheck(check({ kind: "http", url: server.url }))).toMatchObject({ ok: false, detail: "connect ECONNREFUSED" });
+        await server.reopen();
+        expect(await runCheck(check({ kind: "http", url: server.url }))).toMatchObject({ ok: true, detail: "HTTP 200" });
+      } finally {
+        closeHttpProbes();
+        await server.close();
+      }
+    });
+
+    it("fails when the service stops answering on the kept connection (a hung service)", async () => {
+      let answering = true;
+      const server = await startHttpServer((_req, res) => {
+        if (answering) res.end("ok");
+      });
+      try {
+        expect(await runCheck(check({ kind: "http", url: server.url, timeoutMs: 300 }))).toMatchObject({ ok: true });
+        answering = false;
+        expect(await runCheck(check({ kind: "http", url: server.url, timeoutMs: 300 }))).toMatchObject({ ok: false, detail: "timed out after 300 ms" });
+      } finally {
+        closeHttpProbes();
+        await server.close();
+      }
+    });
+
+    it("tries a fresh connection once when the server dropped the kept one, so an idle close is not a failure", async () => {
+      // Each connection answers its first request and resets on the second: every check after
+      // the first finds its kept connection cut and must pass on a fresh one.
+      const served = new WeakSet<net.Socket>();
+      let resets = 0;
+      const server = await startHttpServer((req, res) => {
+        if (served.has(req.socket)) {
+          resets += 1;
+          req.socket.destroy();
+          return;
+        }
+        served.add(req.socket);
+        res.end("ok");
+      });
+      try {
+        for (let i = 0; i < 3; i++) expect(await runCheck(check({ kind: "http", url: server.url }))).toMatchObject({ ok: true, detail: "HTTP 200" });
+        expect(resets).toBe(2);
+      } finally {
+        closeHttpProbes();
+        await server.close();
+      }
+    });
   });
 
   describe("https with a self-signed certificate", () => {
