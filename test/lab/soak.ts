@@ -24,7 +24,7 @@ import { PLAIN_KEEPALIVED_COMMON, PLAIN_KEEPALIVED_FAST } from "./plain-keepaliv
 import { namespacePids, readComm, signal, waitReaped } from "./procfs.js";
 
 const STRESS_NG = ["/usr/bin/stress-ng", "/usr/local/bin/stress-ng"].find((p) => existsSync(p)) ?? null;
-const USAGE = "MNHA_LAB=bench node --import tsx bench/soak.ts [--minutes 30] [--system mnha|keepalived-fast|keepalived-common] [--seed 1] [--cpu-workers 2]";
+const USAGE = "MNHA_LAB=bench node --import tsx bench/soak.ts [--minutes 30] [--system mnha|keepalived-fast|keepalived-common] [--seed 1] [--cpu-workers 2] [--faults KIND,... | --faults none]";
 /** Time between faults: drawn from this range (s). */
 const FAULT_GAP_S = { min: 8, max: 20 };
 /** How long a fault with a duration lasts before it is healed (ms). */
@@ -178,10 +178,15 @@ export function rssGrowth(series: ReadonlyMap<number, { node: MnNode; samples: r
 }
 
 export async function runSoak(argv: readonly string[]): Promise<number> {
-  const flags = parseFlags(argv, { minutes: "string", system: "string", seed: "string", "cpu-workers": "string", "keep-up": "boolean" }, USAGE);
+  const flags = parseFlags(argv, { minutes: "string", system: "string", seed: "string", "cpu-workers": "string", "keep-up": "boolean", faults: "string" }, USAGE);
   const minutes = intFlag(flags, "minutes", 30, 24 * 60);
   const seed = intFlag(flags, "seed", 1, 2 ** 31 - 1);
   const cpuWorkers = intFlag(flags, "cpu-workers", 2, 64);
+  // --faults: the kinds to draw from (all by default); "none" soaks under load alone.
+  const faultKinds = typeof flags["faults"] === "string" ? flags["faults"].split(",").map((k) => k.trim()).filter((k) => k !== "") : SOAK_FAULTS.map((f) => f.kind);
+  const unknownKinds = faultKinds.filter((k) => k !== "none" && !SOAK_FAULTS.some((f) => f.kind === k));
+  if (unknownKinds.length > 0) throw new MnhaError("USAGE", `--faults: unknown kind ${unknownKinds.join(", ")}`, { hint: `kinds: ${SOAK_FAULTS.map((f) => f.kind).join(", ")}, or none` });
+  const drawFrom = SOAK_FAULTS.filter((f) => faultKinds.includes(f.kind));
   const systemName = (typeof flags["system"] === "string" ? flags["system"] : "mnha") as SystemName;
   if (!["mnha", "keepalived-fast", "keepalived-common"].includes(systemName)) {
     throw new MnhaError("USAGE", `--system ${systemName}: unknown system`, { hint: "one of mnha, keepalived-fast, keepalived-common" });
@@ -249,7 +254,8 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
     rssTimer = setInterval(() => void sampleRss(), RSS_SAMPLE_MS);
     for (let index = 1; index <= maxFaults && !interrupted; index++) {
       const gapMs = (FAULT_GAP_S.min + random() * (FAULT_GAP_S.max - FAULT_GAP_S.min)) * 1000;
-      const pick = SOAK_FAULTS[Math.floor(random() * SOAK_FAULTS.length)] as (typeof SOAK_FAULTS)[number];
+      if (drawFrom.length === 0) break;
+      const pick = drawFrom[Math.floor(random() * drawFrom.length)] as (typeof SOAK_FAULTS)[number];
       if (monoNow() + gapMs > deadline) break;
       await sleep(gapMs);
       const holders = await lab.holders();
@@ -343,7 +349,7 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
     `# Soak: ${system.name}, ${machine.date.slice(0, 10)}`,
     "",
     ...machineLines(machine),
-    `- lab \`${LAB_PREFIX}\`, seed ${seed}, \`stress-ng --cpu ${cpuWorkers}\` in the gateway namespace for the whole soak; a fault every ${FAULT_GAP_S.min}-${FAULT_GAP_S.max} s (seeded), each healed and settled before the next`,
+    `- lab \`${LAB_PREFIX}\`, seed ${seed}, \`stress-ng --cpu ${cpuWorkers}\` in the gateway namespace for the whole soak; ${drawFrom.length === 0 ? "no faults (load alone)" : `a fault every ${FAULT_GAP_S.min}-${FAULT_GAP_S.max} s (seeded) drawn from ${drawFrom.length === SOAK_FAULTS.length ? "every kind" : drawFrom.map((f) => f.kind).join(", ")}, each healed and settled before the next`}`,
     "",
     ...summary,
     "",
