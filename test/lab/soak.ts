@@ -13,7 +13,7 @@ import { createLogger, MnhaError } from "@mnha/shared";
 import { analyze, type SamplerRecord } from "./analysis.js";
 import { answerMoves, answers, longestAnswerGap } from "./bench-client.js";
 import { doubleHolders, NodeWatcher, type NodeSample } from "./bench-node-watch.js";
-import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, ms, parseFlags, seededRandom, writeResults } from "./bench-report.js";
+import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, median, ms, parseFlags, seededRandom, writeResults } from "./bench-report.js";
 import { MnhaSystem, PlainKeepalivedSystem, type SystemName, type SystemUnderTest } from "./bench-systems.js";
 import { rssKb } from "./bench-procstat.js";
 import { HOSTS, LAB_NAME, LAB_PREFIX, LAB_STATE_DIR, MN_NODES, REPO_ROOT, peerOf, type MnNode } from "./constants.js";
@@ -147,11 +147,6 @@ interface RssRow {
   maxMb: number;
   growthPercent: number;
   judged: boolean;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0 ? Number.NaN : (sorted[Math.floor((sorted.length - 1) / 2)] as number);
 }
 
 /** Each daemon process's RSS from its warm start to its end, and whether any grew past 10 %. */
