@@ -375,7 +375,7 @@ describe("scheduled backups in the agent", () => {
     for (const node of ["mn1", "mn2"] as const) {
       await lab.stopAgent(node);
       const config = parse(readFileSync(nodePaths(node).config, "utf8")) as Record<string, unknown>;
-      // Every 5 seconds (node-cron's optional seconds field), so the test need not wait for a minute.
+      // Every 5 seconds (cron's optional leading seconds field), so the test need not wait for a minute.
       config["backup"] = { enabled: true, schedule: "*/5 * * * * *", keep: { count: 20, days: 0 } };
       writeFileSync(nodePaths(node).config, stringify(config), { mode: 0o600 });
     }

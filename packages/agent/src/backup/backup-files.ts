@@ -18,7 +18,7 @@ import { SYSTEM_SCHEMAS } from "../db/seed.js";
 import { DUMP_TRAILER, DumpScanner, type DumpSummary } from "./dump-scanner.js";
 import { checksumLine, MANIFEST_FORMAT, parseChecksumLine, readManifest, type BackupManifest } from "./manifest.js";
 import { backupFileName, checksumFileName, manifestFileName, parseBackupFileName } from "./naming.js";
-import { backupsToDelete, type RetentionPolicy } from "./retention.js";
+import { backupsToDelete, compareCodePoints, type RetentionPolicy } from "./retention.js";
 
 /**
  * Left out of every backup: the server's own schemas. `mysql` holds each node's accounts,
@@ -116,7 +116,7 @@ export async function takeBackup(source: DumpSource, dir: string, now: () => Dat
       sha256,
       schemas,
       excluded: [...EXCLUDED_SCHEMAS],
-      tables: [...summary.rows.entries()].map(([table, rows]) => ({ table, rows })).sort((a, b) => a.table.localeCompare(b.table)),
+      tables: [...summary.rows.entries()].map(([table, rows]) => ({ table, rows })).sort((a, b) => compareCodePoints(a.table, b.table)),
     };
     // link, not rename: a backup of the same second never replaces another.
     try {
@@ -176,7 +176,7 @@ export function listBackups(dir: string): BackupEntry[] {
     }
     entries.push({ name, path: join(dir, name), node: parsed.node, takenAt: parsed.takenAt, manifest, problem });
   }
-  return entries.sort((a, b) => b.takenAt.getTime() - a.takenAt.getTime() || b.name.localeCompare(a.name));
+  return entries.sort((a, b) => b.takenAt.getTime() - a.takenAt.getTime() || compareCodePoints(b.name, a.name));
 }
 
 /** Seconds since the newest backup with a manifest was taken; null when there is none. */
@@ -247,7 +247,7 @@ export async function verifyBackup(path: string): Promise<VerifyResult> {
   if (sha256 !== expected) throw new MnhaError("BACKUP_CORRUPT", `${name}: SHA-256 ${sha256} does not match the recorded ${expected}`, { hint: "the file was altered or damaged: use another backup (`mnha backup list`), or the remote copy" });
   const summary = scanner.summary();
   assertComplete(summary, name);
-  const tables = [...summary.rows.entries()].map(([table, rows]) => ({ table, rows })).sort((a, b) => a.table.localeCompare(b.table));
+  const tables = [...summary.rows.entries()].map(([table, rows]) => ({ table, rows })).sort((a, b) => compareCodePoints(a.table, b.table));
   if (manifest !== null) {
     const counted = new Map(tables.map((t) => [t.table, t.rows]));
     for (const entry of manifest.tables) {
@@ -287,3 +287,4 @@ function fsyncDir(dir: string): void {
 function firstMeaningfulLine(text: string): string {
   return text.trim().split("\n").filter((l) => l.trim() !== "" && !l.startsWith("WARNING") && !/Deprecated/.test(l))[0] ?? "(no message)";
 }
+

@@ -1,12 +1,11 @@
 /**
- * Scheduled backups: on each tick of `backup.schedule` (node-cron), the node that holds the
+ * Scheduled backups: on each tick of `backup.schedule` (a cron expression), the node that holds the
  * VIP takes a backup, applies the local retention and copies it to the remote host if one is
  * configured. The standby does nothing (its database is a replica of the holder's). Every
  * backup and every failure is reported through `record`; `newestGoodAgeSeconds()` is what
  * the Prometheus gauge reads.
  */
-import cron, { type ScheduledTask } from "node-cron";
-import { MnhaError } from "@mnha/shared";
+import { MnhaError, cronExpressionProblem, scheduleCron } from "@mnha/shared";
 import type { Startable } from "../contracts.js";
 import type { BackupResult } from "./backup-files.js";
 
@@ -32,10 +31,7 @@ export interface ScheduleHandle {
 /** How a tick is scheduled; tests pass one they fire by hand. */
 export type Schedule = (expression: string, tick: () => Promise<void>) => ScheduleHandle;
 
-export const cronSchedule: Schedule = (expression, tick) => {
-  const task: ScheduledTask = cron.schedule(expression, tick, { name: "mnha-backup", noOverlap: true });
-  return { stop: () => task.destroy() };
-};
+export const cronSchedule: Schedule = (expression, tick) => scheduleCron(expression, tick);
 
 export interface BackupSchedulerOptions {
   expression: string;
@@ -53,7 +49,8 @@ export class BackupScheduler implements Startable {
   private readonly now: () => number;
 
   constructor(private readonly options: BackupSchedulerOptions) {
-    if (!cron.validate(options.expression)) throw new MnhaError("CONFIG_INVALID", `backup.schedule ${JSON.stringify(options.expression)} is not a cron expression`, { hint: 'use five fields, e.g. "15 2 * * *" (minute hour day month weekday)' });
+    const problem = cronExpressionProblem(options.expression);
+    if (problem !== null) throw new MnhaError("CONFIG_INVALID", `backup.schedule ${JSON.stringify(options.expression)} is not a cron expression: ${problem}`, { hint: 'use five fields, e.g. "15 2 * * *" (minute hour day month weekday)' });
     this.schedule = options.schedule ?? cronSchedule;
     this.now = options.now ?? (() => performance.now());
   }

@@ -4,8 +4,7 @@
  * and right after this node becomes the holder. Never on the HA path: a child process with a
  * timeout, one sync at a time, and a failure is only an event.
  */
-import cron, { type ScheduledTask } from "node-cron";
-import { MnhaError, type Logger, type MnhaConfig } from "@mnha/shared";
+import { MnhaError, scheduleCron, type CronTask, type Logger, type MnhaConfig } from "@mnha/shared";
 import type { Role } from "@mnha/protocol";
 import { describeCommandResult, runCommand, type CommandOptions, type CommandResult } from "../checks/command.js";
 import type { DataSyncStatus, Startable } from "../contracts.js";
@@ -63,7 +62,7 @@ function withSlash(dir: string): string {
 export class DataSync implements Startable {
   private readonly options: DataSyncOptions;
   private readonly run: CommandRunner;
-  private task: ScheduledTask | null = null;
+  private task: CronTask | null = null;
   private role: Role | null = null;
   private current: Promise<SyncOutcome> | null = null;
   private lastSuccessAtMs: number | null = null;
@@ -81,13 +80,15 @@ export class DataSync implements Startable {
     this.running = true;
     if (this.lifetime.signal.aborted) this.lifetime = new AbortController();
     if (this.options.schedule !== null && this.options.dirs.length > 0) {
-      this.task = cron.schedule(this.options.schedule, () => void this.syncNow("schedule"), { name: "mnha-datasync", noOverlap: true });
+      this.task = scheduleCron(this.options.schedule, async () => {
+        await this.syncNow("schedule");
+      });
     }
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    if (this.task) await this.task.destroy();
+    this.task?.stop();
     this.task = null;
     this.lifetime.abort();
     await this.current?.catch(() => undefined);

@@ -11,9 +11,7 @@
  * written by a newer mnha makes start() fail.
  */
 import { Worker } from "node:worker_threads";
-import cron, { type ScheduledTask } from "node-cron";
-import { parseDailyCron, scheduleDailyCron } from "./daily-cron.js";
-import { MnhaError, stripControlChars, stripControlCharsDeep, systemClock, type Clock, type Logger, type MnhaConfig } from "@mnha/shared";
+import { MnhaError, scheduleCron, stripControlChars, stripControlCharsDeep, systemClock, type Clock, type CronTask, type Logger, type MnhaConfig } from "@mnha/shared";
 import type { EventFilter, FailoverRecord, IngestReport, IngestSource, NewEvent, NewSample, SeriesSummary, StoreApi, StoreHealth, SyncEvent, SyncSample, Watermarks } from "../contracts.js";
 import { Backoff } from "../util/backoff.js";
 import { GAP_EVENT_TYPE, GAP_SERIES, isLocalOnlyEventType, localOriginOf } from "./schema.js";
@@ -141,7 +139,7 @@ export class SqliteStore implements StoreApi {
   private flushTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private recovering = false;
-  private readonly cronTasks: { stop(): void | Promise<void> }[] = [];
+  private readonly cronTasks: CronTask[] = [];
   private readonly runningJobs = new Set<JobName>();
   private started = false;
   private stopping = false;
@@ -218,7 +216,7 @@ export class SqliteStore implements StoreApi {
   async stop(): Promise<void> {
     if (!this.started || this.stopping) return;
     this.stopping = true;
-    for (const task of this.cronTasks.splice(0)) await task.stop();
+    for (const task of this.cronTasks.splice(0)) task.stop();
     this.clearTimer("flush");
     this.clearTimer("retry");
     if (this.worker && this.workerOpen && this.writeFailure === null) {
@@ -696,23 +694,8 @@ export class SqliteStore implements StoreApi {
 
   private scheduleCron(): void {
     const schedules = this.config.schedules;
-    const cronLogger = {
-      info: (message: string) => this.logger.debug({ cron: true }, message),
-      warn: (message: string) => this.logger.debug({ cron: true }, message),
-      error: (message: string | Error) => this.logger.warn({ cron: true }, String(message)),
-      debug: (message: string | Error) => this.logger.trace({ cron: true }, String(message)),
-    };
     for (const job of ["retention", "optimize", "integrityCheck", "dailySummary"] as const) {
-      const run = () => void this.runScheduled(job);
-      // The usual "minute hour * * *" forms run on Date arithmetic: node-cron's Intl.DateTimeFormat
-      // would keep ~8 MB of ICU resident in an idle agent (daily-cron.ts). Other forms keep node-cron.
-      const daily = parseDailyCron(schedules[job]);
-      if (daily) {
-        this.cronTasks.push(scheduleDailyCron(daily, run));
-        continue;
-      }
-      const task: ScheduledTask = cron.schedule(schedules[job], run, { name: `mnha-store-${job}`, noOverlap: true, logger: cronLogger });
-      this.cronTasks.push({ stop: () => task.destroy() });
+      this.cronTasks.push(scheduleCron(schedules[job], () => this.runScheduled(job)));
     }
   }
 

@@ -92,10 +92,10 @@ describe("BackupScheduler", () => {
     expect(() => new BackupScheduler({ expression: "every night", isHolder: () => true, record: () => undefined, job: job() })).toThrow(/not a cron expression/);
   });
 
-  it("schedules with node-cron and stops cleanly", async () => {
+  it("schedules with the real cron scheduler and stops cleanly", async () => {
     const scheduled: string[] = [];
     let stopped = 0;
-    // The real node-cron schedule, watched: it is given the expression and stopped once.
+    // The real cron schedule (croner), watched: it is given the expression and stopped once.
     const schedule: Schedule = (expression, tick) => {
       scheduled.push(expression);
       const handle = cronSchedule(expression, tick);
