@@ -1,11 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { isIP } from "node:net";
-import { createInterface } from "node:readline";
 import { MnhaError, type Logger } from "@mnha/shared";
 import type { GatewayMonitorApi } from "../contracts.js";
 import { ServiceHealth } from "../core/health.js";
-import { Backoff } from "../util/backoff.js";
+import { LineTool, RequestDeadline, type LineToolExit } from "../util/line-tool.js";
 
 export interface GatewayMonitorOptions {
   address: string;
@@ -61,21 +59,16 @@ export function parsePingReply(line: string): { seq: number; rttMs: number | nul
  * its own, as a one-shot `ping -W TIMEOUT` judged it: a reply within the timeout is a
  * success; a reply later than that, or none by the echo's deadline (its send time + the
  * timeout), is a failure. If ping exits, that is a failure too, and ping is started again
- * after the agent's backoff.
+ * after the agent's backoff (util/line-tool.ts runs the process and the deadlines).
  */
 export class GatewayMonitor implements GatewayMonitorApi {
   private readonly options: GatewayMonitorOptions;
   private readonly pingCommand: string;
   private readonly health: ServiceHealth;
   private readonly listeners: ((reachable: boolean, detail: string) => void)[] = [];
-  private readonly restartBackoff: Backoff;
+  private readonly ping: LineTool;
+  private readonly deadline = new RequestDeadline();
   private running = false;
-  private ping: ChildProcess | null = null;
-  private pingExited: Promise<void> | null = null;
-  private restartTimer: NodeJS.Timeout | null = null;
-  private deadlineTimer: NodeJS.Timeout | null = null;
-  /** Bumped whenever the deadline is re-armed or cleared: a judgment already queued is void. */
-  private deadlineGeneration = 0;
   /** The oldest echo (counted from 1 since ping started, not wrapped) not yet judged. */
   private expected = 1;
   /** Echoes after `expected` already answered (replies can overtake a lost echo). */
@@ -99,24 +92,27 @@ export class GatewayMonitor implements GatewayMonitorApi {
     this.options = options;
     this.pingCommand = options.pingCommand ?? defaultPingCommand();
     this.health = new ServiceHealth({ rise: options.rise, fall: options.fall });
-    this.restartBackoff = new Backoff({ initialMs: Math.min(options.intervalMs, 1_000), maxMs: RESTART_MAX_MS, jitter: false });
+    this.ping = new LineTool({
+      argv: () => this.pingArgv(),
+      onStarted: () => this.onPingStarted(),
+      onLine: (line) => this.onLine(line),
+      onExit: (exit) => this.onPingExit(exit),
+      onRestartScheduled: (restartInMs) => this.options.logger.debug({ gateway: this.options.address, detail: this.lastDetail, restartInMs }, "gateway ping exited; starting it again"),
+      backoff: { initialMs: Math.min(options.intervalMs, 1_000), maxMs: RESTART_MAX_MS },
+    });
   }
 
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
     this.options.logger.info({ gateway: this.options.address, intervalMs: this.options.intervalMs, timeoutMs: this.options.timeoutMs, ping: this.pingCommand }, "gateway monitor started");
-    this.startPing();
+    this.ping.start();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
-    this.restartTimer = null;
-    this.clearDeadline();
-    const exited = this.pingExited;
-    this.ping?.kill("SIGKILL");
-    if (exited !== null) await exited;
+    this.deadline.clear();
+    await this.ping.stop();
   }
 
   onChange(listener: (reachable: boolean, detail: string) => void): void {
@@ -142,43 +138,18 @@ export class GatewayMonitor implements GatewayMonitorApi {
     return [this.pingCommand, "-n", "-i", secondsArgument(this.options.intervalMs), this.options.address];
   }
 
-  private startPing(): void {
-    if (!this.running) return;
-    const argv = this.pingArgv();
-    // LC_ALL=C: ping reads -i with the C decimal point and prints "time=0.29 ms" whatever the locale.
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
-    this.ping = child;
+  /** A new ping counts its echoes from 1 again, and its first send time is only estimated. */
+  private onPingStarted(): void {
     this.expected = 1;
     this.answeredAhead.clear();
     this.anchorSendMs = performance.now();
     this.anchorSeq = 1;
     this.anchoredByReply = false;
-    let stderrLine = "";
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      if (this.ping === child) this.onLine(line);
-    });
-    createInterface({ input: child.stderr }).on("line", (line) => {
-      if (stderrLine === "" && line.trim() !== "") stderrLine = line.trim();
-    });
-    let spawnError: Error | null = null;
-    child.on("error", (error) => {
-      spawnError = error;
-    });
-    this.pingExited = new Promise((resolve) => {
-      child.on("close", (code, signal) => {
-        resolve();
-        if (this.ping !== child) return;
-        this.ping = null;
-        this.pingExited = null;
-        this.clearDeadline();
-        if (!this.running) return;
-        this.onPingExit(code, signal, spawnError, stderrLine);
-      });
-    });
     this.armDeadline();
   }
 
-  private onPingExit(code: number | null, signal: NodeJS.Signals | null, spawnError: Error | null, stderrLine: string): void {
+  private onPingExit({ code, signal, spawnError, stderrLine }: LineToolExit): "backoff" {
+    this.deadline.clear();
     const { address, timeoutMs } = this.options;
     // iputils: exit 1 is "no reply", exit 2 is any other error (printed on stderr).
     let detail: string;
@@ -187,12 +158,7 @@ export class GatewayMonitor implements GatewayMonitorApi {
     else if (code === 2) detail = `ping ${address} failed: ${stderrLine || "exit 2"}`;
     else detail = `ping ${address} exited (${signal === null ? `code ${code}` : `signal ${signal}`})${stderrLine ? `: ${stderrLine}` : ""}`;
     this.record(false, null, detail);
-    const delayMs = this.restartBackoff.next();
-    this.options.logger.debug({ gateway: address, detail, restartInMs: delayMs }, "gateway ping exited; starting it again");
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = null;
-      this.startPing();
-    }, delayMs);
+    return "backoff";
   }
 
   private onLine(line: string): void {
@@ -207,7 +173,7 @@ export class GatewayMonitor implements GatewayMonitorApi {
       this.anchorSeq = echo;
       this.anchoredByReply = true;
     }
-    this.restartBackoff.reset();
+    this.ping.resetBackoff();
     if (this.answeredAhead.has(echo)) return;
     const inTime = reply.rttMs === null || reply.rttMs <= this.options.timeoutMs;
     if (echo < this.expected) {
@@ -230,33 +196,22 @@ export class GatewayMonitor implements GatewayMonitorApi {
     while (this.answeredAhead.delete(this.expected)) this.expected++;
   }
 
-  /** The timer for the oldest echo not yet judged: no reply by then is a failure. */
+  /** The deadline of the oldest echo not yet judged: no reply by then is a failure. */
   private armDeadline(): void {
-    this.clearDeadline();
-    if (!this.running || this.ping === null) return;
+    if (!this.running || !this.ping.alive()) {
+      this.deadline.clear();
+      return;
+    }
     const { intervalMs, timeoutMs } = this.options;
     const sendMs = this.anchorSendMs + (this.expected - this.anchorSeq) * intervalMs;
-    const deadlineMs = sendMs + timeoutMs + (this.anchoredByReply ? DEADLINE_SLACK_MS : STARTUP_SLACK_MS);
     const echo = this.expected;
-    const generation = ++this.deadlineGeneration;
-    this.deadlineTimer = setTimeout(() => {
-      this.deadlineTimer = null;
-      // Judged after the event loop's poll phase: a reply ping already wrote while this
-      // process was not running (a loaded machine) is read first, not counted as lost.
-      setImmediate(() => {
-        if (generation !== this.deadlineGeneration || echo !== this.expected) return;
-        this.expected++;
-        this.skipAnswered();
-        this.record(false, null, `no reply from ${this.options.address} within ${timeoutMs} ms`);
-        this.armDeadline();
-      });
-    }, Math.max(0, deadlineMs - performance.now()));
-  }
-
-  private clearDeadline(): void {
-    this.deadlineGeneration++;
-    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = null;
+    this.deadline.arm(sendMs + timeoutMs + (this.anchoredByReply ? DEADLINE_SLACK_MS : STARTUP_SLACK_MS), () => {
+      if (echo !== this.expected) return;
+      this.expected++;
+      this.skipAnswered();
+      this.record(false, null, `no reply from ${this.options.address} within ${timeoutMs} ms`);
+      this.armDeadline();
+    });
   }
 
   private record(ok: boolean, rttMs: number | null, detail: string): void {

@@ -1,8 +1,6 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { createInterface } from "node:readline";
 import type { Logger } from "@mnha/shared";
 import type { DuplicateCheckReport, DuplicateWatchApi } from "../contracts.js";
-import { Backoff } from "../util/backoff.js";
+import { LineTool, RequestDeadline, type LineToolExit } from "../util/line-tool.js";
 import { inNetns } from "./command.js";
 
 export interface ArpingMonitorOptions {
@@ -186,20 +184,18 @@ function arpingArgv(options: ArpingMonitorOptions, periodSeconds: number): strin
  * this process reads it late.
  */
 class ArpingStream {
-  private child: ChildProcess | null = null;
+  private readonly arping: LineTool;
+  private readonly deadline = new RequestDeadline();
   private running = false;
   private readonly periodMs: number;
-  private readonly restartBackoff: Backoff;
-  private restartTimer: NodeJS.Timeout | null = null;
-  private deadlineTimer: NodeJS.Timeout | null = null;
   private collectTimer: NodeJS.Timeout | null = null;
-  private deadlineGeneration = 0;
   /** The oldest request (counted from 1 since arping started) not yet judged, and the other MACs that answered it. */
   private expected = 1;
   private readonly answered = new Set<string>();
   private anchorSendMs = 0;
   private anchorSeq = 1;
   private anchoredByReply = false;
+  private exitDetail = "";
 
   constructor(
     private readonly options: ArpingMonitorOptions,
@@ -208,76 +204,57 @@ class ArpingStream {
     private readonly report: (check: DuplicateCheckReport) => void,
   ) {
     this.periodMs = periodSeconds * 1_000;
-    this.restartBackoff = new Backoff({ initialMs: 1_000, maxMs: RESTART_MAX_MS, jitter: false });
+    this.arping = new LineTool({
+      argv: () => arpingArgv(this.options, this.periodSeconds),
+      onStarted: () => this.onArpingStarted(),
+      onLine: (line) => this.onLine(line),
+      onExit: (exit) => this.onArpingExit(exit),
+      onRestartScheduled: (restartInMs) => this.options.logger.warn({ detail: this.exitDetail, restartInMs }, "duplicate-address check failed; keeping the VIP"),
+      backoff: { initialMs: 1_000, maxMs: RESTART_MAX_MS },
+    });
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.spawnArping();
+    this.arping.start();
   }
 
   stop(): void {
     this.running = false;
-    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
-    this.restartTimer = null;
     this.clearTimers();
-    this.child?.kill("SIGKILL");
-    this.child = null;
+    void this.arping.stop();
   }
 
-  private spawnArping(): void {
-    if (!this.running) return;
-    const [file, ...args] = arpingArgv(this.options, this.periodSeconds);
-    // LC_ALL=C: arping prints "0.577ms" with the C decimal point whatever the locale.
-    const child = spawn(file as string, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
-    this.child = child;
-    const startedMs = performance.now();
+  /** A new arping counts its requests from 1 again, and its first send time is only estimated. */
+  private onArpingStarted(): void {
     this.expected = 1;
     this.answered.clear();
     this.anchorSendMs = performance.now();
     this.anchorSeq = 1;
     this.anchoredByReply = false;
-    let stderrLine = "";
-    let spawnError: Error | null = null;
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      if (this.child === child) this.onLine(line);
-    });
-    createInterface({ input: child.stderr }).on("line", (line) => {
-      if (stderrLine === "" && line.trim() !== "") stderrLine = line.trim();
-    });
-    child.on("error", (error) => {
-      spawnError = error;
-    });
-    child.on("close", (code, signal) => {
-      if (this.child !== child) return;
-      this.child = null;
-      this.clearTimers();
-      // What already answered is real; a request cut short is otherwise not judged.
-      if (this.answered.size > 0) this.judge();
-      if (!this.running) return;
-      // arping's own -w deadline (exit 0: answers came, 1: none): the planned end; start the next at once.
-      const lifetimeMs = (this.options.lifetimeSeconds ?? DEFAULT_LIFETIME_SECONDS) * 1_000;
-      if (spawnError === null && (code === 0 || code === 1) && stderrLine === "" && performance.now() - startedMs >= lifetimeMs / 2) {
-        this.options.logger.debug({ code }, "duplicate-check arping reached its deadline; starting the next");
-        this.spawnArping();
-        return;
-      }
-      const detail = spawnError !== null ? `${file} could not be run (${(spawnError as NodeJS.ErrnoException).code ?? spawnError.message})` : `${file} exited (${signal === null ? `code ${code}` : `signal ${signal}`})${stderrLine ? `: ${stderrLine}` : ""}`;
-      const restartInMs = this.restartBackoff.next();
-      this.options.logger.warn({ detail, restartInMs }, "duplicate-address check failed; keeping the VIP");
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = null;
-        this.spawnArping();
-      }, restartInMs);
-    });
     this.armDeadline();
+  }
+
+  private onArpingExit({ code, signal, spawnError, stderrLine, livedMs }: LineToolExit): "now" | "backoff" {
+    this.clearTimers();
+    // What already answered is real; a request cut short is otherwise not judged.
+    if (this.answered.size > 0) this.judge();
+    // arping's own -w deadline (exit 0: answers came, 1: none): the planned end; start the next at once.
+    const lifetimeMs = (this.options.lifetimeSeconds ?? DEFAULT_LIFETIME_SECONDS) * 1_000;
+    if (spawnError === null && (code === 0 || code === 1) && stderrLine === "" && livedMs >= lifetimeMs / 2) {
+      this.options.logger.debug({ code }, "duplicate-check arping reached its deadline; starting the next");
+      return "now";
+    }
+    const file = this.options.command;
+    this.exitDetail = spawnError !== null ? `${file} could not be run (${(spawnError as NodeJS.ErrnoException).code ?? spawnError.message})` : `${file} exited (${signal === null ? `code ${code}` : `signal ${signal}`})${stderrLine ? `: ${stderrLine}` : ""}`;
+    return "backoff";
   }
 
   private onLine(line: string): void {
     const reply = parseArpingReplyLine(line, this.options.vip);
     if (reply === null) return;
-    this.restartBackoff.reset();
+    this.arping.resetBackoff();
     const now = performance.now();
     const { timeoutMs } = this.options;
     if (reply.rttMs !== null && reply.rttMs > timeoutMs) return; // after the window: counts as none
@@ -304,31 +281,24 @@ class ArpingStream {
       if (this.collectTimer === null) {
         this.collectTimer = setTimeout(() => {
           this.collectTimer = null;
-          if (this.child !== null) this.judgeAndArm();
+          if (this.arping.alive()) this.judgeAndArm();
         }, COLLECT_MS);
       }
     }
     this.armDeadline();
   }
 
-  /** The timer for the oldest request not yet judged: no answer by then is "nobody else". */
+  /** The deadline of the oldest request not yet judged: no answer by then is "nobody else". */
   private armDeadline(): void {
-    this.deadlineGeneration++;
-    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = null;
-    if (!this.running || this.child === null) return;
+    if (!this.running || !this.arping.alive()) {
+      this.deadline.clear();
+      return;
+    }
     const sendMs = this.anchorSendMs + (this.expected - this.anchorSeq) * this.periodMs;
-    const deadlineMs = sendMs + this.options.timeoutMs + (this.anchoredByReply ? DEADLINE_SLACK_MS : STARTUP_SLACK_MS);
     const request = this.expected;
-    const generation = this.deadlineGeneration;
-    this.deadlineTimer = setTimeout(() => {
-      this.deadlineTimer = null;
-      // After the poll phase: an answer arping already wrote while this process was busy is read first.
-      setImmediate(() => {
-        if (generation !== this.deadlineGeneration || request !== this.expected || this.child === null) return;
-        this.judgeAndArm();
-      });
-    }, Math.max(0, deadlineMs - performance.now()));
+    this.deadline.arm(sendMs + this.options.timeoutMs + (this.anchoredByReply ? DEADLINE_SLACK_MS : STARTUP_SLACK_MS), () => {
+      if (request === this.expected && this.arping.alive()) this.judgeAndArm();
+    });
   }
 
   private judgeAndArm(): void {
@@ -353,9 +323,8 @@ class ArpingStream {
   }
 
   private clearTimers(): void {
-    this.deadlineGeneration++;
-    for (const timer of [this.deadlineTimer, this.collectTimer]) if (timer !== null) clearTimeout(timer);
-    this.deadlineTimer = null;
+    this.deadline.clear();
+    if (this.collectTimer !== null) clearTimeout(this.collectTimer);
     this.collectTimer = null;
   }
 }
