@@ -22,7 +22,18 @@ interface KeptConnection {
   connection: Connection;
   /** A probe is running on it. */
   busy: boolean;
+  /** The last full health read on this connection, for the detail line (null: none yet). */
+  full: DatabaseHealth | null;
+  /** When `full` was read (performance.now()). */
+  fullAtMs: number;
 }
+
+/**
+ * How often a probe reads the full health (replica threads, lag, errors, semi-sync: three
+ * statements) for the detail line; the probes in between run one cheap statement and reuse
+ * it (issue 12: the full read every 200 ms was much of an idle agent's CPU).
+ */
+export const FULL_HEALTH_REFRESH_MS = 1_000;
 
 const kept = new Map<string, KeptConnection>();
 
@@ -69,7 +80,7 @@ async function probeOn(key: string, existing: KeptConnection | undefined, check:
     }
     const previous = kept.get(key);
     if (previous !== undefined) drop(key, previous);
-    const fresh: KeptConnection = { db, password, connection, busy: false };
+    const fresh: KeptConnection = { db, password, connection, busy: false, full: null, fullAtMs: 0 };
     // An idle connection gets an error event when the server goes away (an error packet
     // such as "shutdown in progress"): unheard, it would end the agent. Drop it; the next
     // check connects again.
@@ -82,7 +93,7 @@ async function probeOn(key: string, existing: KeptConnection | undefined, check:
   signal?.addEventListener("abort", onAbort, { once: true });
   current.busy = true;
   try {
-    return await current.db.readHealth(current.connection);
+    return await readProbeHealth(current);
   } catch (error) {
     drop(key, current);
     return { ...DEAD_HEALTH, error: `MariaDB on local refused a statement: ${sqlErrorText(error)}` };
@@ -90,6 +101,23 @@ async function probeOn(key: string, existing: KeptConnection | undefined, check:
     current.busy = false;
     signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * One statement on the kept connection proves the server answers now; the full health is
+ * read again at most every FULL_HEALTH_REFRESH_MS and otherwise reused for the detail, with
+ * read-only always from this probe.
+ */
+async function readProbeHealth(entry: KeptConnection): Promise<DatabaseHealth> {
+  const now = performance.now();
+  if (entry.full === null || now - entry.fullAtMs >= FULL_HEALTH_REFRESH_MS) {
+    const full = await entry.db.readHealth(entry.connection);
+    entry.full = full;
+    entry.fullAtMs = now;
+    return full;
+  }
+  const readOnly = await entry.db.readReadOnly(entry.connection);
+  return { ...entry.full, readOnly };
 }
 
 function drop(key: string, entry: KeptConnection): void {

@@ -236,6 +236,11 @@ export class MariaDbDatabase implements Database {
     }
   }
 
+  /** `@@GLOBAL.read_only` over an open connection, in one statement; throws what the connector throws. */
+  async readReadOnly(c: Connection): Promise<boolean> {
+    return truthy((await this.globals(c, ["read_only"]))["read_only"]);
+  }
+
   /** The health report read over an open connection; throws what the connector throws. */
   async readHealth(c: Connection): Promise<DatabaseHealth> {
     const g = await this.globals(c, [

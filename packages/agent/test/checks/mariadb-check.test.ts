@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CheckConfig } from "@mnha/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeMariaDbProbes } from "../../src/checks/mariadb-check.js";
+import { FULL_HEALTH_REFRESH_MS, closeMariaDbProbes } from "../../src/checks/mariadb-check.js";
 import { runCheck } from "../../src/checks/runners.js";
 import { MariaDbDatabase } from "../../src/db/mariadb.js";
 import { execFileAsync, waitFor } from "./helpers.js";
@@ -44,6 +44,20 @@ async function serverAnswers(): Promise<boolean> {
 async function connectionsOpened(): Promise<number> {
   return observer().withConnection(async (c) => Number(((await c.query("SHOW GLOBAL STATUS LIKE 'Connections'")) as { Value: string }[])[0]?.Value));
 }
+
+/** The server's global status counters named (statement counts since it started). */
+async function statusCounters(names: readonly string[]): Promise<Record<string, number>> {
+  return observer().withConnection(async (c) => {
+    const rows = (await c.query(`SHOW GLOBAL STATUS WHERE Variable_name IN (${names.map(() => "?").join(", ")})`, [...names])) as { Variable_name: string; Value: string }[];
+    return Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
+  });
+}
+
+async function setGlobal(statement: string): Promise<void> {
+  await observer().withConnection((c) => c.query(statement));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const check = (): CheckConfig => ({ kind: "mariadb", socket, user: "root", intervalMs: 200, timeoutMs: 1_000, rise: 2, fall: 2 }) as CheckConfig;
 
@@ -92,4 +106,43 @@ describe("the mariadb check", () => {
     expect(await waitFor(serverAnswers, 60_000, 100)).toBe(true);
     expect((await runCheck(check())).ok).toBe(true);
   }, 90_000);
+
+  it("runs one statement per probe and reads the full health at most once per refresh interval", async () => {
+    await closeMariaDbProbes();
+    const counters = ["Com_select", "Com_show_slave_status", "Com_show_status"];
+    const before = await statusCounters(counters);
+    const started = performance.now();
+    for (let i = 0; i < 10; i++) expect((await runCheck(check())).ok).toBe(true);
+    const elapsedMs = performance.now() - started;
+    const after = await statusCounters(counters);
+    const delta = (name: string) => (after[name] ?? 0) - (before[name] ?? 0);
+    // One SELECT per probe (the cheap one, or the globals of a full read).
+    expect(delta("Com_select")).toBe(10);
+    // Full reads (SHOW SLAVE STATUS + the semi-sync status): the first probe's, then one per interval at most.
+    const fullReads = delta("Com_show_slave_status");
+    expect(fullReads).toBeGreaterThanOrEqual(1);
+    expect(fullReads).toBeLessThanOrEqual(Math.floor(elapsedMs / FULL_HEALTH_REFRESH_MS) + 1);
+    expect(fullReads).toBeLessThan(10);
+    // The observer's own SHOW GLOBAL STATUS counts once.
+    expect(delta("Com_show_status")).toBe(fullReads + 1);
+  });
+
+  it("takes read-only from every probe and the rest of the detail from a full read at most once per interval", async () => {
+    await closeMariaDbProbes();
+    try {
+      expect((await runCheck(check())).detail).toMatch(/^MariaDB up writable, no replica$/);
+      await setGlobal("SET GLOBAL read_only = ON");
+      await setGlobal("SET GLOBAL rpl_semi_sync_master_enabled = ON");
+      // Within the interval: read-only is this probe's, semi-sync still the cached full read's.
+      const soon = await runCheck(check());
+      expect(soon.ok).toBe(true);
+      expect(soon.detail).toBe("MariaDB up read-only, no replica");
+      await sleep(FULL_HEALTH_REFRESH_MS + 100);
+      const later = await runCheck(check());
+      expect(later.detail).toMatch(/^MariaDB up read-only, no replica, semi-sync (on|off \(asynchronous\))$/);
+    } finally {
+      await setGlobal("SET GLOBAL read_only = OFF");
+      await setGlobal("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
+    }
+  });
 });
