@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CheckConfig } from "@mnha/shared";
@@ -143,6 +143,42 @@ describe("the mariadb check", () => {
     } finally {
       await setGlobal("SET GLOBAL read_only = OFF");
       await setGlobal("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
+    }
+  });
+
+  it("reads the password file when it connects, not on every probe, and again after a reconnect or a refused login", async () => {
+    await closeMariaDbProbes();
+    const file = join(dir, "probe-password");
+    const probeCheck = { ...check(), user: "probe", passwordFile: file } as CheckConfig;
+    await setGlobal("CREATE USER IF NOT EXISTS 'probe'@'localhost' IDENTIFIED BY 'first-pw'");
+    await setGlobal("GRANT SLAVE MONITOR ON *.* TO 'probe'@'localhost'");
+    try {
+      writeFileSync(file, "first-pw\n", { mode: 0o600 });
+      expect((await runCheck(probeCheck)).ok).toBe(true);
+      // Gone: the kept connection needs no password, so the probes go on (the file is not read).
+      rmSync(file);
+      for (let i = 0; i < 5; i++) expect((await runCheck(probeCheck)).ok).toBe(true);
+      // A reconnect reads it again, and a missing file is its own clear message.
+      await closeMariaDbProbes();
+      const missing = await runCheck(probeCheck);
+      expect(missing).toMatchObject({ ok: false, detail: `MariaDB password file ${file} cannot be read (ENOENT)` });
+      // A wrong password is refused; fixed in the file, the next probe reads it again and passes.
+      writeFileSync(file, "wrong-pw\n", { mode: 0o600 });
+      const denied = await runCheck(probeCheck);
+      expect(denied.ok).toBe(false);
+      expect(denied.detail).toMatch(/^MariaDB down: .*refused the login of probe: wrong password/);
+      writeFileSync(file, "first-pw\n");
+      expect((await runCheck(probeCheck)).ok).toBe(true);
+      // Changed on the server and in the file: the kept connection goes on; the next reconnect logs in with the new one.
+      await setGlobal("ALTER USER 'probe'@'localhost' IDENTIFIED BY 'second-pw'");
+      writeFileSync(file, "second-pw\n");
+      expect((await runCheck(probeCheck)).ok).toBe(true);
+      await closeMariaDbProbes();
+      expect((await runCheck(probeCheck)).ok).toBe(true);
+    } finally {
+      await closeMariaDbProbes();
+      await setGlobal("DROP USER IF EXISTS 'probe'@'localhost'");
+      rmSync(file, { force: true });
     }
   });
 });
