@@ -1,7 +1,8 @@
 /**
  * The Database adapter for MariaDB 10.11, over the `mariadb` connector: the local server via
  * its Unix socket as root, or the peer's over TCP as the replication user. One short
- * connection per operation, so a restarted server never leaves a dead handle behind.
+ * connection per operation, so a restarted server never leaves a dead handle behind (the
+ * check and the agent's health poll keep theirs: checks/mariadb-check.ts, kept-health.ts).
  */
 import mariadb, { type Connection, type ConnectionConfig } from "mariadb";
 import { MnhaError } from "@mnha/shared";

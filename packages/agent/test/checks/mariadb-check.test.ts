@@ -1,78 +1,36 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CheckConfig } from "@mnha/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FULL_HEALTH_REFRESH_MS, closeMariaDbProbes } from "../../src/checks/mariadb-check.js";
 import { runCheck } from "../../src/checks/runners.js";
-import { MariaDbDatabase } from "../../src/db/mariadb.js";
-import { execFileAsync, waitFor } from "./helpers.js";
+import { ThrowawayMariaDb } from "../db/throwaway-mariadb.js";
+import { sleep } from "./helpers.js";
 
-// A real, throwaway MariaDB server on a Unix socket in a temporary directory (no network),
-// logged in to as root through unix_socket authentication (the tests run as root).
+// A real, throwaway MariaDB server on a Unix socket in a temporary directory (no network).
+let server: ThrowawayMariaDb;
 let dir: string;
 let socket: string;
-let server: ChildProcess | null = null;
-
-function startServer(): ChildProcess {
-  const child = spawn(
-    "/usr/sbin/mariadbd",
-    ["--no-defaults", "--user=root", `--datadir=${dir}/data`, `--socket=${socket}`, `--pid-file=${dir}/mariadb.pid`, `--log-error=${dir}/error.log`, `--tmpdir=${dir}`, "--skip-networking", "--innodb-buffer-pool-size=32M", "--performance-schema=OFF"],
-    { stdio: "ignore" },
-  );
-  server = child;
-  return child;
-}
-
-async function stopServer(): Promise<void> {
-  const child = server;
-  server = null;
-  if (child === null || child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGKILL");
-  await exited;
-}
-
-const observer = (): MariaDbDatabase => new MariaDbDatabase({ target: { socket }, user: "root", password: null, connectTimeoutMs: 2_000, label: "test" });
-
-async function serverAnswers(): Promise<boolean> {
-  return (await observer().health()).alive;
-}
 
 /** The server's count of connections opened since it started (the observer's own included). */
 async function connectionsOpened(): Promise<number> {
-  return observer().withConnection(async (c) => Number(((await c.query("SHOW GLOBAL STATUS LIKE 'Connections'")) as { Value: string }[])[0]?.Value));
+  return (await server.statusCounters(["Connections"]))["Connections"] ?? 0;
 }
 
-/** The server's global status counters named (statement counts since it started). */
-async function statusCounters(names: readonly string[]): Promise<Record<string, number>> {
-  return observer().withConnection(async (c) => {
-    const rows = (await c.query(`SHOW GLOBAL STATUS WHERE Variable_name IN (${names.map(() => "?").join(", ")})`, [...names])) as { Variable_name: string; Value: string }[];
-    return Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
-  });
-}
-
-async function setGlobal(statement: string): Promise<void> {
-  await observer().withConnection((c) => c.query(statement));
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const statusCounters = (names: readonly string[]) => server.statusCounters(names);
+const setGlobal = (statement: string) => server.run(statement);
 
 const check = (): CheckConfig => ({ kind: "mariadb", socket, user: "root", intervalMs: 200, timeoutMs: 1_000, rise: 2, fall: 2 }) as CheckConfig;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "mnha-mariadb-check-"));
-  socket = join(dir, "mariadb.sock");
-  await execFileAsync("/usr/bin/mariadb-install-db", ["--no-defaults", "--user=root", `--datadir=${dir}/data`, `--tmpdir=${dir}`, "--skip-test-db", "--innodb-log-file-size=8M", "--innodb-buffer-pool-size=32M"], { timeout: 120_000 });
-  startServer();
-  expect(await waitFor(serverAnswers, 60_000, 100)).toBe(true);
+  server = await ThrowawayMariaDb.create("mnha-mariadb-check-");
+  dir = server.dir;
+  socket = server.socket;
 }, 180_000);
 
 afterAll(async () => {
   await closeMariaDbProbes();
-  await stopServer();
-  rmSync(dir, { recursive: true, force: true });
+  await server.destroy();
 });
 
 describe("the mariadb check", () => {
@@ -89,21 +47,19 @@ describe("the mariadb check", () => {
 
   it("passes the next check after a restart of the server (its kept connection died)", async () => {
     expect((await runCheck(check())).ok).toBe(true);
-    await stopServer();
-    startServer();
-    expect(await waitFor(serverAnswers, 60_000, 100)).toBe(true);
+    await server.stop();
+    await server.start();
     const result = await runCheck(check());
     expect(result.ok).toBe(true);
   }, 90_000);
 
   it("fails the very next check once the server is gone, then passes again when it is back", async () => {
     expect((await runCheck(check())).ok).toBe(true);
-    await stopServer();
+    await server.stop();
     const down = await runCheck(check());
     expect(down.ok).toBe(false);
     expect(down.detail).toMatch(/^MariaDB down: /);
-    startServer();
-    expect(await waitFor(serverAnswers, 60_000, 100)).toBe(true);
+    await server.start();
     expect((await runCheck(check())).ok).toBe(true);
   }, 90_000);
 
