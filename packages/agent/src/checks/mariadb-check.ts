@@ -14,15 +14,25 @@ type MariaDbCheck = Extract<CheckConfig, { kind: "mariadb" }>;
 /**
  * One kept connection per check target (socket, user): the check runs every 200 ms by
  * default, and a new connection each time (login, handshake, SET) was a large part of an
- * idle agent's CPU (issue 12). The password it logged in with is kept to notice a change.
+ * idle agent's CPU (issue 12).
  */
 interface KeptConnection {
   db: MariaDbDatabase;
-  password: string | null;
   connection: Connection;
   /** A probe is running on it. */
   busy: boolean;
+  /** The last full health read on this connection, for the detail line (null: none yet). */
+  full: DatabaseHealth | null;
+  /** When `full` was read (performance.now()). */
+  fullAtMs: number;
 }
+
+/**
+ * How often a probe reads the full health (replica threads, lag, errors, semi-sync: three
+ * statements) for the detail line; the probes in between run one cheap statement and reuse
+ * it (issue 12: the full read every 200 ms was much of an idle agent's CPU).
+ */
+export const FULL_HEALTH_REFRESH_MS = 1_000;
 
 const kept = new Map<string, KeptConnection>();
 
@@ -34,28 +44,47 @@ const kept = new Map<string, KeptConnection>();
  * already given up on; an abort destroys its connection.
  */
 export async function probeMariaDb(check: MariaDbCheck, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
-  let password: string | null = null;
-  try {
-    if (check.passwordFile !== undefined) password = readPasswordFile(check.passwordFile, "MariaDB password");
-  } catch (error) {
-    return { ok: false, detail: (error as Error).message };
-  }
   const key = JSON.stringify([check.socket, check.user]);
   let entry = kept.get(key);
   // Busy: the previous probe is still waiting on it (runCheck gave up): never queue behind it.
-  if (entry !== undefined && (entry.busy || entry.password !== password)) {
+  if (entry !== undefined && entry.busy) {
     drop(key, entry);
     entry = undefined;
   }
   const reused = entry !== undefined;
-  let health = await probeOn(key, entry, check, password, signal);
-  if (!health.alive && reused && signal?.aborted !== true) health = await probeOn(key, undefined, check, password, signal);
-  return { ok: health.alive, detail: describeHealth(health) };
+  try {
+    let health = await probeOn(key, entry, check, signal);
+    if (!health.alive && reused && signal?.aborted !== true) health = await probeOn(key, undefined, check, signal);
+    return { ok: health.alive, detail: describeHealth(health) };
+  } catch (error) {
+    // The password file is missing, empty or readable by others: its own message.
+    if (error instanceof PasswordFileError) return { ok: false, detail: error.message };
+    throw error;
+  }
 }
 
-async function probeOn(key: string, existing: KeptConnection | undefined, check: MariaDbCheck, password: string | null, signal: AbortSignal | undefined): Promise<DatabaseHealth> {
+/** Reading the password file failed (the probe reports its message as it is). */
+class PasswordFileError extends Error {}
+
+/**
+ * The password, read from its file only when a connection is opened: a kept connection
+ * needs none, so the file is read at the first probe, after a dropped connection (a
+ * restart, a failure, an access-denied login) and not on every probe. A changed password
+ * takes effect at the next reconnect.
+ */
+function passwordForConnect(check: MariaDbCheck): string | null {
+  if (check.passwordFile === undefined) return null;
+  try {
+    return readPasswordFile(check.passwordFile, "MariaDB password");
+  } catch (error) {
+    throw new PasswordFileError((error as Error).message);
+  }
+}
+
+async function probeOn(key: string, existing: KeptConnection | undefined, check: MariaDbCheck, signal: AbortSignal | undefined): Promise<DatabaseHealth> {
   let entry = existing;
   if (entry === undefined) {
+    const password = passwordForConnect(check);
     const db = new MariaDbDatabase({ target: { socket: check.socket }, user: check.user, password, connectTimeoutMs: check.timeoutMs, queryTimeoutMs: check.timeoutMs, label: "local" });
     let connection: Connection;
     try {
@@ -69,7 +98,7 @@ async function probeOn(key: string, existing: KeptConnection | undefined, check:
     }
     const previous = kept.get(key);
     if (previous !== undefined) drop(key, previous);
-    const fresh: KeptConnection = { db, password, connection, busy: false };
+    const fresh: KeptConnection = { db, connection, busy: false, full: null, fullAtMs: 0 };
     // An idle connection gets an error event when the server goes away (an error packet
     // such as "shutdown in progress"): unheard, it would end the agent. Drop it; the next
     // check connects again.
@@ -82,7 +111,7 @@ async function probeOn(key: string, existing: KeptConnection | undefined, check:
   signal?.addEventListener("abort", onAbort, { once: true });
   current.busy = true;
   try {
-    return await current.db.readHealth(current.connection);
+    return await readProbeHealth(current);
   } catch (error) {
     drop(key, current);
     return { ...DEAD_HEALTH, error: `MariaDB on local refused a statement: ${sqlErrorText(error)}` };
@@ -90,6 +119,23 @@ async function probeOn(key: string, existing: KeptConnection | undefined, check:
     current.busy = false;
     signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * One statement on the kept connection proves the server answers now; the full health is
+ * read again at most every FULL_HEALTH_REFRESH_MS and otherwise reused for the detail, with
+ * read-only always from this probe.
+ */
+async function readProbeHealth(entry: KeptConnection): Promise<DatabaseHealth> {
+  const now = performance.now();
+  if (entry.full === null || now - entry.fullAtMs >= FULL_HEALTH_REFRESH_MS) {
+    const full = await entry.db.readHealth(entry.connection);
+    entry.full = full;
+    entry.fullAtMs = now;
+    return full;
+  }
+  const readOnly = await entry.db.readReadOnly(entry.connection);
+  return { ...entry.full, readOnly };
 }
 
 function drop(key: string, entry: KeptConnection): void {

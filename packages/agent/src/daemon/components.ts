@@ -15,8 +15,8 @@ import type { HostDatabase } from "../host/election-host.js";
 /** The local MariaDB as the agent needs it (db.enabled): the election's switches and a health poll. */
 export interface AgentDatabase {
   roleSwitch: HostDatabase;
-  /** Never throws: a dead server is `alive: false`. */
-  health(): Promise<DatabaseHealth>;
+  /** Never throws: a dead server is `alive: false`. `signal`: the poll gave up on this read (its timeout). */
+  health(signal?: AbortSignal): Promise<DatabaseHealth>;
   /** An interrupted `db seed` left its marker: never eligible. */
   seedIncomplete(): boolean;
   close(): Promise<void>;

@@ -18,6 +18,7 @@ import { SyncEngine } from "../sync/sync-engine.js";
 import type { AgentComponents } from "./components.js";
 import { EpochStore } from "./epoch-store.js";
 import { dbSeedIncomplete, openLocalDatabase } from "../db/index.js";
+import { KeptHealthReader } from "../db/kept-health.js";
 import { DatabaseRoleSwitch } from "../db/role-switch.js";
 
 export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock): AgentComponents {
@@ -85,13 +86,18 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
 }
 
 /** The local MariaDB for the election (db.enabled): each switch bounded by twice the connect timeout. */
-function composeDatabase(loaded: LoadedConfig): NonNullable<AgentComponents["database"]> {
+export function composeDatabase(loaded: LoadedConfig): NonNullable<AgentComponents["database"]> {
   const { config } = loaded;
   const db = openLocalDatabase(config);
+  // The health poll's connection is kept across polls (issue 12: one per second was costly).
+  const healthReader = new KeptHealthReader(db);
   return {
     roleSwitch: new DatabaseRoleSwitch(db, { switchTimeoutMs: 2 * config.db.connectTimeoutMs, catchUpTimeoutMs: config.db.catchUpTimeoutMs }),
-    health: () => db.health(),
+    health: (signal) => healthReader.health(signal),
     seedIncomplete: () => dbSeedIncomplete(config.dataDir),
-    close: () => db.close(),
+    close: async () => {
+      await healthReader.close();
+      await db.close();
+    },
   };
 }

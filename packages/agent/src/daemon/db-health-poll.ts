@@ -69,10 +69,15 @@ export class DbHealthPoll {
     try {
       const { database, timeoutMs } = this.options;
       let timer: NodeJS.Timeout | undefined;
+      // Aborted at the timeout: a database that keeps its connection across polls drops it.
+      const gaveUp = new AbortController();
       const timedOut = new Promise<DatabaseHealth>((resolve) => {
-        timer = setTimeout(() => resolve({ ...DEAD_HEALTH, error: `no answer within ${timeoutMs} ms` }), timeoutMs);
+        timer = setTimeout(() => {
+          gaveUp.abort();
+          resolve({ ...DEAD_HEALTH, error: `no answer within ${timeoutMs} ms` });
+        }, timeoutMs);
       });
-      const health = await Promise.race([database.health(), timedOut]);
+      const health = await Promise.race([database.health(gaveUp.signal), timedOut]);
       clearTimeout(timer);
       this.last = health;
       this.lastSeedIncomplete = database.seedIncomplete();

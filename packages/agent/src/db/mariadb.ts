@@ -1,7 +1,8 @@
 /**
  * The Database adapter for MariaDB 10.11, over the `mariadb` connector: the local server via
  * its Unix socket as root, or the peer's over TCP as the replication user. One short
- * connection per operation, so a restarted server never leaves a dead handle behind.
+ * connection per operation, so a restarted server never leaves a dead handle behind (the
+ * check and the agent's health poll keep theirs: checks/mariadb-check.ts, kept-health.ts).
  */
 import mariadb, { type Connection, type ConnectionConfig } from "mariadb";
 import { MnhaError } from "@mnha/shared";
@@ -234,6 +235,11 @@ export class MariaDbDatabase implements Database {
     } catch (error) {
       return { ...DEAD_HEALTH, error: error instanceof Error ? error.message : String(error) };
     }
+  }
+
+  /** `@@GLOBAL.read_only` over an open connection, in one statement; throws what the connector throws. */
+  async readReadOnly(c: Connection): Promise<boolean> {
+    return truthy((await this.globals(c, ["read_only"]))["read_only"]);
   }
 
   /** The health report read over an open connection; throws what the connector throws. */

@@ -1,64 +1,36 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CheckConfig } from "@mnha/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeMariaDbProbes } from "../../src/checks/mariadb-check.js";
+import { FULL_HEALTH_REFRESH_MS, closeMariaDbProbes } from "../../src/checks/mariadb-check.js";
 import { runCheck } from "../../src/checks/runners.js";
-import { MariaDbDatabase } from "../../src/db/mariadb.js";
-import { execFileAsync, waitFor } from "./helpers.js";
+import { ThrowawayMariaDb } from "../db/throwaway-mariadb.js";
+import { sleep } from "./helpers.js";
 
-// A real, throwaway MariaDB server on a Unix socket in a temporary directory (no network),
-// logged in to as root through unix_socket authentication (the tests run as root).
+// A real, throwaway MariaDB server on a Unix socket in a temporary directory (no network).
+let server: ThrowawayMariaDb;
 let dir: string;
 let socket: string;
-let server: ChildProcess | null = null;
-
-function startServer(): ChildProcess {
-  const child = spawn(
-    "/usr/sbin/mariadbd",
-    ["--no-defaults", "--user=root", `--datadir=${dir}/data`, `--socket=${socket}`, `--pid-file=${dir}/mariadb.pid`, `--log-error=${dir}/error.log`, `--tmpdir=${dir}`, "--skip-networking", "--innodb-buffer-pool-size=32M", "--performance-schema=OFF"],
-    { stdio: "ignore" },
-  );
-  server = child;
-  return child;
-}
-
-async function stopServer(): Promise<void> {
-  const child = server;
-  server = null;
-  if (child === null || child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGKILL");
-  await exited;
-}
-
-const observer = (): MariaDbDatabase => new MariaDbDatabase({ target: { socket }, user: "root", password: null, connectTimeoutMs: 2_000, label: "test" });
-
-async function serverAnswers(): Promise<boolean> {
-  return (await observer().health()).alive;
-}
 
 /** The server's count of connections opened since it started (the observer's own included). */
 async function connectionsOpened(): Promise<number> {
-  return observer().withConnection(async (c) => Number(((await c.query("SHOW GLOBAL STATUS LIKE 'Connections'")) as { Value: string }[])[0]?.Value));
+  return (await server.statusCounters(["Connections"]))["Connections"] ?? 0;
 }
+
+const statusCounters = (names: readonly string[]) => server.statusCounters(names);
+const setGlobal = (statement: string) => server.run(statement);
 
 const check = (): CheckConfig => ({ kind: "mariadb", socket, user: "root", intervalMs: 200, timeoutMs: 1_000, rise: 2, fall: 2 }) as CheckConfig;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "mnha-mariadb-check-"));
-  socket = join(dir, "mariadb.sock");
-  await execFileAsync("/usr/bin/mariadb-install-db", ["--no-defaults", "--user=root", `--datadir=${dir}/data`, `--tmpdir=${dir}`, "--skip-test-db", "--innodb-log-file-size=8M", "--innodb-buffer-pool-size=32M"], { timeout: 120_000 });
-  startServer();
-  expect(await waitFor(serverAnswers, 60_000, 100)).toBe(true);
+  server = await ThrowawayMariaDb.create("mnha-mariadb-check-");
+  dir = server.dir;
+  socket = server.socket;
 }, 180_000);
 
 afterAll(async () => {
   await closeMariaDbProbes();
-  await stopServer();
-  rmSync(dir, { recursive: true, force: true });
+  await server.destroy();
 });
 
 describe("the mariadb check", () => {
@@ -75,21 +47,94 @@ describe("the mariadb check", () => {
 
   it("passes the next check after a restart of the server (its kept connection died)", async () => {
     expect((await runCheck(check())).ok).toBe(true);
-    await stopServer();
-    startServer();
-    expect(await waitFor(serverAnswers, 60_000, 100)).toBe(true);
+    await server.stop();
+    await server.start();
     const result = await runCheck(check());
     expect(result.ok).toBe(true);
   }, 90_000);
 
   it("fails the very next check once the server is gone, then passes again when it is back", async () => {
     expect((await runCheck(check())).ok).toBe(true);
-    await stopServer();
+    await server.stop();
     const down = await runCheck(check());
     expect(down.ok).toBe(false);
     expect(down.detail).toMatch(/^MariaDB down: /);
-    startServer();
-    expect(await waitFor(serverAnswers, 60_000, 100)).toBe(true);
+    await server.start();
     expect((await runCheck(check())).ok).toBe(true);
   }, 90_000);
+
+  it("runs one statement per probe and reads the full health at most once per refresh interval", async () => {
+    await closeMariaDbProbes();
+    const counters = ["Com_select", "Com_show_slave_status", "Com_show_status"];
+    const before = await statusCounters(counters);
+    const started = performance.now();
+    for (let i = 0; i < 10; i++) expect((await runCheck(check())).ok).toBe(true);
+    const elapsedMs = performance.now() - started;
+    const after = await statusCounters(counters);
+    const delta = (name: string) => (after[name] ?? 0) - (before[name] ?? 0);
+    // One SELECT per probe (the cheap one, or the globals of a full read).
+    expect(delta("Com_select")).toBe(10);
+    // Full reads (SHOW SLAVE STATUS + the semi-sync status): the first probe's, then one per interval at most.
+    const fullReads = delta("Com_show_slave_status");
+    expect(fullReads).toBeGreaterThanOrEqual(1);
+    expect(fullReads).toBeLessThanOrEqual(Math.floor(elapsedMs / FULL_HEALTH_REFRESH_MS) + 1);
+    expect(fullReads).toBeLessThan(10);
+    // The observer's own SHOW GLOBAL STATUS counts once.
+    expect(delta("Com_show_status")).toBe(fullReads + 1);
+  });
+
+  it("takes read-only from every probe and the rest of the detail from a full read at most once per interval", async () => {
+    await closeMariaDbProbes();
+    try {
+      expect((await runCheck(check())).detail).toMatch(/^MariaDB up writable, no replica$/);
+      await setGlobal("SET GLOBAL read_only = ON");
+      await setGlobal("SET GLOBAL rpl_semi_sync_master_enabled = ON");
+      // Within the interval: read-only is this probe's, semi-sync still the cached full read's.
+      const soon = await runCheck(check());
+      expect(soon.ok).toBe(true);
+      expect(soon.detail).toBe("MariaDB up read-only, no replica");
+      await sleep(FULL_HEALTH_REFRESH_MS + 100);
+      const later = await runCheck(check());
+      expect(later.detail).toMatch(/^MariaDB up read-only, no replica, semi-sync (on|off \(asynchronous\))$/);
+    } finally {
+      await setGlobal("SET GLOBAL read_only = OFF");
+      await setGlobal("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
+    }
+  });
+
+  it("reads the password file when it connects, not on every probe, and again after a reconnect or a refused login", async () => {
+    await closeMariaDbProbes();
+    const file = join(dir, "probe-password");
+    const probeCheck = { ...check(), user: "probe", passwordFile: file } as CheckConfig;
+    await setGlobal("CREATE USER IF NOT EXISTS 'probe'@'localhost' IDENTIFIED BY 'first-pw'");
+    await setGlobal("GRANT SLAVE MONITOR ON *.* TO 'probe'@'localhost'");
+    try {
+      writeFileSync(file, "first-pw\n", { mode: 0o600 });
+      expect((await runCheck(probeCheck)).ok).toBe(true);
+      // Gone: the kept connection needs no password, so the probes go on (the file is not read).
+      rmSync(file);
+      for (let i = 0; i < 5; i++) expect((await runCheck(probeCheck)).ok).toBe(true);
+      // A reconnect reads it again, and a missing file is its own clear message.
+      await closeMariaDbProbes();
+      const missing = await runCheck(probeCheck);
+      expect(missing).toMatchObject({ ok: false, detail: `MariaDB password file ${file} cannot be read (ENOENT)` });
+      // A wrong password is refused; fixed in the file, the next probe reads it again and passes.
+      writeFileSync(file, "wrong-pw\n", { mode: 0o600 });
+      const denied = await runCheck(probeCheck);
+      expect(denied.ok).toBe(false);
+      expect(denied.detail).toMatch(/^MariaDB down: .*refused the login of probe: wrong password/);
+      writeFileSync(file, "first-pw\n");
+      expect((await runCheck(probeCheck)).ok).toBe(true);
+      // Changed on the server and in the file: the kept connection goes on; the next reconnect logs in with the new one.
+      await setGlobal("ALTER USER 'probe'@'localhost' IDENTIFIED BY 'second-pw'");
+      writeFileSync(file, "second-pw\n");
+      expect((await runCheck(probeCheck)).ok).toBe(true);
+      await closeMariaDbProbes();
+      expect((await runCheck(probeCheck)).ok).toBe(true);
+    } finally {
+      await closeMariaDbProbes();
+      await setGlobal("DROP USER IF EXISTS 'probe'@'localhost'");
+      rmSync(file, { force: true });
+    }
+  });
 });

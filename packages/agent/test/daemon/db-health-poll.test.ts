@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DbSummary } from "../../src/core/election.js";
+import { composeDatabase } from "../../src/daemon/compose.js";
+import type { AgentDatabase } from "../../src/daemon/components.js";
+import { DbHealthPoll } from "../../src/daemon/db-health-poll.js";
+import type { DatabaseHealth } from "../../src/db/types.js";
+import { waitFor } from "../checks/helpers.js";
+import { ThrowawayMariaDb } from "../db/throwaway-mariadb.js";
+import { loadedConfig } from "./in-memory.js";
+
+/**
+ * The agent's database health poll over the database the daemon composes (db.enabled), on a
+ * real throwaway MariaDB server: one connection kept across polls.
+ */
+let server: ThrowawayMariaDb;
+
+beforeAll(async () => {
+  server = await ThrowawayMariaDb.create("mnha-db-poll-");
+}, 180_000);
+
+afterAll(async () => {
+  await server.destroy();
+});
+
+/** A poll as the agent wires it (every second, bounded by twice the connect timeout), driven by hand here. */
+function composedPoll(timeoutMs = 4_000): { poll: DbHealthPoll; summaries: DbSummary[] } {
+  const database = composeDatabase(loadedConfig({ db: { enabled: true, socket: server.socket, connectTimeoutMs: 2_000 } }));
+  const summaries: DbSummary[] = [];
+  return { poll: new DbHealthPoll({ database, intervalMs: 60_000, timeoutMs, onSummary: (s) => summaries.push(s) }), summaries };
+}
+
+const connectionsOpened = async (): Promise<number> => (await server.statusCounters(["Connections"]))["Connections"] ?? 0;
+const threadsConnected = async (): Promise<number> => (await server.statusCounters(["Threads_connected"]))["Threads_connected"] ?? 0;
+
+describe("the database health poll", () => {
+  it("keeps one connection across polls and closes it when it stops", async () => {
+    const { poll } = composedPoll();
+    const before = await connectionsOpened();
+    await poll.start();
+    for (let i = 0; i < 5; i++) {
+      await poll.poll();
+      expect(poll.last?.alive).toBe(true);
+      expect(poll.last?.readOnly).toBe(false);
+    }
+    // One for the polls, one for this observer's second count.
+    expect((await connectionsOpened()) - before).toBe(2);
+    // The observer's own connection is open while it counts: the poll's is the other one.
+    expect(await threadsConnected()).toBe(2);
+    await poll.stop();
+    expect(await waitFor(async () => (await threadsConnected()) === 1, 10_000, 50)).toBe(true);
+  });
+
+  it("sees a restarted server at the very next poll, and a server that is gone at once", async () => {
+    const { poll, summaries } = composedPoll();
+    try {
+      await poll.start();
+      expect(poll.last?.alive).toBe(true);
+      // Restarted between two polls: the kept connection died, the poll answers as a new connection would.
+      await server.stop();
+      await server.start();
+      await poll.poll();
+      expect(poll.last?.alive).toBe(true);
+      await server.stop();
+      await poll.poll();
+      expect(poll.last?.alive).toBe(false);
+      expect(poll.last?.error).toMatch(/not reachable/);
+      await server.start();
+      await poll.poll();
+      expect(poll.last?.alive).toBe(true);
+      expect(summaries.map((s) => s.alive)).toEqual([true, false, true]);
+    } finally {
+      await poll.stop();
+    }
+  }, 90_000);
+
+  it("drops the kept connection when a poll gets no answer within its timeout, and reconnects at the next", async () => {
+    const { poll } = composedPoll(500);
+    try {
+      await poll.start();
+      expect(poll.last?.alive).toBe(true);
+      server.signal("SIGSTOP");
+      try {
+        const started = performance.now();
+        await poll.poll();
+        expect(performance.now() - started).toBeLessThan(5_000);
+        expect(poll.last).toMatchObject({ alive: false, error: "no answer within 500 ms" });
+      } finally {
+        server.signal("SIGCONT");
+      }
+      await poll.poll();
+      expect(poll.last?.alive).toBe(true);
+      // The stuck connection is gone: the server holds the poll's new one and the observer's.
+      expect(await waitFor(async () => (await threadsConnected()) === 2, 10_000, 50)).toBe(true);
+      // And the new one is kept: only the observer's second count opens one.
+      const reconnected = await connectionsOpened();
+      for (let i = 0; i < 3; i++) await poll.poll();
+      expect(poll.last?.alive).toBe(true);
+      expect((await connectionsOpened()) - reconnected).toBe(1);
+    } finally {
+      await poll.stop();
+    }
+  }, 60_000);
+
+  it("tells the database it gave up on a read that passed its timeout", async () => {
+    let seen: AbortSignal | undefined;
+    const stuck: AgentDatabase = {
+      roleSwitch: {} as AgentDatabase["roleSwitch"],
+      health: (signal) => {
+        seen = signal;
+        return new Promise<DatabaseHealth>(() => undefined);
+      },
+      seedIncomplete: () => false,
+      close: async () => undefined,
+    };
+    const poll = new DbHealthPoll({ database: stuck, intervalMs: 60_000, timeoutMs: 50, onSummary: () => undefined });
+    await poll.poll();
+    expect(poll.last).toMatchObject({ alive: false, error: "no answer within 50 ms" });
+    expect(seen?.aborted).toBe(true);
+  });
+});
