@@ -12,8 +12,13 @@ import { fileURLToPath } from "node:url";
  * only ever see their own bridge.
  */
 export const LAB_NAME = (() => {
-  const name = process.env["MNHA_LAB"] ?? "lab";
-  if (!/^[a-z][a-z0-9]{0,9}$/.test(name)) throw new Error(`MNHA_LAB=${JSON.stringify(name)}: expected 1-10 lower-case letters or digits, starting with a letter`);
+  const base = process.env["MNHA_LAB"] ?? "lab";
+  // The lab test files run two at a time (vitest.config.ts): each vitest worker gets its own
+  // lab, named after the worker ("lab1", "lab2"); commands the tests start inherit the name.
+  const worker = process.env["VITEST"] !== undefined ? (process.env["VITEST_POOL_ID"] ?? "") : "";
+  if (!/^\d?$/.test(worker)) throw new Error(`VITEST_POOL_ID=${JSON.stringify(worker)}: expected one digit`);
+  const name = `${base}${worker}`;
+  if (!/^[a-z][a-z0-9]{0,9}$/.test(name)) throw new Error(`MNHA_LAB=${JSON.stringify(base)}: expected 1-10 lower-case letters or digits (1-9 under vitest), starting with a letter`);
   return name;
 })();
 /** Prefix of every namespace, nftables table and state path the lab creates. */
