@@ -53,7 +53,7 @@ export function parsePingReply(line: string): { seq: number; rttMs: number | nul
  * rise/fall, so one lost packet moves nothing. Starts unreachable: a node is not eligible
  * until the gateway has answered `rise` times.
  *
- * One long-running iputils ping (`ping -n -i INTERVAL ADDRESS`) sends the echoes and its
+ * One long-running iputils ping (`ping -n -O -i INTERVAL ADDRESS`) sends the echoes and its
  * reply lines are read as they come, instead of one ping process per probe: forking from a
  * 100 MB agent was the largest part of its idle CPU (issue 12). Each echo is still judged on
  * its own, as a one-shot `ping -W TIMEOUT` judged it: a reply within the timeout is a
@@ -133,9 +133,14 @@ export class GatewayMonitor implements GatewayMonitorApi {
     return this.lastDetail;
   }
 
-  /** The command line of the long-running ping. */
+  /**
+   * The command line of the long-running ping. `-O` makes it print a line for every echo left
+   * unanswered: a ping orphaned by a killed agent (the unit's KillMode=process leaves children
+   * running) then dies of SIGPIPE within one interval even while the gateway is down. Without
+   * it, a ping to a silent gateway prints nothing and would outlive the agent for good.
+   */
   pingArgv(): string[] {
-    return [this.pingCommand, "-n", "-i", secondsArgument(this.options.intervalMs), this.options.address];
+    return [this.pingCommand, "-n", "-O", "-i", secondsArgument(this.options.intervalMs), this.options.address];
   }
 
   /** A new ping counts its echoes from 1 again, and its first send time is only estimated. */

@@ -1,9 +1,11 @@
+import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MnhaError, silentLogger } from "@mnha/shared";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { GatewayMonitor, defaultPingCommand, parsePingReply, parsePingRtt, type GatewayMonitorOptions } from "../../src/checks/gateway-monitor.js";
+import { NetnsLab, run } from "../net/netns-lab.js";
 import { notRunning, sleep, waitFor } from "./helpers.js";
 
 // Real pings go to 127.0.0.1 only; every other case uses a fake ping script.
@@ -74,7 +76,7 @@ describe("GatewayMonitor", () => {
     expect(await waitFor(() => changes.length === 1, 2_000)).toBe(true);
     expect(changes[0]).toEqual([true, "reply from 127.0.0.1 in 0.123 ms"]);
     expect(monitor.lastRttMs()).toBe(0.123);
-    expect(readFileSync(argsFile, "utf8").trim()).toBe("-n -i 0.05 127.0.0.1");
+    expect(readFileSync(argsFile, "utf8").trim()).toBe("-n -O -i 0.05 127.0.0.1");
 
     unlinkSync(up);
     const lostAt = performance.now();
@@ -160,6 +162,31 @@ describe("GatewayMonitor", () => {
     const make = () => new GatewayMonitor({ address: "-f", intervalMs: 50, timeoutMs: 400, rise: 1, fall: 1, logger: silentLogger() });
     expect(make).toThrow(MnhaError);
     expect(make).toThrow(/not an IPv4 address/);
+  });
+
+  it("runs a ping that dies once nobody reads it, even while the gateway is silent (an agent killed outright leaves no ping behind)", async () => {
+    // A throwaway namespace whose 127.0.0.1 never answers an echo: the gateway down.
+    const netns = new NetnsLab();
+    try {
+      const ns = await netns.namespace("gw-orphan");
+      await run(["ip", "netns", "exec", ns, "nft", "add", "table", "inet", "mnha_ut"]);
+      await run(["ip", "netns", "exec", ns, "nft", "add", "chain", "inet", "mnha_ut", "out", "{ type filter hook output priority 0; }"]);
+      await run(["ip", "netns", "exec", ns, "nft", "add", "rule", "inet", "mnha_ut", "out", "icmp", "type", "echo-request", "drop"]);
+      const { monitor } = gatewayMonitor({ intervalMs: 200, pingCommand: defaultPingCommand() });
+      const [file, ...args] = monitor.pingArgv();
+      const ping = spawn("ip", ["netns", "exec", ns, file as string, ...args], { stdio: ["ignore", "pipe", "ignore"] });
+      const exited = new Promise<NodeJS.Signals | number | null>((resolve) => ping.on("exit", (code, signal) => resolve(signal ?? code)));
+      const lines: string[] = [];
+      ping.stdout.setEncoding("utf8").on("data", (chunk: string) => lines.push(chunk));
+      expect(await waitFor(() => lines.join("").includes("no answer yet"), 3_000)).toBe(true);
+      // The reader goes away, as when the agent is SIGKILLed: the next line kills ping.
+      ping.stdout.destroy();
+      const outcome = await Promise.race([exited, sleep(3_000).then(() => "still running")]);
+      if (outcome === "still running") ping.kill("SIGKILL");
+      expect(outcome).toBe("SIGPIPE");
+    } finally {
+      await netns.cleanup();
+    }
   });
 
   it("uses the installed ping by default", () => {
