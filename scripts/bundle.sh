@@ -47,6 +47,13 @@ arch=$(node -p 'process.arch')
 name="mnha-suite-$version-linux-x64"
 [[ -f "$repo/packages/agent/dist/cli/main.js" ]] || { echo "bundle: the agent is not built; run pnpm build first" >&2; exit 2; }
 
+# One bundle at a time on a machine (two lab test files may want one at once): `pnpm deploy`
+# hard-links files from the shared pnpm store, and a second deploy running at the same time
+# rewrites some of them while tar reads them ("file changed as we read it").
+mkdir -p "$repo/dist"
+exec 9>"$repo/dist/.bundle.lock"
+flock -w 900 9 || { echo "bundle: another bundle.sh has held $repo/dist/.bundle.lock for 15 minutes; is one stuck?" >&2; exit 1; }
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root="$work/$name"
