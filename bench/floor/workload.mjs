@@ -17,6 +17,8 @@
  *   modules      loads the agent's built module graph (packages/agent/dist/cli/main.js) and
  *                idles: the memory of the code alone
  *   store-worker an idle worker thread that opened a better-sqlite3 database (the store's shape)
+ *   code-and-store  both of the last two in one process: the memory an agent has before it
+ *                does any work
  */
 // Built-in modules are imported by the modes that use them, so "timers" is the bare runtime.
 import { createRequire } from "node:module";
@@ -107,7 +109,8 @@ if (mode === "timers") {
 } else if (mode === "modules") {
   await import(new URL("../../packages/agent/dist/cli/main.js", import.meta.url).href);
   every(60_000, () => undefined);
-} else if (mode === "store-worker") {
+} else if (mode === "store-worker" || mode === "code-and-store") {
+  if (mode === "code-and-store") await import(new URL("../../packages/agent/dist/cli/main.js", import.meta.url).href);
   const { mkdtempSync, rmSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
@@ -120,11 +123,9 @@ db.pragma("journal_mode = WAL");
 db.exec("CREATE TABLE IF NOT EXISTS events (at INTEGER, body TEXT)");
 setInterval(() => undefined, 60000);`;
   new Worker(source, { eval: true });
-  end.unref();
-  setTimeout(() => {
-    rmSync(dir, { recursive: true, force: true });
-    process.exit(0);
-  }, seconds * 1000);
+  // The database goes with the process, however it ends (its time is up, or the runner's SIGTERM).
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  process.on("SIGTERM", () => process.exit(0));
 } else {
   console.error(`unknown mode ${mode}`);
   process.exit(2);
