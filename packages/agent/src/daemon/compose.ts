@@ -90,7 +90,7 @@ export function composeDatabase(loaded: LoadedConfig): NonNullable<AgentComponen
   const { config } = loaded;
   const db = openLocalDatabase(config);
   // The health poll's connection is kept across polls (issue 12: one per second was costly).
-  const healthReader = new KeptHealthReader(db);
+  const healthReader = new KeptHealthReader({ label: db.label, connect: () => db.connect(), read: (connection) => db.readHealth(connection) });
   return {
     roleSwitch: new DatabaseRoleSwitch(db, { switchTimeoutMs: 2 * config.db.connectTimeoutMs, catchUpTimeoutMs: config.db.catchUpTimeoutMs }),
     health: (signal) => healthReader.health(signal),

@@ -1,11 +1,26 @@
 /**
- * The agent's database health poll reads the local server every second: over one kept
- * connection rather than a new one each time (connect, login, statements, close was much of
- * an idle agent's CPU, issue 12). `MariaDbDatabase.health()` stays one-shot for the CLI.
+ * A health read of the local MariaDB over one kept connection, for the reads that repeat: the
+ * `mariadb` check (every 200 ms, checks/mariadb-check.ts) and the agent's health poll (every
+ * second). A new connection each time (connect, login, statements, close) was much of an idle
+ * agent's CPU (issue 12). `MariaDbDatabase.health()` stays one-shot for the CLI.
+ *
+ * The rules, so that each read answers as a new connection would (is the server answering
+ * now): a failed, aborted or still-busy connection is dropped; a read that fails on a reused
+ * connection tries once more on a fresh one (a restarted server); an idle connection's error
+ * event (the server going away) drops it instead of ending the agent.
  */
 import type { Connection } from "mariadb";
-import { DEAD_HEALTH, type MariaDbDatabase, sqlErrorText } from "./mariadb.js";
+import { DEAD_HEALTH, sqlErrorText } from "./mariadb.js";
 import type { DatabaseHealth } from "./types.js";
+
+export interface KeptHealthOptions {
+  /** Names the server in a refused statement's error ("local"). */
+  label: string;
+  /** Opens a connection; throws what the connector throws. */
+  connect(): Promise<Connection>;
+  /** The health over an open connection (`fresh`: just opened); throws what the connector throws. */
+  read(connection: Connection, fresh: boolean): Promise<DatabaseHealth>;
+}
 
 export class KeptHealthReader {
   private connection: Connection | null = null;
@@ -13,53 +28,56 @@ export class KeptHealthReader {
   private busy = false;
   private closed = false;
 
-  constructor(private readonly db: MariaDbDatabase) {}
+  constructor(private readonly options: KeptHealthOptions) {}
 
   /**
-   * The health report; never throws (a dead server is `alive: false`). A read that fails on
-   * the kept connection tries once more on a fresh one, so a restarted server is seen as a
-   * new connection would see it; a failed, aborted or still-busy connection is dropped and
-   * the next read connects again. `signal`: the caller gave up (its timeout).
+   * The health report; never throws (a dead server is `alive: false`). `signal`: the caller
+   * gave up (its timeout): the connection is dropped. After close(), reads connect each time
+   * and keep nothing.
    */
   async health(signal?: AbortSignal): Promise<DatabaseHealth> {
-    if (this.closed) return this.db.health();
     // Busy: the previous read is still waiting on it (its caller gave up): never queue behind it.
     if (this.connection !== null && this.busy) this.drop(this.connection);
     const reused = this.connection !== null;
     const health = await this.readOn(signal);
-    if (!health.alive && reused && signal?.aborted !== true && !this.closed) return this.readOn(signal);
+    if (!health.alive && reused && signal?.aborted !== true) return this.readOn(signal);
     return health;
   }
 
   private async readOn(signal: AbortSignal | undefined): Promise<DatabaseHealth> {
     let connection = this.connection;
+    const fresh = connection === null;
     if (connection === null) {
       try {
-        connection = await this.db.connect();
+        connection = await this.options.connect();
       } catch (error) {
         return { ...DEAD_HEALTH, error: error instanceof Error ? error.message : String(error) };
       }
-      if (signal?.aborted === true || this.closed) {
+      if (signal?.aborted === true) {
         connection.destroy();
         return { ...DEAD_HEALTH, error: "health read aborted" };
       }
-      const fresh = connection;
-      // An idle connection gets an error event when the server goes away ("shutdown in
-      // progress"): unheard, it would end the agent. Drop it; the next read connects again.
-      fresh.on("error", () => this.drop(fresh));
-      this.connection = fresh;
+      const opened = connection;
+      opened.on("error", () => this.drop(opened));
+      if (!this.closed) {
+        // Two reads can connect at once (a check that gave up on a slow connect starts the
+        // next): the newest connection is kept, the one it replaces closed.
+        if (this.connection !== null) this.drop(this.connection);
+        this.connection = opened;
+      }
     }
     const current = connection;
     const onAbort = () => this.drop(current);
     signal?.addEventListener("abort", onAbort, { once: true });
-    this.busy = true;
+    if (this.connection === current) this.busy = true;
     try {
-      return await this.db.readHealth(current);
+      return await this.options.read(current, fresh);
     } catch (error) {
       this.drop(current);
-      return { ...DEAD_HEALTH, error: `MariaDB on ${this.db.label} refused a statement: ${sqlErrorText(error)}` };
+      return { ...DEAD_HEALTH, error: `MariaDB on ${this.options.label} refused a statement: ${sqlErrorText(error)}` };
     } finally {
       if (this.connection === current) this.busy = false;
+      else if (this.closed) current.destroy();
       signal?.removeEventListener("abort", onAbort);
     }
   }
@@ -72,7 +90,7 @@ export class KeptHealthReader {
     connection.destroy();
   }
 
-  /** Closes the kept connection (the agent stopping); later reads are one-shot. */
+  /** Closes the kept connection (the agent or the check stopping). */
   async close(): Promise<void> {
     this.closed = true;
     const connection = this.connection;
