@@ -7,14 +7,7 @@
  *   pnpm build
  *   MNHA_LAB=bench node --import tsx bench/db-failover.ts --trials 10 --seed-mb 1024
  */
+import { runBenchmarkMain } from "../test/lab/bench-report.js";
 import { runDbBenchmark } from "../test/lab/bench-db.js";
 
-runDbBenchmark(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(`db-failover: ${(error as Error).message}`);
-    const hint = (error as { hint?: string }).hint;
-    if (hint) console.error(`hint: ${hint}`);
-    process.exit(2);
-  },
-);
+runBenchmarkMain("db-failover", runDbBenchmark);

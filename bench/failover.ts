@@ -5,14 +5,7 @@
  *   pnpm build
  *   MNHA_LAB=bench node --import tsx bench/failover.ts --trials 20
  */
+import { runBenchmarkMain } from "../test/lab/bench-report.js";
 import { runFailoverBenchmark } from "../test/lab/bench-failover.js";
 
-runFailoverBenchmark(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(`failover: ${(error as Error).message}`);
-    const hint = (error as { hint?: string }).hint;
-    if (hint) console.error(`hint: ${hint}`);
-    process.exit(2);
-  },
-);
+runBenchmarkMain("failover", runFailoverBenchmark);

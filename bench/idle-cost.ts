@@ -14,14 +14,7 @@
  * heap snapshot of each agent land in DIR; profiling costs CPU, so such a run's numbers are
  * not the benchmark's). Results: bench/results/idle-cost-<date>-<label>.md|csv.
  */
+import { runBenchmarkMain } from "../test/lab/bench-report.js";
 import { runIdleCost } from "../test/lab/bench-idle.js";
 
-runIdleCost(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(`idle-cost: ${(error as Error).message}`);
-    const hint = (error as { hint?: string }).hint;
-    if (hint) console.error(`hint: ${hint}`);
-    process.exit(2);
-  },
-);
+runBenchmarkMain("idle-cost", runIdleCost);

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { resolve } from "node:path";
 import { AGENT_ENV, AGENT_NODE_FLAGS, REPO_ROOT } from "../test/lab/constants.js";
 import { clockTicks, cpuTicks, rssKb } from "../test/lab/bench-procstat.js";
-import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, parseFlags, writeResults } from "../test/lab/bench-report.js";
+import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, parseFlags, runBenchmarkMain, writeResults } from "../test/lab/bench-report.js";
 import { monoNow, sleep } from "../test/lab/exec.js";
 
 const USAGE = "node --import tsx bench/idle-floor.ts [--seconds 60] [--label NAME]";
@@ -80,8 +80,8 @@ async function measure(workload: Workload, port: number, seconds: number): Promi
   }
 }
 
-async function main(): Promise<number> {
-  const flags = parseFlags(process.argv.slice(2), { seconds: "string", label: "string" }, USAGE);
+async function main(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(argv, { seconds: "string", label: "string" }, USAGE);
   const seconds = intFlag(flags, "seconds", 60, 3_600);
   const label = typeof flags["label"] === "string" ? flags["label"].replace(/[^a-z0-9-]/gi, "") : "run";
   const machine = describeMachine();
@@ -116,12 +116,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(`idle-floor: ${(error as Error).message}`);
-    const hint = (error as { hint?: string }).hint;
-    if (hint) console.error(`hint: ${hint}`);
-    process.exit(2);
-  },
-);
+runBenchmarkMain("idle-floor", main);

@@ -6,14 +6,7 @@
  *   pnpm build
  *   MNHA_LAB=bench node --import tsx bench/soak.ts --minutes 30 [--system mnha|keepalived-fast] [--seed 1]
  */
+import { runBenchmarkMain } from "../test/lab/bench-report.js";
 import { runSoak } from "../test/lab/soak.js";
 
-runSoak(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(`soak: ${(error as Error).message}`);
-    const hint = (error as { hint?: string }).hint;
-    if (hint) console.error(`hint: ${hint}`);
-    process.exit(2);
-  },
-);
+runBenchmarkMain("soak", runSoak);

@@ -201,3 +201,19 @@ export function intFlag(flags: Record<string, string | boolean>, name: string, f
   }
   return value;
 }
+
+/**
+ * A benchmark's command-line entry: runs it, exits with its code, or prints the error (and
+ * its hint) under the benchmark's name and exits 2.
+ */
+export function runBenchmarkMain(name: string, run: (argv: readonly string[]) => Promise<number>): void {
+  run(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(`${name}: ${(error as Error).message}`);
+      const hint = (error as { hint?: string }).hint;
+      if (hint) console.error(`hint: ${hint}`);
+      process.exit(2);
+    },
+  );
+}
