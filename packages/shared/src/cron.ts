@@ -40,7 +40,7 @@ export function scheduleCron(expression: string, run: () => void | Promise<void>
   return { stop: () => job.stop() };
 }
 
-/** The next run after `from` (null: the expression never runs again). For tests and status. */
+/** The next run after `from` (null: the expression never runs again), read as scheduleCron reads it: how the tests check local time and DST. */
 export function nextCronRun(expression: string, from: Date): Date | null {
   const job = new Cron(expression, { ...CRON_OPTIONS, paused: true });
   try {
