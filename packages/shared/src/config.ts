@@ -24,7 +24,11 @@ const count = z.number().int().min(1).max(100);
 const interfaceName = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, "a network interface name of 1-15 characters, such as eth0 or br_eth0");
 const absolutePath = z.string().refine((v) => isAbsolute(v), "an absolute path");
 const commandArgv = z.array(z.string().min(1)).min(1, "a command as a list of arguments, such as [systemctl, restart, mariadb]");
-const cronExpression = z.string().refine((v) => cronExpressionProblem(v) === null, "a cron expression such as \"*/15 * * * *\" (minute hour day month weekday)");
+const cronExpression = z.string().superRefine((value, ctx) => {
+  // croner's reason ("Invalid value for minute: 61") tells which field to fix.
+  const problem = cronExpressionProblem(value);
+  if (problem !== null) ctx.addIssue({ code: "custom", message: `a cron expression such as "*/15 * * * *" (minute hour day month weekday); this one: ${problem}` });
+});
 const statusPattern = z.union([z.number().int().min(100).max(599), z.string().regex(/^[1-5]xx$/, "a status such as 200 or a class such as 2xx")]);
 
 const checkTiming = {

@@ -84,6 +84,15 @@ describe("config", () => {
     expect(problem!.expected).toContain(expectation);
   });
 
+  it("says which field of a bad cron expression is wrong", () => {
+    const raw = minimal() as Record<string, any>;
+    raw.store = { schedules: { retention: "61 * * * *" } };
+    const [problem, ...others] = problemsOf(raw);
+    expect(others).toEqual([]);
+    expect(problem?.path).toBe("store.schedules.retention");
+    expect(problem?.expected).toBe('a cron expression such as "*/15 * * * *" (minute hour day month weekday); this one: Invalid value for minute: 61');
+  });
+
   it("a node configured as its own peer gets its own error code (PEER_IS_SELF)", () => {
     const raw = minimal() as Record<string, any>;
     raw.peers[0].address = raw.node.address;
