@@ -12,7 +12,8 @@
  *
  * --profile DIR runs the agents with --cpu-prof and --heapsnapshot-signal (profiles and a
  * heap snapshot of each agent land in DIR; profiling costs CPU, so such a run's numbers are
- * not the benchmark's). Results: bench/results/idle-cost-<date>-<label>.md|csv.
+ * not the benchmark's). Results: bench/results/idle-cost-<date>-<label>.md|csv, and each
+ * agent's RSS and CPU ticks every 10 s in idle-cost-<date>-<label>-series.csv.
  */
 import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -21,11 +22,46 @@ import { Lab } from "./lab.js";
 import { AGENT_ENV, AGENT_NODE_FLAGS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
 import { MnhaSystem } from "./bench-systems.js";
 import { clockTicks, costBetween, cpuTicks, rssKb, sampleProcesses } from "./bench-procstat.js";
-import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, parseFlags, writeResults } from "./bench-report.js";
+import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, median, parseFlags, writeCsvResult, writeResults } from "./bench-report.js";
 import { monoNow, sleep } from "./exec.js";
 
 const USAGE = "MNHA_LAB=hperf node --import tsx bench/idle-cost.ts [--seconds 300] [--warmup 30] [--label NAME] [--profile DIR] [--node-args flag=value,...] [--keep-up]";
 const TARGETS = { cpuPercent: 1.5, rssMb: 70 };
+
+interface AgentSample {
+  /** Since the window opened. */
+  seconds: number;
+  node: MnNode;
+  rssMb: number;
+  /** utime + stime of the agent, in clock ticks. */
+  ticks: number;
+}
+
+/**
+ * The window cut into 10-minute parts (1-minute parts in runs under 20 minutes): per agent the
+ * RSS's minimum / median / maximum and the CPU in each part. Empty when there are fewer than two.
+ */
+function windowLines(series: readonly AgentSample[], took: number, holder: MnNode | null): string[] {
+  const partS = took >= 1_200 ? 600 : 60;
+  const parts = Math.floor(took / partS);
+  if (parts < 2) return [];
+  const rows: string[][] = [];
+  for (let part = 0; part < parts; part++) {
+    const row = [`${(part * partS) / 60}–${((part + 1) * partS) / 60}`];
+    for (const node of MN_NODES) {
+      // From the last sample before the part (its CPU starts there) to the last one in it.
+      const inPart = series.filter((x) => x.node === node && x.seconds > part * partS && x.seconds <= (part + 1) * partS + 1);
+      const before = series.filter((x) => x.node === node && x.seconds <= part * partS + 1).at(-1);
+      const rss = inPart.map((x) => x.rssMb);
+      const last = inPart.at(-1);
+      row.push(rss.length > 0 ? `${Math.min(...rss).toFixed(1)} / ${median(rss).toFixed(1)} / ${Math.max(...rss).toFixed(1)}` : "");
+      row.push(before && last && last.seconds > before.seconds ? ((last.ticks - before.ticks) / clockTicks() / (last.seconds - before.seconds) * 100).toFixed(2) : "");
+    }
+    rows.push(row);
+  }
+  const header = ["minutes", ...MN_NODES.flatMap((node) => [`${node}${node === holder ? " (holder at the start)" : ""} RSS min / median / max (MB)`, `${node} CPU %`])];
+  return ["", `The window in parts (agent samples every 10 s, in the \`-series.csv\` file):`, "", ...markdownTable(header, rows)];
+}
 
 export async function runIdleCost(argv: readonly string[]): Promise<number> {
   const flags = parseFlags(argv, { seconds: "string", warmup: "string", label: "string", profile: "string", "node-args": "string", "keep-up": "boolean" }, USAGE);
@@ -56,6 +92,8 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
   const system = new MnhaSystem(lab);
   const loadSamples: number[] = [];
   const rssSamples = new Map<MnNode, number[]>(MN_NODES.map((node) => [node, []]));
+  // Each agent every 10 s: the series file and the table of windows tell a leak from the heap settling.
+  const series: AgentSample[] = [];
   let interrupted = false;
   const onSignal = () => {
     interrupted = true;
@@ -63,7 +101,7 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   console.log(`idle cost in lab ${LAB_PREFIX}: warm-up ${warmup} s, window ${seconds} s${profileDir ? `, profiling into ${profileDir}` : ""}`);
-  let result: { markdown: string; csvText: string } | null = null;
+  let result: { markdown: string; csvText: string; seriesCsv: string } | null = null;
   try {
     const stable = await lab.up({ fresh: true });
     console.log(`  up: holder ${stable.holder ?? "?"}`);
@@ -72,6 +110,10 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
     for (const node of MN_NODES) processes.set(node, await system.processes(node));
     const first = new Map(MN_NODES.map((node) => [node, sampleProcesses(processes.get(node) ?? [])]));
     const started = monoNow();
+    for (const node of MN_NODES) {
+      const agent = first.get(node)?.find((p) => p.role === "agent");
+      if (agent) series.push({ seconds: 0, node, rssMb: agent.rssKb / 1024, ticks: agent.ticks });
+    }
     const loadStart = loadavg().map((l) => l.toFixed(2)).join(" ");
     while (!interrupted && monoNow() - started < seconds * 1000) {
       await sleep(Math.min(10_000, seconds * 1000 - (monoNow() - started)));
@@ -80,6 +122,8 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
         const agent = processes.get(node)?.find((p) => p.role === "agent");
         const rss = agent ? rssKb(agent.pid) : null;
         if (rss !== null) rssSamples.get(node)?.push(rss / 1024);
+        const ticks = agent ? cpuTicks(agent.pid) : null;
+        if (rss !== null && ticks !== null) series.push({ seconds: (monoNow() - started) / 1000, node, rssMb: rss / 1024, ticks: ticks.total });
       }
     }
     const took = (monoNow() - started) / 1000;
@@ -122,9 +166,11 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
       ...markdownTable(["node", "process", "CPU (% of one core)", "of which reaped children", "RSS at the end (MB)", "agent RSS over the window (MB)"], rows),
       "",
       `Targets per agent: CPU ≤ ${TARGETS.cpuPercent} % of one core: worst ${worstCpu.toFixed(2)} % ${pass(worstCpu <= TARGETS.cpuPercent)}; RSS ≤ ${TARGETS.rssMb} MB: worst ${worstRss.toFixed(1)} MB ${pass(worstRss <= TARGETS.rssMb)}.`,
+      ...windowLines(series, took, holder),
     ].join("\n");
     const csvText = csv(["label", "node", "role_at_start", "process", "cpu_pct_one_core", "children_cpu_pct_one_core", "rss_mb_end", "agent_rss_mb_max", "window_s"], csvRows);
-    result = { markdown, csvText };
+    const seriesCsv = csv(["seconds", "node", "agent_rss_mb", "agent_cpu_ticks"], series.map((x) => [x.seconds.toFixed(1), x.node, x.rssMb.toFixed(1), x.ticks]));
+    result = { markdown, csvText, seriesCsv };
     if (profileDir !== null) {
       // A heap snapshot of each agent, then a clean stop so --cpu-prof writes its profile.
       for (const node of MN_NODES) {
@@ -140,8 +186,10 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
   if (result === null) return 1;
   console.log(`\n${result.markdown}`);
   if (profileDir === null) {
-    const files = writeResults(`idle-cost-${dateStamp()}-${label}`, result.markdown, result.csvText);
-    console.log(`written: ${files.md}, ${files.csv}`);
+    const base = `idle-cost-${dateStamp()}-${label}`;
+    const files = writeResults(base, result.markdown, result.csvText);
+    const seriesFile = writeCsvResult(`${base}-series`, result.seriesCsv);
+    console.log(`written: ${files.md}, ${files.csv}, ${seriesFile}`);
   }
   return 0;
 }
