@@ -50,7 +50,7 @@ export class BackupScheduler implements Startable {
 
   constructor(private readonly options: BackupSchedulerOptions) {
     const problem = cronExpressionProblem(options.expression);
-    if (problem !== null) throw new MnhaError("CONFIG_INVALID", `backup.schedule ${JSON.stringify(options.expression)} is not a cron expression: ${problem}`, { hint: 'use five fields, e.g. "15 2 * * *" (minute hour day month weekday)' });
+    if (problem !== null) throw new MnhaError("CONFIG_INVALID", `backup.schedule ${JSON.stringify(options.expression)} is not a cron expression: ${problem}`, { hint: 'use five fields, e.g. "15 2 * * *" (minute hour day month weekday), or six with seconds first' });
     this.schedule = options.schedule ?? cronSchedule;
     this.now = options.now ?? (() => performance.now());
   }
