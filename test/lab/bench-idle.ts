@@ -21,7 +21,7 @@ import { createLogger } from "@mnha/shared";
 import { Lab } from "./lab.js";
 import { AGENT_ENV, AGENT_NODE_FLAGS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
 import { MnhaSystem } from "./bench-systems.js";
-import { clockTicks, costBetween, cpuTicks, rssKb, sampleProcesses } from "./bench-procstat.js";
+import { clockTicks, costBetween, cpuTicks, memorySplit, rssKb, sampleProcesses } from "./bench-procstat.js";
 import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, median, parseFlags, writeCsvResult, writeResults } from "./bench-report.js";
 import { monoNow, sleep } from "./exec.js";
 
@@ -151,6 +151,14 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
     const worstCpu = Math.max(...agents.map((a) => a?.cpuPercent ?? Number.NaN));
     const worstRss = Math.max(...MN_NODES.flatMap((node) => rssSamples.get(node) ?? []));
     const pass = (ok: boolean) => (ok ? "**pass**" : "**miss**");
+    // RSS counts the node binary's and libraries' file pages in full in every Node.js process;
+    // the private part is what the agent alone costs the machine.
+    const splitRows = MN_NODES.flatMap((node) => {
+      const agent = processes.get(node)?.find((p) => p.role === "agent");
+      const split = agent ? memorySplit(agent.pid) : null;
+      const mb = (kb: number) => (kb / 1024).toFixed(1);
+      return split ? [[node + (node === holder ? " (holder)" : ""), mb(split.rssKb), mb(split.privateKb), mb(split.sharedKb), mb(split.pssKb)]] : [];
+    });
     const meanLoad = loadSamples.length > 0 ? loadSamples.reduce((a, b) => a + b, 0) / loadSamples.length : Number.NaN;
     const markdown = [
       `# Idle cost at the defaults, ${machine.date.slice(0, 10)} (${label})`,
@@ -166,6 +174,9 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
       ...markdownTable(["node", "process", "CPU (% of one core)", "of which reaped children", "RSS at the end (MB)", "agent RSS over the window (MB)"], rows),
       "",
       `Targets per agent: CPU ≤ ${TARGETS.cpuPercent} % of one core: worst ${worstCpu.toFixed(2)} % ${pass(worstCpu <= TARGETS.cpuPercent)}; RSS ≤ ${TARGETS.rssMb} MB: worst ${worstRss.toFixed(1)} MB ${pass(worstRss <= TARGETS.rssMb)}.`,
+      ...(splitRows.length > 0
+        ? ["", "Each agent's resident memory at the end (/proc/PID/smaps_rollup): its private pages, and the shared ones (mostly the node binary's and libraries' file pages, which RSS counts in full in every Node.js process):", "", ...markdownTable(["node", "RSS (MB)", "private (MB)", "shared (MB)", "PSS (MB)"], splitRows)]
+        : []),
       ...windowLines(series, took, holder),
     ].join("\n");
     const csvText = csv(["label", "node", "role_at_start", "process", "cpu_pct_one_core", "children_cpu_pct_one_core", "rss_mb_end", "agent_rss_mb_max", "window_s"], csvRows);

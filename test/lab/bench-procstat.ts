@@ -94,3 +94,37 @@ export function costBetween(first: readonly ProcessSample[], second: readonly Pr
     return { role, processes: now.length, rssMb: now.reduce((sum, s) => sum + s.rssKb, 0) / 1024, cpuPercent: percent(ticks), childCpuPercent: percent(childTicks) };
   });
 }
+
+/**
+ * Where a process's resident memory is, from /proc/PID/smaps_rollup: its private pages (heaps,
+ * buffers, stacks: what it costs the machine alone) and the shared ones (for an agent, mostly
+ * the node binary's and the libraries' file pages, which every Node.js process on the host maps
+ * and RSS counts in full in each), and PSS (shared pages divided among the processes mapping
+ * them). Null when the process is gone or the kernel has no smaps_rollup.
+ */
+export interface MemorySplit {
+  rssKb: number;
+  privateKb: number;
+  sharedKb: number;
+  pssKb: number;
+}
+
+export function memorySplit(pid: number): MemorySplit | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  } catch {
+    return null;
+  }
+  const field = (name: string): number | null => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB$`, "m").exec(text);
+    return match ? Number.parseInt(match[1] as string, 10) : null;
+  };
+  const rss = field("Rss");
+  const pss = field("Pss");
+  const privateClean = field("Private_Clean");
+  const privateDirty = field("Private_Dirty");
+  if (rss === null || pss === null || privateClean === null || privateDirty === null) return null;
+  const privateKb = privateClean + privateDirty;
+  return { rssKb: rss, privateKb, sharedKb: rss - privateKb, pssKb: pss };
+}
