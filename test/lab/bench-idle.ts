@@ -65,7 +65,8 @@ function windowLines(series: readonly AgentSample[], took: number, holder: MnNod
 
 export async function runIdleCost(argv: readonly string[]): Promise<number> {
   const flags = parseFlags(argv, { seconds: "string", warmup: "string", label: "string", profile: "string", "node-args": "string", "keep-up": "boolean" }, USAGE);
-  const seconds = intFlag(flags, "seconds", 300, 3_600);
+  // Up to four hours: long enough to tell a drift of a megabyte an hour from the heap settling.
+  const seconds = intFlag(flags, "seconds", 300, 14_400);
   const warmup = intFlag(flags, "warmup", 30, 600);
   const label = typeof flags["label"] === "string" ? flags["label"].replace(/[^a-z0-9-]/gi, "") : "run";
   const profileDir = typeof flags["profile"] === "string" ? flags["profile"] : null;
