@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "@mnha/shared";
 import { analyze, type SamplerRecord } from "../lab/analysis.js";
 import { parseArpingMacs } from "../lab/arp-probe.js";
+import { memorySplit, rssKb } from "../lab/bench-procstat.js";
 import { HOSTS, LAB_PREFIX, LAB_STATE_DIR, MN_NODES, VIP_ADDRESS, nodePaths } from "../lab/constants.js";
 import { run, runIn, sleep } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
@@ -54,6 +55,30 @@ describe("analysis of sampler records", () => {
   it("parses arping's replies, one entry per distinct MAC", () => {
     const output = "ARPING 10.250.77.100 from 10.250.77.50 eth0\nUnicast reply from 10.250.77.100 [02:4D:4E:48:41:0B]  0.5ms\nUnicast reply from 10.250.77.100 [02:4D:4E:48:41:0C]  0.6ms\nUnicast reply from 10.250.77.100 [02:4D:4E:48:41:0B]  0.7ms\n";
     expect(parseArpingMacs(output)).toEqual([mn1, mn2]);
+  });
+});
+
+describe("process memory as the idle benchmark reads it", () => {
+  it("splits a live process's RSS into private and shared pages, with PSS between them", () => {
+    const split = memorySplit(process.pid);
+    const rss = rssKb(process.pid);
+    expect(split).not.toBeNull();
+    expect(rss).not.toBeNull();
+    if (split === null || rss === null) return;
+    // Two reads of a running process: RSS from status and from smaps_rollup agree closely.
+    expect(Math.abs(split.rssKb - rss)).toBeLessThan(rss * 0.2);
+    expect(split.privateKb).toBeGreaterThan(0);
+    expect(split.sharedKb).toBeGreaterThan(0);
+    // PSS counts private pages whole and shared ones in part (libc's pages are mapped by every
+    // process on the machine, so it is below RSS).
+    expect(split.pssKb).toBeGreaterThanOrEqual(split.privateKb);
+    expect(split.pssKb).toBeLessThan(split.rssKb);
+  });
+
+  it("reads nothing for a process that is gone", () => {
+    const gone = 2 ** 22 + 1; // above pid_max's ceiling: never a live pid
+    expect(memorySplit(gone)).toBeNull();
+    expect(rssKb(gone)).toBeNull();
   });
 });
 

@@ -44,10 +44,15 @@ export function cpuTicks(pid: number): { total: number; children: number } | nul
   }
 }
 
+/** A "Name:   1234 kB" line of a /proc file (status, smaps_rollup), in kB; null when missing. */
+function kbField(text: string, name: string): number | null {
+  const match = new RegExp(`^${name}:\\s+(\\d+) kB$`, "m").exec(text);
+  return match ? Number.parseInt(match[1] as string, 10) : null;
+}
+
 export function rssKb(pid: number): number | null {
   try {
-    const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return match ? Number.parseInt(match[1] as string, 10) : null;
+    return kbField(readFileSync(`/proc/${pid}/status`, "utf8"), "VmRSS");
   } catch {
     return null;
   }
@@ -116,14 +121,10 @@ export function memorySplit(pid: number): MemorySplit | null {
   } catch {
     return null;
   }
-  const field = (name: string): number | null => {
-    const match = new RegExp(`^${name}:\\s+(\\d+) kB$`, "m").exec(text);
-    return match ? Number.parseInt(match[1] as string, 10) : null;
-  };
-  const rss = field("Rss");
-  const pss = field("Pss");
-  const privateClean = field("Private_Clean");
-  const privateDirty = field("Private_Dirty");
+  const rss = kbField(text, "Rss");
+  const pss = kbField(text, "Pss");
+  const privateClean = kbField(text, "Private_Clean");
+  const privateDirty = kbField(text, "Private_Dirty");
   if (rss === null || pss === null || privateClean === null || privateDirty === null) return null;
   const privateKb = privateClean + privateDirty;
   return { rssKb: rss, privateKb, sharedKb: rss - privateKb, pssKb: pss };
