@@ -25,7 +25,7 @@ import { clockTicks, costBetween, cpuTicks, memorySplit, rssKb, sampleProcesses 
 import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, median, parseFlags, writeCsvResult, writeResults } from "./bench-report.js";
 import { monoNow, sleep } from "./exec.js";
 
-const USAGE = "MNHA_LAB=hperf node --import tsx bench/idle-cost.ts [--seconds 300] [--warmup 30] [--label NAME] [--profile DIR] [--node-args flag=value,...] [--keep-up]";
+const USAGE = "MNHA_LAB=hperf node --import tsx bench/idle-cost.ts [--seconds 300 (up to 14400)] [--warmup 30] [--label NAME] [--profile DIR] [--node-args flag=value,...] [--keep-up]";
 const TARGETS = { cpuPercent: 1.5, rssMb: 70 };
 
 interface AgentSample {
