@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "@mnha/shared";
 import { analyze, type SamplerRecord } from "../lab/analysis.js";
 import { parseArpingMacs } from "../lab/arp-probe.js";
-import { memorySplit, rssKb } from "../lab/bench-procstat.js";
+import { heapFromMetrics, memorySplit, rssKb } from "../lab/bench-procstat.js";
 import { HOSTS, LAB_PREFIX, LAB_STATE_DIR, MN_NODES, VIP_ADDRESS, nodePaths } from "../lab/constants.js";
 import { run, runIn, sleep } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
@@ -73,6 +73,25 @@ describe("process memory as the idle benchmark reads it", () => {
     // process on the machine, so it is below RSS).
     expect(split.pssKb).toBeGreaterThanOrEqual(split.privateKb);
     expect(split.pssKb).toBeLessThan(split.rssKb);
+  });
+
+  it("reads the main thread's heap from an agent's metrics, and nothing when a figure is missing", () => {
+    // As prom-client 15 writes it, with per-space samples whose names share the prefix; a
+    // labelled sample of the same name, listed first, is another series and must not count.
+    const exposition = [
+      'nodejs_heap_size_used_bytes{thread="worker"} 1048576',
+      "# HELP nodejs_heap_size_total_bytes Process heap size from Node.js in bytes.",
+      "# TYPE nodejs_heap_size_total_bytes gauge",
+      "nodejs_heap_size_total_bytes 25165824",
+      "# TYPE nodejs_heap_size_used_bytes gauge",
+      "nodejs_heap_size_used_bytes 20971520",
+      "nodejs_external_memory_bytes 2097152",
+      'nodejs_heap_space_size_used_bytes{space="old"} 4604040',
+      'nodejs_heap_space_size_total_bytes{space="old"} 9999999',
+    ].join("\n");
+    expect(heapFromMetrics(exposition)).toEqual({ usedMb: 20, totalMb: 24, externalMb: 2 });
+    expect(heapFromMetrics(exposition.replace(/^nodejs_external_memory_bytes .*$/m, ""))).toBeNull();
+    expect(heapFromMetrics("not found: metrics are at /metrics\n")).toBeNull();
   });
 
   it("reads nothing for a process that is gone", () => {

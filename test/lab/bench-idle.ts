@@ -12,20 +12,25 @@
  *
  * --profile DIR runs the agents with --cpu-prof and --heapsnapshot-signal (profiles and a
  * heap snapshot of each agent land in DIR; profiling costs CPU, so such a run's numbers are
- * not the benchmark's). Results: bench/results/idle-cost-<date>-<label>.md|csv, and each
- * agent's RSS and CPU ticks every 10 s in idle-cost-<date>-<label>-series.csv.
+ * not the benchmark's). --heap-snapshots DIR only takes a heap snapshot of each agent when the
+ * window opens and when it closes (diff them in Chrome DevTools' Comparison view to see what
+ * grew); the pause each snapshot causes falls outside the measured window, but its memory
+ * stays with the agent (RSS about 90 MB higher), so neither kind of run writes result files.
+ * Results: bench/results/idle-cost-<date>-<label>.md|csv, and each agent's RSS, private
+ * memory and CPU ticks every 10 s (its V8 heap every minute) in
+ * idle-cost-<date>-<label>-series.csv.
  */
 import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { createLogger } from "@mnha/shared";
 import { Lab } from "./lab.js";
-import { AGENT_ENV, AGENT_NODE_FLAGS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
+import { AGENT_ENV, AGENT_NODE_FLAGS, HOSTS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
 import { MnhaSystem } from "./bench-systems.js";
-import { clockTicks, costBetween, cpuTicks, memorySplit, rssKb, sampleProcesses } from "./bench-procstat.js";
+import { clockTicks, costBetween, cpuTicks, heapFromMetrics, memorySplit, rssKb, sampleProcesses, type HeapFigures } from "./bench-procstat.js";
 import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, median, parseFlags, writeCsvResult, writeResults } from "./bench-report.js";
-import { monoNow, sleep } from "./exec.js";
+import { monoNow, runIn, sleep } from "./exec.js";
 
-const USAGE = "MNHA_LAB=hperf node --import tsx bench/idle-cost.ts [--seconds 300 (up to 14400)] [--warmup 30] [--label NAME] [--profile DIR] [--node-args flag=value,...] [--keep-up]";
+const USAGE = "MNHA_LAB=hperf node --import tsx bench/idle-cost.ts [--seconds 300 (up to 14400)] [--warmup 30] [--label NAME] [--profile DIR | --heap-snapshots DIR] [--node-args flag=value,...] [--keep-up]";
 const TARGETS = { cpuPercent: 1.5, rssMb: 70 };
 
 interface AgentSample {
@@ -35,11 +40,36 @@ interface AgentSample {
   rssMb: number;
   /** utime + stime of the agent, in clock ticks. */
   ticks: number;
+  /** Its private resident memory (smaps_rollup), null when unreadable. */
+  privateMb: number | null;
+  /** The main isolate's V8 heap from the agent's own metrics, every minute; null in between. */
+  heap: HeapFigures | null;
+}
+
+function privateMb(pid: number): number | null {
+  const split = memorySplit(pid);
+  return split ? split.privateKb / 1024 : null;
+}
+
+/** The agent's metrics endpoint at its default address, inside the node's namespace. */
+const METRICS_URL = "http://127.0.0.1:9746/metrics";
+/** The heap every sixth 10-s sample: a scrape costs the agent a little CPU. */
+const HEAP_EVERY_SAMPLES = 6;
+
+/**
+ * Reads the agent's heap figures from its Prometheus endpoint (loopback inside its namespace).
+ * A node child in the namespace does the fetch, so the agent pays only for the scrape itself.
+ */
+async function scrapeHeap(node: MnNode): Promise<HeapFigures | null> {
+  const script = `fetch(${JSON.stringify(METRICS_URL)}).then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))`;
+  const result = await runIn(HOSTS[node].namespace, process.execPath, ["-e", script], { allowFailure: true, timeoutMs: 5_000 });
+  return result.code === 0 ? heapFromMetrics(result.stdout) : null;
 }
 
 /**
  * The window cut into 10-minute parts (1-minute parts in runs under 20 minutes): per agent the
- * RSS's minimum / median / maximum and the CPU in each part. Empty when there are fewer than two.
+ * RSS's minimum / median / maximum, the private memory and V8 heap at the part's end, and the
+ * CPU in each part. Empty when there are fewer than two.
  */
 function windowLines(series: readonly AgentSample[], took: number, holder: MnNode | null): string[] {
   const partS = took >= 1_200 ? 600 : 60;
@@ -54,23 +84,37 @@ function windowLines(series: readonly AgentSample[], took: number, holder: MnNod
       const before = series.filter((x) => x.node === node && x.seconds <= part * partS + 1).at(-1);
       const rss = inPart.map((x) => x.rssMb);
       const last = inPart.at(-1);
+      const lastHeap = inPart.filter((x) => x.heap !== null).at(-1)?.heap;
       row.push(rss.length > 0 ? `${Math.min(...rss).toFixed(1)} / ${median(rss).toFixed(1)} / ${Math.max(...rss).toFixed(1)}` : "");
+      row.push([last?.privateMb, lastHeap?.usedMb, lastHeap?.totalMb].map((v) => (v === null || v === undefined ? "–" : v.toFixed(1))).join(" / "));
       row.push(before && last && last.seconds > before.seconds ? ((last.ticks - before.ticks) / clockTicks() / (last.seconds - before.seconds) * 100).toFixed(2) : "");
     }
     rows.push(row);
   }
-  const header = ["minutes", ...MN_NODES.flatMap((node) => [`${node}${node === holder ? " (holder at the start)" : ""} RSS min / median / max (MB)`, `${node} CPU %`])];
-  return ["", `The window in parts (agent samples every 10 s, in the \`-series.csv\` file):`, "", ...markdownTable(header, rows)];
+  const header = ["minutes", ...MN_NODES.flatMap((node) => [`${node}${node === holder ? " (holder at the start)" : ""} RSS min / median / max (MB)`, `${node} at the part's end: private / V8 heap used / heap total (MB)`, `${node} CPU %`])];
+  return [
+    "",
+    "The window in parts (agent samples every 10 s, in the `-series.csv` file; the heap is the main thread's, from the agent's metrics every minute, and excludes the store's worker):",
+    "",
+    ...markdownTable(header, rows),
+  ];
 }
 
 export async function runIdleCost(argv: readonly string[]): Promise<number> {
-  const flags = parseFlags(argv, { seconds: "string", warmup: "string", label: "string", profile: "string", "node-args": "string", "keep-up": "boolean" }, USAGE);
+  const flags = parseFlags(argv, { seconds: "string", warmup: "string", label: "string", profile: "string", "heap-snapshots": "string", "node-args": "string", "keep-up": "boolean" }, USAGE);
   // Up to four hours: long enough to tell a drift of a megabyte an hour from the heap settling.
   const seconds = intFlag(flags, "seconds", 300, 14_400);
   const warmup = intFlag(flags, "warmup", 30, 600);
   const label = typeof flags["label"] === "string" ? flags["label"].replace(/[^a-z0-9-]/gi, "") : "run";
   const profileDir = typeof flags["profile"] === "string" ? flags["profile"] : null;
   if (profileDir !== null) mkdirSync(profileDir, { recursive: true });
+  // A heap snapshot of each agent when the window opens and when it closes, to diff what grew.
+  const snapshotDir = typeof flags["heap-snapshots"] === "string" ? flags["heap-snapshots"] : null;
+  if (snapshotDir !== null && profileDir !== null) {
+    console.error(`--heap-snapshots and --profile: choose one (--profile already takes a heap snapshot at the end)\n${USAGE}`);
+    return 2;
+  }
+  if (snapshotDir !== null) mkdirSync(snapshotDir, { recursive: true });
   // Extra Node.js flags for the agents, to try a setting before it goes into AGENT_NODE_FLAGS
   // (comma-separated, without the leading dashes: --node-args max-semi-space-size=1,jitless).
   const extraNodeArgs = typeof flags["node-args"] === "string" ? flags["node-args"].split(",").filter((a) => a.length > 0).map((a) => `--${a}`) : [];
@@ -88,7 +132,11 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
         }),
       }),
     },
-    agentNodeArgs: [...extraNodeArgs, ...(profileDir !== null ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--diagnostic-dir=${profileDir}`, "--heapsnapshot-signal=SIGUSR2"] : [])],
+    agentNodeArgs: [
+      ...extraNodeArgs,
+      ...(profileDir !== null ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--diagnostic-dir=${profileDir}`, "--heapsnapshot-signal=SIGUSR2"] : []),
+      ...(snapshotDir !== null ? [`--diagnostic-dir=${snapshotDir}`, "--heapsnapshot-signal=SIGUSR2"] : []),
+    ],
   });
   const system = new MnhaSystem(lab);
   const loadSamples: number[] = [];
@@ -101,7 +149,7 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  console.log(`idle cost in lab ${LAB_PREFIX}: warm-up ${warmup} s, window ${seconds} s${profileDir ? `, profiling into ${profileDir}` : ""}`);
+  console.log(`idle cost in lab ${LAB_PREFIX}: warm-up ${warmup} s, window ${seconds} s${profileDir ? `, profiling into ${profileDir}` : ""}${snapshotDir ? `, heap snapshots into ${snapshotDir}` : ""}`);
   let result: { markdown: string; csvText: string; seriesCsv: string } | null = null;
   try {
     const stable = await lab.up({ fresh: true });
@@ -109,14 +157,26 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
     await sleep(warmup * 1000);
     const processes = new Map<MnNode, { pid: number; role: string }[]>();
     for (const node of MN_NODES) processes.set(node, await system.processes(node));
+    const snapshot = async () => {
+      if (snapshotDir === null) return;
+      for (const node of MN_NODES) {
+        const agent = processes.get(node)?.find((p) => p.role === "agent");
+        if (agent && cpuTicks(agent.pid) !== null) process.kill(agent.pid, "SIGUSR2");
+      }
+      // Writing a snapshot stops the agent's loop for a moment; let it settle before measuring.
+      await sleep(15_000);
+    };
+    await snapshot();
     const first = new Map(MN_NODES.map((node) => [node, sampleProcesses(processes.get(node) ?? [])]));
     const started = monoNow();
     for (const node of MN_NODES) {
       const agent = first.get(node)?.find((p) => p.role === "agent");
-      if (agent) series.push({ seconds: 0, node, rssMb: agent.rssKb / 1024, ticks: agent.ticks });
+      if (agent) series.push({ seconds: 0, node, rssMb: agent.rssKb / 1024, ticks: agent.ticks, privateMb: privateMb(agent.pid), heap: await scrapeHeap(node) });
     }
     const loadStart = loadavg().map((l) => l.toFixed(2)).join(" ");
+    let samples = 0;
     while (!interrupted && monoNow() - started < seconds * 1000) {
+      samples++;
       await sleep(Math.min(10_000, seconds * 1000 - (monoNow() - started)));
       loadSamples.push(loadavg()[0] ?? 0);
       for (const node of MN_NODES) {
@@ -124,7 +184,11 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
         const rss = agent ? rssKb(agent.pid) : null;
         if (rss !== null) rssSamples.get(node)?.push(rss / 1024);
         const ticks = agent ? cpuTicks(agent.pid) : null;
-        if (rss !== null && ticks !== null) series.push({ seconds: (monoNow() - started) / 1000, node, rssMb: rss / 1024, ticks: ticks.total });
+        if (agent && rss !== null && ticks !== null) {
+          const at = (monoNow() - started) / 1000;
+          const heap = samples % HEAP_EVERY_SAMPLES === 0 ? await scrapeHeap(node) : null;
+          series.push({ seconds: at, node, rssMb: rss / 1024, ticks: ticks.total, privateMb: privateMb(agent.pid), heap });
+        }
       }
     }
     const took = (monoNow() - started) / 1000;
@@ -170,7 +234,7 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
       `- load average (1 min): ${loadStart} at the start, ${loadEnd} at the end, mean ${meanLoad.toFixed(2)} over the window (2 CPUs shared with other work: CPU here is process CPU time ÷ wall time, which load barely affects)`,
       `- agents' Node.js flags: ${[...AGENT_NODE_FLAGS, ...extraNodeArgs].join(" ") || "none"} (the lab's AGENT_NODE_FLAGS${extraNodeArgs.length > 0 ? " and --node-args" : ""})`,
       `- agents' added environment: ${Object.entries(AGENT_ENV).map(([name, value]) => `${name}=${value}`).join(" ") || "none"} (the lab's AGENT_ENV)`,
-      `- CPU ticks per second: ${clockTicks()}${profileDir ? "; **the agents ran with --cpu-prof: not a benchmark run**" : ""}`,
+      `- CPU ticks per second: ${clockTicks()}${profileDir ? "; **the agents ran with --cpu-prof: not a benchmark run**" : ""}${snapshotDir ? "; **heap snapshots taken: each leaves the agent's RSS about 90 MB higher, not a benchmark run**" : ""}`,
       "",
       ...markdownTable(["node", "process", "CPU (% of one core)", "of which reaped children", "RSS at the end (MB)", "agent RSS over the window (MB)"], rows),
       "",
@@ -181,8 +245,13 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
       ...windowLines(series, took, holder),
     ].join("\n");
     const csvText = csv(["label", "node", "role_at_start", "process", "cpu_pct_one_core", "children_cpu_pct_one_core", "rss_mb_end", "agent_rss_mb_max", "window_s"], csvRows);
-    const seriesCsv = csv(["seconds", "node", "agent_rss_mb", "agent_cpu_ticks"], series.map((x) => [x.seconds.toFixed(1), x.node, x.rssMb.toFixed(1), x.ticks]));
+    const mb = (value: number | null | undefined) => (value === null || value === undefined ? "" : value.toFixed(1));
+    const seriesCsv = csv(
+      ["seconds", "node", "agent_rss_mb", "agent_cpu_ticks", "agent_private_mb", "heap_used_mb", "heap_total_mb", "external_mb"],
+      series.map((x) => [x.seconds.toFixed(1), x.node, x.rssMb.toFixed(1), x.ticks, mb(x.privateMb), mb(x.heap?.usedMb), mb(x.heap?.totalMb), mb(x.heap?.externalMb)]),
+    );
     result = { markdown, csvText, seriesCsv };
+    await snapshot();
     if (profileDir !== null) {
       // A heap snapshot of each agent, then a clean stop so --cpu-prof writes its profile.
       for (const node of MN_NODES) {
@@ -197,7 +266,8 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
   }
   if (result === null) return 1;
   console.log(`\n${result.markdown}`);
-  if (profileDir === null) {
+  // A profiled agent pays for the profiler; a snapshotted one keeps the snapshot's buffers in malloc.
+  if (profileDir === null && snapshotDir === null) {
     const base = `idle-cost-${dateStamp()}-${label}`;
     const files = writeResults(base, result.markdown, result.csvText);
     const seriesFile = writeCsvResult(`${base}-series`, result.seriesCsv);

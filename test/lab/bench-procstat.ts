@@ -129,3 +129,27 @@ export function memorySplit(pid: number): MemorySplit | null {
   const privateKb = privateClean + privateDirty;
   return { rssKb: rss, privateKb, sharedKb: rss - privateKb, pssKb: pss };
 }
+
+/** A Node.js process's main-thread heap as prom-client's default metrics report it (process.memoryUsage()). */
+export interface HeapFigures {
+  usedMb: number;
+  totalMb: number;
+  externalMb: number;
+}
+
+/**
+ * The heap figures in a Prometheus exposition from prom-client's default metrics; null when
+ * one is missing. Only unlabelled samples match: nodejs_heap_space_size_used_bytes{space=…}
+ * and the like are other metrics.
+ */
+export function heapFromMetrics(exposition: string): HeapFigures | null {
+  const mb = (name: string): number | null => {
+    const match = new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(exposition);
+    const value = match ? Number(match[1]) : Number.NaN;
+    return Number.isFinite(value) ? value / 1024 / 1024 : null;
+  };
+  const usedMb = mb("nodejs_heap_size_used_bytes");
+  const totalMb = mb("nodejs_heap_size_total_bytes");
+  const externalMb = mb("nodejs_external_memory_bytes");
+  return usedMb !== null && totalMb !== null && externalMb !== null ? { usedMb, totalMb, externalMb } : null;
+}
