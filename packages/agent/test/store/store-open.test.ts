@@ -18,7 +18,7 @@ afterEach(() => stores.stopAll());
 afterAll(() => dirs.forEach(removeDir));
 
 describe("opening the store", () => {
-  it("creates a fresh database in the data dir: WAL, synchronous=FULL, incremental auto-vacuum, current schema", async () => {
+  it("creates a fresh database in the data dir: WAL, synchronous=FULL, incremental auto-vacuum, a bounded page cache, current schema", async () => {
     const data = dir("fresh");
     const store = await stores.open(data);
     expect(store.origin).toMatch(/^mn1:[0-9a-f]{12}$/);
@@ -29,8 +29,9 @@ describe("opening the store", () => {
     const { store: db, opened } = StoreDatabase.open(join(data, "mnha.db"), "mn1");
     try {
       expect(opened).toMatchObject({ origin: store.origin, created: false, schemaVersion: SCHEMA_VERSION, lastEventSeq: 0 });
-      // 2 = FULL (each commit syncs the WAL), 2 = INCREMENTAL
-      expect(db.settings()).toEqual({ journalMode: "wal", synchronous: 2, autoVacuum: 2, schemaVersion: SCHEMA_VERSION });
+      // 2 = FULL (each commit syncs the WAL), 2 = INCREMENTAL; the page cache bounded at 2 MiB
+      // (negative: KiB), not better-sqlite3's 16 MB, which an agent's RSS would grow into.
+      expect(db.settings()).toEqual({ journalMode: "wal", synchronous: 2, autoVacuum: 2, cacheSize: -2048, schemaVersion: SCHEMA_VERSION });
     } finally {
       db.close();
     }
