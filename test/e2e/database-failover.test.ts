@@ -70,10 +70,12 @@ async function writable(node: MnNode): Promise<boolean> {
   return !(await db[node].readOnly());
 }
 
-/** Every 50 ms: is each server writable (null: it did not answer)? Counts instants with both writable. */
+/** Which server was writable at one sample: one of them, both, or neither (null: a server did not answer). */
+type WritableAt = MnNode | "both" | "neither";
+
+/** Every 50 ms: which server is writable? The sequence shows the hand-over and any instant with both. */
 class WritableSampler {
-  samples = 0;
-  bothWritable: { at: number }[] = [];
+  readonly seen: WritableAt[] = [];
   private running = false;
   private loop: Promise<void> | null = null;
 
@@ -83,8 +85,7 @@ class WritableSampler {
       while (this.running) {
         const started = performance.now();
         const [a, b] = await Promise.all((["mn1", "mn2"] as const).map((n) => writable(n).catch(() => null)));
-        this.samples += 1;
-        if (a === true && b === true) this.bothWritable.push({ at: Date.now() });
+        this.seen.push(a === true && b === true ? "both" : a === true ? "mn1" : b === true ? "mn2" : "neither");
         await sleep(Math.max(0, 50 - (performance.now() - started)));
       }
     })();
@@ -141,15 +142,24 @@ class VipWriter {
 }
 
 let nextId = 1;
-/** Read-only samples of both servers taken after the fault before a case may end. */
+/** Samples of both servers' read_only taken after the fault before a case may end. */
 const MIN_SAMPLES_AFTER_FAULT = 20;
+
+interface FaultRun {
+  holder: MnNode;
+  taker: MnNode;
+  acked: number[];
+  /** Which server was writable at each sample before the fault, and from the fault on. */
+  writableBefore: WritableAt[];
+  writableAfter: WritableAt[];
+}
 
 async function status(node: MnNode): Promise<StatusReport> {
   return lab.agentStatus(node);
 }
 
 /** Runs the writer and the sampler through one fault; checks every promise afterwards. */
-async function throughFault(act: (holder: MnNode) => Promise<void>, options: { moves: boolean } = { moves: true }): Promise<{ holder: MnNode; taker: MnNode; acked: number[]; bothWritable: number; samplesAfterFault: number }> {
+async function throughFault(act: (holder: MnNode) => Promise<void>, options: { moves: boolean } = { moves: true }): Promise<FaultRun> {
   // A healthy pair first (the standby eligible again after the previous fault), not just a holder.
   const { holder } = await lab.waitForStable({ timeoutMs: 30_000 });
   let taker = other(holder);
@@ -158,12 +168,11 @@ async function throughFault(act: (holder: MnNode) => Promise<void>, options: { m
   const writer = new VipWriter();
   const firstId = nextId;
   let samplesAtFault = 0;
-  let samplesAfterFault = 0;
   sampler.start();
   writer.start(firstId);
   try {
     await waitFor("rows acknowledged before the fault", async () => (writer.acked().length >= 30 ? true : undefined), { timeoutMs: 20_000, describeLast: () => writer.describe() });
-    samplesAtFault = sampler.samples;
+    samplesAtFault = sampler.seen.length;
     await act(holder);
     if (options.moves) await lab.waitForHolder(taker, { timeoutMs: 30_000 });
     const ackedBefore = writer.acked().length;
@@ -171,11 +180,10 @@ async function throughFault(act: (holder: MnNode) => Promise<void>, options: { m
     if (!options.moves) taker = await lab.waitForHolder(null, { timeoutMs: 30_000 });
     // Each sample opens a connection to both servers, which a loaded machine makes slow: keep sampling
     // until the fault and what follows it are covered, rather than assuming a rate.
-    await waitFor("both servers sampled through the fault", async () => (sampler.samples - samplesAtFault >= MIN_SAMPLES_AFTER_FAULT ? true : undefined), {
+    await waitFor("both servers sampled through the fault", async () => (sampler.seen.length - samplesAtFault >= MIN_SAMPLES_AFTER_FAULT ? true : undefined), {
       timeoutMs: 30_000,
-      describeLast: () => `${sampler.samples - samplesAtFault} samples since the fault`,
+      describeLast: () => `${sampler.seen.length - samplesAtFault} samples since the fault`,
     });
-    samplesAfterFault = sampler.samples - samplesAtFault;
   } finally {
     await writer.stop();
     await sampler.stop();
@@ -184,14 +192,19 @@ async function throughFault(act: (holder: MnNode) => Promise<void>, options: { m
   // The longest stretch without an acknowledged COMMIT (reported, never asserted: benchmarks measure speed).
   const ackTimes = writer.records.filter((r) => r.ok).map((r) => r.at);
   const longestGapMs = Math.max(...ackTimes.slice(1).map((t, i) => t - (ackTimes[i] as number)));
-  console.info(`${holder} -> ${taker}: ${ackTimes.length} rows acknowledged, ${writer.records.length - ackTimes.length} failed attempts, longest gap without a COMMIT ${longestGapMs} ms, ${sampler.samples} read-only samples (${samplesAfterFault} after the fault), ${sampler.bothWritable.length} with both writable`);
-  return { holder, taker, acked: writer.acked(), bothWritable: sampler.bothWritable.length, samplesAfterFault };
+  console.info(`${holder} -> ${taker}: ${ackTimes.length} rows acknowledged, ${writer.records.length - ackTimes.length} failed attempts, longest gap without a COMMIT ${longestGapMs} ms, ${sampler.seen.length} read-only samples (${sampler.seen.length - samplesAtFault} after the fault), ${sampler.seen.filter((w) => w === "both").length} with both writable`);
+  return { holder, taker, acked: writer.acked(), writableBefore: sampler.seen.slice(0, samplesAtFault), writableAfter: sampler.seen.slice(samplesAtFault) };
 }
 
-async function checkAfter(run: { holder: MnNode; taker: MnNode; acked: number[]; bothWritable: number; samplesAfterFault: number }): Promise<void> {
-  const { holder, taker, acked } = run;
-  expect(run.samplesAfterFault, "read-only samples after the fault").toBeGreaterThanOrEqual(MIN_SAMPLES_AFTER_FAULT);
-  expect(run.bothWritable, "instants with both servers writable").toBe(0);
+async function checkAfter(run: FaultRun): Promise<void> {
+  const { holder, taker, acked, writableBefore, writableAfter } = run;
+  const seen = [...writableBefore, ...writableAfter];
+  expect(seen.filter((w) => w === "both"), "instants with both servers writable").toEqual([]);
+  // The sampler watched the hand-over itself: the holder alone writable before the fault, the taker
+  // alone after it, and once the taker was, never the old holder again.
+  expect(writableBefore, "the holder alone writable before the fault").toContain(holder);
+  expect(writableAfter, "the taker alone writable after the fault").toContain(taker);
+  if (holder !== taker) expect(seen.lastIndexOf(holder), "the old holder writable after the taker was").toBeLessThan(seen.indexOf(taker));
   // Every acknowledged row is on the new holder.
   const rows = await sql(taker, `SELECT id, server_id FROM appdb.acks WHERE id BETWEEN ? AND ? ORDER BY id`, [Math.min(...acked), Math.max(...acked)]);
   const present = new Map(rows.map((r) => [Number(r["id"]), Number(r["server_id"])]));
