@@ -25,7 +25,7 @@ import type { ConfigOverrides } from "./config-writer.js";
 import { LAB_NAME, LAB_PREFIX, MN_NODES, REPO_ROOT, nodePaths, type MnNode } from "./constants.js";
 import { monoNow, sleep, waitFor } from "./exec.js";
 import { Lab, type StableState } from "./lab.js";
-import { signal, waitReaped } from "./procfs.js";
+import { killTogether, waitReaped } from "./procfs.js";
 import type { ClientSampler } from "./sampler.js";
 import { WEDGE_SCENARIOS } from "./wedge-scenarios.js";
 import { addWitnessHost, startWitness, withWitness } from "./witness-host.js";
@@ -101,13 +101,13 @@ export const SCENARIOS: FaultScenario[] = [
     what: "SIGKILL of the holder's agent and its keepalived together; 3 s later the agent is started again (as systemd would)",
     expect: "at-most-one",
     async act({ lab, sampler, before }) {
-      // Both pids first, then one SIGKILL after the other with nothing in between: the lease
-      // guard must not get the chance to make keepalived drop the VIP before it dies.
+      // Both pids first, then all frozen and killed together: neither the lease guard nor
+      // keepalived's own parent-death handling gets the chance to drop the VIP before it dies.
       const agent = await lab.agentPid(before.holder);
       const keepalived = await lab.keepalivedPids(before.holder);
       const pids = [...(agent === null ? [] : [agent]), ...keepalived];
       sampler.mark("fault: kill -9 agent and keepalived");
-      for (const pid of pids) signal(pid, "SIGKILL");
+      killTogether(pids);
       const left = await waitReaped(pids, 10_000);
       const problems = agent === null || keepalived.length === 0 ? ["the agent or keepalived was not running"] : left.length > 0 ? [`not reaped: ${left.join(", ")}`] : [];
       await sleep(3_000);

@@ -30,7 +30,7 @@ import {
 import { run, runIn, sleep, waitFor, monoNow, type CommandResult } from "./exec.js";
 import { clearNodeFaults, cutGateway, cutPeerLink, dropPeerTrafficFrom, healGateway, healPeerLink, nodeFaults, type NodeFaults } from "./faults.js";
 import { launchDetached } from "./launch.mjs";
-import { isAlive, listeningTcpPorts, namespacePids, parentPid, processState, readCmdline, readComm, readPidFile, signal, waitGone, waitReaped } from "./procfs.js";
+import { isAlive, killTogether, listeningTcpPorts, namespacePids, parentPid, processState, readCmdline, readComm, readPidFile, signal, waitGone, waitReaped } from "./procfs.js";
 import { ClientSampler } from "./sampler.js";
 import { MARIADB_INSTALL_DB, MARIADBD, initMariaDb, killMariaDb, mariaDbPids, startMariaDb } from "./mariadb.js";
 import { setUpSshd } from "./sshd.js";
@@ -434,7 +434,7 @@ export class Lab {
    */
   async killKeepalived(node: MnNode): Promise<number[]> {
     const pids = await this.keepalivedPids(node);
-    for (const pid of pids) signal(pid, "SIGKILL");
+    killTogether(pids);
     await waitReaped(pids, REAP_TIMEOUT_MS);
     if (pids.length > 0) this.logger.info({ node, processIds: pids }, "keepalived killed");
     return pids;

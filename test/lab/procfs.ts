@@ -97,6 +97,16 @@ export function signal(pid: number, sig: NodeJS.Signals): boolean {
   }
 }
 
+/**
+ * SIGKILLs a group of processes as one crash: every one is frozen (SIGSTOP) before any dies, so
+ * none sees another's death first. keepalived's VRRP child, for one, stops cleanly and removes
+ * the VIP when its parent dies; killed one after the other it sometimes won that race.
+ */
+export function killTogether(pids: readonly number[]): void {
+  for (const pid of pids) signal(pid, "SIGSTOP");
+  for (const pid of pids) signal(pid, "SIGKILL");
+}
+
 /** Waits (bounded) until every pid has exited. Returns the pids still alive. */
 export async function waitGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;

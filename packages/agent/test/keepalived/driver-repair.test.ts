@@ -135,6 +135,9 @@ describe("KeepalivedDriver.repair and its self-check", () => {
     // come back, closing the gate (the role given up) must still take the VIP away.
     writeFileSync(broken, "");
     const vrrpPid = Number(read(driver.paths.vrrpPidFile));
+    // The VRRP child stops cleanly (and removes the VIP) when its parent dies; freeze it first
+    // so that both die by SIGKILL whatever order the kernel delivers the parent's death in.
+    process.kill(vrrpPid, "SIGSTOP");
     process.kill(driver.pid() as number, "SIGKILL");
     process.kill(vrrpPid, "SIGKILL");
     expect(await waitUntil(() => driver.pid() === null || driver.restarts() >= 4, 5_000)).not.toBeNull();
