@@ -112,8 +112,10 @@ describe("GatewayMonitor", () => {
     // The first echo's deadline: its timeout plus the start-up slack, not sooner.
     expect(performance.now() - startedAt).toBeGreaterThanOrEqual(100);
     expect(monitor.detail()).toBe("no reply from 127.0.0.1 within 100 ms");
-    expect(await waitFor(() => existsSync(pidFile))).toBe(true);
-    const pid = Number(readFileSync(pidFile, "utf8"));
+    // The shell's redirection creates the file before echo writes the pid: wait for the pid.
+    const writtenPid = (): number => (existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0);
+    expect(await waitFor(() => writtenPid() > 0)).toBe(true);
+    const pid = writtenPid();
     await monitor.stop();
     expect(await waitFor(() => notRunning(pid), 2_000)).toBe(true);
   });

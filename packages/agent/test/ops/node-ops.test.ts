@@ -260,8 +260,10 @@ describe("ServiceMonitor restore holds", () => {
     expect(monitor.statuses()[0]).toMatchObject({ healthy: false, restoreState: "held" });
     const releasedAt = Date.now();
     monitor.releaseRestores("maintenance");
-    expect(await waitFor(() => existsSync(marker), 3_000)).toBe(true);
-    const restoredAt = Number(readFileSync(marker, "utf8").trim().split("\n")[0]);
+    // The restore command's appendFileSync creates the file before it writes the line: wait for the line.
+    const restoreLine = (): string => (existsSync(marker) ? readFileSync(marker, "utf8").trim().split("\n")[0] ?? "" : "");
+    expect(await waitFor(() => restoreLine() !== "", 3_000)).toBe(true);
+    const restoredAt = Number(restoreLine());
     expect(restoredAt - releasedAt).toBeGreaterThanOrEqual(250);
     await sleep(400);
     expect(events.filter((e) => e.kind === "restore-started")).toHaveLength(1);
