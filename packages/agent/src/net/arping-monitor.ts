@@ -27,6 +27,9 @@ export interface ArpingSchedule {
   periodSeconds: number;
 }
 
+/** How often a failing own-MAC lookup is said again. */
+const MAC_WARN_EVERY_MS = 60_000;
+
 /** More staggered arpings than this for a short interval: fall back to one probe process per check. */
 const MAX_STREAMS = 4;
 /** Slack on a probe's deadline (its send time is estimated; see ArpingStream). */
@@ -87,6 +90,11 @@ export class ArpingMonitor implements DuplicateWatchApi {
   private readonly listeners: ((check: DuplicateCheckReport) => void)[] = [];
   private streams: ArpingStream[] = [];
   private staggerTimers: NodeJS.Timeout[] = [];
+  /** The next own-MAC lookup while it keeps failing: one handle, replaced, never piled up. */
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** Failed own-MAC lookups in a row, and when that was last said (once a minute, not each try). */
+  private macFailures = 0;
+  private macWarnedAt = -Infinity;
   private active = false;
   private stopped = false;
   /** Bumped on every activation change: a pending own-MAC lookup for an older one is void. */
@@ -123,7 +131,10 @@ export class ArpingMonitor implements DuplicateWatchApi {
     void this.ownMacOnce().then((own) => {
       if (generation !== this.generation || !this.active) return;
       if (own === null) {
-        this.staggerTimers.push(setTimeout(() => this.begin(generation), this.options.intervalMs));
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.begin(generation);
+        }, this.options.intervalMs);
         return;
       }
       const periodMs = this.schedule.periodSeconds * 1_000;
@@ -150,17 +161,30 @@ export class ArpingMonitor implements DuplicateWatchApi {
   private halt(): void {
     for (const timer of this.staggerTimers) clearTimeout(timer);
     this.staggerTimers = [];
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     for (const stream of this.streams) stream.stop();
     this.streams = [];
   }
 
-  /** Our MAC, looked up once (retried on the next activation if it failed). */
+  /**
+   * Our MAC, looked up once (tried again each interval while it fails). A lookup that keeps
+   * failing is said at once and then once a minute with the count, not at every try.
+   */
   private async ownMacOnce(): Promise<string | null> {
+    if (this.mac !== null) return this.mac;
     try {
-      this.mac ??= (await this.options.ownMac()).toLowerCase();
+      this.mac = (await this.options.ownMac()).toLowerCase();
+      if (this.macFailures > 0) this.options.logger.info({ failures: this.macFailures }, "duplicate-address check: own MAC found; the check runs");
+      this.macFailures = 0;
       return this.mac;
     } catch (error) {
-      this.options.logger.warn({ err: error }, "duplicate-address check failed (own MAC unknown); keeping the VIP");
+      this.macFailures++;
+      const now = performance.now();
+      if (now - this.macWarnedAt >= MAC_WARN_EVERY_MS) {
+        this.macWarnedAt = now;
+        this.options.logger.warn({ err: error, failures: this.macFailures }, "duplicate-address check not running (own MAC unknown); keeping the VIP, trying again");
+      }
       return null;
     }
   }

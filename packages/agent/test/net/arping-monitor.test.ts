@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DuplicateCheckReport } from "../../src/contracts.js";
 import { ArpGuard } from "../../src/net/arp-guard.js";
 import { ArpingMonitor, arpingSchedule, parseArpingReplyLine } from "../../src/net/arping-monitor.js";
+import { captureLogger } from "../peer/helpers.js";
 import { NetnsLab, run } from "./netns-lab.js";
 
 const VIP = "10.0.0.100";
@@ -148,6 +149,49 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
       const pids = starts.map((line) => Number(line.split(" ")[0]));
       for (const pid of pids) expect(() => process.kill(pid, 0), `arping ${pid} stopped`).toThrow();
       expect(fake.startLines().length).toBe(2);
+    } finally {
+      monitor.stop();
+      fake.cleanup();
+    }
+  }, 20_000);
+
+  it("while its own MAC cannot be looked up: keeps trying each interval, says so once, starts the arpings when it works; inactive stops the tries", async () => {
+    const fake = new FakeArping(["while true; do", "sleep 1", "done"].join("\n"));
+    const { logger, lines } = captureLogger();
+    let lookups = 0;
+    let failFor = 6;
+    const ownMac = async (): Promise<string> => {
+      lookups++;
+      if (lookups <= failFor) throw new Error("eth0: no such device");
+      return OWN;
+    };
+    const monitor = new ArpingMonitor({ iface: "eth0", vip: VIP, intervalMs: 100, timeoutMs: 50, command: fake.command, ownMac, logger }, { streams: 1, periodSeconds: 1 });
+    const said = (text: string) => lines.filter((l) => l.msg.includes(text));
+    try {
+      monitor.setActive(true);
+      await sleep(450);
+      expect(lookups, "tried again each interval").toBeGreaterThanOrEqual(3);
+      expect(fake.startLines(), "no arping without our MAC").toEqual([]);
+      await sleep(800);
+      expect(lookups).toBe(7);
+      expect(said("own MAC unknown"), "said once, not at each try").toHaveLength(1);
+      expect(said("own MAC unknown")[0]).toMatchObject({ level: 40, failures: 1 });
+      expect(said("own MAC found")[0]).toMatchObject({ level: 30, failures: 6 });
+      expect(fake.startLines()).toHaveLength(1);
+
+      // Deactivated while the lookup fails: the tries stop with it.
+      monitor.stop();
+      const again = new ArpingMonitor({ iface: "eth0", vip: VIP, intervalMs: 100, timeoutMs: 50, command: fake.command, ownMac, logger }, { streams: 1, periodSeconds: 1 });
+      lookups = 0;
+      failFor = Number.POSITIVE_INFINITY;
+      again.setActive(true);
+      await sleep(350);
+      again.setActive(false);
+      const triedWhileActive = lookups;
+      expect(triedWhileActive).toBeGreaterThanOrEqual(2);
+      await sleep(400);
+      expect(lookups, "no lookup after deactivation").toBe(triedWhileActive);
+      again.stop();
     } finally {
       monitor.stop();
       fake.cleanup();
