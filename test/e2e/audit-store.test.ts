@@ -97,7 +97,17 @@ describe("audit store replication", () => {
     for (const node of MN_NODES) {
       for (const id of identities(written[node])) expect(converged).toContain(id);
     }
-    expect(status("mn1").store?.syncLag).toBe(0);
+    // The agents keep writing (samples, the services' recovery): the lag drains to 0, not at
+    // the very moment the two lists matched.
+    let lag: number | null | undefined;
+    await waitFor(
+      "mn1's sync lag to drain to 0",
+      async () => {
+        lag = status("mn1").store?.syncLag;
+        return lag === 0 ? true : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 250, describeLast: () => `syncLag ${String(lag)}` },
+    );
   });
 
   it("kill -9 of an agent while it writes loses no event it had reported, and the store opens cleanly", async () => {
