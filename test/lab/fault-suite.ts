@@ -107,9 +107,16 @@ export const SCENARIOS: FaultScenario[] = [
       const keepalived = await lab.keepalivedPids(before.holder);
       const pids = [...(agent === null ? [] : [agent]), ...keepalived];
       sampler.mark("fault: kill -9 agent and keepalived");
-      killTogether(pids);
+      const unfrozen = await killTogether(pids);
       const left = await waitReaped(pids, 10_000);
-      const problems = agent === null || keepalived.length === 0 ? ["the agent or keepalived was not running"] : left.length > 0 ? [`not reaped: ${left.join(", ")}`] : [];
+      const problems =
+        agent === null || keepalived.length === 0
+          ? ["the agent or keepalived was not running"]
+          : left.length > 0
+            ? [`not reaped: ${left.join(", ")}`]
+            : unfrozen.length > 0
+              ? [`not seen stopped before SIGKILL: ${unfrozen.join(", ")}`]
+              : [];
       await sleep(3_000);
       sampler.mark("agent restarted");
       await lab.startAgent(before.holder);

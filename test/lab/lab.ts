@@ -434,7 +434,8 @@ export class Lab {
    */
   async killKeepalived(node: MnNode): Promise<number[]> {
     const pids = await this.keepalivedPids(node);
-    killTogether(pids);
+    const unfrozen = await killTogether(pids);
+    if (unfrozen.length > 0) this.logger.warn({ node, processIds: unfrozen }, "keepalived not seen stopped before SIGKILL");
     await waitReaped(pids, REAP_TIMEOUT_MS);
     if (pids.length > 0) this.logger.info({ node, processIds: pids }, "keepalived killed");
     return pids;

@@ -3,7 +3,7 @@
  * works even when the workspace packages are not built.
  */
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 export function isAlive(pid: number): boolean {
   try {
@@ -97,14 +97,32 @@ export function signal(pid: number, sig: NodeJS.Signals): boolean {
   }
 }
 
+/** Every thread of the process stopped by SIGSTOP (false when it is gone). */
+export function allThreadsStopped(pid: number): boolean {
+  try {
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    return tasks.length > 0 && tasks.every((tid) => ["T", "t"].includes(processState(Number(tid)) ?? ""));
+  } catch {
+    return false;
+  }
+}
+
 /**
- * SIGKILLs a group of processes as one crash: every one is frozen (SIGSTOP) before any dies, so
- * none sees another's death first. keepalived's VRRP child, for one, stops cleanly and removes
- * the VIP when its parent dies; killed one after the other it sometimes won that race.
+ * SIGKILLs a group of processes as one crash: every one is frozen (SIGSTOP, and seen stopped:
+ * kill() only queues it, and a busy machine runs the process on until one of its threads takes
+ * it) before any dies, so none sees another's death first. keepalived's VRRP child, for one,
+ * stops cleanly and removes the VIP when its parent dies; killed one after the other it
+ * sometimes won that race. Returns the pids that were not seen stopped within 2 s (killed all the same).
  */
-export function killTogether(pids: readonly number[]): void {
+export async function killTogether(pids: readonly number[]): Promise<number[]> {
   for (const pid of pids) signal(pid, "SIGSTOP");
+  let running = pids.filter((pid) => isAlive(pid) && !allThreadsStopped(pid));
+  for (let round = 0; running.length > 0 && round < 400; round++) {
+    await new Promise((r) => setTimeout(r, 5));
+    running = running.filter((pid) => isAlive(pid) && !allThreadsStopped(pid));
+  }
   for (const pid of pids) signal(pid, "SIGKILL");
+  return running;
 }
 
 /** Waits (bounded) until every pid has exited. Returns the pids still alive. */

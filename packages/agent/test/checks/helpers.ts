@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { promisify } from "node:util";
@@ -107,6 +107,19 @@ export function procState(pid: number): string {
     return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
   } catch {
     return "gone";
+  }
+}
+
+/**
+ * Every thread of the process stopped (SIGSTOP took effect). kill() only queues the signal: a
+ * busy machine can run the process on for a while before one of its threads takes it.
+ */
+export function allThreadsStopped(pid: number): boolean {
+  try {
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    return tasks.length > 0 && tasks.every((tid) => ["T", "t"].includes(procState(Number(tid))));
+  } catch {
+    return false;
   }
 }
 

@@ -78,7 +78,7 @@ describe("the database health poll", () => {
     try {
       await poll.start();
       expect(poll.last?.alive).toBe(true);
-      server.signal("SIGSTOP");
+      await server.pause();
       try {
         const started = performance.now();
         await poll.poll();

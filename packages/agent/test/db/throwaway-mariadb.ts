@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MariaDbDatabase } from "../../src/db/mariadb.js";
-import { execFileAsync, waitFor } from "../checks/helpers.js";
+import { allThreadsStopped, execFileAsync, waitFor } from "../checks/helpers.js";
 
 /**
  * A real, throwaway MariaDB server on a Unix socket in a temporary directory (no network),
@@ -44,6 +44,14 @@ export class ThrowawayMariaDb {
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGKILL");
     await exited;
+  }
+
+  /** Hangs the server: SIGSTOP, and back once every one of its threads has stopped. */
+  async pause(): Promise<void> {
+    const pid = this.child?.pid;
+    if (pid === undefined) throw new Error("the throwaway MariaDB is not running");
+    this.signal("SIGSTOP");
+    if (!(await waitFor(() => allThreadsStopped(pid), 10_000, 5))) throw new Error(`mariadbd ${pid} did not stop within 10 s of SIGSTOP`);
   }
 
   /** Sends the server a signal (SIGSTOP: it hangs; SIGCONT: it goes on). */

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { createLogger, silentLogger, type Logger } from "@mnha/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KeepalivedDriver, type KeepalivedRepair } from "../../src/keepalived/driver.js";
+import { allThreadsStopped } from "../checks/helpers.js";
 import { NetnsLab, waitUntil } from "../net/netns-lab.js";
 import { tempDataDir, testConfig } from "./helpers.js";
 
@@ -138,6 +139,7 @@ describe("KeepalivedDriver.repair and its self-check", () => {
     // The VRRP child stops cleanly (and removes the VIP) when its parent dies; freeze it first
     // so that both die by SIGKILL whatever order the kernel delivers the parent's death in.
     process.kill(vrrpPid, "SIGSTOP");
+    expect(await waitUntil(() => allThreadsStopped(vrrpPid), 5_000)).not.toBeNull();
     process.kill(driver.pid() as number, "SIGKILL");
     process.kill(vrrpPid, "SIGKILL");
     expect(await waitUntil(() => driver.pid() === null || driver.restarts() >= 4, 5_000)).not.toBeNull();
