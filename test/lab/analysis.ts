@@ -23,6 +23,8 @@ export interface ArpSample {
   t: number;
   /** Every distinct MAC (lower case) that answered this one request. */
   macs: string[];
+  /** Requests arping said it sent (its closing line); 0 or null with no MAC: no probe went out. */
+  sent?: number | null;
   windowMs: number;
   durationMs: number;
   error?: string;

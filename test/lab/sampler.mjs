@@ -97,7 +97,11 @@ function arpSample() {
       clearTimeout(cut);
       clearTimeout(hardStop);
       const macs = [...new Set([...out.matchAll(/reply from \S+ \[([0-9A-Fa-f:]{17})\]/g)].map((m) => m[1].toLowerCase()))];
-      emit({ kind: "arp", t, macs, windowMs: arpWindowMs, durationMs: mono() - t, ...(error ? { error } : {}) });
+      // arping's closing "Sent N probes": cut off by the window before it sent its request (a
+      // loaded machine slow to start it), it prints "Sent 0" or nothing at all: no probe went out.
+      const sentLine = /Sent (\d+) probe/.exec(out);
+      const sent = sentLine ? Number(sentLine[1]) : null;
+      emit({ kind: "arp", t, macs, sent, windowMs: arpWindowMs, durationMs: mono() - t, ...(error ? { error } : {}) });
       resolveSample();
     };
     child.on("error", (error) => finish(error.message));
