@@ -22,7 +22,9 @@ import { hostAddresses, hostLinkUp } from "../lab/topology.js";
 
 describe("analysis of sampler records", () => {
   const http = (t: number, node: string | null) => ({ kind: "http" as const, t, ok: node !== null, node, latencyMs: 1 });
-  const arp = (t: number, ...macs: string[]) => ({ kind: "arp" as const, t, macs, windowMs: 30, durationMs: 35 });
+  const arp = (t: number, ...macs: string[]) => ({ kind: "arp" as const, t, macs, sent: 1, windowMs: 30, durationMs: 35 });
+  /** An arping cut off by its window before it sent its request. */
+  const notSent = (t: number) => ({ kind: "arp" as const, t, macs: [], sent: 0, windowMs: 30, durationMs: 48 });
   const mn1 = HOSTS.mn1.mac;
   const mn2 = HOSTS.mn2.mac;
 
@@ -37,8 +39,8 @@ describe("analysis of sampler records", () => {
     expect(analysis.http.servedBy.map((s) => [s.node, s.samples])).toEqual([["mn1", 2], [null, 2], ["mn2", 2]]);
   });
 
-  it("counts ARP samples with two MACs as split brain and names the nodes by MAC", () => {
-    const records: SamplerRecord[] = [arp(0, mn1), arp(40, mn1, mn2), arp(80), arp(120, mn2), arp(160, mn2)];
+  it("counts ARP samples with two MACs as split brain and names the nodes by MAC; a sample whose request never went out counts for nothing", () => {
+    const records: SamplerRecord[] = [arp(0, mn1), arp(40, mn1, mn2), arp(80), notSent(100), arp(120, mn2), notSent(140), arp(160, mn2)];
     const analysis = analyze(records);
     expect(analysis.arp.splitBrain.map((s) => s.t)).toEqual([40]);
     expect(analysis.arp.unanswered).toBe(1);

@@ -7,7 +7,7 @@
  * the cut lasted. Now the holders see each other's ARP answers and the higher MAC releases.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { analyze, describeAnalysis, type ArpSample } from "../lab/analysis.js";
+import { analyze, describeAnalysis, probed, type ArpSample } from "../lab/analysis.js";
 import { MN_NODES } from "../lab/constants.js";
 import { sleep } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
@@ -49,9 +49,7 @@ describe("both agents start while the peer link is cut (ARP flows)", () => {
     console.log(`two-MAC samples: ${twoMacs.length}, spanning ${Math.round(spanMs)} ms`);
     expect(spanMs, "how long two MACs answered for the VIP").toBeLessThanOrEqual(SPLIT_BRAIN_BOUND_MS);
 
-    // A sample whose arping was cut off before it sent its request (a loaded machine) says
-    // nothing about who answers: left out, and counted.
-    const probed = (s: ArpSample): boolean => s.macs.length > 0 || (s.sent ?? 0) > 0;
+    // Samples cut off before their request went out are left out (as analyze() does), and counted.
     const afterSettling = arp.filter((s) => s.t >= startAt + SETTLED_AFTER_MS);
     const settled = afterSettling.filter(probed);
     console.log(`after settling: ${afterSettling.length} ARP samples, ${afterSettling.length - settled.length} without a request sent`);

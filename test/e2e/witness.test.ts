@@ -9,7 +9,7 @@
  *   (which reaches the witness) takes it once the witness's lease has run out.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ArpSample, SamplerRecord } from "../lab/analysis.js";
+import { probed, type ArpSample, type SamplerRecord } from "../lab/analysis.js";
 import { HOSTS, MN_NODES, type MnNode } from "../lab/constants.js";
 import { sleep } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
@@ -19,7 +19,7 @@ import { labArchiveDir } from "./scenario.js";
 const lab = new Lab({ config: { customize: withWitness } });
 
 function arpBetween(records: SamplerRecord[], from: number, to: number): ArpSample[] {
-  return records.filter((r): r is ArpSample => r.kind === "arp" && r.t >= from && r.t <= to);
+  return records.filter((r): r is ArpSample => r.kind === "arp" && probed(r) && r.t >= from && r.t <= to);
 }
 
 function macOf(node: MnNode): string {

@@ -39,6 +39,15 @@ export interface Mark {
 
 export type SamplerRecord = HttpSample | ArpSample | Mark | { kind: "start"; t: number };
 
+/**
+ * The sample's request went out (a MAC answered, or arping said it sent one). An arping cut off
+ * by its window before it sent anything (a loaded machine slow to start it) says nothing about
+ * who answers the VIP: the analysis leaves such samples out rather than count them unanswered.
+ */
+export function probed(sample: ArpSample): boolean {
+  return sample.macs.length > 0 || (sample.sent ?? 0) > 0;
+}
+
 /** A stretch of time during which the same node (or nobody: null) served / answered. */
 export interface Segment {
   node: string | null;
@@ -114,7 +123,7 @@ function movesOf(segments: readonly Segment[]): { from: string; to: string; at: 
 export function analyze(records: readonly SamplerRecord[], options: { faultAt?: number; from?: number; to?: number } = {}): Analysis {
   const inWindow = (r: { t: number }) => (options.from === undefined || r.t >= options.from) && (options.to === undefined || r.t <= options.to);
   const http = records.filter((r): r is HttpSample => r.kind === "http" && inWindow(r)).sort((a, b) => a.t - b.t);
-  const arp = records.filter((r): r is ArpSample => r.kind === "arp" && inWindow(r)).sort((a, b) => a.t - b.t);
+  const arp = records.filter((r): r is ArpSample => r.kind === "arp" && inWindow(r) && probed(r)).sort((a, b) => a.t - b.t);
   const all = [...http, ...arp];
   const from = options.from ?? Math.min(...all.map((r) => r.t), Infinity);
   const to = options.to ?? Math.max(...all.map((r) => r.t), -Infinity);

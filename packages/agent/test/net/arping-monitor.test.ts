@@ -167,6 +167,7 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
     };
     const monitor = new ArpingMonitor({ iface: "eth0", vip: VIP, intervalMs: 100, timeoutMs: 50, command: fake.command, ownMac, logger }, { streams: 1, periodSeconds: 1 });
     const said = (text: string) => lines.filter((l) => l.msg.includes(text));
+    let again: ArpingMonitor | null = null;
     try {
       monitor.setActive(true);
       await sleep(450);
@@ -181,7 +182,7 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
 
       // Deactivated while the lookup fails: the tries stop with it.
       monitor.stop();
-      const again = new ArpingMonitor({ iface: "eth0", vip: VIP, intervalMs: 100, timeoutMs: 50, command: fake.command, ownMac, logger }, { streams: 1, periodSeconds: 1 });
+      again = new ArpingMonitor({ iface: "eth0", vip: VIP, intervalMs: 100, timeoutMs: 50, command: fake.command, ownMac, logger }, { streams: 1, periodSeconds: 1 });
       lookups = 0;
       failFor = Number.POSITIVE_INFINITY;
       again.setActive(true);
@@ -191,8 +192,8 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
       expect(triedWhileActive).toBeGreaterThanOrEqual(2);
       await sleep(400);
       expect(lookups, "no lookup after deactivation").toBe(triedWhileActive);
-      again.stop();
     } finally {
+      again?.stop();
       monitor.stop();
       fake.cleanup();
     }
