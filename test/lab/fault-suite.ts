@@ -109,14 +109,10 @@ export const SCENARIOS: FaultScenario[] = [
       sampler.mark("fault: kill -9 agent and keepalived");
       const unfrozen = await killTogether(pids);
       const left = await waitReaped(pids, 10_000);
-      const problems =
-        agent === null || keepalived.length === 0
-          ? ["the agent or keepalived was not running"]
-          : left.length > 0
-            ? [`not reaped: ${left.join(", ")}`]
-            : unfrozen.length > 0
-              ? [`not seen stopped before SIGKILL: ${unfrozen.join(", ")}`]
-              : [];
+      const problems: string[] = [];
+      if (agent === null || keepalived.length === 0) problems.push("the agent or keepalived was not running");
+      if (left.length > 0) problems.push(`not reaped: ${left.join(", ")}`);
+      if (unfrozen.length > 0) problems.push(`not seen stopped before SIGKILL: ${unfrozen.join(", ")}`);
       await sleep(3_000);
       sampler.mark("agent restarted");
       await lab.startAgent(before.holder);
