@@ -19,6 +19,7 @@ import { startPlainKeepalived, stopPlainKeepalived } from "../lab/plain-keepaliv
 import { readCmdline } from "../lab/procfs.js";
 import { labNamespacesPresent } from "../lab/teardown.js";
 import { hostAddresses, hostLinkUp } from "../lab/topology.js";
+import { MIN_ARP_SAMPLES_PER_SECOND } from "./scenario.js";
 
 describe("analysis of sampler records", () => {
   const http = (t: number, node: string | null) => ({ kind: "http" as const, t, ok: node !== null, node, latencyMs: 1 });
@@ -161,7 +162,9 @@ describe("the lab, with plain keepalived instead of mnha", () => {
     expect(await lab.serviceListening("mn1", "db")).toBe(true);
   });
 
-  it("samplers see one holder's MAC and who served, at 20+ ARP samples per second", async () => {
+  // The sampler aims at 20+ a second (25 at most); the self-test asserts the floor every
+  // scenario relies on, as a loaded machine starves the sampler before anything else.
+  it(`samplers see one holder's MAC and who served, at ${MIN_ARP_SAMPLES_PER_SECOND}+ ARP samples per second`, async () => {
     await startPlainKeepalived("mn1");
     await lab.waitForHolder("mn1", { timeoutMs: 10_000 });
     await startPlainKeepalived("mn2");
@@ -170,7 +173,7 @@ describe("the lab, with plain keepalived instead of mnha", () => {
     await sampler.start();
     await sleep(2_000);
     const analysis = analyze(await sampler.stop());
-    expect(analysis.arp.perSecond).toBeGreaterThanOrEqual(20);
+    expect(analysis.arp.perSecond, "ARP samples per second").toBeGreaterThanOrEqual(MIN_ARP_SAMPLES_PER_SECOND);
     expect(analysis.arp.splitBrain).toEqual([]);
     expect(analysis.arp.answeredBy.map((s) => s.node)).toEqual(["mn1"]);
     expect(analysis.http.servedBy.map((s) => s.node)).toEqual(["mn1"]);
