@@ -116,24 +116,25 @@ export function allThreadsStopped(pid: number): boolean {
  */
 export async function killTogether(pids: readonly number[]): Promise<number[]> {
   for (const pid of pids) signal(pid, "SIGSTOP");
-  let running = pids.filter((pid) => isAlive(pid) && !allThreadsStopped(pid));
-  for (let round = 0; running.length > 0 && round < 400; round++) {
-    await new Promise((r) => setTimeout(r, 5));
-    running = running.filter((pid) => isAlive(pid) && !allThreadsStopped(pid));
-  }
+  const running = await stillPending(pids, (pid) => isAlive(pid) && !allThreadsStopped(pid), 2_000, 5);
   for (const pid of pids) signal(pid, "SIGKILL");
   return running;
 }
 
+/** Re-checks `pending` every `stepMs` until no pid is pending or `timeoutMs` has passed; returns those still pending. */
+async function stillPending(pids: readonly number[], pending: (pid: number) => boolean, timeoutMs: number, stepMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let left = pids.filter(pending);
+  for (let round = 0; left.length > 0 && round < Math.ceil(timeoutMs / stepMs) + 1 && Date.now() < deadline; round++) {
+    await new Promise((r) => setTimeout(r, stepMs));
+    left = left.filter(pending);
+  }
+  return left;
+}
+
 /** Waits (bounded) until every pid has exited. Returns the pids still alive. */
 export async function waitGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
-  const deadline = Date.now() + timeoutMs;
-  let alive = pids.filter(isAlive);
-  for (let round = 0; alive.length > 0 && round < Math.ceil(timeoutMs / 20) + 1 && Date.now() < deadline; round++) {
-    await new Promise((r) => setTimeout(r, 20));
-    alive = alive.filter(isAlive);
-  }
-  return alive;
+  return stillPending(pids, isAlive, timeoutMs, 20);
 }
 
 /**
@@ -166,11 +167,5 @@ export function listeningTcpPorts(pid: number): Set<number> {
  * running"). An orphan is reaped by init, which in some containers takes a second or two.
  */
 export async function waitReaped(pids: readonly number[], timeoutMs: number): Promise<number[]> {
-  const deadline = Date.now() + timeoutMs;
-  let present = pids.filter((pid) => existsSync(`/proc/${pid}`));
-  for (let round = 0; present.length > 0 && round < Math.ceil(timeoutMs / 50) + 1 && Date.now() < deadline; round++) {
-    await new Promise((r) => setTimeout(r, 50));
-    present = present.filter((pid) => existsSync(`/proc/${pid}`));
-  }
-  return present;
+  return stillPending(pids, (pid) => existsSync(`/proc/${pid}`), timeoutMs, 50);
 }
