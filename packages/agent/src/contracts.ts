@@ -106,11 +106,27 @@ export interface DuplicateCheckReport {
   detail: string;
 }
 
+/**
+ * Whether the holder's duplicate-address check is being made, for `mnha status` and metrics.
+ * disabled: arpGuard.duplicateCheckIntervalMs is 0. idle: this node does not hold the VIP
+ * (the check runs only on the holder). running: checks are being made. failing: this node
+ * holds the VIP but cannot check (own MAC unknown, arping failing): a second holder that
+ * cannot talk to this one would go unnoticed until it works again.
+ */
+export interface DuplicateCheckStatus {
+  state: "disabled" | "idle" | "running" | "failing";
+  /** What stops the check (failing), or what weakens it (running with some arpings failing); else null. */
+  problem: string | null;
+  /** Since the latest check was judged while this node holds the VIP (null: none yet). */
+  lastCheckMsAgo: number | null;
+}
+
 /** The holder's duplicate-address check (rule 7 of docs/protocol.md), active while it holds the VIP. */
 export interface DuplicateWatchApi {
   onCheck(listener: (check: DuplicateCheckReport) => void): void;
   setActive(active: boolean): void;
   isActive(): boolean;
+  status(): DuplicateCheckStatus;
   stop(): void;
 }
 
@@ -190,6 +206,8 @@ export interface StatusReport {
   witness?: WitnessStatus;
   /** This node's audit store and its replication to the peer (absent in older agents). */
   store?: { ok: boolean; reason: string | null; sizeBytes: number; pending: number; dropped: number; syncLag: number | null; lastSyncAckMsAgo: number | null };
+  /** This node's duplicate-address check (absent in older agents). */
+  duplicateCheck?: DuplicateCheckStatus;
   /** Both nodes' MariaDB (db.enabled; absent otherwise): this node's as polled, the peer's as its heartbeat said. */
   db?: { self: DbNodeStatus | null; peer: DbNodeStatus | null };
   // zsha2's `status -json` keys, so that existing callers keep working (docs/database.md).

@@ -1,5 +1,5 @@
 /** `mnha status` for people: both nodes side by side, then why a node may not hold the VIP. */
-import type { DbNodeStatus, NodeStatus, StatusReport } from "../contracts.js";
+import type { DbNodeStatus, DuplicateCheckStatus, NodeStatus, StatusReport } from "../contracts.js";
 import { formatDuration, renderTable, terminalSafe, truncate } from "./render-table.js";
 
 type PeerReport = StatusReport["peer"];
@@ -38,6 +38,7 @@ export function renderStatus(report: StatusReport): string {
     rows.push([`service ${name}`, serviceCell(self, name), known ? serviceCell(known, name) : unknown]);
   }
   if (report.db) rows.push(...dbRows(report.db.self, report.db.peer, unknown));
+  if (report.duplicateCheck) rows.push(["duplicate check", duplicateCheckCell(report.duplicateCheck), ""]);
   rows.push(["uptime", formatDuration(self.uptimeMs), ""]);
   if (report.store) {
     const st = report.store;
@@ -59,6 +60,8 @@ export function renderStatus(report: StatusReport): string {
     ...(report.vipUnansweredMs != null && report.vipUnansweredMs >= 1_000 ? [`VIP unanswered for ${Math.floor(report.vipUnansweredMs / 1000)} s (the watchdog repairs, then gives the role up; see mnha events --type watchdog)`] : []),
     ...opsLines(report),
     `VIP ${vip.address}/${vip.prefix} on ${vip.interface}: ${report.vipOwner === null ? "held by NOBODY" : `held by ${report.vipOwner}`}`,
+    // The holder's one guard against a second holder it cannot talk to: say loudly when it is blind.
+    ...(report.duplicateCheck?.state === "failing" ? [`DUPLICATE-ADDRESS CHECK NOT RUNNING on ${self.node}, which holds the VIP: ${report.duplicateCheck.problem ?? "no reason given"} (a second holder would go unnoticed; the agent keeps the VIP and retries)`] : []),
     `gateway ${report.gateway.address}: ${reachability(report.gateway.reachable)}`,
     `peer ${peer.node} (${peer.address}): ${peerLink}`,
     ...(report.witness ? [witnessLine(report.witness)] : []),
@@ -70,6 +73,21 @@ export function renderStatus(report: StatusReport): string {
   const reasons = [...notEligible(self), ...(known ? notEligible(known) : [])].map(terminalSafe);
   if (reasons.length > 0) lines.push("", "not eligible to hold the VIP:", ...reasons);
   return `${lines.join("\n")}\n`;
+}
+
+/** The holder's duplicate-address check on this node (rule 7 of docs/protocol.md). */
+function duplicateCheckCell(check: DuplicateCheckStatus): string {
+  const problem = check.problem === null ? "" : `; ${truncate(check.problem, 60)}`;
+  switch (check.state) {
+    case "disabled":
+      return "off (arpGuard.duplicateCheckIntervalMs is 0)";
+    case "idle":
+      return "idle (runs while this node holds the VIP)";
+    case "running":
+      return `running, ${check.lastCheckMsAgo === null ? "no check yet" : `last check ${formatDuration(check.lastCheckMsAgo)} ago`}${problem}`;
+    case "failing":
+      return `NOT RUNNING: ${truncate(check.problem ?? "no reason given", 60)}`;
+  }
 }
 
 /** The managed MariaDB, per node (the peer's as its last heartbeat said). */

@@ -587,7 +587,7 @@ export class Agent {
     const { offered, negotiated } = this.protocolStatus();
     const witness = this.host.core.snapshot(this.clock.now()).witness;
     const witnessStatus = this.loaded.config.witness && witness && this.witnessClient ? { witness: { configured: true as const, address: `${this.loaded.config.witness.address}:${this.loaded.config.witness.port}`, leaseMs: this.loaded.config.witness.leaseMs, connected: this.witnessClient.state().connected, linkError: this.witnessClient.state().lastError, ...witness } } : {};
-    return { ...report, protocol: { offered, negotiated }, ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
+    return { ...report, protocol: { offered, negotiated }, duplicateCheck: this.duplicateWatch.status(), ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
   }
 
   /** The peer protocol versions offered (the build's list) and the one the open link negotiated. */
@@ -619,6 +619,6 @@ export class Agent {
       components: this.c,
       db: this.dbStatusInput(),
     });
-    return { ...snapshot, dataSyncAgeSeconds: this.dataSync?.ageSeconds() ?? null, backupAgeSeconds: this.backups?.newestGoodAgeSeconds() ?? null };
+    return { ...snapshot, dataSyncAgeSeconds: this.dataSync?.ageSeconds() ?? null, backupAgeSeconds: this.backups?.newestGoodAgeSeconds() ?? null, duplicateCheckFailing: this.duplicateWatch.status().state === "failing" };
   }
 }

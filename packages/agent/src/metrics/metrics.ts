@@ -48,6 +48,8 @@ export interface MetricsSnapshot {
   db?: { alive: boolean; readOnly: boolean | null; lagSeconds: number | null; ioRunning: boolean | null; sqlRunning: boolean | null; semiSyncMasterActive: boolean | null } | null;
   /** Seconds since the newest good database backup in backup.dir (null/absent: none, or backups not enabled). */
   backupAgeSeconds?: number | null;
+  /** This node holds the VIP but cannot make its duplicate-address check (absent: false). */
+  duplicateCheckFailing?: boolean;
 }
 
 export interface MetricsServerOptions {
@@ -188,6 +190,7 @@ export class MetricsServer implements Startable {
     m.vipHeld.set(s.vipHeld ? 1 : 0);
     m.vipUnanswered.set(s.vipUnansweredSeconds ?? 0);
     m.peerConnected.set(s.peerConnected ? 1 : 0);
+    m.duplicateCheckFailing.set(s.duplicateCheckFailing === true ? 1 : 0);
     this.optional(m.peerRtt, s.peerRttMs === null ? null : s.peerRttMs / 1000);
     m.gatewayReachable.set(s.gatewayReachable ? 1 : 0);
     this.optional(m.gatewayRtt, s.gatewayRttMs === null ? null : s.gatewayRttMs / 1000);
@@ -243,6 +246,7 @@ function createMetrics(registry: Registry) {
     vipHeld: new Gauge({ name: "mnha_vip_held", help: "1 while the VIP is configured on this node.", registers }),
     vipUnanswered: new Gauge({ name: "mnha_vip_unanswered_seconds", help: "Seconds without an answering VIP holder while a node claims the role (0 while the VIP is served).", registers }),
     peerConnected: new Gauge({ name: "mnha_peer_connected", help: "1 while the authenticated peer link is open.", registers }),
+    duplicateCheckFailing: new Gauge({ name: "mnha_duplicate_check_failing", help: "1 while this node holds the VIP but cannot check that nobody else answers for it (own MAC unknown, arping failing).", registers }),
     // Exported only when known: created unregistered, added to the registry when a value exists.
     peerRtt: optionalGauge("mnha_peer_rtt_seconds", "Round trip to the peer."),
     gatewayReachable: new Gauge({ name: "mnha_gateway_reachable", help: "1 while the gateway answers (arbitration).", registers }),

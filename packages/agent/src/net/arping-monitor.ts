@@ -1,5 +1,5 @@
 import type { Logger } from "@mnha/shared";
-import type { DuplicateCheckReport, DuplicateWatchApi } from "../contracts.js";
+import type { DuplicateCheckReport, DuplicateCheckStatus, DuplicateWatchApi } from "../contracts.js";
 import { LineTool, RequestDeadline, type LineToolExit } from "../util/line-tool.js";
 import { inNetns } from "./command.js";
 
@@ -95,6 +95,9 @@ export class ArpingMonitor implements DuplicateWatchApi {
   /** Failed own-MAC lookups in a row, and when that was last said (once a minute, not each try). */
   private macFailures = 0;
   private macWarnedAt = -Infinity;
+  private macError = "";
+  /** When the latest check was reported in this activation (for status). */
+  private lastCheckAt: number | null = null;
   private active = false;
   private stopped = false;
   /** Bumped on every activation change: a pending own-MAC lookup for an older one is void. */
@@ -114,10 +117,26 @@ export class ArpingMonitor implements DuplicateWatchApi {
     return this.active;
   }
 
+  /**
+   * Running while at least one arping is judging requests; failing while our MAC is unknown
+   * or every arping started has failed since it last judged one (each is retried meanwhile).
+   */
+  status(): DuplicateCheckStatus {
+    if (!this.active) return { state: "idle", problem: null, lastCheckMsAgo: null };
+    const lastCheckMsAgo = this.lastCheckAt === null ? null : Math.round(performance.now() - this.lastCheckAt);
+    if (this.mac === null && this.macFailures > 0) {
+      return { state: "failing", problem: `own MAC on ${this.options.iface} unknown (${this.macError}), ${this.macFailures} ${this.macFailures === 1 ? "try" : "tries"}`, lastCheckMsAgo };
+    }
+    const problems = this.streams.map((stream) => stream.problem()).filter((problem): problem is string => problem !== null);
+    if (problems.length > 0 && problems.length === this.streams.length) return { state: "failing", problem: problems[0] ?? null, lastCheckMsAgo };
+    return { state: "running", problem: problems.length > 0 ? `${problems.length} of ${this.streams.length} arpings failing (checks less often): ${problems[0]}` : null, lastCheckMsAgo };
+  }
+
   /** Active while this node holds the VIP: the arpings run then, and only then. */
   setActive(active: boolean): void {
     if (this.stopped || active === this.active) return;
     this.active = active;
+    this.lastCheckAt = null;
     const generation = ++this.generation;
     if (!active) {
       this.halt();
@@ -180,6 +199,7 @@ export class ArpingMonitor implements DuplicateWatchApi {
       return this.mac;
     } catch (error) {
       this.macFailures++;
+      this.macError = error instanceof Error ? error.message : String(error);
       const now = performance.now();
       if (now - this.macWarnedAt >= MAC_WARN_EVERY_MS) {
         this.macWarnedAt = now;
@@ -191,6 +211,7 @@ export class ArpingMonitor implements DuplicateWatchApi {
 
   private emit(check: DuplicateCheckReport): void {
     if (!this.active) return;
+    this.lastCheckAt = performance.now();
     for (const listener of this.listeners) listener(check);
   }
 }
@@ -220,6 +241,8 @@ class ArpingStream {
   private anchorSeq = 1;
   private anchoredByReply = false;
   private exitDetail = "";
+  /** Why this arping is being restarted, until it judges a request again (for status). */
+  private failure: string | null = null;
 
   constructor(
     private readonly options: ArpingMonitorOptions,
@@ -233,7 +256,10 @@ class ArpingStream {
       onStarted: () => this.onArpingStarted(),
       onLine: (line) => this.onLine(line),
       onExit: (exit) => this.onArpingExit(exit),
-      onRestartScheduled: (restartInMs) => this.options.logger.warn({ detail: this.exitDetail, restartInMs }, "duplicate-address check failed; keeping the VIP"),
+      onRestartScheduled: (restartInMs) => {
+        this.failure = this.exitDetail;
+        this.options.logger.warn({ detail: this.exitDetail, restartInMs }, "duplicate-address check failed; keeping the VIP");
+      },
       backoff: { initialMs: 1_000, maxMs: RESTART_MAX_MS },
     });
   }
@@ -248,6 +274,16 @@ class ArpingStream {
     this.running = false;
     this.clearTimers();
     void this.arping.stop();
+  }
+
+  problem(): string | null {
+    return this.failure;
+  }
+
+  /** Every judged request goes out through here: the arping works again. */
+  private reportCheck(check: DuplicateCheckReport): void {
+    this.failure = null;
+    this.report(check);
   }
 
   /** A new arping counts its requests from 1 again, and its first send time is only estimated. */
@@ -294,7 +330,7 @@ class ArpingStream {
     const other = reply.mac !== this.ownMac;
     if (request < this.expected) {
       // A request already judged (the estimate ran late of arping's): the answer was in time, report it now.
-      if (other) this.report(this.check([reply.mac]));
+      if (other) this.reportCheck(this.check([reply.mac]));
       this.armDeadline();
       return;
     }
@@ -337,7 +373,7 @@ class ArpingStream {
     const macs = [...this.answered];
     this.answered.clear();
     this.expected++;
-    this.report(this.check(macs));
+    this.reportCheck(this.check(macs));
   }
 
   private check(otherMacs: string[]): DuplicateCheckReport {

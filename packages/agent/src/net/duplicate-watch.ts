@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import type { Logger } from "@mnha/shared";
-import type { ArpProbeResult, DuplicateCheckReport, DuplicateWatchApi } from "../contracts.js";
+import type { ArpProbeResult, DuplicateCheckReport, DuplicateCheckStatus, DuplicateWatchApi } from "../contracts.js";
 
 /** One duplicate-address check's outcome, as the election core takes it. */
 export type DuplicateCheck = DuplicateCheckReport;
@@ -36,6 +36,9 @@ export class DuplicateWatch implements DuplicateWatchApi {
   private probing = false;
   private stopped = false;
   private mac: string | null = null;
+  /** Why the latest probe reported nothing (cleared by the next check that works), and when a check last worked. */
+  private failure: string | null = null;
+  private lastCheckAt: number | null = null;
 
   constructor(options: DuplicateWatchOptions) {
     this.options = options;
@@ -49,6 +52,8 @@ export class DuplicateWatch implements DuplicateWatchApi {
   setActive(active: boolean): void {
     if (this.stopped || this.options.intervalMs <= 0 || active === this.active) return;
     this.active = active;
+    this.failure = null;
+    this.lastCheckAt = null;
     if (active) this.schedule(0);
     else if (this.timer) {
       clearTimeout(this.timer);
@@ -58,6 +63,13 @@ export class DuplicateWatch implements DuplicateWatchApi {
 
   isActive(): boolean {
     return this.active;
+  }
+
+  status(): DuplicateCheckStatus {
+    if (this.options.intervalMs <= 0) return { state: "disabled", problem: null, lastCheckMsAgo: null };
+    if (!this.active) return { state: "idle", problem: null, lastCheckMsAgo: null };
+    const lastCheckMsAgo = this.lastCheckAt === null ? null : Math.round(performance.now() - this.lastCheckAt);
+    return this.failure === null ? { state: "running", problem: null, lastCheckMsAgo } : { state: "failing", problem: this.failure, lastCheckMsAgo };
   }
 
   stop(): void {
@@ -82,13 +94,18 @@ export class DuplicateWatch implements DuplicateWatchApi {
       this.mac ??= await this.options.ownMac();
       const result = await this.options.probe();
       if (result.failed === true) {
+        this.failure = `the ARP probe failed: ${result.detail}`;
         this.options.logger.warn({ detail: result.detail }, "duplicate-address check failed; keeping the VIP");
       } else if (this.active) {
+        this.failure = null;
+        this.lastCheckAt = performance.now();
         const own = this.mac;
         const check: DuplicateCheck = { ownMac: own, otherMacs: result.macs.map((m) => m.toLowerCase()).filter((m) => m !== own), detail: result.detail };
         for (const listener of this.listeners) listener(check);
       }
     } catch (error) {
+      const text = error instanceof Error ? error.message : String(error);
+      this.failure = this.mac === null ? `own MAC unknown: ${text}` : `the ARP probe failed: ${text}`;
       this.options.logger.warn({ err: error }, "duplicate-address check failed; keeping the VIP");
     } finally {
       this.probing = false;

@@ -2,6 +2,7 @@ import { isMnhaError } from "@mnha/shared";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Agent } from "../../src/daemon/agent.js";
 import { operatorError } from "../../src/daemon/run.js";
+import type { MetricsSnapshot } from "../../src/metrics/metrics.js";
 import { loadedConfig, memoryParts, silentLogger, type MemoryParts } from "./in-memory.js";
 
 /**
@@ -98,6 +99,39 @@ describe("the agent daemon (in-memory parts)", () => {
     await vi.waitFor(async () => expect((await agent.status()).vipOwner).toBe("mn1"), { timeout: 2_000, interval: 20 });
     expect((await agent.status()).vipUnansweredMs).toBeNull();
     expect(parts.store.events.map((e) => e.type)).toContain("watchdog.vip-restored");
+  });
+
+  it("status and metrics show the holder's duplicate-address check: idle before the VIP, failing while its own MAC cannot be read, running once it can", async () => {
+    const parts = memoryParts();
+    let macError: Error | null = new Error("ENOENT: no such file /sys/class/net/br_eth0/address");
+    parts.components.arpGuard.ownMac = async () => {
+      if (macError !== null) throw macError;
+      return "02:00:00:00:00:01";
+    };
+    let collect: (() => MetricsSnapshot) | null = null;
+    parts.components.metrics = (collector) => {
+      collect = collector;
+      return { start: async () => undefined, stop: async () => undefined };
+    };
+    const scrape = (): MetricsSnapshot => {
+      if (collect === null) throw new Error("the agent gave the metrics server no collector");
+      return collect();
+    };
+    const agent = makeAgent(parts, { timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { duplicateCheckIntervalMs: 50 }, keepalived: { advertIntMs: 100 } });
+    await agent.start();
+    expect((await agent.status()).duplicateCheck).toEqual({ state: "idle", problem: null, lastCheckMsAgo: null });
+    await vi.waitFor(() => expect(parts.keepalived.gate).toBe(true), { timeout: 5_000, interval: 20 });
+    parts.keepalived.vip = true;
+    parts.keepalived.emit("master");
+    await vi.waitFor(async () => expect((await agent.status()).duplicateCheck?.state).toBe("failing"), { timeout: 5_000, interval: 20 });
+    const failing = await agent.status();
+    expect(failing.duplicateCheck?.problem).toBe("own MAC unknown: ENOENT: no such file /sys/class/net/br_eth0/address");
+    expect(failing.vipOwner, "a blind check does not take the VIP away").toBe("mn1");
+    expect(scrape().duplicateCheckFailing).toBe(true);
+    macError = null;
+    await vi.waitFor(async () => expect((await agent.status()).duplicateCheck?.state).toBe("running"), { timeout: 5_000, interval: 20 });
+    expect((await agent.status()).duplicateCheck?.lastCheckMsAgo).toBeLessThan(1_000);
+    expect(scrape().duplicateCheckFailing).toBe(false);
   });
 });
 

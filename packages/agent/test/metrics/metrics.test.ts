@@ -80,6 +80,7 @@ describe("MetricsServer", () => {
       mnha_vip_held: 1,
       mnha_vip_unanswered_seconds: 0,
       mnha_peer_connected: 1,
+      mnha_duplicate_check_failing: 0,
       mnha_peer_rtt_seconds: 0.0015,
       mnha_gateway_reachable: 1,
       mnha_gateway_rtt_seconds: 0.00025,
@@ -129,9 +130,11 @@ describe("MetricsServer", () => {
       store: null,
       syncLagRecords: null,
       vipUnansweredSeconds: 12.5,
+      duplicateCheckFailing: true,
     });
     let { samples } = await scrape(url);
     expect(samples.get("mnha_vip_unanswered_seconds")).toBe(12.5);
+    expect(samples.get("mnha_duplicate_check_failing")).toBe(1);
     expect(samples.get('mnha_role{role="standby"}')).toBe(1);
     expect(samples.get('mnha_role{role="holder"}')).toBe(0);
     expect(samples.get("mnha_epoch")).toBe(8);

@@ -2,7 +2,7 @@ import { silentLogger } from "@mnha/shared";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { DuplicateCheckReport } from "../../src/contracts.js";
 import { ArpGuard } from "../../src/net/arp-guard.js";
 import { ArpingMonitor, arpingSchedule, parseArpingReplyLine } from "../../src/net/arping-monitor.js";
@@ -155,6 +155,33 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
     }
   }, 20_000);
 
+  it("status: failing while every arping fails (named by its exit), running again once one judges a request", async () => {
+    const fake = new FakeArping("");
+    const brokenFlag = join(fake.dir, "broken");
+    writeFileSync(brokenFlag, "");
+    // Broken: exits at once as arping does without CAP_NET_RAW; then answers nobody, every second.
+    writeFileSync(fake.command, `#!/bin/sh\n[ -e ${brokenFlag} ] && { echo "arping: socket: Operation not permitted" >&2; exit 2; }\necho "ARPING ${VIP} from 0.0.0.0 eth0"\nwhile true; do sleep 1; done\n`);
+    const { monitor, checks } = monitorWith(fake, 2);
+    try {
+      monitor.setActive(true);
+      // Both staggered arpings (the second starts 500 ms in) have failed at least once by now.
+      await sleep(1_500);
+      expect(monitor.status()).toEqual({ state: "failing", problem: `${fake.command} exited (code 2): arping: socket: Operation not permitted`, lastCheckMsAgo: null });
+      expect(checks).toEqual([]);
+      rmSync(brokenFlag);
+      // Started again after its backoff (2 s by now); running once a request is judged (no answer).
+      await vi.waitFor(() => expect(monitor.status().state).toBe("running"), { timeout: 8_000, interval: 50 });
+      const status = monitor.status();
+      expect(checks.length).toBeGreaterThan(0);
+      expect(status.lastCheckMsAgo).toBeLessThan(1_500);
+      expect(status.problem ?? "", "while only one works, the other is named").toMatch(/^$|^1 of 2 arpings failing \(checks less often\): .*exited \(code 2\)/);
+      await vi.waitFor(() => expect(monitor.status().problem).toBeNull(), { timeout: 8_000, interval: 50 });
+    } finally {
+      monitor.stop();
+      fake.cleanup();
+    }
+  }, 20_000);
+
   it("while its own MAC cannot be looked up: keeps trying each interval, says so once, starts the arpings when it works; inactive stops the tries", async () => {
     const fake = new FakeArping(["while true; do", "sleep 1", "done"].join("\n"));
     const { logger, lines } = captureLogger();
@@ -169,12 +196,15 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
     const said = (text: string) => lines.filter((l) => l.msg.includes(text));
     let again: ArpingMonitor | null = null;
     try {
+      expect(monitor.status()).toEqual({ state: "idle", problem: null, lastCheckMsAgo: null });
       monitor.setActive(true);
       await sleep(450);
       expect(lookups, "tried again each interval").toBeGreaterThanOrEqual(3);
       expect(fake.startLines(), "no arping without our MAC").toEqual([]);
+      expect(monitor.status()).toMatchObject({ state: "failing", problem: expect.stringMatching(/^own MAC on eth0 unknown \(eth0: no such device\), \d+ tries$/) });
       await sleep(800);
       expect(lookups).toBe(7);
+      expect(monitor.status().state, "our MAC known, the arping started").toBe("running");
       expect(said("own MAC unknown"), "said once, not at each try").toHaveLength(1);
       expect(said("own MAC unknown")[0]).toMatchObject({ level: 40, failures: 1 });
       expect(said("own MAC found")[0]).toMatchObject({ level: 30, failures: 6 });

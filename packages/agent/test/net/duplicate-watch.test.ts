@@ -39,14 +39,40 @@ describe("DuplicateWatch (timing and reporting, with a scripted probe)", () => {
     watch.stop();
   });
 
-  it("a failed probe reports nothing (a broken arping must not take the VIP away)", async () => {
-    const watch = new DuplicateWatch({ intervalMs: 10, probe: async () => ({ occupied: false, failed: true, macs: [], detail: "probe failed: no arping" }), ownMac: async () => OWN, logger: silentLogger() });
+  it("a failed probe reports nothing (a broken arping must not take the VIP away), and status says the check is failing until a probe works", async () => {
+    let failing = true;
+    const watch = new DuplicateWatch({
+      intervalMs: 10,
+      probe: async () => (failing ? { occupied: false, failed: true, macs: [], detail: "probe failed: no arping" } : { occupied: false, macs: [], detail: "no answer" }),
+      ownMac: async () => OWN,
+      logger: silentLogger(),
+    });
     const checks: DuplicateCheck[] = [];
     watch.onCheck((c) => checks.push(c));
+    expect(watch.status()).toEqual({ state: "idle", problem: null, lastCheckMsAgo: null });
     watch.setActive(true);
     await new Promise((r) => setTimeout(r, 80));
-    watch.stop();
     expect(checks).toEqual([]);
+    expect(watch.status()).toEqual({ state: "failing", problem: "the ARP probe failed: probe failed: no arping", lastCheckMsAgo: null });
+    failing = false;
+    await new Promise((r) => setTimeout(r, 80));
+    const status = watch.status();
+    expect(status.state).toBe("running");
+    expect(status.problem).toBeNull();
+    expect(status.lastCheckMsAgo).toBeGreaterThanOrEqual(0);
+    expect(status.lastCheckMsAgo).toBeLessThan(1_000);
+    expect(checks.length).toBeGreaterThan(0);
+    watch.setActive(false);
+    expect(watch.status()).toEqual({ state: "idle", problem: null, lastCheckMsAgo: null });
+    watch.stop();
+  });
+
+  it("an own MAC that cannot be read is a failing check, named as such", async () => {
+    const watch = new DuplicateWatch({ intervalMs: 10, probe: async () => ({ occupied: false, macs: [], detail: "" }), ownMac: async () => Promise.reject(new Error("ENOENT: /sys/class/net/eth9/address")), logger: silentLogger() });
+    watch.setActive(true);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(watch.status()).toMatchObject({ state: "failing", problem: "own MAC unknown: ENOENT: /sys/class/net/eth9/address" });
+    watch.stop();
   });
 
   it("interval 0 turns the check off", async () => {
@@ -55,6 +81,7 @@ describe("DuplicateWatch (timing and reporting, with a scripted probe)", () => {
     watch.setActive(true);
     await new Promise((r) => setTimeout(r, 50));
     expect(watch.isActive()).toBe(false);
+    expect(watch.status()).toEqual({ state: "disabled", problem: null, lastCheckMsAgo: null });
     expect(probes).toBe(0);
   });
 });
