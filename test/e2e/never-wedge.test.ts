@@ -9,13 +9,17 @@ import { VIP_ADDRESS, type MnNode } from "../lab/constants.js";
 import { sleep, waitFor } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { hostAddresses } from "../lab/topology.js";
+import type { StatusReport } from "../../packages/agent/src/contracts.js";
 import {
   agentEvents,
+  breakableArping,
   breakableKeepalived,
   garbleKeepalivedConfig,
   keepalivedFiles,
+  killDuplicateCheckArpings,
   nodeSnapshot,
   removeGuardPidFile,
+  setArpingBroken,
   setDataDirReadOnly,
   setKeepalivedBroken,
   startSecondAgent,
@@ -24,15 +28,18 @@ import {
 import { readFileSync } from "node:fs";
 import { expectNoMove, expectServedWithin, labArchiveDir, runScenario, type ScenarioRun } from "./scenario.js";
 
-// The keepalived binary is a wrapper the "won't start" case can break; otherwise it is keepalived.
-const lab = new Lab({ config: breakableKeepalived() });
+// The keepalived and arping binaries are wrappers the "won't start" cases can break; otherwise they are the real ones.
+const lab = new Lab({ config: breakableKeepalived(breakableArping()) });
 
 beforeAll(async () => {
   await lab.up({ fresh: true });
 });
 
 afterAll(async () => {
-  for (const node of ["mn1", "mn2"] as const) setKeepalivedBroken(node, false);
+  for (const node of ["mn1", "mn2"] as const) {
+    setKeepalivedBroken(node, false);
+    setArpingBroken(node, false);
+  }
   await lab.down({ archiveTo: labArchiveDir("never-wedge") });
 });
 
@@ -152,6 +159,44 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     expectNeverTwoMacs(run);
     expectServedWithin(run);
     expect((await lab.holders()).length).toBe(1);
+  });
+
+  it("the duplicate check's arpings killed and arping failing to start: status says NOT RUNNING with arping's error, the VIP stays; running again once arping works", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const checkOf = async (node: MnNode): Promise<StatusReport["duplicateCheck"]> => (await lab.tryAgentStatus(node)).status?.duplicateCheck;
+    expect(await checkOf(holder)).toMatchObject({ state: "running", problem: null });
+    expect(await checkOf(standby)).toMatchObject({ state: "idle" });
+    let failing: StatusReport["duplicateCheck"];
+    let text = "";
+    const run = await runScenario(lab, before, {
+      name: "duplicate-check arping fails",
+      fault: async () => {
+        setArpingBroken(holder, true);
+        expect(await killDuplicateCheckArpings(holder), "the holder's duplicate-check arpings").not.toEqual([]);
+      },
+      outcome: async () => {
+        // Both staggered arpings restarted (1 s backoff) and failed: the check is blind.
+        failing = await waitFor(
+          `${holder}'s status to say its duplicate check fails with the wrapper's error`,
+          async () => {
+            const check = await checkOf(holder);
+            return check?.state === "failing" && /broken on purpose/.test(check.problem ?? "") ? check : undefined;
+          },
+          { timeoutMs: 10_000, intervalMs: 200 },
+        );
+        text = (await lab.agentCli(holder, ["status"])).stdout;
+        setArpingBroken(holder, false);
+        // The restart backoff is at most 5 s; then a request judged makes it run again.
+        await waitFor(`${holder}'s duplicate check running again`, async () => ((await checkOf(holder))?.state === "running" ? true : undefined), { timeoutMs: 15_000, intervalMs: 200 });
+      },
+    });
+    expectNeverTwoMacs(run);
+    expectNoMove(run, holder);
+    expect(failing?.problem).toMatch(/arping-wrapper exited \(code 1\): lab: arping broken on purpose/);
+    expect(text).toMatch(new RegExp(`DUPLICATE-ADDRESS CHECK NOT RUNNING on ${holder}, which holds the VIP: .*broken on purpose`));
+    expect(text).toMatch(/duplicate check\s+NOT RUNNING: /);
+    expect(await lab.holders()).toEqual([holder]);
   });
 
   it("data dir made read-only under the holder's agent: said in the audit, the VIP stays, and writable again is said too", async () => {

@@ -1,16 +1,17 @@
 /**
  * Mishaps around the agent (issue 7, "never wedge"): a second agent started by hand, the lease
- * guard's pid file removed, keepalived.conf overwritten, a keepalived binary that will not
- * start, the data dir made read-only. Each acts on one node the way an operator (or a broken
- * disk) would, and each can be undone.
+ * guard's pid file removed, keepalived.conf overwritten, a keepalived or arping binary that
+ * will not start, the data dir made read-only. Each acts on one node the way an operator (or a
+ * broken disk) would, and each can be undone.
  */
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import type { HaEvent } from "../../packages/agent/src/contracts.js";
-import type { ConfigOverrides } from "./config-writer.js";
+import { arpingPath, type ConfigOverrides } from "./config-writer.js";
 import { AGENT_MAIN, HOSTS, nodePaths, type MnNode } from "./constants.js";
 import { monoNow, run, runIn } from "./exec.js";
 import type { Lab } from "./lab.js";
+import { namespacePids, readCmdline, readComm, signal, waitGone } from "./procfs.js";
 
 /** The driver's files on a node (defaults of packages/agent/src/keepalived/paths.ts). */
 export function keepalivedFiles(node: MnNode): { dir: string; gate: string; lease: string; guardPid: string; config: string } {
@@ -108,6 +109,52 @@ export function setKeepalivedBroken(node: MnNode, broken: boolean): void {
   const { brokenFlag } = keepalivedWrapper(node);
   if (broken) writeFileSync(brokenFlag, "");
   else rmSync(brokenFlag, { force: true });
+}
+
+/** The wrapper the lab's arpGuard.command points at when a test needs to break arping on a node. */
+export function arpingWrapper(node: MnNode): { wrapper: string; brokenFlag: string } {
+  const dir = nodePaths(node).dir;
+  return { wrapper: `${dir}/arping-wrapper`, brokenFlag: `${dir}/arping-broken` };
+}
+
+/**
+ * Config overrides that point arpGuard.command at a wrapper in the node's state dir: it runs
+ * the real arping, or exits 1 while the node's "broken" flag file exists (as arping does when
+ * it cannot open its socket).
+ */
+export function breakableArping(base: ConfigOverrides = {}): ConfigOverrides {
+  return {
+    ...base,
+    customize: (node, config) => {
+      const { wrapper, brokenFlag } = arpingWrapper(node);
+      writeFileSync(wrapper, `#!/bin/bash\n# mnha lab: an arping that can be made to fail\n[[ -e '${brokenFlag}' ]] && { echo "lab: arping broken on purpose" >&2; exit 1; }\nexec '${arpingPath()}' "$@"\n`);
+      chmodSync(wrapper, 0o755);
+      const next = { ...config, arpGuard: { ...config.arpGuard, command: wrapper } };
+      return base.customize ? base.customize(node, next) : next;
+    },
+  };
+}
+
+export function setArpingBroken(node: MnNode, broken: boolean): void {
+  const { brokenFlag } = arpingWrapper(node);
+  if (broken) writeFileSync(brokenFlag, "");
+  else rmSync(brokenFlag, { force: true });
+}
+
+/**
+ * Kills the node's long-running duplicate-check arpings (`arping … -i N -w N …`, the holder
+ * agent's children), as a crash or an OOM kill would; the agent starts them again. Returns the
+ * pids killed, once they are gone.
+ */
+export async function killDuplicateCheckArpings(node: MnNode): Promise<number[]> {
+  const pids = (await namespacePids(HOSTS[node].namespace)).filter((pid) => {
+    const argv = readCmdline(pid);
+    return readComm(pid) === "arping" && argv.includes("-i") && argv.includes("-w");
+  });
+  for (const pid of pids) signal(pid, "SIGKILL");
+  const left = await waitGone(pids, 2_000);
+  if (left.length > 0) throw new Error(`duplicate-check arpings on ${node} still alive after SIGKILL: ${left.join(", ")}`);
+  return pids;
 }
 
 /**
