@@ -19,7 +19,7 @@ import {
   killDuplicateCheckArpings,
   nodeSnapshot,
   removeGuardPidFile,
-  setArpingBroken,
+  setBroken,
   setDataDirReadOnly,
   setKeepalivedBroken,
   startSecondAgent,
@@ -38,7 +38,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const node of ["mn1", "mn2"] as const) {
     setKeepalivedBroken(node, false);
-    setArpingBroken(node, false);
+    setBroken(node, "arping", false);
   }
   await lab.down({ archiveTo: labArchiveDir("never-wedge") });
 });
@@ -172,7 +172,7 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     const run = await runScenario(lab, before, {
       name: "duplicate-check arping fails",
       fault: async () => {
-        setArpingBroken(holder, true);
+        setBroken(holder, "arping", true);
         expect(await killDuplicateCheckArpings(holder), "the holder's duplicate-check arpings").not.toEqual([]);
       },
       outcome: async () => {
@@ -186,7 +186,7 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
           { timeoutMs: 10_000, intervalMs: 200 },
         );
         text = (await lab.agentCli(holder, ["status"])).stdout;
-        setArpingBroken(holder, false);
+        setBroken(holder, "arping", false);
         // The restart backoff is at most 5 s; then a request judged makes it run again.
         await waitFor(`${holder}'s duplicate check running again`, async () => ((await checkOf(holder))?.state === "running" ? true : undefined), { timeoutMs: 15_000, intervalMs: 200 });
       },

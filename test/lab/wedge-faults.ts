@@ -82,63 +82,58 @@ export function garbleKeepalivedConfig(node: MnNode): void {
   writeFileSync(keepalivedFiles(node).config, "vrrp_instance {{{ garbage written by the lab\n", { mode: 0o600 });
 }
 
-/** The wrapper the lab's keepalived.binary points at when a test needs to break it. */
-export function keepalivedWrapper(node: MnNode): { wrapper: string; brokenFlag: string } {
+/** Binaries a test can make fail to start on one node: each config points at a wrapper. */
+export type BreakableBinary = "keepalived" | "arping";
+
+/** The wrapper in the node's state dir that the config points at for `binary`, and the flag file that breaks it. */
+export function binaryWrapper(node: MnNode, binary: BreakableBinary): { wrapper: string; brokenFlag: string } {
   const dir = nodePaths(node).dir;
-  return { wrapper: `${dir}/keepalived-wrapper`, brokenFlag: `${dir}/keepalived-broken` };
+  return { wrapper: `${dir}/${binary}-wrapper`, brokenFlag: `${dir}/${binary}-broken` };
 }
 
 /**
- * Config overrides that point keepalived.binary at a wrapper in the node's state dir: it runs
- * /usr/sbin/keepalived, or exits 1 while the node's "broken" flag file exists.
+ * Writes the node's wrapper for `binary`: it execs `real`, or exits 1 with "lab: BINARY broken
+ * on purpose" on stderr while the node's flag file exists (as keepalived with a bad binary, or
+ * arping without its socket, would). Returns the wrapper's path.
  */
+function writeWrapper(node: MnNode, binary: BreakableBinary, real: string): string {
+  const { wrapper, brokenFlag } = binaryWrapper(node, binary);
+  writeFileSync(wrapper, `#!/bin/bash\n# mnha lab: a ${binary} that can be made to fail at start\n[[ -e '${brokenFlag}' ]] && { echo "lab: ${binary} broken on purpose" >&2; exit 1; }\nexec '${real}' "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return wrapper;
+}
+
+/** Config overrides that point keepalived.binary at the node's breakable wrapper of /usr/sbin/keepalived. */
 export function breakableKeepalived(base: ConfigOverrides = {}): ConfigOverrides {
   return {
     ...base,
     customize: (node, config) => {
-      const { wrapper, brokenFlag } = keepalivedWrapper(node);
-      writeFileSync(wrapper, `#!/bin/bash\n# mnha lab: a keepalived that can be made to fail at start\n[[ -e '${brokenFlag}' ]] && { echo "lab: keepalived binary broken on purpose" >&2; exit 1; }\nexec /usr/sbin/keepalived "$@"\n`);
-      chmodSync(wrapper, 0o755);
-      const next = { ...config, keepalived: { ...config.keepalived, binary: wrapper } };
+      const next = { ...config, keepalived: { ...config.keepalived, binary: writeWrapper(node, "keepalived", "/usr/sbin/keepalived") } };
       return base.customize ? base.customize(node, next) : next;
     },
   };
 }
 
-export function setKeepalivedBroken(node: MnNode, broken: boolean): void {
-  const { brokenFlag } = keepalivedWrapper(node);
-  if (broken) writeFileSync(brokenFlag, "");
-  else rmSync(brokenFlag, { force: true });
-}
-
-/** The wrapper the lab's arpGuard.command points at when a test needs to break arping on a node. */
-export function arpingWrapper(node: MnNode): { wrapper: string; brokenFlag: string } {
-  const dir = nodePaths(node).dir;
-  return { wrapper: `${dir}/arping-wrapper`, brokenFlag: `${dir}/arping-broken` };
-}
-
-/**
- * Config overrides that point arpGuard.command at a wrapper in the node's state dir: it runs
- * the real arping, or exits 1 while the node's "broken" flag file exists (as arping does when
- * it cannot open its socket).
- */
+/** Config overrides that point arpGuard.command at the node's breakable wrapper of the real arping. */
 export function breakableArping(base: ConfigOverrides = {}): ConfigOverrides {
   return {
     ...base,
     customize: (node, config) => {
-      const { wrapper, brokenFlag } = arpingWrapper(node);
-      writeFileSync(wrapper, `#!/bin/bash\n# mnha lab: an arping that can be made to fail\n[[ -e '${brokenFlag}' ]] && { echo "lab: arping broken on purpose" >&2; exit 1; }\nexec '${arpingPath()}' "$@"\n`);
-      chmodSync(wrapper, 0o755);
-      const next = { ...config, arpGuard: { ...config.arpGuard, command: wrapper } };
+      const next = { ...config, arpGuard: { ...config.arpGuard, command: writeWrapper(node, "arping", arpingPath()) } };
       return base.customize ? base.customize(node, next) : next;
     },
   };
 }
 
-export function setArpingBroken(node: MnNode, broken: boolean): void {
-  const { brokenFlag } = arpingWrapper(node);
+/** Makes `binary` fail at every start on the node (true), or run again (false). */
+export function setBroken(node: MnNode, binary: BreakableBinary, broken: boolean): void {
+  const { brokenFlag } = binaryWrapper(node, binary);
   if (broken) writeFileSync(brokenFlag, "");
   else rmSync(brokenFlag, { force: true });
+}
+
+export function setKeepalivedBroken(node: MnNode, broken: boolean): void {
+  setBroken(node, "keepalived", broken);
 }
 
 /**
