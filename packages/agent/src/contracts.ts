@@ -127,6 +127,8 @@ export interface DuplicateWatchApi {
   setActive(active: boolean): void;
   isActive(): boolean;
   status(): DuplicateCheckStatus;
+  /** Called with the new status each time its state changes (running, failing, idle…). */
+  onStateChange(listener: (status: DuplicateCheckStatus) => void): void;
   stop(): void;
 }
 

@@ -1,6 +1,7 @@
 /** `mnha status` for people: both nodes side by side, then why a node may not hold the VIP. */
 import type { DbNodeStatus, DuplicateCheckStatus, NodeStatus, StatusReport } from "../contracts.js";
-import { formatDuration, renderTable, terminalSafe, truncate } from "./render-table.js";
+import { formatDuration } from "../util/format.js";
+import { renderTable, terminalSafe, truncate } from "./render-table.js";
 
 type PeerReport = StatusReport["peer"];
 type KnownPeer = Extract<PeerReport, { role: unknown }>;

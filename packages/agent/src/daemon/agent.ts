@@ -18,6 +18,7 @@ import type { StoreAlert } from "../store/sqlite-store.js";
 import { AGENT_VERSION } from "../version.js";
 import type { AgentComponents } from "./components.js";
 import { DataSync, sshTransport } from "../datasync/data-sync.js";
+import { DuplicateCheckAudit } from "../net/duplicate-check-audit.js";
 import { DuplicateWatch } from "../net/duplicate-watch.js";
 import { BackupScheduler, backupJob } from "../backup/index.js";
 import { NodeOps } from "../ops/node-ops.js";
@@ -74,6 +75,8 @@ export class Agent {
   private readonly dataSync: DataSync | null;
   /** The holder's duplicate-address check (two holders that cannot talk settle it by MAC). */
   private readonly duplicateWatch: DuplicateWatchApi;
+  /** When the holder's duplicate check stops and runs again, in the audit (one pair per outage). */
+  private readonly duplicateAudit: DuplicateCheckAudit;
   private role: Role = "starting";
   /** The local database's health for the election, status and metrics (db.enabled only). */
   readonly dbPoll: DbHealthPoll | null;
@@ -177,6 +180,8 @@ export class Agent {
         logger: this.logger.child({ component: "duplicate-watch" }),
       });
     this.duplicateWatch.onCheck((check) => this.host.input({ kind: "duplicate-check", ...check }));
+    this.duplicateAudit = new DuplicateCheckAudit((type, message, fields, level) => void this.events.record(type, message, fields, level), () => this.clock.now());
+    this.duplicateWatch.onStateChange((status) => this.duplicateAudit.onState(status));
     this.dataSync =
       config.dataSync.dirs.length > 0
         ? new DataSync({
@@ -382,6 +387,7 @@ export class Agent {
     this.running = false;
     for (const timer of [this.tickTimer, this.vipTimer]) if (timer) clearInterval(timer);
     this.duplicateWatch.stop();
+    this.duplicateAudit.stop();
     await this.host.idle();
     this.host.close();
     // Control and link first (nobody new talks to us); the store last, to flush what the stop recorded.

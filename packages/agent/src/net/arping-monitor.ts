@@ -88,6 +88,8 @@ export class ArpingMonitor implements DuplicateWatchApi {
   private readonly options: ArpingMonitorOptions;
   private readonly schedule: ArpingSchedule;
   private readonly listeners: ((check: DuplicateCheckReport) => void)[] = [];
+  private readonly stateListeners: ((status: DuplicateCheckStatus) => void)[] = [];
+  private lastState: DuplicateCheckStatus["state"] | null = null;
   private streams: ArpingStream[] = [];
   private staggerTimers: NodeJS.Timeout[] = [];
   /** The next own-MAC lookup while it keeps failing: one handle, replaced, never piled up. */
@@ -111,6 +113,10 @@ export class ArpingMonitor implements DuplicateWatchApi {
 
   onCheck(listener: (check: DuplicateCheckReport) => void): void {
     this.listeners.push(listener);
+  }
+
+  onStateChange(listener: (status: DuplicateCheckStatus) => void): void {
+    this.stateListeners.push(listener);
   }
 
   isActive(): boolean {
@@ -140,15 +146,18 @@ export class ArpingMonitor implements DuplicateWatchApi {
     const generation = ++this.generation;
     if (!active) {
       this.halt();
+      this.noteState();
       return;
     }
     this.begin(generation);
+    this.noteState();
   }
 
   /** Starts the arpings, once our MAC is known (the lookup is tried again every interval until it works). */
   private begin(generation: number): void {
     void this.ownMacOnce().then((own) => {
       if (generation !== this.generation || !this.active) return;
+      this.noteState();
       if (own === null) {
         this.retryTimer = setTimeout(() => {
           this.retryTimer = null;
@@ -158,7 +167,7 @@ export class ArpingMonitor implements DuplicateWatchApi {
       }
       const periodMs = this.schedule.periodSeconds * 1_000;
       for (let i = 0; i < this.schedule.streams; i++) {
-        const stream = new ArpingStream(this.options, this.schedule.periodSeconds, own, (check) => this.emit(check));
+        const stream = new ArpingStream(this.options, this.schedule.periodSeconds, own, (check) => this.emit(check), () => this.noteState());
         this.streams.push(stream);
         this.staggerTimers.push(setTimeout(() => stream.start(), Math.round((i * periodMs) / this.schedule.streams)));
       }
@@ -214,6 +223,14 @@ export class ArpingMonitor implements DuplicateWatchApi {
     this.lastCheckAt = performance.now();
     for (const listener of this.listeners) listener(check);
   }
+
+  /** Tells the state listeners when the state differs from the last one told. */
+  private noteState(): void {
+    const status = this.status();
+    if (status.state === this.lastState) return;
+    this.lastState = status.state;
+    for (const listener of this.stateListeners) listener(status);
+  }
 }
 
 function arpingArgv(options: ArpingMonitorOptions, periodSeconds: number): string[] {
@@ -249,6 +266,8 @@ class ArpingStream {
     private readonly periodSeconds: number,
     private readonly ownMac: string,
     private readonly report: (check: DuplicateCheckReport) => void,
+    /** This arping started or stopped failing. */
+    private readonly failureChanged: () => void,
   ) {
     this.periodMs = periodSeconds * 1_000;
     this.arping = new LineTool({
@@ -257,7 +276,9 @@ class ArpingStream {
       onLine: (line) => this.onLine(line),
       onExit: (exit) => this.onArpingExit(exit),
       onRestartScheduled: (restartInMs) => {
+        const first = this.failure === null;
         this.failure = this.exitDetail;
+        if (first) this.failureChanged();
         this.options.logger.warn({ detail: this.exitDetail, restartInMs }, "duplicate-address check failed; keeping the VIP");
       },
       backoff: { initialMs: 1_000, maxMs: RESTART_MAX_MS },
@@ -282,8 +303,10 @@ class ArpingStream {
 
   /** Every judged request goes out through here: the arping works again. */
   private reportCheck(check: DuplicateCheckReport): void {
+    const recovered = this.failure !== null;
     this.failure = null;
     this.report(check);
+    if (recovered) this.failureChanged();
   }
 
   /** A new arping counts its requests from 1 again, and its first send time is only estimated. */

@@ -31,6 +31,8 @@ export async function readInterfaceMac(iface: string): Promise<string> {
 export class DuplicateWatch implements DuplicateWatchApi {
   private readonly options: DuplicateWatchOptions;
   private readonly listeners: ((check: DuplicateCheck) => void)[] = [];
+  private readonly stateListeners: ((status: DuplicateCheckStatus) => void)[] = [];
+  private lastState: DuplicateCheckStatus["state"] | null = null;
   private active = false;
   private timer: NodeJS.Timeout | null = null;
   private probing = false;
@@ -48,6 +50,10 @@ export class DuplicateWatch implements DuplicateWatchApi {
     this.listeners.push(listener);
   }
 
+  onStateChange(listener: (status: DuplicateCheckStatus) => void): void {
+    this.stateListeners.push(listener);
+  }
+
   /** Active while this node holds the VIP (role holder and the address on its interface). */
   setActive(active: boolean): void {
     if (this.stopped || this.options.intervalMs <= 0 || active === this.active) return;
@@ -59,6 +65,7 @@ export class DuplicateWatch implements DuplicateWatchApi {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    this.noteState();
   }
 
   isActive(): boolean {
@@ -77,6 +84,14 @@ export class DuplicateWatch implements DuplicateWatchApi {
     this.active = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+  }
+
+  /** Tells the state listeners when the state differs from the last one told. */
+  private noteState(): void {
+    const status = this.status();
+    if (status.state === this.lastState) return;
+    this.lastState = status.state;
+    for (const listener of this.stateListeners) listener(status);
   }
 
   private schedule(delayMs: number): void {
@@ -109,6 +124,7 @@ export class DuplicateWatch implements DuplicateWatchApi {
       this.options.logger.warn({ err: error }, "duplicate-address check failed; keeping the VIP");
     } finally {
       this.probing = false;
+      if (this.active) this.noteState();
       this.schedule(this.options.intervalMs);
     }
   }

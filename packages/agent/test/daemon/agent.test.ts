@@ -101,7 +101,7 @@ describe("the agent daemon (in-memory parts)", () => {
     expect(parts.store.events.map((e) => e.type)).toContain("watchdog.vip-restored");
   });
 
-  it("status and metrics show the holder's duplicate-address check: idle before the VIP, failing while its own MAC cannot be read, running once it can", async () => {
+  it("status, metrics and the audit show the holder's duplicate-address check: idle before the VIP, failing while its own MAC cannot be read, running once it can", async () => {
     const parts = memoryParts();
     let macError: Error | null = new Error("ENOENT: no such file /sys/class/net/br_eth0/address");
     parts.components.arpGuard.ownMac = async () => {
@@ -128,6 +128,9 @@ describe("the agent daemon (in-memory parts)", () => {
     expect(failing.duplicateCheck?.problem).toBe("own MAC unknown: ENOENT: no such file /sys/class/net/br_eth0/address");
     expect(failing.vipOwner, "a blind check does not take the VIP away").toBe("mn1");
     expect(scrape().duplicateCheckFailing).toBe(true);
+    const audited = parts.store.events.filter((e) => e.type.startsWith("duplicate-check."));
+    expect(audited.map((e) => e.type)).toEqual(["duplicate-check.failing"]);
+    expect(audited[0]?.message).toMatch(/^duplicate-address check NOT RUNNING while this node holds the VIP: own MAC unknown: ENOENT: no such file \/sys\/class\/net\/br_eth0\/address;/);
     macError = null;
     await vi.waitFor(async () => expect((await agent.status()).duplicateCheck?.state).toBe("running"), { timeout: 5_000, interval: 20 });
     expect((await agent.status()).duplicateCheck?.lastCheckMsAgo).toBeLessThan(1_000);

@@ -162,6 +162,8 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
     // Broken: exits at once as arping does without CAP_NET_RAW; then answers nobody, every second.
     writeFileSync(fake.command, `#!/bin/sh\n[ -e ${brokenFlag} ] && { echo "arping: socket: Operation not permitted" >&2; exit 2; }\necho "ARPING ${VIP} from 0.0.0.0 eth0"\nwhile true; do sleep 1; done\n`);
     const { monitor, checks } = monitorWith(fake, 2);
+    const states: string[] = [];
+    monitor.onStateChange((status) => states.push(status.state));
     try {
       monitor.setActive(true);
       // Both staggered arpings (the second starts 500 ms in) have failed at least once by now.
@@ -176,6 +178,8 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
       expect(status.lastCheckMsAgo).toBeLessThan(1_500);
       expect(status.problem ?? "", "while only one works, the other is named").toMatch(/^$|^1 of 2 arpings failing \(checks less often\): .*exited \(code 2\)/);
       await vi.waitFor(() => expect(monitor.status().problem).toBeNull(), { timeout: 8_000, interval: 50 });
+      monitor.setActive(false);
+      expect(states, "each change of state told once (one arping failing of two is still running)").toEqual(["running", "failing", "running", "idle"]);
     } finally {
       monitor.stop();
       fake.cleanup();

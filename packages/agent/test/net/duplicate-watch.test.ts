@@ -49,6 +49,8 @@ describe("DuplicateWatch (timing and reporting, with a scripted probe)", () => {
     });
     const checks: DuplicateCheck[] = [];
     watch.onCheck((c) => checks.push(c));
+    const states: string[] = [];
+    watch.onStateChange((status) => states.push(status.state));
     expect(watch.status()).toEqual({ state: "idle", problem: null, lastCheckMsAgo: null });
     watch.setActive(true);
     await new Promise((r) => setTimeout(r, 80));
@@ -64,6 +66,7 @@ describe("DuplicateWatch (timing and reporting, with a scripted probe)", () => {
     expect(checks.length).toBeGreaterThan(0);
     watch.setActive(false);
     expect(watch.status()).toEqual({ state: "idle", problem: null, lastCheckMsAgo: null });
+    expect(states, "each change of state told once").toEqual(["running", "failing", "running", "idle"]);
     watch.stop();
   });
 
