@@ -161,7 +161,7 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     expect((await lab.holders()).length).toBe(1);
   });
 
-  it("the duplicate check's arpings killed and arping failing to start: status says NOT RUNNING with arping's error, the VIP stays; running again once arping works", async () => {
+  it("the duplicate check's arpings killed and arping failing to start: status and the audit say NOT RUNNING with arping's error, the VIP stays; running again once arping works", async () => {
     const before = await lab.reset();
     const { holder, standby } = before;
     const checkOf = async (node: MnNode): Promise<StatusReport["duplicateCheck"]> => (await lab.tryAgentStatus(node)).status?.duplicateCheck;
@@ -191,6 +191,16 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
         await waitFor(`${holder}'s duplicate check running again`, async () => ((await checkOf(holder))?.state === "running" ? true : undefined), { timeoutMs: 15_000, intervalMs: 200 });
       },
     });
+    // The audit: the outage's start, and its end once the check has run 10 s without failing.
+    const failingEvents = await agentEvents(lab, holder, "duplicate-check.failing");
+    expect(failingEvents.map((e) => e.message)).toEqual([expect.stringMatching(/^duplicate-address check NOT RUNNING while this node holds the VIP: .*(SIGKILL|broken on purpose)/)]);
+    const runningAgain = await waitFor(
+      `a duplicate-check.running event on ${holder}`,
+      async () => (await agentEvents(lab, holder, "duplicate-check.running"))[0],
+      { timeoutMs: 15_000, intervalMs: 500 },
+    );
+    expect(runningAgain.message).toMatch(/^duplicate-address check running again after \d+\.\d s not running/);
+    expect(Number(runningAgain.fields["blindMs"])).toBeGreaterThan(500);
     expectNeverTwoMacs(run);
     expectNoMove(run, holder);
     expect(failing?.problem).toMatch(/arping-wrapper exited \(code 1\): lab: arping broken on purpose/);
