@@ -180,7 +180,7 @@ export class Agent {
         logger: this.logger.child({ component: "duplicate-watch" }),
       });
     this.duplicateWatch.onCheck((check) => this.host.input({ kind: "duplicate-check", ...check }));
-    this.duplicateAudit = new DuplicateCheckAudit((type, message, fields, level) => void this.events.record(type, message, fields, level), () => this.clock.now());
+    this.duplicateAudit = new DuplicateCheckAudit((type, message, fields, level) => void this.events.record(type, message, fields, level), this.clock);
     this.duplicateWatch.onStateChange((status) => this.duplicateAudit.onState(status));
     this.dataSync =
       config.dataSync.dirs.length > 0

@@ -2,6 +2,7 @@ import type { Logger } from "@mnha/shared";
 import type { DuplicateCheckReport, DuplicateCheckStatus, DuplicateWatchApi } from "../contracts.js";
 import { LineTool, RequestDeadline, type LineToolExit } from "../util/line-tool.js";
 import { inNetns } from "./command.js";
+import { DuplicateCheckStates } from "./duplicate-watch.js";
 
 export interface ArpingMonitorOptions {
   iface: string;
@@ -88,8 +89,7 @@ export class ArpingMonitor implements DuplicateWatchApi {
   private readonly options: ArpingMonitorOptions;
   private readonly schedule: ArpingSchedule;
   private readonly listeners: ((check: DuplicateCheckReport) => void)[] = [];
-  private readonly stateListeners: ((status: DuplicateCheckStatus) => void)[] = [];
-  private lastState: DuplicateCheckStatus["state"] | null = null;
+  private readonly states = new DuplicateCheckStates();
   private streams: ArpingStream[] = [];
   private staggerTimers: NodeJS.Timeout[] = [];
   /** The next own-MAC lookup while it keeps failing: one handle, replaced, never piled up. */
@@ -116,7 +116,7 @@ export class ArpingMonitor implements DuplicateWatchApi {
   }
 
   onStateChange(listener: (status: DuplicateCheckStatus) => void): void {
-    this.stateListeners.push(listener);
+    this.states.listen(listener);
   }
 
   isActive(): boolean {
@@ -146,18 +146,18 @@ export class ArpingMonitor implements DuplicateWatchApi {
     const generation = ++this.generation;
     if (!active) {
       this.halt();
-      this.noteState();
+      this.states.note(this.status());
       return;
     }
     this.begin(generation);
-    this.noteState();
+    this.states.note(this.status());
   }
 
   /** Starts the arpings, once our MAC is known (the lookup is tried again every interval until it works). */
   private begin(generation: number): void {
     void this.ownMacOnce().then((own) => {
       if (generation !== this.generation || !this.active) return;
-      this.noteState();
+      this.states.note(this.status());
       if (own === null) {
         this.retryTimer = setTimeout(() => {
           this.retryTimer = null;
@@ -167,7 +167,7 @@ export class ArpingMonitor implements DuplicateWatchApi {
       }
       const periodMs = this.schedule.periodSeconds * 1_000;
       for (let i = 0; i < this.schedule.streams; i++) {
-        const stream = new ArpingStream(this.options, this.schedule.periodSeconds, own, (check) => this.emit(check), () => this.noteState());
+        const stream = new ArpingStream(this.options, this.schedule.periodSeconds, own, (check) => this.emit(check), () => this.states.note(this.status()));
         this.streams.push(stream);
         this.staggerTimers.push(setTimeout(() => stream.start(), Math.round((i * periodMs) / this.schedule.streams)));
       }
@@ -222,14 +222,6 @@ export class ArpingMonitor implements DuplicateWatchApi {
     if (!this.active) return;
     this.lastCheckAt = performance.now();
     for (const listener of this.listeners) listener(check);
-  }
-
-  /** Tells the state listeners when the state differs from the last one told. */
-  private noteState(): void {
-    const status = this.status();
-    if (status.state === this.lastState) return;
-    this.lastState = status.state;
-    for (const listener of this.stateListeners) listener(status);
   }
 }
 

@@ -1,3 +1,4 @@
+import type { Clock } from "@mnha/shared";
 import type { DuplicateCheckStatus } from "../contracts.js";
 import { formatDuration } from "../util/format.js";
 
@@ -22,7 +23,7 @@ export class DuplicateCheckAudit {
 
   constructor(
     private readonly record: AuditRecord,
-    private readonly now: () => number,
+    private readonly clock: Pick<Clock, "now">,
     private readonly settleMs = DUPLICATE_CHECK_SETTLE_MS,
   ) {}
 
@@ -31,7 +32,7 @@ export class DuplicateCheckAudit {
     if (status.state === "failing") {
       if (this.outage === null) {
         const problem = status.problem ?? "no reason given";
-        this.outage = { since: this.now(), problem, flaps: 0 };
+        this.outage = { since: this.clock.now(), problem, flaps: 0 };
         this.record("duplicate-check.failing", `duplicate-address check NOT RUNNING while this node holds the VIP: ${problem}; a second holder would go unnoticed (keeping the VIP, retrying)`, { problem }, "warn");
       } else if (this.runningSince !== null) {
         this.outage.flaps++;
@@ -42,7 +43,7 @@ export class DuplicateCheckAudit {
     if (this.outage === null) return;
     if (status.state === "running") {
       if (this.runningSince !== null) return;
-      this.runningSince = this.now();
+      this.runningSince = this.clock.now();
       this.settleTimer = setTimeout(() => this.close("running"), this.settleMs);
       this.settleTimer.unref();
       return;
@@ -57,7 +58,7 @@ export class DuplicateCheckAudit {
   private close(how: "running" | "ended"): void {
     const outage = this.outage;
     if (outage === null) return;
-    const blindUntil = how === "running" && this.runningSince !== null ? this.runningSince : this.now();
+    const blindUntil = how === "running" && this.runningSince !== null ? this.runningSince : this.clock.now();
     const blindMs = Math.round(blindUntil - outage.since);
     this.clearSettle();
     this.outage = null;

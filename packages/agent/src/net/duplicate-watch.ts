@@ -5,6 +5,23 @@ import type { ArpProbeResult, DuplicateCheckReport, DuplicateCheckStatus, Duplic
 /** One duplicate-address check's outcome, as the election core takes it. */
 export type DuplicateCheck = DuplicateCheckReport;
 
+/** A duplicate check's state changes, told once each to its listeners (both watches use it). */
+export class DuplicateCheckStates {
+  private readonly listeners: ((status: DuplicateCheckStatus) => void)[] = [];
+  private last: DuplicateCheckStatus["state"] | null = null;
+
+  listen(listener: (status: DuplicateCheckStatus) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Tells the listeners when `status`'s state differs from the last one told. */
+  note(status: DuplicateCheckStatus): void {
+    if (status.state === this.last) return;
+    this.last = status.state;
+    for (const listener of this.listeners) listener(status);
+  }
+}
+
 export interface DuplicateWatchOptions {
   /** How often the holder asks the segment who answers for the VIP (ms). */
   intervalMs: number;
@@ -31,8 +48,7 @@ export async function readInterfaceMac(iface: string): Promise<string> {
 export class DuplicateWatch implements DuplicateWatchApi {
   private readonly options: DuplicateWatchOptions;
   private readonly listeners: ((check: DuplicateCheck) => void)[] = [];
-  private readonly stateListeners: ((status: DuplicateCheckStatus) => void)[] = [];
-  private lastState: DuplicateCheckStatus["state"] | null = null;
+  private readonly states = new DuplicateCheckStates();
   private active = false;
   private timer: NodeJS.Timeout | null = null;
   private probing = false;
@@ -51,7 +67,7 @@ export class DuplicateWatch implements DuplicateWatchApi {
   }
 
   onStateChange(listener: (status: DuplicateCheckStatus) => void): void {
-    this.stateListeners.push(listener);
+    this.states.listen(listener);
   }
 
   /** Active while this node holds the VIP (role holder and the address on its interface). */
@@ -65,7 +81,7 @@ export class DuplicateWatch implements DuplicateWatchApi {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    this.noteState();
+    this.states.note(this.status());
   }
 
   isActive(): boolean {
@@ -84,14 +100,6 @@ export class DuplicateWatch implements DuplicateWatchApi {
     this.active = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-  }
-
-  /** Tells the state listeners when the state differs from the last one told. */
-  private noteState(): void {
-    const status = this.status();
-    if (status.state === this.lastState) return;
-    this.lastState = status.state;
-    for (const listener of this.stateListeners) listener(status);
   }
 
   private schedule(delayMs: number): void {
@@ -124,7 +132,7 @@ export class DuplicateWatch implements DuplicateWatchApi {
       this.options.logger.warn({ err: error }, "duplicate-address check failed; keeping the VIP");
     } finally {
       this.probing = false;
-      if (this.active) this.noteState();
+      if (this.active) this.states.note(this.status());
       this.schedule(this.options.intervalMs);
     }
   }

@@ -13,7 +13,7 @@ describe("DuplicateCheckAudit: one pair of audit events per outage of the holder
   beforeEach(() => {
     vi.useFakeTimers();
     records = [];
-    audit = new DuplicateCheckAudit((type, message, fields, level) => records.push({ type, message, fields, level }), () => performance.now(), 10_000);
+    audit = new DuplicateCheckAudit((type, message, fields, level) => records.push({ type, message, fields, level }), { now: () => performance.now() }, 10_000);
   });
   afterEach(() => {
     audit.stop();
