@@ -176,13 +176,51 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
       const status = monitor.status();
       expect(checks.length).toBeGreaterThan(0);
       expect(status.lastCheckMsAgo).toBeLessThan(1_500);
-      expect(status.problem ?? "", "while only one works, the other is named").toMatch(/^$|^1 of 2 arpings failing \(checks less often\): .*exited \(code 2\)/);
       await vi.waitFor(() => expect(monitor.status().problem).toBeNull(), { timeout: 8_000, interval: 50 });
       monitor.setActive(false);
       expect(states, "each change of state told once (one arping failing of two is still running)").toEqual(["running", "failing", "running", "idle"]);
     } finally {
       monitor.stop();
       fake.cleanup();
+    }
+  }, 20_000);
+
+  it("status: one arping of two failing is still running, and says which failed and that it checks less often", async () => {
+    const fake = new FakeArping("");
+    const token = join(fake.dir, "fail-once");
+    writeFileSync(token, "");
+    // The first arping started takes the token and fails; every later one answers nobody, every second.
+    writeFileSync(fake.command, `#!/bin/sh\nif rm ${token} 2>/dev/null; then echo "arping: recvfrom: Network is down" >&2; exit 2; fi\necho "ARPING ${VIP} from 0.0.0.0 eth0"\nwhile true; do sleep 1; done\n`);
+    const { monitor } = monitorWith(fake, 2);
+    const states: string[] = [];
+    monitor.onStateChange((status) => states.push(status.state));
+    try {
+      monitor.setActive(true);
+      await vi.waitFor(() => expect(monitor.status().problem).toBe(`1 of 2 arpings failing (checks less often): ${fake.command} exited (code 2): arping: recvfrom: Network is down`), { timeout: 3_000, interval: 10 });
+      expect(monitor.status().state).toBe("running");
+      // Restarted after its 1 s backoff, it judges a request: nothing failing any more.
+      await vi.waitFor(() => expect(monitor.status().problem).toBeNull(), { timeout: 8_000, interval: 50 });
+      expect(states, "never failing: the other arping kept checking").toEqual(["running"]);
+    } finally {
+      monitor.stop();
+      fake.cleanup();
+    }
+  }, 20_000);
+
+  it("status: an arping binary deleted by hand is failing, named with the path and ENOENT; the VIP's holder is told nothing else", async () => {
+    const missing = join(tmpdir(), "mnha-no-such-dir", "arping");
+    const options = { iface: "eth0", vip: VIP, intervalMs: 500, timeoutMs: 200, command: missing, ownMac: async () => OWN, logger: silentLogger() };
+    const monitor = new ArpingMonitor(options, { streams: 2, periodSeconds: 1 });
+    const checks: DuplicateCheckReport[] = [];
+    monitor.onCheck((c) => checks.push(c));
+    try {
+      monitor.setActive(true);
+      await vi.waitFor(() => expect(monitor.status()).toEqual({ state: "failing", problem: `${missing} could not be run (ENOENT)`, lastCheckMsAgo: null }), { timeout: 4_000, interval: 20 });
+      expect(checks, "no check reported: a broken tool must not take the VIP away").toEqual([]);
+      monitor.setActive(false);
+      expect(monitor.status().state).toBe("idle");
+    } finally {
+      monitor.stop();
     }
   }, 20_000);
 
