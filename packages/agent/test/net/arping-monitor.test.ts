@@ -48,9 +48,11 @@ class FakeArping {
   readonly command = join(this.dir, "arping");
   readonly starts = join(this.dir, "starts");
 
-  constructor(body: string) {
+  /** `fail.when`: a sh condition (given this fake's dir) under which a start fails at once: exit 2, `fail.stderr` on stderr. */
+  constructor(body: string, fail?: { when: (dir: string) => string; stderr: string }) {
     writeFileSync(this.starts, "");
-    writeFileSync(this.command, `#!/bin/sh\necho "$$ $(date +%s%N) $*" >> ${this.starts}\necho "ARPING ${VIP} from 0.0.0.0 eth0"\n${body}\n`);
+    const failing = fail ? `if ${fail.when(this.dir)}; then echo "${fail.stderr}" >&2; exit 2; fi\n` : "";
+    writeFileSync(this.command, `#!/bin/sh\necho "$$ $(date +%s%N) $*" >> ${this.starts}\n${failing}echo "ARPING ${VIP} from 0.0.0.0 eth0"\n${body}\n`);
     chmodSync(this.command, 0o755);
   }
 
@@ -62,6 +64,9 @@ class FakeArping {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** A fake arping's body that answers nobody, every second, until killed. */
+const QUIET = ["while true; do", "sleep 1", "done"].join("\n");
 
 const reply = (mac: string, rttMs: number) => `echo "Unicast reply from ${VIP} [${mac.toUpperCase()}]  ${rttMs.toFixed(3)}ms"`;
 
@@ -156,11 +161,10 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
   }, 20_000);
 
   it("status: failing while every arping fails (named by its exit), running again once one judges a request", async () => {
-    const fake = new FakeArping("");
+    // Broken while the flag exists: exits at once as arping does without CAP_NET_RAW; then answers nobody.
+    const fake = new FakeArping(QUIET, { when: (dir) => `[ -e ${join(dir, "broken")} ]`, stderr: "arping: socket: Operation not permitted" });
     const brokenFlag = join(fake.dir, "broken");
     writeFileSync(brokenFlag, "");
-    // Broken: exits at once as arping does without CAP_NET_RAW; then answers nobody, every second.
-    writeFileSync(fake.command, `#!/bin/sh\n[ -e ${brokenFlag} ] && { echo "arping: socket: Operation not permitted" >&2; exit 2; }\necho "ARPING ${VIP} from 0.0.0.0 eth0"\nwhile true; do sleep 1; done\n`);
     const { monitor, checks } = monitorWith(fake, 2);
     const states: string[] = [];
     monitor.onStateChange((status) => states.push(status.state));
@@ -186,11 +190,9 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
   }, 20_000);
 
   it("status: one arping of two failing is still running, and says which failed and that it checks less often", async () => {
-    const fake = new FakeArping("");
-    const token = join(fake.dir, "fail-once");
-    writeFileSync(token, "");
-    // The first arping started takes the token and fails; every later one answers nobody, every second.
-    writeFileSync(fake.command, `#!/bin/sh\nif rm ${token} 2>/dev/null; then echo "arping: recvfrom: Network is down" >&2; exit 2; fi\necho "ARPING ${VIP} from 0.0.0.0 eth0"\nwhile true; do sleep 1; done\n`);
+    // The first arping started takes the token and fails; every later one answers nobody.
+    const fake = new FakeArping(QUIET, { when: (dir) => `rm ${join(dir, "fail-once")} 2>/dev/null`, stderr: "arping: recvfrom: Network is down" });
+    writeFileSync(join(fake.dir, "fail-once"), "");
     const { monitor } = monitorWith(fake, 2);
     const states: string[] = [];
     monitor.onStateChange((status) => states.push(status.state));
@@ -225,7 +227,7 @@ describe("ArpingMonitor judging each request (fake arping)", () => {
   }, 20_000);
 
   it("while its own MAC cannot be looked up: keeps trying each interval, says so once, starts the arpings when it works; inactive stops the tries", async () => {
-    const fake = new FakeArping(["while true; do", "sleep 1", "done"].join("\n"));
+    const fake = new FakeArping(QUIET);
     const { logger, lines } = captureLogger();
     let lookups = 0;
     let failFor = 6;
