@@ -9,7 +9,7 @@ import { VIP_ADDRESS, type MnNode } from "../lab/constants.js";
 import { sleep, waitFor } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { hostAddresses } from "../lab/topology.js";
-import type { StatusReport } from "../../packages/agent/src/contracts.js";
+import type { PeerDuplicateCheck, StatusReport } from "../../packages/agent/src/contracts.js";
 import {
   agentEvents,
   breakableArping,
@@ -169,6 +169,8 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     expect(await checkOf(standby)).toMatchObject({ state: "idle" });
     let failing: StatusReport["duplicateCheck"];
     let text = "";
+    let standbyView: PeerDuplicateCheck | undefined;
+    let standbyText = "";
     // Only this case's events count (an earlier case may have left an outage in the audit).
     const lastSeqBefore = Math.max(0, ...(await agentEvents(lab, holder, "duplicate-check.failing")).map((e) => e.seq));
     const eventsSince = async (type: string) => (await agentEvents(lab, holder, type)).filter((e) => e.seq > lastSeqBefore);
@@ -189,6 +191,16 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
           { timeoutMs: 10_000, intervalMs: 200 },
         );
         text = (await lab.agentCli(holder, ["status"])).stdout;
+        // The standby sees it too, from the holder's heartbeats (peer protocol v4).
+        standbyView = await waitFor(
+          `${standby}'s status to show ${holder}'s check failing`,
+          async () => {
+            const { status } = await lab.tryAgentStatus(standby);
+            return status && "role" in status.peer && status.peer.duplicateCheck?.state === "failing" ? status.peer.duplicateCheck : undefined;
+          },
+          { timeoutMs: 5_000, intervalMs: 200 },
+        );
+        standbyText = (await lab.agentCli(standby, ["status"])).stdout;
         setBroken(holder, "arping", false);
         // The restart backoff is at most 5 s; then a request judged makes it run again.
         await waitFor(`${holder}'s duplicate check running again`, async () => ((await checkOf(holder))?.state === "running" ? true : undefined), { timeoutMs: 15_000, intervalMs: 200 });
@@ -209,6 +221,14 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     expect(failing?.problem).toMatch(/arping-wrapper exited \(code 1\): lab: arping broken on purpose/);
     expect(text).toMatch(new RegExp(`DUPLICATE-ADDRESS CHECK NOT RUNNING on ${holder}, which holds the VIP: .*broken on purpose`));
     expect(text).toMatch(/duplicate check\s+NOT RUNNING: /);
+    expect(standbyView?.problem).toMatch(/arping-wrapper exited \(code 1\): lab: arping broken on purpose/);
+    expect(standbyText).toMatch(new RegExp(`DUPLICATE-ADDRESS CHECK NOT RUNNING on ${holder}, which holds the VIP: .*broken on purpose`));
+    expect(standbyText).toMatch(/duplicate check\s+idle \(runs while holding the VIP\)\s+NOT RUNNING: /);
+    // Running again is told to the standby as well.
+    await waitFor(`${standby}'s status to show ${holder}'s check running`, async () => {
+      const { status } = await lab.tryAgentStatus(standby);
+      return status && "role" in status.peer && status.peer.duplicateCheck?.state === "running" ? true : undefined;
+    }, { timeoutMs: 5_000, intervalMs: 200 });
     expect(await lab.holders()).toEqual([holder]);
   });
 

@@ -121,6 +121,9 @@ export interface DuplicateCheckStatus {
   lastCheckMsAgo: number | null;
 }
 
+/** The peer's duplicate-address check as its heartbeat carries it (no age of the last check). */
+export type PeerDuplicateCheck = Pick<DuplicateCheckStatus, "state" | "problem">;
+
 /** The holder's duplicate-address check (rule 7 of docs/protocol.md), active while it holds the VIP. */
 export interface DuplicateWatchApi {
   onCheck(listener: (check: DuplicateCheckReport) => void): void;
@@ -192,7 +195,8 @@ export interface StatusReport {
   /** The node that holds the VIP as far as this node knows (null: nobody). */
   vipOwner: string | null;
   self: NodeStatus & { uptimeMs: number; keepalivedPid: number | null; keepalivedRestarts: number; leaseRemainingMs: number };
-  peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null };
+  /** The peer as its last heartbeat said; `duplicateCheck` only from an agent on peer protocol v4 or later. */
+  peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null; duplicateCheck?: PeerDuplicateCheck }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null };
   /**
    * How long the VIP has gone unanswered while a node claims the role (this node without its
    * VIP, or the peer reporting none): the liveness watchdog's clock. Null or absent: served.

@@ -11,14 +11,20 @@ import { z } from "zod";
  * frame after the handshake is sealed (framing.ts). Version 1 (plain frames, listener proves
  * first) is no longer spoken: a peer still on it is refused with unsupported-version.
  */
-export const PROTOCOL_VERSIONS = [2, 3] as const;
-export const CURRENT_PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSIONS = [2, 3, 4] as const;
+export const CURRENT_PROTOCOL_VERSION = 4;
 /**
  * Version 3 frames are version 2's plus the ops-request action `db-reseed`. A version 2 agent
  * refuses the whole link on an action it does not know, so it is sent only on a link that
  * negotiated at least this version.
  */
 export const DB_RESEED_MIN_PROTOCOL_VERSION = 3;
+/**
+ * Version 4 frames are version 3's plus the heartbeat field `duplicateCheck`. A version 2 or 3
+ * agent refuses the whole link on a field it does not know, so it is sent only on a link that
+ * negotiated at least this version.
+ */
+export const DUPLICATE_CHECK_MIN_PROTOCOL_VERSION = 4;
 /** Frames above this size are refused before parsing (ws `maxPayload`). */
 export const MAX_FRAME_BYTES = 256 * 1024;
 
@@ -117,6 +123,21 @@ export const DbSummarySchema = z.strictObject({
 });
 export type DbSummaryMessage = z.infer<typeof DbSummarySchema>;
 
+/** Longest `duplicateCheck.problem` a heartbeat carries; the sender shortens longer text to fit. */
+export const DUPLICATE_CHECK_PROBLEM_MAX = 300;
+
+/**
+ * The sender's duplicate-address check (rule 7 of docs/protocol.md), so that `mnha status` on
+ * either node shows a holder that is blind to a second holder. disabled: interval 0; idle: not
+ * holding the VIP; running; failing: holds the VIP and cannot check.
+ */
+export const DuplicateCheckSummarySchema = z.strictObject({
+  state: z.enum(["disabled", "idle", "running", "failing"]),
+  /** What stops the check (failing) or weakens it (running); else null. */
+  problem: z.string().max(DUPLICATE_CHECK_PROBLEM_MAX).nullable(),
+});
+export type DuplicateCheckSummary = z.infer<typeof DuplicateCheckSummarySchema>;
+
 /** Sent every heartbeat interval in both directions. */
 export const HeartbeatSchema = z.strictObject({
   type: z.literal("heartbeat"),
@@ -138,6 +159,8 @@ export const HeartbeatSchema = z.strictObject({
   services: z.array(ServiceHealthSchema).max(32),
   /** The sender's MariaDB, when mnha manages it (docs/database.md). Optional: added in round 2 of the db work. */
   db: DbSummarySchema.optional(),
+  /** The sender's duplicate-address check. Optional: protocol v4 on (DUPLICATE_CHECK_MIN_PROTOCOL_VERSION). */
+  duplicateCheck: DuplicateCheckSummarySchema.optional(),
 });
 
 /** Holder → standby: "take the VIP at `epoch`" (planned switchover or the holder failing). */

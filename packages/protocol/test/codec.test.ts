@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkSequence, handshakeTranscript, proofInput, sealedHeader, sealedNonce, splitSealedFrame, SEALED_OVERHEAD_BYTES, chooseVersion, decodeHandshake, decodeLinkMessage, encode, MAX_FRAME_BYTES, proofsEqual, type Heartbeat } from "../src/index.js";
+import { DUPLICATE_CHECK_PROBLEM_MAX, checkSequence, handshakeTranscript, proofInput, sealedHeader, sealedNonce, splitSealedFrame, SEALED_OVERHEAD_BYTES, chooseVersion, decodeHandshake, decodeLinkMessage, encode, MAX_FRAME_BYTES, proofsEqual, type Heartbeat } from "../src/index.js";
 
 const heartbeat: Heartbeat = {
   type: "heartbeat",
@@ -22,8 +22,16 @@ describe("codec", () => {
     expect(decodeLinkMessage(encode(heartbeat))).toEqual({ ok: true, message: heartbeat });
   });
 
+  it("round-trips a v4 heartbeat with the sender's duplicate check", () => {
+    const withCheck: Heartbeat = { ...heartbeat, duplicateCheck: { state: "failing", problem: "x".repeat(DUPLICATE_CHECK_PROBLEM_MAX) } };
+    expect(decodeLinkMessage(encode(withCheck))).toEqual({ ok: true, message: withCheck });
+  });
+
   it.each([
     ["not JSON", "{oops", "not-json"],
+    ["unknown duplicate-check state", JSON.stringify({ ...heartbeat, duplicateCheck: { state: "blind", problem: null } }), "invalid"],
+    ["too long a duplicate-check problem", JSON.stringify({ ...heartbeat, duplicateCheck: { state: "failing", problem: "x".repeat(DUPLICATE_CHECK_PROBLEM_MAX + 1) } }), "invalid"],
+    ["an unknown duplicate-check field", JSON.stringify({ ...heartbeat, duplicateCheck: { state: "running", problem: null, lastCheckMsAgo: 3 } }), "invalid"],
     ["unknown type", JSON.stringify({ type: "nope" }), "invalid"],
     ["unknown field", JSON.stringify({ ...heartbeat, extra: 1 }), "invalid"],
     ["negative epoch", JSON.stringify({ ...heartbeat, epoch: -1 }), "invalid"],

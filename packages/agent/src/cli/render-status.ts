@@ -1,5 +1,5 @@
 /** `mnha status` for people: both nodes side by side, then why a node may not hold the VIP. */
-import type { DbNodeStatus, DuplicateCheckStatus, NodeStatus, StatusReport } from "../contracts.js";
+import type { DbNodeStatus, NodeStatus, PeerDuplicateCheck, StatusReport } from "../contracts.js";
 import { formatDuration } from "../util/format.js";
 import { renderTable, terminalSafe, truncate } from "./render-table.js";
 
@@ -39,7 +39,11 @@ export function renderStatus(report: StatusReport): string {
     rows.push([`service ${name}`, serviceCell(self, name), known ? serviceCell(known, name) : unknown]);
   }
   if (report.db) rows.push(...dbRows(report.db.self, report.db.peer, unknown));
-  if (report.duplicateCheck) rows.push(["duplicate check", duplicateCheckCell(report.duplicateCheck), ""]);
+  if (report.duplicateCheck || known?.duplicateCheck) {
+    // An older peer (peer protocol before v4) does not report its check.
+    const peerCell = known ? (known.duplicateCheck ? duplicateCheckCell(known.duplicateCheck) : "not reported (older agent)") : unknown;
+    rows.push(["duplicate check", report.duplicateCheck ? duplicateCheckCell(report.duplicateCheck) : unknown, peerCell]);
+  }
   rows.push(["uptime", formatDuration(self.uptimeMs), ""]);
   if (report.store) {
     const st = report.store;
@@ -62,7 +66,7 @@ export function renderStatus(report: StatusReport): string {
     ...opsLines(report),
     `VIP ${vip.address}/${vip.prefix} on ${vip.interface}: ${report.vipOwner === null ? "held by NOBODY" : `held by ${report.vipOwner}`}`,
     // The holder's one guard against a second holder it cannot talk to: say loudly when it is blind.
-    ...(report.duplicateCheck?.state === "failing" ? [`DUPLICATE-ADDRESS CHECK NOT RUNNING on ${self.node}, which holds the VIP: ${report.duplicateCheck.problem ?? "no reason given"} (a second holder would go unnoticed; the agent keeps the VIP and retries)`] : []),
+    ...blindHolderLines(report, known),
     `gateway ${report.gateway.address}: ${reachability(report.gateway.reachable)}`,
     `peer ${peer.node} (${peer.address}): ${peerLink}`,
     ...(report.witness ? [witnessLine(report.witness)] : []),
@@ -76,16 +80,32 @@ export function renderStatus(report: StatusReport): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** The holder's duplicate-address check on this node (rule 7 of docs/protocol.md). */
-function duplicateCheckCell(check: DuplicateCheckStatus): string {
+/**
+ * A holder whose duplicate-address check cannot run, this node or the peer (as its heartbeat
+ * says, while the link is up): it would not notice a second holder, so it comes right under
+ * the VIP line.
+ */
+function blindHolderLines(report: StatusReport, peer: KnownPeer | null): string[] {
+  const blind = (node: string, check: PeerDuplicateCheck): string =>
+    `DUPLICATE-ADDRESS CHECK NOT RUNNING on ${node}, which holds the VIP: ${check.problem ?? "no reason given"} (a second holder would go unnoticed; the agent keeps the VIP and retries)`;
+  const lines: string[] = [];
+  if (report.duplicateCheck?.state === "failing") lines.push(blind(report.self.node, report.duplicateCheck));
+  if (peer?.connected && peer.duplicateCheck?.state === "failing") lines.push(blind(peer.node, peer.duplicateCheck));
+  return lines;
+}
+
+/** A node's holder-side duplicate-address check (rule 7 of docs/protocol.md); the peer's has no age of its last check. */
+function duplicateCheckCell(check: PeerDuplicateCheck & { lastCheckMsAgo?: number | null }): string {
   switch (check.state) {
     case "disabled":
       return "off (arpGuard.duplicateCheckIntervalMs is 0)";
     case "idle":
-      return "idle (runs while this node holds the VIP)";
-    case "running":
+      return "idle (runs while holding the VIP)";
+    case "running": {
+      const age = check.lastCheckMsAgo === undefined ? "" : check.lastCheckMsAgo === null ? ", no check yet" : `, last check ${formatDuration(check.lastCheckMsAgo)} ago`;
       // A problem while running: some of the staggered arpings fail, so the check runs less often.
-      return `running, ${check.lastCheckMsAgo === null ? "no check yet" : `last check ${formatDuration(check.lastCheckMsAgo)} ago`}${check.problem === null ? "" : `; ${truncate(check.problem, 60)}`}`;
+      return `running${age}${check.problem === null ? "" : `; ${truncate(check.problem, 60)}`}`;
+    }
     case "failing":
       return `NOT RUNNING: ${truncate(check.problem ?? "no reason given", 60)}`;
   }

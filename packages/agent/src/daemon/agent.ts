@@ -8,7 +8,7 @@
  * in reverse order, and start() throws. No half-started agent stays alive.
  */
 import { randomUUID } from "node:crypto";
-import { CURRENT_PROTOCOL_VERSION, type Role } from "@mnha/protocol";
+import { CURRENT_PROTOCOL_VERSION, DUPLICATE_CHECK_MIN_PROTOCOL_VERSION, type Role } from "@mnha/protocol";
 import { MnhaError, systemClock, type Clock, type LoadedConfig, type Logger } from "@mnha/shared";
 import type { ControlHandlers, DemoteResult, DuplicateWatchApi, EventQuery, FailoverRecord, HaEvent, MetricsReport, PeerLinkEvent, StatusReport, Startable } from "../contracts.js";
 import { ElectionCore } from "../core/election.js";
@@ -31,7 +31,7 @@ import { catchUpWithPeer } from "../db/catch-up.js";
 import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
 import { WitnessClient } from "../witness/witness-client.js";
-import { buildMetricsSnapshot, buildStatusReport, toHaEvent, type DbStatusInput } from "./status.js";
+import { buildMetricsSnapshot, buildStatusReport, heartbeatDuplicateCheck, toHaEvent, type DbStatusInput } from "./status.js";
 
 export interface AgentOptions {
   loaded: LoadedConfig;
@@ -281,6 +281,8 @@ export class Agent {
         vipPresent: this.vipPresent === true,
         keepalived: c.keepalived.state(),
         services: c.services.statuses().map((s) => ({ name: s.name, healthy: s.healthy, critical: s.critical })),
+        // Only to a peer that knows the field: an older one would refuse the whole link on it.
+        ...((c.link.version?.() ?? 0) >= DUPLICATE_CHECK_MIN_PROTOCOL_VERSION ? { duplicateCheck: heartbeatDuplicateCheck(this.duplicateWatch.status()) } : {}),
       }),
       setTimer: (delayMs, fire) => {
         const timer = setTimeout(fire, delayMs);

@@ -3,11 +3,11 @@
  * from the core's snapshot and the parts' own views. No IO here.
  */
 import type { MnhaConfig } from "@mnha/shared";
-import type { DbNodeStatus, HaEvent, NodeStatus, StatusReport, SyncEvent } from "../contracts.js";
+import type { DbNodeStatus, DuplicateCheckStatus, HaEvent, NodeStatus, StatusReport, SyncEvent } from "../contracts.js";
 import { replicaBroken } from "../db/replica-state.js";
 import type { DatabaseHealth } from "../db/types.js";
 import type { ErrantMark } from "../db/errant-watch.js";
-import type { Heartbeat } from "@mnha/protocol";
+import { DUPLICATE_CHECK_PROBLEM_MAX, type DuplicateCheckSummary, type Heartbeat } from "@mnha/protocol";
 import type { ElectionSnapshot } from "../core/election.js";
 import type { MetricsSnapshot } from "../metrics/metrics.js";
 import { AGENT_VERSION } from "../version.js";
@@ -58,6 +58,7 @@ export function buildStatusReport(input: { config: MnhaConfig; now: number; star
         keepalived: hb.keepalived,
         gatewayReachable: hb.gatewayReachable,
         services: hb.services,
+        ...(hb.duplicateCheck ? { duplicateCheck: hb.duplicateCheck } : {}),
       }
     : { node: peerName, address: peerAddress, connected: false, lastHeardMsAgo };
   const vipOwner = vipPresent ? config.node.name : snap.peerAlive && hb?.vipPresent ? peerName : null;
@@ -83,6 +84,15 @@ export function buildStatusReport(input: { config: MnhaConfig; now: number; star
     ...(input.db ? { db: { self: input.db.health ? { ...localDbStatus(input.db.health, input.db.seedIncomplete), errant: input.db.errant ? { ...input.db.errant, hint: `repair this node with mnha db resync (run on ${config.node.name}); it may not take over from a live holder until then` } : null } : null, peer: hb?.db ? peerDbStatus(hb.db) : null } } : {}),
     ...zsha2Keys({ vipPresent, peerReachable: snap.peerAlive, gwReachable: c.gateway.reachable(), vipReachable: vipOwner !== null, services: selfStatus.services, db: input.db ?? null }),
   };
+}
+
+/**
+ * This node's duplicate-address check as its heartbeat carries it: the state and the problem,
+ * shortened to what the schema allows (a longer one would make the peer refuse the frame).
+ */
+export function heartbeatDuplicateCheck(status: DuplicateCheckStatus): DuplicateCheckSummary {
+  const problem = status.problem === null || status.problem.length <= DUPLICATE_CHECK_PROBLEM_MAX ? status.problem : `${status.problem.slice(0, DUPLICATE_CHECK_PROBLEM_MAX - 1)}…`;
+  return { state: status.state, problem };
 }
 
 function localDbStatus(h: DatabaseHealth, seedIncomplete: boolean): DbNodeStatus {

@@ -121,7 +121,7 @@ export interface HostAdapters {
   witness?: HostWitness;
   requestDone(result: RequestResult): void;
   /** The facts a heartbeat reports besides the core's fields. */
-  heartbeatFacts(): Pick<Heartbeat, "vipPresent" | "keepalived" | "services">;
+  heartbeatFacts(): Pick<Heartbeat, "vipPresent" | "keepalived" | "services" | "duplicateCheck">;
   setTimer: SetTimer;
   /** A step or effect threw (a bug or a failed write): logged; the host goes on with the next input. */
   onError(error: unknown, what: string): void;

@@ -4,21 +4,23 @@
  */
 import { describe, expect, it } from "vitest";
 import { renderStatus } from "../../src/cli/render-status.js";
-import type { DuplicateCheckStatus } from "../../src/contracts.js";
+import type { DuplicateCheckStatus, PeerDuplicateCheck, StatusReport } from "../../src/contracts.js";
 import { sampleStatus } from "../control/fake-control.js";
 
-function rendered(duplicateCheck: DuplicateCheckStatus | undefined): { text: string; row: string | undefined } {
+function rendered(duplicateCheck: DuplicateCheckStatus | undefined, peerCheck?: PeerDuplicateCheck, change?: (report: StatusReport) => void): { text: string; row: string | undefined } {
   const report = sampleStatus();
   if (duplicateCheck) report.duplicateCheck = duplicateCheck;
+  if (peerCheck && "role" in report.peer) report.peer.duplicateCheck = peerCheck;
+  change?.(report);
   const text = renderStatus(report);
   return { text, row: text.split("\n").find((line) => line.trimStart().startsWith("duplicate check")) };
 }
 
 describe("status: the duplicate-address check", () => {
   it("one row per state: running with the age of its last check, idle on a standby, off when configured off", () => {
-    expect(rendered({ state: "running", problem: null, lastCheckMsAgo: 420 }).row).toMatch(/duplicate check\s+running, last check 420 ms ago\s*\|?\s*$/);
+    expect(rendered({ state: "running", problem: null, lastCheckMsAgo: 420 }).row).toMatch(/duplicate check\s+running, last check 420 ms ago\s+not reported \(older agent\)\s*$/);
     expect(rendered({ state: "running", problem: null, lastCheckMsAgo: null }).row).toMatch(/running, no check yet/);
-    expect(rendered({ state: "idle", problem: null, lastCheckMsAgo: null }).row).toMatch(/idle \(runs while this node holds the VIP\)/);
+    expect(rendered({ state: "idle", problem: null, lastCheckMsAgo: null }).row).toMatch(/idle \(runs while holding the VIP\)/);
     expect(rendered({ state: "disabled", problem: null, lastCheckMsAgo: null }).row).toMatch(/off \(arpGuard\.duplicateCheckIntervalMs is 0\)/);
     // A weakened check is still running, and says what is missing.
     expect(rendered({ state: "running", problem: "1 of 2 arpings failing (checks less often): arping exited (code 2)", lastCheckMsAgo: 900 }).row).toMatch(/running, last check 900 ms ago; 1 of 2 arpings failing/);
@@ -38,5 +40,37 @@ describe("status: the duplicate-address check", () => {
     const { text, row } = rendered(undefined);
     expect(row).toBeUndefined();
     expect(text).not.toMatch(/DUPLICATE-ADDRESS/);
+  });
+
+  it("the peer's check, as its heartbeat says: in the peer's column, without the age of its last check", () => {
+    const idle = { state: "idle", problem: null, lastCheckMsAgo: null } as const;
+    expect(rendered(idle, { state: "running", problem: null }).row).toMatch(/idle \(runs while holding the VIP\)\s+\|?\s*running\s*\|?\s*$/);
+    expect(rendered(idle, { state: "running", problem: "1 of 2 arpings failing (checks less often): exited" }).row).toMatch(/\s+running; 1 of 2 arpings failing/);
+    // An older peer (peer protocol before v4) does not send it: said so, not guessed.
+    expect(rendered(idle).row).toMatch(/idle \(runs while holding the VIP\)\s+\|?\s*not reported \(older agent\)/);
+    // Only the peer reports it (this node's agent is older than its heartbeat): the row still shows.
+    expect(rendered(undefined, { state: "disabled", problem: null }).row).toMatch(/duplicate check\s+\|?\s*unknown\s+\|?\s*off \(arpGuard/);
+  });
+
+  it("a peer holding the VIP whose check cannot run gets the same line under the VIP line, while the link is up; not from a stale heartbeat", () => {
+    const holderIsPeer = (report: StatusReport): void => {
+      report.vipOwner = "mn2";
+    };
+    const idle = { state: "idle", problem: null, lastCheckMsAgo: null } as const;
+    const failing = { state: "failing", problem: "/usr/bin/arping exited (code 2): arping: socket: Operation not permitted" } as const;
+    const { text, row } = rendered(idle, failing, holderIsPeer);
+    expect(row).toMatch(/idle \(runs while holding the VIP\)\s+\|?\s*NOT RUNNING: \/usr\/bin\/arping exited \(code 2\)/);
+    const lines = text.split("\n");
+    const warning = lines.findIndex((line) => line.startsWith("DUPLICATE-ADDRESS CHECK NOT RUNNING on mn2, which holds the VIP: /usr/bin/arping exited (code 2): arping: socket: Operation not permitted ("));
+    expect(warning, "the warning line").toBeGreaterThan(0);
+    expect(lines[warning - 1], "right under the VIP line").toMatch(/^VIP 10\.0\.0\.100\/24 on \S+: held by mn2/);
+    expect(text.match(/DUPLICATE-ADDRESS/g), "one line, for the peer only").toHaveLength(1);
+
+    const stale = rendered(idle, failing, (report) => {
+      holderIsPeer(report);
+      report.peer.connected = false;
+    });
+    expect(stale.text, "a heartbeat from before the link went down is not news").not.toMatch(/DUPLICATE-ADDRESS/);
+    expect(stale.row, "the row keeps it, under the peer's 'as last heard' column").toMatch(/NOT RUNNING: /);
   });
 });

@@ -1,3 +1,4 @@
+import { DUPLICATE_CHECK_MIN_PROTOCOL_VERSION, DUPLICATE_CHECK_PROBLEM_MAX, decodeLinkMessage, encode, type Heartbeat } from "@mnha/protocol";
 import { isMnhaError } from "@mnha/shared";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Agent } from "../../src/daemon/agent.js";
@@ -135,6 +136,73 @@ describe("the agent daemon (in-memory parts)", () => {
     await vi.waitFor(async () => expect((await agent.status()).duplicateCheck?.state).toBe("running"), { timeout: 5_000, interval: 20 });
     expect((await agent.status()).duplicateCheck?.lastCheckMsAgo).toBeLessThan(1_000);
     expect(scrape().duplicateCheckFailing).toBe(false);
+  });
+});
+
+describe("the duplicate check's outage at agent stop", () => {
+  it("a holder stopped while its check cannot run: the outage is closed in the audit before agent.stopped", async () => {
+    const parts = memoryParts();
+    parts.components.arpGuard.ownMac = async () => {
+      throw new Error("ENOENT: no such file /sys/class/net/br_eth0/address");
+    };
+    const agent = makeAgent(parts, { timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { duplicateCheckIntervalMs: 50 }, keepalived: { advertIntMs: 100 } });
+    await agent.start();
+    await vi.waitFor(() => expect(parts.keepalived.gate).toBe(true), { timeout: 5_000, interval: 20 });
+    parts.keepalived.vip = true;
+    parts.keepalived.emit("master");
+    await vi.waitFor(async () => expect((await agent.status()).duplicateCheck?.state).toBe("failing"), { timeout: 5_000, interval: 20 });
+    await agent.stop("test");
+    const types = parts.store.events.map((e) => e.type).filter((type) => type.startsWith("duplicate-check.") || type.startsWith("agent.stop"));
+    expect(types).toEqual(["duplicate-check.failing", "agent.stopping", "duplicate-check.ended", "agent.stopped"]);
+    // Closed by the role leaving holder as the agent stops; DuplicateCheckAudit.stop() closes any outage still open.
+    expect(parts.store.events.find((e) => e.type === "duplicate-check.ended")?.message).toMatch(/^duplicate-address check no longer due: this node stopped holding the VIP after /);
+  });
+});
+
+describe("heartbeats carry the holder's duplicate check to the peer (peer protocol v4 on)", () => {
+  it("on a v4 link each heartbeat says the check's state and problem; on a v3 link the field is left out, since a v3 agent would refuse the whole link on it", async () => {
+    const parts = memoryParts();
+    parts.components.arpGuard.ownMac = async () => {
+      throw new Error("x".repeat(500));
+    };
+    parts.link.up = { version: DUPLICATE_CHECK_MIN_PROTOCOL_VERSION };
+    const agent = makeAgent(parts, { timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { duplicateCheckIntervalMs: 50 }, keepalived: { advertIntMs: 100 } });
+    const heartbeats = (): Heartbeat[] => parts.link.sent.filter((m): m is Heartbeat => m.type === "heartbeat");
+    await agent.start();
+    await vi.waitFor(() => expect(heartbeats().length).toBeGreaterThan(0), { timeout: 5_000, interval: 20 });
+    expect(heartbeats()[0]?.duplicateCheck).toEqual({ state: "idle", problem: null });
+    // The peer is silent: this node claims, and its check fails on the unreadable MAC.
+    await vi.waitFor(() => expect(parts.keepalived.gate).toBe(true), { timeout: 5_000, interval: 20 });
+    parts.keepalived.vip = true;
+    parts.keepalived.emit("master");
+    await vi.waitFor(() => expect(heartbeats().at(-1)?.duplicateCheck?.state).toBe("failing"), { timeout: 5_000, interval: 20 });
+    const sent = heartbeats().at(-1);
+    // The MAC error is 500 characters: shortened to what the schema takes, so the peer never refuses the frame.
+    expect(sent?.duplicateCheck?.problem?.length).toBe(DUPLICATE_CHECK_PROBLEM_MAX);
+    expect(sent?.duplicateCheck?.problem).toMatch(/^own MAC unknown: x+…$/);
+    expect(decodeLinkMessage(encode(sent as Heartbeat)), "the peer's decoder takes the frame").toMatchObject({ ok: true });
+
+    // The link renegotiated with an older peer (v3): no field, and the frame is what a v3 agent decodes.
+    parts.link.up = { version: DUPLICATE_CHECK_MIN_PROTOCOL_VERSION - 1 };
+    const before = heartbeats().length;
+    await vi.waitFor(() => expect(heartbeats().length).toBeGreaterThan(before + 2), { timeout: 5_000, interval: 20 });
+    for (const heartbeat of heartbeats().slice(before + 1)) expect(heartbeat).not.toHaveProperty("duplicateCheck");
+  });
+});
+
+describe("the peer's duplicate check in status", () => {
+  it("status shows the peer's check as its last heartbeat said it, and nothing from a peer that does not send it", async () => {
+    const parts = memoryParts();
+    parts.link.up = { version: DUPLICATE_CHECK_MIN_PROTOCOL_VERSION };
+    const agent = makeAgent(parts, { timings: { heartbeatIntervalMs: 20, leaseMs: 200 } });
+    await agent.start();
+    const peerHeartbeat = (seq: number, extra: Partial<Heartbeat>): Heartbeat => ({ type: "heartbeat", seq, node: "mn2", epoch: 0, holder: null, role: "standby", eligible: true, reasons: [], gatewayReachable: true, leaseRemainingMs: 0, vipPresent: false, keepalived: "backup", services: [], ...extra });
+    const weakened = { state: "running", problem: "1 of 2 arpings failing (checks less often): /usr/bin/arping exited (code 2)" } as const;
+    parts.link.emit({ kind: "message", message: peerHeartbeat(1, { duplicateCheck: weakened }) });
+    await vi.waitFor(async () => expect((await agent.status()).peer).toMatchObject({ node: "mn2", duplicateCheck: weakened }), { timeout: 2_000, interval: 20 });
+    // The same peer, now on an older agent: the next heartbeat has no field, and status does not keep the old one.
+    parts.link.emit({ kind: "message", message: peerHeartbeat(2, { role: "standby" }) });
+    await vi.waitFor(async () => expect((await agent.status()).peer).not.toHaveProperty("duplicateCheck"), { timeout: 2_000, interval: 20 });
   });
 });
 

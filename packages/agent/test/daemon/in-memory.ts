@@ -124,12 +124,21 @@ export class MemoryLink extends Part {
   onEvent(listener: (event: PeerLinkEvent) => void): void {
     this.listeners.push(listener);
   }
+  /** A link that is up (with the peer protocol version it negotiated) sends heartbeats. */
+  up: { version: number } | null = null;
   send(message: LinkMessage): boolean {
     this.sent.push(message);
-    return false;
+    return this.up !== null;
   }
   connected(): boolean {
-    return false;
+    return this.up !== null;
+  }
+  /** As if the peer had sent or done this. */
+  emit(event: PeerLinkEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+  version(): number | null {
+    return this.up?.version ?? null;
   }
 }
 
