@@ -385,11 +385,12 @@ export class Agent {
     const done = this.waitForRequest(requestId, this.loaded.config.timings.handoffTimeoutMs + (this.c.database ? this.loaded.config.db.catchUpTimeoutMs : 0) + 1_000);
     this.host.input({ kind: "shutdown", requestId });
     const result = await done;
+    this.duplicateWatch.stop();
+    // Before agent.stopped: an outage of the check still open is closed in the audit.
+    this.duplicateAudit.stop();
     this.events.record("agent.stopped", `stopped (${result.message})`, { handedTo: result.to });
     this.running = false;
     for (const timer of [this.tickTimer, this.vipTimer]) if (timer) clearInterval(timer);
-    this.duplicateWatch.stop();
-    this.duplicateAudit.stop();
     await this.host.idle();
     this.host.close();
     // Control and link first (nobody new talks to us); the store last, to flush what the stop recorded.

@@ -12,7 +12,7 @@ export type AuditRecord = (type: string, message: string, fields: Record<string,
  * docs/protocol.md): `duplicate-check.failing` when a holder's check stops, and one event when
  * the outage ends: `duplicate-check.running` once the check has run for
  * DUPLICATE_CHECK_SETTLE_MS without failing again, or `duplicate-check.ended` when this node
- * stops holding the VIP first. Both say how long the holder was blind. A tool that fails
+ * stops holding the VIP first (or the agent stops). Both say how long the holder was blind. A tool that fails
  * every few seconds makes one pair of events with a count, not a pair per restart.
  */
 export class DuplicateCheckAudit {
@@ -51,11 +51,16 @@ export class DuplicateCheckAudit {
     this.close("ended");
   }
 
+  /**
+   * The agent is stopping: an open outage is closed now, so the audit never shows a blind
+   * holder without its end. Running again but not yet settled counts as running.
+   */
   stop(): void {
+    if (this.outage !== null) this.close(this.runningSince !== null ? "running" : "agent-stopped");
     this.clearSettle();
   }
 
-  private close(how: "running" | "ended"): void {
+  private close(how: "running" | "ended" | "agent-stopped"): void {
     const outage = this.outage;
     if (outage === null) return;
     const blindUntil = how === "running" && this.runningSince !== null ? this.runningSince : this.clock.now();
@@ -65,7 +70,8 @@ export class DuplicateCheckAudit {
     const flaps = outage.flaps > 0 ? `, after ${outage.flaps} more ${outage.flaps === 1 ? "failure" : "failures"}` : "";
     const fields = { blindMs, flaps: outage.flaps, problem: outage.problem };
     if (how === "running") this.record("duplicate-check.running", `duplicate-address check running again after ${formatDuration(blindMs)} not running${flaps} (it had failed: ${outage.problem})`, fields, "info");
-    else this.record("duplicate-check.ended", `duplicate-address check no longer due: this node stopped holding the VIP after ${formatDuration(blindMs)} without it${flaps} (it had failed: ${outage.problem})`, fields, "info");
+    else if (how === "ended") this.record("duplicate-check.ended", `duplicate-address check no longer due: this node stopped holding the VIP after ${formatDuration(blindMs)} without it${flaps} (it had failed: ${outage.problem})`, fields, "info");
+    else this.record("duplicate-check.ended", `duplicate-address check still not running when the agent stopped, after ${formatDuration(blindMs)}${flaps} (it had failed: ${outage.problem})`, { ...fields, agentStopped: true }, "info");
   }
 
   private clearSettle(): void {

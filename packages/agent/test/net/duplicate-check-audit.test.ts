@@ -81,4 +81,28 @@ describe("DuplicateCheckAudit: one pair of audit events per outage of the holder
     vi.advanceTimersByTime(20_000);
     expect(records.map((r) => r.type)).toEqual(["duplicate-check.failing", "duplicate-check.ended"]);
   });
+
+  it("the agent stops during an outage: the outage is closed then, so the audit never leaves a blind holder open", () => {
+    audit.stop();
+    expect(records, "no outage, nothing to close").toEqual([]);
+    audit.onState(failing("arping exited (code 1)"));
+    vi.advanceTimersByTime(7_000);
+    audit.stop();
+    expect(records.map((r) => r.type)).toEqual(["duplicate-check.failing", "duplicate-check.ended"]);
+    expect(records[1]).toMatchObject({ level: "info", fields: { blindMs: 7_000, flaps: 0, agentStopped: true } });
+    expect(records[1]?.message).toBe("duplicate-address check still not running when the agent stopped, after 7.0 s (it had failed: arping exited (code 1))");
+    audit.stop();
+    expect(records, "closed once").toHaveLength(2);
+  });
+
+  it("the agent stops while the check runs again but has not settled: closed as running, blind until it ran again", () => {
+    audit.onState(failing("arping exited (code 1)"));
+    vi.advanceTimersByTime(4_000);
+    audit.onState(running);
+    vi.advanceTimersByTime(2_000);
+    audit.stop();
+    vi.advanceTimersByTime(20_000);
+    expect(records.map((r) => r.type)).toEqual(["duplicate-check.failing", "duplicate-check.running"]);
+    expect(records[1]?.fields).toMatchObject({ blindMs: 4_000 });
+  });
 });
