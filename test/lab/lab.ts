@@ -117,6 +117,8 @@ export class Lab {
   private readonly stableTimeoutMs: number;
   private readonly arping = arpingPath();
   private readonly sshd: boolean;
+  /** Nodes whose agent runs from another build's CLI (mixed versions); the others run AGENT_MAIN. */
+  private readonly agentMains = new Map<MnNode, string>();
 
   constructor(options: LabOptions = {}) {
     this.logger = options.logger ?? silentLogger();
@@ -340,7 +342,7 @@ export class Lab {
     const paths = nodePaths(node);
     const isAgent = (pid: number) => {
       const argv = readCmdline(pid);
-      return argv.includes(AGENT_MAIN) && argv.includes("agent") && argv.includes(paths.config);
+      return argv.includes(this.agentMainOf(node)) && argv.includes("agent") && argv.includes(paths.config);
     };
     const fromFile = readPidFile(paths.agentPid);
     if (fromFile !== null && isAlive(fromFile) && isAgent(fromFile)) return fromFile;
@@ -356,14 +358,15 @@ export class Lab {
   async startAgent(node: MnNode): Promise<number> {
     const running = await this.agentPid(node);
     if (running !== null) return running;
-    if (!existsSync(AGENT_MAIN)) throw new MnhaError("USAGE", `the agent is not built (${AGENT_MAIN} is missing)`, { hint: "run `pnpm build` first" });
+    const main = this.agentMainOf(node);
+    if (!existsSync(main)) throw new MnhaError("USAGE", `the agent is not built (${main} is missing)`, { hint: "run `pnpm build` first" });
     const stale = await this.killKeepalived(node);
     if (stale.length > 0) this.logger.info({ node, processIds: stale }, "killed keepalived left behind by a previous agent");
     const paths = nodePaths(node);
     const launchedAt = Date.now();
     const pid = await launchDetached({
       namespace: HOSTS[node].namespace,
-      argv: [process.execPath, ...AGENT_NODE_FLAGS, ...this.agentNodeArgs, AGENT_MAIN, "agent", "--config", paths.config],
+      argv: [process.execPath, ...AGENT_NODE_FLAGS, ...this.agentNodeArgs, main, "agent", "--config", paths.config],
       env: { ...process.env, ...AGENT_ENV },
       logFile: paths.agentLog,
       pidFile: paths.agentPid,
@@ -443,7 +446,21 @@ export class Lab {
 
   /** Runs the agent's CLI inside the node's namespace (as an operator on that node would). */
   agentCli(node: MnNode, args: string[], timeoutMs = 10_000): Promise<CommandResult> {
-    return runIn(HOSTS[node].namespace, process.execPath, [AGENT_MAIN, ...args, "--config", nodePaths(node).config], { allowFailure: true, timeoutMs });
+    return runIn(HOSTS[node].namespace, process.execPath, [this.agentMainOf(node), ...args, "--config", nodePaths(node).config], { allowFailure: true, timeoutMs });
+  }
+
+  /**
+   * Runs the node's agent and CLI from another build (its `packages/agent/dist/cli/main.js`),
+   * as one node of a pair in the middle of an upgrade; null: this tree's build again. Takes
+   * effect at the next start of the agent: stop it first.
+   */
+  setAgentMain(node: MnNode, main: string | null): void {
+    if (main === null) this.agentMains.delete(node);
+    else this.agentMains.set(node, main);
+  }
+
+  private agentMainOf(node: MnNode): string {
+    return this.agentMains.get(node) ?? AGENT_MAIN;
   }
 
   async tryAgentStatus(node: MnNode): Promise<{ status: StatusReport | null; error: string | null }> {
