@@ -175,7 +175,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const markdown = [
     `# Mixed versions: ${old.commit.slice(0, 12)} (peer protocol ${old.versions.join(",")}) paired with this tree (${PROTOCOL_VERSIONS.join(",")})`,
     "",
-    `Run ${new Date().toISOString()} with \`${USAGE.replace("REV", rev)}\`; this tree at ${(await run("git", ["-C", REPO_ROOT, "rev-parse", "--short=12", "HEAD"])).stdout.trim()}${(await run("git", ["-C", REPO_ROOT, "status", "--porcelain"])).stdout.trim() === "" ? "" : " (uncommitted changes)"}.`,
+    `Run ${new Date().toISOString()} with \`MNHA_LAB=${process.env["MNHA_LAB"] ?? ""} node --import tsx test/lab/mixed-versions.ts ${argv.join(" ")}\`; this tree at ${(await run("git", ["-C", REPO_ROOT, "rev-parse", "--short=12", "HEAD"])).stdout.trim()}${(await run("git", ["-C", REPO_ROOT, "status", "--porcelain"])).stdout.trim() === "" ? "" : " (uncommitted changes)"}.`,
     "",
     `**${checks.length - failed.length}/${checks.length} checks passed.**`,
     "",
