@@ -226,6 +226,13 @@ export class PeerLink implements PeerLinkApi {
     });
     // Before node's own HTTP handler sees the socket: strangers are reset here, unparsed.
     server.prependListener("connection", (socket: Socket) => this.admitSocket(socket));
+    // Node's own header and request timeouts back up the upgrade timer below. On a loaded loop
+    // their check can run first: such a connection is refused and counted the same way, once.
+    // A malformed request (or a socket error) before the upgrade is reset, not answered.
+    server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
+      if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") this.refuseUpgradeTimeout(socket);
+      else resetQuietly(socket);
+    });
     const wss = new WebSocketServer({ server, maxPayload: this.options.maxFrameBytes + SEALED_OVERHEAD_BYTES, perMessageDeflate: false, clientTracking: false });
     wss.on("connection", (ws, request) => this.accept(ws, request));
     wss.on("error", (error) => this.log.error({ err: errorText(error) }, "peer link: listener error"));
@@ -308,13 +315,19 @@ export class PeerLink implements PeerLinkApi {
       return;
     }
     socket.once("close", verdict.release);
-    const timer = setTimeout(() => {
-      this.countRefusal(hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0), "upgrade-timeout", `no WebSocket upgrade within ${this.options.handshakeTimeoutMs} ms`);
-      resetQuietly(socket);
-    }, this.options.handshakeTimeoutMs);
+    const timer = setTimeout(() => this.refuseUpgradeTimeout(socket), this.options.handshakeTimeoutMs);
     timer.unref();
     this.upgradeTimers.set(socket, timer);
     socket.once("close", () => clearTimeout(timer));
+  }
+
+  /** No WebSocket upgrade in time (the upgrade timer, or node's own timeout check): counted once, reset. */
+  private refuseUpgradeTimeout(socket: Socket): void {
+    clearTimeout(this.upgradeTimers.get(socket));
+    this.upgradeTimers.delete(socket);
+    if (socket.destroyed) return;
+    this.countRefusal(hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0), "upgrade-timeout", `no WebSocket upgrade within ${this.options.handshakeTimeoutMs} ms`);
+    resetQuietly(socket);
   }
 
   private accept(ws: WebSocket, request: IncomingMessage): void {

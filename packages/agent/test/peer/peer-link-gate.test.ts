@@ -97,6 +97,23 @@ describe("peer port: the TCP gate", () => {
     }
     await waitFor(() => (node.link.refusalCounts()["upgrade-timeout"] ?? 0) + (node.link.refusalCounts()["bad-frame"] ?? 0) >= 2, "both counted");
   });
+
+  it("node's own request timeout firing before the upgrade timer (a loaded loop): the connection is still counted, once, and reset", async () => {
+    const { node, port } = await lonelyNode({ handshakeTimeoutMs: 1_000 });
+    // On a loaded loop node's timeout check can run just before the upgrade timer falls due;
+    // here node's timeouts are made shorter so that it always does.
+    const server = (node.link as unknown as { server: { headersTimeout: number; requestTimeout: number } }).server;
+    server.headersTimeout = 150;
+    server.requestTimeout = 150;
+    const halfSent = rawTcp(port);
+    halfSent.socket.on("connect", () => halfSent.socket.write("GET / HTTP/1.1\r\nHost: mn\r\nUpgrade: websock"));
+    const silent = rawTcp(port);
+    const ends = await Promise.all([halfSent.ended, silent.ended]);
+    for (const end of ends) expect(end.afterMs, "cut by node's check, before the 1 s upgrade timer").toBeLessThan(900);
+    expect(Buffer.concat(halfSent.received).toString(), "reset, not answered with node's 408").toBe("");
+    await sleep(1_200);
+    expect(node.link.refusalCounts()).toEqual({ "upgrade-timeout": 2 });
+  });
 });
 
 describe("refusal summaries", () => {
