@@ -98,6 +98,16 @@ async function main(argv: readonly string[]): Promise<number> {
   const newNode = peerOf(oldNode);
   let sampler: ClientSampler | null = null;
   let analysisLines: string[] = [];
+  // Ctrl-C or a kill: the lab comes down and nothing is left running (the results are not written).
+  const onSignal = (signal: NodeJS.Signals) => {
+    say(`${signal}: tearing the lab down`);
+    void Promise.resolve(sampler?.stop())
+      .catch(() => undefined)
+      .then(() => lab.down())
+      .finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   try {
     lab.setAgentMain(oldNode, old.main);
     const up = await lab.up({ fresh: true });
