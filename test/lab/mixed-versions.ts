@@ -20,6 +20,7 @@ import { PROTOCOL_VERSIONS } from "../../packages/protocol/src/index.js";
 import { analyze, describeAnalysis } from "./analysis.js";
 import { RESULTS_DIR, dateStamp, parseFlags, runBenchmarkMain } from "./bench-report.js";
 import { REPO_ROOT, peerOf, type MnNode } from "./constants.js";
+import { agentEvents } from "./wedge-faults.js";
 import { monoNow, run, sleep, waitFor } from "./exec.js";
 import { Lab } from "./lab.js";
 import type { ClientSampler } from "./sampler.js";
@@ -36,7 +37,9 @@ interface Check {
 
 /** Builds REV once into its own directory; returns its CLI and the peer protocol versions it offers. */
 async function buildOld(rev: string): Promise<{ main: string; versions: number[]; commit: string }> {
-  const commit = (await run("git", ["-C", REPO_ROOT, "rev-parse", "--verify", `${rev}^{commit}`])).stdout.trim();
+  const parsed = await run("git", ["-C", REPO_ROOT, "rev-parse", "--verify", "--quiet", `${rev}^{commit}`], { allowFailure: true });
+  if (parsed.code !== 0) throw Object.assign(new Error(`--old-rev ${rev} is not a commit in ${REPO_ROOT}`), { hint: "give a commit hash or tag from `git log` (one from before the protocol change to test)" });
+  const commit = parsed.stdout.trim();
   const dir = `/var/tmp/mnha-build-${commit.slice(0, 12)}`;
   const main = resolve(dir, "packages/agent/dist/cli/main.js");
   const protocol = resolve(dir, "packages/protocol/dist/index.js");
@@ -55,23 +58,9 @@ async function buildOld(rev: string): Promise<{ main: string; versions: number[]
   return { main, versions: [...mod.PROTOCOL_VERSIONS], commit };
 }
 
-async function statusOf(lab: Lab, node: MnNode): Promise<StatusReport> {
-  return lab.agentStatus(node);
-}
-
 /** `peer.disconnected` and `peer.refusals` events a node recorded (mnha events, its own build's CLI). */
 async function linkTrouble(lab: Lab, node: MnNode): Promise<HaEvent[]> {
-  const trouble: HaEvent[] = [];
-  for (const type of ["peer.disconnected", "peer.refusals"]) {
-    const result = await lab.agentCli(node, ["events", "--json", "--limit", "1000", "--type", type], 10_000);
-    if (result.code !== 0) throw new Error(`mnha events on ${node} failed: ${result.stderr.trim()}`);
-    trouble.push(...(JSON.parse(result.stdout) as HaEvent[]).filter((e) => e.node === node && e.type === type));
-  }
-  return trouble.sort((a, b) => a.seq - b.seq);
-}
-
-async function waitForHolder(lab: Lab, node: MnNode): Promise<void> {
-  await waitFor(`${node} to hold the VIP alone`, async () => ((await lab.holders()).join(",") === node ? true : undefined), { timeoutMs: 15_000, intervalMs: 100 });
+  return [...(await agentEvents(lab, node, "peer.disconnected")), ...(await agentEvents(lab, node, "peer.refusals"))];
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -86,6 +75,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const newest = Math.max(...PROTOCOL_VERSIONS);
   const shared = Math.max(...old.versions.filter((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)));
   if (!Number.isFinite(shared)) throw new Error(`${rev} offers peer protocol ${old.versions.join(",")}, none of which this tree speaks (${PROTOCOL_VERSIONS.join(",")})`);
+  if (shared === newest) throw Object.assign(new Error(`${rev} already speaks peer protocol v${newest}, this tree's newest: there is no older version to mix with`), { hint: "give a commit from before the protocol change (git log packages/protocol/src/messages.ts)" });
   say(`old build ${old.commit.slice(0, 12)} offers ${old.versions.join(",")}; this tree offers ${PROTOCOL_VERSIONS.join(",")}: a mixed pair should link on v${shared}`);
 
   const checks: Check[] = [];
@@ -116,9 +106,9 @@ async function main(argv: readonly string[]): Promise<number> {
     await sampler.start();
 
     // 1. Mixed, the old node holding.
-    await waitForHolder(lab, oldNode);
-    const mixedNew = await statusOf(lab, newNode);
-    const mixedOld = await statusOf(lab, oldNode);
+    await lab.waitForHolder(oldNode, { timeoutMs: 15_000 });
+    const mixedNew = await lab.agentStatus(newNode);
+    const mixedOld = await lab.agentStatus(oldNode);
     check("mixed pair links on the shared version", mixedNew.protocol?.negotiated === shared && mixedOld.protocol?.negotiated === shared, `${newNode} says v${mixedNew.protocol?.negotiated}, ${oldNode} says v${mixedOld.protocol?.negotiated}`);
     const peerCheck = "role" in mixedNew.peer ? mixedNew.peer.duplicateCheck : undefined;
     const text = (await lab.agentCli(newNode, ["status"])).stdout;
@@ -129,15 +119,15 @@ async function main(argv: readonly string[]): Promise<number> {
     // 2. Planned switchover to the new node: now the new node's heartbeats reach an older agent.
     const toNew = await lab.demote(oldNode);
     check(`demote on ${oldNode} (old) hands the VIP to ${newNode} (new)`, toNew.code === 0, toNew.stdout.trim().split("\n").pop() ?? toNew.stderr.trim());
-    await waitForHolder(lab, newNode);
+    await lab.waitForHolder(newNode, { timeoutMs: 15_000 });
     await sleep(HOLD_MS);
-    const oldView = await statusOf(lab, oldNode);
+    const oldView = await lab.agentStatus(oldNode);
     check(`${oldNode} (old) keeps hearing the new holder`, oldView.peer.connected && oldView.vipOwner === newNode, `peer connected: ${oldView.peer.connected}, VIP owner ${oldView.vipOwner}`);
 
     // 3. And back.
     const toOld = await lab.demote(newNode);
     check(`demote on ${newNode} (new) hands the VIP to ${oldNode} (old)`, toOld.code === 0, toOld.stdout.trim().split("\n").pop() ?? toOld.stderr.trim());
-    await waitForHolder(lab, oldNode);
+    await lab.waitForHolder(oldNode, { timeoutMs: 15_000 });
     await sleep(HOLD_MS);
 
     const trouble = [...(await linkTrouble(lab, oldNode)), ...(await linkTrouble(lab, newNode))];
@@ -147,26 +137,31 @@ async function main(argv: readonly string[]): Promise<number> {
     await lab.stopAgent(oldNode);
     lab.setAgentMain(oldNode, null);
     await lab.startAgent(oldNode);
+    // Waited for up to 15 s; the check then judges what was last seen (a timeout is a FAIL, not a crash).
+    let negotiated: (number | null | undefined)[] = [];
     await waitFor(
       `the pair to link on v${newest}`,
       async () => {
-        const [a, b] = await Promise.all([lab.tryAgentStatus(oldNode), lab.tryAgentStatus(newNode)]);
-        return a.status?.protocol?.negotiated === newest && b.status?.protocol?.negotiated === newest ? true : undefined;
+        negotiated = (await Promise.all([lab.tryAgentStatus(oldNode), lab.tryAgentStatus(newNode)])).map((r) => r.status?.protocol?.negotiated);
+        return negotiated.every((v) => v === newest) ? true : undefined;
       },
       { timeoutMs: 15_000, intervalMs: 200 },
-    );
-    check(`both on this tree link on v${newest}`, true, `both say v${newest}`);
-    const upgradedView = await waitFor(
+    ).catch(() => undefined);
+    check(`both on this tree link on v${newest}`, negotiated.every((v) => v === newest), `${oldNode} says v${negotiated[0]}, ${newNode} says v${negotiated[1]}`);
+    let upgradedView: StatusReport | null = null;
+    await waitFor(
       `${oldNode} to show ${newNode}'s duplicate check`,
       async () => {
-        const { status } = await lab.tryAgentStatus(oldNode);
-        return status && "role" in status.peer && status.peer.duplicateCheck ? status : undefined;
+        upgradedView = (await lab.tryAgentStatus(oldNode)).status;
+        return upgradedView && "role" in upgradedView.peer && upgradedView.peer.duplicateCheck ? true : undefined;
       },
       { timeoutMs: 5_000, intervalMs: 200 },
-    );
-    const holderNow = upgradedView.vipOwner;
-    const seen = "role" in upgradedView.peer ? upgradedView.peer.duplicateCheck : undefined;
-    check(`${oldNode} now shows the peer's duplicate check`, holderNow === newNode ? seen?.state === "running" : seen?.state === "idle", `VIP owner ${holderNow}; ${newNode}'s check as ${oldNode} sees it: ${JSON.stringify(seen)}`);
+    ).catch(() => undefined);
+    const view = upgradedView as StatusReport | null;
+    const holderNow = view?.vipOwner ?? null;
+    const seen = view && "role" in view.peer ? view.peer.duplicateCheck : undefined;
+    // The check runs on the holder only: running there, idle on a standby.
+    check(`${oldNode} now shows the peer's duplicate check`, seen?.state === (holderNow === newNode ? "running" : "idle"), `VIP owner ${holderNow}; ${newNode}'s check as ${oldNode} sees it: ${JSON.stringify(seen)}`);
     await sleep(2_000);
 
     const records = await sampler.stop();
