@@ -21,7 +21,6 @@ import {
   removeGuardPidFile,
   setBroken,
   setDataDirReadOnly,
-  setKeepalivedBroken,
   startSecondAgent,
   type SecondAgentResult,
 } from "../lab/wedge-faults.js";
@@ -37,7 +36,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const node of ["mn1", "mn2"] as const) {
-    setKeepalivedBroken(node, false);
+    setBroken(node, "keepalived", false);
     setBroken(node, "arping", false);
   }
   await lab.down({ archiveTo: labArchiveDir("never-wedge") });
@@ -145,12 +144,12 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     const run = await runScenario(lab, before, {
       name: "keepalived binary fails to start",
       fault: async () => {
-        setKeepalivedBroken(holder, true);
+        setBroken(holder, "keepalived", true);
         expect(await lab.killKeepalived(holder)).not.toEqual([]);
       },
       outcome: async () => {
         await repairedEvent(holder, /keepalived fails to start .*exit code 1.*broken on purpose/s);
-        setKeepalivedBroken(holder, false);
+        setBroken(holder, "keepalived", false);
         // The driver's backoff (at most 10 s) or its next self-check brings keepalived back.
         await waitFor(`keepalived running again on ${holder}`, async () => ((await lab.keepalivedPids(holder)).length > 0 ? true : undefined), { timeoutMs: 15_000, intervalMs: 200 });
         await lab.waitForStable({ timeoutMs: 15_000 });
@@ -165,6 +164,11 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     const before = await lab.reset();
     const { holder, standby } = before;
     const checkOf = async (node: MnNode): Promise<StatusReport["duplicateCheck"]> => (await lab.tryAgentStatus(node)).status?.duplicateCheck;
+    /** The peer's check as `node`'s status shows it (from the peer's heartbeats). */
+    const peerCheckOf = async (node: MnNode): Promise<PeerDuplicateCheck | undefined> => {
+      const { status } = await lab.tryAgentStatus(node);
+      return status && "role" in status.peer ? status.peer.duplicateCheck : undefined;
+    };
     expect(await checkOf(holder)).toMatchObject({ state: "running", problem: null });
     expect(await checkOf(standby)).toMatchObject({ state: "idle" });
     let failing: StatusReport["duplicateCheck"];
@@ -195,8 +199,8 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
         standbyView = await waitFor(
           `${standby}'s status to show ${holder}'s check failing`,
           async () => {
-            const { status } = await lab.tryAgentStatus(standby);
-            return status && "role" in status.peer && status.peer.duplicateCheck?.state === "failing" ? status.peer.duplicateCheck : undefined;
+            const check = await peerCheckOf(standby);
+            return check?.state === "failing" ? check : undefined;
           },
           { timeoutMs: 5_000, intervalMs: 200 },
         );
@@ -225,10 +229,7 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     expect(standbyText).toMatch(new RegExp(`DUPLICATE-ADDRESS CHECK NOT RUNNING on ${holder}, which holds the VIP: .*broken on purpose`));
     expect(standbyText).toMatch(/duplicate check\s+idle \(runs while holding the VIP\)\s+NOT RUNNING: /);
     // Running again is told to the standby as well.
-    await waitFor(`${standby}'s status to show ${holder}'s check running`, async () => {
-      const { status } = await lab.tryAgentStatus(standby);
-      return status && "role" in status.peer && status.peer.duplicateCheck?.state === "running" ? true : undefined;
-    }, { timeoutMs: 5_000, intervalMs: 200 });
+    await waitFor(`${standby}'s status to show ${holder}'s check running`, async () => ((await peerCheckOf(standby))?.state === "running" ? true : undefined), { timeoutMs: 5_000, intervalMs: 200 });
     expect(await lab.holders()).toEqual([holder]);
   });
 

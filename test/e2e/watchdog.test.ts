@@ -12,7 +12,7 @@ import { HOST_INTERFACE, HOSTS, SUBNET_PREFIX, VIP_ADDRESS, type MnNode } from "
 import { run, waitFor } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { signal } from "../lab/procfs.js";
-import { breakableKeepalived, setKeepalivedBroken } from "../lab/wedge-faults.js";
+import { breakableKeepalived, setBroken } from "../lab/wedge-faults.js";
 import { expectNeverTwoMacs, expectServedWithin, labArchiveDir, runScenario, waitClientServedBy } from "./scenario.js";
 
 /** vipRepairAfterMs (3 s) + the 1 s VIP poll + a Keepalived restart and its master-down timer, with room for a loaded machine. */
@@ -62,7 +62,7 @@ describe("liveness watchdog", () => {
       name: "holder's keepalived stopped, its binary broken",
       fault: async () => {
         // The driver's own restarts and the watchdog's repair all fail from now on.
-        setKeepalivedBroken(holder, true);
+        setBroken(holder, "keepalived", true);
         for (const pid of await lab.keepalivedPids(holder)) signal(pid, "SIGTERM");
       },
       outcome: async (ctx) => {
@@ -70,7 +70,7 @@ describe("liveness watchdog", () => {
       },
       observeMs: 3_000,
     });
-    setKeepalivedBroken(holder, false);
+    setBroken(holder, "keepalived", false);
     expectNeverTwoMacs(scenario);
     expectServedWithin(scenario, GIVE_UP_BOUND_MS);
     expect(await lab.holders()).toEqual([standby]);

@@ -132,10 +132,6 @@ export function setBroken(node: MnNode, binary: BreakableBinary, broken: boolean
   else rmSync(brokenFlag, { force: true });
 }
 
-export function setKeepalivedBroken(node: MnNode, broken: boolean): void {
-  setBroken(node, "keepalived", broken);
-}
-
 /**
  * Kills the node's long-running duplicate-check arpings (`arping … -i N -w N …`, the holder
  * agent's children), as a crash or an OOM kill would; the agent starts them again. Returns the

@@ -13,8 +13,8 @@ import {
   garbleKeepalivedConfig,
   nodeSnapshot,
   removeGuardPidFile,
+  setBroken,
   setDataDirReadOnly,
-  setKeepalivedBroken,
   startSecondAgent,
 } from "./wedge-faults.js";
 
@@ -100,16 +100,16 @@ export const WEDGE_SCENARIOS: FaultScenario[] = [
     lab: LAB,
     async act({ lab, sampler, before }) {
       sampler.mark("fault: keepalived binary broken + kill -9 keepalived");
-      setKeepalivedBroken(before.holder, true);
+      setBroken(before.holder, "keepalived", true);
       try {
         await lab.killKeepalived(before.holder);
         const problems = await audited(lab, before.holder, /keepalived fails to start .*exit code 1/s);
         sampler.mark("binary fixed");
-        setKeepalivedBroken(before.holder, false);
+        setBroken(before.holder, "keepalived", false);
         await waitFor(`keepalived on ${before.holder} again`, async () => ((await lab.keepalivedPids(before.holder)).length > 0 ? true : undefined), { timeoutMs: 15_000, intervalMs: 200 });
         return { problems: [...problems, ...(await settled(lab, null))] };
       } finally {
-        setKeepalivedBroken(before.holder, false);
+        setBroken(before.holder, "keepalived", false);
       }
     },
   },
