@@ -12,8 +12,9 @@ export type AuditRecord = (type: string, message: string, fields: Record<string,
  * docs/protocol.md): `duplicate-check.failing` when a holder's check stops, and one event when
  * the outage ends: `duplicate-check.running` once the check has run for
  * DUPLICATE_CHECK_SETTLE_MS without failing again, or `duplicate-check.ended` when this node
- * stops holding the VIP first (or the agent stops). Both say how long the holder was blind. A tool that fails
- * every few seconds makes one pair of events with a count, not a pair per restart.
+ * stops holding the VIP (or the agent stops) first. Both say how long the holder was blind.
+ * A tool that fails every few seconds makes one pair of events with a count, not a pair per
+ * restart.
  */
 export class DuplicateCheckAudit {
   private outage: { since: number; problem: string; flaps: number } | null = null;

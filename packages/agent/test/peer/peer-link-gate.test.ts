@@ -114,6 +114,22 @@ describe("peer port: the TCP gate", () => {
     await sleep(1_200);
     expect(node.link.refusalCounts()).toEqual({ "upgrade-timeout": 2 });
   });
+
+  it("a malformed request from the peer's address is reset at once, not answered (no 400 to read)", async () => {
+    const { node, port } = await lonelyNode({ handshakeTimeoutMs: 5_000 });
+    const garbled = rawTcp(port);
+    garbled.socket.on("connect", () => garbled.socket.write("NOT HTTP AT ALL\r\n\r\n"));
+    const end = await garbled.ended;
+    expect(end.afterMs, "at once, not after the 5 s upgrade timeout").toBeLessThan(2_000);
+    expect(end.error).toBe("ECONNRESET");
+    expect(Buffer.concat(garbled.received).toString()).toBe("");
+    // The peer port still works for the real peer afterwards.
+    const again = rawTcp(port);
+    again.socket.on("connect", () => again.socket.write(UPGRADE()));
+    await waitFor(() => Buffer.concat(again.received).toString().includes("101"), "an upgrade after the reset");
+    again.socket.destroy();
+    expect(node.link.refusalCounts()).toEqual({});
+  });
 });
 
 describe("refusal summaries", () => {
