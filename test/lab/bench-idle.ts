@@ -16,6 +16,11 @@
  * window opens and when it closes (diff them in Chrome DevTools' Comparison view to see what
  * grew); the pause each snapshot causes falls outside the measured window, but its memory
  * stays with the agent (RSS about 90 MB higher), so neither kind of run writes result files.
+ * --with-floor then takes the lab down and measures the floor under that cost
+ * (test/lab/bench-floor.ts: the peer link's and the HTTP checks' work in their simplest form,
+ * and the agent's code before any work, 60 s each) so that the report sets the agents beside
+ * a floor measured in the same hour: on this host the absolute figure moves by a factor of
+ * two within a day, the ratio does not (docs/benchmarks.md, eighth round).
  * Results: bench/results/idle-cost-<date>-<label>.md|csv, and each agent's RSS, private
  * memory and CPU ticks every 10 s (its V8 heap every minute) in
  * idle-cost-<date>-<label>-series.csv.
@@ -26,12 +31,23 @@ import { createLogger } from "@mnha/shared";
 import { Lab } from "./lab.js";
 import { AGENT_ENV, AGENT_NODE_FLAGS, HOSTS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
 import { MnhaSystem } from "./bench-systems.js";
+import { measureFloor, requiredCpuPercent } from "./bench-floor.js";
 import { clockTicks, costBetween, cpuTicks, heapFromMetrics, memorySplit, rssKb, sampleProcesses, type HeapFigures } from "./bench-procstat.js";
 import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, median, parseFlags, writeCsvResult, writeResults } from "./bench-report.js";
 import { monoNow, runIn, sleep } from "./exec.js";
 
-const USAGE = "MNHA_LAB=hperf node --import tsx bench/idle-cost.ts [--seconds 300 (up to 14400)] [--warmup 30] [--label NAME] [--profile DIR | --heap-snapshots DIR] [--node-args flag=value,...] [--keep-up]";
+const USAGE = "MNHA_LAB=hperf node --import tsx bench/idle-cost.ts [--seconds 300 (up to 14400)] [--warmup 30] [--label NAME] [--profile DIR | --heap-snapshots DIR] [--node-args flag=value,...] [--keep-up] [--with-floor]";
+/** Issue 12's targets per agent. */
 const TARGETS = { cpuPercent: 1.5, rssMb: 70 };
+/**
+ * The targets proposed in issue 12's closing notes in their place, which this host can judge:
+ * CPU as a multiple of the floor measured in the same hour, RSS with the node binary's shared
+ * pages counted, and the agent's private memory.
+ */
+const PROPOSED_TARGETS = { cpuTimesFloor: 1.5, rssMb: 90, privateMb: 45 };
+/** The floor's workloads that --with-floor runs, and for how long each. */
+const FLOOR_MODES = ["peer-link", "http-checks", "code-and-store"];
+const FLOOR_SECONDS = 60;
 
 interface AgentSample {
   /** Since the window opened. */
@@ -100,8 +116,29 @@ function windowLines(series: readonly AgentSample[], took: number, holder: MnNod
   ];
 }
 
+/** The floor measured after the window, and the agents judged against it and the proposed targets. */
+function floorLines(floor: Awaited<ReturnType<typeof measureFloor>>, agents: { worstCpu: number; worstRss: number; worstPrivate: number }): string[] {
+  const required = requiredCpuPercent(floor);
+  const ratio = agents.worstCpu / required;
+  const codeAndStore = floor.find((f) => f.workload.mode === "code-and-store");
+  const pass = (ok: boolean) => (ok ? "**pass**" : "**miss**");
+  return [
+    "",
+    `## The floor in the same hour (\`--with-floor\`, measured right after the lab went down, ${FLOOR_SECONDS} s per workload)`,
+    "",
+    ...markdownTable(
+      ["workload", "what it does", "CPU (% of one core)", "RSS (MB)"],
+      floor.map((f) => [f.workload.mode, f.workload.what, f.cpuPercent.toFixed(2), f.rssMb.toFixed(1)]),
+    ),
+    "",
+    `The required work (the peer link and the HTTP checks in their simplest form): **${required.toFixed(2)} %** of one core; the worst agent, ${agents.worstCpu.toFixed(2)} %, is **${ratio.toFixed(2)} ×** that floor.${codeAndStore ? ` The agent's code and store worker before any work: ${codeAndStore.rssMb.toFixed(1)} MB.` : ""}`,
+    "",
+    `Against the targets proposed in issue 12's notes: CPU ≤ ${PROPOSED_TARGETS.cpuTimesFloor} × the floor: ${ratio.toFixed(2)} × ${pass(ratio <= PROPOSED_TARGETS.cpuTimesFloor)}; RSS ≤ ${PROPOSED_TARGETS.rssMb} MB: worst ${agents.worstRss.toFixed(1)} MB ${pass(agents.worstRss <= PROPOSED_TARGETS.rssMb)}; private memory ≤ ${PROPOSED_TARGETS.privateMb} MB: worst ${Number.isNaN(agents.worstPrivate) ? "unreadable" : `${agents.worstPrivate.toFixed(1)} MB`} ${pass(agents.worstPrivate <= PROPOSED_TARGETS.privateMb)}.`,
+  ];
+}
+
 export async function runIdleCost(argv: readonly string[]): Promise<number> {
-  const flags = parseFlags(argv, { seconds: "string", warmup: "string", label: "string", profile: "string", "heap-snapshots": "string", "node-args": "string", "keep-up": "boolean" }, USAGE);
+  const flags = parseFlags(argv, { seconds: "string", warmup: "string", label: "string", profile: "string", "heap-snapshots": "string", "node-args": "string", "keep-up": "boolean", "with-floor": "boolean" }, USAGE);
   // Up to four hours: long enough to tell a drift of a megabyte an hour from the heap settling.
   const seconds = intFlag(flags, "seconds", 300, 14_400);
   const warmup = intFlag(flags, "warmup", 30, 600);
@@ -112,6 +149,13 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
   const snapshotDir = typeof flags["heap-snapshots"] === "string" ? flags["heap-snapshots"] : null;
   if (snapshotDir !== null && profileDir !== null) {
     console.error(`--heap-snapshots and --profile: choose one (--profile already takes a heap snapshot at the end)\n${USAGE}`);
+    return 2;
+  }
+  const withFloor = flags["with-floor"] === true;
+  // The floor is measured on a quiet machine beside a result that is written: not beside a lab
+  // left up, nor after a diagnostic run that writes no result.
+  if (withFloor && (flags["keep-up"] === true || profileDir !== null || snapshotDir !== null)) {
+    console.error(`--with-floor measures the floor after the lab is down and beside a result that is written: it cannot go with --keep-up, --profile or --heap-snapshots\n${USAGE}`);
     return 2;
   }
   if (snapshotDir !== null) mkdirSync(snapshotDir, { recursive: true });
@@ -150,7 +194,7 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   console.log(`idle cost in lab ${LAB_PREFIX}: warm-up ${warmup} s, window ${seconds} s${profileDir ? `, profiling into ${profileDir}` : ""}${snapshotDir ? `, heap snapshots into ${snapshotDir}` : ""}`);
-  let result: { markdown: string; csvText: string; seriesCsv: string } | null = null;
+  let result: { markdown: string; csvRows: unknown[][]; seriesCsv: string; worstCpu: number; worstRss: number; worstPrivate: number } | null = null;
   try {
     const stable = await lab.up({ fresh: true });
     console.log(`  up: holder ${stable.holder ?? "?"}`);
@@ -244,13 +288,14 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
         : []),
       ...windowLines(series, took, holder),
     ].join("\n");
-    const csvText = csv(["label", "node", "role_at_start", "process", "cpu_pct_one_core", "children_cpu_pct_one_core", "rss_mb_end", "agent_rss_mb_max", "window_s"], csvRows);
     const mb = (value: number | null | undefined) => (value === null || value === undefined ? "" : value.toFixed(1));
     const seriesCsv = csv(
       ["seconds", "node", "agent_rss_mb", "agent_cpu_ticks", "agent_private_mb", "heap_used_mb", "heap_total_mb", "external_mb"],
       series.map((x) => [x.seconds.toFixed(1), x.node, x.rssMb.toFixed(1), x.ticks, mb(x.privateMb), mb(x.heap?.usedMb), mb(x.heap?.totalMb), mb(x.heap?.externalMb)]),
     );
-    result = { markdown, csvText, seriesCsv };
+    const privates = series.map((x) => x.privateMb).filter((v): v is number => v !== null);
+    const worstPrivate = privates.length > 0 ? Math.max(...privates) : Number.NaN;
+    result = { markdown, csvRows, seriesCsv, worstCpu, worstRss, worstPrivate };
     await snapshot();
     if (profileDir !== null) {
       // A heap snapshot of each agent, then a clean stop so --cpu-prof writes its profile.
@@ -265,11 +310,19 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
     if (flags["keep-up"] !== true) await lab.down({ archiveTo: `${REPO_ROOT}/.lab/${LAB_NAME}/idle-cost/last-lab` });
   }
   if (result === null) return 1;
+  if (withFloor && !interrupted) {
+    console.log(`lab down; the floor beside it (${FLOOR_MODES.join(", ")}: ${FLOOR_SECONDS} s each)`);
+    const floor = await measureFloor(FLOOR_SECONDS, FLOOR_MODES, (line) => console.log(line));
+    result.markdown += `\n${floorLines(floor, result).join("\n")}`;
+    // The floor's rows in the same file: process "floor:<workload>", its measuring time as the window.
+    result.csvRows.push(...floor.map((f) => [label, "", "", `floor:${f.workload.mode}`, f.cpuPercent, "", f.rssMb, "", FLOOR_SECONDS]));
+  }
   console.log(`\n${result.markdown}`);
   // A profiled agent pays for the profiler; a snapshotted one keeps the snapshot's buffers in malloc.
   if (profileDir === null && snapshotDir === null) {
     const base = `idle-cost-${dateStamp()}-${label}`;
-    const files = writeResults(base, result.markdown, result.csvText);
+    const csvText = csv(["label", "node", "role_at_start", "process", "cpu_pct_one_core", "children_cpu_pct_one_core", "rss_mb_end", "agent_rss_mb_max", "window_s"], result.csvRows);
+    const files = writeResults(base, result.markdown, csvText);
     const seriesFile = writeCsvResult(`${base}-series`, result.seriesCsv);
     console.log(`written: ${files.md}, ${files.csv}, ${seriesFile}`);
   }
