@@ -4,12 +4,18 @@ import { ServiceHealth } from "../core/health.js";
 import { describeCommandResult, runCommand } from "./command.js";
 import { closeMariaDbProbes } from "./mariadb-check.js";
 import { closeHttpProbes, runCheck } from "./runners.js";
+import type { BeatApi, CancelBeat } from "../util/beat.js";
 
 export interface ServiceMonitorOptions {
   services: ServiceConfig[];
   logger: Logger;
   /** Monotonic time for the health cores and the restore backoff (default: the system clock). */
   clock?: Clock;
+  /**
+   * The agent's beat: a check whose interval is a whole number of beats starts on a beat, so the
+   * checks and the election's tick wake the process together (default: a timer per check).
+   */
+  beat?: BeatApi;
 }
 
 /** A restore that outlives its timeout gets SIGTERM, then SIGKILL this long after. */
@@ -21,7 +27,8 @@ interface MonitoredService {
   health: ServiceHealth;
   lastDetail: string;
   lastLatencyMs: number | null;
-  checkTimer: NodeJS.Timeout | null;
+  /** Cancels the scheduled next check (a timer, or a place on the beat). */
+  checkTimer: CancelBeat | null;
   checkRun: Promise<void> | null;
   restoreTimer: NodeJS.Timeout | null;
   restoreRun: Promise<void> | null;
@@ -36,6 +43,7 @@ export class ServiceMonitor implements ServiceMonitorApi {
   private readonly services: MonitoredService[];
   private readonly logger: Logger;
   private readonly clock: Clock;
+  private readonly beat: BeatApi | null;
   private readonly listeners: ((event: HealthEvent) => void)[] = [];
   private running = false;
   /** Aborted by stop(): ends running checks and kills running restores. */
@@ -49,6 +57,7 @@ export class ServiceMonitor implements ServiceMonitorApi {
   constructor(options: ServiceMonitorOptions) {
     this.logger = options.logger;
     this.clock = options.clock ?? systemClock;
+    this.beat = options.beat ?? null;
     this.services = options.services.map((config) => ({
       config,
       health: new ServiceHealth({
@@ -82,7 +91,7 @@ export class ServiceMonitor implements ServiceMonitorApi {
     if (!this.running && this.services.every((s) => s.checkRun === null && s.restoreRun === null)) return;
     this.running = false;
     for (const service of this.services) {
-      if (service.checkTimer !== null) clearTimeout(service.checkTimer);
+      service.checkTimer?.();
       if (service.restoreTimer !== null) clearTimeout(service.restoreTimer);
       service.checkTimer = null;
       service.restoreTimer = null;
@@ -166,19 +175,31 @@ export class ServiceMonitor implements ServiceMonitorApi {
     return this.services.every((service) => !service.config.critical || service.health.snapshot().healthy);
   }
 
+  /**
+   * The next check in `delayMs`: on the beat when the interval fits it (the beat nearest to the
+   * due time; checks that start on a beat stay on it, so only the first interval after start()
+   * can be up to half a beat shorter or longer), otherwise, and for a check already overdue
+   * (the last one took its interval or more), on a timer of its own.
+   */
   private scheduleCheck(service: MonitoredService, delayMs: number): void {
     if (!this.running || service.checkTimer !== null) return;
-    service.checkTimer = setTimeout(() => {
+    const run = (): void => {
       service.checkTimer = null;
       void this.runCheckCycle(service);
-    }, delayMs);
+    };
+    if (this.beat !== null && delayMs > 0 && this.beat.fits(service.config.check.intervalMs)) {
+      service.checkTimer = this.beat.after(delayMs, run);
+      return;
+    }
+    const timer = setTimeout(run, delayMs);
+    service.checkTimer = () => clearTimeout(timer);
   }
 
   /** One check, then the next one scheduled an interval after this one started (never overlapping). */
   private runCheckCycle(service: MonitoredService): Promise<void> {
     if (service.checkRun !== null) return service.checkRun;
     if (service.checkTimer !== null) {
-      clearTimeout(service.checkTimer);
+      service.checkTimer();
       service.checkTimer = null;
     }
     const startedAt = this.clock.now();

@@ -30,6 +30,7 @@ import { DbHealthPoll } from "./db-health-poll.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
 import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
+import { Beat, everyOnBeat } from "../util/beat.js";
 import { WitnessClient } from "../witness/witness-client.js";
 import { buildMetricsSnapshot, buildStatusReport, heartbeatDuplicateCheck, toHaEvent, type DbStatusInput } from "./status.js";
 
@@ -62,8 +63,10 @@ export class Agent {
   private readonly pending = new Map<string, (result: RequestOutcome) => void>();
   /** What start() has started, in order: stop() and a failed start undo it in reverse. */
   private started: { name: string; part: Startable }[] = [];
-  private tickTimer: NodeJS.Timeout | null = null;
-  private vipTimer: NodeJS.Timeout | null = null;
+  /** One timer for the tick, the VIP poll and the service checks (util/beat.ts). */
+  private readonly beat: Beat;
+  /** Cancel the tick and the VIP poll. */
+  private readonly periodic: (() => void)[] = [];
   private readonly vipPollMs: number;
   /** The VIP on our interface as last seen (null: not looked yet). */
   private vipPresent: boolean | null = null;
@@ -91,6 +94,7 @@ export class Agent {
     this.clock = options.clock ?? systemClock;
     this.c = options.components;
     this.vipPollMs = options.vipPollMs ?? 1_000;
+    this.beat = this.c.beat ?? new Beat(options.loaded.config.timings.heartbeatIntervalMs);
     this.startedAt = this.clock.now();
     const { config, derived } = this.loaded;
     const peer = config.peers[0];
@@ -138,7 +142,7 @@ export class Agent {
           log: this.logger.child({ component: "witness" }),
         })
       : null;
-    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), errant: this.errantWatch(config.dataDir) }) : null;
+    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, beat: this.beat, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), errant: this.errantWatch(config.dataDir) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
     this.ops = new NodeOps({
       self: this.self,
@@ -341,10 +345,10 @@ export class Agent {
     this.running = true;
     this.feedServices();
 
-    this.tickTimer = setInterval(() => this.host.input({ kind: "tick" }), config.timings.heartbeatIntervalMs);
+    this.periodic.push(everyOnBeat(this.beat, config.timings.heartbeatIntervalMs, () => this.host.input({ kind: "tick" })));
     // Keepalived notifications trigger a look at once; the slow poll only catches what they miss
     // (each look forks `ip`, so a fast poll would cost more CPU than everything else at idle).
-    this.vipTimer = setInterval(() => void this.observeVip(), this.vipPollMs);
+    this.periodic.push(everyOnBeat(this.beat, this.vipPollMs, () => void this.observeVip()));
     this.host.input({ kind: "tick" });
     void this.observeVip();
     this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${c.epochs.get()})`, { version: AGENT_VERSION, protocol: this.protocolStatus().protocol, offered: this.protocolStatus().offered });
@@ -390,11 +394,13 @@ export class Agent {
     this.duplicateAudit.stop();
     this.events.record("agent.stopped", `stopped (${result.message})`, { handedTo: result.to });
     this.running = false;
-    for (const timer of [this.tickTimer, this.vipTimer]) if (timer) clearInterval(timer);
+    for (const cancel of this.periodic.splice(0)) cancel();
     await this.host.idle();
     this.host.close();
     // Control and link first (nobody new talks to us); the store last, to flush what the stop recorded.
     await this.stopParts();
+    // Each part cancelled its own place on the beat; nothing may keep its timer.
+    this.beat.stop();
   }
 
   private wireInputs(): void {

@@ -11,6 +11,7 @@ import type { MetricsSnapshot } from "../metrics/metrics.js";
 import type { SyncStatus } from "../sync/sync-engine.js";
 import type { DatabaseHealth } from "../db/types.js";
 import type { HostDatabase } from "../host/election-host.js";
+import type { Beat } from "../util/beat.js";
 
 /** The local MariaDB as the agent needs it (db.enabled): the election's switches and a health poll. */
 export interface AgentDatabase {
@@ -65,4 +66,9 @@ export interface AgentComponents {
   metrics: ((collect: () => MetricsSnapshot) => Startable) | null;
   /** Absent: db.enabled is false (the election ignores the database). */
   database?: AgentDatabase;
+  /**
+   * The beat the service checks ride (compose.ts gives both the same one, at the heartbeat
+   * interval); the agent's tick and VIP poll ride it too. Absent: the agent makes its own.
+   */
+  beat?: Beat;
 }

@@ -20,12 +20,15 @@ import { EpochStore } from "./epoch-store.js";
 import { dbSeedIncomplete, openLocalDatabase } from "../db/index.js";
 import { KeptHealthReader } from "../db/kept-health.js";
 import { DatabaseRoleSwitch } from "../db/role-switch.js";
+import { Beat } from "../util/beat.js";
 
 export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock): AgentComponents {
   const { config } = loaded;
   const peer = config.peers[0];
   const self = config.node.name;
-  const services = new ServiceMonitor({ services: config.services, logger: logger.child({ component: "checks" }), clock });
+  // One timer for the tick, the checks and the once-a-second work (util/beat.ts): fewer wake-ups at idle.
+  const beat = new Beat(config.timings.heartbeatIntervalMs);
+  const services = new ServiceMonitor({ services: config.services, logger: logger.child({ component: "checks" }), clock, beat });
   const gateway = new GatewayMonitor({
     address: config.gateway.address,
     intervalMs: config.gateway.intervalMs,
@@ -34,7 +37,7 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
     fall: config.gateway.fall,
     logger: logger.child({ component: "gateway" }),
   });
-  const keepalived = new KeepalivedDriver({ config, logger: logger.child({ component: "keepalived" }) });
+  const keepalived = new KeepalivedDriver({ config, logger: logger.child({ component: "keepalived" }), beat });
   const arpGuard = new ArpGuard({
     iface: config.vip.interface,
     vip: config.vip.address,
@@ -51,6 +54,7 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
     reconnectMaxMs: config.timings.reconnectMaxMs,
     // The build's list (suite.json): a test build of the next version offers [current, next].
     supportedVersions: readSuiteInfo().protocols,
+    beat,
   });
   const store = new SqliteStore({ config, node: self, logger: logger.child({ component: "store" }), clock });
   const engine = new SyncEngine({ store, send: (message) => link.send(message), logger: logger.child({ component: "sync" }), clock });
@@ -79,6 +83,7 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
       status: () => engine.status(),
     },
     sampler,
+    beat,
     control: (handlers) => new ControlServer({ socketPath: config.controlSocket, handlers, logger }),
     metrics: config.metrics.enabled ? (collect) => new MetricsServer({ address: config.metrics.address, port: config.metrics.port, logger: logger.child({ component: "metrics" }), collect }) : null,
     ...(config.db.enabled ? { database: composeDatabase(loaded) } : {}),

@@ -9,10 +9,13 @@ import { DEAD_HEALTH } from "../db/mariadb.js";
 import { replicaBroken } from "../db/replica-state.js";
 import type { DatabaseHealth } from "../db/types.js";
 import type { AgentDatabase } from "./components.js";
+import { everyOnBeat, type BeatApi, type CancelBeat } from "../util/beat.js";
 
 export interface DbHealthPollOptions {
   database: AgentDatabase;
   intervalMs: number;
+  /** The agent's beat (util/beat.ts): a period that fits it rides it instead of waking the process on its own. */
+  beat?: BeatApi;
   timeoutMs: number;
   onSummary: (summary: DbSummary) => void;
   /** Every poll, changed or not, after `onSummary` (the host checks the server's mode against what it asked). */
@@ -40,7 +43,7 @@ export function summarizeDbHealth(health: DatabaseHealth, seedIncomplete: boolea
 }
 
 export class DbHealthPoll {
-  private timer: NodeJS.Timeout | null = null;
+  private stopTimer: CancelBeat | null = null;
   private polling = false;
   private lastSummaryText: string | null = null;
   /** The last report (null: not polled yet). */
@@ -53,12 +56,12 @@ export class DbHealthPoll {
 
   async start(): Promise<void> {
     await this.poll();
-    this.timer = setInterval(() => void this.poll(), this.options.intervalMs);
+    this.stopTimer = everyOnBeat(this.options.beat, this.options.intervalMs, () => void this.poll());
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.stopTimer?.();
+    this.stopTimer = null;
     await this.options.database.close();
   }
 

@@ -13,6 +13,7 @@ import { NotifyFifoReader, parseNotifyLine } from "./notify-fifo.js";
 import { defaultKeepalivedPaths, directoriesOf, type KeepalivedPaths } from "./paths.js";
 import { INSTANCE_NAME, keepalivedParamsFromConfig, renderKeepalivedConfig } from "./render.js";
 import { KeepalivedSupervisor } from "./supervisor.js";
+import { everyOnBeat, type BeatApi, type CancelBeat } from "../util/beat.js";
 
 const FAILURE_REPORT_EVERY_MS = 30_000;
 
@@ -44,6 +45,8 @@ export interface KeepalivedDriverOptions {
    * keepalived running) and repairs what someone changed (default 1000 ms; 0: never).
    */
   selfCheckIntervalMs?: number;
+  /** The agent's beat (util/beat.ts): a period that fits it rides it instead of waking the process on its own. */
+  beat?: BeatApi;
 }
 
 /** What one repair did, for the audit event. */
@@ -80,7 +83,7 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
   private firstNotification: (() => void) | null = null;
   private lastRenewAt = Number.NEGATIVE_INFINITY;
   private repairChain: Promise<void> = Promise.resolve();
-  private selfCheckTimer: NodeJS.Timeout | null = null;
+  private stopSelfCheck: CancelBeat | null = null;
   private selfChecking = false;
   /** installConfig() calls in flight: keepalived.conf is ours to change then, not a repair's. */
   private configWrites = 0;
@@ -153,8 +156,8 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    if (this.selfCheckTimer) clearInterval(this.selfCheckTimer);
-    this.selfCheckTimer = null;
+    this.stopSelfCheck?.();
+    this.stopSelfCheck = null;
     this.firstNotification?.();
     await this.setGate(false).catch((error: unknown) => this.logger.warn({ err: error }, "could not close the gate"));
     if (this.supervisor) {
@@ -353,8 +356,7 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
   private startSelfCheck(): void {
     const interval = this.options.selfCheckIntervalMs ?? 1_000;
     if (interval <= 0) return;
-    this.selfCheckTimer = setInterval(() => void this.selfCheck(), interval);
-    this.selfCheckTimer.unref();
+    this.stopSelfCheck = everyOnBeat(this.options.beat, interval, () => void this.selfCheck(), { unref: true });
   }
 
   /** Cheap look at what someone else may have changed; repairs only when something is off. */

@@ -26,6 +26,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
+import { everyOnBeat, type BeatApi, type CancelBeat } from "../util/beat.js";
 import {
   FRAME_FAULT_CODES,
   LinkMessageSchema,
@@ -61,6 +62,8 @@ export interface PeerLinkOptions {
   maxFrameBytes?: number;
   /** WebSocket ping period on an authenticated link (finds half-open TCP connections). */
   pingIntervalMs?: number;
+  /** The agent's beat (util/beat.ts): a period that fits it rides it instead of waking the process on its own. */
+  beat?: BeatApi;
   /** An authenticated link that delivered no frame and no pong for this long is closed. */
   idleTimeoutMs?: number;
   /** Connections still handshaking beyond this many are refused at once. */
@@ -101,7 +104,8 @@ const CLOSE_POLICY = 1008;
 
 export class PeerLink implements PeerLinkApi {
   /** Everything but the logger and the secret (which lives only in `identity`, the HMAC key holder). */
-  private readonly options: Required<Omit<PeerLinkOptions, "logger" | "secret">>;
+  private readonly options: Required<Omit<PeerLinkOptions, "logger" | "secret" | "beat">>;
+  private readonly beat: BeatApi | undefined;
   private readonly log: Logger;
   private readonly identity: HandshakeIdentity;
   private readonly backoff: Backoff;
@@ -111,7 +115,7 @@ export class PeerLink implements PeerLinkApi {
   private nextLinkId = 1;
   private outbound: Link | undefined;
   private dialTimer: NodeJS.Timeout | undefined;
-  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private stopKeepaliveTimer: CancelBeat | undefined;
   private server: Server | undefined;
   private wss: WebSocketServer | undefined;
   private started = false;
@@ -122,7 +126,8 @@ export class PeerLink implements PeerLinkApi {
   private readonly upgradeTimers = new WeakMap<Socket, NodeJS.Timeout>();
 
   constructor(options: PeerLinkOptions) {
-    const { logger, secret, ...settings } = options;
+    const { logger, secret, beat, ...settings } = options;
+    this.beat = beat;
     this.options = {
       handshakeTimeoutMs: 2_000,
       supportedVersions: PROTOCOL_VERSIONS,
@@ -631,13 +636,13 @@ export class PeerLink implements PeerLinkApi {
   }
 
   private startKeepalive(): void {
-    if (this.keepaliveTimer) return;
-    this.keepaliveTimer = setInterval(() => this.keepalive(), this.options.pingIntervalMs);
+    if (this.stopKeepaliveTimer) return;
+    this.stopKeepaliveTimer = everyOnBeat(this.beat, this.options.pingIntervalMs, () => this.keepalive());
   }
 
   private stopKeepalive(): void {
-    clearInterval(this.keepaliveTimer);
-    this.keepaliveTimer = undefined;
+    this.stopKeepaliveTimer?.();
+    this.stopKeepaliveTimer = undefined;
   }
 
   private keepalive(): void {

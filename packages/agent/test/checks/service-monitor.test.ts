@@ -5,6 +5,7 @@ import { ServiceSchema, silentLogger, type ServiceConfig } from "@mnha/shared";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { HealthEvent } from "../../src/contracts.js";
 import { ServiceMonitor } from "../../src/checks/service-monitor.js";
+import { Beat, type BeatApi } from "../../src/util/beat.js";
 import { closedPort, notRunning, sleep, startHttpServer, startSilentServer, waitFor, type TestHttpServer } from "./helpers.js";
 
 const service = (input: Record<string, unknown>): ServiceConfig => ServiceSchema.parse(input);
@@ -215,5 +216,47 @@ describe("ServiceMonitor", () => {
     expect(count("ProcessWrap")).toBe(0);
     expect(count("TCPSocketWrap")).toBe(0);
     expect(count("Timeout")).toBeLessThanOrEqual(timersBefore);
+  });
+
+  it("starts checks on the agent's beat when the interval is a whole number of beats, so the services share wake-ups; keeps a timer of its own otherwise", async () => {
+    const servers = await Promise.all([0, 1].map(() => startHttpServer((_req, res) => res.end("ok"))));
+    for (const server of servers) cleanups.push(() => server.close());
+    const run = async (intervalMs: number) => {
+      const beat = new Beat(100);
+      cleanups.push(() => beat.stop());
+      let onBeat = 0;
+      const recording: BeatApi = {
+        periodMs: beat.periodMs,
+        fits: (periodMs) => beat.fits(periodMs),
+        every: (periodMs, fn) => beat.every(periodMs, fn),
+        after: (delayMs, fn) => {
+          onBeat++;
+          return beat.after(delayMs, fn);
+        },
+      };
+      const hitsBefore = servers.map((s) => s.hits());
+      const monitor = new ServiceMonitor({
+        services: servers.map((server, i) => service({ name: `web${i}`, check: { kind: "http", url: server.url, intervalMs, timeoutMs: 1_000, rise: 1, fall: 1 } })),
+        logger: silentLogger(),
+        beat: recording,
+      });
+      cleanups.push(() => monitor.stop());
+      await monitor.start();
+      const hits = () => servers.map((s, i) => s.hits() - (hitsBefore[i] as number));
+      expect(await waitFor(() => hits().every((h) => h >= 6), 5_000)).toBe(true);
+      await monitor.stop();
+      return { onBeat, beats: beat.beats, hits: hits() };
+    };
+    // 200 ms on a 100 ms beat: every check after the first is placed on the beat, and both
+    // services' checks share each beat (one wake-up per round, not one per service).
+    const fitting = await run(200);
+    expect(fitting.onBeat).toBeGreaterThanOrEqual(10);
+    expect(fitting.beats).toBeGreaterThanOrEqual(5);
+    expect(fitting.beats).toBeLessThanOrEqual(Math.max(...fitting.hits) + 1);
+    // 150 ms does not fit a 100 ms beat: the checks run on their own timers, as often as before.
+    const own = await run(150);
+    expect(own.onBeat).toBe(0);
+    expect(own.beats).toBe(0);
+    expect(Math.min(...own.hits)).toBeGreaterThanOrEqual(6);
   });
 });
