@@ -63,7 +63,7 @@ export class Agent {
   private readonly pending = new Map<string, (result: RequestOutcome) => void>();
   /** What start() has started, in order: stop() and a failed start undo it in reverse. */
   private started: { name: string; part: Startable }[] = [];
-  /** One timer for the tick, the VIP poll and the service checks (util/beat.ts). */
+  /** One timer for the tick, the service checks and the once-a-second polls (util/beat.ts). */
   private readonly beat: Beat;
   /** Cancel the tick and the VIP poll. */
   private readonly periodic: (() => void)[] = [];

@@ -67,8 +67,9 @@ export interface AgentComponents {
   /** Absent: db.enabled is false (the election ignores the database). */
   database?: AgentDatabase;
   /**
-   * The beat the service checks ride (compose.ts gives both the same one, at the heartbeat
-   * interval); the agent's tick and VIP poll ride it too. Absent: the agent makes its own.
+   * The one timer of the periodic work, at the heartbeat interval: compose.ts gives it to the
+   * service checks, the Keepalived driver and the peer link; the agent's tick and polls ride it
+   * too. Absent: the agent makes its own.
    */
   beat?: Beat;
 }
