@@ -23,7 +23,17 @@ async function main(argv: readonly string[]): Promise<number> {
   const seconds = intFlag(flags, "seconds", 60, 3_600);
   const label = typeof flags["label"] === "string" ? flags["label"].replace(/[^a-z0-9-]/gi, "") : "run";
   const machine = describeMachine();
-  const results = await measureFloor(seconds, undefined, (line) => console.log(line));
+  // Ctrl-C stops the workload running and kills its processes; nothing is written.
+  const stop = new AbortController();
+  process.once("SIGINT", () => stop.abort());
+  const results = await measureFloor(seconds, undefined, (line) => console.log(line), stop.signal).catch((error: unknown) => {
+    if (!stop.signal.aborted) throw error;
+    return null;
+  });
+  if (results === null) {
+    console.error("idle-floor: interrupted; no result written");
+    return 130;
+  }
   const bare = results.find((r) => r.workload.mode === "timers");
   const rows = results.map((r) => [r.workload.mode, r.workload.what, r.cpuPercent.toFixed(2), r.rssMb.toFixed(1), bare && r !== bare ? `+${(r.rssMb - bare.rssMb).toFixed(1)}` : ""]);
   const codeAndStore = results.find((r) => r.workload.mode === "code-and-store");

@@ -11,6 +11,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { resolve } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { AGENT_ENV, AGENT_NODE_FLAGS, REPO_ROOT } from "./constants.js";
 import { clockTicks, cpuTicks, rssKb } from "./bench-procstat.js";
 import { monoNow, sleep } from "./exec.js";
@@ -55,7 +56,7 @@ function start(mode: string, role: string, port: number, seconds: number): Child
   });
 }
 
-async function measureOne(workload: FloorWorkload, port: number, seconds: number): Promise<FloorMeasurement> {
+async function measureOne(workload: FloorWorkload, port: number, seconds: number, signal: AbortSignal | undefined): Promise<FloorMeasurement> {
   // The workloads end by themselves shortly after the window, even if this process is killed.
   const lifetime = seconds + WARMUP_MS / 1000 + 5;
   const children: ChildProcess[] = [];
@@ -70,7 +71,8 @@ async function measureOne(workload: FloorWorkload, port: number, seconds: number
     const measured = workload.symmetric ? children : [client];
     const first = measured.map((child) => cpuTicks(child.pid ?? -1)?.total ?? Number.NaN);
     const began = monoNow();
-    await sleep(seconds * 1000);
+    // Ctrl-C ends the window at once (the workloads are killed below).
+    await delay(seconds * 1000, undefined, signal ? { signal } : {});
     const took = (monoNow() - began) / 1000;
     const cpu = measured.map((child, i) => (100 * ((cpuTicks(child.pid ?? -1)?.total ?? Number.NaN) - (first[i] as number))) / clockTicks() / took);
     const rss = measured.map((child) => (rssKb(child.pid ?? -1) ?? Number.NaN) / 1024);
@@ -83,9 +85,15 @@ async function measureOne(workload: FloorWorkload, port: number, seconds: number
 
 /**
  * Runs the named workloads (all of them by default) one after another, `seconds` each.
- * Throws on an unknown mode, before anything runs.
+ * Throws on an unknown mode, before anything runs; an abort of `signal` (Ctrl-C) stops the one
+ * running, kills its processes and rejects with an AbortError.
  */
-export async function measureFloor(seconds: number, modes: readonly string[] = FLOOR_WORKLOADS.map((w) => w.mode), progress: (line: string) => void = () => {}): Promise<FloorMeasurement[]> {
+export async function measureFloor(
+  seconds: number,
+  modes: readonly string[] = FLOOR_WORKLOADS.map((w) => w.mode),
+  progress: (line: string) => void = () => {},
+  signal?: AbortSignal,
+): Promise<FloorMeasurement[]> {
   const workloads = modes.map((mode) => {
     const workload = FLOOR_WORKLOADS.find((w) => w.mode === mode);
     if (!workload) throw new Error(`unknown floor workload ${mode}; known: ${FLOOR_WORKLOADS.map((w) => w.mode).join(", ")}`);
@@ -95,7 +103,8 @@ export async function measureFloor(seconds: number, modes: readonly string[] = F
   let port = FIRST_PORT;
   for (const workload of workloads) {
     progress(`  floor, ${workload.mode}: ${seconds} s`);
-    results.push(await measureOne(workload, port++, seconds));
+    signal?.throwIfAborted();
+    results.push(await measureOne(workload, port++, seconds, signal));
   }
   return results;
 }

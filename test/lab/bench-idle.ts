@@ -188,8 +188,11 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
   // Each agent every 10 s: the series file and the table of windows tell a leak from the heap settling.
   const series: AgentSample[] = [];
   let interrupted = false;
+  // Ctrl-C also ends the floor's measurement (--with-floor), which runs after the lab is down.
+  const stopFloor = new AbortController();
   const onSignal = () => {
     interrupted = true;
+    stopFloor.abort();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -312,10 +315,18 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
   if (result === null) return 1;
   if (withFloor && !interrupted) {
     console.log(`lab down; the floor beside it (${FLOOR_MODES.join(", ")}: ${FLOOR_SECONDS} s each)`);
-    const floor = await measureFloor(FLOOR_SECONDS, FLOOR_MODES, (line) => console.log(line));
-    result.markdown += `\n${floorLines(floor, result).join("\n")}`;
-    // The floor's rows in the same file: process "floor:<workload>", its measuring time as the window.
-    result.csvRows.push(...floor.map((f) => [label, "", "", `floor:${f.workload.mode}`, f.cpuPercent, "", f.rssMb, "", FLOOR_SECONDS]));
+    const floor = await measureFloor(FLOOR_SECONDS, FLOOR_MODES, (line) => console.log(line), stopFloor.signal).catch((error: unknown) => {
+      if (!stopFloor.signal.aborted) throw error;
+      return null;
+    });
+    if (floor === null) {
+      // Interrupted: the agents' figures are whole; the report says the floor is missing.
+      result.markdown += "\n\nThe floor (`--with-floor`) was interrupted (Ctrl-C) and is not in this report.";
+    } else {
+      result.markdown += `\n${floorLines(floor, result).join("\n")}`;
+      // The floor's rows in the same file: process "floor:<workload>", its measuring time as the window.
+      result.csvRows.push(...floor.map((f) => [label, "", "", `floor:${f.workload.mode}`, f.cpuPercent, "", f.rssMb, "", FLOOR_SECONDS]));
+    }
   }
   console.log(`\n${result.markdown}`);
   // A profiled agent pays for the profiler; a snapshotted one keeps the snapshot's buffers in malloc.

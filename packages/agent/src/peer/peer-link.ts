@@ -103,7 +103,7 @@ const CLOSE_GRACE_MS = 1_000;
 const CLOSE_POLICY = 1008;
 
 export class PeerLink implements PeerLinkApi {
-  /** Everything but the logger and the secret (which lives only in `identity`, the HMAC key holder). */
+  /** Everything but the logger, the secret (which lives only in `identity`, the HMAC key holder) and the beat. */
   private readonly options: Required<Omit<PeerLinkOptions, "logger" | "secret" | "beat">>;
   private readonly beat: BeatApi | undefined;
   private readonly log: Logger;
