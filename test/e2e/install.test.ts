@@ -415,6 +415,14 @@ describe("install-ha from bare nodes", () => {
     const age = /^mnha_datasync_last_success_age_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(metrics.stdout);
     expect(age, metrics.stdout.slice(0, 2000)).not.toBeNull();
     expect(Number(age?.[1])).toBeLessThan(60);
+    // The loop delay comes from the agent's beat (no sampler timer of its own): every beat
+    // since start is in it, each a few milliseconds late at most on an idle agent.
+    const loopDelay = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(metrics.stdout)?.[1] ?? Number.NaN);
+    expect(loopDelay("nodejs_eventloop_lag_p50_seconds"), metrics.stdout.slice(0, 2000)).toBeGreaterThan(0);
+    expect(loopDelay("nodejs_eventloop_lag_p50_seconds")).toBeLessThan(0.05);
+    expect(loopDelay("nodejs_eventloop_lag_max_seconds")).toBeGreaterThanOrEqual(loopDelay("nodejs_eventloop_lag_p50_seconds"));
+    expect(loopDelay("nodejs_eventloop_lag_seconds")).toBeGreaterThanOrEqual(0);
+    expect(metrics.stdout).toMatch(/^process_cpu_user_seconds_total [0-9.e+-]+$/m);
   });
 
   it("a failed sync (the standby's directory is not writable as one) is an event and never moves the VIP; the next sync after the repair succeeds", async () => {

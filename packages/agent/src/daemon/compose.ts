@@ -9,6 +9,7 @@ import { ServiceMonitor } from "../checks/service-monitor.js";
 import { ControlServer } from "../control/control-server.js";
 import { KeepalivedDriver } from "../keepalived/driver.js";
 import { MetricsServer } from "../metrics/metrics.js";
+import { LoopDelay } from "../metrics/process-metrics.js";
 import { SystemSampler } from "../metrics/system-sampler.js";
 import { ArpGuard } from "../net/arp-guard.js";
 import { PeerLink } from "../peer/peer-link.js";
@@ -26,8 +27,10 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
   const { config } = loaded;
   const peer = config.peers[0];
   const self = config.node.name;
-  // One timer for the tick, the checks and the once-a-second work (util/beat.ts): fewer wake-ups at idle.
-  const beat = new Beat(config.timings.heartbeatIntervalMs);
+  // One timer for the tick, the checks and the once-a-second work (util/beat.ts): fewer wake-ups
+  // at idle. How late it fires is the loop delay the metrics export, with no sampler of their own.
+  const loopDelay = new LoopDelay();
+  const beat = new Beat(config.timings.heartbeatIntervalMs, { onLateness: (lateMs) => loopDelay.record(lateMs) });
   const services = new ServiceMonitor({ services: config.services, logger: logger.child({ component: "checks" }), clock, beat });
   const gateway = new GatewayMonitor({
     address: config.gateway.address,
@@ -85,7 +88,7 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
     sampler,
     beat,
     control: (handlers) => new ControlServer({ socketPath: config.controlSocket, handlers, logger }),
-    metrics: config.metrics.enabled ? (collect) => new MetricsServer({ address: config.metrics.address, port: config.metrics.port, logger: logger.child({ component: "metrics" }), collect }) : null,
+    metrics: config.metrics.enabled ? (collect) => new MetricsServer({ address: config.metrics.address, port: config.metrics.port, logger: logger.child({ component: "metrics" }), collect, loopDelay }) : null,
     ...(config.db.enabled ? { database: composeDatabase(loaded) } : {}),
   };
 }

@@ -7,8 +7,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { KeepalivedStateSchema, RoleSchema, type KeepalivedState, type Role } from "@mnha/protocol";
 import { MnhaError, type Logger } from "@mnha/shared";
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import type { Startable } from "../contracts.js";
+import { registerLoopDelayMetrics, registerProcessMetrics, type LoopDelay } from "./process-metrics.js";
 
 /** What the daemon reports at each scrape. Durations in milliseconds (exposed in seconds). */
 export interface MetricsSnapshot {
@@ -60,12 +61,14 @@ export interface MetricsServerOptions {
   collect: () => MetricsSnapshot;
   /** Also export the process_* and nodejs_* metrics of prom-client (default true). */
   processMetrics?: boolean;
+  /**
+   * The loop's delay for nodejs_eventloop_lag_*, as the agent's beat records it (with
+   * processMetrics; absent: those metrics are not exported, and no sampler runs for them).
+   */
+  loopDelay?: LoopDelay;
 }
 
 export const METRICS_PATH = "/metrics";
-
-/** How often the nodejs_eventloop_lag_* histogram samples the loop (its readings include this period). */
-export const EVENT_LOOP_SAMPLE_MS = 100;
 
 /** A counter's exposed value never goes down: when the source drops (a reset), count on from where it was. */
 class MonotonicTotals {
@@ -91,11 +94,12 @@ export class MetricsServer implements Startable {
   constructor(options: MetricsServerOptions) {
     this.options = options;
     this.metrics = createMetrics(this.registry);
-    // prom-client samples the event loop every 10 ms by default: 100 wake-ups a second, more
-    // than all of an idle agent's real work (its main thread slept 160 times a second, 74
-    // without them). Every 100 ms, as often as the election ticks, still catches any stall
-    // that could cost a heartbeat.
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    // Not collectDefaultMetrics: its event-loop sampler is a timer of its own, 10 wake-ups a
+    // second at idle even at 100 ms (process-metrics.ts); the beat measures the same delay.
+    if (options.processMetrics ?? true) {
+      if (options.loopDelay) registerLoopDelayMetrics(this.registry, options.loopDelay);
+      registerProcessMetrics(this.registry);
+    }
   }
 
   async start(): Promise<void> {

@@ -39,9 +39,21 @@ interface Once {
   cancelled: boolean;
 }
 
+export interface BeatOptions {
+  /** The clock the grid runs on (tests pass a fake one). */
+  now?: () => number;
+  /**
+   * Called on every beat with how late it fired, in milliseconds after its grid time: the
+   * event loop's delay as the agent's own periodic work sees it (the metrics' nodejs_eventloop_lag_*,
+   * which so needs no sampling timer of its own).
+   */
+  onLateness?: (lateMs: number) => void;
+}
+
 export class Beat implements BeatApi {
   readonly periodMs: number;
   private readonly now: () => number;
+  private readonly onLateness: ((lateMs: number) => void) | undefined;
   private readonly repeating = new Set<Repeating>();
   private readonly once = new Set<Once>();
   private timer: NodeJS.Timeout | null = null;
@@ -51,10 +63,11 @@ export class Beat implements BeatApi {
   /** Beats run so far. */
   private beatCount = 0;
 
-  constructor(periodMs: number, now: () => number = () => performance.now()) {
+  constructor(periodMs: number, options: BeatOptions = {}) {
     if (!Number.isInteger(periodMs) || periodMs < 1) throw new RangeError(`beat period must be a whole number of milliseconds ≥ 1, not ${periodMs}`);
     this.periodMs = periodMs;
-    this.now = now;
+    this.now = options.now ?? (() => performance.now());
+    this.onLateness = options.onLateness;
   }
 
   /** Beats run so far (a callback sees the count including its own beat). */
@@ -138,6 +151,7 @@ export class Beat implements BeatApi {
     const index = this.nextIndex;
     this.lastIndex = index;
     this.beatCount++;
+    this.onLateness?.(Math.max(0, this.now() - index * this.periodMs));
     const repeating = [...this.repeating].filter((r) => index % r.everyBeats === 0);
     const due = [...this.once].filter((o) => this.onceIndex(o) <= index);
     for (const o of due) this.once.delete(o);

@@ -1,7 +1,10 @@
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { MnhaError, silentLogger } from "@mnha/shared";
 import { afterEach, describe, expect, it } from "vitest";
-import { EVENT_LOOP_SAMPLE_MS, MetricsServer, type MetricsSnapshot } from "../../src/metrics/metrics.js";
+import { Registry, collectDefaultMetrics } from "prom-client";
+import { MetricsServer, type MetricsSnapshot } from "../../src/metrics/metrics.js";
+import { LoopDelay } from "../../src/metrics/process-metrics.js";
 
 const servers: MetricsServer[] = [];
 afterEach(async () => {
@@ -31,8 +34,8 @@ function snapshot(overrides: Partial<MetricsSnapshot> = {}): MetricsSnapshot {
   };
 }
 
-async function metricsServer(collect: () => MetricsSnapshot, port = 0): Promise<{ server: MetricsServer; url: string }> {
-  const server = new MetricsServer({ address: "127.0.0.1", port, logger: silentLogger(), collect });
+async function metricsServer(collect: () => MetricsSnapshot, port = 0, loopDelay?: LoopDelay): Promise<{ server: MetricsServer; url: string }> {
+  const server = new MetricsServer({ address: "127.0.0.1", port, logger: silentLogger(), collect, ...(loopDelay ? { loopDelay } : {}) });
   servers.push(server);
   await server.start();
   return { server, url: `http://127.0.0.1:${server.port()}` };
@@ -188,14 +191,58 @@ describe("MetricsServer", () => {
     expect((await fetch(`${url}/metrics`)).status).toBe(200);
   });
 
-  it("samples the event loop every 100 ms for nodejs_eventloop_lag_*, not prom-client's 10 ms (90 fewer wake-ups a second)", async () => {
+  it("exports every process_* and nodejs_* metric of prom-client's defaults without starting its event-loop sampler's timer", async () => {
+    // prom-client reaches perf_hooks through require(): count the samplers it starts.
+    const perfHooks = createRequire(import.meta.url)("node:perf_hooks") as typeof import("node:perf_hooks");
+    const original = perfHooks.monitorEventLoopDelay;
+    let samplersStarted = 0;
+    perfHooks.monitorEventLoopDelay = (...args) => {
+      samplersStarted++;
+      return original(...args);
+    };
+    let ours: Set<string>;
+    try {
+      const { url } = await metricsServer(() => snapshot(), 0, new LoopDelay());
+      const { types } = await scrape(url);
+      ours = new Set([...types.keys()].filter((name) => !name.startsWith("mnha_")));
+      expect(samplersStarted).toBe(0);
+    } finally {
+      perfHooks.monitorEventLoopDelay = original;
+    }
+    // The reference: what collectDefaultMetrics registers (and its sampler, here, in the test only).
+    const reference = new Registry();
+    collectDefaultMetrics({ register: reference });
+    const defaults = new Set(reference.getMetricsAsArray().map((metric) => metric.name));
+    expect(defaults.size).toBeGreaterThan(20);
+    expect([...ours].sort()).toEqual([...defaults].sort());
+  });
+
+  it("nodejs_eventloop_lag_* report the delays the beat recorded since the previous scrape, in seconds", async () => {
+    const delay = new LoopDelay();
+    const { url } = await metricsServer(() => snapshot(), 0, delay);
+    for (const ms of [0, 1, 2, 2, 350]) delay.record(ms);
+    const first = (await scrape(url)).samples;
+    expect(first.get("nodejs_eventloop_lag_seconds")).toBe(0.35);
+    expect(first.get("nodejs_eventloop_lag_max_seconds")).toBeCloseTo(0.35, 3);
+    expect(first.get("nodejs_eventloop_lag_min_seconds")).toBeLessThan(0.000_001);
+    expect(first.get("nodejs_eventloop_lag_p50_seconds")).toBeCloseTo(0.002, 4);
+    expect(first.get("nodejs_eventloop_lag_mean_seconds")).toBeCloseTo(0.071, 3);
+    expect(first.get("nodejs_eventloop_lag_p99_seconds")).toBeCloseTo(0.35, 3);
+    // A new window: nothing recorded since, so the summary is empty and the latest delay stays.
+    const second = (await scrape(url)).samples;
+    expect(second.get("nodejs_eventloop_lag_max_seconds")).toBe(0);
+    expect(second.get("nodejs_eventloop_lag_seconds")).toBe(0.35);
+    delay.record(3);
+    const third = (await scrape(url)).samples;
+    expect(third.get("nodejs_eventloop_lag_max_seconds")).toBeCloseTo(0.003, 4);
+    expect(third.get("nodejs_eventloop_lag_seconds")).toBe(0.003);
+  });
+
+  it("exports no nodejs_eventloop_lag_* without a loop delay to report", async () => {
     const { url } = await metricsServer(() => snapshot());
-    await new Promise((resolve) => setTimeout(resolve, 5 * EVENT_LOOP_SAMPLE_MS));
-    const { samples } = await scrape(url);
-    // Each reading is the time between two samples, so the shortest one shows the period.
-    const shortest = samples.get("nodejs_eventloop_lag_min_seconds") as number;
-    // (libuv's millisecond timers can fire up to a millisecond early by the high-resolution clock)
-    expect(shortest).toBeGreaterThanOrEqual((EVENT_LOOP_SAMPLE_MS - 2) / 1000);
+    const { types } = await scrape(url);
+    expect(types.has("process_cpu_user_seconds_total")).toBe(true);
+    expect([...types.keys()].filter((name) => name.startsWith("nodejs_eventloop_lag"))).toEqual([]);
   });
 
   it("stop() releases the port; a port in use is a clear error", async () => {

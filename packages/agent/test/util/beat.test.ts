@@ -6,7 +6,7 @@ let beat: Beat;
 beforeEach(() => {
   vi.useFakeTimers();
   vi.setSystemTime(1_000_030); // 30 ms past a grid point of the 100 ms beat
-  beat = new Beat(100, () => Date.now());
+  beat = new Beat(100, { now: () => Date.now() });
 });
 afterEach(() => {
   beat.stop();
@@ -94,6 +94,22 @@ describe("beat", () => {
     expect(at.length).toBe(2);
     vi.advanceTimersByTime(200);
     expect(at).toEqual([1_000_100, 1_000_550, 1_000_600, 1_000_700]);
+  });
+
+  it("reports how late each beat fired, a stalled loop's delay among them", () => {
+    const late: number[] = [];
+    const timed = new Beat(100, { now: () => Date.now(), onLateness: (ms) => late.push(ms) });
+    try {
+      timed.every(100, () => undefined);
+      vi.advanceTimersByTime(80); // the beat at 1 000 100, on time
+      vi.setSystemTime(Date.now() + 350); // a 350 ms stall: the next timer fires at 1 000 550
+      vi.advanceTimersByTime(100);
+      expect(late).toEqual([0, 350]);
+      vi.advanceTimersByTime(100); // back on the grid
+      expect(late).toEqual([0, 350, 0]);
+    } finally {
+      timed.stop();
+    }
   });
 
   it("everyOnBeat: on the beat when the period fits, else on a timer of its own", () => {
