@@ -27,7 +27,7 @@ import {
   VipWriter,
   writable,
 } from "./bench-db-parts.js";
-import { csv, dateStamp, describeMachine, RESULTS_DIR, intFlag, machineLines, markdownTable, ms, parseFlags, summarize, writeResults, type MachineDescription } from "./bench-report.js";
+import { csv, dateStamp, describeMachine, RESULTS_DIR, intFlag, labelFlag, machineLines, markdownTable, ms, parseFlags, summarize, writeResults, type MachineDescription } from "./bench-report.js";
 import { MnhaSystem, PlainKeepalivedSystem, type SystemUnderTest } from "./bench-systems.js";
 import { LAB_NAME, LAB_PREFIX, MN_NODES, REPO_ROOT, nodePaths, type MnNode } from "./constants.js";
 import { monoNow, sleep, waitFor } from "./exec.js";
@@ -57,7 +57,7 @@ const OBSERVE_MS = 1_000;
 /** Debian's mariadb.service: Restart=on-abnormal, RestartSec=5s (what restarts the vendor's killed server). */
 const SYSTEMD_RESTART_SEC_MS = 5_000;
 const USAGE =
-  "MNHA_LAB=bench node --import tsx bench/db-failover.ts [--trials 10] [--seed-mb 1024] [--lag-seconds 5,15,30] [--systems mnha,vendor-like] [--faults service-kill,demote,db-kill,crash] [--vendor-profile common|fast] [--skip-seed] [--skip-catch-up] [--max-minutes N] [--keep-up]";
+  "MNHA_LAB=bench node --import tsx bench/db-failover.ts [--trials 10] [--seed-mb 1024] [--lag-seconds 5,15,30] [--systems mnha,vendor-like] [--faults service-kill,demote,db-kill,crash] [--vendor-profile common|fast] [--skip-seed] [--skip-catch-up] [--max-minutes N] [--keep-up] [--label NAME]";
 
 /** The issue's targets. */
 const TARGETS = { serviceKillMedianMs: 1_500, demoteMedianMs: 1_500, crashMedianMs: 2_000 };
@@ -689,10 +689,11 @@ function listFlag<T extends string>(flags: Record<string, string | boolean>, nam
 export async function runDbBenchmark(argv: readonly string[], onWritten?: (files: { md: string; csv: string; markdown: string }) => void): Promise<number> {
   const flags = parseFlags(
     argv,
-    { trials: "string", "seed-mb": "string", "lag-seconds": "string", systems: "string", faults: "string", "vendor-profile": "string", "skip-seed": "boolean", "skip-catch-up": "boolean", "max-minutes": "string", "keep-up": "boolean" },
+    { trials: "string", "seed-mb": "string", "lag-seconds": "string", systems: "string", faults: "string", "vendor-profile": "string", "skip-seed": "boolean", "skip-catch-up": "boolean", "max-minutes": "string", "keep-up": "boolean", label: "string" },
     USAGE,
   );
   const rounds = intFlag(flags, "trials", 10, 200);
+  const label = labelFlag(flags);
   const seedMb = intFlag(flags, "seed-mb", 1024, 20_480);
   const maxMinutes = intFlag(flags, "max-minutes", 600, 6_000);
   const lagRaw = typeof flags["lag-seconds"] === "string" ? flags["lag-seconds"] : "5,15,30";
@@ -731,7 +732,7 @@ export async function runDbBenchmark(argv: readonly string[], onWritten?: (files
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const log = (line: string) => console.log(line);
-  const stamp = dateStamp();
+  const stamp = `${dateStamp()}${label === null ? "" : `-${label}`}`;
   const complete = () => !interrupted && monoNow() < deadline && systems.length === SYSTEMS.length && faults.length === FAULTS.length && trials.length === rounds * SYSTEMS.length * FAULTS.length;
   const save = (final: boolean) => {
     const loadDuring = loads.length === 0 ? "–" : `1-min min ${Math.min(...loads.map((l) => l[0] ?? 0)).toFixed(1)}, median ${[...loads.map((l) => l[0] ?? 0)].sort((a, b) => a - b)[Math.floor(loads.length / 2)]?.toFixed(1)}, max ${Math.max(...loads.map((l) => l[0] ?? 0)).toFixed(1)} (on 2 CPUs)`;

@@ -15,7 +15,7 @@ import { analyze } from "./analysis.js";
 import { runDbBenchmark } from "./bench-db.js";
 import { answerMoves, answers, firstAnswerAfter, longestAnswerGap } from "./bench-client.js";
 import { costBetween, sampleProcesses, type ProcessSample, type RoleCost } from "./bench-procstat.js";
-import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, ms, parseFlags, summarize, writeCsvResult, writeResults, type Summary } from "./bench-report.js";
+import { csv, dateStamp, describeMachine, intFlag, labelFlag, machineLines, markdownTable, ms, parseFlags, summarize, writeCsvResult, writeResults, type Summary } from "./bench-report.js";
 import { MnhaSystem, PlainKeepalivedSystem, type SystemName, type SystemUnderTest } from "./bench-systems.js";
 import { LAB_NAME, LAB_PREFIX, MN_NODES, REPO_ROOT, type MnNode } from "./constants.js";
 import { monoNow, sleep } from "./exec.js";
@@ -31,7 +31,7 @@ const HTTP_INTERVAL_MS = 20;
 const TRIAL_TIMEOUT_MS = 20_000;
 /** Sampling after the new holder answered (catches flaps and late split brain). */
 const OBSERVE_MS = 1_000;
-const USAGE = "MNHA_LAB=bench node --import tsx bench/failover.ts [--trials 20] [--idle-seconds 30] [--systems mnha,keepalived-common,keepalived-fast] [--faults service-kill,node-crash,agent-kill,planned] [--idle-only] [--mnha-checks defaults|lab] [--db-trials N]";
+const USAGE = "MNHA_LAB=bench node --import tsx bench/failover.ts [--trials 20] [--idle-seconds 30] [--systems mnha,keepalived-common,keepalived-fast] [--faults service-kill,node-crash,agent-kill,planned] [--idle-only] [--mnha-checks defaults|lab] [--db-trials N] [--label NAME]";
 
 /** mnha's targets (docs/benchmarks.md). */
 /** Issue 12's targets, at the default config. */
@@ -319,7 +319,8 @@ function withDefaultCheckTimings(_node: MnNode, config: MnhaConfigInput): MnhaCo
 }
 
 export async function runFailoverBenchmark(argv: readonly string[]): Promise<number> {
-  const flags = parseFlags(argv, { trials: "string", "idle-seconds": "string", systems: "string", faults: "string", "idle-only": "boolean", "keep-up": "boolean", "mnha-checks": "string", "db-trials": "string" }, USAGE);
+  const flags = parseFlags(argv, { trials: "string", "idle-seconds": "string", systems: "string", faults: "string", "idle-only": "boolean", "keep-up": "boolean", "mnha-checks": "string", "db-trials": "string", label: "string" }, USAGE);
+  const label = labelFlag(flags);
   const checkTimings = flags["mnha-checks"] ?? "defaults";
   if (checkTimings !== "defaults" && checkTimings !== "lab") throw new MnhaError("USAGE", `--mnha-checks must be "defaults" or "lab", not ${JSON.stringify(checkTimings)}`, { hint: USAGE });
   const idleOnly = flags["idle-only"] === true;
@@ -397,7 +398,8 @@ export async function runFailoverBenchmark(argv: readonly string[]): Promise<num
   const report = buildReport(trials, idle, systems, kinds, machine, (monoNow() - started) / 1000, rounds, checkTimings);
   console.log(`\n${report.markdown}`);
   const complete = !interrupted && systemNames.length === SYSTEM_NAMES.length && kinds.length === FAULT_KINDS.length;
-  const base = idleOnly ? `failover-${dateStamp()}-idle` : `failover-${dateStamp()}${complete ? "" : "-partial"}`;
+  const stem = `failover-${dateStamp()}${label === null ? "" : `-${label}`}`;
+  const base = idleOnly ? `${stem}-idle` : `${stem}${complete ? "" : "-partial"}`;
   if (idleOnly) {
     const files = writeResults(base, report.markdown, report.resourcesCsv);
     console.log(`written: ${files.md}, ${files.csv}`);
@@ -409,7 +411,7 @@ export async function runFailoverBenchmark(argv: readonly string[]): Promise<num
   if (dbTrials > 0 && !interrupted) {
     console.log(`\nwrite unavailability through the VIP with real MariaDB: ${dbTrials} trials per system and fault`);
     let db: { md: string; csv: string; markdown: string } | null = null;
-    await runDbBenchmark(["--trials", String(dbTrials), "--skip-seed", "--skip-catch-up"], (written) => {
+    await runDbBenchmark(["--trials", String(dbTrials), "--skip-seed", "--skip-catch-up", ...(label === null ? [] : ["--label", label])], (written) => {
       db = written;
     });
     const dbFiles = db as { md: string; csv: string; markdown: string } | null;

@@ -29,12 +29,13 @@ import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { createLogger } from "@mnha/shared";
 import { Lab } from "./lab.js";
-import { AGENT_ENV, AGENT_NODE_FLAGS, HOSTS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
+import { AGENT_ENV, AGENT_NODE_FLAGS, MN_NODES, LAB_NAME, LAB_PREFIX, REPO_ROOT, type MnNode } from "./constants.js";
 import { MnhaSystem } from "./bench-systems.js";
 import { measureFloor, requiredCpuPercent } from "./bench-floor.js";
-import { clockTicks, costBetween, cpuTicks, heapFromMetrics, memorySplit, rssKb, sampleProcesses, type HeapFigures } from "./bench-procstat.js";
-import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, median, parseFlags, writeCsvResult, writeResults } from "./bench-report.js";
-import { monoNow, runIn, sleep } from "./exec.js";
+import { clockTicks, costBetween, cpuTicks, memorySplit, rssKb, sampleProcesses, type HeapFigures } from "./bench-procstat.js";
+import { privateMb, scrapeHeap } from "./agent-memory.js";
+import { csv, dateStamp, describeMachine, intFlag, labelFlag, machineLines, markdownTable, median, parseFlags, writeCsvResult, writeResults } from "./bench-report.js";
+import { monoNow, sleep } from "./exec.js";
 
 const USAGE = "MNHA_LAB=hperf node --import tsx bench/idle-cost.ts [--seconds 300 (up to 14400)] [--warmup 30] [--label NAME] [--profile DIR | --heap-snapshots DIR] [--node-args flag=value,...] [--keep-up] [--with-floor]";
 /** Issue 12's targets per agent. */
@@ -62,25 +63,8 @@ interface AgentSample {
   heap: HeapFigures | null;
 }
 
-function privateMb(pid: number): number | null {
-  const split = memorySplit(pid);
-  return split ? split.privateKb / 1024 : null;
-}
-
-/** The agent's metrics endpoint at its default address, inside the node's namespace. */
-const METRICS_URL = "http://127.0.0.1:9746/metrics";
 /** The heap every sixth 10-s sample: a scrape costs the agent a little CPU. */
 const HEAP_EVERY_SAMPLES = 6;
-
-/**
- * Reads the agent's heap figures from its Prometheus endpoint (loopback inside its namespace).
- * A node child in the namespace does the fetch, so the agent pays only for the scrape itself.
- */
-async function scrapeHeap(node: MnNode): Promise<HeapFigures | null> {
-  const script = `fetch(${JSON.stringify(METRICS_URL)}).then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))`;
-  const result = await runIn(HOSTS[node].namespace, process.execPath, ["-e", script], { allowFailure: true, timeoutMs: 5_000 });
-  return result.code === 0 ? heapFromMetrics(result.stdout) : null;
-}
 
 /**
  * The window cut into 10-minute parts (1-minute parts in runs under 20 minutes): per agent the
@@ -142,7 +126,7 @@ export async function runIdleCost(argv: readonly string[]): Promise<number> {
   // Up to four hours: long enough to tell a drift of a megabyte an hour from the heap settling.
   const seconds = intFlag(flags, "seconds", 300, 14_400);
   const warmup = intFlag(flags, "warmup", 30, 600);
-  const label = typeof flags["label"] === "string" ? flags["label"].replace(/[^a-z0-9-]/gi, "") : "run";
+  const label = labelFlag(flags) ?? "run";
   const profileDir = typeof flags["profile"] === "string" ? flags["profile"] : null;
   if (profileDir !== null) mkdirSync(profileDir, { recursive: true });
   // A heap snapshot of each agent when the window opens and when it closes, to diff what grew.

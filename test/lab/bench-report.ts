@@ -203,6 +203,19 @@ export function intFlag(flags: Record<string, string | boolean>, name: string, f
 }
 
 /**
+ * --label NAME: a suffix for the result files, so two runs on one day keep both sets (without
+ * it the second overwrites the first). Letters, digits and dashes only: it becomes a file name.
+ */
+export function labelFlag(flags: Record<string, string | boolean>): string | null {
+  const raw = flags["label"];
+  if (raw === undefined) return null;
+  if (typeof raw !== "string" || !/^[A-Za-z0-9][A-Za-z0-9-]{0,39}$/.test(raw)) {
+    throw new MnhaError("USAGE", `--label must be 1 to 40 letters, digits and dashes (it names the result files), not ${JSON.stringify(raw)}`, { hint: "for example --label after-fix" });
+  }
+  return raw;
+}
+
+/**
  * A benchmark's command-line entry: runs it, exits with its code, or prints the error (and
  * its hint) under the benchmark's name and exits 2.
  */

@@ -4,7 +4,8 @@
  * a time, each healed and settled before the next. The client samples throughout. Reports
  * the failovers with a cause (a fault that may move the VIP, at most one move from the
  * faulted node per fault), the failovers without one (target 0), split-brain ARP samples
- * (target 0), and the longest time without a served VIP.
+ * (target 0), the longest time without a served VIP, and each HA daemon's memory over its
+ * life (RSS, private pages, and the agent's V8 heap: what grew, if anything did).
  *
  * Run through bench/soak.ts (see docs/benchmarks.md).
  */
@@ -13,8 +14,9 @@ import { createLogger, MnhaError } from "@mnha/shared";
 import { analyze, type SamplerRecord } from "./analysis.js";
 import { answerMoves, answers, longestAnswerGap } from "./bench-client.js";
 import { doubleHolders, NodeWatcher, type NodeSample } from "./bench-node-watch.js";
-import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, median, ms, parseFlags, seededRandom, writeResults } from "./bench-report.js";
+import { csv, dateStamp, describeMachine, intFlag, labelFlag, machineLines, markdownTable, median, ms, parseFlags, seededRandom, writeCsvResult, writeResults } from "./bench-report.js";
 import { MnhaSystem, PlainKeepalivedSystem, type SystemName, type SystemUnderTest } from "./bench-systems.js";
+import { privateMb, scrapeHeap } from "./agent-memory.js";
 import { rssKb } from "./bench-procstat.js";
 import { HOSTS, LAB_NAME, LAB_PREFIX, LAB_STATE_DIR, MN_NODES, REPO_ROOT, peerOf, type MnNode } from "./constants.js";
 import { monoNow, sleep } from "./exec.js";
@@ -24,7 +26,7 @@ import { PLAIN_KEEPALIVED_COMMON, PLAIN_KEEPALIVED_FAST } from "./plain-keepaliv
 import { namespacePids, readComm, signal, waitReaped } from "./procfs.js";
 
 const STRESS_NG = ["/usr/bin/stress-ng", "/usr/local/bin/stress-ng"].find((p) => existsSync(p)) ?? null;
-const USAGE = "MNHA_LAB=bench node --import tsx bench/soak.ts [--minutes 30] [--system mnha|keepalived-fast|keepalived-common] [--seed 1] [--cpu-workers 2] [--faults KIND,... | --faults none]";
+const USAGE = "MNHA_LAB=bench node --import tsx bench/soak.ts [--minutes 30] [--system mnha|keepalived-fast|keepalived-common] [--seed 1] [--cpu-workers 2] [--faults KIND,... | --faults none] [--label NAME]";
 /** Time between faults: drawn from this range (s). */
 const FAULT_GAP_S = { min: 8, max: 20 };
 /** How long a fault with a duration lasts before it is healed (ms). */
@@ -133,9 +135,23 @@ async function inject(lab: Lab, system: SystemUnderTest, kind: SoakFaultKind, ho
 }
 
 const RSS_SAMPLE_MS = 10_000;
+/** The heap every sixth memory sample (each minute): a scrape costs the agent a little CPU. */
+const HEAP_EVERY_SAMPLES = 6;
 const RSS_WARM_FROM_S = 60;
 const RSS_WARM_TO_S = 120;
 const RSS_MIN_LIFE_S = 600;
+/** The memory table's parts (s): short enough to show a climb from a plateau in 30 minutes. */
+const MEMORY_PART_S = 300;
+
+/** One look at a daemon's memory; the private pages and the heap are null when they could not be read. */
+export interface MemorySample {
+  t: number;
+  rssMb: number;
+  privateMb: number | null;
+  heapUsedMb: number | null;
+}
+
+export type MemorySeries = ReadonlyMap<number, { node: MnNode; samples: readonly MemorySample[] }>;
 
 interface RssRow {
   node: MnNode;
@@ -146,21 +162,50 @@ interface RssRow {
   endMb: number;
   maxMb: number;
   growthPercent: number;
+  /** Private memory and the main thread's V8 heap used, start -> end (same windows as RSS); null when unread. */
+  privateMb: { start: number; end: number } | null;
+  heapUsedMb: { start: number; end: number } | null;
   judged: boolean;
 }
 
-/** Each daemon process's RSS from its warm start to its end, and whether any grew past 10 %. */
-export function rssGrowth(series: ReadonlyMap<number, { node: MnNode; samples: readonly { t: number; mb: number }[] }>, soakStart: number): { rows: RssRow[]; verdict: string } {
+/** The median of a figure over the warm window and over the last three samples that have it. */
+function startEnd(samples: readonly MemorySample[], warmFrom: number, pick: (s: MemorySample) => number | null): { start: number; end: number } | null {
+  const known = samples.map((s) => ({ t: s.t, v: pick(s) })).filter((s): s is { t: number; v: number } => s.v !== null);
+  const warm = known.filter((s) => s.t >= warmFrom + RSS_WARM_FROM_S * 1000 && s.t <= warmFrom + RSS_WARM_TO_S * 1000).map((s) => s.v);
+  // The heap is read once a minute: the warm window may hold one reading or none.
+  const start = warm.length > 0 ? median(warm) : known.find((s) => s.t >= warmFrom + RSS_WARM_FROM_S * 1000)?.v;
+  const end = known.slice(-3).map((s) => s.v);
+  return start === undefined || end.length === 0 ? null : { start, end: median(end) };
+}
+
+/**
+ * Each daemon process's memory from its warm start to its end, and whether its RSS grew past
+ * 10 %. The private pages and the heap say what grew: RSS alone mixes the process's own
+ * memory with the shared file pages the kernel maps in and out.
+ */
+export function rssGrowth(series: MemorySeries, soakStart: number): { rows: RssRow[]; verdict: string } {
   const rows: RssRow[] = [];
   for (const [pid, { node, samples }] of series) {
     if (samples.length === 0) continue;
-    const first = (samples[0] as { t: number }).t;
+    const first = (samples[0] as MemorySample).t;
     const base = Math.max(first, soakStart);
-    const warm = samples.filter((s) => s.t >= base + RSS_WARM_FROM_S * 1000 && s.t <= base + RSS_WARM_TO_S * 1000).map((s) => s.mb);
-    const startMb = warm.length > 0 ? median(warm) : (samples[0] as { mb: number }).mb;
-    const endMb = median(samples.slice(-3).map((s) => s.mb));
-    const livedS = ((samples[samples.length - 1] as { t: number }).t - first) / 1000;
-    rows.push({ node, pid, livedS, samples: samples.length, startMb, endMb, maxMb: Math.max(...samples.map((s) => s.mb)), growthPercent: ((endMb - startMb) / startMb) * 100, judged: livedS >= RSS_MIN_LIFE_S && warm.length > 0 });
+    const warm = samples.filter((s) => s.t >= base + RSS_WARM_FROM_S * 1000 && s.t <= base + RSS_WARM_TO_S * 1000).map((s) => s.rssMb);
+    const startMb = warm.length > 0 ? median(warm) : (samples[0] as MemorySample).rssMb;
+    const endMb = median(samples.slice(-3).map((s) => s.rssMb));
+    const livedS = ((samples[samples.length - 1] as MemorySample).t - first) / 1000;
+    rows.push({
+      node,
+      pid,
+      livedS,
+      samples: samples.length,
+      startMb,
+      endMb,
+      maxMb: Math.max(...samples.map((s) => s.rssMb)),
+      growthPercent: ((endMb - startMb) / startMb) * 100,
+      privateMb: startEnd(samples, base, (s) => s.privateMb),
+      heapUsedMb: startEnd(samples, base, (s) => s.heapUsedMb),
+      judged: livedS >= RSS_MIN_LIFE_S && warm.length > 0,
+    });
   }
   rows.sort((a, b) => b.livedS - a.livedS);
   const judged = rows.filter((r) => r.judged);
@@ -172,8 +217,38 @@ export function rssGrowth(series: ReadonlyMap<number, { node: MnNode; samples: r
   return { rows, verdict };
 }
 
+/**
+ * The judged processes' memory in 5-minute parts of the soak: the RSS, private and heap medians
+ * of each part. A leak climbs part after part; a heap settling under load steps up and stays.
+ */
+export function memoryParts(series: MemorySeries, judgedPids: readonly number[], soakStart: number, soakEnd: number): string[] {
+  const parts = Math.floor((soakEnd - soakStart) / (MEMORY_PART_S * 1000));
+  if (parts < 2 || judgedPids.length === 0) return [];
+  const fmt = (values: number[]) => (values.length > 0 ? median(values).toFixed(1) : "–");
+  const rows: string[][] = [];
+  for (let part = 0; part < parts; part++) {
+    const from = soakStart + part * MEMORY_PART_S * 1000;
+    const to = from + MEMORY_PART_S * 1000;
+    const row = [`${(part * MEMORY_PART_S) / 60}–${((part + 1) * MEMORY_PART_S) / 60}`];
+    for (const pid of judgedPids) {
+      const inPart = (series.get(pid)?.samples ?? []).filter((s) => s.t >= from && s.t < to);
+      row.push(
+        [
+          fmt(inPart.map((s) => s.rssMb)),
+          fmt(inPart.map((s) => s.privateMb).filter((v): v is number => v !== null)),
+          fmt(inPart.map((s) => s.heapUsedMb).filter((v): v is number => v !== null)),
+        ].join(" / "),
+      );
+    }
+    rows.push(row);
+  }
+  const header = ["minutes", ...judgedPids.map((pid) => `${series.get(pid)?.node ?? "?"} pid ${pid}: RSS / private / V8 heap used (MB, medians)`)];
+  return ["", "The judged processes in 5-minute parts (every sample in the `-memory.csv` file):", "", ...markdownTable(header, rows)];
+}
+
 export async function runSoak(argv: readonly string[]): Promise<number> {
-  const flags = parseFlags(argv, { minutes: "string", system: "string", seed: "string", "cpu-workers": "string", "keep-up": "boolean", faults: "string" }, USAGE);
+  const flags = parseFlags(argv, { minutes: "string", system: "string", seed: "string", "cpu-workers": "string", "keep-up": "boolean", faults: "string", label: "string" }, USAGE);
+  const label = labelFlag(flags);
   const minutes = intFlag(flags, "minutes", 30, 24 * 60);
   const seed = intFlag(flags, "seed", 1, 2 ** 31 - 1);
   const cpuWorkers = intFlag(flags, "cpu-workers", 2, 64);
@@ -213,12 +288,14 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
   let cpuBusyPercent = 0;
   // The HA daemon's resident memory, per process (a crash or a kill starts a new one): a leak
   // shows as growth within one process's life, not across restarts.
-  const rss = new Map<number, { node: MnNode; samples: { t: number; mb: number }[] }>();
+  const rss = new Map<number, { node: MnNode; samples: MemorySample[] }>();
   let rssTimer: NodeJS.Timeout | null = null;
   let rssBusy = false;
+  let rssRounds = 0;
   const sampleRss = async () => {
     if (rssBusy) return;
     rssBusy = true;
+    const withHeap = rssRounds++ % HEAP_EVERY_SAMPLES === 0;
     try {
       for (const node of MN_NODES) {
         for (const proc of await system.processes(node).catch(() => [])) {
@@ -226,8 +303,10 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
           if (proc.role === "keepalived" && system.name === "mnha") continue;
           const kb = rssKb(proc.pid);
           if (kb === null) continue;
+          // Only mnha's agent has a metrics endpoint; keepalived's heap is not V8's.
+          const heap = withHeap && proc.role === "agent" ? await scrapeHeap(node) : null;
           const series = rss.get(proc.pid) ?? { node, samples: [] };
-          series.samples.push({ t: monoNow(), mb: kb / 1024 });
+          series.samples.push({ t: monoNow(), rssMb: kb / 1024, privateMb: privateMb(proc.pid), heapUsedMb: heap?.usedMb ?? null });
           rss.set(proc.pid, series);
         }
       }
@@ -366,11 +445,24 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
     `Sampled every ${RSS_SAMPLE_MS / 1000} s, per process (a crash or a kill of the daemon starts a new one). Start: the median of the samples ${RSS_WARM_FROM_S}-${RSS_WARM_TO_S} s into the process's life (or into the soak, for a process already running); end: the median of its last 3 samples. Growth is judged for processes that lived at least ${RSS_MIN_LIFE_S / 60} minutes (target: within 10 %).`,
     "",
     ...markdownTable(
-      ["node", "pid", "lived (min)", "samples", "start (MB)", "end (MB)", "max (MB)", "growth", "judged"],
-      memory.rows.map((r) => [r.node, String(r.pid), (r.livedS / 60).toFixed(1), String(r.samples), r.startMb.toFixed(1), r.endMb.toFixed(1), r.maxMb.toFixed(1), `${r.growthPercent >= 0 ? "+" : ""}${r.growthPercent.toFixed(1)} %`, r.judged ? "yes" : "no (short life)"]),
+      ["node", "pid", "lived (min)", "samples", "start (MB)", "end (MB)", "max (MB)", "growth", "private start -> end (MB)", "V8 heap used start -> end (MB)", "judged"],
+      memory.rows.map((r) => [
+        r.node,
+        String(r.pid),
+        (r.livedS / 60).toFixed(1),
+        String(r.samples),
+        r.startMb.toFixed(1),
+        r.endMb.toFixed(1),
+        r.maxMb.toFixed(1),
+        `${r.growthPercent >= 0 ? "+" : ""}${r.growthPercent.toFixed(1)} %`,
+        r.privateMb ? `${r.privateMb.start.toFixed(1)} -> ${r.privateMb.end.toFixed(1)}` : "–",
+        r.heapUsedMb ? `${r.heapUsedMb.start.toFixed(1)} -> ${r.heapUsedMb.end.toFixed(1)}` : "–",
+        r.judged ? "yes" : "no (short life)",
+      ]),
     ),
     "",
     memory.verdict,
+    ...memoryParts(rss, memory.rows.filter((r) => r.judged).map((r) => r.pid), startedAt, endedAt),
     "",
   ].join("\n");
   const csvText = csv(
@@ -389,7 +481,15 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
     ]),
   );
   console.log(`\n${markdown}`);
-  const files = writeResults(`soak-${system.name}-${dateStamp()}-seed${seed}`, markdown, csvText);
-  console.log(`written: ${files.md}, ${files.csv}`);
+  const base = `soak-${system.name}-${dateStamp()}-seed${seed}${label === null ? "" : `-${label}`}`;
+  const files = writeResults(base, markdown, csvText);
+  const memoryFile = writeCsvResult(
+    `${base}-memory`,
+    csv(
+      ["t_s", "node", "pid", "rss_mb", "private_mb", "heap_used_mb"],
+      [...rss].flatMap(([pid, { node, samples }]) => samples.map((x) => [((x.t - startedAt) / 1000).toFixed(1), node, pid, x.rssMb.toFixed(1), x.privateMb?.toFixed(1) ?? "", x.heapUsedMb?.toFixed(1) ?? ""])),
+    ),
+  );
+  console.log(`written: ${files.md}, ${files.csv}, ${memoryFile}`);
   return 0;
 }
