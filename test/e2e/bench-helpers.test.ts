@@ -3,7 +3,9 @@
  * how result files are named. A wrong verdict here would make a committed result lie.
  */
 import { describe, expect, it } from "vitest";
+import { parseProbeOutput } from "../lab/bench-heap.js";
 import { labelFlag } from "../lab/bench-report.js";
+import { diffSummaries, retainerChains, summarizeSnapshot, totalSelfBytes, type HeapSnapshotJson } from "../lab/heap-snapshot.js";
 import { memoryParts, rssGrowth, type MemorySample } from "../lab/soak.js";
 
 /** One sample every 10 s for `minutes`, RSS and private memory from `mb(t in s)`, the heap every minute. */
@@ -60,5 +62,77 @@ describe("result file labels", () => {
 
   it.each(["../x", "a b", "-lead", "x".repeat(41), "é"])("refuses %j with a usage error naming the rule", (bad) => {
     expect(() => labelFlag({ label: bad })).toThrow(/--label must be 1 to 40 letters, digits and dashes/);
+  });
+});
+
+/**
+ * A heap snapshot in V8's layout: a root that holds an EventLog, whose `events` array holds
+ * `events` plain objects of 48 bytes; plus `strings` strings of 32 bytes held by the root.
+ */
+function snapshotOf(events: number, strings: number): HeapSnapshotJson {
+  const nodeTypes = ["hidden", "array", "string", "object", "code", "closure", "regexp", "number", "native", "synthetic", "concatenated string", "sliced string", "symbol", "bigint", "object shape"];
+  const edgeTypes = ["context", "element", "property", "internal", "hidden", "shortcut", "weak"];
+  const names = ["(root)", "EventLog", "events", "log", "Array", "Object", "x", "cache"];
+  const F = 5; // type, name, id, self_size, edge_count
+  const nodes: number[] = [];
+  const edges: number[] = [];
+  const add = (type: string, name: string, size: number, out: [string, number, number][]) => {
+    const at = nodes.length;
+    nodes.push(nodeTypes.indexOf(type), names.indexOf(name), at / F + 1, size, out.length);
+    for (const [edgeType, nameOrIndex, to] of out) edges.push(edgeTypes.indexOf(edgeType), nameOrIndex, to);
+    return at;
+  };
+  // Fixed positions: root 0, EventLog 1, array 2, then the events, then the strings.
+  const eventAt = (i: number) => (3 + i) * F;
+  const stringAt = (i: number) => (3 + events + i) * F;
+  // The weak edge comes first: a retainer chain must skip it.
+  add("synthetic", "(root)", 0, [["weak", names.indexOf("cache"), 1 * F], ["property", names.indexOf("log"), 1 * F], ...Array.from({ length: strings }, (_, i) => ["element", i, stringAt(i)] as [string, number, number])]);
+  add("object", "EventLog", 32, [["property", names.indexOf("events"), 2 * F]]);
+  add("array", "Array", 16, Array.from({ length: events }, (_, i) => ["element", i, eventAt(i)] as [string, number, number]));
+  for (let i = 0; i < events; i += 1) add("object", "Object", 48, []);
+  for (let i = 0; i < strings; i += 1) add("string", "x", 32, []);
+  return {
+    snapshot: { meta: { node_fields: ["type", "name", "id", "self_size", "edge_count"], node_types: [nodeTypes], edge_fields: ["type", "name_or_index", "to_node"], edge_types: [edgeTypes] } },
+    nodes,
+    edges,
+    strings: names,
+  };
+}
+
+describe("heap snapshot diffs", () => {
+  it("counts and sizes each kind of object, strings by type alone", () => {
+    const summary = summarizeSnapshot(snapshotOf(3, 2));
+    expect(summary.get("object:Object")).toEqual({ count: 3, selfBytes: 144 });
+    expect(summary.get("string")).toEqual({ count: 2, selfBytes: 64 });
+    expect(summary.get("object:EventLog")).toEqual({ count: 1, selfBytes: 32 });
+    expect(totalSelfBytes(summary)).toBe(144 + 64 + 32 + 16);
+  });
+
+  it("lists what grew, largest change first, and leaves out what did not change", () => {
+    const rows = diffSummaries(summarizeSnapshot(snapshotOf(3, 2)), summarizeSnapshot(snapshotOf(10, 3)));
+    expect(rows.map((r) => r.kind)).toEqual(["object:Object", "string"]);
+    expect(rows[0]).toEqual({ kind: "object:Object", before: { count: 3, selfBytes: 144 }, after: { count: 10, selfBytes: 480 } });
+  });
+
+  it("names the structure that holds the objects of a kind, through strong edges only", () => {
+    const chains = retainerChains(snapshotOf(4, 1), "object:Object", 3);
+    expect([...chains]).toEqual([["array:Array.[0] <- object:EventLog.events <- synthetic:(root).log", 1], ["array:Array.[1] <- object:EventLog.events <- synthetic:(root).log", 1], ["array:Array.[2] <- object:EventLog.events <- synthetic:(root).log", 1], ["array:Array.[3] <- object:EventLog.events <- synthetic:(root).log", 1]]);
+    expect(retainerChains(snapshotOf(1, 0), "object:EventLog", 1)).toEqual(new Map([["synthetic:(root).log", 1]]));
+  });
+
+  it("refuses a file that is not a heap snapshot it can read", () => {
+    const broken = snapshotOf(1, 0);
+    broken.snapshot.meta.node_fields = ["type", "name"];
+    expect(() => summarizeSnapshot(broken)).toThrow(/no self_size field/);
+  });
+});
+
+describe("the heap probe's output", () => {
+  it("reads one JSON line per isolate and refuses anything else", () => {
+    const main = { isolate: "main", physicalMb: 21.2, totalMb: 22, usedMb: 19.7, mallocedMb: 0.5, externalMb: 2.5, spacesMb: { code: 0.95 } };
+    const worker = { ...main, isolate: "store-worker", usedMb: 4.4 };
+    expect(parseProbeOutput(`${JSON.stringify(main)}\n${JSON.stringify(worker)}\n`).map((h) => [h.isolate, h.usedMb])).toEqual([["main", 19.7], ["store-worker", 4.4]]);
+    expect(() => parseProbeOutput("Debugger listening on ws://127.0.0.1:9229\n")).toThrow(/not JSON/);
+    expect(() => parseProbeOutput(JSON.stringify({ isolate: "other", usedMb: 1, physicalMb: 1 }))).toThrow(/unexpected line/);
   });
 });
