@@ -216,17 +216,12 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     // The event comes once the check has run 10 s without failing. A staggered arping whose
     // start failed while arping was broken can report that failure after the check ran again: it
     // restarts the 10 s (after that arping's backoff, at most 5 s). So up to ~15 s, and more on
-    // a loaded CI machine (one run took longer than 15 s): 30 s, saying what it last saw.
-    let lastSeen = "nothing yet";
-    const runningAgain = await waitFor(
-      `a duplicate-check.running event on ${holder}`,
-      async () => {
-        const running = (await eventsSince("duplicate-check.running"))[0];
-        if (running === undefined) lastSeen = `check ${JSON.stringify(await checkOf(holder))}; failing events since the fault: ${(await eventsSince("duplicate-check.failing")).length}`;
-        return running;
-      },
-      { timeoutMs: 30_000, intervalMs: 500, describeLast: () => lastSeen },
-    );
+    // a loaded CI machine (one run took longer than 15 s): 30 s, and on a timeout the check's
+    // state then, read once.
+    const runningAgain = await waitFor(`a duplicate-check.running event on ${holder}`, async () => (await eventsSince("duplicate-check.running"))[0], { timeoutMs: 30_000, intervalMs: 500 }).catch(async (error: Error) => {
+      error.message += `; ${holder}'s check now: ${JSON.stringify(await checkOf(holder))}; failing events since the fault: ${(await eventsSince("duplicate-check.failing")).length}`;
+      throw error;
+    });
     expect(runningAgain.message).toMatch(/^duplicate-address check running again after \d+\.\d s not running/);
     expect(Number(runningAgain.fields["blindMs"])).toBeGreaterThan(500);
     expectNeverTwoMacs(run);

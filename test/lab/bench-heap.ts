@@ -8,11 +8,12 @@
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { parseArgs } from "node:util";
 import { MnhaError } from "@mnha/shared";
-import { intFlag, markdownTable, parseFlags } from "./bench-report.js";
+import { intFlag, labelFlag, markdownTable, parseFlags } from "./bench-report.js";
 import { privateMb } from "./agent-memory.js";
 import { HOSTS, LAB_DIR, LAB_PREFIX, MN_NODES, type MnNode } from "./constants.js";
-import { runIn, sleep } from "./exec.js";
+import { runIn } from "./exec.js";
 import { diffSummaries, retainerChains, summarizeSnapshot, totalSelfBytes, type HeapSnapshotJson } from "./heap-snapshot.js";
 import { Lab } from "./lab.js";
 import { signal } from "./procfs.js";
@@ -50,33 +51,43 @@ export function parseProbeOutput(stdout: string): IsolateHeap[] {
 
 const PROBE_USAGE = "MNHA_LAB=NAME node --import tsx bench/heap-probe.ts [--gc] [--snapshot DIR] [--tag NAME] [--timeout-ms 120000]";
 
+/** One node's probe: its isolates' rows, or why it failed (the other node is still probed). */
+async function probeNode(lab: Lab, node: MnNode, options: { gc: boolean; snapshotPrefix: string | null; timeoutMs: number }): Promise<string[][]> {
+  const pid = await lab.agentPid(node);
+  if (pid === null) throw new MnhaError("USAGE", `no agent running on ${node} in lab ${LAB_PREFIX}`, { hint: "start the lab first (MNHA_LAB=NAME pnpm -s lab up), or set MNHA_LAB to the running lab's name" });
+  const before = privateMb(pid);
+  // Node opens its inspector on SIGUSR1 (the probe waits for it to listen); a second signal to
+  // an open inspector does nothing, so a probe run twice is harmless.
+  signal(pid, "SIGUSR1");
+  const args = [HEAP_PROBE_SCRIPT, "--timeout-ms", String(options.timeoutMs), ...(options.gc ? ["--gc"] : []), ...(options.snapshotPrefix !== null ? ["--snapshot", options.snapshotPrefix] : [])];
+  const result = await runIn(HOSTS[node].namespace, process.execPath, args, { allowFailure: true, timeoutMs: options.timeoutMs + 5_000 });
+  if (result.code !== 0) throw new MnhaError("INTERNAL", `heap probe of ${node} (pid ${pid}) failed: ${result.stderr.trim() || `exit ${result.code}`}`);
+  const after = privateMb(pid);
+  const mb = (value: number | null) => (value === null ? "-" : value.toFixed(1));
+  return parseProbeOutput(result.stdout).map((heap) => [node, String(pid), heap.isolate, heap.usedMb.toFixed(2), heap.physicalMb.toFixed(2), (heap.spacesMb["code"] ?? 0).toFixed(2), heap.externalMb.toFixed(2), mb(before), mb(after)]);
+}
+
 export async function runHeapProbe(argv: readonly string[]): Promise<number> {
   const flags = parseFlags(argv, { gc: "boolean", snapshot: "string", tag: "string", "timeout-ms": "string" }, PROBE_USAGE);
   const timeoutMs = intFlag(flags, "timeout-ms", 120_000, 600_000);
   const snapshotDir = typeof flags["snapshot"] === "string" ? flags["snapshot"] : null;
-  const tag = typeof flags["tag"] === "string" ? flags["tag"] : new Date().toISOString().slice(11, 19).replaceAll(":", "");
-  if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,39}$/.test(tag)) throw new MnhaError("USAGE", `--tag must be 1 to 40 letters, digits and dashes (it names the snapshot files), not ${JSON.stringify(tag)}`, { hint: `usage: ${PROBE_USAGE}` });
+  const tag = labelFlag(flags, "tag") ?? new Date().toISOString().slice(11, 19).replaceAll(":", "");
   if (snapshotDir !== null) mkdirSync(snapshotDir, { recursive: true });
+  const gc = flags["gc"] === true || snapshotDir !== null;
   const lab = new Lab();
   const rows: string[][] = [];
+  const failures: string[] = [];
   for (const node of MN_NODES) {
-    const pid = await lab.agentPid(node);
-    if (pid === null) throw new MnhaError("USAGE", `no agent running on ${node} in lab ${LAB_PREFIX}`, { hint: "start the lab first (MNHA_LAB=NAME pnpm -s lab up), or set MNHA_LAB to the running lab's name" });
-    const before = privateMb(pid);
-    // Node opens its inspector on SIGUSR1; a second signal to an open inspector does nothing.
-    signal(pid, "SIGUSR1");
-    await sleep(500);
-    const args = [HEAP_PROBE_SCRIPT, "--timeout-ms", String(timeoutMs), ...(flags["gc"] === true ? ["--gc"] : []), ...(snapshotDir !== null ? ["--snapshot", resolve(snapshotDir, `${tag}-${node}`)] : [])];
-    const result = await runIn(HOSTS[node as MnNode].namespace, process.execPath, args, { allowFailure: true, timeoutMs: timeoutMs + 5_000 });
-    if (result.code !== 0) throw new MnhaError("INTERNAL", `heap probe of ${node} (pid ${pid}) failed: ${result.stderr.trim() || `exit ${result.code}`}`);
-    const after = privateMb(pid);
-    for (const heap of parseProbeOutput(result.stdout)) {
-      rows.push([node, String(pid), heap.isolate, heap.usedMb.toFixed(2), heap.physicalMb.toFixed(2), (heap.spacesMb["code"] ?? 0).toFixed(2), heap.externalMb.toFixed(2), before === null ? "-" : before.toFixed(1), after === null ? "-" : after.toFixed(1)]);
+    try {
+      rows.push(...(await probeNode(lab, node, { gc, snapshotPrefix: snapshotDir !== null ? resolve(snapshotDir, `${tag}-${node}`) : null, timeoutMs })));
+    } catch (error) {
+      failures.push(`${node}: ${(error as Error).message}`);
     }
   }
-  console.log(`lab ${LAB_PREFIX}, ${new Date().toISOString()}${flags["gc"] === true || snapshotDir !== null ? ", after a forced full GC in each isolate" : ", no GC forced"}${snapshotDir !== null ? `, snapshots ${resolve(snapshotDir, tag)}-*` : ""}`);
-  console.log(markdownTable(["node", "pid", "isolate", "heap used (MB)", "heap physical (MB)", "code (MB)", "external (MB)", "process private before (MB)", "after (MB)"], rows).join("\n"));
-  return 0;
+  console.log(`lab ${LAB_PREFIX}, ${new Date().toISOString()}${gc ? ", after a forced full GC in each isolate" : ", no GC forced"}${snapshotDir !== null ? `, snapshots ${resolve(snapshotDir, tag)}-*` : ""}`);
+  if (rows.length > 0) console.log(markdownTable(["node", "pid", "isolate", "heap used (MB)", "heap physical (MB)", "code (MB)", "external (MB)", "process private before (MB)", "after (MB)"], rows).join("\n"));
+  for (const failure of failures) console.error(`heap-probe: ${failure}`);
+  return failures.length === 0 ? 0 : 1;
 }
 
 const DIFF_USAGE = "node --import tsx bench/heap-diff.ts BEFORE.heapsnapshot AFTER.heapsnapshot [--top 25] [--retainers TYPE:NAME] [--depth 4]";
@@ -89,13 +100,24 @@ function readSnapshot(file: string): HeapSnapshotJson {
   }
 }
 
+/** Two snapshot files and the flags, through node:util's parser (positionals and flags in any order). */
+function parseDiffArgs(argv: readonly string[]): { files: [string, string]; flags: Record<string, string | boolean> } {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: { top: { type: "string" }, retainers: { type: "string" }, depth: { type: "string" } } });
+  } catch (error) {
+    throw new MnhaError("USAGE", (error as Error).message, { hint: `usage: ${DIFF_USAGE}` });
+  }
+  if (parsed.positionals.length !== 2) throw new MnhaError("USAGE", `expected two snapshot files, got ${parsed.positionals.length}`, { hint: `usage: ${DIFF_USAGE}` });
+  return { files: parsed.positionals as [string, string], flags: parsed.values as Record<string, string> };
+}
+
 export async function runHeapDiff(argv: readonly string[]): Promise<number> {
-  const files = argv.filter((arg, i) => !arg.startsWith("--") && (i === 0 || !["--top", "--retainers", "--depth"].includes(argv[i - 1]!)));
-  const flags = parseFlags(argv.filter((arg) => !files.includes(arg)), { top: "string", retainers: "string", depth: "string" }, DIFF_USAGE);
-  if (files.length !== 2) throw new MnhaError("USAGE", `expected two snapshot files, got ${files.length}`, { hint: `usage: ${DIFF_USAGE}` });
+  const { files, flags } = parseDiffArgs(argv);
   const top = intFlag(flags, "top", 25, 1_000);
   const depth = intFlag(flags, "depth", 4, 20);
-  const [before, after] = files.map(readSnapshot) as [HeapSnapshotJson, HeapSnapshotJson];
+  const before = readSnapshot(files[0]);
+  const after = readSnapshot(files[1]);
   const a = summarizeSnapshot(before);
   const b = summarizeSnapshot(after);
   console.log(`self size of all objects: ${(totalSelfBytes(a) / 1048576).toFixed(2)} -> ${(totalSelfBytes(b) / 1048576).toFixed(2)} MB`);

@@ -205,12 +205,13 @@ export function intFlag(flags: Record<string, string | boolean>, name: string, f
 /**
  * --label NAME: a suffix for the result files, so two runs on one day keep both sets (without
  * it the second overwrites the first). Letters, digits and dashes only: it becomes a file name.
+ * `name` is the flag's name where a runner calls it something else (heap-probe's --tag).
  */
-export function labelFlag(flags: Record<string, string | boolean>): string | null {
-  const raw = flags["label"];
+export function labelFlag(flags: Record<string, string | boolean>, name = "label"): string | null {
+  const raw = flags[name];
   if (raw === undefined) return null;
   if (typeof raw !== "string" || !/^[A-Za-z0-9][A-Za-z0-9-]{0,39}$/.test(raw)) {
-    throw new MnhaError("USAGE", `--label must be 1 to 40 letters, digits and dashes (it names the result files), not ${JSON.stringify(raw)}`, { hint: "for example --label after-fix" });
+    throw new MnhaError("USAGE", `--${name} must be 1 to 40 letters, digits and dashes (it names the result files), not ${JSON.stringify(raw)}`, { hint: `for example --${name} after-fix` });
   }
   return raw;
 }

@@ -13,7 +13,7 @@
 import console from "node:console";
 import process from "node:process";
 import { setTimeout } from "node:timers";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, renameSync } from "node:fs";
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
 
@@ -45,7 +45,18 @@ const STATS_EXPRESSION = `JSON.stringify((() => {
   return { physicalMb: mb(heap.total_physical_size), totalMb: mb(heap.total_heap_size), usedMb: mb(heap.used_heap_size), mallocedMb: mb(heap.malloced_memory), externalMb: mb(process.memoryUsage().external), spacesMb };
 })())`;
 
-const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+// The inspector opens a moment after SIGUSR1: ask for up to 5 s (25 tries, 200 ms apart).
+async function inspectorTargets() {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+    } catch (error) {
+      if (attempt >= 25) throw new Error(`no inspector on 127.0.0.1:${port} (was the agent sent SIGUSR1?): ${error.cause?.code ?? error.message}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+const targets = await inspectorTargets();
 if (!Array.isArray(targets) || targets.length === 0) throw new Error(`no inspector target on 127.0.0.1:${port}`);
 const socket = new WebSocket(targets[0].webSocketDebuggerUrl, { perMessageDeflate: false, followRedirects: false });
 await new Promise((resolve, reject) => {
@@ -93,10 +104,14 @@ async function probe(isolate, session) {
   const evaluated = await call("Runtime.evaluate", { expression: STATS_EXPRESSION, returnByValue: true }, session);
   console.log(JSON.stringify({ isolate, ...JSON.parse(evaluated.result.value) }));
   if (values.snapshot) {
-    snapshotSink = createWriteStream(`${values.snapshot}-${isolate === "main" ? "main" : "worker"}.heapsnapshot`);
+    // Written under a .partial name and renamed when whole: an interrupted probe never leaves a
+    // truncated file under the name heap-diff reads.
+    const file = `${values.snapshot}-${isolate === "main" ? "main" : "worker"}.heapsnapshot`;
+    snapshotSink = createWriteStream(`${file}.partial`);
     await call("HeapProfiler.takeHeapSnapshot", { reportProgress: false }, session);
     await new Promise((resolve) => snapshotSink.end(resolve));
     snapshotSink = null;
+    renameSync(`${file}.partial`, file);
   }
 }
 

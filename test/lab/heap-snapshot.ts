@@ -113,7 +113,9 @@ export function totalSelfBytes(summary: Map<string, KindTotals>): number {
 /**
  * For every object of `kind`: the chain of its first strong retainers, `depth` steps up, as
  * "Owner.edge <- Owner.edge ...", counted. Diffing the counts of two snapshots names the
- * structure that holds what grew.
+ * structure that holds what grew. "First" is the first edge in the snapshot's order, which V8
+ * may change between snapshots: a chain that loses as many as another gains is one object
+ * seen by two paths, not growth.
  */
 export function retainerChains(snapshot: HeapSnapshotJson, kind: string, depth = 4): Map<string, number> {
   const layout = layoutOf(snapshot);
@@ -128,7 +130,8 @@ export function retainerChains(snapshot: HeapSnapshotJson, kind: string, depth =
       const to = snapshot.edges[edge + layout.edgeTo]!;
       if (retainers.has(to)) continue;
       const nameOrIndex = snapshot.edges[edge + layout.edgeName]!;
-      const edgeName = edgeType === "element" || edgeType === "hidden" ? `[${nameOrIndex}]` : (snapshot.strings[nameOrIndex] ?? "?");
+      // An array's slots are one place: "[]", not "[0]", "[1]"..., so a growing array is one chain.
+      const edgeName = edgeType === "element" || edgeType === "hidden" ? "[]" : (snapshot.strings[nameOrIndex] ?? "?");
       retainers.set(to, { from: node, edge: edgeName });
     }
     if (kindOf(snapshot, layout, node) === kind) targets.push(node);
