@@ -6,25 +6,15 @@
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, connect } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { parseConfig } from "@mnha/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DataSync, sshTransport, type SyncTransport } from "../../src/datasync/data-sync.js";
 import { capturingLogger, tempDir } from "../control/fake-control.js";
+import { freePort } from "../peer/helpers.js";
 
 const SSHD = "/usr/sbin/sshd";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitListening(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

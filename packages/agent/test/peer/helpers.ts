@@ -11,17 +11,27 @@ export const LOOPBACK = "127.0.0.1";
 /** 32 random bytes' worth, as the config now demands (base64 of 32 bytes). */
 export const SECRET = "q3HfU0Jc1m8yR2wKp5sXo7ZtVb9eLd4NgAiC6uEjMrY=";
 
-/** A port that was free a moment ago on 127.0.0.1. */
+/*
+ * Ports for test listeners come from below the kernel's ephemeral range (32768-60999 by default),
+ * and each vitest worker has its own block. A port from listen(0) is ephemeral: between closing
+ * it and the node binding it, another worker's listen(0) or any outgoing connection's source
+ * port could take it (CI once failed on EADDRINUSE exactly so). Here only this worker hands out
+ * ports of its block, and nothing else picks them by itself.
+ */
+const PORT_BASE = 20_000;
+const PORT_BLOCK = 500;
+const PORT_BLOCKS = 24; // 20000-31999, below the ephemeral range
+const workerBlock = (Number(process.env["VITEST_POOL_ID"] ?? "1") - 1 + PORT_BLOCKS) % PORT_BLOCKS;
+// A random start, so two files that run one after the other in a worker do not begin on the same port.
+let nextInBlock = Math.floor(Math.random() * PORT_BLOCK);
+
+/** A port of this worker's block that nothing is bound to on 127.0.0.1; no two calls in a file return the same one. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, LOOPBACK, () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+  for (let tried = 0; tried < PORT_BLOCK; tried++) {
+    const port = PORT_BASE + workerBlock * PORT_BLOCK + (nextInBlock++ % PORT_BLOCK);
+    if (await canBind(port)) return port;
+  }
+  throw new Error(`no free port in ${PORT_BASE + workerBlock * PORT_BLOCK}-${PORT_BASE + (workerBlock + 1) * PORT_BLOCK - 1} on ${LOOPBACK}`);
 }
 
 /** Binding the port works (nothing of ours is left on it). */
