@@ -15,7 +15,7 @@ function manualSchedule() {
 }
 
 function job(overrides: Partial<BackupJob> = {}): BackupJob & { taken: number } {
-  const state = {
+  const state: BackupJob & { taken: number } = {
     taken: 0,
     async take() {
       state.taken += 1;
@@ -26,7 +26,7 @@ function job(overrides: Partial<BackupJob> = {}): BackupJob & { taken: number } 
     newestGoodAgeSeconds: () => 42,
     ...overrides,
   };
-  return state as BackupJob & { taken: number };
+  return state;
 }
 
 describe("BackupScheduler", () => {

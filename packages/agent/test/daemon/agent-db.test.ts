@@ -33,6 +33,7 @@ function memoryDatabase(journal: string[]): AgentDatabase & { readOnly: boolean;
         return { writable: true, notes: [] };
       },
       waitForGtid: async () => ({ reached: true, detail: "applied" }),
+      readOnlyNow: async () => db.readOnly,
     },
     health: async (): Promise<DatabaseHealth> => ({
       ...DEAD_HEALTH,

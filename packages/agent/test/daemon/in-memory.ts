@@ -106,7 +106,7 @@ export class MemoryGateway extends Part {
   onChange(listener: (reachable: boolean, detail: string) => void): void {
     this.listeners.push(listener);
   }
-  async start(): Promise<void> {
+  override async start(): Promise<void> {
     await super.start();
     for (const l of this.listeners) l(this.up, "ping ok");
   }

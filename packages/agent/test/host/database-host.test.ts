@@ -80,7 +80,7 @@ function harness(self = "mn1", peer = "mn2") {
       },
       connected: () => true,
     },
-    arp: { probe: () => undefined },
+    arp: { probe: () => undefined, announce: () => undefined },
     persistEpoch: () => undefined,
     recordEvent: (type, message) => events.push({ type, message }),
     requestDone: (result) => calls.push(`done:${result.ok}`),

@@ -44,7 +44,7 @@ function harness(options: { asyncGate?: boolean; settings?: Partial<ElectionSett
       },
       connected: () => connected,
     },
-    arp: { probe: (done) => probes.push(done) },
+    arp: { probe: (done) => probes.push(done), announce: () => undefined },
     persistEpoch: (epoch) => calls.push(`epoch:${epoch}`),
     recordEvent: (type) => calls.push(`event:${type}`),
     requestDone: (result) => calls.push(`done:${result.requestId}:${result.ok}`),

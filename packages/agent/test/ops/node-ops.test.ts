@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { MnhaError, parseConfig, ServiceSchema, silentLogger, type LoadedConfig } from "@mnha/shared";
+import { deriveTimings, MnhaError, parseConfig, ServiceSchema, silentLogger, type LoadedConfig } from "@mnha/shared";
 import type { LinkMessage, Role } from "@mnha/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { ServiceMonitor } from "../../src/checks/service-monitor.js";
@@ -40,7 +40,7 @@ function loadedFor(dataDir: string, node = "mn1", extra: Record<string, unknown>
     ],
     ...extra,
   });
-  return { file: join(dataDir, "mnha.yaml"), config, secret: "R7xq2Vb9Lk4Tz8Wn1Mc6Yp3Hs5Df0Ga+Ju/Ee7Qo2Xi=", derived: { peerLossMs: 300, startupGraceMs: 1000, keepalivedConfigPath: join(dataDir, "keepalived.conf") } };
+  return { file: join(dataDir, "mnha.yaml"), config, secret: "R7xq2Vb9Lk4Tz8Wn1Mc6Yp3Hs5Df0Ga+Ju/Ee7Qo2Xi=", derived: { ...deriveTimings(config), keepalivedConfigPath: join(dataDir, "keepalived.conf") } };
 }
 
 interface FakeHost extends NodeOpsHost {
