@@ -12,7 +12,7 @@ import { memoryParts, rssGrowth, type MemorySample } from "../lab/soak.js";
 function series(minutes: number, mb: (s: number) => number, start = 0): MemorySample[] {
   const out: MemorySample[] = [];
   for (let s = 0; s <= minutes * 60; s += 10) {
-    out.push({ t: start + s * 1000, rssMb: mb(s), privateMb: mb(s) / 2, heapUsedMb: s % 60 === 0 ? mb(s) / 4 : null });
+    out.push({ t: start + s * 1000, rssMb: mb(s), privateMb: mb(s) / 2, heapUsedMb: s % 60 === 0 ? mb(s) / 4 : null, heapTotalMb: s % 60 === 0 ? mb(s) / 3 : null, externalMb: s % 60 === 0 ? 2 : null });
   }
   return out;
 }
@@ -23,6 +23,7 @@ describe("the soak's memory verdict", () => {
     const growing = series(30, (s) => (s < 120 ? 80 : 80 + (16 * (s - 120)) / (30 * 60 - 120)));
     const one = rssGrowth(new Map([[1, { node: "mn1" as const, samples: flat }]]), 0);
     expect(one.rows[0]).toMatchObject({ pid: 1, startMb: 80, endMb: 80, growthPercent: 0, judged: true, privateMb: { start: 40, end: 40 }, heapUsedMb: { start: 20, end: 20 } });
+    expect(one.rows[0]?.heapTotalMb?.start).toBeCloseTo(26.7, 1);
     expect(one.verdict).toContain("**pass**");
     const two = rssGrowth(
       new Map([
@@ -35,6 +36,7 @@ describe("the soak's memory verdict", () => {
     expect(worst?.growthPercent).toBeCloseTo(20, 0);
     expect(worst?.privateMb?.end).toBeCloseTo(48, 0);
     expect(worst?.heapUsedMb?.end).toBeCloseTo(24, 0);
+    expect(worst?.heapTotalMb?.end).toBeCloseTo(32, 0);
     expect(two.verdict).toMatch(/: (19\.[5-9]|20\.[0-4]) % \(mn2, pid 2, 30\.0 min\): \*\*miss\*\*/);
   });
 
@@ -49,7 +51,7 @@ describe("the soak's memory verdict", () => {
     const climbing = series(20, (s) => 80 + Math.floor(s / 300) * 2);
     const lines = memoryParts(new Map([[3, { node: "mn2" as const, samples: climbing }]]), [3], 0, 20 * 60_000);
     const rows = lines.filter((l) => /^\| \d/.test(l));
-    expect(rows).toEqual(["| 0–5 | 80.0 / 40.0 / 20.0 |", "| 5–10 | 82.0 / 41.0 / 20.5 |", "| 10–15 | 84.0 / 42.0 / 21.0 |", "| 15–20 | 86.0 / 43.0 / 21.5 |"]);
+    expect(rows).toEqual(["| 0–5 | 80.0 / 40.0 / 20.0 / 26.7 |", "| 5–10 | 82.0 / 41.0 / 20.5 / 27.3 |", "| 10–15 | 84.0 / 42.0 / 21.0 / 28.0 |", "| 15–20 | 86.0 / 43.0 / 21.5 / 28.7 |"]);
     expect(memoryParts(new Map([[3, { node: "mn2" as const, samples: climbing }]]), [], 0, 20 * 60_000)).toEqual([]);
   });
 });

@@ -148,7 +148,10 @@ export interface MemorySample {
   t: number;
   rssMb: number;
   privateMb: number | null;
+  /** The main isolate's V8 heap: used, and committed (used + the headroom V8 keeps); external (ArrayBuffers, Buffers). */
   heapUsedMb: number | null;
+  heapTotalMb: number | null;
+  externalMb: number | null;
 }
 
 export type MemorySeries = ReadonlyMap<number, { node: MnNode; samples: readonly MemorySample[] }>;
@@ -165,6 +168,7 @@ interface RssRow {
   /** Private memory and the main thread's V8 heap used, start -> end (same windows as RSS); null when unread. */
   privateMb: { start: number; end: number } | null;
   heapUsedMb: { start: number; end: number } | null;
+  heapTotalMb: { start: number; end: number } | null;
   judged: boolean;
 }
 
@@ -204,6 +208,7 @@ export function rssGrowth(series: MemorySeries, soakStart: number): { rows: RssR
       growthPercent: ((endMb - startMb) / startMb) * 100,
       privateMb: startEnd(samples, base, (s) => s.privateMb),
       heapUsedMb: startEnd(samples, base, (s) => s.heapUsedMb),
+      heapTotalMb: startEnd(samples, base, (s) => s.heapTotalMb),
       judged: livedS >= RSS_MIN_LIFE_S && warm.length > 0,
     });
   }
@@ -237,12 +242,13 @@ export function memoryParts(series: MemorySeries, judgedPids: readonly number[],
           fmt(inPart.map((s) => s.rssMb)),
           fmt(inPart.map((s) => s.privateMb).filter((v): v is number => v !== null)),
           fmt(inPart.map((s) => s.heapUsedMb).filter((v): v is number => v !== null)),
+          fmt(inPart.map((s) => s.heapTotalMb).filter((v): v is number => v !== null)),
         ].join(" / "),
       );
     }
     rows.push(row);
   }
-  const header = ["minutes", ...judgedPids.map((pid) => `${series.get(pid)?.node ?? "?"} pid ${pid}: RSS / private / V8 heap used (MB, medians)`)];
+  const header = ["minutes", ...judgedPids.map((pid) => `${series.get(pid)?.node ?? "?"} pid ${pid}: RSS / private / V8 heap used / V8 heap committed (MB, medians)`)];
   return ["", "The judged processes in 5-minute parts (every sample in the `-memory.csv` file):", "", ...markdownTable(header, rows)];
 }
 
@@ -306,7 +312,7 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
           // Only mnha's agent has a metrics endpoint; keepalived's heap is not V8's.
           const heap = withHeap && proc.role === "agent" ? await scrapeHeap(node) : null;
           const series = rss.get(proc.pid) ?? { node, samples: [] };
-          series.samples.push({ t: monoNow(), rssMb: kb / 1024, privateMb: privateMb(proc.pid), heapUsedMb: heap?.usedMb ?? null });
+          series.samples.push({ t: monoNow(), rssMb: kb / 1024, privateMb: privateMb(proc.pid), heapUsedMb: heap?.usedMb ?? null, heapTotalMb: heap?.totalMb ?? null, externalMb: heap?.externalMb ?? null });
           rss.set(proc.pid, series);
         }
       }
@@ -445,7 +451,7 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
     `Sampled every ${RSS_SAMPLE_MS / 1000} s, per process (a crash or a kill of the daemon starts a new one). Start: the median of the samples ${RSS_WARM_FROM_S}-${RSS_WARM_TO_S} s into the process's life (or into the soak, for a process already running); end: the median of its last 3 samples. Growth is judged for processes that lived at least ${RSS_MIN_LIFE_S / 60} minutes (target: within 10 %).`,
     "",
     ...markdownTable(
-      ["node", "pid", "lived (min)", "samples", "start (MB)", "end (MB)", "max (MB)", "growth", "private start -> end (MB)", "V8 heap used start -> end (MB)", "judged"],
+      ["node", "pid", "lived (min)", "samples", "start (MB)", "end (MB)", "max (MB)", "growth", "private start -> end (MB)", "V8 heap used start -> end (MB)", "V8 heap committed start -> end (MB)", "judged"],
       memory.rows.map((r) => [
         r.node,
         String(r.pid),
@@ -457,6 +463,7 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
         `${r.growthPercent >= 0 ? "+" : ""}${r.growthPercent.toFixed(1)} %`,
         r.privateMb ? `${r.privateMb.start.toFixed(1)} -> ${r.privateMb.end.toFixed(1)}` : "–",
         r.heapUsedMb ? `${r.heapUsedMb.start.toFixed(1)} -> ${r.heapUsedMb.end.toFixed(1)}` : "–",
+        r.heapTotalMb ? `${r.heapTotalMb.start.toFixed(1)} -> ${r.heapTotalMb.end.toFixed(1)}` : "–",
         r.judged ? "yes" : "no (short life)",
       ]),
     ),
@@ -486,8 +493,10 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
   const memoryFile = writeCsvResult(
     `${base}-memory`,
     csv(
-      ["t_s", "node", "pid", "rss_mb", "private_mb", "heap_used_mb"],
-      [...rss].flatMap(([pid, { node, samples }]) => samples.map((x) => [((x.t - startedAt) / 1000).toFixed(1), node, pid, x.rssMb.toFixed(1), x.privateMb?.toFixed(1) ?? "", x.heapUsedMb?.toFixed(1) ?? ""])),
+      ["t_s", "node", "pid", "rss_mb", "private_mb", "heap_used_mb", "heap_total_mb", "external_mb"],
+      [...rss].flatMap(([pid, { node, samples }]) =>
+        samples.map((x) => [((x.t - startedAt) / 1000).toFixed(1), node, pid, x.rssMb.toFixed(1), x.privateMb?.toFixed(1) ?? "", x.heapUsedMb?.toFixed(1) ?? "", x.heapTotalMb?.toFixed(1) ?? "", x.externalMb?.toFixed(1) ?? ""]),
+      ),
     ),
   );
   console.log(`written: ${files.md}, ${files.csv}, ${memoryFile}`);
