@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parseProbeOutput } from "../lab/bench-heap.js";
 import { labelFlag } from "../lab/bench-report.js";
 import { diffSummaries, retainerChains, summarizeSnapshot, totalSelfBytes, type HeapSnapshotJson } from "../lab/heap-snapshot.js";
-import { memoryParts, rssGrowth, type MemorySample } from "../lab/soak.js";
+import { memoryParts, memoryTrends, readMemoryCsv, rssGrowth, trendMbPerHour, type MemorySample } from "../lab/soak.js";
 
 /** One sample every 10 s for `minutes`, RSS and private memory from `mb(t in s)`, the heap every minute. */
 function series(minutes: number, mb: (s: number) => number, start = 0): MemorySample[] {
@@ -53,6 +53,56 @@ describe("the soak's memory verdict", () => {
     const rows = lines.filter((l) => /^\| \d/.test(l));
     expect(rows).toEqual(["| 0–5 | 80.0 / 40.0 / 20.0 / 26.7 |", "| 5–10 | 82.0 / 41.0 / 20.5 / 27.3 |", "| 10–15 | 84.0 / 42.0 / 21.0 / 28.0 |", "| 15–20 | 86.0 / 43.0 / 21.5 / 28.7 |"]);
     expect(memoryParts(new Map([[3, { node: "mn2" as const, samples: climbing }]]), [], 0, 20 * 60_000)).toEqual([]);
+  });
+});
+
+describe("the soak's memory trend", () => {
+  it("fits the slope in MB an hour, and has none with fewer than three readings", () => {
+    // 2 MB an hour of RSS, with a GC's saw-tooth of ±3 MB on top that least squares averages out.
+    const climbing = series(60, (s) => 80 + (2 * s) / 3600 + (s % 120 === 0 ? 3 : s % 120 === 60 ? -3 : 0));
+    expect(trendMbPerHour(climbing, 0, 3_600_000, (x) => x.rssMb)).toBeCloseTo(2, 0);
+    expect(trendMbPerHour(series(60, () => 80), 0, 3_600_000, (x) => x.rssMb)).toBe(0);
+    expect(trendMbPerHour(climbing, 0, 15_000, (x) => x.rssMb)).toBeNull();
+    // The heap is read once a minute: two minutes hold three readings (0, 60, 120 s) ...
+    expect(trendMbPerHour(climbing, 0, 121_000, (x) => x.heapUsedMb)).not.toBeNull();
+    // ... and one minute two, too few.
+    expect(trendMbPerHour(climbing, 0, 61_000, (x) => x.heapUsedMb)).toBeNull();
+  });
+
+  it("tells a leak (same slope in both halves) from memory that levels off (second half flat)", () => {
+    const leak = series(70, (s) => 80 + (6 * s) / 3600);
+    const settling = series(70, (s) => 80 + 12 * (1 - Math.exp(-s / 900)));
+    const rows = (samples: MemorySample[]) =>
+      memoryTrends(new Map([[5, { node: "mn1" as const, samples }]]), [5], 0, 70 * 60_000).filter((l) => l.startsWith("| mn1 pid 5 | RSS |"));
+    expect(rows(leak)).toEqual(["| mn1 pid 5 | RSS | +6.0 | +6.0 |"]);
+    const [settled] = rows(settling);
+    const [first, second] = (settled ?? "").split("|").slice(3, 5).map(Number);
+    expect(first).toBeGreaterThan(1);
+    expect(Math.abs(second ?? Number.NaN)).toBeLessThan((first ?? 0) / 4);
+    expect(memoryTrends(new Map([[5, { node: "mn1" as const, samples: leak }]]), [5], 0, 70 * 60_000)).toContain("| process | figure | minutes 10–40 (MB an hour) | minutes 40–70 (MB an hour) |");
+    // Under 20 minutes after warm-up: nothing to compare.
+    expect(memoryTrends(new Map([[5, { node: "mn1" as const, samples: leak }]]), [5], 0, 29 * 60_000)).toEqual([]);
+  });
+});
+
+describe("a soak's memory file read again", () => {
+  it("reads what the soak writes, per process, an old file's missing columns as null", () => {
+    const now = readMemoryCsv("t_s,node,pid,rss_mb,private_mb,heap_used_mb,heap_total_mb,external_mb\n0.3,mn1,11,88.1,42.3,23.5,30.2,1.9\n10.5,mn1,11,81.7,35.4,,,\n10.6,mn2,12,80.0,40.0,,,\n");
+    expect(now.get(11)).toEqual({
+      node: "mn1",
+      samples: [
+        { t: 300, rssMb: 88.1, privateMb: 42.3, heapUsedMb: 23.5, heapTotalMb: 30.2, externalMb: 1.9 },
+        { t: 10_500, rssMb: 81.7, privateMb: 35.4, heapUsedMb: null, heapTotalMb: null, externalMb: null },
+      ],
+    });
+    expect(now.get(12)?.node).toBe("mn2");
+    const old = readMemoryCsv("t_s,node,pid,rss_mb,private_mb,heap_used_mb\n0.3,mn1,11,88.1,42.3,23.5\n");
+    expect(old.get(11)?.samples[0]).toMatchObject({ heapUsedMb: 23.5, heapTotalMb: null, externalMb: null });
+  });
+
+  it("refuses a file that is not a soak's memory file, naming what is wrong", () => {
+    expect(() => readMemoryCsv("index,at_s,kind\n1,9,peer-link-cut\n")).toThrow(/no t_s column/);
+    expect(() => readMemoryCsv("t_s,node,pid,rss_mb\n1,mn9,3,80\n")).toThrow(/bad memory sample: 1,mn9,3,80/);
   });
 });
 

@@ -25,6 +25,7 @@ import { launchDetached } from "./launch.mjs";
 import { PLAIN_KEEPALIVED_COMMON, PLAIN_KEEPALIVED_FAST } from "./plain-keepalived.js";
 import { namespacePids, readComm, signal, waitReaped } from "./procfs.js";
 
+const SOAK_MEMORY_USAGE = "node --import tsx bench/soak-memory.ts bench/results/soak-<system>-<date>-seed<N>-memory.csv";
 const STRESS_NG = ["/usr/bin/stress-ng", "/usr/local/bin/stress-ng"].find((p) => existsSync(p)) ?? null;
 const USAGE = "MNHA_LAB=bench node --import tsx bench/soak.ts [--minutes 30] [--system mnha|keepalived-fast|keepalived-common] [--seed 1] [--cpu-workers 2] [--faults KIND,... | --faults none] [--label NAME]";
 /** Time between faults: drawn from this range (s). */
@@ -142,6 +143,9 @@ const RSS_WARM_TO_S = 120;
 const RSS_MIN_LIFE_S = 600;
 /** The memory table's parts (s): short enough to show a climb from a plateau in 30 minutes. */
 const MEMORY_PART_S = 300;
+/** The memory trend is read from minute 10 (after warm-up: code compiled, the event list filling), in two halves of at least 10 minutes. */
+const TREND_FROM_S = 600;
+const TREND_MIN_HALF_S = 600;
 
 /** One look at a daemon's memory; the private pages and the heap are null when they could not be read. */
 export interface MemorySample {
@@ -250,6 +254,85 @@ export function memoryParts(series: MemorySeries, judgedPids: readonly number[],
   }
   const header = ["minutes", ...judgedPids.map((pid) => `${series.get(pid)?.node ?? "?"} pid ${pid}: RSS / private / V8 heap used / V8 heap committed (MB, medians)`)];
   return ["", "The judged processes in 5-minute parts (every sample in the `-memory.csv` file):", "", ...markdownTable(header, rows)];
+}
+
+/** Least-squares slope of one figure over [from, to), in MB an hour; null with fewer than three readings. */
+export function trendMbPerHour(samples: readonly MemorySample[], from: number, to: number, pick: (s: MemorySample) => number | null): number | null {
+  const points = samples.filter((s) => s.t >= from && s.t < to).flatMap((s) => (pick(s) === null ? [] : [{ x: s.t / 3_600_000, y: pick(s) as number }]));
+  if (points.length < 3) return null;
+  const meanX = points.reduce((sum, p) => sum + p.x, 0) / points.length;
+  const meanY = points.reduce((sum, p) => sum + p.y, 0) / points.length;
+  const sxx = points.reduce((sum, p) => sum + (p.x - meanX) ** 2, 0);
+  return sxx === 0 ? null : points.reduce((sum, p) => sum + (p.x - meanX) * (p.y - meanY), 0) / sxx;
+}
+
+/**
+ * Whether the judged processes' memory levels off: its trend after warm-up (minute 10) in the
+ * first and the second half of what is left of the soak. A leak keeps its slope; memory that
+ * settles has a second half flatter than the first. Needs at least 20 minutes after warm-up.
+ */
+export function memoryTrends(series: MemorySeries, judgedPids: readonly number[], soakStart: number, soakEnd: number): string[] {
+  const from = soakStart + TREND_FROM_S * 1000;
+  if (soakEnd - from < 2 * TREND_MIN_HALF_S * 1000 || judgedPids.length === 0) return [];
+  const middle = from + (soakEnd - from) / 2;
+  const minute = (t: number) => Math.round((t - soakStart) / 60_000);
+  const fmt = (v: number | null) => (v === null ? "–" : `${v >= 0 ? "+" : ""}${v.toFixed(1)}`);
+  const figures: readonly { name: string; pick: (s: MemorySample) => number | null }[] = [
+    { name: "RSS", pick: (s) => s.rssMb },
+    { name: "private", pick: (s) => s.privateMb },
+    { name: "V8 heap used", pick: (s) => s.heapUsedMb },
+    { name: "V8 heap committed", pick: (s) => s.heapTotalMb },
+  ];
+  const rows = judgedPids.flatMap((pid) => {
+    const entry = series.get(pid);
+    if (!entry) return [];
+    return figures.map(({ name, pick }) => [`${entry.node} pid ${pid}`, name, fmt(trendMbPerHour(entry.samples, from, middle, pick)), fmt(trendMbPerHour(entry.samples, middle, soakEnd, pick))]);
+  });
+  const header = ["process", "figure", `minutes ${minute(from)}–${minute(middle)} (MB an hour)`, `minutes ${minute(middle)}–${minute(soakEnd)} (MB an hour)`];
+  return ["", "Trend after warm-up (least squares), first and second half: a leak keeps its slope, memory that settles flattens.", "", ...markdownTable(header, rows)];
+}
+
+/**
+ * The samples of a soak's `-memory.csv` (t relative to the soak's start), for reading a
+ * committed soak again with today's analysis; files from before a column existed read it as null.
+ */
+export function readMemoryCsv(text: string): MemorySeries {
+  const [headerLine, ...lines] = text.trim().split("\n");
+  const header = (headerLine ?? "").split(",");
+  const column = (name: string) => header.indexOf(name);
+  for (const required of ["t_s", "node", "pid", "rss_mb"]) {
+    if (column(required) < 0) throw new MnhaError("USAGE", `not a soak memory file: no ${required} column`, { hint: "pass a bench/results/soak-…-memory.csv file" });
+  }
+  const series = new Map<number, { node: MnNode; samples: MemorySample[] }>();
+  for (const line of lines) {
+    const cells = line.split(",");
+    const number = (name: string): number | null => {
+      const cell = column(name) < 0 ? "" : (cells[column(name)] ?? "");
+      return cell === "" || !Number.isFinite(Number(cell)) ? null : Number(cell);
+    };
+    const node = cells[column("node")] as MnNode;
+    const pid = number("pid");
+    const t = number("t_s");
+    const rssMb = number("rss_mb");
+    if (!MN_NODES.includes(node) || pid === null || t === null || rssMb === null) throw new MnhaError("USAGE", `bad memory sample: ${line}`, { hint: "the file must be as bench/soak.ts wrote it" });
+    const entry = series.get(pid) ?? { node, samples: [] };
+    entry.samples.push({ t: t * 1000, rssMb, privateMb: number("private_mb"), heapUsedMb: number("heap_used_mb"), heapTotalMb: number("heap_total_mb"), externalMb: number("external_mb") });
+    series.set(pid, entry);
+  }
+  return series;
+}
+
+/** `bench/soak-memory.ts FILE`: a committed soak's memory verdict, 5-minute parts and trend, from its `-memory.csv`. */
+export async function runSoakMemory(argv: readonly string[]): Promise<number> {
+  const [file, ...rest] = argv;
+  if (file === undefined || rest.length > 0) throw new MnhaError("USAGE", "expected one argument: a soak's -memory.csv file", { hint: SOAK_MEMORY_USAGE });
+  if (!existsSync(file)) throw new MnhaError("USAGE", `${file} does not exist`, { hint: SOAK_MEMORY_USAGE });
+  const series = readMemoryCsv(readFileSync(file, "utf8"));
+  const end = Math.max(0, ...[...series.values()].flatMap(({ samples }) => samples.map((s) => s.t)));
+  const memory = rssGrowth(series, 0);
+  const judged = memory.rows.filter((r) => r.judged).map((r) => r.pid);
+  console.log([memory.verdict, ...memoryParts(series, judged, 0, end), ...memoryTrends(series, judged, 0, end)].join("\n"));
+  return 0;
 }
 
 export async function runSoak(argv: readonly string[]): Promise<number> {
@@ -470,6 +553,7 @@ export async function runSoak(argv: readonly string[]): Promise<number> {
     "",
     memory.verdict,
     ...memoryParts(rss, memory.rows.filter((r) => r.judged).map((r) => r.pid), startedAt, endedAt),
+    ...memoryTrends(rss, memory.rows.filter((r) => r.judged).map((r) => r.pid), startedAt, endedAt),
     "",
   ].join("\n");
   const csvText = csv(
