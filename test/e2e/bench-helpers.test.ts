@@ -80,6 +80,9 @@ describe("the soak's memory trend", () => {
     expect(first).toBeGreaterThan(1);
     expect(Math.abs(second ?? Number.NaN)).toBeLessThan((first ?? 0) / 4);
     expect(memoryTrends(new Map([[5, { node: "mn1" as const, samples: leak }]]), [5], 0, 70 * 60_000)).toContain("| process | figure | minutes 10–40 (MB an hour) | minutes 40–70 (MB an hour) |");
+    // A process restarted at minute 5 has not warmed up by minute 10: named, not fitted.
+    const late = series(65, (s) => 80 + s / 60, 5 * 60_000);
+    expect(memoryTrends(new Map([[6, { node: "mn2" as const, samples: late }]]), [6], 0, 70 * 60_000)).toContain("| mn2 pid 6 | (started during the soak: not fitted) | – | – |");
     // Under 20 minutes after warm-up: nothing to compare.
     expect(memoryTrends(new Map([[5, { node: "mn1" as const, samples: leak }]]), [5], 0, 29 * 60_000)).toEqual([]);
   });

@@ -146,6 +146,8 @@ const MEMORY_PART_S = 300;
 /** The memory trend is read from minute 10 (after warm-up: code compiled, the event list filling), in two halves of at least 10 minutes. */
 const TREND_FROM_S = 600;
 const TREND_MIN_HALF_S = 600;
+/** A process fitted must have run since the soak's start (its first sample within this many seconds of it). */
+const TREND_STARTED_WITHIN_S = 60;
 
 /** One look at a daemon's memory; the private pages and the heap are null when they could not be read. */
 export interface MemorySample {
@@ -286,6 +288,9 @@ export function memoryTrends(series: MemorySeries, judgedPids: readonly number[]
   const rows = judgedPids.flatMap((pid) => {
     const entry = series.get(pid);
     if (!entry) return [];
+    // Minute 10 is warm-up only for a process that ran from the soak's start; a later one (restarted) is not fitted.
+    const firstT = entry.samples[0]?.t ?? Number.POSITIVE_INFINITY;
+    if (firstT > soakStart + TREND_STARTED_WITHIN_S * 1000) return [[`${entry.node} pid ${pid}`, "(started during the soak: not fitted)", "–", "–"]];
     return figures.map(({ name, pick }) => [`${entry.node} pid ${pid}`, name, fmt(trendMbPerHour(entry.samples, from, middle, pick)), fmt(trendMbPerHour(entry.samples, middle, soakEnd, pick))]);
   });
   const header = ["process", "figure", `minutes ${minute(from)}–${minute(middle)} (MB an hour)`, `minutes ${minute(middle)}–${minute(soakEnd)} (MB an hour)`];
@@ -295,6 +300,7 @@ export function memoryTrends(series: MemorySeries, judgedPids: readonly number[]
 /**
  * The samples of a soak's `-memory.csv` (t relative to the soak's start), for reading a
  * committed soak again with today's analysis; files from before a column existed read it as null.
+ * A plain split on commas is enough: the file holds numbers and node names, never a quoted cell.
  */
 export function readMemoryCsv(text: string): MemorySeries {
   const [headerLine, ...lines] = text.trim().split("\n");
