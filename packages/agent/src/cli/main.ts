@@ -26,6 +26,18 @@ function invokedDirectly(): boolean {
   }
 }
 
+/**
+ * A reader that goes away early (`mnha --help | head -3`) makes the next write fail with EPIPE.
+ * Unhandled, that is a stack trace and exit 1 for output nobody wanted any more; here the rest
+ * of the output is dropped and the command ends with its own exit code. Any other stream error
+ * is still thrown.
+ */
+export function dropOutputOnClosedPipe(error: NodeJS.ErrnoException): void {
+  if (error.code !== "EPIPE") throw error;
+}
+
 if (invokedDirectly()) {
+  process.stdout.on("error", dropOutputOnClosedPipe);
+  process.stderr.on("error", dropOutputOnClosedPipe);
   process.exitCode = await main(process.argv);
 }
