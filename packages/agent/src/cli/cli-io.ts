@@ -15,6 +15,8 @@ export interface CliIo {
   env?: Record<string, string | undefined>;
   /** Loads the daemon module for `mnha agent`; tests replace it. */
   loadAgentModule?: () => Promise<unknown>;
+  /** The control socket tried when neither --socket nor a readable config names one; tests replace it. */
+  defaultSocketPath?: string;
 }
 
 /** Prints an error the operator can act on and returns the exit code that goes with it. */

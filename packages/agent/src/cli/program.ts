@@ -41,6 +41,8 @@ interface GlobalOptions {
 interface RunState {
   exitCode: number;
   json: boolean;
+  /** Set when the config could not be read and the default control socket was tried instead. */
+  configProblem?: string;
 }
 
 type RunAgent = (options: { configPath: string }) => Promise<number>;
@@ -69,8 +71,21 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       if (helpOrVersion && error.exitCode === 0) return ExitCode.ok;
       return ExitCode.usage;
     }
-    return reportError(io, name, error, state.json);
+    return reportError(io, name, withConfigProblem(error, state.configProblem), state.json);
   }
+}
+
+/**
+ * "The agent is not running" is the wrong lead when the socket was a guess because the config
+ * could not be read (a typo in --config, a file deleted by hand): the hint then names the config.
+ */
+function withConfigProblem(error: unknown, configProblem: string | undefined): unknown {
+  if (configProblem === undefined || !(error instanceof MnhaError) || error.code !== "CONTROL_UNREACHABLE") return error;
+  return new MnhaError(error.code, error.message, {
+    hint: `the control socket is the default because ${configProblem}; pass the right --config (or --socket), or start the agent: systemctl start mnha`,
+    fields: error.fields,
+    cause: error.cause,
+  });
 }
 
 function buildProgram(name: string, io: CliIo, state: RunState): Command {
@@ -91,7 +106,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
     .addHelpText("after", `\nSingle-dash long flags work as in zsha2: ${SINGLE_DASH_LONG_FLAGS.map((flag) => `-${flag}`).join(", ")}.\n\n${EXIT_CODES_HELP}\n\nExamples:\n  ${name} status\n  ${name} status -json\n  ${name} demote -yes\n  ${name} events --since 2h --type election\n  ${name} failovers --since 1d\n  ${name} maintenance on -reason "kernel update"\n  ${name} stop-node -keepui\n  ${name} collect-log -since 2d\n  ${name} show-config --config /etc/mnha/mnha.yaml\n\nSee docs/cli.md for every command.`);
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-  const client = (timeoutMs?: number): ControlClient => new ControlClient({ socketPath: resolveSocketPath(globals()), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+  const client = (timeoutMs?: number): ControlClient => new ControlClient({ socketPath: resolveSocketPath(globals(), state, io.defaultSocketPath ?? DEFAULT_SOCKET_PATH), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
 
   program
     .command("status")
@@ -269,12 +284,15 @@ function agentLinkText(agent: AgentVersion): string {
 }
 
 /** --socket, else the config's controlSocket, else the standard path. */
-function resolveSocketPath(options: GlobalOptions): string {
+function resolveSocketPath(options: GlobalOptions, state: RunState, defaultSocketPath: string): string {
   if (options.socket !== undefined) return options.socket;
   try {
     return loadConfig(options.config).config.controlSocket;
-  } catch {
-    return DEFAULT_SOCKET_PATH;
+  } catch (error) {
+    // status and the other agent commands still work with a broken config (the agent runs on
+    // the one it loaded at start), so the default socket is tried; a failure then says why.
+    state.configProblem = `${options.config} could not be read (${(error instanceof Error ? error.message : String(error)).split("\n")[0]})`;
+    return defaultSocketPath;
   }
 }
 

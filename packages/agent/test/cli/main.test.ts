@@ -300,6 +300,31 @@ describe("mnha CLI main()", () => {
       });
     });
 
+    it("names the config when the socket was a guess because the config could not be read", async () => {
+      const missingConfig = join(dir.path, "mnha.yml");
+      const guessed = join(dir.path, "default.sock");
+      const { code, stderr } = await run(["status", "--config", missingConfig], { defaultSocketPath: guessed });
+      expect(code).toBe(3);
+      expect(stderr).toBe(
+        `mnha: the mnha agent is not running or not listening on ${guessed} (no socket there)\n` +
+          `hint: the control socket is the default because ${missingConfig} could not be read (config file ${missingConfig} does not exist); pass the right --config (or --socket), or start the agent: systemctl start mnha\n`,
+      );
+
+      const badConfig = join(dir.path, "bad.yaml");
+      writeFileSync(badConfig, validConfigYaml().replace("node: { name: mn1, address: 10.0.0.11 }", "node: { name: mn1, adress: 10.0.0.11 }"));
+      const json = await run(["status", "-json", "--config", badConfig], { defaultSocketPath: guessed });
+      expect(json.code).toBe(3);
+      const reported = (JSON.parse(json.stdout) as { error: { code: string; hint: string } }).error;
+      expect(reported.code).toBe("CONTROL_UNREACHABLE");
+      expect(reported.hint).toContain(`${badConfig} could not be read (invalid configuration in ${badConfig}:)`);
+    });
+
+    it("reaches the agent through the default socket when the config is broken", async () => {
+      const { code, stdout } = await run(["status", "--config", join(dir.path, "gone.yaml")], { defaultSocketPath: socketPath });
+      expect(code).toBe(0);
+      expect(stdout).toContain("mn1");
+    });
+
     it("exits 2 on an unknown flag, showing the valid options", async () => {
       const { code, stderr } = await run(["status", "--bogus", "--socket", socketPath]);
       expect(code).toBe(2);
