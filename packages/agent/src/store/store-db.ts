@@ -6,7 +6,7 @@
  * Loaded by the store worker: no `@mnha/*` runtime imports (types only).
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { setImmediate as yieldToMessages } from "node:timers/promises";
 import Database from "better-sqlite3";
@@ -74,6 +74,8 @@ export class StoreDatabase {
   private readonly originById = new Map<number, { origin: string; node: string }>();
   private readonly seriesIds = new Map<string, number>();
   private readonly stmt: Record<string, Statement>;
+  /** The file this connection has open (device and inode), to notice it removed or replaced. */
+  private readonly file: { dev: number; ino: number } | null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -83,6 +85,7 @@ export class StoreDatabase {
     /** When this database was created (wall ms): records of an older origin of this node predate it. */
     readonly createdMs: number,
   ) {
+    this.file = fileIdentity(path);
     this.stmt = {
       insertEvent: db.prepare(
         "INSERT OR IGNORE INTO events (origin_id, seq, from_seq, node, wall_ms, mono_ms, type, category, service, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -224,10 +227,26 @@ export class StoreDatabase {
     return origin;
   }
 
+  /**
+   * When the file was removed or renamed while open, SQLite does not checkpoint it on close: its
+   * WAL would stay at the old path, a renamed copy would lack every record still in it, and the
+   * file created at the path next could meet a WAL that is not its own. So the WAL is written
+   * into the open file first, and the WAL and shared-memory files left at the path are removed
+   * when no file is there any more (a file put in its place keeps whatever came with it).
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    const moved = this.fileMoved();
+    if (moved !== null) {
+      try {
+        this.db.pragma("wal_checkpoint(TRUNCATE)");
+      } catch {
+        // best effort: the records are the peer's too
+      }
+    }
     this.db.close();
+    if (moved !== null && !existsSync(this.path)) for (const file of [`${this.path}-wal`, `${this.path}-shm`]) rmSync(file, { force: true });
   }
 
   get isOpen(): boolean {
@@ -243,6 +262,30 @@ export class StoreDatabase {
       autoVacuum: Number(this.db.pragma("auto_vacuum", { simple: true })),
       schemaVersion: Number(this.db.pragma("user_version", { simple: true })),
     };
+  }
+
+  /**
+   * Throws when the file at the path is no longer the one this connection has open (removed or
+   * renamed by hand, or replaced). In WAL mode SQLite goes on writing into the unlinked file,
+   * and every record since would be gone at the next restart; the store instead treats this as
+   * a failed write and reopens, which creates the file again under the same origin (the peer
+   * sends back the records it holds).
+   */
+  assertFileInPlace(): void {
+    const moved = this.fileMoved();
+    if (moved === "removed") throw new StoreFault("FILE_GONE", `${this.path} was removed or renamed while the store had it open; it is created again`);
+    if (moved === "replaced") throw new StoreFault("FILE_GONE", `${this.path} was replaced while the store had it open; the store opens the file now there`);
+  }
+
+  /** Whether the path still names the open file; null also when that cannot be told (EACCES: the write will say). */
+  private fileMoved(): "removed" | "replaced" | null {
+    if (this.file === null) return null;
+    try {
+      const now = statSync(this.path);
+      return now.dev === this.file.dev && now.ino === this.file.ino ? null : "replaced";
+    } catch (error) {
+      return codeOf(error) === "ENOENT" ? "removed" : null;
+    }
   }
 
   /** Database plus WAL file size in bytes. */
@@ -417,6 +460,31 @@ export class StoreDatabase {
       if (mark === before) break;
     }
     if (mark !== start) this.stmt.setWatermark!.run(originId, kind, mark);
+  }
+
+  /** This node's own watermarks: the highest own seq of each kind held with nothing missing below. */
+  ownWatermarks(): { events: number; samples: number } {
+    return {
+      events: Number(this.stmt.watermark!.get(this.ownOriginId, "events") ?? 0),
+      samples: Number(this.stmt.watermark!.get(this.ownOriginId, "samples") ?? 0),
+    };
+  }
+
+  /**
+   * A file created again under the same origin (the old one was removed by hand) starts where
+   * the old one's own watermarks stood: the records below were written before, and the peer
+   * holds them. Without this the new file's own watermark waits for seqs it will never hold,
+   * and nothing this node writes reaches the peer again. A range the peer never got comes to
+   * it as a gap marker (readAfter), as after retention.
+   */
+  carryOwnWatermarks(marks: { events: number; samples: number }): void {
+    this.db.transaction(() => {
+      for (const kind of ["events", "samples"] as const) {
+        if (marks[kind] <= Number(this.stmt.watermark!.get(this.ownOriginId, kind) ?? 0)) continue;
+        this.stmt.setWatermark!.run(this.ownOriginId, kind, marks[kind]);
+        this.advanceWatermark(this.ownOriginId, kind);
+      }
+    })();
   }
 
   private lastSeq(kind: Kind, originId: number): number {
@@ -806,6 +874,16 @@ export function gapSample(info: { origin: string; node: string }, fromSeq: numbe
 /** The record's size as JSON, near enough for a batch budget. */
 function eventRowBytes(info: { origin: string }, row: EventDbRow): number {
   return 140 + info.origin.length + row.node.length + row.type.length + (row.service?.length ?? 4) + Buffer.byteLength(row.message) + Buffer.byteLength(row.fields);
+}
+
+/** Device and inode of a file, or null when it cannot be read (an in-memory database). */
+function fileIdentity(path: string): { dev: number; ino: number } | null {
+  try {
+    const { dev, ino } = statSync(path);
+    return { dev, ino };
+  } catch {
+    return null;
+  }
 }
 
 function codeOf(error: unknown): string {

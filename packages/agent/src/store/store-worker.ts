@@ -42,20 +42,29 @@ export class StoreWorker {
       case "open":
         this.openArgs = { path: request.path, node: request.node, adoptOrigin: request.adoptOrigin };
         return this.open();
-      case "reopen":
+      case "reopen": {
+        const carried = this.ownWatermarksOfOpenStore();
         this.store?.close();
         this.store = null;
-        return this.open();
+        const opened = this.open();
+        if (carried !== null && opened.created) this.opened().carryOwnWatermarks(carried);
+        return opened;
+      }
       case "write": {
         if (this.failedGeneration !== null && request.gen <= this.failedGeneration) {
           throw new StoreFault("REFUSED", `write of generation ${request.gen} refused: an earlier write of it failed`);
         }
         this.failedGeneration = null;
-        this.opened().write(request.events, request.samples);
+        const store = this.opened();
+        store.assertFileInPlace();
+        store.write(request.events, request.samples);
         return null;
       }
-      case "ingest":
-        return this.opened().ingest(request.events, request.samples, request.policy);
+      case "ingest": {
+        const store = this.opened();
+        store.assertFileInPlace();
+        return store.ingest(request.events, request.samples, request.policy);
+      }
       case "query":
         return this.query(this.opened(), request.query);
       case "close":
@@ -74,6 +83,16 @@ export class StoreWorker {
     this.openArgs = { ...args, adoptOrigin: opened.origin };
     if (opened.created) this.send({ op: "log", level: "info", message: `created the store database ${args.path}`, fields: { path: args.path, origin: opened.origin, schemaVersion: opened.schemaVersion } });
     return opened;
+  }
+
+  /** Read before a reopen, in case the file is created again (it was removed by hand); null when the old connection cannot tell. */
+  private ownWatermarksOfOpenStore(): { events: number; samples: number } | null {
+    if (!this.store?.isOpen) return null;
+    try {
+      return this.store.ownWatermarks();
+    } catch {
+      return null;
+    }
   }
 
   private opened(): StoreDatabase {

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync, closeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -191,6 +191,42 @@ describe("other failures", () => {
     const reopened = await stores.open(data);
     expect(reopened.origin).toBe(origin);
     expect(reopened.appendEvent({ type: "agent.started", message: "next", wallMs: 1, monoMs: 1 })).toBe(5);
+  });
+
+  it("a database file removed by hand is created again under the same origin; nothing written after it is lost", async () => {
+    const data = dir("removed");
+    const path = join(data, "mnha.db");
+    const store = await stores.open(data, { retry: FAST_RETRY });
+    const origin = store.origin;
+    await durable(store, append(store, 3, "before"));
+    const alerts: StoreAlert[] = [];
+    store.onAlert((a) => alerts.push(a));
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) rmSync(file, { force: true });
+    const last = append(store, 5, "after");
+    await durable(store, last);
+    expect(existsSync(path)).toBe(true);
+    expect(alerts.map((a) => a.kind)).toEqual(["degraded", "recovered"]);
+    expect(alerts[0]).toMatchObject({ reason: expect.stringContaining(`${path} was removed or renamed while the store had it open`) as unknown });
+    await stores.stopAll();
+    const reopened = await stores.open(data);
+    expect(reopened.origin).toBe(origin);
+    // 1-3 went with the removed file (the peer holds copies and sends them back); 4-8 are on disk.
+    expect((await reopened.queryEvents({})).map((e) => e.seq)).toEqual([8, 7, 6, 5, 4]);
+  });
+
+  it("a database file renamed away by hand stays as it was; the store writes a new one at its path", async () => {
+    const data = dir("renamed");
+    const path = join(data, "mnha.db");
+    const store = await stores.open(data, { retry: FAST_RETRY });
+    await durable(store, append(store, 3, "before"));
+    renameSync(path, `${path}.moved`);
+    await durable(store, append(store, 2, "after"));
+    expect(existsSync(path)).toBe(true);
+    await stores.stopAll();
+    expect((await (await stores.open(data)).queryEvents({})).map((e) => e.seq)).toEqual([5, 4]);
+    const elsewhere = dir("renamed-copy");
+    renameSync(`${path}.moved`, join(elsewhere, "mnha.db"));
+    expect((await (await stores.open(elsewhere)).queryEvents({})).map((e) => e.seq)).toEqual([3, 2, 1]);
   });
 
   it("stop() writes what is queued before it closes", async () => {

@@ -1,3 +1,5 @@
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { ManualClock } from "@mnha/shared";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { SyncEvent, SyncSample, Watermarks } from "../../src/contracts.js";
@@ -132,6 +134,32 @@ describe("two stores syncing through readAfter and ingest", () => {
     // Nothing left to send either way.
     expect(await pull(a, b)).toBe(0);
     expect(await pull(b, a)).toBe(0);
+  });
+
+  it("go on after a node's database file is removed by hand: its new records reach the peer, and what it had sent stays there", async () => {
+    const a = await stores.open(dir("removed-a"), { node: "mn1" });
+    const bDir = dir("removed-b");
+    const b = await stores.open(bDir, { node: "mn2", retry: { initialMs: 20, maxMs: 100 } });
+    for (let i = 1; i <= 5; i++) b.appendEvent({ type: "check.changed", message: `before ${i}`, wallMs: 10_000 + i, monoMs: i });
+    b.appendSamples(range(1, 4).map((i) => ({ series: "cpu", value: i, wallMs: 10_000 + i })));
+    for (let i = 1; i <= 3; i++) a.appendEvent({ type: "gateway.changed", message: `a ${i}`, wallMs: 10_000 + i, monoMs: i });
+    await Promise.all([durable(b, 5), durable(a, 3)]);
+    await pull(b, a);
+    await pull(a, b);
+    expect((await a.watermarks()).events[b.origin]).toBe(5);
+
+    for (const file of ["mnha.db", "mnha.db-wal", "mnha.db-shm"]) rmSync(join(bDir, file), { force: true });
+    for (let i = 6; i <= 8; i++) b.appendEvent({ type: "check.changed", message: `after ${i}`, wallMs: 20_000 + i, monoMs: i });
+    b.appendSamples([{ series: "cpu", value: 5, wallMs: 20_005 }]);
+    await durable(b, 8);
+    // The new file starts at the old one's watermarks, so the sync has something to send.
+    expect(await b.watermarks()).toMatchObject({ events: { [b.origin]: 8 }, samples: { [b.origin]: 5 } });
+    await pull(b, a);
+    expect(await a.watermarks()).toMatchObject({ events: { [b.origin]: 8 }, samples: { [b.origin]: 5 } });
+    expect((await a.queryEvents({ node: "mn2", limit: 100 })).map((e) => e.message)).toEqual(["after 8", "after 7", "after 6", "before 5", "before 4", "before 3", "before 2", "before 1"]);
+    // The peer sends back what the removed file held of the peer's own records; none in mn2's name.
+    expect(await pull(a, b)).toBeGreaterThan(0);
+    expect((await b.queryEvents({ limit: 100 })).map((e) => e.message)).toEqual(["after 8", "after 7", "after 6", "a 3", "a 2", "a 1"]);
   });
 
   it("send a gap marker for records their retention removed, so the receiver's watermark moves past them", async () => {
