@@ -5,11 +5,11 @@
  * says what happened.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { VIP_ADDRESS, type MnNode } from "../lab/constants.js";
+import { VIP_ADDRESS, nodePaths, type MnNode } from "../lab/constants.js";
 import { sleep, waitFor } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { hostAddresses } from "../lab/topology.js";
-import type { PeerDuplicateCheck, StatusReport } from "../../packages/agent/src/contracts.js";
+import type { HaEvent, PeerDuplicateCheck, StatusReport } from "../../packages/agent/src/contracts.js";
 import {
   agentEvents,
   breakableArping,
@@ -24,7 +24,8 @@ import {
   startSecondAgent,
   type SecondAgentResult,
 } from "../lab/wedge-faults.js";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { expectNoMove, expectServedWithin, labArchiveDir, runScenario, type ScenarioRun } from "./scenario.js";
 
 // The keepalived and arping binaries are wrappers the "won't start" cases can break; otherwise they are the real ones.
@@ -235,6 +236,37 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     // Running again is told to the standby as well.
     await waitFor(`${standby}'s status to show ${holder}'s check running`, async () => ((await peerCheckOf(standby))?.state === "running" ? true : undefined), { timeoutMs: 5_000, intervalMs: 200 });
     expect(await lab.holders()).toEqual([holder]);
+  });
+
+  it("the audit store's database removed by hand under the holder's agent: created again, said in the audit, the pair's records flow both ways again; the VIP stays", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const database = join(nodePaths(holder).dataDir, "mnha.db");
+    const removed = (e: HaEvent): boolean => e.message.includes(`${database} was removed or renamed while the store had it open`);
+    const run = await runScenario(lab, before, {
+      name: "audit store database removed",
+      fault: async () => {
+        for (const file of [database, `${database}-wal`, `${database}-shm`]) rmSync(file, { force: true });
+      },
+      // Noticed at the store's next write: the monitoring samples come every 10 s at the latest.
+      outcome: async () => {
+        await waitFor("a store.recovered event on the holder naming the removed file", async () => (await agentEvents(lab, holder, "store.recovered")).find(removed), { timeoutMs: 20_000, intervalMs: 500 });
+      },
+    });
+    expectNeverTwoMacs(run);
+    expectNoMove(run, holder);
+    expect(existsSync(database)).toBe(true);
+    // The holder's new records reach the standby, and the standby sends back its own records the removed file held.
+    const eventsOn = async (node: MnNode, of: MnNode, type: string): Promise<HaEvent[]> => {
+      const result = await lab.agentCli(node, ["events", "--json", "--limit", "1000", "--node", of, ...(type ? ["--type", type] : [])], 10_000);
+      if (result.code !== 0) throw new Error(`mnha events on ${node} failed: ${result.stderr.trim()}`);
+      return JSON.parse(result.stdout) as HaEvent[];
+    };
+    await waitFor("the holder's store.recovered event on the standby", async () => (await eventsOn(standby, holder, "store.recovered")).find(removed), { timeoutMs: 15_000, intervalMs: 500 });
+    const standbyRecords = (await eventsOn(standby, standby, "")).length;
+    expect(standbyRecords).toBeGreaterThan(0);
+    await waitFor(`the standby's ${standbyRecords} events back on the holder`, async () => ((await eventsOn(holder, standby, "")).length >= standbyRecords ? true : undefined), { timeoutMs: 15_000, intervalMs: 500 });
+    expect((await lab.agentStatus(holder)).store).toMatchObject({ ok: true, reason: null, dropped: 0 });
   });
 
   it("data dir made read-only under the holder's agent: said in the audit, the VIP stays, and writable again is said too", async () => {

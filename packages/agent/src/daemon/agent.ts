@@ -447,6 +447,9 @@ export class Agent {
         break;
       case "recovered":
         this.events.record("store.recovered", `audit store recovered after ${Math.round(alert.afterMs / 1000)} s (${alert.reason})`, { afterMs: alert.afterMs, reason: alert.reason });
+        // The store may be a new file (the old one removed by hand) that lacks what the peer
+        // last heard it held; a hello costs one frame, and the peer sends only what is missing.
+        this.c.sync.announceAgain(`the audit store recovered (${alert.reason})`);
         break;
       case "dropping":
         this.events.record("store.dropping", `audit store queue full (${alert.queueLimit} records): dropping the oldest records (${alert.reason})`, { reason: alert.reason, queueLimit: alert.queueLimit }, "error");

@@ -41,6 +41,8 @@ export interface AgentSync extends Startable {
   /** Sync messages are the engine's alone; the election never sees them. */
   isSyncMessage(message: unknown): boolean;
   status(): Pick<SyncStatus, "lagEvents" | "lagSamples" | "lastAckAgoMs">;
+  /** Tell the peer again what the store holds (after the store recovered, perhaps into a new file). */
+  announceAgain(reason: string): void;
 }
 
 /** The highest epoch seen, durable (written before the agent acts on it). */

@@ -84,6 +84,7 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
       handleLinkEvent: (event) => engine.handleLinkEvent(event),
       isSyncMessage: (message) => SyncEngine.isSyncMessage(message as Parameters<typeof SyncEngine.isSyncMessage>[0]),
       status: () => engine.status(),
+      announceAgain: (reason) => engine.announceAgain(reason),
     },
     sampler,
     beat,

@@ -240,6 +240,18 @@ export class SyncEngine implements Startable {
     }, this.pushDelayMs);
   }
 
+  /**
+   * The local store no longer holds what the peer thinks it does (its file was created again
+   * after it was removed by hand): say hello again, so that the peer learns the watermarks held
+   * now and sends the rest, as at link-up. Without a link session, the next link-up does it.
+   */
+  announceAgain(reason: string): void {
+    const session = this.session;
+    if (!session) return;
+    this.log.info({ reason }, "sync: saying hello again (the local store changed under the peer's view of it)");
+    void this.sendHello(session);
+  }
+
   status(): SyncStatus {
     const holds = this.session?.peerHolds ?? null;
     return {

@@ -54,6 +54,20 @@ describe("the agent daemon (in-memory parts)", () => {
     expect(parts.journal).toEqual([]);
   });
 
+  it("records the store's failure and recovery, and after a recovery tells the peer again what the store holds", async () => {
+    const parts = memoryParts();
+    await makeAgent(parts).start();
+    const reason = "FILE_GONE: /var/lib/mnha/mnha.db was removed or renamed while the store had it open; it is created again";
+    parts.store.alert({ kind: "degraded", reason });
+    expect(parts.sync.announcements).toEqual([]);
+    parts.store.alert({ kind: "recovered", afterMs: 300, reason });
+    expect(parts.store.events.filter((e) => e.type.startsWith("store."))).toEqual([
+      { type: "store.degraded", message: `audit store degraded: ${reason}; HA goes on, records are kept in memory` },
+      { type: "store.recovered", message: `audit store recovered after 0 s (${reason})` },
+    ]);
+    expect(parts.sync.announcements).toEqual([`the audit store recovered (${reason})`]);
+  });
+
   it("refuses a config whose peer is this node itself (PEER_IS_SELF), before starting anything", () => {
     const parts = memoryParts();
     // (parseConfig refuses it first, with the same code; this is the daemon's own guard.)

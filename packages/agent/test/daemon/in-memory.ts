@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { deriveTimings, parseConfig, type LoadedConfig, type Logger, type MnhaConfigInput } from "@mnha/shared";
 import type { ArpProbeResult, ControlHandlers, HealthEvent, KeepalivedState, LinkMessage, PeerLinkEvent, ServiceStatus, Startable, StoreHealth } from "../../src/contracts.js";
 import type { AgentComponents, AgentStore, AgentSync } from "../../src/daemon/components.js";
+import type { StoreAlert } from "../../src/store/sqlite-store.js";
 
 export const silentLogger = pino({ level: "silent" }) as unknown as Logger;
 
@@ -161,12 +162,23 @@ export class MemoryStore extends Part implements AgentStore {
   health(): StoreHealth {
     return { ok: true, reason: null, sizeBytes: 4096, pending: 0, dropped: 0, lastIntegrityCheck: null };
   }
-  onAlert(): void {}
+  private readonly alertListeners: ((alert: StoreAlert) => void)[] = [];
+  onAlert(listener: (alert: StoreAlert) => void): void {
+    this.alertListeners.push(listener);
+  }
+  /** What the real store reports when it fails and recovers. */
+  alert(alert: StoreAlert): void {
+    for (const listener of this.alertListeners) listener(alert);
+  }
   onDailySummary(): void {}
 }
 
 export class MemorySync extends Part implements AgentSync {
+  readonly announcements: string[] = [];
   handleLinkEvent(): void {}
+  announceAgain(reason: string): void {
+    this.announcements.push(reason);
+  }
   isSyncMessage(): boolean {
     return false;
   }

@@ -32,6 +32,11 @@ class OriginTable<R extends Record_> {
     return true;
   }
 
+  /** Every record of one origin gone, as when a node's database file is created again. */
+  forget(origin: string): void {
+    this.byOrigin.delete(origin);
+  }
+
   watermarks(): Record<string, number> {
     const result: Record<string, number> = {};
     for (const [origin, table] of this.byOrigin) if (table.watermark > 0) result[origin] = table.watermark;
@@ -239,6 +244,12 @@ export class FakeStore implements StoreApi {
   }
 
   /** Directly ingests records without going through sync (e.g. a gap in a peer's copy). */
+  /** The records of `origin` this store held are lost (a database file created again). */
+  forgetOrigin(origin: string): void {
+    this.events.forget(origin);
+    this.samples.forget(origin);
+  }
+
   putEvent(event: SyncEvent): void {
     this.events.put(event);
   }

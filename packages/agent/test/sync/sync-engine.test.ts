@@ -99,6 +99,25 @@ describe("SyncEngine between two stores", () => {
     expect(rebuilt.a.allEvents().filter((e) => e.origin === "a:old" && e.node === "mn-a")).toHaveLength(400);
   });
 
+  it("announceAgain: a store that lost the peer's records (its file created again) gets them back; without it, nothing comes", async () => {
+    const s = stores();
+    s.a.seed({ events: 40, samples: 10 });
+    s.b.seed({ events: 30, samples: 5 });
+    const pair = await linkPair(s);
+    pair.up();
+    expect(await waitFor(() => inSync(s, { events: 70, samples: 15 }), 5_000)).toBe(true);
+
+    s.a.forgetOrigin("b:1");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The peer still believes a holds them: no record of b:1 comes by itself.
+    expect(s.a.allEvents().filter((e) => e.origin === "b:1")).toHaveLength(0);
+
+    pair.engines.a.announceAgain("test: the store's file was created again");
+    expect(await waitFor(() => inSync(s, { events: 70, samples: 15 }), 5_000)).toBe(true);
+    expectIdentical(s);
+    expect(s.b.duplicateRecordsIngested).toBe(0);
+  });
+
   it("with slow, uneven delivery and acks arriving after the ack timeout: waits, sends nothing twice, watermarks right", async () => {
     const s = stores();
     s.a.seed({ events: 1_500, samples: 600 });
