@@ -291,7 +291,8 @@ function resolveSocketPath(options: GlobalOptions, state: RunState, defaultSocke
   } catch (error) {
     // status and the other agent commands still work with a broken config (the agent runs on
     // the one it loaded at start), so the default socket is tried; a failure then says why.
-    state.configProblem = `${options.config} could not be read (${(error instanceof Error ? error.message : String(error)).split("\n")[0]})`;
+    const firstLine = (error instanceof Error ? error.message : String(error)).split("\n")[0]!.replace(/:$/, "");
+    state.configProblem = `${options.config} could not be read (${firstLine})`;
     return defaultSocketPath;
   }
 }

@@ -316,7 +316,7 @@ describe("mnha CLI main()", () => {
       expect(json.code).toBe(3);
       const reported = (JSON.parse(json.stdout) as { error: { code: string; hint: string } }).error;
       expect(reported.code).toBe("CONTROL_UNREACHABLE");
-      expect(reported.hint).toContain(`${badConfig} could not be read (invalid configuration in ${badConfig}:)`);
+      expect(reported.hint).toContain(`${badConfig} could not be read (invalid configuration in ${badConfig}); pass the right --config`);
     });
 
     it("reaches the agent through the default socket when the config is broken", async () => {
