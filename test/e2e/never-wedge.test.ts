@@ -24,7 +24,7 @@ import {
   startSecondAgent,
   type SecondAgentResult,
 } from "../lab/wedge-faults.js";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { expectNoMove, expectServedWithin, labArchiveDir, runScenario, type ScenarioRun } from "./scenario.js";
 
@@ -267,6 +267,23 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     expect(standbyRecords).toBeGreaterThan(0);
     await waitFor(`the standby's ${standbyRecords} events back on the holder`, async () => ((await eventsOn(holder, standby, "")).length >= standbyRecords ? true : undefined), { timeoutMs: 15_000, intervalMs: 500 });
     expect((await lab.agentStatus(holder)).store).toMatchObject({ ok: true, reason: null, dropped: 0 });
+  });
+
+  it("the control socket removed by hand on the holder: listened on again, the CLI answers, audited; the VIP stays", async () => {
+    const before = await lab.reset();
+    const { holder } = before;
+    const socketPath = nodePaths(holder).controlSocket;
+    const run = await runScenario(lab, before, {
+      name: "control socket removed",
+      fault: async () => rmSync(socketPath),
+      // agentEvents goes through the CLI, so an answer is itself the proof that the socket is back.
+      outcome: async () => {
+        await waitFor("a control.repaired event on the holder, read through the CLI", async () => (await agentEvents(lab, holder, "control.repaired").catch(() => [])).find((e) => e.message.includes(socketPath)), { timeoutMs: 10_000, intervalMs: 250 });
+      },
+    });
+    expectNeverTwoMacs(run);
+    expectNoMove(run, holder);
+    expect(statSync(socketPath).mode & 0o777).toBe(0o600);
   });
 
   it("data dir made read-only under the holder's agent: said in the audit, the VIP stays, and writable again is said too", async () => {

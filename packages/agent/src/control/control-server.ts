@@ -115,6 +115,29 @@ export class ControlServer implements Startable {
     this.logger.info({ socketPath: this.socketPath }, "control API listening");
   }
 
+  /**
+   * Listens again when the socket file was removed by hand (`rm /run/mnha/mnha.sock`, a cleanup
+   * of /run): the listener would go on with no name, and every `mnha` command would say the
+   * agent is not running while it runs. Only a missing path is repaired; a path that names
+   * something else is left alone. Connections in progress finish on the old listener.
+   * Resolves true when it listened again.
+   */
+  async keepSocketFile(): Promise<boolean> {
+    const server = this.server;
+    if (!server || this.socketIdentity === null) return false;
+    try {
+      lstatSync(this.socketPath);
+      return false;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") return false;
+    }
+    this.server = null;
+    this.socketIdentity = null;
+    server.close();
+    await this.start();
+    return true;
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     if (!server) return;

@@ -16,7 +16,7 @@ import { ElectionHost, type RequestResult } from "../host/election-host.js";
 import type { MetricsSnapshot } from "../metrics/metrics.js";
 import type { StoreAlert } from "../store/sqlite-store.js";
 import { AGENT_VERSION } from "../version.js";
-import type { AgentComponents } from "./components.js";
+import type { AgentComponents, AgentControl } from "./components.js";
 import { DataSync, sshTransport } from "../datasync/data-sync.js";
 import { DuplicateCheckAudit } from "../net/duplicate-check-audit.js";
 import { DuplicateWatch } from "../net/duplicate-watch.js";
@@ -45,6 +45,8 @@ export interface AgentOptions {
 
 type RequestOutcome = Omit<RequestResult, "requestId">;
 
+/** How often the control socket's file is looked for (a 1 s period shares the beat's polls). */
+const CONTROL_SOCKET_CHECK_MS = 1_000;
 const WATCHDOG_EVENTS = new Set<string>(["vip-repair", "vip-restored", "vip-gave-up", "peer-vip-unanswered"]);
 
 export class Agent {
@@ -57,7 +59,7 @@ export class Agent {
   private readonly startedAt: number;
   private readonly self: string;
   private readonly peerName: string;
-  private readonly control: Startable;
+  private readonly control: AgentControl;
   private readonly metrics: Startable | null;
   private readonly restoreAttemptsTotal = new Map<string, number>();
   private readonly pending = new Map<string, (result: RequestOutcome) => void>();
@@ -349,9 +351,22 @@ export class Agent {
     // Keepalived notifications trigger a look at once; the slow poll only catches what they miss
     // (each look forks `ip`, so a fast poll would cost more CPU than everything else at idle).
     this.periodic.push(everyOnBeat(this.beat, this.vipPollMs, () => void this.observeVip()));
+    // One lstat a second, on a beat that wakes anyway.
+    this.periodic.push(everyOnBeat(this.beat, CONTROL_SOCKET_CHECK_MS, () => void this.keepControlSocket()));
     this.host.input({ kind: "tick" });
     void this.observeVip();
     this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${c.epochs.get()})`, { version: AGENT_VERSION, protocol: this.protocolStatus().protocol, offered: this.protocolStatus().offered });
+  }
+
+  private async keepControlSocket(): Promise<void> {
+    try {
+      if (await this.control.keepSocketFile()) {
+        const socketPath = this.loaded.config.controlSocket;
+        this.events.record("control.repaired", `control socket ${socketPath} was removed by hand: listening on it again`, { socketPath }, "warn");
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, "control socket removed and listening again failed; restart the agent (systemctl restart mnha)");
+    }
   }
 
   private async startPart(name: string, part: Startable): Promise<void> {

@@ -35,6 +35,12 @@ export interface AgentStore extends Startable {
   onDailySummary(listener: (summary: DailySummary) => void): void;
 }
 
+/** The control API's server. */
+export interface AgentControl extends Startable {
+  /** Listens again if its socket file was removed by hand; true when it did. */
+  keepSocketFile(): Promise<boolean>;
+}
+
 /** What the agent needs of the replication engine. */
 export interface AgentSync extends Startable {
   handleLinkEvent(event: PeerLinkEvent): void;
@@ -63,7 +69,7 @@ export interface AgentComponents {
   sync: AgentSync;
   sampler: Startable;
   /** Built once the agent's handlers exist. */
-  control: (handlers: ControlHandlers) => Startable;
+  control: (handlers: ControlHandlers) => AgentControl;
   /** Null: metrics disabled. */
   metrics: ((collect: () => MetricsSnapshot) => Startable) | null;
   /** Absent: db.enabled is false (the election ignores the database). */

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -222,6 +222,31 @@ describe("ControlServer and ControlClient", () => {
     // start again after stop works: nothing was left behind.
     await server.start();
     expect(await new ControlClient({ socketPath }).version()).toMatchObject({ protocol: 1 });
+  });
+
+  it("listens again when its socket file is removed by hand, and leaves a path that names something else alone", async () => {
+    const server = newServer();
+    await server.start();
+    expect(await server.keepSocketFile()).toBe(false);
+    unlinkSync(socketPath);
+    const gone = await new ControlClient({ socketPath }).status().catch((e: unknown) => e);
+    expect(gone).toMatchObject({ code: "CONTROL_UNREACHABLE" });
+    expect(await server.keepSocketFile()).toBe(true);
+    expect(statSync(socketPath).isSocket()).toBe(true);
+    expect(statSync(socketPath).mode & 0o777).toBe(0o600);
+    expect(await new ControlClient({ socketPath }).status()).toEqual(sampleStatus());
+    expect(await server.keepSocketFile()).toBe(false);
+
+    // Something else put at the path is not ours to replace.
+    unlinkSync(socketPath);
+    writeFileSync(socketPath, "not a socket");
+    expect(await server.keepSocketFile()).toBe(false);
+    expect(readFileSync(socketPath, "utf8")).toBe("not a socket");
+    rmSync(socketPath);
+    // stop() after a re-listen removes the new socket file and leaves nothing listening.
+    expect(await server.keepSocketFile()).toBe(true);
+    await server.stop();
+    expect(existsSync(socketPath)).toBe(false);
   });
 
   it("times out a request the agent never answers", async () => {

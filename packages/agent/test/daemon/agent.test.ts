@@ -68,6 +68,15 @@ describe("the agent daemon (in-memory parts)", () => {
     expect(parts.sync.announcements).toEqual([`the audit store recovered (${reason})`]);
   });
 
+  it("puts its control socket back when the file is removed by hand, and says so in the audit", async () => {
+    const parts = memoryParts();
+    await makeAgent(parts).start();
+    parts.control.socketRemoved = true;
+    await vi.waitFor(() => expect(parts.store.events.map((e) => e.type)).toContain("control.repaired"), { timeout: 5_000, interval: 50 });
+    expect(parts.store.events.find((e) => e.type === "control.repaired")?.message).toMatch(/^control socket \S+ was removed by hand: listening on it again$/);
+    expect(parts.control.socketRemoved).toBe(false);
+  });
+
   it("refuses a config whose peer is this node itself (PEER_IS_SELF), before starting anything", () => {
     const parts = memoryParts();
     // (parseConfig refuses it first, with the same code; this is the daemon's own guard.)

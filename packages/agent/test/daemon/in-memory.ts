@@ -2,7 +2,7 @@
 import { pino } from "pino";
 import { deriveTimings, parseConfig, type LoadedConfig, type Logger, type MnhaConfigInput } from "@mnha/shared";
 import type { ArpProbeResult, ControlHandlers, HealthEvent, KeepalivedState, LinkMessage, PeerLinkEvent, ServiceStatus, Startable, StoreHealth } from "../../src/contracts.js";
-import type { AgentComponents, AgentStore, AgentSync } from "../../src/daemon/components.js";
+import type { AgentComponents, AgentControl, AgentStore, AgentSync } from "../../src/daemon/components.js";
 import type { StoreAlert } from "../../src/store/sqlite-store.js";
 
 export const silentLogger = pino({ level: "silent" }) as unknown as Logger;
@@ -33,6 +33,16 @@ class Part implements Startable {
   }
   async stop(): Promise<void> {
     this.journal.push(`stop ${this.name}`);
+  }
+}
+
+export class MemoryControl extends Part implements AgentControl {
+  /** Set by a test: the next check finds the socket file gone and listens again. */
+  socketRemoved = false;
+  async keepSocketFile(): Promise<boolean> {
+    if (!this.socketRemoved) return false;
+    this.socketRemoved = false;
+    return true;
   }
 }
 
@@ -196,7 +206,7 @@ export interface MemoryParts {
   store: MemoryStore;
   sync: MemorySync;
   sampler: Part;
-  control: Part;
+  control: MemoryControl;
   handlers: ControlHandlers | null;
   epochs: { value: number; writes: number[] };
   arp: ArpProbeResult;
@@ -214,7 +224,7 @@ export function memoryParts(): MemoryParts {
     store: new MemoryStore("store", journal),
     sync: new MemorySync("sync", journal),
     sampler: new Part("sampler", journal),
-    control: new Part("control", journal),
+    control: new MemoryControl("control", journal),
     handlers: null as ControlHandlers | null,
     epochs: { value: 0, writes: [] as number[] },
     arp: { occupied: false, macs: [], detail: "no answer" } as ArpProbeResult,
