@@ -8,6 +8,7 @@ import { sleep, waitFor } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { hostAddresses } from "../lab/topology.js";
 import { VIP_ADDRESS } from "../lab/constants.js";
+import { agentEvents } from "../lab/wedge-faults.js";
 import { PLANNED_GAP_BOUND_MS, expectMovedOnce, expectNeverTwoMacs, expectNoMove, expectServedWithin, labArchiveDir, runScenario, waitClientServedBy } from "./scenario.js";
 
 const lab = new Lab();
@@ -61,6 +62,27 @@ describe("the holder's agent dies", () => {
     expect(await lab.keepalivedPids(holder)).toEqual([]);
     expect(await hostAddresses(holder)).not.toContain(VIP_ADDRESS);
     expect(await lab.holders()).toEqual([standby]);
+  });
+
+  it("SIGHUP of the holder's agent (a reload, by Keepalived habit): ignored and said in the audit; the agent and the VIP stay", async () => {
+    const before = await lab.reset();
+    const { holder } = before;
+    const pid = await lab.agentPid(holder);
+    expect(pid).not.toBeNull();
+    const run = await runScenario(lab, before, {
+      name: "holder agent sent SIGHUP",
+      fault: async () => {
+        process.kill(pid!, "SIGHUP");
+      },
+      outcome: async () => {
+        await waitFor("an agent.signal-ignored event on the holder", async () => (await agentEvents(lab, holder, "agent.signal-ignored")).find((e) => e.message.startsWith("SIGHUP ignored")), { timeoutMs: 10_000, intervalMs: 250 });
+        await sleep(1_500);
+      },
+    });
+    expectNeverTwoMacs(run);
+    expectNoMove(run, holder);
+    expect(await lab.agentPid(holder)).toBe(pid);
+    expect(await lab.holders()).toEqual([holder]);
   });
 
   it("SIGKILL of the holder's keepalived: never two MACs, the VIP is served again", async () => {

@@ -589,6 +589,11 @@ export class Agent {
     return { summaries: await this.c.store.summarize(options), store: this.c.store.health() };
   }
 
+  /** A signal the agent does not act on (SIGHUP): said in the audit, so the operator who sent it sees why nothing changed. */
+  recordIgnoredSignal(signal: string, message: string): void {
+    this.events.record("agent.signal-ignored", message, { signal }, "warn");
+  }
+
   async demote(timeoutMs?: number): Promise<DemoteResult> {
     const started = this.clock.now();
     const requestId = randomUUID();

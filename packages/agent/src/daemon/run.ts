@@ -35,7 +35,14 @@ export async function runAgent(options: { configPath: string }): Promise<number>
     return isMnhaError(error) && error.code === "AGENT_ALREADY_RUNNING" ? 3 : 1;
   }
   const logger = createLogger({ level: config.log.level, name: config.node.name });
-  let agent: Agent;
+  let agent: Agent | null = null;
+  // Keepalived reloads its config on SIGHUP, and operators send it to HA daemons by habit.
+  // Node's default would end the agent, and a holder would lose the VIP after its lease.
+  const onHangup = (): void => {
+    logger.warn({ signal: "SIGHUP" }, SIGHUP_IGNORED);
+    agent?.recordIgnoredSignal("SIGHUP", SIGHUP_IGNORED);
+  };
+  process.on("SIGHUP", onHangup);
   try {
     agent = new Agent({ loaded, logger, components: composeAgent(loaded, logger, systemClock) });
     await agent.start();
@@ -43,13 +50,18 @@ export async function runAgent(options: { configPath: string }): Promise<number>
     const mapped = operatorError(error);
     logger.fatal({ err: mapped }, `agent failed to start: ${describe(mapped)}`);
     writeStartFailure(mapped);
+    process.off("SIGHUP", onHangup);
     lock.release();
     return 1;
   }
   const code = await untilSignalled(agent, logger);
+  process.off("SIGHUP", onHangup);
   lock.release();
   return code;
 }
+
+export const SIGHUP_IGNORED =
+  "SIGHUP ignored: mnha reads its config only at start; to apply a changed config, restart the agent (systemctl restart mnha: a holder hands the VIP to a healthy peer first)";
 
 function untilSignalled(agent: Agent, logger: Logger): Promise<number> {
   return new Promise<number>((resolve) => {
