@@ -8,12 +8,13 @@
  * - the holder cut from both the peer and the witness: it gives the VIP up, and the other
  *   (which reaches the witness) takes it once the witness's lease has run out.
  */
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { probed, type ArpSample, type SamplerRecord } from "../lab/analysis.js";
 import { HOSTS, MN_NODES, type MnNode } from "../lab/constants.js";
 import { sleep } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
-import { LAB_WITNESS_LEASE_MS, addWitnessHost, cutMnToMn, cutWitnessFrom, healMnToMn, healWitnessFrom, killWitness, startWitness, withWitness } from "../lab/witness-host.js";
+import { LAB_WITNESS_LEASE_MS, addWitnessHost, cutMnToMn, cutWitnessFrom, healMnToMn, healWitnessFrom, killWitness, startWitness, withWitness, witnessPaths } from "../lab/witness-host.js";
 import { labArchiveDir } from "./scenario.js";
 
 const lab = new Lab({ config: { customize: withWitness } });
@@ -122,6 +123,18 @@ describe("with a witness", () => {
     expect(regained, "the holder holds the witness's grant again").toBe(true);
     expect(await lab.holders()).toEqual([holder]);
   }, 90_000);
+
+  it("SIGHUP to the witness (a reload, by habit): ignored and logged; it keeps granting", async () => {
+    const holder = await settledHolder();
+    const pid = Number(readFileSync(witnessPaths.pid, "utf8").trim());
+    const logFrom = readFileSync(witnessPaths.log, "utf8").length;
+    process.kill(pid, "SIGHUP");
+    await sleep(LAB_WITNESS_LEASE_MS + 500);
+    expect(() => process.kill(pid, 0), "the witness still runs").not.toThrow();
+    expect(readFileSync(witnessPaths.log, "utf8").slice(logFrom)).toContain("SIGHUP ignored");
+    expect((await lab.agentStatus(holder)).witness).toMatchObject({ connected: true, grantHeld: true });
+    expect(await lab.holders()).toEqual([holder]);
+  }, 60_000);
 
   it("the holder cut from both the peer and the witness gives the VIP up; the other takes it after the lease", async () => {
     const holder = await settledHolder();

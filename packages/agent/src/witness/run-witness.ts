@@ -5,6 +5,8 @@
 import { createLogger, isMnhaError, loadWitnessConfig, systemClock, type LoadedWitnessConfig } from "@mnha/shared";
 import { WitnessServer } from "./witness-server.js";
 
+export const WITNESS_SIGHUP_IGNORED = "SIGHUP ignored: the witness reads its config only at start; restart it to apply a changed config";
+
 export async function runWitness(options: { configPath: string }): Promise<number> {
   let loaded: LoadedWitnessConfig;
   let server: WitnessServer;
@@ -26,8 +28,12 @@ export async function runWitness(options: { configPath: string }): Promise<numbe
     process.stderr.write(`mnha: ${error instanceof Error ? error.message : String(error)}\n${isMnhaError(error) && error.hint ? `hint: ${error.hint}\n` : ""}`);
     return 1;
   }
+  // As for the agent (daemon/run.ts): a SIGHUP sent by habit must not end the witness.
+  const onHangup = (): void => logger.warn({ signal: "SIGHUP" }, WITNESS_SIGHUP_IGNORED);
+  process.on("SIGHUP", onHangup);
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
+      process.off("SIGHUP", onHangup);
       logger.info({ signal }, "witness stopping");
       server.close().then(
         () => resolve(0),
