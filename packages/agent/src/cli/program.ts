@@ -20,7 +20,7 @@ import { newestFirst, renderEvents } from "./render-events.js";
 import { renderFailovers, renderMetrics } from "./render-history.js";
 import { renderStatus } from "./render-status.js";
 import { terminalSafe } from "./render-table.js";
-import { parseMoment } from "./time-range.js";
+import { parseMoment, timeWindow } from "./time-range.js";
 import { NOT_AVAILABLE_COMMANDS, rewriteSingleDashFlags, SINGLE_DASH_LONG_FLAGS } from "./zsha2-compat.js";
 import { platformFiles, readPlatform, readSuiteInfo } from "../provision/suite-info.js";
 import { registerInstallCommands } from "./install.js";
@@ -173,10 +173,10 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
     .option("--json", "print the events as JSON (zsha2: -json)")
     .action(async (options: { limit: number; type?: string; since?: number; until?: number; node?: string; service?: string; json?: boolean }) => {
       state.json = options.json === true;
-      const query = definedOnly({ limit: options.limit, type: options.type, sinceMs: options.since, untilMs: options.until, node: options.node, service: options.service });
+      const query = definedOnly({ limit: options.limit, type: options.type, ...timeWindow(options.since, options.until), node: options.node, service: options.service });
       const events = newestFirst(await client().events(query));
       if (state.json) printJson(io, events);
-      else io.stdout.write(renderEvents(events));
+      else io.stdout.write(renderEvents(events, filtersText({ "--type": options.type, "--node": options.node, "--service": options.service })));
     });
 
   program
@@ -188,7 +188,7 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
     .option("--json", "print as JSON (zsha2: -json)")
     .action(async (options: { limit: number; since?: number; until?: number; json?: boolean }) => {
       state.json = options.json === true;
-      const failovers = await client().failovers(definedOnly({ limit: options.limit, sinceMs: options.since, untilMs: options.until }));
+      const failovers = await client().failovers(definedOnly({ limit: options.limit, ...timeWindow(options.since, options.until) }));
       if (state.json) printJson(io, failovers);
       else io.stdout.write(renderFailovers(failovers));
     });
@@ -203,9 +203,11 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
     .option("--json", "print as JSON (zsha2: -json)")
     .action(async (options: { since?: number; until?: number; node?: string; series?: string; json?: boolean }) => {
       state.json = options.json === true;
-      const report = await client().metrics(definedOnly({ sinceMs: options.since ?? Date.now() - 3_600_000, untilMs: options.until, node: options.node, series: options.series }));
+      // Without --since, the hour before the window's end (before --until, when given).
+      const window = timeWindow(options.since, options.until, { defaultSpanMs: 3_600_000 });
+      const report = await client().metrics(definedOnly({ sinceMs: window.sinceMs, untilMs: window.untilMs, node: options.node, series: options.series }));
       if (state.json) printJson(io, report);
-      else io.stdout.write(renderMetrics(report));
+      else io.stdout.write(renderMetrics(report, filtersText({ "--node": options.node, "--series": options.series })));
     });
 
   program
@@ -281,6 +283,12 @@ function buildProgram(name: string, io: CliIo, state: RunState): Command {
 function agentLinkText(agent: AgentVersion): string {
   if (agent.offered === undefined) return "";
   return `, offers ${agent.offered.join(",")}, ${agent.negotiated === null || agent.negotiated === undefined ? "no link to the peer" : `negotiated v${agent.negotiated} with the peer`}`;
+}
+
+/** The filters given, for an empty answer ("no HA events match --node mn3"), so a typo shows; null when none. */
+function filtersText(filters: Record<string, string | undefined>): string | null {
+  const given = Object.entries(filters).filter((entry): entry is [string, string] => entry[1] !== undefined);
+  return given.length === 0 ? null : given.map(([flag, value]) => `${flag} ${terminalSafe(value)}`).join(" ");
 }
 
 /** --socket, else the config's controlSocket, else the standard path. */

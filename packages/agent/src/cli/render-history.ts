@@ -11,9 +11,10 @@ export function renderFailovers(failovers: readonly FailoverRecord[]): string {
   return `${renderTable(rows, "")}\n`;
 }
 
-export function renderMetrics(report: MetricsReport): string {
+/** `filters`: the filters given, named when nothing matched them. */
+export function renderMetrics(report: MetricsReport, filters: string | null = null): string {
   const lines: string[] = [];
-  if (report.summaries.length === 0) lines.push("no monitoring samples in this window");
+  if (report.summaries.length === 0) lines.push(filters === null ? "no monitoring samples in this window" : `no monitoring samples match ${filters} in this window`);
   else {
     const rows = [
       ["NODE", "SERIES", "SAMPLES", "MIN", "MEDIAN", "MAX", "LAST", "LAST AT"],

@@ -234,12 +234,13 @@ describe("mnha CLI main()", () => {
   describe("history: events filters, failovers, metrics", () => {
     it("turns --since/--until durations and times into absolute instants, and passes --node and --service", async () => {
       const before = Date.now();
-      const { code } = await run(["events", "--since", "2h", "--until", "2026-11-25 03:30", "--node", "mn2", "-service", "mn", "--socket", socketPath]);
+      // An --until far ahead: the window must not end before it starts.
+      const { code } = await run(["events", "--since", "2h", "--until", "2099-11-25 03:30", "--node", "mn2", "-service", "mn", "--socket", socketPath]);
       expect(code).toBe(0);
       const call = handlers.calls.find((c) => c.method === "events")?.options as { sinceMs: number; untilMs: number; node: string; service: string };
       expect(call.sinceMs).toBeGreaterThanOrEqual(before - 2 * 3_600_000 - 1_000);
       expect(call.sinceMs).toBeLessThanOrEqual(Date.now() - 2 * 3_600_000 + 1_000);
-      expect(call.untilMs).toBe(new Date(2026, 10, 25, 3, 30).getTime());
+      expect(call.untilMs).toBe(new Date(2099, 10, 25, 3, 30).getTime());
       expect(call).toMatchObject({ node: "mn2", service: "mn", limit: 50 });
     });
 
@@ -248,6 +249,31 @@ describe("mnha CLI main()", () => {
       expect(code).toBe(2);
       expect(stderr).toContain("--since takes a duration such as 90s, 15m, 2h");
       expect(handlers.calls).toEqual([]);
+    });
+
+    it("refuses a window that ends before it starts (--since and --until swapped), and asks the agent nothing", async () => {
+      for (const command of ["events", "failovers", "metrics"]) {
+        const { code, stderr } = await run([command, "--since", "1h", "--until", "2h", "--socket", socketPath]);
+        expect(code, command).toBe(2);
+        expect(stderr).toMatch(/^mnha: --since \(\S+\) is after --until \(\S+\): that window is empty\nhint: --since is the earlier moment/);
+      }
+      expect(handlers.calls).toEqual([]);
+    });
+
+    it("names the filters when nothing matches them, so a typo shows", async () => {
+      const typo = await run(["events", "--type", "no.such-type", "--node", "mn3", "--socket", socketPath]);
+      expect(typo.code).toBe(0);
+      expect(typo.stdout).toBe("no HA events match --type no.such-type --node mn3\n");
+      handlers.metricsReport = { ...handlers.metricsReport, summaries: [] };
+      const metrics = await run(["metrics", "--node", "mn9", "--socket", socketPath]);
+      expect(metrics.stdout).toContain("no monitoring samples match --node mn9 in this window");
+    });
+
+    it("metrics with only --until: the hour before it", async () => {
+      await run(["metrics", "--until", "3h", "--socket", socketPath]);
+      const call = handlers.calls.find((c) => c.method === "metrics")?.options as { sinceMs: number; untilMs: number };
+      expect(call.untilMs - call.sinceMs).toBe(3_600_000);
+      expect(Date.now() - call.untilMs).toBeGreaterThanOrEqual(3 * 3_600_000 - 1_000);
     });
 
     it("lists failovers with their cause and unanswered time", async () => {
