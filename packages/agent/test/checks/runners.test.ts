@@ -277,8 +277,10 @@ describe("process check by pid file", () => {
   });
 
   it("is not ok for a zombie", async () => {
-    // `sleep 0` exits at once; its parent becomes `sleep 30`, which never reaps it.
-    const parent = spawn("sh", ["-c", "sleep 0 & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
+    // A child that exits at once under a parent that never waits for it. Not `sh -c "sleep 0 &
+    // exec sleep 30"`: a shell that sees the child exit before its exec reaps it, and the check
+    // then (rightly) says "not running". perl (perl-base is Essential on Debian) reaps nothing.
+    const parent = spawn("perl", ["-e", '$| = 1; my $child = fork(); exit 0 if $child == 0; print "$child\n"; sleep 30;'], { stdio: ["ignore", "pipe", "ignore"] });
     try {
       const zombiePid = await new Promise<number>((resolve) => parent.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
       expect(await waitFor(() => procState(zombiePid) === "Z", 2_000)).toBe(true);
