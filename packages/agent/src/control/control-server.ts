@@ -53,6 +53,8 @@ export class ControlServer implements Startable {
   /** Identity of the socket file we created, so stop() never removes someone else's. */
   private socketIdentity: { dev: number; ino: number } | null = null;
   private readonly connections = new Set<Socket>();
+  /** The socket file was found removed and listening again has not yet succeeded. */
+  private relistenWanted = false;
 
   constructor(options: ControlServerOptions) {
     this.socketPath = options.socketPath;
@@ -120,25 +122,31 @@ export class ControlServer implements Startable {
    * of /run): the listener would go on with no name, and every `mnha` command would say the
    * agent is not running while it runs. Only a missing path is repaired; a path that names
    * something else is left alone. Connections in progress finish on the old listener.
-   * Resolves true when it listened again.
+   * Resolves true when it listened again; rejects when it could not (and tries again at the
+   * next call).
    */
   async keepSocketFile(): Promise<boolean> {
-    const server = this.server;
-    if (!server || this.socketIdentity === null) return false;
-    try {
-      lstatSync(this.socketPath);
-      return false;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") return false;
+    if (!this.relistenWanted) {
+      const server = this.server;
+      if (!server || this.socketIdentity === null) return false;
+      try {
+        lstatSync(this.socketPath);
+        return false;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") return false;
+      }
+      this.server = null;
+      this.socketIdentity = null;
+      server.close();
+      this.relistenWanted = true;
     }
-    this.server = null;
-    this.socketIdentity = null;
-    server.close();
     await this.start();
+    this.relistenWanted = false;
     return true;
   }
 
   async stop(): Promise<void> {
+    this.relistenWanted = false;
     const server = this.server;
     if (!server) return;
     this.server = null;

@@ -60,6 +60,8 @@ export class Agent {
   private readonly self: string;
   private readonly peerName: string;
   private readonly control: AgentControl;
+  /** Listening again on a removed control socket failed; said once until it works. */
+  private controlSocketFailing = false;
   private readonly metrics: Startable | null;
   private readonly restoreAttemptsTotal = new Map<string, number>();
   private readonly pending = new Map<string, (result: RequestOutcome) => void>();
@@ -359,13 +361,17 @@ export class Agent {
   }
 
   private async keepControlSocket(): Promise<void> {
+    const socketPath = this.loaded.config.controlSocket;
     try {
       if (await this.control.keepSocketFile()) {
-        const socketPath = this.loaded.config.controlSocket;
+        this.controlSocketFailing = false;
         this.events.record("control.repaired", `control socket ${socketPath} was removed by hand: listening on it again`, { socketPath }, "warn");
       }
     } catch (error) {
-      this.logger.error({ err: error }, "control socket removed and listening again failed; restart the agent (systemctl restart mnha)");
+      // Tried again every second; said once until it works.
+      if (this.controlSocketFailing) return;
+      this.controlSocketFailing = true;
+      this.events.record("control.repair-failed", `control socket ${socketPath} was removed by hand and listening on it again failed (${error instanceof Error ? error.message : String(error)}); retrying every second, or restart the agent (systemctl restart mnha)`, { socketPath }, "error");
     }
   }
 

@@ -243,6 +243,14 @@ describe("ControlServer and ControlClient", () => {
     expect(await server.keepSocketFile()).toBe(false);
     expect(readFileSync(socketPath, "utf8")).toBe("not a socket");
     rmSync(socketPath);
+    // Listening again fails (the directory became writable by others): it says so, and tries again next time.
+    chmodSync(join(dir.path, "run"), 0o777);
+    await expect(server.keepSocketFile()).rejects.toThrow();
+    await expect(server.keepSocketFile()).rejects.toThrow();
+    chmodSync(join(dir.path, "run"), 0o700);
+    expect(await server.keepSocketFile()).toBe(true);
+    expect(await new ControlClient({ socketPath }).status()).toEqual(sampleStatus());
+    unlinkSync(socketPath);
     // stop() after a re-listen removes the new socket file and leaves nothing listening.
     expect(await server.keepSocketFile()).toBe(true);
     await server.stop();

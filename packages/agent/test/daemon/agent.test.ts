@@ -77,6 +77,17 @@ describe("the agent daemon (in-memory parts)", () => {
     expect(parts.control.socketRemoved).toBe(false);
   });
 
+  it("says once that it could not listen on a removed control socket, and keeps trying until it can", async () => {
+    const parts = memoryParts();
+    await makeAgent(parts).start();
+    parts.control.failures = 3;
+    parts.control.socketRemoved = true;
+    await vi.waitFor(() => expect(parts.store.events.map((e) => e.type)).toContain("control.repaired"), { timeout: 8_000, interval: 50 });
+    const types = parts.store.events.map((e) => e.type).filter((t) => t.startsWith("control."));
+    expect(types).toEqual(["control.repair-failed", "control.repaired"]);
+    expect(parts.store.events.find((e) => e.type === "control.repair-failed")?.message).toContain("cannot listen (test)");
+  });
+
   it("refuses a config whose peer is this node itself (PEER_IS_SELF), before starting anything", () => {
     const parts = memoryParts();
     // (parseConfig refuses it first, with the same code; this is the daemon's own guard.)

@@ -39,8 +39,14 @@ class Part implements Startable {
 export class MemoryControl extends Part implements AgentControl {
   /** Set by a test: the next check finds the socket file gone and listens again. */
   socketRemoved = false;
+  /** Set by a test: listening again fails this many times first. */
+  failures = 0;
   async keepSocketFile(): Promise<boolean> {
     if (!this.socketRemoved) return false;
+    if (this.failures > 0) {
+      this.failures -= 1;
+      throw new Error("cannot listen (test)");
+    }
     this.socketRemoved = false;
     return true;
   }
