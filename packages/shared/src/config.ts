@@ -518,7 +518,13 @@ function readSecret(config: MnhaConfig, _baseDir: string): string {
       hint: "create it with: umask 077; head -c 32 /dev/urandom | base64 > FILE (the same secret on both nodes)",
     });
   }
-  if (text.length < 16) throw new ConfigError(file, [{ path: "auth.secretFile", expected: "a file holding a secret of at least 16 characters" }]);
+  // A short secret is refused by checkSecretStrength, naming this file; an empty one gets its own words.
+  if (text.length === 0) {
+    throw new MnhaError("SECRET_WEAK", `secret file ${file} is empty`, {
+      hint: `make one on one node with: umask 077; ${GOOD_SECRET_COMMAND} > ${file} — then copy that file to the other node and restart both agents`,
+      fields: { where: file },
+    });
+  }
   return text;
 }
 

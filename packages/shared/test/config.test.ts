@@ -130,6 +130,27 @@ describe("config", () => {
     expect(loaded.derived.peerLossMs).toBe(300);
   });
 
+  it("refuses an empty or short secret file by its own name, not as the config file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "mnha-config-"));
+    const secretFile = join(dir, "secret");
+    const file = join(dir, "mnha.yaml");
+    writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secretFile: ${secretFile}}\n`);
+    for (const [content, message] of [["\n", `secret file ${secretFile} is empty`], ["short\n", `the peer secret in ${secretFile} is too weak`]] as const) {
+      writeFileSync(secretFile, content, { mode: 0o600 });
+      let error: unknown;
+      try {
+        loadConfig(file);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(MnhaError);
+      expect((error as MnhaError).code).toBe("SECRET_WEAK");
+      expect((error as MnhaError).message).toContain(message);
+      expect((error as MnhaError).message).not.toContain("invalid configuration");
+      expect((error as MnhaError).hint).toContain("head -c 32 /dev/urandom | base64");
+    }
+  });
+
   it("refuses a secret weaker than 32 random bytes, inline or in its file, with the command that makes a good one", () => {
     // Each of these passed the old 16-character rule.
     for (const weak of ["correct-horse-battery-staple-42", "0123456789abcdef0123", "a".repeat(80), "0123456789abcdef".repeat(3)]) {
