@@ -257,15 +257,10 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     expectNoMove(run, holder);
     expect(existsSync(database)).toBe(true);
     // The holder's new records reach the standby, and the standby sends back its own records the removed file held.
-    const eventsOn = async (node: MnNode, of: MnNode, type: string): Promise<HaEvent[]> => {
-      const result = await lab.agentCli(node, ["events", "--json", "--limit", "1000", "--node", of, ...(type ? ["--type", type] : [])], 10_000);
-      if (result.code !== 0) throw new Error(`mnha events on ${node} failed: ${result.stderr.trim()}`);
-      return JSON.parse(result.stdout) as HaEvent[];
-    };
-    await waitFor("the holder's store.recovered event on the standby", async () => (await eventsOn(standby, holder, "store.recovered")).find(removed), { timeoutMs: 15_000, intervalMs: 500 });
-    const standbyRecords = (await eventsOn(standby, standby, "")).length;
+    await waitFor("the holder's store.recovered event on the standby", async () => (await agentEvents(lab, standby, "store.recovered", holder)).find(removed), { timeoutMs: 15_000, intervalMs: 500 });
+    const standbyRecords = (await agentEvents(lab, standby, null)).length;
     expect(standbyRecords).toBeGreaterThan(0);
-    await waitFor(`the standby's ${standbyRecords} events back on the holder`, async () => ((await eventsOn(holder, standby, "")).length >= standbyRecords ? true : undefined), { timeoutMs: 15_000, intervalMs: 500 });
+    await waitFor(`the standby's ${standbyRecords} events back on the holder`, async () => ((await agentEvents(lab, holder, null, standby)).length >= standbyRecords ? true : undefined), { timeoutMs: 15_000, intervalMs: 500 });
     expect((await lab.agentStatus(holder)).store).toMatchObject({ ok: true, reason: null, dropped: 0 });
   });
 

@@ -167,9 +167,12 @@ export async function setDataDirReadOnly(lab: Lab, node: MnNode, readOnly: boole
   }
 }
 
-/** The node's audit events of one type (`mnha events --json`), oldest first. */
-export async function agentEvents(lab: Lab, node: MnNode, type: string): Promise<HaEvent[]> {
-  const result = await lab.agentCli(node, ["events", "--json", "--limit", "1000", "--type", type], 10_000);
+/**
+ * Audit events of one type (null: every type) that happened on `of` (default: `node`), as
+ * `node`'s store holds them (`mnha events --json` on `node`), oldest first.
+ */
+export async function agentEvents(lab: Lab, node: MnNode, type: string | null, of: MnNode = node): Promise<HaEvent[]> {
+  const result = await lab.agentCli(node, ["events", "--json", "--limit", "1000", "--node", of, ...(type === null ? [] : ["--type", type])], 10_000);
   if (result.code !== 0) throw new Error(`mnha events on ${node} failed: ${result.stderr.trim()}`);
-  return (JSON.parse(result.stdout) as HaEvent[]).filter((e) => e.node === node && e.type === type).sort((a, b) => a.seq - b.seq);
+  return (JSON.parse(result.stdout) as HaEvent[]).filter((e) => e.node === of && (type === null || e.type === type)).sort((a, b) => a.seq - b.seq);
 }

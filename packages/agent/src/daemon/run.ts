@@ -11,6 +11,9 @@ import { composeAgent } from "./compose.js";
 import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
 
 /** Exit codes: 2 for a config the agent refuses, 1 for any other failed start. */
+const SIGHUP_IGNORED =
+  "SIGHUP ignored: mnha reads its config only at start; to apply a changed config, restart the agent (systemctl restart mnha: a holder hands the VIP to a healthy peer first)";
+
 export async function runAgent(options: { configPath: string }): Promise<number> {
   let loaded: LoadedConfig;
   try {
@@ -59,9 +62,6 @@ export async function runAgent(options: { configPath: string }): Promise<number>
   lock.release();
   return code;
 }
-
-export const SIGHUP_IGNORED =
-  "SIGHUP ignored: mnha reads its config only at start; to apply a changed config, restart the agent (systemctl restart mnha: a holder hands the VIP to a healthy peer first)";
 
 function untilSignalled(agent: Agent, logger: Logger): Promise<number> {
   return new Promise<number>((resolve) => {

@@ -55,16 +55,11 @@ export class StoreWorker {
           throw new StoreFault("REFUSED", `write of generation ${request.gen} refused: an earlier write of it failed`);
         }
         this.failedGeneration = null;
-        const store = this.opened();
-        store.assertFileInPlace();
-        store.write(request.events, request.samples);
+        this.openedInPlace().write(request.events, request.samples);
         return null;
       }
-      case "ingest": {
-        const store = this.opened();
-        store.assertFileInPlace();
-        return store.ingest(request.events, request.samples, request.policy);
-      }
+      case "ingest":
+        return this.openedInPlace().ingest(request.events, request.samples, request.policy);
       case "query":
         return this.query(this.opened(), request.query);
       case "close":
@@ -93,6 +88,13 @@ export class StoreWorker {
     } catch {
       return null;
     }
+  }
+
+  /** For a write: the open database, refused (FILE_GONE) when its file was removed or replaced by hand. */
+  private openedInPlace(): StoreDatabase {
+    const store = this.opened();
+    store.assertFileInPlace();
+    return store;
   }
 
   private opened(): StoreDatabase {

@@ -5,7 +5,7 @@
 import { createLogger, isMnhaError, loadWitnessConfig, systemClock, type LoadedWitnessConfig } from "@mnha/shared";
 import { WitnessServer } from "./witness-server.js";
 
-export const WITNESS_SIGHUP_IGNORED = "SIGHUP ignored: the witness reads its config only at start; restart it to apply a changed config";
+const WITNESS_SIGHUP_IGNORED = "SIGHUP ignored: the witness reads its config only at start; restart it to apply a changed config";
 
 export async function runWitness(options: { configPath: string }): Promise<number> {
   let loaded: LoadedWitnessConfig;

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
+import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SyncEvent } from "../../src/contracts.js";
 import type { SqliteStore, StoreAlert } from "../../src/store/sqlite-store.js";
@@ -227,6 +228,28 @@ describe("other failures", () => {
     const elsewhere = dir("renamed-copy");
     renameSync(`${path}.moved`, join(elsewhere, "mnha.db"));
     expect((await (await stores.open(elsewhere)).queryEvents({})).map((e) => e.seq)).toEqual([3, 2, 1]);
+  });
+
+  it("a database file replaced by hand with a copy of itself: the store writes into the file now at the path", async () => {
+    const data = dir("replaced");
+    const path = join(data, "mnha.db");
+    const store = await stores.open(data, { retry: FAST_RETRY });
+    const origin = store.origin;
+    await durable(store, append(store, 3, "before"));
+    // The operator puts a copy in its place (a restore from a file copy): another inode, the same records.
+    const snapshot = join(dir("replaced-copy"), "snapshot.db");
+    const reader = new Database(path, { readonly: true });
+    reader.prepare("VACUUM INTO ?").run(snapshot);
+    reader.close();
+    renameSync(snapshot, path);
+    const alerts: StoreAlert[] = [];
+    store.onAlert((a) => alerts.push(a));
+    await durable(store, append(store, 2, "after"));
+    expect(alerts[0]).toMatchObject({ kind: "degraded", reason: expect.stringContaining(`${path} was replaced while the store had it open`) as unknown });
+    await stores.stopAll();
+    const reopened = await stores.open(data);
+    expect(reopened.origin).toBe(origin);
+    expect((await reopened.queryEvents({})).map((e) => e.seq)).toEqual([5, 4, 3, 2, 1]);
   });
 
   it("stop() writes what is queued before it closes", async () => {

@@ -23,7 +23,8 @@ function tool(script: string, onExit: (exit: LineToolExit) => "now" | "backoff",
   return t;
 }
 
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+/** Generous: a loaded CI machine can take seconds to start a few shells; the assertions are about order and delays, not speed. */
+async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
   const started = Date.now();
   while (!condition()) {
     if (Date.now() - started > timeoutMs) throw new Error("timed out waiting");
