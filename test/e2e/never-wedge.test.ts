@@ -24,7 +24,8 @@ import {
   startSecondAgent,
   type SecondAgentResult,
 } from "../lab/wedge-faults.js";
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expectNoMove, expectServedWithin, labArchiveDir, runScenario, type ScenarioRun } from "./scenario.js";
 
@@ -300,6 +301,50 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
       await setDataDirReadOnly(lab, holder, false);
     }
     await repairedEvent(holder, /writable again/);
+    expect(await lab.holders()).toEqual([holder]);
+  });
+});
+
+describe("the shared secret changed on one node only (a rotation half done)", () => {
+  it("the standby restarted on another secret: the VIP stays, never two MACs, and status on both nodes names the secrets and the fix; the right secret back, the link comes back", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const secretPath = nodePaths(standby).secret;
+    const rightSecret = readFileSync(secretPath);
+    const run = await runScenario(lab, before, {
+      name: "secret rotated on the standby only",
+      fault: async () => {
+        writeFileSync(secretPath, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
+        await lab.stopAgent(standby);
+        await lab.startAgent(standby);
+      },
+      outcome: async () => {
+        for (const node of [standby, holder]) {
+          await waitFor(`status on ${node} saying why the peer link is down`, async () => {
+            const failure = (await lab.agentStatus(node)).peer.dialFailure;
+            return failure?.code.endsWith(":auth-failed") ? failure : undefined;
+          }, { timeoutMs: 15_000, intervalMs: 250 });
+        }
+      },
+      observeMs: 3_000,
+    });
+    try {
+      expectNeverTwoMacs(run);
+      expectNoMove(run, holder);
+      for (const node of [standby, holder]) {
+        const text = await lab.agentCli(node, ["status"]);
+        expect(text.stdout, `mnha status on ${node}`).toMatch(/^peer mn\d \([\d.]+\): DISCONNECTED.*\n {2}last dial .* ago: .*auth-failed.*\n {2}hint: the two nodes hold different shared secrets/m);
+        expect(text.stdout).not.toContain(rightSecret.toString("utf8").trim());
+      }
+    } finally {
+      writeFileSync(secretPath, rightSecret, { mode: 0o600 });
+      await lab.stopAgent(standby);
+      await lab.startAgent(standby);
+    }
+    await waitFor("the link back up, status without the failure", async () => {
+      const status = await lab.agentStatus(standby);
+      return status.peer.connected && status.peer.dialFailure === undefined ? status : undefined;
+    }, { timeoutMs: 15_000, intervalMs: 250 });
     expect(await lab.holders()).toEqual([holder]);
   });
 });

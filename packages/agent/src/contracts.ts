@@ -4,6 +4,7 @@
  * turns those reports into events for the pure cores and carries out their effects.
  */
 import type { KeepalivedState, LinkMessage, Role } from "@mnha/protocol";
+import type { DialFailureReport } from "./peer/dial-failure.js";
 import type { PlanStepEvent } from "./plan/plan-audit.js";
 
 /** One start/stop lifecycle for every component (after libp2p's Startable). */
@@ -154,6 +155,8 @@ export interface PeerLinkApi extends Startable {
   refusalCounts?(): Record<string, number>;
   /** The protocol version negotiated on the open link (null: none open). */
   version?(): number | null;
+  /** Why the last dial to the peer gave no link, with the likeliest fix (null while a link is up). */
+  dialFailure?(): DialFailureReport | null;
   /** The protocol versions this node offers in its hello. */
   offeredVersions?(): readonly number[];
 }
@@ -196,7 +199,7 @@ export interface StatusReport {
   vipOwner: string | null;
   self: NodeStatus & { uptimeMs: number; keepalivedPid: number | null; keepalivedRestarts: number; leaseRemainingMs: number };
   /** The peer as its last heartbeat said; `duplicateCheck` only from an agent on peer protocol v4 or later. */
-  peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null; duplicateCheck?: PeerDuplicateCheck }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null };
+  peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null; duplicateCheck?: PeerDuplicateCheck; dialFailure?: DialFailureReport }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null; dialFailure?: DialFailureReport };
   /**
    * How long the VIP has gone unanswered while a node claims the role (this node without its
    * VIP, or the peer reporting none): the liveness watchdog's clock. Null or absent: served.

@@ -69,6 +69,7 @@ export function renderStatus(report: StatusReport): string {
     ...blindHolderLines(report, known),
     `gateway ${report.gateway.address}: ${reachability(report.gateway.reachable)}`,
     `peer ${peer.node} (${peer.address}): ${peerLink}`,
+    ...dialFailureLines(peer),
     ...(report.witness ? [witnessLine(report.witness)] : []),
     `agent ${report.version}`,
   ].map(terminalSafe);
@@ -78,6 +79,16 @@ export function renderStatus(report: StatusReport): string {
   const reasons = [...notEligible(self), ...(known ? notEligible(known) : [])].map(terminalSafe);
   if (reasons.length > 0) lines.push("", "not eligible to hold the VIP:", ...reasons);
   return `${lines.join("\n")}\n`;
+}
+
+/** Why this node cannot reach its peer, under the peer line: the reason first, then the fix to try. */
+function dialFailureLines(peer: PeerReport): string[] {
+  const failure = peer.connected ? undefined : peer.dialFailure;
+  if (!failure) return [];
+  // A refusal quotes the peer's own words: shortened, like every other text a peer sends.
+  const lines = [`  last dial ${formatDuration(failure.msAgo)} ago: ${truncate(failure.reason, 160)}`];
+  if (failure.hint) lines.push(`  hint: ${failure.hint}`);
+  return lines;
 }
 
 /**

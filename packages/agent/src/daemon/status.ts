@@ -43,7 +43,9 @@ export function buildStatusReport(input: { config: MnhaConfig; now: number; star
     gatewayReachable: c.gateway.reachable(),
     services: c.services.statuses().map((s) => ({ name: s.name, healthy: s.healthy, critical: s.critical, detail: s.lastDetail, restoreAttempts: s.restoreAttempts, restoreState: s.restoreState })),
   };
-  const peer: StatusReport["peer"] = hb
+  // Why the link is down, when this node's own dials say (absent while it is up).
+  const dialFailure = snap.peerAlive ? null : (c.link.dialFailure?.() ?? null);
+  const peerBase: StatusReport["peer"] = hb
     ? {
         node: peerName,
         address: peerAddress,
@@ -61,6 +63,7 @@ export function buildStatusReport(input: { config: MnhaConfig; now: number; star
         ...(hb.duplicateCheck ? { duplicateCheck: hb.duplicateCheck } : {}),
       }
     : { node: peerName, address: peerAddress, connected: false, lastHeardMsAgo };
+  const peer: StatusReport["peer"] = dialFailure ? { ...peerBase, dialFailure } : peerBase;
   const vipOwner = vipPresent ? config.node.name : snap.peerAlive && hb?.vipPresent ? peerName : null;
   const health = c.store.health();
   const sync = c.sync.status();

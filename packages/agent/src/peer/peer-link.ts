@@ -44,6 +44,7 @@ import type { PeerLinkApi, PeerLinkEvent } from "../contracts.js";
 import { Backoff } from "../util/backoff.js";
 import { ConnectionGate } from "./connection-gate.js";
 import { DialerHandshake, ListenerHandshake, refusal, type HandshakeIdentity, type HandshakeOutcome, type RefuseCode } from "./handshake-session.js";
+import { dialFailureHint, type DialFailure, type DialFailureReport } from "./dial-failure.js";
 import { RefusalLedger } from "./refusal-ledger.js";
 import type { SessionCipher } from "./session-cipher.js";
 
@@ -95,6 +96,8 @@ interface Link {
   closeGuard: NodeJS.Timeout | undefined;
   closed: Promise<void>;
   markClosed: () => void;
+  /** How an outbound link that never authenticated failed first (dial-failure.ts). */
+  failure: DialFailure | undefined;
 }
 
 /** How long a closing handshake may take before the socket is destroyed. */
@@ -122,6 +125,8 @@ export class PeerLink implements PeerLinkApi {
   private stopped = false;
   private readonly gate: ConnectionGate;
   private readonly ledger: RefusalLedger;
+  /** The last dial that ended without a link (cleared when a link comes up): for status. */
+  private lastDialFailure: (DialFailure & { at: number }) | null = null;
   /** Admitted sockets not yet upgraded to a WebSocket: cut when the timer fires. */
   private readonly upgradeTimers = new WeakMap<Socket, NodeJS.Timeout>();
 
@@ -176,6 +181,14 @@ export class PeerLink implements PeerLinkApi {
 
   connected(): boolean {
     return !this.stopped && this.authenticated.size > 0;
+  }
+
+  /** Why the last dial to the peer gave no link, with the likeliest fix; null once a link is up. */
+  dialFailure(): DialFailureReport | null {
+    const failure = this.lastDialFailure;
+    if (failure === null || this.connected()) return null;
+    const { name, address, port } = this.options.peer;
+    return { code: failure.code, reason: failure.reason, msAgo: Math.round(performance.now() - failure.at), hint: dialFailureHint(failure.code, { peerName: name, peerAddress: address, peerPort: port }) };
   }
 
   /** How many authenticated connections are open (1 when settled; 2 only while a duplicate is being closed). */
@@ -387,6 +400,7 @@ export class PeerLink implements PeerLinkApi {
       closeGuard: undefined,
       closed,
       markClosed,
+      failure: undefined,
     };
     this.links.add(link);
     link.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(link), this.options.handshakeTimeoutMs);
@@ -468,6 +482,7 @@ export class PeerLink implements PeerLinkApi {
     link.version = version;
     link.lastHeardAt = performance.now();
     this.authenticated.add(link);
+    this.lastDialFailure = null;
     this.backoff.reset();
     clearTimeout(this.dialTimer);
     this.dialTimer = undefined;
@@ -527,6 +542,7 @@ export class PeerLink implements PeerLinkApi {
     // Anyone can cause a handshake refusal: logged one by one only at debug, summarised by the ledger.
     else this.log.debug(fields, refuse.code === "auth-failed" ? "peer failed authentication" : "peer link: refused a connection");
     if (refuse.code !== "duplicate-link") this.countRefusal(link.remote, refuse.code, refuse.message);
+    noteFailure(link, `refused:${refuse.code}`, `this node refused the peer (${refuse.code}): ${refuse.message}`);
     this.sendFrame(link, refuse);
     this.close(link, `refused (${refuse.code}): ${refuse.message}`, refuse.code);
   }
@@ -539,6 +555,7 @@ export class PeerLink implements PeerLinkApi {
     else {
       this.log.warn(fields, "peer link: the peer refused the connection");
       this.countRefusal(link.remote, `peer-refused:${code}`, `refused by the peer: ${reason}`);
+      noteFailure(link, `peer-refused:${code}`, `refused by the peer (${code}): ${reason}`);
     }
     this.close(link, `refused by the peer (${code}): ${reason}`, `peer refused: ${code}`);
   }
@@ -579,6 +596,7 @@ export class PeerLink implements PeerLinkApi {
     if (link.closing || link.authenticated) return;
     if (link.ws.readyState === WebSocket.CONNECTING) {
       this.log.debug({ remote: link.remote }, "peer link: connect timed out");
+      noteFailure(link, "connect-timeout", `no connection within ${this.options.handshakeTimeoutMs} ms`);
       this.close(link, `connect timed out after ${this.options.handshakeTimeoutMs} ms`);
       return;
     }
@@ -595,12 +613,14 @@ export class PeerLink implements PeerLinkApi {
       if (link.authenticated) this.log.warn(fields, "peer link: refused a frame on the authenticated link; closing it");
       else this.log.debug(fields, "peer link: refused a connection");
       this.countRefusal(link.remote, "bad-frame", reason);
+      noteFailure(link, "bad-frame", reason);
       link.closing = true;
       this.retire(link, `refused (bad-frame): ${reason}`);
       link.closeGuard = setTimeout(() => link.ws.terminate(), CLOSE_GRACE_MS);
       return;
     }
     this.log.debug({ remote: link.remote, direction: link.direction, err: error.message }, "peer link: socket error");
+    noteFailure(link, `socket:${error.code ?? "error"}`, `socket error: ${error.message}`);
     link.closing = true;
     this.retire(link, `socket error: ${error.message}`);
     link.ws.terminate();
@@ -618,6 +638,10 @@ export class PeerLink implements PeerLinkApi {
     if (!wasClosing) this.log.debug({ remote: link.remote, direction: link.direction, code, reason }, "peer link: connection closed");
     if (this.outbound === link) {
       this.outbound = undefined;
+      if (!link.authenticated) {
+        const failure = link.failure ?? { code: "closed", reason: `connection closed before the handshake finished (code ${code}${reason ? `: ${reason}` : ""})` };
+        this.lastDialFailure = { ...failure, at: performance.now() };
+      }
       this.scheduleDial();
     }
     link.markClosed();
@@ -693,6 +717,11 @@ export class PeerLink implements PeerLinkApi {
       }
     }
   }
+}
+
+/** The first failure of an outbound link still handshaking is the one the operator needs. */
+function noteFailure(link: Link, code: string, reason: string): void {
+  if (link.direction === "outbound" && !link.authenticated && link.failure === undefined) link.failure = { code, reason };
 }
 
 function hostPort(host: string, port: number): string {

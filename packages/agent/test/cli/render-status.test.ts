@@ -74,3 +74,34 @@ describe("status: the duplicate-address check", () => {
     expect(stale.row, "the row keeps it, under the peer's 'as last heard' column").toMatch(/NOT RUNNING: /);
   });
 });
+
+describe("status: why the peer link is down", () => {
+  const refused = { code: "peer-refused:auth-failed", reason: "refused by the peer (auth-failed): peer failed authentication: the dialer's proof does not match the shared secret", msAgo: 1_200, hint: "the two nodes hold different shared secrets: copy it" };
+
+  it("under the peer line: the last dial's failure and the fix to try", () => {
+    const report = sampleStatus();
+    report.peer.connected = false;
+    report.peer.lastHeardMsAgo = null;
+    report.peer.dialFailure = refused;
+    const lines = renderStatus(report).split("\n");
+    const peerLine = lines.findIndex((line) => line.startsWith("peer mn2 (10.0.0.12): DISCONNECTED (never heard)"));
+    expect(peerLine, "the peer line").toBeGreaterThan(0);
+    expect(lines[peerLine + 1]).toBe("  last dial 1.2 s ago: refused by the peer (auth-failed): peer failed authentication: the dialer's proof does not match the shared secret");
+    expect(lines[peerLine + 2]).toBe("  hint: the two nodes hold different shared secrets: copy it");
+  });
+
+  it("no hint line when there is none; a long reason from the peer is shortened; nothing while the link is up", () => {
+    const report = sampleStatus();
+    report.peer.connected = false;
+    report.peer.dialFailure = { code: "closed", reason: `refused by the peer (protocol): ${"x".repeat(400)}`, msAgo: 50, hint: null };
+    const text = renderStatus(report);
+    const line = text.split("\n").find((l) => l.startsWith("  last dial 50 ms ago: refused by the peer (protocol): xxx"));
+    expect(line?.length).toBeLessThan(200);
+    expect(text).not.toMatch(/^ {2}hint:/m);
+
+    const up = sampleStatus();
+    up.peer.dialFailure = refused;
+    expect(up.peer.connected).toBe(true);
+    expect(renderStatus(up)).not.toContain("last dial");
+  });
+});

@@ -240,6 +240,23 @@ describe("the peer's duplicate check in status", () => {
   });
 });
 
+describe("why the peer link is down, in status", () => {
+  it("status carries the link's last failed dial while the peer is not heard, and drops it once it is", async () => {
+    const parts = memoryParts();
+    const agent = makeAgent(parts, { timings: { heartbeatIntervalMs: 20, leaseMs: 200 } });
+    await agent.start();
+    const failure = { code: "peer-refused:auth-failed", reason: "refused by the peer (auth-failed): peer failed authentication", msAgo: 300, hint: "the two nodes hold different shared secrets" };
+    parts.link.failure = failure;
+    expect((await agent.status()).peer).toMatchObject({ node: "mn2", connected: false, dialFailure: failure });
+
+    parts.link.up = { version: DUPLICATE_CHECK_MIN_PROTOCOL_VERSION };
+    const heartbeat: Heartbeat = { type: "heartbeat", seq: 1, node: "mn2", epoch: 0, holder: null, role: "standby", eligible: true, reasons: [], gatewayReachable: true, leaseRemainingMs: 0, vipPresent: false, keepalived: "backup", services: [] };
+    parts.link.emit({ kind: "message", message: heartbeat });
+    await vi.waitFor(async () => expect((await agent.status()).peer.connected).toBe(true), { timeout: 2_000, interval: 20 });
+    expect((await agent.status()).peer).not.toHaveProperty("dialFailure");
+  });
+});
+
 describe("operator errors", () => {
   it("a port in use and a full disk get their own codes, whichever part met them", () => {
     const inUse = Object.assign(new Error("listen EADDRINUSE: address already in use 10.0.0.11:7946"), { code: "EADDRINUSE" });

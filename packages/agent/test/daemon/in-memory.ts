@@ -4,6 +4,7 @@ import { deriveTimings, parseConfig, type LoadedConfig, type Logger, type MnhaCo
 import type { ArpProbeResult, ControlHandlers, HealthEvent, KeepalivedState, LinkMessage, PeerLinkEvent, ServiceStatus, Startable, StoreHealth } from "../../src/contracts.js";
 import type { AgentComponents, AgentControl, AgentStore, AgentSync } from "../../src/daemon/components.js";
 import type { StoreAlert } from "../../src/store/sqlite-store.js";
+import type { DialFailureReport } from "../../src/peer/dial-failure.js";
 
 export const silentLogger = pino({ level: "silent" }) as unknown as Logger;
 
@@ -156,6 +157,11 @@ export class MemoryLink extends Part {
   }
   version(): number | null {
     return this.up?.version ?? null;
+  }
+  /** What the link says about its last failed dial (set by a test). */
+  failure: DialFailureReport | null = null;
+  dialFailure(): DialFailureReport | null {
+    return this.up ? null : this.failure;
   }
 }
 

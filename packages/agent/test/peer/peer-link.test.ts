@@ -83,6 +83,42 @@ describe("peer link between two agents", () => {
     }
     expect(a.link.send(heartbeat("mn-a", 1))).toBe(false);
     expect(a.refusals()[0]?.remote).toMatch(/^127\.0\.0\.1:\d+$/);
+    // What status shows on either node: the refusal and the fix, without either secret.
+    for (const node of [a, b]) {
+      const failure = node.link.dialFailure();
+      expect(failure?.code).toMatch(/^(peer-refused|refused):auth-failed$/);
+      expect(failure?.reason).toContain("authentication");
+      expect(failure?.hint).toContain("same secret on both nodes");
+      expect(JSON.stringify(failure)).not.toContain("a-different-secret-of-length");
+      expect(JSON.stringify(failure)).not.toContain(SECRET);
+    }
+  });
+
+  it("the last failed dial says why (nothing listening, then a wrong name) and is gone once the link is up", async () => {
+    const portA = await freePort();
+    const portB = await freePort();
+    const a = makeNode({ name: "mn-a", port: portA, peerName: "mn-b", peerPort: portB });
+    track(a);
+    expect(a.link.dialFailure()).toBeNull();
+    await a.link.start();
+    await waitFor(() => a.link.dialFailure() !== null, "a failed dial");
+    expect(a.link.dialFailure()).toMatchObject({ code: "socket:ECONNREFUSED", reason: expect.stringContaining("ECONNREFUSED"), hint: expect.stringContaining(`nothing listens on 127.0.0.1:${portB}`) });
+    expect(a.link.dialFailure()?.msAgo).toBeGreaterThanOrEqual(0);
+
+    // Something answers now, but under another name than the one mn-a expects.
+    const wrongName = makeNode({ name: "mn-x", port: portB, peerName: "mn-a", peerPort: portA });
+    track(wrongName);
+    await wrongName.link.start();
+    await waitFor(() => a.link.dialFailure()?.code.endsWith("unknown-peer") === true, "the name refusal as the last failure");
+    expect(a.link.dialFailure()?.hint).toContain("peers[0].name");
+    await wrongName.link.stop();
+
+    const b = makeNode({ name: "mn-b", port: portB, peerName: "mn-a", peerPort: portA });
+    track(b);
+    await b.link.start();
+    await waitFor(() => a.link.connected() && b.link.connected(), "the link up");
+    expect(a.link.dialFailure()).toBeNull();
+    expect(b.link.dialFailure()).toBeNull();
   });
 
   it("refuses a dialer whose name is not the configured peer (unknown-peer)", async () => {
