@@ -553,7 +553,10 @@ export class PeerLink implements PeerLinkApi {
     const fields = { remote: link.remote, direction: link.direction, code, reason };
     if (code === "duplicate-link") this.log.info(fields, "peer link: peer closed a duplicate link");
     else {
-      this.log.warn(fields, "peer link: the peer refused the connection");
+      // Said once per cause: a peer on another secret refuses every retry, for as long as it lasts.
+      const again = this.lastDialFailure?.code === `peer-refused:${code}`;
+      if (again) this.log.debug(fields, "peer link: the peer refused the connection again");
+      else this.log.warn(fields, "peer link: the peer refused the connection");
       this.countRefusal(link.remote, `peer-refused:${code}`, `refused by the peer: ${reason}`);
       noteFailure(link, `peer-refused:${code}`, `refused by the peer (${code}): ${reason}`);
     }

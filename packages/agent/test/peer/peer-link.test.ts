@@ -83,6 +83,9 @@ describe("peer link between two agents", () => {
     }
     expect(a.link.send(heartbeat("mn-a", 1))).toBe(false);
     expect(a.refusals()[0]?.remote).toMatch(/^127\.0\.0\.1:\d+$/);
+    // Every retry is refused the same way: warned once, not once per retry.
+    await waitFor(() => a.refusals().length >= 6 && b.refusals().length >= 6, "more retries refused");
+    for (const node of [a, b]) expect(node.logs.filter((l) => l.msg === "peer link: the peer refused the connection").length).toBeLessThanOrEqual(1);
     // What status shows on either node: the refusal and the fix, without either secret.
     for (const node of [a, b]) {
       const failure = node.link.dialFailure();
