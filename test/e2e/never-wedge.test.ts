@@ -118,6 +118,28 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     expect(readFileSync(`/proc/${guardPid}/cmdline`, "utf8")).toContain("mnha-lease-guard");
   });
 
+  it("the lease guard killed by hand on the holder: started again, said in the audit with how it died, served again, never two MACs", async () => {
+    const before = await lab.reset();
+    const { holder } = before;
+    const oldGuard = Number(readFileSync(keepalivedFiles(holder).guardPid, "utf8").trim());
+    const run = await runScenario(lab, before, {
+      name: "lease guard killed",
+      fault: async () => {
+        process.kill(oldGuard, "SIGKILL");
+      },
+      outcome: async () => {
+        await repairedEvent(holder, /the lease guard exited on SIGKILL after \d+\.\d s(, within 10 s of its start)?; started it again/);
+        await lab.waitForStable({ timeoutMs: 10_000 });
+      },
+    });
+    expectNeverTwoMacs(run);
+    expectServedWithin(run);
+    expect((await lab.holders()).length).toBe(1);
+    const newGuard = Number(readFileSync(keepalivedFiles(holder).guardPid, "utf8").trim());
+    expect(newGuard).not.toBe(oldGuard);
+    expect(readFileSync(`/proc/${newGuard}/cmdline`, "utf8")).toContain("mnha-lease-guard");
+  });
+
   it("keepalived.conf overwritten with garbage and keepalived told to reload it: restored and reloaded, served again, audited", async () => {
     const before = await lab.reset();
     const { holder } = before;

@@ -101,7 +101,13 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
     this.binary = options.keepalivedBinary ?? options.config.keepalived.binary;
     this.mode = options.config.keepalived.mode;
     this.fifo = new NotifyFifoReader({ path: this.paths.notifyFifo, logger: this.logger, onLine: (line) => this.onNotifyLine(line) });
-    this.guard = new LeaseGuard({ script: this.paths.leaseGuardScript, leaseFile: this.paths.leaseFile, leaseMs: options.config.timings.leaseMs, logger: this.logger });
+    this.guard = new LeaseGuard({
+      script: this.paths.leaseGuardScript,
+      leaseFile: this.paths.leaseFile,
+      leaseMs: options.config.timings.leaseMs,
+      logger: this.logger,
+      onRespawn: (detail) => this.tellRepair({ reason: "the lease guard exited while the agent runs", actions: [detail] }),
+    });
     this.supervisor =
       this.mode === "child"
         ? new KeepalivedSupervisor({
@@ -342,15 +348,19 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
     }
     if (actions.length > 0) {
       this.logger.warn({ reason, actions }, "keepalived driver repaired its files and processes");
-      for (const listener of this.repairListeners) {
-        try {
-          listener({ reason, actions });
-        } catch (error) {
-          this.logger.error({ err: error }, "repair listener threw");
-        }
-      }
+      this.tellRepair({ reason, actions });
     }
     return { actions };
+  }
+
+  private tellRepair(repair: KeepalivedRepair): void {
+    for (const listener of this.repairListeners) {
+      try {
+        listener(repair);
+      } catch (error) {
+        this.logger.error({ err: error }, "repair listener threw");
+      }
+    }
   }
 
   private startSelfCheck(): void {
@@ -416,13 +426,7 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
         : [`found ${this.paths.dir} writable again (it was ${previous ?? "not writable"})`];
     const reason = problem !== null ? "self-check: the driver's directory is not writable" : "self-check: the driver's directory is writable again";
     this.logger[problem !== null ? "error" : "warn"]({ dir: this.paths.dir, problem }, reason);
-    for (const listener of this.repairListeners) {
-      try {
-        listener({ reason, actions });
-      } catch (error) {
-        this.logger.error({ err: error }, "repair listener threw");
-      }
-    }
+    this.tellRepair({ reason, actions });
   }
 
   private async prepareFiles(): Promise<void> {

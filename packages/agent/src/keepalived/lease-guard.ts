@@ -15,6 +15,12 @@ export interface LeaseGuardOptions {
   logger: Logger;
   /** First respawn delay after the guard dies while the agent runs (doubles up to 5 s). */
   respawnDelayMs?: number;
+  /**
+   * Told when a guard that died while the agent runs was started again (for the audit): after
+   * a guard that had run a while, and once more if the new one dies young too; a guard that
+   * keeps dying young is then only logged, until one runs for 10 s.
+   */
+  onRespawn?: (detail: string) => void;
 }
 
 type GuardChild = ChildProcessByStdio<Writable, null, Readable>;
@@ -40,6 +46,8 @@ export class LeaseGuard {
   private readonly respawnBackoff: Backoff;
   private spawnedAt = 0;
   private respawnCount = 0;
+  /** Deaths told through onRespawn since a guard last ran STABLE_MS (at most two in a row). */
+  private toldInRow = 0;
   private exitWaiters: (() => void)[] = [];
 
   constructor(options: LeaseGuardOptions) {
@@ -163,14 +171,25 @@ export class LeaseGuard {
     for (const resolve of waiters) resolve();
     if (!this.running) return;
     const livedMs = performance.now() - this.spawnedAt;
-    if (livedMs > STABLE_MS) this.respawnBackoff.reset();
+    if (livedMs > STABLE_MS) {
+      this.respawnBackoff.reset();
+      this.toldInRow = 0;
+    }
     const delay = this.respawnBackoff.next();
     this.options.logger.warn({ code, signal, livedMs: Math.round(livedMs), respawnInMs: delay }, "lease guard exited while the agent runs; respawning it");
+    const how = signal === null ? `with code ${code ?? "unknown"}` : `on ${signal}`;
+    const lived = `${(livedMs / 1_000).toFixed(1)} s`;
+    const young = livedMs > STABLE_MS ? "" : `, within ${STABLE_MS / 1_000} s of its start`;
+    const last = this.toldInRow === 1 ? ` (if it keeps exiting, it is restarted with backoff up to ${RESPAWN_MAX_MS / 1_000} s and said again only once one has run ${STABLE_MS / 1_000} s)` : "";
+    const detail = `the lease guard exited ${how} after ${lived}${young}; started it again, the VIP's lease was stale meanwhile${last}`;
+    const say = this.toldInRow < 2;
+    if (say) this.toldInRow += 1;
     this.respawnTimer = setTimeout(() => {
       this.respawnTimer = null;
       if (!this.running) return;
       this.respawnCount += 1;
       this.spawnGuard();
+      if (say) this.options.onRespawn?.(detail);
     }, delay);
   }
 }

@@ -168,6 +168,29 @@ describe("LeaseGuard (the driver's handle on the script)", () => {
   });
 });
 
+describe("LeaseGuard: a guard that dies is said in the audit, once per run of young deaths", () => {
+  it("the first death and one young death after it are told (how it exited, how long it lived); more young deaths are only logged", async () => {
+    const file = leaseFile();
+    const told: string[] = [];
+    const guard = new LeaseGuard({ script: GUARD, leaseFile: file, leaseMs: 400, logger: silentLogger(), respawnDelayMs: 20, onRespawn: (detail) => told.push(detail) });
+    guard.start();
+    try {
+      for (let death = 1; death <= 4; death++) {
+        const pid = guard.pid() as number;
+        process.kill(pid, "SIGKILL");
+        expect(await waitUntil(() => guard.pid() !== null && guard.pid() !== pid, 5_000), `respawn ${death}`).not.toBeNull();
+      }
+      expect(guard.respawns()).toBe(4);
+      // All four lived under 10 s: the first and the second are told, the next two are not.
+      expect(told).toHaveLength(2);
+      expect(told[0]).toMatch(/^the lease guard exited on SIGKILL after \d+\.\d s, within 10 s of its start; started it again/);
+      expect(told[1]).toMatch(/within 10 s of its start; started it again, .*said again only once one has run 10 s/);
+    } finally {
+      await guard.stop();
+    }
+  });
+});
+
 describe("mnha-lease-guard owns its pid file", () => {
   it("a second guard for the same lease file exits 3 and leaves the first guard's pid file alone", async () => {
     const file = leaseFile();
