@@ -358,6 +358,13 @@ export class Agent {
     this.host.input({ kind: "tick" });
     void this.observeVip();
     this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${c.epochs.get()})`, { version: AGENT_VERSION, protocol: this.protocolStatus().protocol, offered: this.protocolStatus().offered });
+    const epochProblem = c.epochs.readProblem?.() ?? null;
+    if (epochProblem !== null) {
+      // Not silent: an epoch below the pair's is harmless (the election adopts the peer's higher
+      // one when heard, holder or not), but a file that lost it is a disk or an operator problem.
+      const file = c.epochs.path?.() ?? "the epoch file";
+      this.events.record("agent.epoch-unreadable", `${file} ${epochProblem}: started from epoch 0; the peer's epoch is adopted when it is heard, and the file is written again at the next epoch change`, { file, problem: epochProblem }, "warn");
+    }
   }
 
   private async keepControlSocket(): Promise<void> {

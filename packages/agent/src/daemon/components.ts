@@ -55,6 +55,9 @@ export interface AgentSync extends Startable {
 export interface EpochStoreApi {
   get(): number;
   set(epoch: number): void;
+  /** Why the file read at start gave no epoch (null: it did, or there was none yet). */
+  readProblem?(): string | null;
+  path?(): string;
 }
 
 export interface AgentComponents {

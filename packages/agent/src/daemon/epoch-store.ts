@@ -10,6 +10,7 @@ import { writeFileAtomicSync } from "@mnha/shared";
 export class EpochStore {
   private readonly file: string;
   private current: number;
+  private problem: string | null = null;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -21,6 +22,16 @@ export class EpochStore {
     return this.current;
   }
 
+  /** Why the file read at start did not give an epoch (null: it did, or there was none yet). */
+  readProblem(): string | null {
+    return this.problem;
+  }
+
+  /** Where the epoch is kept. */
+  path(): string {
+    return this.file;
+  }
+
   /** Never lowers the stored epoch. */
   set(epoch: number): void {
     if (epoch <= this.current) return;
@@ -28,12 +39,19 @@ export class EpochStore {
     this.current = epoch;
   }
 
+  /** 0 for a node that never had an epoch; also 0, with a problem said, for a file that is not one. */
   private readFromDisk(): number {
+    let text: string;
     try {
-      const value = Number.parseInt(readFileSync(this.file, "utf8").trim(), 10);
-      return Number.isSafeInteger(value) && value >= 0 ? value : 0;
-    } catch {
+      text = readFileSync(this.file, "utf8").trim();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT") this.problem = `could not be read (${code ?? String(error)})`;
       return 0;
     }
+    const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (Number.isSafeInteger(value)) return value;
+    this.problem = `does not hold an epoch (${JSON.stringify(text.slice(0, 40))})`;
+    return 0;
   }
 }

@@ -240,6 +240,24 @@ describe("the peer's duplicate check in status", () => {
   });
 });
 
+describe("an epoch file that holds no epoch", () => {
+  it("is said in the audit at start (which file, what it held), and the agent runs from epoch 0", async () => {
+    const parts = memoryParts();
+    parts.components.epochs.readProblem = () => 'does not hold an epoch ("garbage")';
+    parts.components.epochs.path = () => "/var/lib/mnha/epoch";
+    const agent = makeAgent(parts);
+    await agent.start();
+    const said = parts.store.events.filter((e) => e.type === "agent.epoch-unreadable");
+    expect(said).toHaveLength(1);
+    expect(said[0]?.message).toBe('/var/lib/mnha/epoch does not hold an epoch ("garbage"): started from epoch 0; the peer\'s epoch is adopted when it is heard, and the file is written again at the next epoch change');
+
+    const fine = memoryParts();
+    fine.components.epochs.readProblem = () => null;
+    await makeAgent(fine).start();
+    expect(fine.store.events.some((e) => e.type === "agent.epoch-unreadable")).toBe(false);
+  });
+});
+
 describe("why the peer link is down, in status", () => {
   it("status carries the link's last failed dial while the peer is not heard, and drops it once it is", async () => {
     const parts = memoryParts();

@@ -29,4 +29,24 @@ describe("EpochStore", () => {
     expect(readFileSync(victim, "utf8")).toBe("keep me\n");
     expect(new EpochStore(dir).get()).toBe(9);
   });
+
+  it("a file that holds no epoch (garbage, a sign, empty) starts from 0 and says why; none at all is a new node, said nothing", () => {
+    const dir = mkdtempSync(join(tmpdir(), "mnha-epoch-"));
+    dirs.push(dir);
+    expect(new EpochStore(dir).readProblem()).toBeNull();
+    for (const [text, shown] of [["garbage\n", '"garbage"'], ["-3\n", '"-3"'], ["", '""'], ["12abc", '"12abc"'], ["99999999999999999999", '"99999999999999999999"']] as const) {
+      writeFileSync(join(dir, "epoch"), text);
+      const store = new EpochStore(dir);
+      expect(store.get(), text).toBe(0);
+      expect(store.readProblem(), text).toBe(`does not hold an epoch (${shown})`);
+      expect(store.path()).toBe(join(dir, "epoch"));
+    }
+    writeFileSync(join(dir, "epoch"), " 42 \n");
+    expect(new EpochStore(dir).get()).toBe(42);
+    expect(new EpochStore(dir).readProblem()).toBeNull();
+    // The next change writes a good file again.
+    writeFileSync(join(dir, "epoch"), "garbage");
+    new EpochStore(dir).set(7);
+    expect(readFileSync(join(dir, "epoch"), "utf8")).toBe("7\n");
+  });
 });
