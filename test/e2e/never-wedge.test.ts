@@ -25,7 +25,7 @@ import {
   type SecondAgentResult,
 } from "../lab/wedge-faults.js";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { expectNoMove, expectServedWithin, labArchiveDir, runScenario, type ScenarioRun } from "./scenario.js";
 
@@ -285,6 +285,35 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     expect(standbyRecords).toBeGreaterThan(0);
     await waitFor(`the standby's ${standbyRecords} events back on the holder`, async () => ((await agentEvents(lab, holder, null, standby)).length >= standbyRecords ? true : undefined), { timeoutMs: 15_000, intervalMs: 500 });
     expect((await lab.agentStatus(holder)).store).toMatchObject({ ok: true, reason: null, dropped: 0 });
+  });
+
+  it("the audit store's database damaged on the standby (overwritten with garbage) and its agent restarted: moved aside and kept, a new one created, said in the audit, the holder's records sent back; the VIP stays", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const dataDir = nodePaths(standby).dataDir;
+    const database = join(dataDir, "mnha.db");
+    const holderRecords = (await agentEvents(lab, holder, null, holder)).length;
+    expect(holderRecords).toBeGreaterThan(0);
+    const run = await runScenario(lab, before, {
+      name: "audit store database damaged",
+      fault: async () => {
+        await lab.stopAgent(standby);
+        // The first pages overwritten, as a bad disk or a stray dd would leave them.
+        const fd = openSync(database, "r+");
+        writeSync(fd, randomBytes(3 * 4096), 0, 3 * 4096, 0);
+        closeSync(fd);
+        await lab.startAgent(standby);
+      },
+      outcome: async () => {
+        await waitFor("a store.moved-aside event on the standby", async () => (await agentEvents(lab, standby, "store.moved-aside")).find((e) => e.message.includes(`${database} was damaged`)), { timeoutMs: 20_000, intervalMs: 500 });
+      },
+    });
+    expectNeverTwoMacs(run);
+    expectNoMove(run, holder);
+    const kept = readdirSync(dataDir).filter((name) => /^mnha\.db\.damaged-[\dT-]+Z$/.test(name));
+    expect(kept, "the damaged file, kept beside the new one").toHaveLength(1);
+    expect((await lab.agentStatus(standby)).store).toMatchObject({ ok: true, reason: null });
+    await waitFor(`the holder's ${holderRecords} events back on the standby`, async () => ((await agentEvents(lab, standby, null, holder)).length >= holderRecords ? true : undefined), { timeoutMs: 15_000, intervalMs: 500 });
   });
 
   it("the control socket removed by hand on the holder: listened on again, the CLI answers, audited; the VIP stays", async () => {

@@ -482,6 +482,15 @@ export class Agent {
       case "dropping":
         this.events.record("store.dropping", `audit store queue full (${alert.queueLimit} records): dropping the oldest records (${alert.reason})`, { reason: alert.reason, queueLimit: alert.queueLimit }, "error");
         break;
+      case "moved-aside":
+        this.events.record(
+          "store.moved-aside",
+          `the audit store's database ${alert.path} was damaged (${alert.reason}): moved aside to ${alert.files.join(", ")} and a new one created; the peer sends its copy of the records back`,
+          { path: alert.path, reason: alert.reason, files: alert.files },
+          "warn",
+        );
+        this.c.sync.announceAgain(`the store's database was damaged and started again (${alert.path})`);
+        break;
       case "integrity-failed":
         this.events.record("store.integrity-failed", `audit store integrity check failed: ${alert.detail}`, { detail: alert.detail }, "error");
         break;

@@ -10,6 +10,7 @@
  * the cause goes away. Nothing here throws into the caller of an append; only a database
  * written by a newer mnha makes start() fail.
  */
+import { dirname, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import { MnhaError, scheduleCron, stripControlChars, stripControlCharsDeep, systemClock, type Clock, type CronTask, type Logger, type MnhaConfig } from "@mnha/shared";
 import type { EventFilter, FailoverRecord, IngestReport, IngestSource, NewEvent, NewSample, SeriesSummary, StoreApi, StoreHealth, SyncEvent, SyncSample, Watermarks } from "../contracts.js";
@@ -43,6 +44,8 @@ export type StoreAlert =
   | { kind: "recovered"; afterMs: number; reason: string }
   | { kind: "dropping"; reason: string; queueLimit: number }
   | { kind: "integrity-failed"; detail: string }
+  /** The database file was damaged (not a database, corrupt): moved aside, a new one created. */
+  | { kind: "moved-aside"; path: string; reason: string; files: string[] }
   | { kind: "integrity-restored" };
 
 export interface SqliteStoreOptions {
@@ -100,6 +103,7 @@ interface PendingRequest {
 export class SqliteStore implements StoreApi {
   private readonly config: MnhaConfig["store"];
   private readonly path: string;
+  private readonly mayMoveDamagedAside: boolean;
   private readonly node: string;
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -152,6 +156,9 @@ export class SqliteStore implements StoreApi {
   constructor(options: SqliteStoreOptions) {
     this.config = options.config.store;
     this.path = this.config.path ?? `${options.config.dataDir.replace(/\/+$/, "")}/mnha.db`;
+    // Only a file in the agent's own directory is ever moved: a store.path that points at
+    // someone else's file by mistake gets the error, not a rename.
+    this.mayMoveDamagedAside = resolve(dirname(this.path)) === resolve(options.config.dataDir);
     this.node = options.node;
     this.logger = options.logger;
     this.clock = options.clock ?? systemClock;
@@ -569,7 +576,7 @@ export class SqliteStore implements StoreApi {
         const opened = await this.openWorker(this.ownOrigin, this.requestTimeoutMs);
         this.adopt(opened);
       } else {
-        await this.request({ op: "reopen" });
+        this.noteMovedAside((await this.request({ op: "reopen" })) as OpenResult);
       }
     } catch (error) {
       this.recovering = false;
@@ -590,7 +597,7 @@ export class SqliteStore implements StoreApi {
     worker.on("message", (message: WorkerReply) => this.onMessage(message));
     worker.on("error", (error) => this.onWorkerGone(worker, `store worker failed: ${error.message}`));
     worker.on("exit", (code) => this.onWorkerGone(worker, `store worker exited with code ${code}`));
-    const opened = (await this.request({ op: "open", path: this.path, node: this.node, adoptOrigin }, timeoutMs)) as OpenResult;
+    const opened = (await this.request({ op: "open", path: this.path, node: this.node, adoptOrigin, moveDamagedAside: this.mayMoveDamagedAside }, timeoutMs)) as OpenResult;
     this.workerOpen = true;
     return opened;
   }
@@ -609,6 +616,11 @@ export class SqliteStore implements StoreApi {
       this.nextLocalEventSeq = Math.max(this.nextLocalEventSeq, opened.lastLocalEventSeq + 1);
     }
     this.logger.info({ path: this.path, origin: opened.origin, created: opened.created, lastEventSeq: opened.lastEventSeq }, "store open");
+    this.noteMovedAside(opened);
+  }
+
+  private noteMovedAside(opened: OpenResult): void {
+    if (opened.movedAside) this.alert({ kind: "moved-aside", path: this.path, reason: opened.movedAside.reason, files: opened.movedAside.files });
   }
 
   private onWorkerGone(worker: Worker, reason: string): void {

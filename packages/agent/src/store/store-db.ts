@@ -6,7 +6,7 @@
  * Loaded by the store worker: no `@mnha/*` runtime imports (types only).
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { setImmediate as yieldToMessages } from "node:timers/promises";
 import Database from "better-sqlite3";
@@ -893,6 +893,38 @@ function codeOf(error: unknown): string {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** SQLite says the file is not a database, or is damaged past opening. */
+export function isDamagedDatabase(code: string): boolean {
+  return code === "SQLITE_NOTADB" || code.startsWith("SQLITE_CORRUPT");
+}
+
+/**
+ * Moves a damaged database out of the way, with its WAL and shared-memory files, to
+ * `<path>.damaged-<time>` (and `-wal`, `-shm`: SQLite can still open the set for a look).
+ * Returns the new names. All or nothing: if a companion file cannot follow, the database is
+ * put back, so that a new database never meets an old WAL.
+ */
+export function moveDamagedAside(path: string, now: Date = new Date()): string[] {
+  const target = `${path}.damaged-${now.toISOString().replace(/[:.]/g, "-")}`;
+  try {
+    renameSync(path, target);
+  } catch (error) {
+    throw asFault(error, `cannot move the damaged database ${path} aside`);
+  }
+  const moved = [target];
+  for (const suffix of ["-wal", "-shm"]) {
+    if (!existsSync(`${path}${suffix}`)) continue;
+    try {
+      renameSync(`${path}${suffix}`, `${target}${suffix}`);
+      moved.push(`${target}${suffix}`);
+    } catch (error) {
+      for (const file of moved.reverse()) renameSync(file, file.replace(target, path));
+      throw asFault(error, `cannot move ${path}${suffix} aside with its damaged database`);
+    }
+  }
+  return moved;
 }
 
 function asFault(error: unknown, context: string): StoreFault {

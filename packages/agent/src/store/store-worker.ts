@@ -4,13 +4,14 @@
  * order; a long job (retention) yields between chunks so that writes and reads interleave.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { StoreDatabase, StoreFault } from "./store-db.js";
+import { StoreDatabase, StoreFault, isDamagedDatabase, moveDamagedAside } from "./store-db.js";
 import { STORE_WORKER_ROLE, type JobResult, type OpenResult, type StoreQuery, type WorkerFailure, type WorkerReply, type WorkerRequest } from "./worker-protocol.js";
 
 interface OpenArgs {
   path: string;
   node: string;
   adoptOrigin: string | null;
+  moveDamagedAside: boolean;
 }
 
 export class StoreWorker {
@@ -40,7 +41,7 @@ export class StoreWorker {
   private handleNow(request: Exclude<WorkerRequest, { op: "job" }>): unknown {
     switch (request.op) {
       case "open":
-        this.openArgs = { path: request.path, node: request.node, adoptOrigin: request.adoptOrigin };
+        this.openArgs = { path: request.path, node: request.node, adoptOrigin: request.adoptOrigin, moveDamagedAside: request.moveDamagedAside };
         return this.open();
       case "reopen": {
         const carried = this.ownWatermarksOfOpenStore();
@@ -72,7 +73,22 @@ export class StoreWorker {
   private open(): OpenResult {
     const args = this.openArgs;
     if (!args) throw new StoreFault("NOT_OPEN", "the store was never opened");
-    const { store, opened } = StoreDatabase.open(args.path, args.node, args.adoptOrigin ?? this.store?.origin ?? null);
+    const adopt = args.adoptOrigin ?? this.store?.origin ?? null;
+    let movedAside: OpenResult["movedAside"];
+    let result: ReturnType<typeof StoreDatabase.open>;
+    try {
+      result = StoreDatabase.open(args.path, args.node, adopt);
+    } catch (error) {
+      // A file SQLite cannot read as a database stays damaged: nothing written to it would
+      // last. Its records are on the peer too, so it is kept aside and a new one started.
+      if (!(error instanceof StoreFault) || !isDamagedDatabase(error.code) || !args.moveDamagedAside) throw error;
+      const files = moveDamagedAside(args.path);
+      movedAside = { reason: `${error.code}: ${error.message}`, files };
+      this.send({ op: "log", level: "warn", message: `moved the damaged store database ${args.path} aside`, fields: { path: args.path, reason: movedAside.reason, files } });
+      result = StoreDatabase.open(args.path, args.node, adopt);
+    }
+    const { store } = result;
+    const opened: OpenResult = movedAside ? { ...result.opened, movedAside } : result.opened;
     this.store = store;
     // From now on the file's origin is the one to keep, even if the file is replaced.
     this.openArgs = { ...args, adoptOrigin: opened.origin };

@@ -108,7 +108,7 @@ export interface QueryResults {
 
 export type WorkerRequest =
   /** Open (create, migrate) the database. `adoptOrigin`: make this the database's origin. */
-  | { op: "open"; id: number; path: string; node: string; adoptOrigin: string | null }
+  | { op: "open"; id: number; path: string; node: string; adoptOrigin: string | null; moveDamagedAside: boolean }
   /** Close and open again (after a failure, to start from a clean connection). */
   | { op: "reopen"; id: number }
   /** Own records, in seq order. Once a write of generation `gen` fails, later ones of that generation are refused unwritten. */
@@ -127,6 +127,15 @@ export interface OpenResult {
   lastSampleSeq: number;
   /** Highest seq of the local-only events (their own origin, never replicated). */
   lastLocalEventSeq: number;
+  /** The file at the path was damaged and was moved aside before this one was created. */
+  movedAside?: MovedAside;
+}
+
+/** A damaged database moved out of the way (store-db.ts moveDamagedAside). */
+export interface MovedAside {
+  reason: string;
+  /** The new names: the database, then its WAL and shared-memory files if it had them. */
+  files: string[];
 }
 
 /** A failure as it crosses the thread boundary. */

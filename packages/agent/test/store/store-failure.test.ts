@@ -1,12 +1,14 @@
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { silentLogger } from "@mnha/shared";
 import type { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SyncEvent } from "../../src/contracts.js";
-import type { SqliteStore, StoreAlert } from "../../src/store/sqlite-store.js";
-import { StoreSet, durable, removeDir, tempDir, waitFor } from "./helpers.js";
+import { SqliteStore, type StoreAlert } from "../../src/store/sqlite-store.js";
+import { moveDamagedAside } from "../../src/store/store-db.js";
+import { StoreSet, durable, removeDir, storeConfig, tempDir, waitFor } from "./helpers.js";
 
 const dirs: string[] = [];
 const stores = new StoreSet();
@@ -172,9 +174,10 @@ describe("other failures", () => {
 
   it("a store that started without its database adopts its origin once the file can be opened", async () => {
     const data = dir("late");
-    const path = join(data, "mnha.db");
+    // store.path outside the data dir: a damaged file there is left where it is (see below).
+    const path = join(dir("late-elsewhere"), "mnha.db");
     writeFileSync(path, Buffer.alloc(4096, 0x33));
-    const store = await stores.open(data, { retry: FAST_RETRY });
+    const store = await stores.open(data, { retry: FAST_RETRY, store: { path } });
     expect(store.health().ok).toBe(false);
     const origin = store.origin;
     const last = append(store, 4, "early");
@@ -189,9 +192,67 @@ describe("other failures", () => {
       [origin, 1],
     ]);
     await stores.stopAll();
-    const reopened = await stores.open(data);
+    const reopened = await stores.open(data, { store: { path } });
     expect(reopened.origin).toBe(origin);
     expect(reopened.appendEvent({ type: "agent.started", message: "next", wallMs: 1, monoMs: 1 })).toBe(5);
+  });
+
+  it("a damaged database in the data dir (not a database) is moved aside at start, kept as it was, and a new one is created; the alert names both", async () => {
+    const data = dir("damaged");
+    const path = join(data, "mnha.db");
+    const garbage = Buffer.alloc(8192, 0x5a);
+    writeFileSync(path, garbage);
+    const store = new SqliteStore({ config: storeConfig(data), node: "mn1", logger: silentLogger(), scheduleJobs: false, flushIntervalMs: 5, retry: FAST_RETRY });
+    const alerts: StoreAlert[] = [];
+    store.onAlert((a) => alerts.push(a));
+    await store.start();
+    try {
+      expect(store.health().ok).toBe(true);
+      expect(alerts.map((a) => a.kind)).toEqual(["moved-aside"]);
+      const moved = alerts[0] as Extract<StoreAlert, { kind: "moved-aside" }>;
+      expect(moved.path).toBe(path);
+      expect(moved.reason).toMatch(/^SQLITE_NOTADB: /);
+      // (SQLite itself deletes a WAL beside a file that is not a database when it gives up on it.)
+      expect(moved.files).toHaveLength(1);
+      expect(moved.files[0]).toMatch(new RegExp(`^${path.replace(/[.]/g, "\\.")}\\.damaged-\\d{4}-\\d\\d-\\d\\dT[\\d-]+Z$`));
+      expect(readFileSync(moved.files[0] as string).equals(garbage)).toBe(true);
+      await durable(store, store.appendEvent({ type: "agent.started", message: "into the new file", wallMs: Date.now(), monoMs: 1 }));
+      expect((await store.queryEvents({})).map((e) => e.message)).toEqual(["into the new file"]);
+    } finally {
+      await store.stop();
+    }
+  });
+
+  it("moving a damaged database aside takes its WAL and shared-memory files along, or nothing at all", () => {
+    const data = dir("aside");
+    const path = join(data, "mnha.db");
+    const at = new Date("2026-12-04T03:00:00.123Z");
+    const target = `${path}.damaged-2026-12-04T03-00-00-123Z`;
+    for (const suffix of ["", "-wal", "-shm"]) writeFileSync(`${path}${suffix}`, `content${suffix}`);
+    expect(moveDamagedAside(path, at)).toEqual([target, `${target}-wal`, `${target}-shm`]);
+    expect(readdirSync(data).sort()).toEqual([target, `${target}-shm`, `${target}-wal`].map((f) => f.slice(data.length + 1)).sort());
+    expect(readFileSync(`${target}-wal`, "utf8")).toBe("content-wal");
+
+    // The WAL cannot follow (something is in the way): the database is put back, nothing moved.
+    const other = join(dir("aside-blocked"), "mnha.db");
+    const blocked = `${other}.damaged-2026-12-04T03-00-00-123Z`;
+    for (const suffix of ["", "-wal"]) writeFileSync(`${other}${suffix}`, `content${suffix}`);
+    mkdirSync(`${blocked}-wal`);
+    writeFileSync(join(`${blocked}-wal`, "in-the-way"), "x");
+    expect(() => moveDamagedAside(other, at)).toThrow(/cannot move .*mnha\.db-wal aside with its damaged database/);
+    expect(readFileSync(other, "utf8")).toBe("content");
+    expect(readFileSync(`${other}-wal`, "utf8")).toBe("content-wal");
+    expect(existsSync(blocked)).toBe(false);
+  });
+
+  it("a damaged database outside the data dir (store.path) is never moved: the store is degraded, says why and how to fix it, and the file is untouched", async () => {
+    const data = dir("damaged-elsewhere");
+    const path = join(dir("not-ours"), "important.file");
+    writeFileSync(path, "someone else's file\n");
+    const store = await stores.open(data, { retry: FAST_RETRY, store: { path } });
+    expect(store.health()).toMatchObject({ ok: false, reason: expect.stringMatching(/^SQLITE_NOTADB: /) as unknown });
+    expect(readFileSync(path, "utf8")).toBe("someone else's file\n");
+    expect(readdirSync(dirname(path))).toEqual(["important.file"]);
   });
 
   it("a database file removed by hand is created again under the same origin; nothing written after it is lost", async () => {

@@ -83,8 +83,10 @@ describe("opening the store", () => {
 
   it("starts degraded (never throws) when the file is not a database, and keeps accepting appends", async () => {
     const data = dir("garbage");
-    writeFileSync(join(data, "mnha.db"), Buffer.alloc(8192, 0x5a));
-    const store = await stores.open(data, { retry: { initialMs: 50, maxMs: 100 } });
+    // Outside the data dir, so that it is not moved aside (store-failure.test.ts: damaged databases).
+    const path = join(dir("garbage-elsewhere"), "mnha.db");
+    writeFileSync(path, Buffer.alloc(8192, 0x5a));
+    const store = await stores.open(data, { retry: { initialMs: 50, maxMs: 100 }, store: { path } });
     expect(store.health().ok).toBe(false);
     expect(store.health().reason).toMatch(/not a database/);
     expect(store.origin).toMatch(/^mn1:/);
