@@ -333,6 +333,33 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
     expect(statSync(socketPath).mode & 0o777).toBe(0o600);
   });
 
+  it("data dir made read-only under the standby's agent: not eligible, with the reason in status; the holder's service killed is restored in place with no handoff tried; writable again, eligible again", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const notWritable = `${nodePaths(standby).dataDir}/keepalived is not writable (EROFS): it could not open its Keepalived gate, so it cannot take the VIP`;
+    await setDataDirReadOnly(lab, standby, true);
+    try {
+      await waitFor("the standby not eligible, for its read-only directory", async () => ((await lab.agentStatus(holder)).peer as { reasons?: string[] }).reasons?.includes(notWritable) || undefined, { timeoutMs: 10_000, intervalMs: 250 });
+      expect((await lab.agentStatus(standby)).self).toMatchObject({ eligible: false, reasons: [notWritable] });
+      const run = await runScenario(lab, before, {
+        name: "holder's service killed, standby's data dir read-only",
+        fault: async () => {
+          await lab.killService(holder, "mn");
+        },
+        outcome: async () => {
+          await waitFor("the holder keeping the VIP for want of an eligible peer", async () => (await agentEvents(lab, holder, "election.holding-degraded")).find((e) => e.message.includes("no eligible peer")), { timeoutMs: 10_000, intervalMs: 250 });
+        },
+        observeMs: 3_000,
+      });
+      expectNeverTwoMacs(run);
+      expectNoMove(run, holder);
+      expect((await agentEvents(lab, holder, "election.handoff-offered")).filter((e) => e.time >= new Date(Date.now() - 60_000).toISOString()), "no handoff offered to a node that cannot take it").toEqual([]);
+    } finally {
+      await setDataDirReadOnly(lab, standby, false);
+    }
+    await waitFor("the standby eligible again", async () => ((await lab.agentStatus(standby)).self.eligible ? true : undefined), { timeoutMs: 10_000, intervalMs: 250 });
+  });
+
   it("data dir made read-only under the holder's agent: said in the audit, the VIP stays, and writable again is said too", async () => {
     const before = await lab.reset();
     const { holder, standby } = before;

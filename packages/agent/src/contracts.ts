@@ -75,6 +75,8 @@ export interface KeepalivedDriverApi extends Startable {
   repair(reason: string): Promise<{ actions: string[] }>;
   /** Repairs the driver made on its own (its self-check), for the audit trail. */
   onRepair?(listener: (repair: { reason: string; actions: string[] }) => void): void;
+  /** The driver's directory is not writable (its self-check found it so): why, or null. */
+  unwritableDir?(): string | null;
 }
 
 export interface ArpProbeResult {

@@ -276,6 +276,7 @@ export class Agent {
         if (type === "role-changed" && typeof fields["to"] === "string") {
           this.dataSync?.observeRole(fields["to"] as Role);
           this.updateDuplicateWatch(fields["to"] as Role);
+          this.feedServices();
         }
       },
       requestDone: (result) => {
@@ -462,6 +463,8 @@ export class Agent {
     });
     c.keepalived.onRepair?.(({ reason, actions }) => {
       this.events.record("keepalived.repaired", `keepalived driver repaired (${reason}): ${actions.join("; ")}`, { reason, actions }, "warn");
+      // The driver's directory may have become (un)writable: that decides whether this node can take the VIP.
+      this.feedServices();
     });
     c.link.onEvent((event) => this.onLinkEvent(event));
     c.store.onAlert((alert) => this.onStoreAlert(alert));
@@ -530,8 +533,14 @@ export class Agent {
 
   private feedServices(): void {
     const failing = this.c.services.statuses().filter((s) => s.critical && !s.healthy);
-    const healthy = this.c.services.allCriticalHealthy();
     const reasons = failing.map((s) => `service ${s.name} ${s.successes + s.failures === 0 ? "not checked yet" : `failed (${s.lastDetail})`}`);
+    // A node that cannot write its gate file cannot take the VIP: offering it a handoff, or
+    // letting it claim, only ends in a timeout. A holder keeps the VIP it has (it could not
+    // close its gate to give it away either), so this counts only while not holding.
+    const holding = this.role === "holder" || this.role === "handing-off";
+    const unwritable = holding ? null : (this.c.keepalived.unwritableDir?.() ?? null);
+    if (unwritable !== null) reasons.push(`${unwritable}: it could not open its Keepalived gate, so it cannot take the VIP`);
+    const healthy = this.c.services.allCriticalHealthy() && unwritable === null;
     const verdict = `${healthy}|${reasons.join(",")}`;
     if (verdict === this.lastServicesVerdict) return;
     this.lastServicesVerdict = verdict;

@@ -202,6 +202,11 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
     this.guard.renew();
   }
 
+  /** Not writable as the self-check last found it: what and why (null: writable, or not checked yet). */
+  unwritableDir(): string | null {
+    return this.unwritable === null ? null : `${this.paths.dir} is not writable (${this.unwritable})`;
+  }
+
   /** Told after every repair that did something (the agent records it in the audit store). */
   onRepair(listener: (repair: KeepalivedRepair) => void): void {
     this.repairListeners.push(listener);

@@ -240,6 +240,31 @@ describe("the peer's duplicate check in status", () => {
   });
 });
 
+describe("a node whose Keepalived directory is not writable", () => {
+  it("is not eligible while it does not hold the VIP (it could not open its gate), says why, and is eligible again once writable; a holder keeps the VIP", async () => {
+    const parts = memoryParts();
+    const agent = makeAgent(parts, { timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 } });
+    // Unwritable before it ever held: it never claims.
+    parts.keepalived.unwritable = "/var/lib/mnha/keepalived is not writable (EROFS)";
+    await agent.start();
+    await vi.waitFor(async () => expect((await agent.status()).self.reasons).toContain("/var/lib/mnha/keepalived is not writable (EROFS): it could not open its Keepalived gate, so it cannot take the VIP"), { timeout: 2_000, interval: 20 });
+    expect((await agent.status()).self.eligible).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(parts.keepalived.gate).toBe(false);
+
+    // Writable again (the self-check says so): eligible, and alone it claims.
+    parts.keepalived.setUnwritable(null);
+    await vi.waitFor(() => expect(parts.keepalived.gate).toBe(true), { timeout: 5_000, interval: 20 });
+    expect((await agent.status()).self.eligible).toBe(true);
+
+    // The holder's directory goes read-only: it keeps the VIP, and stays eligible.
+    parts.keepalived.setUnwritable("/var/lib/mnha/keepalived is not writable (EROFS)");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(parts.keepalived.gate).toBe(true);
+    expect((await agent.status()).self).toMatchObject({ role: "holder", eligible: true });
+  });
+});
+
 describe("an epoch file that holds no epoch", () => {
   it("is said in the audit at start (which file, what it held), and the agent runs from epoch 0", async () => {
     const parts = memoryParts();

@@ -93,6 +93,20 @@ export class MemoryKeepalived extends Part {
     this.journal.push("repair keepalived");
     return { actions: ["restarted keepalived"] };
   }
+  /** As the driver's self-check would find its directory (set with `setUnwritable`). */
+  unwritable: string | null = null;
+  private readonly repairListeners: ((repair: { reason: string; actions: string[] }) => void)[] = [];
+  onRepair(listener: (repair: { reason: string; actions: string[] }) => void): void {
+    this.repairListeners.push(listener);
+  }
+  unwritableDir(): string | null {
+    return this.unwritable;
+  }
+  /** The self-check finding the directory (un)writable: told as a repair, as the driver does. */
+  setUnwritable(problem: string | null): void {
+    this.unwritable = problem;
+    for (const listener of this.repairListeners) listener({ reason: "self-check", actions: [problem ?? "writable again"] });
+  }
 }
 
 export class MemoryServices extends Part {
