@@ -383,6 +383,42 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
   });
 });
 
+describe("the two config files disagree (a typo on one node)", () => {
+  it("the standby restarted with another VIP prefix: status on both nodes says SETTINGS DIFFER first, both audits say it, the VIP stays; fixed and restarted, the holder says they agree again", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const configPath = nodePaths(standby).config;
+    const rightConfig = readFileSync(configPath, "utf8");
+    expect(rightConfig).toMatch(/^ {2}prefix: 24$/m);
+    const run = await runScenario(lab, before, {
+      name: "standby's config with another VIP prefix",
+      fault: async () => {
+        writeFileSync(configPath, rightConfig.replace(/^ {2}prefix: 24$/m, "  prefix: 25"));
+        await lab.stopAgent(standby);
+        await lab.startAgent(standby);
+      },
+      outcome: async () => {
+        for (const node of [holder, standby]) {
+          await waitFor(`a pair.settings-differ event on ${node}`, async () => (await agentEvents(lab, node, "pair.settings-differ")).find((e) => e.message.includes("vip 10.250.")), { timeoutMs: 15_000, intervalMs: 250 });
+        }
+      },
+    });
+    try {
+      expectNeverTwoMacs(run);
+      expectNoMove(run, holder);
+      const holderView = await lab.agentCli(holder, ["status"]);
+      expect(holderView.stdout.split("\n")[0]).toMatch(new RegExp(`^SETTINGS DIFFER between ${holder} and ${standby}: vip [\\d.]+/24 here, [\\d.]+/25 on ${standby} \\(the two nodes must agree`));
+      expect((await lab.agentStatus(standby)).pairSettings).toEqual({ compared: true, differences: [{ name: "vip", here: expect.stringMatching(/\/25$/) as unknown, peer: expect.stringMatching(/\/24$/) as unknown }] });
+    } finally {
+      writeFileSync(configPath, rightConfig);
+      await lab.stopAgent(standby);
+      await lab.startAgent(standby);
+    }
+    await waitFor("the holder saying they agree again", async () => (await agentEvents(lab, holder, "pair.settings-agree")).at(-1), { timeoutMs: 15_000, intervalMs: 250 });
+    expect((await lab.agentStatus(holder)).pairSettings).toEqual({ compared: true, differences: [] });
+  });
+});
+
 describe("the shared secret changed on one node only (a rotation half done)", () => {
   it("the standby restarted on another secret: the VIP stays, never two MACs, and status on both nodes names the secrets and the fix; the right secret back, the link comes back", async () => {
     const before = await lab.reset();

@@ -110,10 +110,10 @@ async function main(argv: readonly string[]): Promise<number> {
     const mixedNew = await lab.agentStatus(newNode);
     const mixedOld = await lab.agentStatus(oldNode);
     check("mixed pair links on the shared version", mixedNew.protocol?.negotiated === shared && mixedOld.protocol?.negotiated === shared, `${newNode} says v${mixedNew.protocol?.negotiated}, ${oldNode} says v${mixedOld.protocol?.negotiated}`);
-    const peerCheck = "role" in mixedNew.peer ? mixedNew.peer.duplicateCheck : undefined;
+    // What protocol v5 adds: the pair settings, which the old agent does not send.
     const text = (await lab.agentCli(newNode, ["status"])).stdout;
-    const row = text.split("\n").find((line) => line.trimStart().startsWith("duplicate check")) ?? "(no row)";
-    check(`${newNode} shows the old holder's check as not reported`, peerCheck === undefined && /not reported \(older agent\)/.test(row), row.trim());
+    const row = text.split("\n").find((line) => line.trimStart().startsWith("pair settings")) ?? "(no row)";
+    check(`${newNode} shows the pair settings as not compared (older agent)`, mixedNew.pairSettings?.compared === false && /not compared \(the peer's agent does not send them/.test(row), row.trim());
     await sleep(HOLD_MS);
 
     // 2. Planned switchover to the new node: now the new node's heartbeats reach an older agent.
@@ -150,18 +150,15 @@ async function main(argv: readonly string[]): Promise<number> {
     check(`both on this tree link on v${newest}`, negotiated.every((v) => v === newest), `${oldNode} says v${negotiated[0]}, ${newNode} says v${negotiated[1]}`);
     let upgradedView: StatusReport | null = null;
     await waitFor(
-      `${oldNode} to show ${newNode}'s duplicate check`,
+      `${oldNode} to compare the pair settings with ${newNode}'s`,
       async () => {
         upgradedView = (await lab.tryAgentStatus(oldNode)).status;
-        return upgradedView && "role" in upgradedView.peer && upgradedView.peer.duplicateCheck ? true : undefined;
+        return upgradedView?.pairSettings?.compared ? true : undefined;
       },
       { timeoutMs: 5_000, intervalMs: 200 },
     ).catch(() => undefined);
     const view = upgradedView as StatusReport | null;
-    const holderNow = view?.vipOwner ?? null;
-    const seen = view && "role" in view.peer ? view.peer.duplicateCheck : undefined;
-    // The check runs on the holder only: running there, idle on a standby.
-    check(`${oldNode} now shows the peer's duplicate check`, seen?.state === (holderNow === newNode ? "running" : "idle"), `VIP owner ${holderNow}; ${newNode}'s check as ${oldNode} sees it: ${JSON.stringify(seen)}`);
+    check(`${oldNode} now compares the pair settings with ${newNode}'s: the same`, view?.pairSettings?.compared === true && view.pairSettings.differences.length === 0, JSON.stringify(view?.pairSettings ?? null));
     await sleep(2_000);
 
     const records = await sampler.stop();

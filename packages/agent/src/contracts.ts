@@ -4,6 +4,7 @@
  * turns those reports into events for the pure cores and carries out their effects.
  */
 import type { KeepalivedState, LinkMessage, Role } from "@mnha/protocol";
+import type { PairSettingsStatus } from "./daemon/pair-settings.js";
 import type { DialFailureReport } from "./peer/dial-failure.js";
 import type { PlanStepEvent } from "./plan/plan-audit.js";
 
@@ -209,6 +210,8 @@ export interface StatusReport {
   vipUnansweredMs?: number | null;
   /** The peer protocol: the versions this node offers, and the one negotiated with the peer (null: no link). */
   protocol?: { offered: number[]; negotiated: number | null };
+  /** The settings both nodes must share, as compared with the peer's (daemon/pair-settings.ts); absent from older agents. */
+  pairSettings?: PairSettingsStatus;
   /** Operator modes of both nodes (maintenance, stopped); the peer's as it last told us. Shown first. */
   ops?: { self: OpsStatus; peer: OpsStatus | null };
   /** Monitoring data sync from the holder to the standby (absent when no dirs are configured). */

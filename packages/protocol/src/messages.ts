@@ -11,8 +11,8 @@ import { z } from "zod";
  * frame after the handshake is sealed (framing.ts). Version 1 (plain frames, listener proves
  * first) is no longer spoken: a peer still on it is refused with unsupported-version.
  */
-export const PROTOCOL_VERSIONS = [2, 3, 4] as const;
-export const CURRENT_PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSIONS = [2, 3, 4, 5] as const;
+export const CURRENT_PROTOCOL_VERSION = 5;
 /**
  * Version 3 frames are version 2's plus the ops-request action `db-reseed`. A version 2 agent
  * refuses the whole link on an action it does not know, so it is sent only on a link that
@@ -25,6 +25,12 @@ export const DB_RESEED_MIN_PROTOCOL_VERSION = 3;
  * negotiated at least this version.
  */
 export const DUPLICATE_CHECK_MIN_PROTOCOL_VERSION = 4;
+/**
+ * Version 5 frames are version 4's plus the `pair-settings` message. An older agent refuses
+ * the whole link on a message type it does not know, so it is sent only on a link that
+ * negotiated at least this version.
+ */
+export const PAIR_SETTINGS_MIN_PROTOCOL_VERSION = 5;
 /** Frames above this size are refused before parsing (ws `maxPayload`). */
 export const MAX_FRAME_BYTES = 256 * 1024;
 
@@ -312,6 +318,17 @@ export const OpsReplySchema = z.strictObject({
   files: z.array(z.strictObject({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/), text: z.string().max(160 * 1024) })).max(32).optional(),
 });
 
+/**
+ * Either side, on link up (protocol v5 on): the settings the two nodes must share (the VIP,
+ * the gateway, the timings the election's safety argument rests on, Keepalived's router),
+ * by name, as text. A map rather than fields, so that a later agent may add a setting without
+ * a new protocol version: each side compares only the names both sent.
+ */
+export const PairSettingsSchema = z.strictObject({
+  type: z.literal("pair-settings"),
+  settings: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_.]{0,63}$/), z.string().max(200)).refine((s) => Object.keys(s).length <= 64, "at most 64 settings"),
+});
+
 export const HandshakeMessageSchema = z.discriminatedUnion("type", [HelloSchema, ChallengeSchema, AuthSchema, WelcomeSchema, RefuseSchema]);
 export const LinkMessageSchema = z.discriminatedUnion("type", [
   HeartbeatSchema,
@@ -325,6 +342,7 @@ export const LinkMessageSchema = z.discriminatedUnion("type", [
   OpsStateSchema,
   OpsRequestSchema,
   OpsReplySchema,
+  PairSettingsSchema,
   RefuseSchema,
 ]);
 
@@ -338,6 +356,7 @@ export type HandoffOffer = z.infer<typeof HandoffOfferSchema>;
 export type HandoffReady = z.infer<typeof HandoffReadySchema>;
 export type HandoffReject = z.infer<typeof HandoffRejectSchema>;
 export type HandoffReleased = z.infer<typeof HandoffReleasedSchema>;
+export type PairSettings = z.infer<typeof PairSettingsSchema>;
 export type HandshakeMessage = z.infer<typeof HandshakeMessageSchema>;
 export type LinkMessage = z.infer<typeof LinkMessageSchema>;
 export type PeerMessage = z.infer<typeof LinkMessageSchema>;

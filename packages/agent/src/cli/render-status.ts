@@ -44,6 +44,7 @@ export function renderStatus(report: StatusReport): string {
     const peerCell = known ? (known.duplicateCheck ? duplicateCheckCell(known.duplicateCheck) : "not reported (older agent)") : unknown;
     rows.push(["duplicate check", report.duplicateCheck ? duplicateCheckCell(report.duplicateCheck) : unknown, peerCell]);
   }
+  if (report.pairSettings) rows.push(["pair settings", pairSettingsCell(report.pairSettings, peer.connected), ""]);
   rows.push(["uptime", formatDuration(self.uptimeMs), ""]);
   if (report.store) {
     const st = report.store;
@@ -64,6 +65,7 @@ export function renderStatus(report: StatusReport): string {
     // The watchdog's clock, first: the one line that matters when the pair serves nothing.
     ...(report.vipUnansweredMs != null && report.vipUnansweredMs >= 1_000 ? [`VIP unanswered for ${Math.floor(report.vipUnansweredMs / 1000)} s (the watchdog repairs, then gives the role up; see mnha events --type watchdog)`] : []),
     ...opsLines(report),
+    ...settingsLines(report),
     `VIP ${vip.address}/${vip.prefix} on ${vip.interface}: ${report.vipOwner === null ? "held by NOBODY" : `held by ${report.vipOwner}`}`,
     // The holder's one guard against a second holder it cannot talk to: say loudly when it is blind.
     ...blindHolderLines(report, known),
@@ -79,6 +81,20 @@ export function renderStatus(report: StatusReport): string {
   const reasons = [...notEligible(self), ...(known ? notEligible(known) : [])].map(terminalSafe);
   if (reasons.length > 0) lines.push("", "not eligible to hold the VIP:", ...reasons);
   return `${lines.join("\n")}\n`;
+}
+
+/** Settings the two nodes must share but do not: right after the operator modes, before the VIP line. */
+function settingsLines(report: StatusReport): string[] {
+  const differences = report.pairSettings?.differences ?? [];
+  if (differences.length === 0) return [];
+  // The peer's values are its own words: shortened, like every other text a peer sends.
+  const text = differences.map((d) => `${d.name} ${truncate(d.here || "(none)", 60)} here, ${truncate(d.peer || "(none)", 60)} on ${report.peer.node}`).join("; ");
+  return [`SETTINGS DIFFER between ${report.self.node} and ${report.peer.node}: ${text} (the two nodes must agree: fix the config file of the wrong node, then restart its agent)`, ""];
+}
+
+function pairSettingsCell(settings: NonNullable<StatusReport["pairSettings"]>, connected: boolean): string {
+  if (!settings.compared) return connected ? "not compared (the peer's agent does not send them: older than protocol v5)" : "not compared (no link to the peer)";
+  return settings.differences.length === 0 ? "the same on both nodes" : `DIFFER: ${settings.differences.map((d) => d.name).join(", ")}`;
 }
 
 /** Why this node cannot reach its peer, under the peer line: the reason first, then the fix to try. */

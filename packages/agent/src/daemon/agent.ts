@@ -8,7 +8,7 @@
  * in reverse order, and start() throws. No half-started agent stays alive.
  */
 import { randomUUID } from "node:crypto";
-import { CURRENT_PROTOCOL_VERSION, DUPLICATE_CHECK_MIN_PROTOCOL_VERSION, type Role } from "@mnha/protocol";
+import { CURRENT_PROTOCOL_VERSION, DUPLICATE_CHECK_MIN_PROTOCOL_VERSION, type PairSettings, type Role } from "@mnha/protocol";
 import { MnhaError, systemClock, type Clock, type LoadedConfig, type Logger } from "@mnha/shared";
 import type { ControlHandlers, DemoteResult, DuplicateWatchApi, EventQuery, FailoverRecord, HaEvent, MetricsReport, PeerLinkEvent, StatusReport, Startable } from "../contracts.js";
 import { ElectionCore } from "../core/election.js";
@@ -33,6 +33,7 @@ import { EventLog } from "./event-log.js";
 import { Beat, everyOnBeat } from "../util/beat.js";
 import { WitnessClient } from "../witness/witness-client.js";
 import { buildMetricsSnapshot, buildStatusReport, heartbeatDuplicateCheck, toHaEvent, type DbStatusInput } from "./status.js";
+import { PairSettingsCheck, describeDifferences } from "./pair-settings.js";
 
 export interface AgentOptions {
   loaded: LoadedConfig;
@@ -78,6 +79,8 @@ export class Agent {
   private lastServicesVerdict: string | null = null;
   /** Operator modes (maintenance, stop-node/start-node) and collect-log's peer side. */
   private readonly ops: NodeOps;
+  /** The settings both nodes must share, compared on each link up (protocol v5 on). */
+  private readonly pairSettings: PairSettingsCheck;
   /** Monitoring data pushed to the standby (null: no directories configured). */
   private readonly dataSync: DataSync | null;
   /** The holder's duplicate-address check (two holders that cannot talk settle it by MAC). */
@@ -148,6 +151,7 @@ export class Agent {
       : null;
     this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, beat: this.beat, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), errant: this.errantWatch(config.dataDir) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
+    this.pairSettings = new PairSettingsCheck(options.loaded.config);
     this.ops = new NodeOps({
       self: this.self,
       peer: peer.name,
@@ -508,6 +512,7 @@ export class Agent {
     this.c.sync.handleLinkEvent(event);
     if (event.kind === "message" && this.c.sync.isSyncMessage(event.message)) return;
     if (event.kind === "message" && NodeOps.isOpsMessage(event.message)) return this.ops.handleMessage(event.message);
+    if (event.kind === "message" && event.message.type === "pair-settings") return this.onPeerSettings(event.message);
     if (event.kind === "up") this.ops.onPeerUp();
     if (event.kind === "down") this.ops.onPeerDown();
     switch (event.kind) {
@@ -516,10 +521,15 @@ export class Agent {
         this.host.input({ kind: "peer-up" });
         // Tell the peer our state at once rather than at the next tick.
         this.host.heartbeatNow();
+        {
+          const settings = this.pairSettings.onLinkUp(event.version);
+          if (settings) this.c.link.send(settings);
+        }
         break;
       case "down":
         this.events.record("peer.disconnected", `peer ${event.peer} disconnected: ${event.reason}`, { peer: event.peer, reason: event.reason }, "warn");
         this.host.input({ kind: "peer-down", reason: event.reason });
+        this.pairSettings.onLinkDown();
         break;
       case "message":
         this.host.input({ kind: "peer-message", message: event.message });
@@ -529,6 +539,18 @@ export class Agent {
         this.events.record("peer.refusals", event.message, { count: event.count, byCode: event.byCode, sources: event.sources, otherSources: event.otherSources, first: event.first }, "warn");
         break;
     }
+  }
+
+  private onPeerSettings(message: PairSettings): void {
+    const peer = this.loaded.config.peers[0]?.name ?? "the peer";
+    const verdict = this.pairSettings.onPeerSettings(message);
+    if (verdict === null) return;
+    if ("agree" in verdict) {
+      this.events.record("pair.settings-agree", `the settings both nodes must share agree with ${peer}'s again`, { peer });
+      return;
+    }
+    const text = describeDifferences(verdict.differences, peer);
+    this.events.record("pair.settings-differ", `SETTINGS DIFFER between ${this.self} and ${peer}: ${text}; the two nodes must agree on them: fix the config file of the wrong node and restart its agent`, { peer, differences: verdict.differences }, "warn");
   }
 
   private feedServices(): void {
@@ -656,7 +678,7 @@ export class Agent {
     const { offered, negotiated } = this.protocolStatus();
     const witness = this.host.core.snapshot(this.clock.now()).witness;
     const witnessStatus = this.loaded.config.witness && witness && this.witnessClient ? { witness: { configured: true as const, address: `${this.loaded.config.witness.address}:${this.loaded.config.witness.port}`, leaseMs: this.loaded.config.witness.leaseMs, connected: this.witnessClient.state().connected, linkError: this.witnessClient.state().lastError, ...witness } } : {};
-    return { ...report, protocol: { offered, negotiated }, duplicateCheck: this.duplicateWatch.status(), ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
+    return { ...report, protocol: { offered, negotiated }, pairSettings: this.pairSettings.status(), duplicateCheck: this.duplicateWatch.status(), ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
   }
 
   /** The peer protocol versions offered (the build's list) and the one the open link negotiated. */

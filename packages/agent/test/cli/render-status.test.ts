@@ -105,3 +105,28 @@ describe("status: why the peer link is down", () => {
     expect(renderStatus(up)).not.toContain("last dial");
   });
 });
+
+describe("status: the settings both nodes must share", () => {
+  it("a difference comes first, before the VIP line, naming both values; the row says which", () => {
+    const report = sampleStatus();
+    report.pairSettings = { compared: true, differences: [{ name: "vip", here: "10.0.0.100/24", peer: "10.0.0.100/25" }, { name: "timings.leaseMs", here: "600", peer: "900" }] };
+    const lines = renderStatus(report).split("\n");
+    expect(lines[0]).toBe("SETTINGS DIFFER between mn1 and mn2: vip 10.0.0.100/24 here, 10.0.0.100/25 on mn2; timings.leaseMs 600 here, 900 on mn2 (the two nodes must agree: fix the config file of the wrong node, then restart its agent)");
+    expect(lines.find((l) => l.trimStart().startsWith("pair settings"))).toMatch(/pair settings\s+DIFFER: vip, timings\.leaseMs/);
+  });
+
+  it("the same: one quiet row; not compared: says why (an older peer, or no link)", () => {
+    const report = sampleStatus();
+    report.pairSettings = { compared: true, differences: [] };
+    const text = renderStatus(report);
+    expect(text).not.toContain("SETTINGS DIFFER");
+    expect(text).toMatch(/pair settings\s+the same on both nodes/);
+    report.pairSettings = { compared: false, differences: [] };
+    expect(renderStatus(report)).toMatch(/pair settings\s+not compared \(the peer's agent does not send them: older than protocol v5\)/);
+    report.peer.connected = false;
+    expect(renderStatus(report)).toMatch(/pair settings\s+not compared \(no link to the peer\)/);
+    // From an agent that does not report them: no row.
+    delete report.pairSettings;
+    expect(renderStatus(report)).not.toContain("pair settings");
+  });
+});

@@ -1,4 +1,4 @@
-import { DUPLICATE_CHECK_MIN_PROTOCOL_VERSION, DUPLICATE_CHECK_PROBLEM_MAX, decodeLinkMessage, encode, type Heartbeat } from "@mnha/protocol";
+import { DUPLICATE_CHECK_MIN_PROTOCOL_VERSION, DUPLICATE_CHECK_PROBLEM_MAX, PAIR_SETTINGS_MIN_PROTOCOL_VERSION, decodeLinkMessage, encode, type Heartbeat } from "@mnha/protocol";
 import { isMnhaError } from "@mnha/shared";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Agent } from "../../src/daemon/agent.js";
@@ -262,6 +262,39 @@ describe("a node whose Keepalived directory is not writable", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(parts.keepalived.gate).toBe(true);
     expect((await agent.status()).self).toMatchObject({ role: "holder", eligible: true });
+  });
+});
+
+describe("the settings both nodes must share", () => {
+  it("are sent on a v5 link up; a peer's different VIP prefix is said in the audit and in status, and that they agree again once fixed", async () => {
+    const parts = memoryParts();
+    const agent = makeAgent(parts, { timings: { heartbeatIntervalMs: 20, leaseMs: 200 } });
+    await agent.start();
+    parts.link.up = { version: PAIR_SETTINGS_MIN_PROTOCOL_VERSION };
+    parts.link.emit({ kind: "up", peer: "mn2", version: PAIR_SETTINGS_MIN_PROTOCOL_VERSION, remote: "10.0.0.12:7946" });
+    const sent = parts.link.sent.find((m) => m.type === "pair-settings");
+    if (sent?.type !== "pair-settings") throw new Error("no pair-settings sent on link up");
+    const vip = sent.settings["vip"] as string;
+    const theirs = { ...sent.settings, vip: vip.replace(/\/\d+$/, "/25") };
+    parts.link.emit({ kind: "message", message: { type: "pair-settings", settings: theirs } });
+    await vi.waitFor(async () => expect((await agent.status()).pairSettings).toEqual({ compared: true, differences: [{ name: "vip", here: vip, peer: theirs.vip }] }), { timeout: 2_000, interval: 20 });
+    expect(parts.store.events.filter((e) => e.type === "pair.settings-differ").map((e) => e.message)).toEqual([
+      `SETTINGS DIFFER between mn1 and mn2: vip ${vip} here, ${theirs.vip} on mn2; the two nodes must agree on them: fix the config file of the wrong node and restart its agent`,
+    ]);
+    parts.link.emit({ kind: "message", message: { type: "pair-settings", settings: sent.settings } });
+    await vi.waitFor(() => expect(parts.store.events.some((e) => e.type === "pair.settings-agree")).toBe(true), { timeout: 2_000, interval: 20 });
+    expect((await agent.status()).pairSettings).toEqual({ compared: true, differences: [] });
+  });
+
+  it("are not sent on a link of an older protocol (the peer would refuse the whole link on them)", async () => {
+    const parts = memoryParts();
+    const agent = makeAgent(parts);
+    await agent.start();
+    parts.link.up = { version: PAIR_SETTINGS_MIN_PROTOCOL_VERSION - 1 };
+    parts.link.emit({ kind: "up", peer: "mn2", version: PAIR_SETTINGS_MIN_PROTOCOL_VERSION - 1, remote: "10.0.0.12:7946" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(parts.link.sent.some((m) => m.type === "pair-settings")).toBe(false);
+    expect((await agent.status()).pairSettings).toEqual({ compared: false, differences: [] });
   });
 });
 
