@@ -1,4 +1,4 @@
-import { access, constants as fsConstants, lstat, mkdir, unlink } from "node:fs/promises";
+import { access, constants as fsConstants, lstat, mkdir, statfs, unlink } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { dirname } from "node:path";
 import type { KeepalivedState } from "@mnha/protocol";
@@ -61,6 +61,9 @@ export interface KeepalivedRepair {
  * unless the agent has elected this node (the gate) and is alive (the lease, kept by the
  * lease guard). notify_fifo lines say what keepalived did; `ip addr` says what is true.
  */
+/** Below this much free space the driver's files cannot be rewritten safely (each write is a temp file and a rename). */
+const MIN_FREE_BYTES = 64 * 1024;
+
 export class KeepalivedDriver implements KeepalivedDriverApi {
   readonly paths: KeepalivedPaths;
   private config: MnhaConfig;
@@ -419,6 +422,11 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
     let problem: string | null = null;
     try {
       await access(this.paths.dir, fsConstants.W_OK);
+      // A full file system passes access(); the gate's atomic write then fails with ENOSPC.
+      // Counted as root sees it (bfree: root may use the blocks reserved from other users).
+      const space = await statfs(this.paths.dir);
+      // One fixed text: the self-check reports a change of problem, not of the free byte count.
+      if (space.bfree * space.bsize < MIN_FREE_BYTES) problem = `ENOSPC: less than ${MIN_FREE_BYTES / 1024} KiB free`;
     } catch (error) {
       problem = (error as NodeJS.ErrnoException).code ?? "not writable";
     }

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { chmodSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger, silentLogger, type Logger } from "@mnha/shared";
@@ -37,8 +38,7 @@ const read = (file: string): string => readFileSync(file, "utf8").trim();
  * `<dataDir>/broken` exists, then exits 1 like a binary that cannot start), gate open, lease
  * renewed every 100 ms, VIP up.
  */
-async function holder(): Promise<{ driver: KeepalivedDriver; dataDir: string; repairs: KeepalivedRepair[]; broken: string }> {
-  const dataDir = tempDataDir("kr");
+async function holder(dataDir: string = tempDataDir("kr")): Promise<{ driver: KeepalivedDriver; dataDir: string; repairs: KeepalivedRepair[]; broken: string }> {
   dirs.push(dataDir);
   const broken = join(dataDir, "broken");
   const wrapper = join(dataDir, "keepalived-wrapper");
@@ -65,6 +65,31 @@ async function holder(): Promise<{ driver: KeepalivedDriver; dataDir: string; re
 }
 
 describe("KeepalivedDriver.repair and its self-check", () => {
+  it("a full file system under its directory is found by the self-check (access() still passes), said once, and said again when space is back", async () => {
+    const dataDir = tempDataDir("kr-full");
+    // A small file system of our own, filled for real (root ignores permissions, not ENOSPC).
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", dataDir]);
+    try {
+      const { driver, repairs } = await holder(dataDir);
+      const filler = join(dataDir, "filler");
+      try {
+        writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024, 1));
+      } catch {
+        // ENOSPC: full, which is the point.
+      }
+      expect(await waitUntil(() => driver.unwritableDir() !== null, 3_000)).not.toBeNull();
+      expect(driver.unwritableDir()).toBe(`${driver.paths.dir} is not writable (ENOSPC: less than 64 KiB free)`);
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(repairs.filter((r) => r.actions.some((a) => a.includes("ENOSPC")))).toHaveLength(1);
+      unlinkSync(filler);
+      expect(await waitUntil(() => driver.unwritableDir() === null, 3_000)).not.toBeNull();
+      expect(repairs.at(-1)?.actions).toEqual([`found ${driver.paths.dir} writable again (it was ENOSPC: less than 64 KiB free)`]);
+      await driver.stop();
+    } finally {
+      execFileSync("umount", ["-l", dataDir]);
+    }
+  });
+
   it("finds nothing to do on a healthy holder", async () => {
     const { driver, repairs } = await holder();
     // Past the guard's pid-file grace period, so the self-check has looked at everything.
