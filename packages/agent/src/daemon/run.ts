@@ -10,10 +10,11 @@ import { Agent } from "./agent.js";
 import { composeAgent } from "./compose.js";
 import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
 
-/** Exit codes: 2 for a config the agent refuses, 1 for any other failed start. */
+/** What the agent logs and audits when sent SIGHUP (Keepalived's reload habit). */
 const SIGHUP_IGNORED =
   "SIGHUP ignored: mnha reads its config only at start; to apply a changed config, restart the agent (systemctl restart mnha: a holder hands the VIP to a healthy peer first)";
 
+/** Exit codes: 2 for a config the agent refuses, 1 for any other failed start. */
 export async function runAgent(options: { configPath: string }): Promise<number> {
   let loaded: LoadedConfig;
   try {

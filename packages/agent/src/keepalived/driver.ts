@@ -55,15 +55,15 @@ export interface KeepalivedRepair {
   actions: string[];
 }
 
+/** Below this much free space the driver's files cannot be rewritten safely (each write is a temp file and a rename). */
+const MIN_FREE_BYTES = 64 * 1024;
+
 /**
  * Carries out the agent's decision about the VIP through Keepalived. Both nodes run
  * keepalived as BACKUP with nopreempt; two track files (weight 0) hold an instance in FAULT
  * unless the agent has elected this node (the gate) and is alive (the lease, kept by the
  * lease guard). notify_fifo lines say what keepalived did; `ip addr` says what is true.
  */
-/** Below this much free space the driver's files cannot be rewritten safely (each write is a temp file and a rename). */
-const MIN_FREE_BYTES = 64 * 1024;
-
 export class KeepalivedDriver implements KeepalivedDriverApi {
   readonly paths: KeepalivedPaths;
   private config: MnhaConfig;
