@@ -1,5 +1,6 @@
 /** `mnha status` for people: both nodes side by side, then why a node may not hold the VIP. */
 import type { DbNodeStatus, NodeStatus, PeerDuplicateCheck, StatusReport } from "../contracts.js";
+import { PAIR_SETTINGS_FIX, describeDifferences } from "../daemon/pair-settings.js";
 import { formatDuration } from "../util/format.js";
 import { renderTable, terminalSafe, truncate } from "./render-table.js";
 
@@ -87,9 +88,8 @@ export function renderStatus(report: StatusReport): string {
 function settingsLines(report: StatusReport): string[] {
   const differences = report.pairSettings?.differences ?? [];
   if (differences.length === 0) return [];
-  // The peer's values are its own words: shortened, like every other text a peer sends.
-  const text = differences.map((d) => `${d.name} ${truncate(d.here || "(none)", 60)} here, ${truncate(d.peer || "(none)", 60)} on ${report.peer.node}`).join("; ");
-  return [`SETTINGS DIFFER between ${report.self.node} and ${report.peer.node}: ${text} (the two nodes must agree: fix the config file of the wrong node, then restart its agent)`, ""];
+  const text = describeDifferences(differences, report.peer.node, (value) => truncate(value, 60));
+  return [`SETTINGS DIFFER between ${report.self.node} and ${report.peer.node}: ${text} (${PAIR_SETTINGS_FIX})`, ""];
 }
 
 function pairSettingsCell(settings: NonNullable<StatusReport["pairSettings"]>, connected: boolean): string {

@@ -33,7 +33,7 @@ import { EventLog } from "./event-log.js";
 import { Beat, everyOnBeat } from "../util/beat.js";
 import { WitnessClient } from "../witness/witness-client.js";
 import { buildMetricsSnapshot, buildStatusReport, heartbeatDuplicateCheck, toHaEvent, type DbStatusInput } from "./status.js";
-import { PairSettingsCheck, describeDifferences } from "./pair-settings.js";
+import { PAIR_SETTINGS_FIX, PairSettingsCheck, describeDifferences } from "./pair-settings.js";
 
 export interface AgentOptions {
   loaded: LoadedConfig;
@@ -521,10 +521,7 @@ export class Agent {
         this.host.input({ kind: "peer-up" });
         // Tell the peer our state at once rather than at the next tick.
         this.host.heartbeatNow();
-        {
-          const settings = this.pairSettings.onLinkUp(event.version);
-          if (settings) this.c.link.send(settings);
-        }
+        this.sendPairSettings(event.version);
         break;
       case "down":
         this.events.record("peer.disconnected", `peer ${event.peer} disconnected: ${event.reason}`, { peer: event.peer, reason: event.reason }, "warn");
@@ -541,8 +538,14 @@ export class Agent {
     }
   }
 
+  /** On link up: this node's shared settings, to a peer that knows the message (protocol v5 on). */
+  private sendPairSettings(version: number): void {
+    const settings = this.pairSettings.onLinkUp(version);
+    if (settings) this.c.link.send(settings);
+  }
+
   private onPeerSettings(message: PairSettings): void {
-    const peer = this.loaded.config.peers[0]?.name ?? "the peer";
+    const peer = this.peerName;
     const verdict = this.pairSettings.onPeerSettings(message);
     if (verdict === null) return;
     if ("agree" in verdict) {
@@ -550,7 +553,7 @@ export class Agent {
       return;
     }
     const text = describeDifferences(verdict.differences, peer);
-    this.events.record("pair.settings-differ", `SETTINGS DIFFER between ${this.self} and ${peer}: ${text}; the two nodes must agree on them: fix the config file of the wrong node and restart its agent`, { peer, differences: verdict.differences }, "warn");
+    this.events.record("pair.settings-differ", `SETTINGS DIFFER between ${this.self} and ${peer}: ${text}; ${PAIR_SETTINGS_FIX}`, { peer, differences: verdict.differences }, "warn");
   }
 
   private feedServices(): void {

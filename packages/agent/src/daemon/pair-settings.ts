@@ -64,15 +64,22 @@ export function compareSettings(here: Record<string, string>, peer: Record<strin
   return differences;
 }
 
-/** One line for status and the audit: "vip 10.0.0.100/24 here, 10.0.0.100/25 on mn2; ...". */
-export function describeDifferences(differences: SettingDifference[], peer: string): string {
-  return differences.map((d) => `${d.name} ${d.here || "(none)"} here, ${d.peer || "(none)"} on ${peer}`).join("; ");
+/** What the operator does about a difference, in status and in the audit. */
+export const PAIR_SETTINGS_FIX = "the two nodes must agree: fix the config file of the wrong node, then restart its agent";
+
+/**
+ * One line for status and the audit: "vip 10.0.0.100/24 here, 10.0.0.100/25 on mn2; ...".
+ * `shorten` cuts each value (the peer's are its own words, shortened like every text a peer sends).
+ */
+export function describeDifferences(differences: SettingDifference[], peer: string, shorten: (value: string) => string = (v) => v): string {
+  return differences.map((d) => `${d.name} ${shorten(d.here || "(none)")} here, ${shorten(d.peer || "(none)")} on ${peer}`).join("; ");
 }
 
 /** What this node sends and what it concluded from the peer's settings, per link. */
 export class PairSettingsCheck {
   private readonly mine: Record<string, string>;
-  private peerSettings: Record<string, string> | null = null;
+  /** Against the peer's settings on the current link (null: none came on it yet). */
+  private differences: SettingDifference[] | null = null;
   private lastVerdict: string | null = null;
 
   constructor(config: MnhaConfig) {
@@ -81,12 +88,12 @@ export class PairSettingsCheck {
 
   /** The message to send on a link that came up at `version`; null for an older peer. */
   onLinkUp(version: number): PairSettings | null {
-    this.peerSettings = null;
+    this.differences = null;
     return version >= PAIR_SETTINGS_MIN_PROTOCOL_VERSION ? { type: "pair-settings", settings: { ...this.mine } } : null;
   }
 
   onLinkDown(): void {
-    this.peerSettings = null;
+    this.differences = null;
   }
 
   /**
@@ -95,8 +102,8 @@ export class PairSettingsCheck {
    * difference is gone, null when nothing changed.
    */
   onPeerSettings(message: PairSettings): { differences: SettingDifference[] } | { agree: true } | null {
-    this.peerSettings = message.settings;
     const differences = compareSettings(this.mine, message.settings);
+    this.differences = differences;
     const verdict = JSON.stringify(differences);
     const previous = this.lastVerdict;
     this.lastVerdict = verdict;
@@ -106,6 +113,6 @@ export class PairSettingsCheck {
   }
 
   status(): PairSettingsStatus {
-    return this.peerSettings === null ? { compared: false, differences: [] } : { compared: true, differences: compareSettings(this.mine, this.peerSettings) };
+    return this.differences === null ? { compared: false, differences: [] } : { compared: true, differences: this.differences };
   }
 }

@@ -279,7 +279,7 @@ describe("the settings both nodes must share", () => {
     parts.link.emit({ kind: "message", message: { type: "pair-settings", settings: theirs } });
     await vi.waitFor(async () => expect((await agent.status()).pairSettings).toEqual({ compared: true, differences: [{ name: "vip", here: vip, peer: theirs.vip }] }), { timeout: 2_000, interval: 20 });
     expect(parts.store.events.filter((e) => e.type === "pair.settings-differ").map((e) => e.message)).toEqual([
-      `SETTINGS DIFFER between mn1 and mn2: vip ${vip} here, ${theirs.vip} on mn2; the two nodes must agree on them: fix the config file of the wrong node and restart its agent`,
+      `SETTINGS DIFFER between mn1 and mn2: vip ${vip} here, ${theirs.vip} on mn2; the two nodes must agree: fix the config file of the wrong node, then restart its agent`,
     ]);
     parts.link.emit({ kind: "message", message: { type: "pair-settings", settings: sent.settings } });
     await vi.waitFor(() => expect(parts.store.events.some((e) => e.type === "pair.settings-agree")).toBe(true), { timeout: 2_000, interval: 20 });
