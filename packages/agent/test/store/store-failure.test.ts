@@ -223,6 +223,26 @@ describe("other failures", () => {
     }
   });
 
+  it("a garbage file put in place of the open database by hand: noticed at the next write, moved aside at the reopen, and a new database takes the writes", async () => {
+    const data = dir("damaged-live");
+    const path = join(data, "mnha.db");
+    const store = await stores.open(data, { retry: FAST_RETRY });
+    await durable(store, append(store, 3, "before"));
+    const alerts: StoreAlert[] = [];
+    store.onAlert((a) => alerts.push(a));
+    const garbage = join(data, "garbage");
+    writeFileSync(garbage, Buffer.alloc(8192, 0x5a));
+    renameSync(garbage, path);
+    await durable(store, append(store, 2, "after"));
+    expect(alerts.map((a) => a.kind)).toEqual(["degraded", "moved-aside", "recovered"]);
+    const moved = alerts[1] as Extract<StoreAlert, { kind: "moved-aside" }>;
+    expect(moved.reason).toMatch(/^SQLITE_NOTADB: /);
+    expect(readFileSync(moved.files[0] as string).equals(Buffer.alloc(8192, 0x5a))).toBe(true);
+    expect(store.health().ok).toBe(true);
+    // The records before went with the old file (the peer holds copies); the new file has the rest.
+    expect((await store.queryEvents({})).map((e) => e.seq)).toEqual([5, 4]);
+  });
+
   it("moving a damaged database aside takes its WAL and shared-memory files along, or nothing at all", () => {
     const data = dir("aside");
     const path = join(data, "mnha.db");
