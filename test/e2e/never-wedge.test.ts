@@ -27,7 +27,9 @@ import {
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { expectNoMove, expectServedWithin, labArchiveDir, runScenario, type ScenarioRun } from "./scenario.js";
+import { expectMovedOnce, expectNoMove, expectServedWithin, labArchiveDir, runScenario, waitClientServedBy, type ScenarioRun } from "./scenario.js";
+import { mariaDbPaths, mariaDbPids } from "../lab/mariadb.js";
+import { MariaDbDatabase } from "../../packages/agent/src/db/mariadb.js";
 
 // The keepalived and arping binaries are wrappers the "won't start" cases can break; otherwise they are the real ones.
 const lab = new Lab({ config: breakableKeepalived(breakableArping()) });
@@ -460,5 +462,57 @@ describe("the shared secret changed on one node only (a rotation half done)", ()
       return status.peer.connected && status.peer.dialFailure === undefined ? status : undefined;
     }, { timeoutMs: 15_000, intervalMs: 250 });
     expect(await lab.holders()).toEqual([holder]);
+  });
+});
+
+describe("the MariaDB check's password wrong on one node (a rotation half done, a typo)", () => {
+  /** Ends the check's kept connection (as a MariaDB restart or a network blip would), so its next probe logs in again. */
+  async function dropCheckConnections(node: MnNode, rootPassword: string): Promise<number> {
+    const db = new MariaDbDatabase({ target: { socket: mariaDbPaths(node).socket }, user: "root", password: rootPassword, connectTimeoutMs: 3_000, label: `${node} (test)` });
+    return db.withConnection(async (connection) => {
+      const rows = (await connection.query("SELECT id FROM information_schema.processlist WHERE user = 'root' AND id <> CONNECTION_ID()")) as { id: number | bigint }[];
+      for (const row of rows) await connection.query(`KILL CONNECTION ${String(row.id)}`);
+      return rows.length;
+    });
+  }
+
+  it("on the holder: the VIP moves to the healthy peer, MariaDB is never restarted, status and the audit say a restart cannot fix it; the password put right, healthy again with no restore", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const passwordFile = mariaDbPaths(holder).rootPasswordFile;
+    const rightPassword = readFileSync(passwordFile, "utf8");
+    const mariadbBefore = await mariaDbPids(holder);
+    expect(mariadbBefore.length).toBeGreaterThan(0);
+    const since = new Date().toISOString();
+    const restoresOfDb = async (): Promise<HaEvent[]> => (await agentEvents(lab, holder, "restore.started")).filter((e) => e.time >= since && e.fields["service"] === "db");
+    const run = await runScenario(lab, before, {
+      name: "holder's MariaDB check password wrong",
+      fault: async () => {
+        writeFileSync(passwordFile, "not-the-password\n", { mode: 0o600 });
+        expect(await dropCheckConnections(holder, rightPassword.trim()), "the check's kept connection").toBeGreaterThan(0);
+      },
+      outcome: async (ctx) => {
+        await waitClientServedBy(ctx, standby);
+        await waitFor("a restore.not-tried event on the holder", async () => (await agentEvents(lab, holder, "restore.not-tried")).find((e) => e.time >= since), { timeoutMs: 10_000, intervalMs: 250 });
+      },
+      observeMs: 3_000,
+    });
+    try {
+      expectNeverTwoMacs(run);
+      expectServedWithin(run);
+      expectMovedOnce(run, holder, standby);
+      expect(await restoresOfDb(), "restores of the database").toEqual([]);
+      expect(await mariaDbPids(holder), "the same mariadbd").toEqual(mariadbBefore);
+      const status = (await lab.agentCli(holder, ["status"])).stdout;
+      expect(status).toMatch(/service db\s+DOWN: MariaDB on local .*; restore NOT TRIED \(see below\)/);
+      expect(status).toContain(`restore not tried (a restart cannot fix the failure):\n  ${holder} db: MariaDB answers but refuses the check's user root, and restarting it cannot change that: put root's password in ${passwordFile}`);
+      expect(status).not.toContain(rightPassword.trim());
+    } finally {
+      writeFileSync(passwordFile, rightPassword, { mode: 0o600 });
+    }
+    await waitFor(`${holder} eligible again`, async () => ((await lab.agentStatus(holder)).self.eligible ? true : undefined), { timeoutMs: 10_000, intervalMs: 250 });
+    expect(await restoresOfDb(), "restores of the database, after the fix").toEqual([]);
+    expect(await mariaDbPids(holder)).toEqual(mariadbBefore);
+    expect(await lab.holders()).toEqual([standby]);
   });
 });

@@ -20,6 +20,12 @@ export interface CheckResult {
   latencyMs: number;
   /** Short human-readable reason: "HTTP 200", "connect ECONNREFUSED", "timed out after 1000 ms". */
   detail: string;
+  /**
+   * A failure that restarting the service cannot fix, and what will: the service answered but
+   * refused the check itself (a wrong password in the check's file, a locked account). The
+   * service stays failed for the election; its restore waits until a result without this.
+   */
+  notRestorable?: string;
 }
 
 export interface ServiceStatus {
@@ -32,15 +38,19 @@ export interface ServiceStatus {
   lastDetail: string;
   lastLatencyMs: number | null;
   restoreAttempts: number;
-  /** "idle", "scheduled", "running", "gave-up" */
-  restoreState: "idle" | "scheduled" | "running" | "gave-up" | "held";
+  /** "held": maintenance or stop-node; "not-tried": the failure is one a restart cannot fix (restoreBlockedBy). */
+  restoreState: "idle" | "scheduled" | "running" | "gave-up" | "held" | "not-tried";
+  /** Why a due restore is not tried (restoreState "not-tried"), and the fix. */
+  restoreBlockedBy?: string;
 }
 
 export type HealthEvent =
   | { kind: "service-changed"; service: string; healthy: boolean; critical: boolean; detail: string }
   | { kind: "restore-started"; service: string; attempt: number; command: string[] }
   | { kind: "restore-finished"; service: string; attempt: number; ok: boolean; detail: string }
-  | { kind: "restore-gave-up"; service: string; attempts: number };
+  | { kind: "restore-gave-up"; service: string; attempts: number }
+  /** A restore came due and was not started: the failure is one a restart cannot fix. Once per failure. */
+  | { kind: "restore-not-tried"; service: string; reason: string };
 
 export interface ServiceMonitorApi extends Startable {
   onEvent(listener: (event: HealthEvent) => void): void;
@@ -190,7 +200,7 @@ export interface NodeStatus {
   vipPresent: boolean;
   keepalived: KeepalivedState;
   gatewayReachable: boolean;
-  services: { name: string; healthy: boolean; critical: boolean; detail?: string; restoreAttempts?: number; restoreState?: string }[];
+  services: { name: string; healthy: boolean; critical: boolean; detail?: string; restoreAttempts?: number; restoreState?: string; restoreBlockedBy?: string }[];
 }
 
 /** What `mnha status` shows: this node in full, the peer as last heard. */

@@ -6,7 +6,7 @@
 import type { CheckConfig } from "@mnha/shared";
 import type { Connection } from "mariadb";
 import { KeptHealthReader } from "../db/kept-health.js";
-import { MariaDbDatabase } from "../db/mariadb.js";
+import { MariaDbDatabase, isAccessRefused, sqlErrorText } from "../db/mariadb.js";
 import { readPasswordFile } from "../db/secret-file.js";
 import type { DatabaseHealth } from "../db/types.js";
 
@@ -30,6 +30,11 @@ interface CheckTarget {
   db: MariaDbDatabase | null;
   /** Why the last connect could not even try: the password file (its own message, not "MariaDB down"). */
   passwordProblem: string | null;
+  /**
+   * This probe's refusal: the password file unreadable, or the server up and refusing the
+   * check's user (login or statement). Set during a probe, cleared at the start of the next.
+   */
+  refusal: string | null;
   /** The last full health read on the current connection, for the detail line, and when. */
   full: DatabaseHealth | null;
   fullAtMs: number;
@@ -42,22 +47,32 @@ const targets = new Map<string, CheckTarget>();
  * now. Connect and statement timeouts (the check's timeout) bound a probe that runCheck has
  * already given up on; an abort drops its connection.
  */
-export async function probeMariaDb(check: MariaDbCheck, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+export async function probeMariaDb(check: MariaDbCheck, signal?: AbortSignal): Promise<{ ok: boolean; detail: string; notRestorable?: string }> {
   const key = JSON.stringify([check.socket, check.user]);
   let target = targets.get(key);
   if (target === undefined) {
     target = checkTarget(check);
     targets.set(key, target);
   }
+  target.refusal = null;
   const health = await target.reader.health(signal);
-  if (!health.alive && target.passwordProblem !== null) return { ok: false, detail: target.passwordProblem };
-  return { ok: health.alive, detail: describeHealth(health) };
+  if (health.alive) return { ok: true, detail: describeHealth(health) };
+  if (target.refusal !== null) return { ok: false, detail: target.refusal, notRestorable: notRestorableReason(check, target.passwordProblem !== null) };
+  return { ok: false, detail: describeHealth(health) };
+}
+
+/** What status and the audit say when a restore is not tried for a refused check, with the fix. */
+function notRestorableReason(check: MariaDbCheck, passwordFileProblem: boolean): string {
+  const file = check.passwordFile === undefined ? "the check's passwordFile" : check.passwordFile;
+  if (passwordFileProblem) return `restarting MariaDB cannot fix an unreadable password file: put the password of ${check.user} in ${file} (mode 0600); the check reads it at its next try`;
+  return `MariaDB answers but refuses the check's user ${check.user}, and restarting it cannot change that: put ${check.user}'s password in ${file}, or unlock or grant the user in MariaDB; the check logs in again at its next try`;
 }
 
 function checkTarget(check: MariaDbCheck): CheckTarget {
   const target: CheckTarget = {
     db: null,
     passwordProblem: null,
+    refusal: null,
     full: null,
     fullAtMs: 0,
     reader: new KeptHealthReader({
@@ -72,12 +87,20 @@ function checkTarget(check: MariaDbCheck): CheckTarget {
           if (check.passwordFile !== undefined) password = readPasswordFile(check.passwordFile, "MariaDB password");
         } catch (error) {
           target.passwordProblem = (error as Error).message;
+          target.refusal = target.passwordProblem;
           throw error;
         }
         target.db = new MariaDbDatabase({ target: { socket: check.socket }, user: check.user, password, connectTimeoutMs: check.timeoutMs, queryTimeoutMs: check.timeoutMs, label: "local" });
-        return target.db.connect();
+        return target.db.connect().catch((error: unknown) => {
+          if (isAccessRefused(error)) target.refusal = (error as Error).message;
+          throw error;
+        });
       },
-      read: (connection, fresh) => readProbeHealth(target, target.db as MariaDbDatabase, connection, fresh),
+      read: (connection, fresh) =>
+        readProbeHealth(target, target.db as MariaDbDatabase, connection, fresh).catch((error: unknown) => {
+          if (isAccessRefused(error)) target.refusal = `MariaDB on local refused a statement of the check: ${sqlErrorText(error)}`;
+          throw error;
+        }),
     }),
   };
   return target;

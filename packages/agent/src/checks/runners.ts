@@ -21,6 +21,7 @@ export interface RunCheckOptions {
 interface Outcome {
   ok: boolean;
   detail: string;
+  notRestorable?: string;
 }
 
 type HttpCheck = Extract<CheckConfig, { kind: "http" }>;
@@ -41,7 +42,8 @@ export function runCheck(check: CheckConfig, options: RunCheckOptions = {}): Pro
       // finished has already: aborting it then would only build an AbortError (a DOMException
       // with a stack trace) five times a second per service for nothing (issue 12).
       if (!probeFinished) probeController.abort(PROBE_CUT_SHORT);
-      resolve({ ok: outcome.ok, detail: outcome.detail, latencyMs: Math.round((performance.now() - started) * 100) / 100 });
+      const latencyMs = Math.round((performance.now() - started) * 100) / 100;
+      resolve(outcome.notRestorable === undefined ? { ok: outcome.ok, detail: outcome.detail, latencyMs } : { ok: outcome.ok, detail: outcome.detail, latencyMs, notRestorable: outcome.notRestorable });
     };
     const onAbort = () => settle({ ok: false, detail: "check aborted" }, false);
     const timer = setTimeout(() => settle({ ok: false, detail: `timed out after ${check.timeoutMs} ms` }, false), check.timeoutMs);

@@ -32,6 +32,10 @@ interface MonitoredService {
   checkRun: Promise<void> | null;
   restoreTimer: NodeJS.Timeout | null;
   restoreRun: Promise<void> | null;
+  /** Why a restart cannot fix the failure (the latest failed result's CheckResult.notRestorable). */
+  notRestorable: string | null;
+  /** restore-not-tried was emitted for this failure (once until the service is healthy again). */
+  notTriedSaid: boolean;
 }
 
 /**
@@ -73,6 +77,8 @@ export class ServiceMonitor implements ServiceMonitorApi {
       checkRun: null,
       restoreTimer: null,
       restoreRun: null,
+      notRestorable: null,
+      notTriedSaid: false,
     }));
   }
 
@@ -156,6 +162,7 @@ export class ServiceMonitor implements ServiceMonitorApi {
     return this.services.map((service) => {
       const snapshot = service.health.snapshot();
       const held = snapshot.restoreState === "scheduled" && this.restoreHeld(service);
+      const notTried = snapshot.restoreState === "scheduled" && !held && service.notRestorable !== null;
       return {
         name: service.config.name,
         critical: service.config.critical,
@@ -165,7 +172,8 @@ export class ServiceMonitor implements ServiceMonitorApi {
         lastDetail: service.lastDetail,
         lastLatencyMs: service.lastLatencyMs,
         restoreAttempts: snapshot.restoreAttempts,
-        restoreState: held ? "held" : snapshot.restoreState,
+        restoreState: held ? "held" : notTried ? "not-tried" : snapshot.restoreState,
+        ...(notTried && service.notRestorable !== null ? { restoreBlockedBy: service.notRestorable } : {}),
       };
     });
   }
@@ -222,12 +230,19 @@ export class ServiceMonitor implements ServiceMonitorApi {
     const name = service.config.name;
     service.lastDetail = result.detail;
     service.lastLatencyMs = result.latencyMs;
+    // A refusal stands until a failure of another kind, or the service healthy again: the first
+    // good result after the password is fixed must not start the restore that was waiting.
+    if (!result.ok) service.notRestorable = result.notRestorable ?? null;
     const transition = service.health.recordResult(result.ok, this.clock.now());
     // Five checks a second per service: build the fields only when trace is on.
     if (this.logger.isLevelEnabled("trace")) this.logger.trace({ service: name, ok: result.ok, detail: result.detail, latencyMs: result.latencyMs }, "service check");
     if (transition !== null) {
       const healthy = transition.to === "healthy";
       const fields = { service: name, critical: service.config.critical, from: transition.from, to: transition.to, detail: result.detail };
+      if (healthy) {
+        service.notRestorable = null;
+        service.notTriedSaid = false;
+      }
       if (healthy) this.logger.info(fields, "service healthy");
       else this.logger.warn(fields, "service failed");
       if (healthy && service.restoreTimer !== null) {
@@ -243,6 +258,10 @@ export class ServiceMonitor implements ServiceMonitorApi {
     if (!this.running || service.restoreTimer !== null || service.restoreRun !== null || this.restoreHeld(service)) return;
     const dueAt = service.health.restoreDueAt();
     if (dueAt === null) return;
+    if (service.notRestorable !== null) {
+      this.sayNotTried(service, service.notRestorable);
+      return;
+    }
     service.restoreTimer = setTimeout(() => {
       service.restoreTimer = null;
       this.startRestore(service);
@@ -252,6 +271,11 @@ export class ServiceMonitor implements ServiceMonitorApi {
   private startRestore(service: MonitoredService): void {
     const restore = service.config.restore;
     if (!this.running || restore === undefined || service.restoreRun !== null || this.restoreHeld(service)) return;
+    // Scheduled before the check saw a refusal (or released from a hold since): still not tried.
+    if (service.notRestorable !== null) {
+      this.sayNotTried(service, service.notRestorable);
+      return;
+    }
     const attempt = service.health.restoreStarted(this.clock.now());
     if (attempt === null) {
       // Not due after all (a timer firing a hair early): look again.
@@ -282,6 +306,19 @@ export class ServiceMonitor implements ServiceMonitorApi {
         this.scheduleRestoreIfDue(service);
       });
     service.restoreRun = run;
+  }
+
+  /**
+   * A due restore left alone because the failure is one a restart cannot fix (a refused
+   * login): restarting a database that answers would only cut its clients off. The restore
+   * stays due; the first check without the refusal while the service is still failed starts it.
+   */
+  private sayNotTried(service: MonitoredService, reason: string): void {
+    if (service.notTriedSaid) return;
+    service.notTriedSaid = true;
+    const name = service.config.name;
+    this.logger.warn({ service: name, reason, detail: service.lastDetail }, "restore not tried");
+    this.emit({ kind: "restore-not-tried", service: name, reason });
   }
 
   private emit(event: HealthEvent): void {

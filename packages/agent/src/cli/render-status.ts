@@ -81,6 +81,8 @@ export function renderStatus(report: StatusReport): string {
   if (errant) lines.push("", terminalSafe(`ERRANT TRANSACTIONS on ${self.node}: ${errant.description} (found ${errant.foundAt})`), terminalSafe(`  hint: ${errant.hint}`));
   const reasons = [...notEligible(self), ...(known ? notEligible(known) : [])].map(terminalSafe);
   if (reasons.length > 0) lines.push("", "not eligible to hold the VIP:", ...reasons);
+  const notTried = [...restoresNotTried(self), ...(known ? restoresNotTried(known) : [])].map(terminalSafe);
+  if (notTried.length > 0) lines.push("", "restore not tried (a restart cannot fix the failure):", ...notTried);
   return `${lines.join("\n")}\n`;
 }
 
@@ -164,8 +166,13 @@ function serviceCell(node: NodeStatus, name: string): string {
   const state = service.healthy ? "healthy" : service.critical ? "DOWN" : "down (not critical)";
   const extra: string[] = [];
   if (!service.healthy && service.detail) extra.push(truncate(service.detail, 48));
-  if (service.restoreState && service.restoreState !== "idle") extra.push(`restore ${service.restoreState}${service.restoreAttempts ? ` (${service.restoreAttempts} attempts)` : ""}`);
+  if (service.restoreState === "not-tried") extra.push("restore NOT TRIED (see below)");
+  else if (service.restoreState && service.restoreState !== "idle") extra.push(`restore ${service.restoreState}${service.restoreAttempts ? ` (${service.restoreAttempts} attempts)` : ""}`);
   return extra.length > 0 ? `${state}: ${extra.join("; ")}` : state;
+}
+
+function restoresNotTried(node: NodeStatus): string[] {
+  return node.services.flatMap((s) => (s.restoreState === "not-tried" && s.restoreBlockedBy ? [`  ${node.node} ${s.name}: ${s.restoreBlockedBy}`] : []));
 }
 
 function notEligible(node: NodeStatus): string[] {

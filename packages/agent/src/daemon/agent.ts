@@ -455,6 +455,9 @@ export class Agent {
         case "restore-gave-up":
           this.events.record("restore.gave-up", `gave up restoring ${event.service} after ${event.attempts} attempts`, { service: event.service, attempts: event.attempts }, "error");
           break;
+        case "restore-not-tried":
+          this.events.record("restore.not-tried", `restore of ${event.service} not tried: ${event.reason}`, { service: event.service, reason: event.reason }, "error");
+          break;
       }
     });
     c.gateway.onChange((reachable, detail) => {

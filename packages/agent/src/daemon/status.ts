@@ -41,7 +41,15 @@ export function buildStatusReport(input: { config: MnhaConfig; now: number; star
     vipPresent,
     keepalived: c.keepalived.state(),
     gatewayReachable: c.gateway.reachable(),
-    services: c.services.statuses().map((s) => ({ name: s.name, healthy: s.healthy, critical: s.critical, detail: s.lastDetail, restoreAttempts: s.restoreAttempts, restoreState: s.restoreState })),
+    services: c.services.statuses().map((s) => ({
+      name: s.name,
+      healthy: s.healthy,
+      critical: s.critical,
+      detail: s.lastDetail,
+      restoreAttempts: s.restoreAttempts,
+      restoreState: s.restoreState,
+      ...(s.restoreBlockedBy === undefined ? {} : { restoreBlockedBy: s.restoreBlockedBy }),
+    })),
   };
   // Why the link is down, when this node's own dials say (absent while it is up).
   const dialFailure = snap.peerAlive ? null : (c.link.dialFailure?.() ?? null);

@@ -105,6 +105,11 @@ export class MariaDbDatabase implements Database {
         fields: { where: this.where() },
       });
     }
+    if (e.errno !== undefined && ACCESS_REFUSED_ERRNOS.has(e.errno))
+      return new MnhaError("DB_AUTH", `MariaDB on ${this.label} (${this.where()}) refused the login of ${this.options.user}: ${sqlErrorText(error)}`, {
+        hint: "unlock the account or renew its password in MariaDB (ALTER USER), or log in with a user that may",
+        fields: { where: this.where() },
+      });
     if (e.errno === 1130 || code === "ER_HOST_NOT_PRIVILEGED")
       return new MnhaError("DB_AUTH", `MariaDB on ${this.label} (${this.where()}) has no user ${this.options.user} for this host`, {
         hint: "run `mnha db setup-replication` on that node (it creates the replication user for its peer)",
@@ -330,6 +335,20 @@ function truthy(value: unknown): boolean {
   if (typeof value === "boolean") return value;
   const s = String(value ?? "").toUpperCase();
   return s === "1" || s === "ON" || s === "YES" || s === "TRUE";
+}
+
+/**
+ * Server errors that mean "up, and refusing this user": access denied (1044, 1045, 1142, 1143,
+ * 1227, 1370), password expired (1820, 1862), account locked (4151). Restarting the server
+ * changes none of them: the grant tables survive it.
+ */
+const ACCESS_REFUSED_ERRNOS: ReadonlySet<number> = new Set([1044, 1045, 1142, 1143, 1227, 1370, 1820, 1862, 4151]);
+
+/** Whether the server answered and refused the user (a login or a statement), rather than failed. */
+export function isAccessRefused(error: unknown): boolean {
+  if (error instanceof MnhaError) return error.code === "DB_AUTH";
+  const errno = (error as { errno?: unknown } | null)?.errno;
+  return typeof errno === "number" && ACCESS_REFUSED_ERRNOS.has(errno);
 }
 
 export function sqlErrorText(error: unknown): string {

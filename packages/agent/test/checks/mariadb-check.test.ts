@@ -118,11 +118,14 @@ describe("the mariadb check", () => {
       await closeMariaDbProbes();
       const missing = await runCheck(probeCheck);
       expect(missing).toMatchObject({ ok: false, detail: `MariaDB password file ${file} cannot be read (ENOENT)` });
+      expect(missing.notRestorable).toMatch(new RegExp(`^restarting MariaDB cannot fix an unreadable password file: put the password of probe in ${file}`));
       // A wrong password is refused; fixed in the file, the next probe reads it again and passes.
       writeFileSync(file, "wrong-pw\n", { mode: 0o600 });
       const denied = await runCheck(probeCheck);
       expect(denied.ok).toBe(false);
-      expect(denied.detail).toMatch(/^MariaDB down: .*refused the login of probe: wrong password/);
+      // Not "down": the server answered. A restart cannot fix it, and the result says so.
+      expect(denied.detail).toMatch(/^MariaDB on local \(socket .*\) refused the login of probe: wrong password$/);
+      expect(denied.notRestorable).toMatch(new RegExp(`^MariaDB answers but refuses the check's user probe, and restarting it cannot change that: put probe's password in ${file}`));
       writeFileSync(file, "first-pw\n");
       expect((await runCheck(probeCheck)).ok).toBe(true);
       // Changed on the server and in the file: the kept connection goes on; the next reconnect logs in with the new one.
@@ -137,4 +140,44 @@ describe("the mariadb check", () => {
       rmSync(file, { force: true });
     }
   });
+
+  it("says a restart cannot fix a locked account or a missing privilege, and says nothing of the kind for a server that is gone", async () => {
+    await closeMariaDbProbes();
+    const file = join(dir, "refused-password");
+    const probeCheck = { ...check(), user: "refused", passwordFile: file } as CheckConfig;
+    await setGlobal("CREATE USER IF NOT EXISTS 'refused'@'localhost' IDENTIFIED BY 'pw'");
+    writeFileSync(file, "pw\n", { mode: 0o600 });
+    try {
+      // No SLAVE MONITOR: the login works, the health read's SHOW SLAVE STATUS is refused (1227).
+      const unprivileged = await runCheck(probeCheck);
+      expect(unprivileged.ok).toBe(false);
+      expect(unprivileged.detail).toMatch(/^MariaDB on local refused a statement of the check: .*(denied|privilege)/i);
+      expect(unprivileged.notRestorable).toMatch(/restarting it cannot change that/);
+      await setGlobal("GRANT SLAVE MONITOR ON *.* TO 'refused'@'localhost'");
+      await closeMariaDbProbes();
+      const granted = await runCheck(probeCheck);
+      expect(granted.ok).toBe(true);
+      expect(granted.notRestorable).toBeUndefined();
+      // Locked: refused at the next login.
+      await setGlobal("ALTER USER 'refused'@'localhost' ACCOUNT LOCK");
+      await closeMariaDbProbes();
+      const locked = await runCheck(probeCheck);
+      expect(locked.ok).toBe(false);
+      expect(locked.detail).toMatch(/refused the login of refused: .*locked/i);
+      expect(locked.notRestorable).toMatch(/restarting it cannot change that/);
+      // A server that is gone is a failure a restart can fix: no such reason.
+      await setGlobal("ALTER USER 'refused'@'localhost' ACCOUNT UNLOCK");
+      await server.stop();
+      const down = await runCheck(probeCheck);
+      expect(down.ok).toBe(false);
+      expect(down.detail).toMatch(/^MariaDB down: /);
+      expect(down.notRestorable).toBeUndefined();
+      await server.start();
+      expect((await runCheck(probeCheck)).ok).toBe(true);
+    } finally {
+      await closeMariaDbProbes();
+      await setGlobal("DROP USER IF EXISTS 'refused'@'localhost'");
+      rmSync(file, { force: true });
+    }
+  }, 90_000);
 });

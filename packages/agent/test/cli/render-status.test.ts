@@ -130,3 +130,20 @@ describe("status: the settings both nodes must share", () => {
     expect(renderStatus(report)).not.toContain("pair settings");
   });
 });
+
+describe("status: a restore a restart cannot fix", () => {
+  it("the service's cell says NOT TRIED, and a section under the table names the reason and the fix; nothing of it otherwise", () => {
+    const report = sampleStatus();
+    const reason = "MariaDB answers but refuses the check's user root, and restarting it cannot change that: put root's password in /etc/mnha/db-root";
+    report.self.services = [
+      { name: "mn", healthy: true, critical: true },
+      { name: "db", healthy: false, critical: true, detail: "MariaDB on local (socket /run/mysqld/mysqld.sock) refused the login of root: wrong password", restoreAttempts: 0, restoreState: "not-tried", restoreBlockedBy: reason },
+    ];
+    const lines = renderStatus(report).split("\n");
+    expect(lines.find((l) => l.trimStart().startsWith("service db"))).toMatch(/service db\s+DOWN: MariaDB on local .*; restore NOT TRIED \(see below\)/);
+    const heading = lines.indexOf("restore not tried (a restart cannot fix the failure):");
+    expect(heading, "the section").toBeGreaterThan(0);
+    expect(lines[heading + 1]).toBe(`  mn1 db: ${reason}`);
+    expect(renderStatus(sampleStatus())).not.toContain("restore not tried");
+  });
+});
