@@ -421,6 +421,49 @@ describe("the two config files disagree (a typo on one node)", () => {
   });
 });
 
+describe("the other node's config copied onto a node (node: and peers: swapped)", () => {
+  it("the standby's agent restarted on the holder's config: exits 2 at once naming the mix-up and the fix, the holder keeps the VIP; the right config back, the standby rejoins", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const configPath = nodePaths(standby).config;
+    const rightConfig = readFileSync(configPath, "utf8");
+    const nodeBlock = (name: string, address: string) => `node:\n  name: ${name}\n  address: ${address}\n`;
+    const peerBlock = (name: string, address: string) => `peers:\n  - name: ${name}\n    address: ${address}\n`;
+    const standbyAddress = /^node:\n {2}name: \S+\n {2}address: (\S+)$/m.exec(rightConfig)?.[1];
+    const holderAddress = /^peers:\n {2}- name: \S+\n {4}address: (\S+)$/m.exec(rightConfig)?.[1];
+    expect([standbyAddress, holderAddress].every((a) => a !== undefined)).toBe(true);
+    const swapped = rightConfig
+      .replace(nodeBlock(standby, standbyAddress ?? ""), nodeBlock(holder, holderAddress ?? ""))
+      .replace(peerBlock(holder, holderAddress ?? ""), peerBlock(standby, standbyAddress ?? ""));
+    expect(swapped).not.toBe(rightConfig);
+    let attempt: SecondAgentResult | null = null;
+    const run = await runScenario(lab, before, {
+      name: "holder's config on the standby",
+      fault: async () => {
+        await lab.stopAgent(standby);
+        writeFileSync(configPath, swapped, { mode: 0o600 });
+        attempt = await startSecondAgent(standby);
+      },
+      outcome: async () => undefined,
+      observeMs: 2_000,
+    });
+    try {
+      const result = attempt as SecondAgentResult | null;
+      expect(result?.code, `exit code (stderr: ${result?.stderr})`).toBe(2);
+      expect(result?.tookMs).toBeLessThan(10_000);
+      expect(result?.stderr).toContain(`CONFIG_INVALID: peer link cannot listen on ${holderAddress}:7946: EADDRNOTAVAIL`);
+      expect(result?.stderr).toContain(`hint: ${holderAddress} is not an address of this host: if the network is still coming up, start the agent after it; if this is ${standby}'s host, the config here is ${holder}'s`);
+      expectNeverTwoMacs(run);
+      expectNoMove(run, holder);
+    } finally {
+      writeFileSync(configPath, rightConfig, { mode: 0o600 });
+      await lab.startAgent(standby);
+    }
+    await waitFor("the standby back on the link", async () => ((await lab.agentStatus(standby)).peer.connected ? true : undefined), { timeoutMs: 15_000, intervalMs: 250 });
+    expect(await lab.holders()).toEqual([holder]);
+  });
+});
+
 describe("the shared secret changed on one node only (a rotation half done)", () => {
   it("the standby restarted on another secret: the VIP stays, never two MACs, and status on both nodes names the secrets and the fix; the right secret back, the link comes back", async () => {
     const before = await lab.reset();

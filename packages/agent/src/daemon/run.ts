@@ -56,7 +56,8 @@ export async function runAgent(options: { configPath: string }): Promise<number>
     writeStartFailure(mapped);
     process.off("SIGHUP", onHangup);
     lock.release();
-    return 1;
+    // A config the host cannot honour (node.address not here): a config error, as at load.
+    return isMnhaError(mapped) && mapped.code === "CONFIG_INVALID" ? 2 : 1;
   }
   const code = await untilSignalled(agent, logger);
   process.off("SIGHUP", onHangup);

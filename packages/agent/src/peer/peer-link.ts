@@ -260,11 +260,8 @@ export class PeerLink implements PeerLinkApi {
       const onError = (error: NodeJS.ErrnoException): void => {
         server.off("listening", onListening);
         reject(
-          new MnhaError("INTERNAL", `peer link cannot listen on ${hostPort(listenAddress, listenPort)}: ${error.code ?? error.message}`, {
-            hint:
-              error.code === "EADDRINUSE"
-                ? `another process uses port ${listenPort} (is a second agent running?); stop it or change the listen port`
-                : `check that ${listenAddress} is an address of this host and the port is allowed`,
+          new MnhaError(listenErrorCode(error.code), `peer link cannot listen on ${hostPort(listenAddress, listenPort)}: ${error.code ?? error.message}`, {
+            hint: listenErrorHint(error.code, this.options.self, this.options.peer),
             fields: { address: listenAddress, port: listenPort, code: error.code },
             cause: error,
           }),
@@ -767,4 +764,20 @@ function errorText(error: unknown): string {
 
 function withoutUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** A listen that fails for the config's sake (the address, the port) is a config error: the agent exits 2. */
+function listenErrorCode(code: string | undefined): "PORT_IN_USE" | "CONFIG_INVALID" | "INTERNAL" {
+  if (code === "EADDRINUSE") return "PORT_IN_USE";
+  return code === "EADDRNOTAVAIL" || code === "EACCES" ? "CONFIG_INVALID" : "INTERNAL";
+}
+
+function listenErrorHint(code: string | undefined, self: PeerLinkOptions["self"], peer: PeerLinkOptions["peer"]): string {
+  if (code === "EADDRINUSE") return `another process uses port ${self.listenPort} (is a second agent running?); stop it or change the listen port`;
+  if (code !== "EADDRNOTAVAIL") return `check that ${self.listenAddress} is an address of this host and the port is allowed`;
+  // The 3 a.m. case: the other node's config copied here (the two differ only in node and peers).
+  return (
+    `${self.listenAddress} is not an address of this host: if the network is still coming up, start the agent after it; ` +
+    `if this is ${peer.name}'s host, the config here is ${self.name}'s: put this node's name and address under node: and ${self.name}'s under peers:`
+  );
 }

@@ -80,13 +80,15 @@ type NodeOptions = Partial<Omit<PeerLinkOptions, "logger" | "self" | "peer">> & 
   port: number;
   peerName: string;
   peerPort: number;
+  /** Default loopback. */
+  listenAddress?: string;
 };
 
 export function makeNode(options: NodeOptions): TestNode {
-  const { name, port, peerName, peerPort, ...rest } = options;
+  const { name, port, peerName, peerPort, listenAddress, ...rest } = options;
   const { logger, lines, raw } = captureLogger();
   const link = new PeerLink({
-    self: { name, listenAddress: LOOPBACK, listenPort: port },
+    self: { name, listenAddress: listenAddress ?? LOOPBACK, listenPort: port },
     peer: { name: peerName, address: LOOPBACK, port: peerPort },
     secret: SECRET,
     logger,

@@ -144,7 +144,18 @@ describe("peer link lifecycle", () => {
     await a.link.start();
     const port = a.link.listeningPort();
     const clash = makeNode({ name: "mn-a", port: port ?? 0, peerName: "mn-b", peerPort: await freePort() });
-    await expect(clash.link.start()).rejects.toMatchObject({ code: "INTERNAL", message: expect.stringContaining(`${port}`), hint: expect.stringContaining("another process") });
+    await expect(clash.link.start()).rejects.toMatchObject({ code: "PORT_IN_USE", message: expect.stringContaining(`${port}`), hint: expect.stringContaining("another process") });
     await clash.link.stop();
+  });
+
+  it("refuses to start on an address this host does not have as a config error, naming the likely mix-up of the two nodes' configs", async () => {
+    // The other node's config copied here: its node.address is not on this host (no packet is sent: bind only).
+    const notHere = makeNode({ name: "mn1", port: await freePort(), peerName: "mn2", peerPort: await freePort(), listenAddress: "192.0.2.11" });
+    await expect(notHere.link.start()).rejects.toMatchObject({
+      code: "CONFIG_INVALID",
+      message: expect.stringMatching(/^peer link cannot listen on 192\.0\.2\.11:\d+: EADDRNOTAVAIL$/) as unknown,
+      hint: expect.stringContaining("192.0.2.11 is not an address of this host: if the network is still coming up, start the agent after it; if this is mn2's host, the config here is mn1's: put this node's name and address under node: and mn1's under peers:") as unknown,
+    });
+    await notHere.link.stop();
   });
 });
