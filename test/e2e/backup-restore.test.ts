@@ -7,6 +7,7 @@
  * diverged (an unlogged row written as root) is repaired too. The remote copy goes
  * with real rsync over the lab's real sshd (mn2 stands in for the backup host).
  */
+import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGENT_MAIN, HOSTS, nodePaths, type MnNode } from "../lab/constants.js";
@@ -213,6 +214,30 @@ describe("mnha restore", () => {
     expect(result.stderr).toContain("nothing was changed");
     expect(await checksum("mn1", "appdb.bulk")).toBe(changed);
     expect(await sql("mn1", "SHOW DATABASES LIKE 'junk'")).toHaveLength(1);
+  });
+
+  it("run twice (a second terminal): the second exits at once while the first waits at its confirmation, naming it; nothing changes", async () => {
+    const before = await checksum("mn1", "appdb.bulk");
+    const first = spawn("ip", ["netns", "exec", HOSTS.mn1.namespace, process.execPath, AGENT_MAIN, "restore", backupPath, "--config", nodePaths("mn1").config], { stdio: ["pipe", "pipe", "pipe"] });
+    let firstErr = "";
+    first.stderr.on("data", (chunk: Buffer) => (firstErr += chunk.toString()));
+    const firstExit = new Promise<number | null>((resolve) => first.on("exit", (code) => resolve(code)));
+    try {
+      await waitFor("the first restore at its typed confirmation", async () => (firstErr.includes("Type the name of this node") ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
+      const second = await mnha("mn1", ["restore", backupPath, "--yes"]);
+      expect(second.code, out(second)).toBe(1);
+      expect(second.stderr).toMatch(/^mnha: mnha restore \(pid \d+, since \S+Z\) is running on this node; this restore exits and changes nothing$/m);
+      expect(second.stderr).toMatch(/hint: one long operation at a time per node/);
+      expect(second.stderr).not.toContain("This REPLACES");
+    } finally {
+      first.stdin.end("not-this-node\n");
+    }
+    expect(await firstExit, firstErr).toBe(1);
+    expect(firstErr).toContain("restore cancelled");
+    expect(await checksum("mn1", "appdb.bulk")).toBe(before);
+    // The lock went with the first: the next run gets as far as its question again.
+    const again = await mnha("mn1", ["restore", backupPath], { input: "no\n" });
+    expect(again.stderr).toContain("This REPLACES the application databases of BOTH nodes");
   });
 
   it("--yes restores both nodes to the backup: row counts and CHECKSUM TABLE match it, replication running", async () => {

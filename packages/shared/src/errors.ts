@@ -57,6 +57,8 @@ export type ErrorCode =
   | "PEER_TOO_OLD"
   | "OPERATION_REFUSED"
   | "OPERATION_FAILED"
+  /** Another long operation (restore, upgrade, install, seed) runs on this node now. */
+  | "OPERATION_RUNNING"
   /** upgrade-ha: a node's upgrade failed and that node was put back on the suite it ran. */
   | "UPGRADE_ROLLED_BACK"
   /** The witness's grant file is unreadable or malformed (it will not guess who held the grant). */

@@ -21,6 +21,7 @@ import type { DatabaseHealth } from "../db/types.js";
 import { hasAddress } from "../net/address.js";
 import { printJson, type CliIo } from "./cli-io.js";
 import { ExitCode } from "./exit-codes.js";
+import { withOperationLock } from "../ops/operation-lock.js";
 
 export interface DbCommandContext {
   io: CliIo;
@@ -64,7 +65,8 @@ export function registerDbCommands(program: Command, ctx: DbCommandContext): voi
       .option("--json", "print the result as JSON")
       .action(async (options: { yes?: boolean; json?: boolean }) => {
         ctx.state.json = options.json === true;
-        await seedCommand(ctx, loadConfig(ctx.configPath()).config, operation, options.yes === true);
+        const config = loadConfig(ctx.configPath()).config;
+        await withOperationLock(config.dataDir, `db ${operation}`, () => seedCommand(ctx, config, operation, options.yes === true));
       });
   }
 }

@@ -22,6 +22,7 @@ import { runLocalPreflight, type PreflightOptions } from "../provision/preflight
 import { readSecret, readSecretFile } from "../provision/secret-input.js";
 import { SshSession, type SshCredentials } from "../provision/ssh-session.js";
 import { platformFiles, readSuiteInfo } from "../provision/suite-info.js";
+import { withOperationLock } from "../ops/operation-lock.js";
 
 export const DEFAULT_PEER_PORT = 7946;
 export const DEFAULT_METRICS_PORT = 9746;
@@ -132,7 +133,8 @@ export function registerInstallCommands(program: Command, io: CliIo, state: RunS
     .option("--cleanup", "undo what an earlier, unfinished install-ha did (newest step first)")
     .option("--yes", "do not ask (zsha2: -yes); an unknown peer host key still needs --peer-host-key")
     .action(async (flags: InstallFlags) => {
-      await installHaCommand(flags, io, state);
+      // Its state file's directory: the node has no config (and so no dataDir) before the install.
+      await withOperationLock(dirname(STATE_FILE), "install-ha", () => installHaCommand(flags, io, state));
     });
 
   program

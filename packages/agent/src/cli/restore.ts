@@ -26,6 +26,7 @@ import { resolveBackupPath } from "./backup.js";
 import { describeSummary } from "../db/describe.js";
 import { printJson, type CliIo } from "./cli-io.js";
 import { ExitCode } from "./exit-codes.js";
+import { withOperationLock } from "../ops/operation-lock.js";
 
 export interface RestoreCommandContext {
   io: CliIo;
@@ -49,7 +50,8 @@ export function registerRestoreCommand(program: Command, ctx: RestoreCommandCont
     .option("--json", "print the result as JSON")
     .action(async (file: string, options: { yes?: boolean; json?: boolean; maintenance: boolean }) => {
       ctx.state.json = options.json === true;
-      await restoreCommand(ctx, loadConfig(ctx.configPath()).config, file, options.yes === true, options.maintenance);
+      const config = loadConfig(ctx.configPath()).config;
+      await withOperationLock(config.dataDir, "restore", () => restoreCommand(ctx, config, file, options.yes === true, options.maintenance));
     });
 }
 

@@ -21,6 +21,7 @@ import { upgradeHaPlan } from "../upgrade/upgrade-ha-plan.js";
 import { printJson, type CliIo } from "./cli-io.js";
 import { askYesNo } from "./confirm.js";
 import { parsePeer } from "./install.js";
+import { withOperationLock } from "../ops/operation-lock.js";
 
 export interface UpgradeHaContext {
   io: CliIo;
@@ -63,7 +64,8 @@ export function registerUpgradeHaCommand(program: Command, ctx: UpgradeHaContext
     .option("--json", "print the result as JSON")
     .action(async (bundle: string, flags: UpgradeHaFlags) => {
       ctx.state.json = flags.json === true;
-      await upgradeHa(ctx, loadConfig(ctx.configPath()).config, resolve(bundle), flags);
+      const config = loadConfig(ctx.configPath()).config;
+      await withOperationLock(config.dataDir, "upgrade-ha", () => upgradeHa(ctx, config, resolve(bundle), flags));
     });
 }
 

@@ -26,6 +26,7 @@ import { printJson, type CliIo } from "./cli-io.js";
 import { askYesNo } from "./confirm.js";
 import { parsePeer } from "./install.js";
 import { invokingUser } from "./ops-commands.js";
+import { withOperationLock } from "../ops/operation-lock.js";
 
 export interface UpgradeMnContext {
   io: CliIo;
@@ -62,7 +63,8 @@ export function registerUpgradeMnCommand(program: Command, ctx: UpgradeMnContext
     .option("--json", "print the result as JSON")
     .action(async (installer: string, flags: UpgradeMnFlags) => {
       ctx.state.json = flags.json === true;
-      await upgradeMn(ctx, loadConfig(ctx.configPath()).config, resolve(installer), flags);
+      const config = loadConfig(ctx.configPath()).config;
+      await withOperationLock(config.dataDir, "upgrade-mn", () => upgradeMn(ctx, config, resolve(installer), flags));
     });
 }
 
