@@ -22,7 +22,7 @@ import { runLocalPreflight, type PreflightOptions } from "../provision/preflight
 import { readSecret, readSecretFile } from "../provision/secret-input.js";
 import { SshSession, type SshCredentials } from "../provision/ssh-session.js";
 import { platformFiles, readSuiteInfo } from "../provision/suite-info.js";
-import { withOperationLock } from "../ops/operation-lock.js";
+import { acquireOperationLock } from "../ops/operation-lock.js";
 
 export const DEFAULT_PEER_PORT = 7946;
 export const DEFAULT_METRICS_PORT = 9746;
@@ -133,8 +133,7 @@ export function registerInstallCommands(program: Command, io: CliIo, state: RunS
     .option("--cleanup", "undo what an earlier, unfinished install-ha did (newest step first)")
     .option("--yes", "do not ask (zsha2: -yes); an unknown peer host key still needs --peer-host-key")
     .action(async (flags: InstallFlags) => {
-      // Its state file's directory: the node has no config (and so no dataDir) before the install.
-      await withOperationLock(dirname(STATE_FILE), "install-ha", () => installHaCommand(flags, io, state));
+      await installHaCommand(flags, io, state);
     });
 
   program
@@ -276,6 +275,24 @@ async function installHaCommand(flags: InstallFlags, io: CliIo, state: RunState)
   nodeConfigText(settings, "local");
   nodeConfigText(settings, "peer");
 
+  // One long operation at a time, taken once the input is known good (a typo changes nothing on
+  // the node). In its state file's directory: the node has no config, so no dataDir, before the install.
+  const operationLock = acquireOperationLock(dirname(STATE_FILE), name, { createDir: true });
+  try {
+    await installLocked(flags, io, state, { login, credentials, settings });
+  } finally {
+    operationLock.release();
+  }
+}
+
+async function installLocked(
+  flags: InstallFlags,
+  io: CliIo,
+  state: RunState,
+  input: { login: ReturnType<typeof parsePeer>; credentials: SshCredentials; settings: InstallSettings },
+): Promise<void> {
+  const { login, credentials, settings } = input;
+  const name = "install-ha";
   const knownHosts = new KnownHostsFile(flags.knownHosts);
   const interactive = io.stdin?.isTTY === true;
   const session = await SshSession.connect({ host: login.host, port: login.port, username: login.username }, credentials, {

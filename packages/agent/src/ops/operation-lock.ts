@@ -5,6 +5,7 @@
  * once and changes nothing, instead of running the same steps side by side (two loads into one
  * database, two installers). The kernel drops the lock with the process, however it ends.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { MnhaError } from "@mnha/shared";
 import { acquireFileLock, type FileLock } from "../util/file-lock.js";
@@ -17,10 +18,18 @@ interface Holder {
   since: string;
 }
 
-/** Takes the node's operation lock for `operation` (as the operator typed it, e.g. "upgrade-mn"), or throws OPERATION_RUNNING. */
-export function acquireOperationLock(dir: string, operation: string, options: { flockBinary?: string; now?: Date } = {}): FileLock {
+/**
+ * Takes the node's operation lock for `operation` (as the operator typed it, e.g. "upgrade-mn"),
+ * or throws OPERATION_RUNNING. Taken first, before the command's own checks, so a second run is
+ * told what runs rather than tripping over its half-done work. `dir` is not created unless
+ * `createDir`: a node without its data dir has no mnha state a second run could trample (the
+ * agent, install-ha or the plan creates it), and a mistyped command must leave such a node as it was.
+ */
+export function acquireOperationLock(dir: string, operation: string, options: { flockBinary?: string; now?: Date; createDir?: boolean } = {}): FileLock {
+  const path = join(dir, OPERATION_LOCK_FILE);
+  if (options.createDir !== true && !existsSync(dir)) return { path, release: () => undefined };
   const holder: Holder = { pid: process.pid, operation, since: (options.now ?? new Date()).toISOString() };
-  return acquireFileLock(join(dir, OPERATION_LOCK_FILE), {
+  return acquireFileLock(path, {
     content: JSON.stringify(holder),
     failureCode: "OPERATION_FAILED",
     ...(options.flockBinary === undefined ? {} : { flockBinary: options.flockBinary }),

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMnhaError } from "@mnha/shared";
@@ -58,6 +58,16 @@ describe("the node's operation lock", () => {
     expect(await withOperationLock(dir, "restore", async () => "done")).toBe("done");
     const inside = await withOperationLock(dir, "upgrade-ha", async () => caught(() => acquireOperationLock(dir, "upgrade-ha")));
     expect(isMnhaError(inside) && inside.code).toBe("OPERATION_RUNNING");
+  });
+
+  it("a node without the directory (nothing of mnha there yet) is left as it was: no directory is created, unless asked (install-ha)", () => {
+    const missing = join(tempDir(), "not-installed");
+    acquireOperationLock(missing, "upgrade-ha").release();
+    expect(existsSync(missing)).toBe(false);
+    const lock = acquireOperationLock(missing, "install-ha", { createDir: true });
+    expect(existsSync(join(missing, OPERATION_LOCK_FILE))).toBe(true);
+    expect(isMnhaError(caught(() => acquireOperationLock(missing, "install-ha", { createDir: true }))) ).toBe(true);
+    lock.release();
   });
 
   it("says clearly when the lock cannot be taken at all (no flock)", () => {
