@@ -111,7 +111,9 @@ export function renderKeepalivedConfig(p: KeepalivedParams): string {
     "# the track files: gate 0 = this node is elected, lease 0 = the agent is alive.",
     "global_defs {",
     `  router_id ${routerId}`,
-    `  notify_fifo "${fifo}"`,
+    // The user is named: with enable_script_security and no user, keepalived 2.2 drops the
+    // FIFO at every reload (SIGHUP) and the agent hears no more state changes until a restart.
+    `  notify_fifo "${fifo}" root`,
     "  fifo_write_vrrp_states_on_reload",
     // The new MASTER announces itself at once; a second burst a second later covers a lost first one.
     `  vrrp_garp_master_repeat ${garpRepeat}`,

@@ -22,7 +22,7 @@ describe("renderKeepalivedConfig", () => {
     const lines = text.split("\n").map((l) => l.trim());
     for (const expected of [
       "router_id mn-a",
-      'notify_fifo "/var/lib/mnha/keepalived/notify.fifo"',
+      'notify_fifo "/var/lib/mnha/keepalived/notify.fifo" root',
       "vrrp_garp_master_repeat 4",
       "enable_script_security",
       "script_user root",
