@@ -385,6 +385,57 @@ describe("the driver's files and keepalived, broken by hand on the holder", () =
   });
 });
 
+describe("the data dir and Keepalived's reload (files removed by hand, a reload by habit)", () => {
+  /** Waits for `node` to hear keepalived enter `state` (a keepalived.state event after `since`). */
+  async function heardKeepalived(node: MnNode, state: string, since: string): Promise<HaEvent> {
+    return waitFor(`${node} hearing keepalived become ${state}`, async () => (await agentEvents(lab, node, "keepalived.state")).find((e) => e.time >= since && e.message === `keepalived is ${state}`), { timeoutMs: 10_000, intervalMs: 200 });
+  }
+
+  it("keepalived reloaded by hand (kill -HUP) on the standby: its state changes are still heard, a switchover makes it master in status", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    expect(await lab.reloadKeepalived(standby)).not.toBeNull();
+    await sleep(1_500);
+    const since = new Date().toISOString();
+    const demoted = await lab.agentCli(holder, ["demote", "--yes"], 15_000);
+    expect(demoted.code, demoted.stderr).toBe(0);
+    await heardKeepalived(standby, "master", since);
+    expect((await lab.agentStatus(standby)).self.keepalived).toBe("master");
+  });
+
+  it("the holder's data dir removed by hand (rm -rf): the VIP stays, never two MACs; the epoch, Keepalived's files and the store come back within seconds, said in the audit; a switchover afterwards is heard from Keepalived", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const dataDir = nodePaths(holder).dataDir;
+    const epoch = (await lab.agentStatus(holder)).self.epoch;
+    const since = new Date().toISOString();
+    const run = await runScenario(lab, before, {
+      name: "holder's data dir removed",
+      fault: async () => {
+        // Twice: the agent may write a file between rm's walk and its rmdir.
+        for (let i = 0; i < 2; i++) rmSync(dataDir, { recursive: true, force: true });
+      },
+      outcome: async () => {
+        await waitFor("the epoch written back", async () => (await agentEvents(lab, holder, "agent.epoch-restored")).find((e) => e.time >= since), { timeoutMs: 10_000, intervalMs: 250 });
+        await waitFor("the driver's files made again", async () => (await agentEvents(lab, holder, "keepalived.repaired")).find((e) => e.time >= since && /made the notify FIFO .* again/.test(e.message)), { timeoutMs: 10_000, intervalMs: 250 });
+      },
+      observeMs: 3_000,
+    });
+    expectNeverTwoMacs(run);
+    expectNoMove(run, holder);
+    expect(readFileSync(join(dataDir, "epoch"), "utf8")).toBe(`${epoch}\n`);
+    for (const file of ["keepalived.conf", "keepalived/gate", "keepalived/lease", "keepalived/notify.fifo", "mnha.db"]) expect(existsSync(join(dataDir, file)), file).toBe(true);
+    expect(statSync(dataDir).mode & 0o777, "the data dir closed to others, as the agent made it").toBe(0o700);
+    expect((await lab.agentStatus(holder)).self).toMatchObject({ eligible: true, role: "holder", keepalived: "master" });
+    const switched = new Date().toISOString();
+    const demoted = await lab.agentCli(holder, ["demote", "--yes"], 15_000);
+    expect(demoted.code, demoted.stderr).toBe(0);
+    // The gate closes under it: keepalived goes to FAULT (weight 0 on the gate track file).
+    await heardKeepalived(holder, "fault", switched);
+    expect(await lab.holders()).toEqual([standby]);
+  });
+});
+
 describe("the two config files disagree (a typo on one node)", () => {
   it("the standby restarted with another VIP prefix: status on both nodes says SETTINGS DIFFER first, both audits say it, the VIP stays; fixed and restarted, the holder says they agree again", async () => {
     const before = await lab.reset();

@@ -63,6 +63,7 @@ export class Agent {
   private readonly control: AgentControl;
   /** Listening again on a removed control socket failed; said once until it works. */
   private controlSocketFailing = false;
+  private epochRestoreFailing = false;
   private readonly metrics: Startable | null;
   private readonly restoreAttemptsTotal = new Map<string, number>();
   private readonly pending = new Map<string, (result: RequestOutcome) => void>();
@@ -359,7 +360,12 @@ export class Agent {
     // (each look forks `ip`, so a fast poll would cost more CPU than everything else at idle).
     this.periodic.push(everyOnBeat(this.beat, this.vipPollMs, () => void this.observeVip()));
     // One lstat a second, on a beat that wakes anyway.
-    this.periodic.push(everyOnBeat(this.beat, CONTROL_SOCKET_CHECK_MS, () => void this.keepControlSocket()));
+    this.periodic.push(
+      everyOnBeat(this.beat, CONTROL_SOCKET_CHECK_MS, () => {
+        this.keepEpochFile();
+        void this.keepControlSocket();
+      }),
+    );
     this.host.input({ kind: "tick" });
     void this.observeVip();
     this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${c.epochs.get()})`, { version: AGENT_VERSION, protocol: this.protocolStatus().protocol, offered: this.protocolStatus().offered });
@@ -369,6 +375,20 @@ export class Agent {
       // one when heard, holder or not), but a file that lost it is a disk or an operator problem.
       const file = c.epochs.path?.() ?? "the epoch file";
       this.events.record("agent.epoch-unreadable", `${file} ${epochProblem}: started from epoch 0; the peer's epoch is adopted when it is heard, and the file is written again at the next epoch change`, { file, problem: epochProblem }, "warn");
+    }
+  }
+
+  /** The epoch file removed or replaced by hand: written back at once (said in the audit). */
+  private keepEpochFile(): void {
+    try {
+      const done = this.c.epochs.restoreIfLost?.() ?? null;
+      this.epochRestoreFailing = false;
+      if (done !== null) this.events.record("agent.epoch-restored", `the epoch file was removed or changed by hand: ${done}`, { file: this.c.epochs.path?.() ?? null, epoch: this.c.epochs.get() }, "warn");
+    } catch (error) {
+      // A read-only or full disk: the driver's self-check says so; tried again every second, logged once.
+      if (this.epochRestoreFailing) return;
+      this.epochRestoreFailing = true;
+      this.logger.warn({ err: error, file: this.c.epochs.path?.() ?? null }, "could not write the epoch file back");
     }
   }
 

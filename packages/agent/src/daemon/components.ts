@@ -58,6 +58,8 @@ export interface EpochStoreApi {
   /** Why the file read at start gave no epoch (null: it did, or there was none yet). */
   readProblem?(): string | null;
   path?(): string;
+  /** Writes the epoch back if its file was removed or replaced by hand; says what it did. */
+  restoreIfLost?(): string | null;
 }
 
 export interface AgentComponents {

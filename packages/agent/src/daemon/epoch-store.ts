@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { writeFileAtomicSync } from "@mnha/shared";
 
 /**
@@ -11,6 +11,8 @@ export class EpochStore {
   private readonly file: string;
   private current: number;
   private problem: string | null = null;
+  /** The file as last written or read (inode and mtime): removed, replaced or edited by hand, it differs. */
+  private seen: string | null = null;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -37,6 +39,37 @@ export class EpochStore {
     if (epoch <= this.current) return;
     writeFileAtomicSync(this.file, `${epoch}\n`, { mode: 0o600 });
     this.current = epoch;
+    this.seen = this.fileIdentity();
+  }
+
+  /**
+   * Puts the epoch back when its file was removed or replaced by hand (the data dir cleaned):
+   * a restart would otherwise start from 0 and lean on the peer to learn the term again.
+   * One stat when nothing changed. Returns what it did, or null.
+   */
+  restoreIfLost(): string | null {
+    if (this.current === 0) return null;
+    const identity = this.fileIdentity();
+    if (identity !== null && identity === this.seen) return null;
+    let onDisk: string | null = null;
+    try {
+      onDisk = readFileSync(this.file, "utf8").trim();
+    } catch {
+      // Missing: written below.
+    }
+    if (onDisk === String(this.current)) {
+      this.seen = identity;
+      return null;
+    }
+    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+    writeFileAtomicSync(this.file, `${this.current}\n`, { mode: 0o600 });
+    this.seen = this.fileIdentity();
+    return `${this.file} ${onDisk === null ? "was missing" : `held ${JSON.stringify(onDisk.slice(0, 40))}`}: wrote the epoch ${this.current} back`;
+  }
+
+  private fileIdentity(): string | null {
+    const stat = statSync(this.file, { throwIfNoEntry: false });
+    return stat === undefined ? null : `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
   }
 
   /** 0 for a node that never had an epoch; also 0, with a problem said, for a file that is not one. */
@@ -50,7 +83,10 @@ export class EpochStore {
       return 0;
     }
     const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-    if (Number.isSafeInteger(value)) return value;
+    if (Number.isSafeInteger(value)) {
+      this.seen = this.fileIdentity();
+      return value;
+    }
     this.problem = `does not hold an epoch (${JSON.stringify(text.slice(0, 40))})`;
     return 0;
   }

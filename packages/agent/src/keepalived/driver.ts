@@ -123,6 +123,7 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
             restartInitialMs: options.restartInitialMs,
             onRunning: (running) => {
               if (running) this.keepalivedRan = true;
+              else void this.followNotifyFifo();
               this.setState(running ? "init" : "stopped");
             },
           })
@@ -296,6 +297,26 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
         actions.push(`could not ${what}: ${error instanceof Error ? error.message : String(error)}`);
       }
     };
+    // Everything below writes into these: removed by hand (the data dir cleaned), they come back first.
+    await step("make the driver's directories again", async () => {
+      const made: string[] = [];
+      for (const dir of [...directoriesOf(this.paths), dirname(this.paths.configFile)]) {
+        if ((await lstat(dir).catch(() => null)) !== null) continue;
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        made.push(dir);
+      }
+      return made.length === 0 ? null : `made ${made.join(", ")} again (removed)`;
+    });
+    // keepalived opens the FIFO at its path when it starts and at each reload: the reader moves
+    // to the one at the path, and keepalived is reloaded below (once its config is in place).
+    let fifoMoved = false;
+    await step("restore the notify FIFO", async () => {
+      if (this.fifo.readsPath()) return null;
+      const existing = await lstat(this.paths.notifyFifo).catch(() => null);
+      if (!existing?.isFIFO()) await this.makeFifo();
+      fifoMoved = this.fifo.reopenIfReplaced();
+      return `${existing?.isFIFO() ? "found another notify FIFO at" : "made the notify FIFO"} ${this.paths.notifyFifo}${existing?.isFIFO() ? "" : ` again (it ${existing === null ? "was missing" : "was not a FIFO"})`} and read it from now on`;
+    });
     await step("restart the lease guard", () => this.guard.respawnNow());
     await step("restore the lease guard's pid file", () => this.guard.repairPidFile());
     await step("restore the gate file", async () => {
@@ -335,7 +356,8 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
         if (supervisor.running()) {
           // Someone may have made keepalived load what they wrote (a reload, a restart): have it
           // read ours again. Same text as it loaded from us, so a reload changes nothing else.
-          if (configRewritten && supervisor.reload()) return "told keepalived to re-read the restored config (SIGHUP)";
+          if (configRewritten && supervisor.reload()) return `told keepalived to re-read the restored config${fifoMoved ? " and open the notify FIFO again" : ""} (SIGHUP)`;
+          if (fifoMoved && supervisor.reload()) return "told keepalived to open the notify FIFO again (SIGHUP)";
           // A holder must be MASTER; asked from outside (the watchdog), nudge one that is not.
           const stuck = this.gate && this.currentState !== "master";
           if (stuck && !options.selfCheck && supervisor.reload()) {
@@ -348,7 +370,7 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
         const failure = supervisor.lastFailure();
         return `keepalived is not running and could not be started${failure ? ` (${failure})` : ""}; still retrying with backoff`;
       });
-    } else if (configRewritten) {
+    } else if (configRewritten || fifoMoved) {
       await step("reload the keepalived service", async () => {
         await this.systemctl(["reload-or-restart", this.config.keepalived.serviceName]);
         return `reloaded the ${this.config.keepalived.serviceName} service`;
@@ -389,6 +411,7 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
       }
       const lease = (await readFileOrNull(this.paths.leaseFile))?.trim();
       if (lease !== "0" && lease !== "1") problems.push("the lease file holds no valid value");
+      if (!this.fifo.readsPath()) problems.push("the notify FIFO is not the one the agent reads");
       await this.gateWrite;
       if ((await readFileOrNull(this.paths.gateFile))?.trim() !== (this.gate ? "0" : "1")) problems.push("the gate file differs from the agent's decision");
       await this.checkWritable();
@@ -449,6 +472,21 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
     await this.writeFlag(this.paths.gateFile, "1");
     await this.writeFlag(this.paths.leaseFile, "1");
     await this.makeFifo();
+  }
+
+  /**
+   * keepalived stopped: its next start opens the FIFO at the path, so the reader moves there if
+   * that is another FIFO (the first one was removed by hand and made again). Without this the
+   * agent would read a FIFO nobody writes to, and miss every state change after the restart.
+   */
+  private async followNotifyFifo(): Promise<void> {
+    if (!this.started) return;
+    try {
+      if (!(await lstat(this.paths.notifyFifo).catch(() => null))?.isFIFO()) await this.makeFifo();
+      if (this.fifo.reopenIfReplaced()) this.logger.warn({ fifo: this.paths.notifyFifo }, "keepalived stopped: now reading the notify FIFO made again at its path");
+    } catch (error) {
+      this.logger.error({ err: error, fifo: this.paths.notifyFifo }, "could not follow the notify FIFO");
+    }
   }
 
   private async makeFifo(): Promise<void> {

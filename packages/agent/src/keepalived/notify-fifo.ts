@@ -1,4 +1,4 @@
-import { constants, openSync, closeSync } from "node:fs";
+import { constants, openSync, closeSync, fstatSync, statSync } from "node:fs";
 import { Socket } from "node:net";
 import type { KeepalivedState } from "@mnha/protocol";
 import type { Logger } from "@mnha/shared";
@@ -38,6 +38,8 @@ export class NotifyFifoReader {
   private readonly options: NotifyFifoReaderOptions;
   private socket: Socket | null = null;
   private pending = "";
+  /** The inode of the FIFO we read: a FIFO made again at the path (removed by hand) is another. */
+  private inode: number | null = null;
 
   constructor(options: NotifyFifoReaderOptions) {
     this.options = options;
@@ -48,6 +50,7 @@ export class NotifyFifoReader {
     const fd = openSync(this.options.path, constants.O_RDWR | constants.O_NONBLOCK);
     let socket: Socket;
     try {
+      this.inode = fstatSync(fd).ino;
       socket = new Socket({ fd, readable: true, writable: false });
     } catch (error) {
       closeSync(fd);
@@ -63,6 +66,28 @@ export class NotifyFifoReader {
     this.socket?.destroy();
     this.socket = null;
     this.pending = "";
+    this.inode = null;
+  }
+
+  /** Whether the path names the FIFO this reader reads (false: removed, or made again). */
+  readsPath(): boolean {
+    try {
+      return this.inode !== null && statSync(this.options.path).ino === this.inode;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Moves to the FIFO now at the path if it is not the one read. Only while keepalived is not
+   * running: a running keepalived keeps writing to the FIFO it opened, removed or not.
+   * Returns whether it moved.
+   */
+  reopenIfReplaced(): boolean {
+    if (this.socket === null || this.readsPath()) return false;
+    this.stop();
+    this.start();
+    return true;
   }
 
   private consume(chunk: string): void {

@@ -133,7 +133,8 @@ export class StoreDatabase {
    */
   static open(path: string, node: string, adoptOrigin: string | null = null): { store: StoreDatabase; opened: OpenResult } {
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+      // Made again after a removal by hand, the data dir is closed to others, as the agent made it.
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new StoreFault(codeOf(error), `cannot create the directory of ${path}: ${messageOf(error)}`);
     }

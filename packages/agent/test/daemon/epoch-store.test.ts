@@ -49,4 +49,21 @@ describe("EpochStore", () => {
     new EpochStore(dir).set(7);
     expect(readFileSync(join(dir, "epoch"), "utf8")).toBe("7\n");
   });
+
+  it("writes the epoch back when its file is removed or replaced by hand, and does nothing (one stat) otherwise", () => {
+    const dir = mkdtempSync(join(tmpdir(), "mnha-epoch-"));
+    dirs.push(dir);
+    const store = new EpochStore(dir);
+    expect(store.restoreIfLost(), "no epoch yet: nothing to keep").toBeNull();
+    store.set(7);
+    expect(store.restoreIfLost()).toBeNull();
+    rmSync(dir, { recursive: true });
+    expect(store.restoreIfLost()).toBe(`${join(dir, "epoch")} was missing: wrote the epoch 7 back`);
+    expect(readFileSync(join(dir, "epoch"), "utf8")).toBe("7\n");
+    expect(lstatSync(dir).mode & 0o777).toBe(0o700);
+    writeFileSync(join(dir, "epoch"), "0\n");
+    expect(store.restoreIfLost()).toBe(`${join(dir, "epoch")} held "0": wrote the epoch 7 back`);
+    expect(new EpochStore(dir).get()).toBe(7);
+    expect(store.restoreIfLost()).toBeNull();
+  });
 });

@@ -48,4 +48,27 @@ describe("NotifyFifoReader", () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(() => openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK)).toThrow(/ENXIO/);
   });
+
+  it("a FIFO removed and made again at its path: readsPath says so, and reopenIfReplaced moves the reader to the new one", async () => {
+    const fifo = join(dir, "replaced.fifo");
+    expect((await runCommand(["mkfifo", "-m", "0600", fifo])).code).toBe(0);
+    const lines: string[] = [];
+    const reader = new NotifyFifoReader({ path: fifo, logger: silentLogger(), onLine: (l) => lines.push(l) });
+    reader.start();
+    expect(reader.readsPath()).toBe(true);
+    expect(reader.reopenIfReplaced()).toBe(false);
+    rmSync(fifo);
+    expect(reader.readsPath(), "removed").toBe(false);
+    expect((await runCommand(["mkfifo", "-m", "0600", fifo])).code).toBe(0);
+    expect(reader.readsPath(), "made again: another FIFO").toBe(false);
+    expect(reader.reopenIfReplaced()).toBe(true);
+    expect(reader.readsPath()).toBe(true);
+    const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    writeSync(fd, 'INSTANCE "mnha_vip" MASTER 200\n');
+    closeSync(fd);
+    expect(await waitUntil(() => lines.length === 1, 2_000)).not.toBeNull();
+    expect(lines).toEqual(['INSTANCE "mnha_vip" MASTER 200']);
+    reader.stop();
+    expect(reader.readsPath(), "stopped: reads nothing").toBe(false);
+  });
 });
