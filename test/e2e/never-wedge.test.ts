@@ -403,7 +403,7 @@ describe("the data dir and Keepalived's reload (files removed by hand, a reload 
     expect((await lab.agentStatus(standby)).self.keepalived).toBe("master");
   });
 
-  it("the holder's data dir removed by hand (rm -rf): the VIP stays, never two MACs; the epoch, Keepalived's files and the store come back within seconds, said in the audit; a switchover afterwards is heard from Keepalived", async () => {
+  it("the holder's data dir removed by hand (rm -rf): the VIP stays, never two MACs; the instance lock, the epoch, Keepalived's files and the store come back within seconds, said in the audit; a second agent still exits at once; a switchover afterwards is heard from Keepalived", async () => {
     const before = await lab.reset();
     const { holder, standby } = before;
     const dataDir = nodePaths(holder).dataDir;
@@ -427,6 +427,11 @@ describe("the data dir and Keepalived's reload (files removed by hand, a reload 
     for (const file of ["keepalived.conf", "keepalived/gate", "keepalived/lease", "keepalived/notify.fifo", "mnha.db"]) expect(existsSync(join(dataDir, file)), file).toBe(true);
     expect(statSync(dataDir).mode & 0o777, "the data dir closed to others, as the agent made it").toBe(0o700);
     expect((await lab.agentStatus(holder)).self).toMatchObject({ eligible: true, role: "holder", keepalived: "master" });
+    // The instance lock went with the directory and was taken again: a second agent still exits at once.
+    expect((await agentEvents(lab, holder, "agent.lock-restored")).find((e) => e.time >= since)).toBeDefined();
+    const second = await startSecondAgent(holder);
+    expect(second.code, `exit code (stderr: ${second.stderr})`).toBe(3);
+    expect(await lab.holders()).toEqual([holder]);
     const switched = new Date().toISOString();
     const demoted = await lab.agentCli(holder, ["demote", "--yes"], 15_000);
     expect(demoted.code, demoted.stderr).toBe(0);

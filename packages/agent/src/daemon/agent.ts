@@ -31,6 +31,7 @@ import { catchUpWithPeer } from "../db/catch-up.js";
 import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
 import { Beat, everyOnBeat } from "../util/beat.js";
+import type { FileLock } from "../util/file-lock.js";
 import { WitnessClient } from "../witness/witness-client.js";
 import { buildMetricsSnapshot, buildStatusReport, heartbeatDuplicateCheck, toHaEvent, type DbStatusInput } from "./status.js";
 import { PAIR_SETTINGS_FIX, PairSettingsCheck, describeDifferences } from "./pair-settings.js";
@@ -42,6 +43,8 @@ export interface AgentOptions {
   clock?: Clock;
   /** How often the VIP is looked at between Keepalived notifications (default 1 s). */
   vipPollMs?: number;
+  /** The one-agent-per-node lock (daemon/instance-lock.ts): kept at its path every second. */
+  instanceLock?: Pick<FileLock, "path" | "keepAtPath">;
 }
 
 type RequestOutcome = Omit<RequestResult, "requestId">;
@@ -64,6 +67,9 @@ export class Agent {
   /** Listening again on a removed control socket failed; said once until it works. */
   private controlSocketFailing = false;
   private epochRestoreFailing = false;
+  private readonly instanceLock: Pick<FileLock, "path" | "keepAtPath"> | null;
+  /** The instance lock's last trouble, said once until it changes. */
+  private lockTrouble: "taken" | "failed" | null = null;
   private readonly metrics: Startable | null;
   private readonly restoreAttemptsTotal = new Map<string, number>();
   private readonly pending = new Map<string, (result: RequestOutcome) => void>();
@@ -102,6 +108,7 @@ export class Agent {
     this.clock = options.clock ?? systemClock;
     this.c = options.components;
     this.vipPollMs = options.vipPollMs ?? 1_000;
+    this.instanceLock = options.instanceLock ?? null;
     this.beat = this.c.beat ?? new Beat(options.loaded.config.timings.heartbeatIntervalMs);
     this.startedAt = this.clock.now();
     const { config, derived } = this.loaded;
@@ -362,6 +369,7 @@ export class Agent {
     // One lstat a second, on a beat that wakes anyway.
     this.periodic.push(
       everyOnBeat(this.beat, CONTROL_SOCKET_CHECK_MS, () => {
+        this.keepInstanceLock();
         this.keepEpochFile();
         void this.keepControlSocket();
       }),
@@ -376,6 +384,29 @@ export class Agent {
       const file = c.epochs.path?.() ?? "the epoch file";
       this.events.record("agent.epoch-unreadable", `${file} ${epochProblem}: started from epoch 0; the peer's epoch is adopted when it is heard, and the file is written again at the next epoch change`, { file, problem: epochProblem }, "warn");
     }
+  }
+
+  /**
+   * The instance lock's file removed by hand (the data dir cleaned) guards nothing: a second
+   * agent would lock a new file and start a second Keepalived beside ours. Locked again at once.
+   */
+  private keepInstanceLock(): void {
+    const lock = this.instanceLock;
+    if (lock === null) return;
+    const outcome = lock.keepAtPath();
+    if (outcome === "kept") return;
+    if (outcome === "relocked") {
+      this.lockTrouble = null;
+      this.events.record("agent.lock-restored", `the instance lock ${lock.path} was removed or replaced by hand: locked it again, a second agent still exits at once`, { path: lock.path }, "warn");
+      return;
+    }
+    if (outcome === this.lockTrouble) return;
+    this.lockTrouble = outcome;
+    const message =
+      outcome === "taken"
+        ? `the instance lock ${lock.path} was removed by hand and another process locked the new one: a second agent may be running; stop it (it runs a Keepalived of its own)`
+        : `the instance lock ${lock.path} was removed by hand and cannot be made again (read-only or full?); retrying every second`;
+    this.events.record("agent.lock-lost", message, { path: lock.path, outcome }, "error");
   }
 
   /** The epoch file removed or replaced by hand: written back at once (said in the audit). */

@@ -48,7 +48,7 @@ export async function runAgent(options: { configPath: string }): Promise<number>
   };
   process.on("SIGHUP", onHangup);
   try {
-    agent = new Agent({ loaded, logger, components: composeAgent(loaded, logger, systemClock) });
+    agent = new Agent({ loaded, logger, components: composeAgent(loaded, logger, systemClock), instanceLock: lock });
     await agent.start();
   } catch (error) {
     const mapped = operatorError(error);

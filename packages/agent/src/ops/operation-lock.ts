@@ -27,7 +27,7 @@ interface Holder {
  */
 export function acquireOperationLock(dir: string, operation: string, options: { flockBinary?: string; now?: Date; createDir?: boolean } = {}): FileLock {
   const path = join(dir, OPERATION_LOCK_FILE);
-  if (options.createDir !== true && !existsSync(dir)) return { path, release: () => undefined };
+  if (options.createDir !== true && !existsSync(dir)) return { path, release: () => undefined, keepAtPath: () => "kept" };
   const holder: Holder = { pid: process.pid, operation, since: (options.now ?? new Date()).toISOString() };
   return acquireFileLock(path, {
     content: JSON.stringify(holder),

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { MnhaError, type ErrorCode } from "@mnha/shared";
 
@@ -7,6 +7,13 @@ import { MnhaError, type ErrorCode } from "@mnha/shared";
 export interface FileLock {
   readonly path: string;
   release(): void;
+  /**
+   * The lock file removed or replaced by hand no longer guards anything: a second comer would
+   * lock the new file. This locks the file now at the path too (made again if missing), keeping
+   * the old one. "kept": nothing to do; "relocked": done; "taken": another process holds the
+   * new file (it came in the gap); "failed": it could not be made again (read-only, full).
+   */
+  keepAtPath(): "kept" | "relocked" | "taken" | "failed";
 }
 
 export interface FileLockOptions {
@@ -27,6 +34,35 @@ export interface FileLockOptions {
  * is only opened, never truncated: nothing is changed.
  */
 export function acquireFileLock(path: string, options: FileLockOptions): FileLock {
+  const fds = [lockFd(path, options)];
+  let held = true;
+  return {
+    path,
+    release(): void {
+      if (!held) return;
+      held = false;
+      for (const fd of fds.splice(0)) closeSync(fd);
+    },
+    keepAtPath() {
+      if (!held) return "kept";
+      const current = fds[fds.length - 1] as number;
+      try {
+        if (statSync(path).ino === fstatSync(current).ino) return "kept";
+      } catch {
+        // Missing: made again below.
+      }
+      try {
+        fds.push(lockFd(path, options));
+        return "relocked";
+      } catch (error) {
+        return error instanceof MnhaError && error.code !== options.failureCode ? "taken" : "failed";
+      }
+    },
+  };
+}
+
+/** Opens and flocks `path`, writes the holder's record; returns the fd (held for the lock's life). */
+function lockFd(path: string, options: FileLockOptions): number {
   const dir = dirname(path);
   let fd: number;
   try {
@@ -62,15 +98,7 @@ export function acquireFileLock(path: string, options: FileLockOptions): FileLoc
   } catch {
     // A full or read-only disk: the lock is held all the same.
   }
-  let held = true;
-  return {
-    path,
-    release(): void {
-      if (!held) return;
-      held = false;
-      closeSync(fd);
-    },
-  };
+  return fd;
 }
 
 function readHolder(path: string): string | null {

@@ -126,4 +126,24 @@ describe("acquireInstanceLock", () => {
     const dataDir = tempDir();
     expect(() => acquireInstanceLock(dataDir, { flockBinary: "/nonexistent/flock" })).toThrow(/cannot lock .*agent\.lock/);
   });
+
+  it("a lock file removed by hand is locked again by keepAtPath (a second agent still refused); a new file another process locked first is reported as taken", () => {
+    const dataDir = tempDir();
+    const lock = acquireInstanceLock(dataDir);
+    expect(lock.keepAtPath()).toBe("kept");
+    rmSync(join(dataDir, "agent.lock"));
+    expect(lock.keepAtPath()).toBe("relocked");
+    expect(readFileSync(join(dataDir, "agent.lock"), "utf8").trim()).toBe(String(process.pid));
+    expect(() => acquireInstanceLock(dataDir)).toThrow(/already running/);
+    expect(lock.keepAtPath()).toBe("kept");
+    // Removed again, and a second agent got to the new file first.
+    rmSync(dataDir, { recursive: true });
+    const second = acquireInstanceLock(dataDir);
+    expect(lock.keepAtPath()).toBe("taken");
+    second.release();
+    expect(lock.keepAtPath()).toBe("relocked");
+    lock.release();
+    const again = acquireInstanceLock(dataDir);
+    again.release();
+  });
 });
