@@ -13,7 +13,7 @@ import { printJson, type CliIo } from "./cli-io.js";
 import { renderStatus } from "./render-status.js";
 import { FilePlanStore } from "../plan/plan-state.js";
 import { renderPlanEvent, rollbackPlan, runPlan } from "../plan/step-plan.js";
-import { bundleName, installPlan, KNOWN_HOSTS_FILE, nodeConfigText, preflightBoth, STAGE_DIR, STATE_FILE, waitHealthy, type InstallSettings } from "../provision/install-ha.js";
+import { AGENT_RUNTIME_DIR, bundleName, installPlan, KNOWN_HOSTS_FILE, nodeConfigText, preflightBoth, STAGE_DIR, STATE_FILE, waitHealthy, type InstallSettings } from "../provision/install-ha.js";
 import { databaseRows, overwriteNotice, probeDatabases, type DatabaseProbes } from "../provision/database-probe.js";
 import type { Plan } from "../plan/step-plan.js";
 import { askLine } from "./confirm.js";
@@ -275,9 +275,10 @@ async function installHaCommand(flags: InstallFlags, io: CliIo, state: RunState)
   nodeConfigText(settings, "local");
   nodeConfigText(settings, "peer");
 
-  // One long operation at a time, taken once the input is known good (a typo changes nothing on
-  // the node). In its state file's directory: the node has no config, so no dataDir, before the install.
-  const operationLock = acquireOperationLock(dirname(STATE_FILE), name, { createDir: true });
+  // One long operation at a time, taken once the input is known good. In /run/mnha (a tmpfs,
+  // the agent's runtime directory): the node has no config, so no dataDir, before the install,
+  // and an install refused at its checks must leave nothing behind on disk.
+  const operationLock = acquireOperationLock(AGENT_RUNTIME_DIR, name, { createDir: true });
   try {
     await installLocked(flags, io, state, { login, credentials, settings });
   } finally {

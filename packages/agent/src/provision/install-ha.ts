@@ -28,7 +28,9 @@ export const STATE_FILE = "/var/lib/mnha/install-ha.json";
 /** Where the suite is unpacked before it is installed (both nodes); removed when done or when preflight fails. */
 export const STAGE_DIR = "/var/lib/mnha-stage";
 export const AGENT_LOG = "/var/lib/mnha/agent.log";
-export const AGENT_PID = "/run/mnha/agent.pid";
+/** The agent's runtime directory (systemd's RuntimeDirectory=mnha): its socket, pid, and install-ha's operation lock. */
+export const AGENT_RUNTIME_DIR = "/run/mnha";
+export const AGENT_PID = `${AGENT_RUNTIME_DIR}/agent.pid`;
 export const UNIT_FILE = "/etc/systemd/system/mnha.service";
 /** The MariaDB root password (both nodes, 0600): the config's db.rootPasswordFile. */
 export const DB_ROOT_PASSWORD_FILE = `${CONFIG_DIR}/db-root-password`;
