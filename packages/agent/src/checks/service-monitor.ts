@@ -242,9 +242,8 @@ export class ServiceMonitor implements ServiceMonitorApi {
       if (healthy) {
         service.notRestorable = null;
         service.notTriedSaid = false;
-      }
-      if (healthy) this.logger.info(fields, "service healthy");
-      else this.logger.warn(fields, "service failed");
+        this.logger.info(fields, "service healthy");
+      } else this.logger.warn(fields, "service failed");
       if (healthy && service.restoreTimer !== null) {
         clearTimeout(service.restoreTimer);
         service.restoreTimer = null;
