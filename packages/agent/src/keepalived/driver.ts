@@ -299,23 +299,18 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
     };
     // Everything below writes into these: removed by hand (the data dir cleaned), they come back first.
     await step("make the driver's directories again", async () => {
-      const made: string[] = [];
-      for (const dir of [...directoriesOf(this.paths), dirname(this.paths.configFile)]) {
-        if ((await lstat(dir).catch(() => null)) !== null) continue;
-        await mkdir(dir, { recursive: true, mode: 0o700 });
-        made.push(dir);
-      }
+      const made = await this.makeDirectories();
       return made.length === 0 ? null : `made ${made.join(", ")} again (removed)`;
     });
     // keepalived opens the FIFO at its path when it starts and at each reload: the reader moves
     // to the one at the path, and keepalived is reloaded below (once its config is in place).
     let fifoMoved = false;
     await step("restore the notify FIFO", async () => {
-      if (this.fifo.readsPath()) return null;
-      const existing = await lstat(this.paths.notifyFifo).catch(() => null);
-      if (!existing?.isFIFO()) await this.makeFifo();
-      fifoMoved = this.fifo.reopenIfReplaced();
-      return `${existing?.isFIFO() ? "found another notify FIFO at" : "made the notify FIFO"} ${this.paths.notifyFifo}${existing?.isFIFO() ? "" : ` again (it ${existing === null ? "was missing" : "was not a FIFO"})`} and read it from now on`;
+      const followed = await this.readFifoAtPath();
+      if (followed === null) return null;
+      fifoMoved = followed.moved;
+      const what = followed.found === "another FIFO" ? "found another notify FIFO at" : "made the notify FIFO";
+      return `${what} ${this.paths.notifyFifo}${followed.found === "another FIFO" ? "" : ` again (it ${followed.found === "missing" ? "was missing" : "was not a FIFO"})`} and read it from now on`;
     });
     await step("restart the lease guard", () => this.guard.respawnNow());
     await step("restore the lease guard's pid file", () => this.guard.repairPidFile());
@@ -466,8 +461,7 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
   }
 
   private async prepareFiles(): Promise<void> {
-    for (const dir of directoriesOf(this.paths)) await mkdir(dir, { recursive: true, mode: 0o700 });
-    await mkdir(dirname(this.paths.configFile), { recursive: true, mode: 0o700 });
+    await this.makeDirectories();
     this.gate = false;
     await this.writeFlag(this.paths.gateFile, "1");
     await this.writeFlag(this.paths.leaseFile, "1");
@@ -482,11 +476,33 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
   private async followNotifyFifo(): Promise<void> {
     if (!this.started) return;
     try {
-      if (!(await lstat(this.paths.notifyFifo).catch(() => null))?.isFIFO()) await this.makeFifo();
-      if (this.fifo.reopenIfReplaced()) this.logger.warn({ fifo: this.paths.notifyFifo }, "keepalived stopped: now reading the notify FIFO made again at its path");
+      if ((await this.readFifoAtPath())?.moved) this.logger.warn({ fifo: this.paths.notifyFifo }, "keepalived stopped: now reading the notify FIFO made again at its path");
     } catch (error) {
       this.logger.error({ err: error, fifo: this.paths.notifyFifo }, "could not follow the notify FIFO");
     }
+  }
+
+  /** The driver's directories, made where missing; returns those it made. */
+  private async makeDirectories(): Promise<string[]> {
+    const made: string[] = [];
+    for (const dir of [...directoriesOf(this.paths), dirname(this.paths.configFile)]) {
+      if ((await lstat(dir).catch(() => null)) !== null) continue;
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      made.push(dir);
+    }
+    return made;
+  }
+
+  /**
+   * Has the reader read the FIFO now at the path, made again there if it is missing or not a
+   * FIFO. Null when it already does; otherwise what was at the path and whether the reader moved.
+   */
+  private async readFifoAtPath(): Promise<{ found: "missing" | "not a FIFO" | "another FIFO"; moved: boolean } | null> {
+    if (this.fifo.readsPath()) return null;
+    const existing = await lstat(this.paths.notifyFifo).catch(() => null);
+    if (!existing?.isFIFO()) await this.makeFifo();
+    const found = existing === null ? "missing" : existing.isFIFO() ? "another FIFO" : "not a FIFO";
+    return { found, moved: this.fifo.reopenIfReplaced() };
   }
 
   private async makeFifo(): Promise<void> {

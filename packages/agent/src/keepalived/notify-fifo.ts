@@ -79,9 +79,9 @@ export class NotifyFifoReader {
   }
 
   /**
-   * Moves to the FIFO now at the path if it is not the one read. Only while keepalived is not
-   * running: a running keepalived keeps writing to the FIFO it opened, removed or not.
-   * Returns whether it moved.
+   * Moves to the FIFO now at the path if it is not the one read; returns whether it moved.
+   * keepalived writes to the FIFO it opened, removed or not, until it opens the path again (at
+   * a reload or its next start): the caller sees to that.
    */
   reopenIfReplaced(): boolean {
     if (this.socket === null || this.readsPath()) return false;
