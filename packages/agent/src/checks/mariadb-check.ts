@@ -28,13 +28,12 @@ interface CheckTarget {
   reader: KeptHealthReader;
   /** The adapter of the current connection (made with the password read at its connect). */
   db: MariaDbDatabase | null;
-  /** Why the last connect could not even try: the password file (its own message, not "MariaDB down"). */
-  passwordProblem: string | null;
   /**
-   * This probe's refusal: the password file unreadable, or the server up and refusing the
-   * check's user (login or statement). Set during a probe, cleared at the start of the next.
+   * This probe's refusal, in its own words rather than "MariaDB down": the password file
+   * unreadable (the connect could not even try), or the server up and refusing the check's user
+   * (login or statement). Set during a probe, cleared at the start of the next.
    */
-  refusal: string | null;
+  refusal: { detail: string; passwordFile: boolean } | null;
   /** The last full health read on the current connection, for the detail line, and when. */
   full: DatabaseHealth | null;
   fullAtMs: number;
@@ -57,7 +56,9 @@ export async function probeMariaDb(check: MariaDbCheck, signal?: AbortSignal): P
   target.refusal = null;
   const health = await target.reader.health(signal);
   if (health.alive) return { ok: true, detail: describeHealth(health) };
-  if (target.refusal !== null) return { ok: false, detail: target.refusal, notRestorable: notRestorableReason(check, target.passwordProblem !== null) };
+  // Set by the probe just awaited (TypeScript still sees the null assigned before it).
+  const refusal = (target as CheckTarget).refusal;
+  if (refusal !== null) return { ok: false, detail: refusal.detail, notRestorable: notRestorableReason(check, refusal.passwordFile) };
   return { ok: false, detail: describeHealth(health) };
 }
 
@@ -71,7 +72,6 @@ function notRestorableReason(check: MariaDbCheck, passwordFileProblem: boolean):
 function checkTarget(check: MariaDbCheck): CheckTarget {
   const target: CheckTarget = {
     db: null,
-    passwordProblem: null,
     refusal: null,
     full: null,
     fullAtMs: 0,
@@ -81,24 +81,22 @@ function checkTarget(check: MariaDbCheck): CheckTarget {
         // The password is read only when a connection is opened (first probe, reconnect, after
         // a refused login): a kept connection needs none. A changed password takes effect at
         // the next reconnect.
-        target.passwordProblem = null;
         let password: string | null = null;
         try {
           if (check.passwordFile !== undefined) password = readPasswordFile(check.passwordFile, "MariaDB password");
         } catch (error) {
-          target.passwordProblem = (error as Error).message;
-          target.refusal = target.passwordProblem;
+          target.refusal = { detail: (error as Error).message, passwordFile: true };
           throw error;
         }
         target.db = new MariaDbDatabase({ target: { socket: check.socket }, user: check.user, password, connectTimeoutMs: check.timeoutMs, queryTimeoutMs: check.timeoutMs, label: "local" });
         return target.db.connect().catch((error: unknown) => {
-          if (isAccessRefused(error)) target.refusal = (error as Error).message;
+          if (isAccessRefused(error)) target.refusal = { detail: (error as Error).message, passwordFile: false };
           throw error;
         });
       },
       read: (connection, fresh) =>
         readProbeHealth(target, target.db as MariaDbDatabase, connection, fresh).catch((error: unknown) => {
-          if (isAccessRefused(error)) target.refusal = `MariaDB on local refused a statement of the check: ${sqlErrorText(error)}`;
+          if (isAccessRefused(error)) target.refusal = { detail: `MariaDB on local refused a statement of the check: ${sqlErrorText(error)}`, passwordFile: false };
           throw error;
         }),
     }),
