@@ -113,7 +113,7 @@ export function registerOpsCommands(program: Command, ctx: OpsCommandContext): v
     .action(async (options: { timeout: number; json?: boolean }) => {
       state.json = options.json === true;
       const control = ctx.client();
-      const startedAt = Date.now();
+      const startedAt = performance.now();
       const timeoutMs = options.timeout * 1000;
       // The agent waits for the database to catch up (bounded by --timeout); the remaining lag
       // is shown meanwhile from its status. Ctrl-C leaves the node as safe as the agent keeps it.
@@ -139,7 +139,7 @@ export function registerOpsCommands(program: Command, ctx: OpsCommandContext): v
         state.exitCode = ExitCode.failed;
         return;
       }
-      const ready = await waitUntilReady(control, Math.max(1_000, timeoutMs - (Date.now() - startedAt)), ctx.pollMs ?? 500, state.json ? null : (line) => io.stdout.write(`  ${line}\n`));
+      const ready = await waitUntilReady(control, Math.max(1_000, timeoutMs - (performance.now() - startedAt)), ctx.pollMs ?? 500, state.json ? null : (line) => io.stdout.write(`  ${line}\n`));
       if (state.json) printJson(io, { ...result, ready: ready.ok, readyMessage: ready.message });
       else io.stdout.write(`${ready.ok ? "" : `${name}: `}${ready.message}\n`);
       if (!result.ok || !ready.ok) state.exitCode = ExitCode.failed;
@@ -206,7 +206,7 @@ function showCatchUpProgress(control: ControlClient, pollMs: number, print: (lin
 }
 
 async function waitUntilReady(control: ControlClient, timeoutMs: number, pollMs: number, progress: ((line: string) => void) | null): Promise<{ ok: boolean; message: string }> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let last = "";
   for (;;) {
     let line: string;
@@ -221,7 +221,7 @@ async function waitUntilReady(control: ControlClient, timeoutMs: number, pollMs:
     }
     if (line !== last && progress) progress(line);
     last = line;
-    if (Date.now() >= deadline) return { ok: false, message: `not ready within ${Math.round(timeoutMs / 1000)} s: ${line}` };
+    if (performance.now() >= deadline) return { ok: false, message: `not ready within ${Math.round(timeoutMs / 1000)} s: ${line}` };
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }

@@ -293,8 +293,8 @@ export class NodeOps {
         if (command !== undefined && down.has(service.name)) commands.push(await this.runServiceCommand(service, "start", command));
       }
       const started = commands.filter((c) => c.ok).map((c) => c.name);
-      const deadline = Date.now() + START_HEALTHY_WAIT_MS;
-      while (started.length > 0 && Date.now() < deadline) {
+      const deadline = performance.now() + START_HEALTHY_WAIT_MS;
+      while (started.length > 0 && performance.now() < deadline) {
         const statuses = this.host.services.statuses();
         if (started.every((name) => statuses.find((s) => s.name === name)?.healthy === true)) break;
         await new Promise((resolve) => setTimeout(resolve, 200));
@@ -434,8 +434,8 @@ export class NodeOps {
     }
     // Give the started services their checks before restores may act again (calm start).
     const started = commands.filter((c) => c.ok).map((c) => c.name);
-    const deadline = Date.now() + START_HEALTHY_WAIT_MS;
-    while (started.length > 0 && Date.now() < deadline) {
+    const deadline = performance.now() + START_HEALTHY_WAIT_MS;
+    while (started.length > 0 && performance.now() < deadline) {
       const statuses = this.host.services.statuses();
       if (started.every((name) => statuses.find((s) => s.name === name)?.healthy === true)) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -462,11 +462,11 @@ export class NodeOps {
   /** Waits (bounded) until the local database has caught up with the peer's; says why it did not wait. */
   private async waitForDatabase(timeoutMs: number): Promise<NonNullable<StartNodeResult["db"]>> {
     const ask = this.host.dbCatchUp;
-    const startedAt = Date.now();
+    const startedAt = performance.now();
     const result = (outcome: NonNullable<StartNodeResult["db"]>["outcome"], detail: string, state: CatchUpState | null = null): NonNullable<StartNodeResult["db"]> => ({
       outcome,
       detail,
-      waitedMs: Date.now() - startedAt,
+      waitedMs: Math.round(performance.now() - startedAt),
       lagSeconds: state?.lagSeconds ?? null,
       transactionsBehind: state?.transactionsBehind ?? null,
     });
@@ -479,7 +479,7 @@ export class NodeOps {
       if (!view.peerAlive) return result("peer-unreachable", `${this.host.peer} is not reachable: the database's catch-up cannot be checked, not waiting (the election's own rules apply)`);
       last = view.state;
       if (last.caughtUp) return result("caught-up", `database ${last.detail}`, last);
-      if (Date.now() - startedAt >= timeoutMs) return result("behind", last.detail, last);
+      if (performance.now() - startedAt >= timeoutMs) return result("behind", last.detail, last);
       await new Promise((resolve) => setTimeout(resolve, START_DB_POLL_MS));
     }
   }

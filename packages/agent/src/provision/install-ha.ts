@@ -500,7 +500,7 @@ export async function stopAgent(runner: (argv: string[]) => Promise<Result>, sys
 
 /** Polls this node's agent until the pair is healthy. */
 export async function waitHealthy(timeoutMs: number, socketPath = "/run/mnha/mnha.sock"): Promise<StatusReport> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let last = "no answer yet";
   const client = new ControlClient({ socketPath, timeoutMs: 3_000 });
   for (let attempt = 0; attempt < Math.ceil(timeoutMs / 500) + 1; attempt++) {
@@ -512,7 +512,7 @@ export async function waitHealthy(timeoutMs: number, socketPath = "/run/mnha/mnh
     } catch (error) {
       last = error instanceof Error ? error.message : String(error);
     }
-    if (Date.now() >= deadline) break;
+    if (performance.now() >= deadline) break;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
   throw new MnhaError("PLAN_STEP_FAILED", `the pair did not become healthy within ${Math.round(timeoutMs / 1000)} s (last seen: ${last})`, { hint: `see mnha status and ${AGENT_LOG} on both nodes` });

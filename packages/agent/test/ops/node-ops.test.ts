@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { deriveTimings, MnhaError, parseConfig, ServiceSchema, silentLogger, type LoadedConfig } from "@mnha/shared";
 import type { LinkMessage, Role } from "@mnha/protocol";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ServiceMonitor } from "../../src/checks/service-monitor.js";
 import type { DemoteResult, HealthEvent, ServiceStatus } from "../../src/contracts.js";
 import type { CatchUpState } from "../../src/db/catch-up.js";
@@ -320,6 +320,31 @@ describe("start-node waits for the database to catch up", () => {
     expect(host.records.find((r) => r.type === "node.start-db-behind")).toBeDefined();
   });
 
+  it("the wait is timed on the monotonic clock: a wall-clock step (NTP, an operator's date -s) neither cuts it short nor stretches it", async () => {
+    // Date.now() jumps an hour forward after the first answer, then an hour back after the second.
+    let answered = 0;
+    let wallOffsetMs = 0;
+    const realNow = Date.now.bind(Date);
+    const wall = vi.spyOn(Date, "now").mockImplementation(() => realNow() + wallOffsetMs);
+    try {
+      const { host, ops } = await stoppedNode([behind(12, 340), behind(3, 40), caughtUp]);
+      const ask = host.dbCatchUp!;
+      host.dbCatchUp = async () => {
+        answered += 1;
+        if (answered === 2) wallOffsetMs = 3_600_000;
+        if (answered === 3) wallOffsetMs = -3_600_000;
+        return ask.call(host);
+      };
+      const result = await ops.startNode({ by: "root", dbCatchUpTimeoutMs: 30_000 });
+      expect(result).toMatchObject({ ok: true, db: { outcome: "caught-up" } });
+      expect(answered).toBe(3);
+      expect(result.db?.waitedMs).toBeGreaterThanOrEqual(0);
+      expect(result.db?.waitedMs).toBeLessThan(30_000);
+    } finally {
+      wall.mockRestore();
+    }
+  });
+
   it("without a db section it says so and does not wait", async () => {
     const { host, ops } = await stoppedNode(null);
     const result = await ops.startNode({ by: "root", dbCatchUpTimeoutMs: 60_000 });
@@ -387,15 +412,16 @@ describe("services stopped and started in maintenance (mnha restore)", () => {
     const ops = new NodeOps(host);
     ops.start();
     await ops.maintenance({ on: true, node: "this", reason: "restore", by: "alice" });
-    const realNow = Date.now;
+    const realNow = performance.now.bind(performance);
     let offset = 0;
-    Date.now = () => realNow() + (offset += 30_000); // the 60 s wait passes at once
+    // The 60 s wait (timed on the monotonic clock) passes at once.
+    const monotonic = vi.spyOn(performance, "now").mockImplementation(() => realNow() + (offset += 30_000));
     try {
       const started = await ops.maintenance({ on: true, node: "this", reason: "restore", by: "alice", services: "start" });
       expect(started.services?.ok).toBe(false);
       expect(started.services?.message).toMatch(/FAILED to start mn \(.*not healthy 60 s after the start\)/);
     } finally {
-      Date.now = realNow;
+      monotonic.mockRestore();
     }
   });
 
