@@ -115,6 +115,53 @@ describe("mnha-lease-guard", () => {
   });
 });
 
+// libfaketime (Debian's faketime package) makes the guard's bash see a wall clock that runs ten
+// times too fast, so every read -t it starts "times out" at once, as one does when NTP or
+// date -s steps the clock forward. bash replaces getenv(), which hides FAKETIME from the
+// library, so its spec is given the one other way it reads: /etc/faketimerc, written only
+// for this test and read only by processes that preload the library.
+const LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+const FAKETIMERC = "/etc/faketimerc";
+
+describe("mnha-lease-guard under wall-clock steps", () => {
+  afterEach(() => rmSync(FAKETIMERC, { force: true }));
+
+  it("a wall clock that jumps ahead never makes a renewed lease stale, and silence is still caught on time", async () => {
+    expect(existsSync(LIBFAKETIME), `${LIBFAKETIME} is missing: apt-get install faketime (scripts/bootstrap.sh does)`).toBe(true);
+    expect(existsSync(FAKETIMERC), `${FAKETIMERC} exists already: this test will not overwrite it`).toBe(false);
+    writeFileSync(FAKETIMERC, "+0 x10\n");
+    const file = leaseFile();
+    const guard = spawn(GUARD, [file, "0.6"], { env: { ...process.env, LD_PRELOAD: LIBFAKETIME } });
+    children.push(guard);
+    guard.stdin.write("\n");
+    expect(await waitUntil(() => read(file) === "0", 5_000)).not.toBeNull();
+
+    // Renewals every 100 ms for 2 s: the lease is read every 5 ms and must never say stale.
+    const seen = new Set<string>();
+    let renewals = 0;
+    const renewing = setInterval(() => {
+      guard.stdin.write("\n");
+      renewals += 1;
+    }, 100);
+    const until = performance.now() + 2_000;
+    while (performance.now() < until) {
+      seen.add(read(file));
+      await sleep(5);
+    }
+    clearInterval(renewing);
+    expect(renewals).toBeGreaterThanOrEqual(15);
+    expect([...seen]).toEqual(["0"]);
+
+    // Silence: stale after the timeout measured on the real clock, not a tenth of it.
+    const silentFrom = performance.now();
+    expect(await waitUntil(() => read(file) === "1", 3_000, 5)).not.toBeNull();
+    const staleAfter = performance.now() - silentFrom;
+    expect(staleAfter).toBeGreaterThan(450);
+    expect(staleAfter).toBeLessThan(1_500);
+    expect(guard.exitCode).toBeNull();
+  });
+});
+
 describe("mnha-lease-check", () => {
   it("passes only while the guard of this very lease file is alive", async () => {
     const file = leaseFile();
