@@ -21,12 +21,14 @@ import { answerMoves, answers, firstAnswerAfter, longestAnswerGap } from "./benc
 import { doubleHolders, NodeWatcher } from "./bench-node-watch.js";
 import { csv, dateStamp, describeMachine, intFlag, machineLines, markdownTable, ms, parseFlags, writeResults } from "./bench-report.js";
 import { healLab } from "./bench-systems.js";
+import { stepWallClock } from "./clock-step.js";
 import type { ConfigOverrides } from "./config-writer.js";
 import { LAB_NAME, LAB_PREFIX, MN_NODES, REPO_ROOT, nodePaths, type MnNode } from "./constants.js";
 import { monoNow, sleep, waitFor } from "./exec.js";
 import { Lab, type StableState } from "./lab.js";
 import { killTogether, waitReaped } from "./procfs.js";
 import type { ClientSampler } from "./sampler.js";
+import { agentEvents } from "./wedge-faults.js";
 import { WEDGE_SCENARIOS } from "./wedge-scenarios.js";
 import { addWitnessHost, startWitness, withWitness } from "./witness-host.js";
 
@@ -320,6 +322,26 @@ export const SCENARIOS: FaultScenario[] = [
       if (status.self.eligible) problems.push(`${before.holder} still reports itself eligible with its MN service down`);
       if (status.vipOwner !== before.standby) problems.push(`${before.holder} says the VIP owner is ${status.vipOwner ?? "nobody"}`);
       return { problems };
+    },
+  },
+  {
+    name: "wall-clock-steps",
+    what: "the machine's wall clock stepped 1 h forward for 3 s and back, then 1 h back for 3 s and forward again (NTP's makestep, date -s): nothing moves, and the holder's VIP never leaves its interface",
+    expect: "none",
+    async act({ lab, sampler, before }) {
+      // The audit's own count, by seq: its timestamps are the stepped wall clock's.
+      const vipDrops = async (): Promise<number> => (await agentEvents(lab, before.holder, "vip.changed")).filter((e) => e.fields["present"] === false).length;
+      const dropsBefore = await vipDrops();
+      sampler.mark("fault: wall clock 1 h forward");
+      await stepWallClock(3_600_000, 3_000);
+      sampler.mark("wall clock 1 h back");
+      await stepWallClock(-3_600_000, 3_000);
+      sampler.mark("wall clock right again");
+      await sleep(1_000);
+      const dropped = (await vipDrops()) - dropsBefore;
+      const problems = dropped > 0 ? [`the VIP left ${before.holder}'s interface ${dropped} time(s) (vip.changed present=false)`] : [];
+      const settled = await settledOn(lab, before.holder);
+      return { problems: [...problems, ...(settled.problems ?? [])] };
     },
   },
   // Issue 7: mishaps around the agent (test/lab/wedge-scenarios.ts).
