@@ -82,6 +82,13 @@ describe("hasAddress / removeAddress in a namespace", () => {
     expect(await removeAddress("mnha0", "10.251.2.100", 24, { netns: ns })).toBe(false);
   });
 
+  it("removes the address with the prefix it carries there, not the one asked for (added by hand as /32)", async () => {
+    await lab.addAddress(ns, "mnha0", "10.251.2.101/32");
+    expect(await removeAddress("mnha0", "10.251.2.101", 24, { netns: ns })).toBe(true);
+    expect(await hasAddress("mnha0", "10.251.2.101", { netns: ns })).toBe(false);
+    expect(await lab.hasAddress(ns, "mnha0", "10.251.2.2")).toBe(true);
+  });
+
   it("names the interface when it does not exist, and rejects bad arguments", async () => {
     await expect(hasAddress("nosuch0", "10.251.2.2", { netns: ns })).rejects.toThrow(/nosuch0/);
     await expect(hasAddress("eth0; rm -rf /", "10.251.2.2")).rejects.toThrow(/not valid/);
