@@ -5,8 +5,8 @@
  * says what happened.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { VIP_ADDRESS, nodePaths, type MnNode } from "../lab/constants.js";
-import { sleep, waitFor } from "../lab/exec.js";
+import { HOSTS, VIP_ADDRESS, nodePaths, type MnNode } from "../lab/constants.js";
+import { runIn, sleep, waitFor } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { hostAddresses } from "../lab/topology.js";
 import type { HaEvent, PeerDuplicateCheck, StatusReport } from "../../packages/agent/src/contracts.js";
@@ -438,6 +438,43 @@ describe("the data dir and Keepalived's reload (files removed by hand, a reload 
     // The gate closes under it: keepalived goes to FAULT (weight 0 on the gate track file).
     await heardKeepalived(holder, "fault", switched);
     expect(await lab.holders()).toEqual([standby]);
+  });
+});
+
+describe("the VIP added by hand on the standby (ip addr add, or a network config that lists it)", () => {
+  it("taken off the standby within seconds and said in its audit; the holder (the lower MAC, which rule 7 keeps) never loses the VIP and is the only one answering afterwards", async () => {
+    let before = await lab.reset();
+    // With the stray on the lower MAC the holder would yield to it (rule 7, docs/protocol.md):
+    // here the holder is the lower MAC, so nothing but the stray itself may change.
+    const keeper: MnNode = HOSTS.mn1.mac.toLowerCase() < HOSTS.mn2.mac.toLowerCase() ? "mn1" : "mn2";
+    if (before.holder !== keeper) {
+      const demoted = await lab.agentCli(before.holder, ["demote", "--yes"], 15_000);
+      expect(demoted.code, demoted.stderr).toBe(0);
+      before = await lab.waitForStable({ timeoutMs: 20_000 });
+    }
+    const { holder, standby } = before;
+    expect(holder).toBe(keeper);
+    const since = new Date().toISOString();
+    let removedAt = 0;
+    const run = await runScenario(lab, before, {
+      name: "VIP added by hand on the standby",
+      // As /32: an address added by hand need not carry the VIP's prefix.
+      fault: async () => void (await runIn(HOSTS[standby].namespace, "ip", ["-4", "addr", "add", `${VIP_ADDRESS}/32`, "dev", "eth0"])),
+      outcome: async ({ sampler }) => {
+        const removed = await waitFor("a vip.stray-removed event on the standby", async () => (await agentEvents(lab, standby, "vip.stray-removed")).find((e) => e.time >= since), { timeoutMs: 10_000, intervalMs: 250 });
+        expect(removed.message).toMatch(new RegExp(`VIP ${VIP_ADDRESS.replaceAll(".", "\\.")} was on eth0 for \\d+ s although ${standby} does not hold it.*removed it`));
+        removedAt = sampler.mark("stray removed");
+      },
+      observeMs: 3_000,
+    });
+    expect(await lab.holders()).toEqual([holder]);
+    // Two MACs only while the stray was there; a second after its removal only the holder answers and serves.
+    const settledFrom = removedAt + 1_000;
+    expect(run.analysis.arp.splitBrain.filter((s) => s.t > settledFrom), "two MACs after the stray was removed").toEqual([]);
+    expect(new Set(run.analysis.arp.answeredBy.filter((s) => s.node !== null && s.to > settledFrom).map((s) => s.node))).toEqual(new Set([holder]));
+    expect(new Set(run.analysis.http.servedBy.filter((s) => s.node !== null && s.to > settledFrom).map((s) => s.node))).toEqual(new Set([holder]));
+    expect((await agentEvents(lab, holder, "vip.changed")).filter((e) => e.time >= since && e.fields["present"] === false), "the holder's VIP never left").toEqual([]);
+    expect((await lab.agentStatus(holder)).self).toMatchObject({ role: "holder", eligible: true });
   });
 });
 

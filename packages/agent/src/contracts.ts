@@ -88,6 +88,8 @@ export interface KeepalivedDriverApi extends Startable {
   onRepair?(listener: (repair: { reason: string; actions: string[] }) => void): void;
   /** The driver's directory is not writable (its self-check found it so): why, or null. */
   unwritableDir?(): string | null;
+  /** Takes the VIP off the interface by hand (an address Keepalived does not own); true if removed. Never throws. */
+  removeStrayVip?(): Promise<boolean>;
 }
 
 export interface ArpProbeResult {

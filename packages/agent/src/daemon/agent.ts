@@ -51,6 +51,12 @@ type RequestOutcome = Omit<RequestResult, "requestId">;
 
 /** How often the control socket's file is looked for (a 1 s period shares the beat's polls). */
 const CONTROL_SOCKET_CHECK_MS = 1_000;
+/**
+ * How long the VIP must sit on a standby's interface, gate closed and Keepalived not MASTER,
+ * before the agent takes it off: far longer than Keepalived takes to drop it when it leaves
+ * MASTER (milliseconds), so only an address nobody owns is removed.
+ */
+const STRAY_VIP_GRACE_MS = 2_000;
 const WATCHDOG_EVENTS = new Set<string>(["vip-repair", "vip-restored", "vip-gave-up", "peer-vip-unanswered"]);
 
 export class Agent {
@@ -95,6 +101,11 @@ export class Agent {
   /** When the holder's duplicate check stops and runs again, in the audit (one pair per outage). */
   private readonly duplicateAudit: DuplicateCheckAudit;
   private role: Role = "starting";
+  /** Since when the VIP has been on this standby's interface with nobody owning it (null: it is not). */
+  private strayVipSince: number | null = null;
+  private strayVipRemoving = false;
+  /** The stray VIP was already reported (left in maintenance, or its removal failed): said once per stray. */
+  private strayVipTold = false;
   /** The local database's health for the election, status and metrics (db.enabled only). */
   readonly dbPoll: DbHealthPoll | null;
   /** Scheduled database backups on the VIP holder (backup.enabled). */
@@ -629,14 +640,58 @@ export class Agent {
   /** Looks whether the VIP is on our interface; a change is an event and an input for the watchdog. */
   private async observeVip(): Promise<void> {
     const present = await this.c.keepalived.vipPresent().catch(() => this.vipPresent);
-    if (present === null || present === this.vipPresent) return;
-    const first = this.vipPresent === null;
-    this.vipPresent = present;
-    if (!first || present) {
-      this.events.record("vip.changed", `VIP ${this.loaded.config.vip.address} ${present ? "is now on" : "is gone from"} ${this.loaded.config.vip.interface}`, { present, role: this.host.core.snapshot(this.clock.now()).role });
+    if (present !== null && present !== this.vipPresent) {
+      const first = this.vipPresent === null;
+      this.vipPresent = present;
+      if (!first || present) {
+        this.events.record("vip.changed", `VIP ${this.loaded.config.vip.address} ${present ? "is now on" : "is gone from"} ${this.loaded.config.vip.interface}`, { present, role: this.host.core.snapshot(this.clock.now()).role });
+      }
+      this.host.input({ kind: "vip-observed", present });
+      this.updateDuplicateWatch(this.role);
     }
-    this.host.input({ kind: "vip-observed", present });
-    this.updateDuplicateWatch(this.role);
+    await this.removeStrayVip();
+  }
+
+  /**
+   * The VIP on a standby's interface, its gate closed and its Keepalived not MASTER, belongs to
+   * nobody: added by hand, listed in the host's network config, or left by a Keepalived killed
+   * with -9. It still answers ARP, so clients may follow it to a node that does not serve, and
+   * the holder's duplicate check sees only a second MAC. Seen so for STRAY_VIP_GRACE_MS, it is
+   * taken off (not in maintenance mode, which acts on nothing: there it is only reported).
+   */
+  private async removeStrayVip(): Promise<void> {
+    const stray = this.running && this.vipPresent === true && this.role === "standby" && !this.c.keepalived.gateOpen() && this.c.keepalived.state() !== "master";
+    if (!stray) {
+      this.strayVipSince = null;
+      this.strayVipTold = false;
+      return;
+    }
+    const now = this.clock.now();
+    this.strayVipSince ??= now;
+    if (now - this.strayVipSince < STRAY_VIP_GRACE_MS || this.strayVipRemoving) return;
+    const { address, interface: iface } = this.loaded.config.vip;
+    const seconds = Math.round((now - this.strayVipSince) / 1000);
+    if (this.ops.inMaintenance()) {
+      if (!this.strayVipTold) this.events.record("vip.stray", `VIP ${address} is on ${iface} although ${this.self} does not hold it (${seconds} s; added by hand, by the host's network config, or left behind); left in place because maintenance mode acts on nothing: remove it (ip addr del ${address} dev ${iface}) or turn maintenance off`, { address, iface }, "warn");
+      this.strayVipTold = true;
+      return;
+    }
+    this.strayVipRemoving = true;
+    try {
+      const removed = (await this.c.keepalived.removeStrayVip?.()) ?? false;
+      if (removed) {
+        this.events.record("vip.stray-removed", `VIP ${address} was on ${iface} for ${seconds} s although ${this.self} does not hold it (added by hand, by the host's network config, or left behind): removed it; if the host's network config lists the VIP, take it out there`, { address, iface, seconds }, "warn");
+        this.strayVipSince = null;
+      } else {
+        if (!this.strayVipTold) this.events.record("vip.stray", `VIP ${address} is on ${iface} although ${this.self} does not hold it, and the agent could not remove it: remove it by hand (ip addr del ${address} dev ${iface}); the agent's log says why`, { address, iface }, "error");
+        this.strayVipTold = true;
+        // Tried again after another grace period, not on every look.
+        this.strayVipSince = this.clock.now();
+      }
+    } finally {
+      this.strayVipRemoving = false;
+    }
+    if (this.strayVipSince === null) await this.observeVip();
   }
 
   /** The duplicate-address check runs while this node holds the VIP, and only then. */

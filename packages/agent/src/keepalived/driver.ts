@@ -620,14 +620,20 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
     }
   }
 
-  private async removeStrayVip(): Promise<void> {
+  /**
+   * Takes the VIP off the interface by hand, for an address Keepalived does not own (left by
+   * a killed Keepalived, or a stray the agent found on a standby). True if it was there and is
+   * gone; never throws.
+   */
+  async removeStrayVip(): Promise<boolean> {
     const { interface: iface, address, prefix } = this.config.vip;
     try {
-      if (await removeAddress(iface, address, prefix, { netns: this.options.netns })) {
-        this.logger.warn({ vip: address, iface }, "removed the VIP keepalived left behind");
-      }
+      const removed = await removeAddress(iface, address, prefix, { netns: this.options.netns });
+      if (removed) this.logger.warn({ vip: address, iface }, "removed a VIP keepalived does not own");
+      return removed;
     } catch (error) {
-      this.logger.error({ err: error, vip: address, iface }, "could not remove the VIP keepalived left behind");
+      this.logger.error({ err: error, vip: address, iface }, "could not remove a VIP keepalived does not own");
+      return false;
     }
   }
 

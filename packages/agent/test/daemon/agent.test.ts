@@ -1,5 +1,8 @@
 import { DUPLICATE_CHECK_MIN_PROTOCOL_VERSION, DUPLICATE_CHECK_PROBLEM_MAX, PAIR_SETTINGS_MIN_PROTOCOL_VERSION, decodeLinkMessage, encode, type Heartbeat } from "@mnha/protocol";
 import { isMnhaError } from "@mnha/shared";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Agent } from "../../src/daemon/agent.js";
 import { operatorError } from "../../src/daemon/run.js";
@@ -20,8 +23,11 @@ function makeAgent(parts: MemoryParts, overrides: Parameters<typeof loadedConfig
   return agent;
 }
 
+const dirs: string[] = [];
+
 afterEach(async () => {
   for (const agent of agents.splice(0)) await agent.stop("test over").catch(() => undefined);
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   vi.useRealTimers();
 });
 
@@ -262,6 +268,72 @@ describe("a node whose Keepalived directory is not writable", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(parts.keepalived.gate).toBe(true);
     expect((await agent.status()).self).toMatchObject({ role: "holder", eligible: true });
+  });
+});
+
+describe("a VIP on a standby's interface that nobody owns (added by hand, a network config, a killed Keepalived)", () => {
+  it("is taken off after it has sat there 2 s with the gate closed and Keepalived not MASTER; a removal that fails is said once, as an error, and tried again", async () => {
+    const parts = memoryParts();
+    // Not eligible while its Keepalived directory is unwritable: it stays a standby.
+    parts.keepalived.setUnwritable("/var/lib/mnha/keepalived is read-only (EROFS)");
+    const agent = makeAgent(parts, { timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 } });
+    await agent.start();
+    await vi.waitFor(async () => expect((await agent.status()).self.role).toBe("standby"), { timeout: 5_000, interval: 20 });
+    parts.keepalived.emit("fault");
+    parts.keepalived.strayRemovable = false;
+    const addedAt = performance.now();
+    parts.keepalived.vip = true;
+    const types = () => parts.store.events.map((e) => e.type);
+    await vi.waitFor(() => expect(types()).toContain("vip.stray"), { timeout: 5_000, interval: 20 });
+    expect(performance.now() - addedAt).toBeGreaterThanOrEqual(1_900);
+    const stray = parts.store.events.find((e) => e.type === "vip.stray");
+    expect(stray?.message).toMatch(/is on .* although mn1 does not hold it, and the agent could not remove it: remove it by hand \(ip addr del/);
+    // Tried again, not said again.
+    const tries = parts.keepalived.strayRemovals;
+    await vi.waitFor(() => expect(parts.keepalived.strayRemovals).toBeGreaterThan(tries), { timeout: 5_000, interval: 20 });
+    expect(types().filter((t) => t === "vip.stray")).toHaveLength(1);
+    // The removal works now: gone, and said.
+    parts.keepalived.strayRemovable = true;
+    await vi.waitFor(() => expect(types()).toContain("vip.stray-removed"), { timeout: 5_000, interval: 20 });
+    expect(parts.keepalived.vip).toBe(false);
+    expect(parts.keepalived.gate).toBe(false);
+    expect((await agent.status()).self.role).toBe("standby");
+  });
+
+  it("in maintenance mode (which acts on nothing) is only reported, once, with how to remove it", async () => {
+    const parts = memoryParts();
+    parts.keepalived.setUnwritable("/var/lib/mnha/keepalived is read-only (EROFS)");
+    // Maintenance mode is kept in the data dir's operator state file.
+    const dataDir = mkdtempSync(join(tmpdir(), "mnha-stray-"));
+    dirs.push(dataDir);
+    const agent = makeAgent(parts, { dataDir, timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 } });
+    await agent.start();
+    await vi.waitFor(async () => expect((await agent.status()).self.role).toBe("standby"), { timeout: 5_000, interval: 20 });
+    const on = await parts.handlers!.maintenance!({ on: true, node: "this", reason: "network work", by: "root" });
+    expect(on).toMatchObject({ on: true, changed: true });
+    parts.keepalived.emit("fault");
+    parts.keepalived.vip = true;
+    const strays = () => parts.store.events.filter((e) => e.type.startsWith("vip.stray"));
+    await vi.waitFor(() => expect(strays()).toHaveLength(1), { timeout: 5_000, interval: 20 });
+    expect(strays()[0]).toMatchObject({ type: "vip.stray" });
+    expect(strays()[0]?.message).toMatch(/left in place because maintenance mode acts on nothing: remove it \(ip addr del .*\) or turn maintenance off/);
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(strays()).toHaveLength(1);
+    expect(parts.keepalived.strayRemovals).toBe(0);
+    expect(parts.keepalived.vip).toBe(true);
+  });
+
+  it("is left alone while the VIP is this node's: a holder's VIP, gate open, is never touched", async () => {
+    const parts = memoryParts();
+    const agent = makeAgent(parts, { timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 } });
+    await agent.start();
+    await vi.waitFor(() => expect(parts.keepalived.gate).toBe(true), { timeout: 5_000, interval: 20 });
+    parts.keepalived.vip = true;
+    parts.keepalived.emit("master");
+    await new Promise((r) => setTimeout(r, 2_600));
+    expect(parts.keepalived.strayRemovals).toBe(0);
+    expect(parts.keepalived.vip).toBe(true);
+    expect(parts.store.events.map((e) => e.type).filter((t) => t.startsWith("vip.stray"))).toEqual([]);
   });
 });
 

@@ -102,6 +102,15 @@ export class MemoryKeepalived extends Part {
   unwritableDir(): string | null {
     return this.unwritable;
   }
+  /** Whether removeStrayVip manages to remove the VIP (false: as if `ip addr del` failed). */
+  strayRemovable = true;
+  strayRemovals = 0;
+  async removeStrayVip(): Promise<boolean> {
+    this.strayRemovals++;
+    if (!this.vip || !this.strayRemovable) return false;
+    this.vip = false;
+    return true;
+  }
   /** The self-check finding the directory (un)writable: told as a repair, as the driver does. */
   setUnwritable(problem: string | null): void {
     this.unwritable = problem;
@@ -255,6 +264,8 @@ export function memoryParts(): MemoryParts {
     epochs: { value: 0, writes: [] as number[] },
     arp: { occupied: false, macs: [], detail: "no answer" } as ArpProbeResult,
   };
+  // The object returned: the control factory sets its `handlers` (a copy made before would keep null).
+  const made = { ...parts } as typeof parts & { components: AgentComponents };
   const components: AgentComponents = {
     epochs: {
       get: () => parts.epochs.value,
@@ -272,10 +283,11 @@ export function memoryParts(): MemoryParts {
     sync: parts.sync,
     sampler: parts.sampler,
     control: (handlers) => {
-      parts.handlers = handlers;
+      made.handlers = handlers;
       return parts.control;
     },
     metrics: null,
   };
-  return { ...parts, components };
+  made.components = components;
+  return made;
 }
