@@ -143,7 +143,9 @@ export class ArpGuard implements ArpGuardApi {
       let stopRequested = false;
       let collecting = false;
       const timers: NodeJS.Timeout[] = [];
-      const child = spawn(file as string, args, { stdio: ["ignore", "pipe", "pipe"] });
+      // LC_ALL=C: an arping built with translations (gettext) would say "reply from" in the
+      // node's language (zh_CN on many MNs), and an answer not understood would read as "free".
+      const child = spawn(file as string, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
 
       const stopChild = (): void => {
         if (stopRequested) return;

@@ -1,6 +1,8 @@
 import { silentLogger } from "@mnha/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ArpGuard, parseArpingReplies, resolveArping } from "../../src/net/arp-guard.js";
 import { NetnsLab } from "./netns-lab.js";
 
@@ -32,6 +34,28 @@ describe("resolveArping", () => {
 });
 
 // Four namespaces on one bridge: the prober, two hosts, and the switch.
+describe("ArpGuard's arping runs in the C locale", () => {
+  it("an arping that translates its output (as builds with gettext do) is still understood: answers are not read as a free address", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mnha-arping-"));
+    try {
+      // Says the reply in English only in the C locale, as a translated arping would.
+      const fake = join(dir, "arping");
+      writeFileSync(fake, '#!/bin/sh\nif [ "$LC_ALL" = C ]; then echo "Unicast reply from 10.0.0.100 [02:00:00:00:00:0a]  0.5ms"; else echo "来自 10.0.0.100 [02:00:00:00:00:0a] 的单播回复  0.5ms"; fi\nexit 0\n', { mode: 0o755 });
+      const before = process.env["LC_ALL"];
+      process.env["LC_ALL"] = "zh_CN.UTF-8";
+      try {
+        const result = await new ArpGuard({ iface: "eth0", vip: "10.0.0.100", timeoutMs: 500, logger: silentLogger(), command: fake }).probe();
+        expect(result).toMatchObject({ occupied: true, macs: ["02:00:00:00:00:0a"], failed: false });
+      } finally {
+        if (before === undefined) delete process.env["LC_ALL"];
+        else process.env["LC_ALL"] = before;
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("ArpGuard on a namespace segment", () => {
   const lab = new NetnsLab();
   let prober = "";
