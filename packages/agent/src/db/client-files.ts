@@ -1,10 +1,17 @@
 /**
  * Passwords for the MariaDB client programs go in option files (mode 0600, in a private
  * temporary directory), never on their command line, where `ps` would show them.
+ *
+ * The directory must not outlive its command: a seed or a backup interrupted with Ctrl-C, or
+ * killed, would otherwise leave the root and replication passwords in /tmp. It goes on
+ * `process.exit`, and on a SIGINT, SIGTERM or SIGHUP that would end the process (one it has
+ * no handler of its own for), and its name carries the pid, so each new directory first
+ * sweeps away those of processes that are gone (which `kill -9` left behind).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { processAlive } from "../util/process-alive.js";
 
 export interface ClientOptionFiles {
   /** Writes `[client]` user/password to a new 0600 file and returns its path. */
@@ -13,8 +20,18 @@ export interface ClientOptionFiles {
   remove(): void;
 }
 
+const PREFIX = "mnha-db-";
+/** `mnha-db-<pid>-<random>`: made by the process <pid>. */
+const WITH_PID = /^mnha-db-(\d+)-[A-Za-z0-9]+$/;
+/** `mnha-db-<random>`, as mnha made them before the pid was in the name: removed once a day old. */
+const LEGACY = /^mnha-db-[A-Za-z0-9]{6}$/;
+const LEGACY_AGE_MS = 24 * 3_600_000;
+const CLEANUP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
 export function clientOptionFiles(): ClientOptionFiles {
-  const dir = mkdtempSync(join(tmpdir(), "mnha-db-"));
+  sweepLeftovers();
+  const dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
+  track(dir);
   return {
     write(name, user, password) {
       const file = join(dir, `${name}.cnf`);
@@ -23,9 +40,74 @@ export function clientOptionFiles(): ClientOptionFiles {
       return file;
     },
     remove() {
+      untrack(dir);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+// ---- the process's live directories, removed when it ends
+
+const live = new Set<string>();
+
+function removeLive(): void {
+  for (const dir of live) rmSync(dir, { recursive: true, force: true });
+  live.clear();
+}
+
+/**
+ * A signal nobody else listens for would end the process without an "exit" event: remove the
+ * directories, then let the signal do that. A process with its own handler (the agent's
+ * graceful stop, its ignored SIGHUP) decides for itself; if it exits, "exit" cleans up.
+ */
+function onSignal(signal: NodeJS.Signals): void {
+  if (process.listeners(signal).some((listener) => listener !== onSignal)) return;
+  removeLive();
+  detach();
+  process.kill(process.pid, signal);
+}
+
+function track(dir: string): void {
+  if (live.size === 0) {
+    process.on("exit", removeLive);
+    for (const signal of CLEANUP_SIGNALS) process.on(signal, onSignal);
+  }
+  live.add(dir);
+}
+
+function untrack(dir: string): void {
+  live.delete(dir);
+  if (live.size === 0) detach();
+}
+
+function detach(): void {
+  process.removeListener("exit", removeLive);
+  for (const signal of CLEANUP_SIGNALS) process.removeListener(signal, onSignal);
+}
+
+/** Removes the option-file directories of processes that no longer run. Never throws. */
+export function sweepLeftovers(now = Date.now()): string[] {
+  const base = tmpdir();
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(base).filter((name) => name.startsWith(PREFIX));
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const path = join(base, name);
+    try {
+      const pid = WITH_PID.exec(name)?.[1];
+      const stale = pid !== undefined ? !processAlive(Number(pid)) : LEGACY.test(name) && now - statSync(path).mtimeMs > LEGACY_AGE_MS;
+      if (!stale || !existsSync(path)) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(path);
+    } catch {
+      // Someone else's to deal with (or gone meanwhile).
+    }
+  }
+  return removed;
 }
 
 /** An option-file value in double quotes, with backslashes and quotes escaped. */

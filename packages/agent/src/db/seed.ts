@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { Transform } from "node:stream";
 import { MnhaError } from "@mnha/shared";
+import { processAlive } from "../util/process-alive.js";
 import { clientOptionFiles } from "./client-files.js";
 import { formatGtidPosition, parseGtidPosition, type GtidPosition } from "./gtid.js";
 import type { MariaDbDatabase } from "./mariadb.js";
@@ -237,11 +238,3 @@ function firstLine(text: string): string {
   return text.trim().split("\n").filter((l) => !l.startsWith("WARNING") && !/^mariadb(-dump)?: Deprecated/.test(l))[0] ?? "(no message)";
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}

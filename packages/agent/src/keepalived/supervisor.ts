@@ -1,11 +1,13 @@
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import { Backoff } from "../util/backoff.js";
-import { readFileSync } from "node:fs";
 import { readFile, unlink } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "@mnha/shared";
 import { inNetns } from "../net/command.js";
+import { processAlive } from "../util/process-alive.js";
+
+export { processAlive };
 
 export interface KeepalivedSupervisorOptions {
   binary: string;
@@ -29,22 +31,6 @@ const STABLE_MS = 30_000;
 const OUTPUT_LINES_KEPT = 30;
 // Dead within this long after spawning: it failed to start rather than crashed.
 const FAILED_START_MS = 2_000;
-
-/** Whether a pid is alive (signal 0, EPERM counts as alive). A zombie is not alive. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-  // An orphan that exited stays a zombie until init reaps it, which some inits do late.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 /** The pid in a pid file, if that pid is a live keepalived started with this very pid file. */
 export async function keepalivedFromPidFile(pidFile: string, marker: string): Promise<number | null> {
