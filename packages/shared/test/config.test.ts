@@ -1,9 +1,9 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the table below mutates raw, untyped YAML input on purpose */
-import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { checkInlineSecretFile, ConfigError, loadConfig, MIN_SECRET_BITS, MnhaError, parseConfig, redactedConfig, secretStrengthBits } from "../src/index.js";
 
@@ -15,6 +15,15 @@ function captureMnhaError(run: () => unknown): MnhaError {
     throw error;
   }
   throw new Error("expected an MnhaError");
+}
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
 }
 
 const exampleFile = new URL("../../../docs/mnha.example.yaml", import.meta.url);
@@ -116,7 +125,7 @@ describe("config", () => {
   });
 
   it("loads a file with a secret file, refusing a secret readable by others", () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-config-"));
+    const dir = tempDir("mnha-config-");
     const secretFile = join(dir, "secret");
     const good = "Wm9Lq2xR8vT1cY7nB4hK0pD6sF3gJ9aE5uZ+iO/wXeM=";
     writeFileSync(secretFile, `${good}\n`, { mode: 0o644 });
@@ -131,7 +140,7 @@ describe("config", () => {
   });
 
   it("refuses an empty or short secret file by its own name, not as the config file", () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-config-"));
+    const dir = tempDir("mnha-config-");
     const secretFile = join(dir, "secret");
     const file = join(dir, "mnha.yaml");
     writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secretFile: ${secretFile}}\n`);
@@ -167,7 +176,7 @@ describe("config", () => {
     // 31 bytes is not enough.
     expect(secretStrengthBits(randomBytes(31).toString("hex"))).toBeLessThan(MIN_SECRET_BITS);
 
-    const dir = mkdtempSync(join(tmpdir(), "mnha-config-"));
+    const dir = tempDir("mnha-config-");
     const secretFile = join(dir, "secret");
     writeFileSync(secretFile, "correct-horse-battery-staple-42\n", { mode: 0o600 });
     const file = join(dir, "mnha.yaml");
@@ -185,7 +194,7 @@ describe("config", () => {
   });
 
   it("reports YAML syntax errors and missing files with a fix", () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-config-"));
+    const dir = tempDir("mnha-config-");
     const file = join(dir, "bad.yaml");
     writeFileSync(file, "node:\n  name: mn1\n address: x\n");
     expect(() => loadConfig(file)).toThrow(MnhaError);
@@ -194,7 +203,7 @@ describe("config", () => {
   });
 
   it("refuses an inline secret in a config file open to other users or not owned by root, naming the file, its mode and the fix", () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-inline-"));
+    const dir = tempDir("mnha-inline-");
     const file = join(dir, "mnha.yaml");
     writeFileSync(file, `node: {name: mn1, address: 10.0.0.11}\npeers: [{name: mn2, address: 10.0.0.12}]\nvip: {address: 10.0.0.100, interface: eth0}\ngateway: {address: 10.0.0.1}\nauth: {secret: Zq81vX0pLmN4tR7wK3yH9cF2bD6sA5eGq1Jx8Ut0Wm3a}\n`);
     chmodSync(file, 0o644);

@@ -1,8 +1,8 @@
 /** The database adapter's pure parts: GTID positions, divergence, settings, health parsing, seed helpers. */
-import { mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { MnhaError } from "@mnha/shared";
 import { describeHealth } from "../../src/checks/mariadb-check.js";
 import { runCheck } from "../../src/checks/runners.js";
@@ -22,6 +22,15 @@ import { ensureGeneratedPasswordFile, readPasswordFile } from "../../src/db/secr
 import { clearSeedMarker, dbSeedIncomplete, writeSeedMarker } from "../../src/db/seed-marker.js";
 import { adjustForPeerReplica } from "../../src/db/seed.js";
 import { assertSettings, pairProblems, settingProblems, type ServerSettings } from "../../src/db/settings.js";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
 
 const good: ServerSettings = { version: "10.11.19", logBin: true, serverId: 1, gtidDomainId: 1, gtidStrictMode: true, logSlaveUpdates: true, binlogFormat: "ROW" };
 
@@ -126,7 +135,7 @@ describe("health from SHOW SLAVE STATUS and the status variables", () => {
 
 describe("seed helpers", () => {
   it("the seed marker makes the node not eligible until cleared", () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-seed-"));
+    const dir = tempDir("mnha-seed-");
     expect(dbSeedIncomplete(dir)).toBe(false);
     writeSeedMarker(dir, { startedAt: "now", from: "mn1", operation: "seed", pid: 1 });
     expect(dbSeedIncomplete(dir)).toBe(true);
@@ -152,7 +161,7 @@ describe("seed helpers", () => {
   });
 
   it("generated password files are 0600 and never overwritten; insecure ones are refused", () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-pw-"));
+    const dir = tempDir("mnha-pw-");
     const file = join(dir, "sub", "pw");
     expect(ensureGeneratedPasswordFile(file)).toBe(true);
     const first = readPasswordFile(file, "replication password");
@@ -169,14 +178,14 @@ describe("seed helpers", () => {
 
 describe("the mariadb check kind", () => {
   it("a server that does not answer on its socket is unhealthy, saying why", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-check-"));
+    const dir = tempDir("mnha-check-");
     const result = await runCheck({ kind: "mariadb", socket: join(dir, "no.sock"), user: "root", intervalMs: 100, timeoutMs: 2_000, rise: 1, fall: 1 });
     expect(result.ok).toBe(false);
     expect(result.detail).toMatch(/^MariaDB down: MariaDB on local \(socket .*no\.sock\) is not reachable/);
   });
 
   it("an insecure password file fails the check without connecting", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-check-"));
+    const dir = tempDir("mnha-check-");
     writeFileSync(join(dir, "pw"), "secret\n", { mode: 0o644 });
     const result = await runCheck({ kind: "mariadb", socket: join(dir, "no.sock"), user: "root", passwordFile: join(dir, "pw"), intervalMs: 100, timeoutMs: 2_000, rise: 1, fall: 1 });
     expect(result.ok).toBe(false);

@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { MnhaError } from "@mnha/shared";
 import { FilePlanStore, MemoryPlanStore } from "../../src/plan/plan-state.js";
 import { renderPlanEvent, rollbackPlan, runPlan, type PlanEvent, type PlanStep } from "../../src/plan/step-plan.js";
@@ -154,8 +154,16 @@ describe("runPlan", () => {
 });
 
 describe("FilePlanStore", () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  function tempDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), "plan-"));
+    dirs.push(dir);
+    return dir;
+  }
+
   it("persists across stores (a rerun is a new process) with mode 0600", async () => {
-    const file = join(mkdtempSync(join(tmpdir(), "plan-")), "sub", "install-ha.json");
+    const file = join(tempDir(), "sub", "install-ha.json");
     const w = world({ failOnce: "b" });
     const plan = { name: "demo", steps: [w.step("a"), w.step("b")] };
     await expect(runPlan(plan, { store: new FilePlanStore(file) })).rejects.toThrow(/make b/);
@@ -166,7 +174,7 @@ describe("FilePlanStore", () => {
   });
 
   it("names a corrupt state file and how to recover", () => {
-    const dir = mkdtempSync(join(tmpdir(), "plan-"));
+    const dir = tempDir();
     const store = new FilePlanStore(join(dir, "s.json"));
     store.save({ version: 1, plan: "x", done: [], failed: null });
     writeFileSync(join(dir, "s.json"), "{not json");

@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { fingerprintOf, hostPattern, keyTypeOf, KnownHostsFile, parseKnownHosts, verifyHostKey } from "../../src/provision/known-hosts.js";
 import { PassThrough } from "node:stream";
 import { promptHidden, readSecret, readSecretFile } from "../../src/provision/secret-input.js";
@@ -19,6 +19,7 @@ function hostKey(dir: string, name: string, type = "ed25519") {
 
 describe("known_hosts", () => {
   const dir = mkdtempSync(join(tmpdir(), "kh-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const a = hostKey(dir, "a");
   const b = hostKey(dir, "b");
   const rsa = hostKey(dir, "r", "rsa");
@@ -71,6 +72,7 @@ describe("known_hosts", () => {
 
 describe("secret input", () => {
   const dir = mkdtempSync(join(tmpdir(), "sec-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   it("reads a 0600 file without its newline and refuses a readable one", () => {
     const file = join(dir, "pw");
     writeFileSync(file, "s3cret pass\n", { mode: 0o600 });

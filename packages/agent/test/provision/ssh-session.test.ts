@@ -3,7 +3,7 @@
  * /bin/sh (so quoting is proven by a shell). Real OpenSSH is proven in test/e2e/install.test.ts.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,7 @@ import { fingerprintOf, KnownHostsFile } from "../../src/provision/known-hosts.j
 import { SshSession } from "../../src/provision/ssh-session.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sshs-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function keyPair(name: string) {
   const file = join(dir, name);
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file]);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -13,11 +13,19 @@ const secret = randomBytes(32).toString("base64");
 let clock = 1_000;
 const open: { stop(): void }[] = [];
 const servers: WitnessServer[] = [];
+const dirs: string[] = [];
 
 afterEach(async () => {
   for (const c of open.splice(0)) c.stop();
   for (const s of servers.splice(0)) await s.close();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "mnha-witness-"));
+  dirs.push(dir);
+  return dir;
+}
 
 async function startServer(stateFile: string): Promise<{ server: WitnessServer; port: number }> {
   const server = new WitnessServer({
@@ -48,7 +56,7 @@ function ask(c: WitnessClient, epoch: number, leaseMs = 2_000): Promise<WitnessA
 
 describe("the witness over real sockets", () => {
   it("grants one node at a time, renews the holder, frees on release, persists the grant", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-witness-"));
+    const dir = tempDir();
     const stateFile = join(dir, "grant.json");
     const { port } = await startServer(stateFile);
     const mn1 = client("mn1", "127.0.0.1", port);
@@ -72,7 +80,7 @@ describe("the witness over real sockets", () => {
   });
 
   it("a restarted witness grants nobody new for one lease", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-witness-"));
+    const dir = tempDir();
     const stateFile = join(dir, "grant.json");
     writeFileSync(stateFile, JSON.stringify({ node: "mn1", epoch: 4, leaseMs: 3_000 }));
     const { port } = await startServer(stateFile);
@@ -84,14 +92,14 @@ describe("the witness over real sockets", () => {
   });
 
   it("a malformed grant file refuses to start with a clear error", () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-witness-"));
+    const dir = tempDir();
     const stateFile = join(dir, "grant.json");
     writeFileSync(stateFile, "{not json");
     expect(() => readPersistedGrant(stateFile)).toThrow(expect.objectContaining({ code: "WITNESS_STATE_INVALID" }));
   });
 
   it("a wrong secret or a name from the wrong address is refused; requests then answer unreachable", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mnha-witness-"));
+    const dir = tempDir();
     const { port } = await startServer(join(dir, "grant.json"));
     const wrongKey = client("mn1", "127.0.0.1", port, randomBytes(32).toString("base64"));
     const wrongAddress = client("mn2", "127.0.0.1", port);
