@@ -11,6 +11,7 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { MnhaError } from "@mnha/shared";
 import { processAlive } from "../util/process-alive.js";
 
 export interface ClientOptionFiles {
@@ -30,13 +31,22 @@ const CLEANUP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP
 
 export function clientOptionFiles(): ClientOptionFiles {
   sweepLeftovers();
-  const dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
+  } catch (error) {
+    throw optionFileError(error, join(tmpdir(), `${PREFIX}${process.pid}-*`));
+  }
   track(dir);
   return {
     write(name, user, password) {
       const file = join(dir, `${name}.cnf`);
       const lines = ["[client]", `user=${quoteOption(user)}`, ...(password === null ? [] : [`password=${quoteOption(password)}`]), ""];
-      writeFileSync(file, lines.join("\n"), { mode: 0o600 });
+      try {
+        writeFileSync(file, lines.join("\n"), { mode: 0o600 });
+      } catch (error) {
+        throw optionFileError(error, file);
+      }
       return file;
     },
     remove() {
@@ -83,6 +93,16 @@ function untrack(dir: string): void {
 function detach(): void {
   process.removeListener("exit", removeLive);
   for (const signal of CLEANUP_SIGNALS) process.removeListener(signal, onSignal);
+}
+
+/** A temporary directory that cannot take the option files (full, read-only, missing): what to do. */
+function optionFileError(error: unknown, path: string): MnhaError {
+  const errno = (error as NodeJS.ErrnoException).code ?? "error";
+  const full = errno === "ENOSPC" || errno === "EDQUOT";
+  return new MnhaError(full ? "DISK_FULL" : "OPERATION_FAILED", `cannot write the MariaDB client's option file ${path} (${errno})`, {
+    hint: `${full ? `free space in ${tmpdir()} (df -h ${tmpdir()})` : `check ${tmpdir()} (it must exist and be writable by root)`}, or point TMPDIR at another directory, then run the command again`,
+    cause: error,
+  });
 }
 
 /** Removes the option-file directories of processes that no longer run. Never throws. */

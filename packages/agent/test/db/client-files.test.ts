@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { MnhaError } from "@mnha/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { clientOptionFiles, sweepLeftovers } from "../../src/db/client-files.js";
 
@@ -110,6 +111,20 @@ describe("MariaDB client option files", () => {
     expect(dirsIn(base)).toHaveLength(1);
     expect(sweepLeftovers()).toHaveLength(1);
     expect(dirsIn(base)).toEqual([]);
+  });
+
+  it("a temporary directory that cannot take them is a clear error with the fix, not an unexpected one", () => {
+    process.env["TMPDIR"] = join(base, "missing");
+    let thrown: unknown = null;
+    try {
+      clientOptionFiles();
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(MnhaError);
+    expect(thrown).toMatchObject({ code: "OPERATION_FAILED" });
+    expect((thrown as MnhaError).message).toMatch(/cannot write the MariaDB client's option file .*missing\/mnha-db-\d+-\* \(ENOENT\)/);
+    expect((thrown as MnhaError).hint).toMatch(/it must exist and be writable by root.*TMPDIR/);
   });
 
   it("the next one sweeps away the directories of processes that are gone (kill -9), keeps live ones, and old-style ones only once a day old", () => {
