@@ -4,10 +4,10 @@
  * collect-log also gathers what only the CLI process should (a system inventory).
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig, MnhaError, type LoadedConfig } from "@mnha/shared";
@@ -235,6 +235,11 @@ export interface CollectLogResult {
 /** Gathers both nodes' parts, redacts everything once more, and writes one tar.gz. */
 export async function collectLog(options: { client: (timeoutMs?: number) => ControlClient; configPath: string; sinceMs: number; by: string; out?: string; nowMs?: number }): Promise<CollectLogResult> {
   const now = options.nowMs ?? Date.now();
+  // Never over an existing file: a typo in --out must not replace a config or an earlier bundle.
+  const refuseExisting = (path: string): void => {
+    if (existsSync(path)) throw new MnhaError("USAGE", `${path} exists already; collect-log does not overwrite it`, { hint: "choose another --out, or move the file away first" });
+  };
+  if (options.out !== undefined) refuseExisting(resolve(options.out));
   const missing: string[] = [];
   let loaded: LoadedConfig | null = null;
   try {
@@ -254,7 +259,14 @@ export async function collectLog(options: { client: (timeoutMs?: number) => Cont
   const selfNode = collected?.self.node ?? loaded?.config.node.name ?? "this-node";
   const stamp = new Date(now).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   const top = `mnha-collect-${selfNode}-${stamp}`;
-  const work = mkdtempSync(join(tmpdir(), "mnha-collect-"));
+  const out = resolve(options.out ?? `${top}.tar.gz`);
+  refuseExisting(out);
+  let work: string;
+  try {
+    work = mkdtempSync(join(tmpdir(), "mnha-collect-"));
+  } catch (error) {
+    throw stagingError(error);
+  }
   try {
     const root = join(work, top);
     const write = (dir: string, file: CollectedFile): void => {
@@ -289,14 +301,39 @@ export async function collectLog(options: { client: (timeoutMs?: number) => Cont
     // A last pass over every file with the secrets this node knows (the peer's part was redacted there).
     const secrets = loaded ? knownSecrets(loaded) : [];
     for (const file of listFiles(root)) writeFileSync(file, redactText(readFileSync(file, "utf8"), secrets));
-    const out = resolve(options.out ?? `${top}.tar.gz`);
-    await execFileAsync("tar", ["-czf", out, "-C", work, top], { timeout: 120_000 }).catch((error: unknown) => {
-      throw new MnhaError("OPERATION_FAILED", `cannot write the archive ${out}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`, { hint: "pass --out with a writable path and check the free space" });
-    });
+    // Written beside its final name and renamed: a full disk or an interruption leaves no half archive at --out.
+    const partial = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
+    try {
+      await execFileAsync("tar", ["-czf", partial, "-C", work, top], { timeout: 120_000 });
+      renameSync(partial, out);
+    } catch (error) {
+      try {
+        rmSync(partial, { force: true });
+      } catch {
+        // Its directory is not one (ENOTDIR): there is nothing to remove.
+      }
+      // tar's first line names the cause ("No space left on device", "Cannot open: ..."); its last only says it gave up.
+      const stderr = String((error as { stderr?: unknown }).stderr ?? "").split("\n").map((line) => line.trim()).find((line) => line !== "") ?? "";
+      throw new MnhaError("OPERATION_FAILED", `cannot write the archive ${out}${stderr ? `: ${stderr}` : ""}`, { hint: `check that ${dirname(out)} exists, is writable and has free space (df -h ${dirname(out)}), or pass another --out` });
+    }
     return { path: out, bytes: statSync(out).size, missing };
+  } catch (error) {
+    if (error instanceof MnhaError) throw error;
+    throw stagingError(error);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The temporary directory could not take the bundle's files (full, missing, read-only): what to do. */
+function stagingError(error: unknown): MnhaError {
+  const errno = (error as NodeJS.ErrnoException).code;
+  if (errno === undefined) return error instanceof MnhaError ? error : new MnhaError("INTERNAL", error instanceof Error ? error.message : String(error));
+  const full = errno === "ENOSPC" || errno === "EDQUOT";
+  return new MnhaError(full ? "DISK_FULL" : "OPERATION_FAILED", `cannot stage the bundle's files in ${tmpdir()} (${errno}); nothing was written at --out`, {
+    hint: `${full ? `free space in ${tmpdir()} (df -h ${tmpdir()})` : `check ${tmpdir()} (it must exist and be writable)`}, or point TMPDIR at another directory, then run collect-log again`,
+    cause: error,
+  });
 }
 
 /** The system inventory, read with systeminformation in the CLI process (never in the agent). */

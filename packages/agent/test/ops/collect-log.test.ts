@@ -126,6 +126,41 @@ describe("collect-log", () => {
     expect(JSON.parse(readFileSync(files.find((f) => f.endsWith("mn1/inventory.json"))!, "utf8"))).toHaveProperty("cpu");
   }, 60_000);
 
+  it("never writes over an existing file named by --out (a typo must not replace a config): exit 2, the file untouched", async () => {
+    const out = join(dir.path, "precious.yaml");
+    writeFileSync(out, "keep me\n");
+    const result = await run(["collect-log", "--out", out]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/precious\.yaml exists already; collect-log does not overwrite it\nhint: choose another --out/);
+    expect(readFileSync(out, "utf8")).toBe("keep me\n");
+  });
+
+  it("an --out it cannot write is a clear error naming the place and the fix; no half archive is left", async () => {
+    const parentIsAFile = join(dir.path, "a-file");
+    writeFileSync(parentIsAFile, "x");
+    const out = join(parentIsAFile, "bundle.tar.gz");
+    const result = await run(["collect-log", "--out", out]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/cannot write the archive .*a-file\/bundle\.tar\.gz.*\nhint: check that .*a-file exists, is writable and has free space/);
+    expect(readdirSync(dir.path).filter((n) => n.includes(".partial-"))).toEqual([]);
+  }, 60_000);
+
+  it("a temporary directory that cannot take the bundle's files is a clear error, not 'a bug in mnha'; nothing is written at --out", async () => {
+    const out = join(dir.path, "staged.tar.gz");
+    const saved = process.env["TMPDIR"];
+    process.env["TMPDIR"] = join(dir.path, "no-such-tmp");
+    try {
+      const result = await run(["collect-log", "--out", out]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/cannot stage the bundle's files in .*no-such-tmp \(ENOENT\); nothing was written at --out\nhint: check .*no-such-tmp.*TMPDIR/);
+      expect(result.stderr).not.toMatch(/bug in mnha/);
+    } finally {
+      if (saved === undefined) delete process.env["TMPDIR"];
+      else process.env["TMPDIR"] = saved;
+    }
+    expect(() => statSync(out)).toThrow();
+  }, 60_000);
+
   it("says plainly when the agent is not there, and writes nothing", async () => {
     const out = join(dir.path, "none.tar.gz");
     const result = await run(["collect-log", "--out", out, "--socket", join(dir.path, "nobody.sock")]);
