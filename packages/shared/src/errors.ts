@@ -47,6 +47,8 @@ export type ErrorCode =
   | "PORT_IN_USE"
   /** The data dir's file system is full (or out of inodes). */
   | "DISK_FULL"
+  /** The machine refused a file or directory (EACCES/EPERM): not root, or a file's owner or mode. */
+  | "PERMISSION_DENIED"
   /** The configured peer is this node itself (same name or address). */
   | "PEER_IS_SELF"
   /** The instance lock file cannot be opened or locked (a symlink, a missing flock). */

@@ -27,6 +27,7 @@ export function exitCodeFor(code: ErrorCode): ExitCodeValue {
     case "CONTROL_UNREACHABLE":
       return ExitCode.unreachable;
     case "CONTROL_PERMISSION":
+    case "PERMISSION_DENIED":
       return ExitCode.permission;
     case "CONFIG_NOT_FOUND":
     case "CONFIG_UNREADABLE":
