@@ -4,9 +4,8 @@
  * collect-log also gathers what only the CLI process should (a system inventory).
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
-import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { Command, InvalidArgumentError } from "commander";
@@ -18,6 +17,7 @@ import { collectNodePart, knownSecrets } from "../ops/diagnostics.js";
 import { redactText } from "../ops/redact.js";
 import { printJson, type CliIo } from "./cli-io.js";
 import { ExitCode } from "./exit-codes.js";
+import { makeTempDir, removeOnExit, tempDirError } from "../util/temp-files.js";
 import { parseMoment } from "./time-range.js";
 import { formatBytes } from "../util/format.js";
 
@@ -232,6 +232,8 @@ export interface CollectLogResult {
   missing: string[];
 }
 
+const STAGE_WHAT = "stage the bundle's files";
+
 /** Gathers both nodes' parts, redacts everything once more, and writes one tar.gz. */
 export async function collectLog(options: { client: (timeoutMs?: number) => ControlClient; configPath: string; sinceMs: number; by: string; out?: string; nowMs?: number }): Promise<CollectLogResult> {
   const now = options.nowMs ?? Date.now();
@@ -261,12 +263,8 @@ export async function collectLog(options: { client: (timeoutMs?: number) => Cont
   const top = `mnha-collect-${selfNode}-${stamp}`;
   const out = resolve(options.out ?? `${top}.tar.gz`);
   refuseExisting(out);
-  let work: string;
-  try {
-    work = mkdtempSync(join(tmpdir(), "mnha-collect-"));
-  } catch (error) {
-    throw stagingError(error);
-  }
+  const staging = makeTempDir("mnha-collect-", STAGE_WHAT);
+  const work = staging.path;
   try {
     const root = join(work, top);
     const write = (dir: string, file: CollectedFile): void => {
@@ -301,12 +299,15 @@ export async function collectLog(options: { client: (timeoutMs?: number) => Cont
     // A last pass over every file with the secrets this node knows (the peer's part was redacted there).
     const secrets = loaded ? knownSecrets(loaded) : [];
     for (const file of listFiles(root)) writeFileSync(file, redactText(readFileSync(file, "utf8"), secrets));
-    // Written beside its final name and renamed: a full disk or an interruption leaves no half archive at --out.
+    // Written beside its final name and renamed: a full disk or an interruption leaves no half archive.
     const partial = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
+    const untrackPartial = removeOnExit(partial);
     try {
       await execFileAsync("tar", ["-czf", partial, "-C", work, top], { timeout: 120_000 });
       renameSync(partial, out);
+      untrackPartial();
     } catch (error) {
+      untrackPartial();
       try {
         rmSync(partial, { force: true });
       } catch {
@@ -318,22 +319,10 @@ export async function collectLog(options: { client: (timeoutMs?: number) => Cont
     }
     return { path: out, bytes: statSync(out).size, missing };
   } catch (error) {
-    if (error instanceof MnhaError) throw error;
-    throw stagingError(error);
+    throw tempDirError(error, STAGE_WHAT);
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    staging.remove();
   }
-}
-
-/** The temporary directory could not take the bundle's files (full, missing, read-only): what to do. */
-function stagingError(error: unknown): MnhaError {
-  const errno = (error as NodeJS.ErrnoException).code;
-  if (errno === undefined) return error instanceof MnhaError ? error : new MnhaError("INTERNAL", error instanceof Error ? error.message : String(error));
-  const full = errno === "ENOSPC" || errno === "EDQUOT";
-  return new MnhaError(full ? "DISK_FULL" : "OPERATION_FAILED", `cannot stage the bundle's files in ${tmpdir()} (${errno}); nothing was written at --out`, {
-    hint: `${full ? `free space in ${tmpdir()} (df -h ${tmpdir()})` : `check ${tmpdir()} (it must exist and be writable)`}, or point TMPDIR at another directory, then run collect-log again`,
-    cause: error,
-  });
 }
 
 /** The system inventory, read with systeminformation in the CLI process (never in the agent). */

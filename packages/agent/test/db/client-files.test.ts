@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { MnhaError } from "@mnha/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { clientOptionFiles, sweepLeftovers } from "../../src/db/client-files.js";
+import { clientOptionFiles, OPTION_FILES_PREFIX } from "../../src/db/client-files.js";
+import { sweepLeftovers } from "../../src/util/temp-files.js";
 
 // Each test gets its own TMPDIR (os.tmpdir() reads it on every call), so the sweep is tested
 // without touching the machine's /tmp.
@@ -109,7 +110,7 @@ describe("MariaDB client option files", () => {
     await exited;
     // kill -9 leaves it; the next user sweeps it.
     expect(dirsIn(base)).toHaveLength(1);
-    expect(sweepLeftovers()).toHaveLength(1);
+    expect(sweepLeftovers(OPTION_FILES_PREFIX)).toHaveLength(1);
     expect(dirsIn(base)).toEqual([]);
   });
 
@@ -123,7 +124,7 @@ describe("MariaDB client option files", () => {
     }
     expect(thrown).toBeInstanceOf(MnhaError);
     expect(thrown).toMatchObject({ code: "OPERATION_FAILED" });
-    expect((thrown as MnhaError).message).toMatch(/cannot write the MariaDB client's option file .*missing\/mnha-db-\d+-\* \(ENOENT\)/);
+    expect((thrown as MnhaError).message).toMatch(/^cannot write the MariaDB client's option files in .*\/missing \(ENOENT\)$/);
     expect((thrown as MnhaError).hint).toMatch(/it must exist and be writable by root.*TMPDIR/);
   });
 
@@ -150,6 +151,6 @@ describe("MariaDB client option files", () => {
     expect(existsSync(made)).toBe(true);
     files.remove();
     // Nothing left to sweep: this process's own leftover is alive, the new legacy one is young.
-    expect(sweepLeftovers()).toEqual([]);
+    expect(sweepLeftovers(OPTION_FILES_PREFIX)).toEqual([]);
   });
 });
