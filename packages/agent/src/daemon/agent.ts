@@ -649,7 +649,7 @@ export class Agent {
       this.host.input({ kind: "vip-observed", present });
       this.updateDuplicateWatch(this.role);
     }
-    await this.removeStrayVip();
+    await this.watchForStrayVip();
   }
 
   /**
@@ -659,7 +659,7 @@ export class Agent {
    * the holder's duplicate check sees only a second MAC. Seen so for STRAY_VIP_GRACE_MS, it is
    * taken off (not in maintenance mode, which acts on nothing: there it is only reported).
    */
-  private async removeStrayVip(): Promise<void> {
+  private async watchForStrayVip(): Promise<void> {
     const stray = this.running && this.vipPresent === true && this.role === "standby" && !this.c.keepalived.gateOpen() && this.c.keepalived.state() !== "master";
     if (!stray) {
       this.strayVipSince = null;
@@ -691,6 +691,7 @@ export class Agent {
     } finally {
       this.strayVipRemoving = false;
     }
+    // Look again at once: the audit says the VIP is gone, not a poll later.
     if (this.strayVipSince === null) await this.observeVip();
   }
 

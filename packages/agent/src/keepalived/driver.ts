@@ -626,9 +626,9 @@ export class KeepalivedDriver implements KeepalivedDriverApi {
    * gone; never throws.
    */
   async removeStrayVip(): Promise<boolean> {
-    const { interface: iface, address, prefix } = this.config.vip;
+    const { interface: iface, address } = this.config.vip;
     try {
-      const removed = await removeAddress(iface, address, prefix, { netns: this.options.netns });
+      const removed = await removeAddress(iface, address, { netns: this.options.netns });
       if (removed) this.logger.warn({ vip: address, iface }, "removed a VIP keepalived does not own");
       return removed;
     } catch (error) {

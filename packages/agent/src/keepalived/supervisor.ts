@@ -7,8 +7,6 @@ import type { Logger } from "@mnha/shared";
 import { inNetns } from "../net/command.js";
 import { processAlive } from "../util/process-alive.js";
 
-export { processAlive };
-
 export interface KeepalivedSupervisorOptions {
   binary: string;
   configFile: string;

@@ -77,22 +77,20 @@ export async function hasAddress(iface: string, ip: string, options: AddressOpti
 }
 
 /**
- * Removes `ip` from `iface`, with the prefix it is configured with there (one added by hand
- * may not carry `prefix`, and `ip addr del` matches both). Returns false when it was not there.
+ * Removes `ip` from `iface` with the prefix it carries there (`ip addr del` matches both, and
+ * an address added by hand may not carry the VIP's). Returns false when it was not there.
  */
-export async function removeAddress(iface: string, ip: string, prefix: number, options: AddressOptions = {}): Promise<boolean> {
+export async function removeAddress(iface: string, ip: string, options: AddressOptions = {}): Promise<boolean> {
   checkArguments(iface, ip);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw new MnhaError("INTERNAL", `prefix ${prefix} is not valid`, { hint: "use 0-32" });
   const configured = (await listAddresses(iface, options)).find((a) => a.address === ip);
   if (configured === undefined) return false;
-  prefix = configured.prefix;
-  const argv = [options.ipCommand ?? "ip", "-4", "addr", "del", `${ip}/${prefix}`, "dev", iface];
+  const argv = [options.ipCommand ?? "ip", "-4", "addr", "del", `${ip}/${configured.prefix}`, "dev", iface];
   const result = await runCommand(argv, { netns: options.netns, timeoutMs: options.timeoutMs ?? 3_000 });
   if (result.code !== 0) {
     // It may have gone in between (keepalived finishing its own cleanup).
     if (!(await hasAddress(iface, ip, options))) return false;
-    throw new MnhaError("INTERNAL", `cannot remove ${ip}/${prefix} from ${iface}: ${describeFailure(argv, result)}`, {
-      hint: `remove it by hand: ip addr del ${ip}/${prefix} dev ${iface}`,
+    throw new MnhaError("INTERNAL", `cannot remove ${ip}/${configured.prefix} from ${iface}: ${describeFailure(argv, result)}`, {
+      hint: `remove it by hand: ip addr del ${ip}/${configured.prefix} dev ${iface}`,
     });
   }
   return true;

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { parseConfig, silentLogger } from "@mnha/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KeepalivedDriver } from "../../src/keepalived/driver.js";
-import { processAlive } from "../../src/keepalived/supervisor.js";
+import { processAlive } from "../../src/util/process-alive.js";
 import { NetnsLab, waitUntil } from "../net/netns-lab.js";
 import { tempDataDir } from "./helpers.js";
 

@@ -4,7 +4,7 @@ import type { KeepalivedState } from "@mnha/protocol";
 import { createLogger, silentLogger, type Logger, type MnhaConfig, type MnhaConfigInput } from "@mnha/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KeepalivedDriver } from "../../src/keepalived/driver.js";
-import { processAlive } from "../../src/keepalived/supervisor.js";
+import { processAlive } from "../../src/util/process-alive.js";
 import { NetnsLab, waitUntil } from "../net/netns-lab.js";
 import { tempDataDir, testConfig } from "./helpers.js";
 

@@ -5,7 +5,7 @@ import { silentLogger } from "@mnha/shared";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { LeaseGuard } from "../../src/keepalived/lease-guard.js";
 import { defaultScriptsDir } from "../../src/keepalived/paths.js";
-import { processAlive } from "../../src/keepalived/supervisor.js";
+import { processAlive } from "../../src/util/process-alive.js";
 import { runCommand } from "../../src/net/command.js";
 import { waitUntil } from "../net/netns-lab.js";
 import { tempDataDir } from "./helpers.js";
