@@ -149,7 +149,7 @@ export function registerOpsCommands(program: Command, ctx: OpsCommandContext): v
     .command("collect-log")
     .description("one tarball with both nodes' logs, redacted configs, Keepalived state, status, audit events and a system inventory")
     .option("--since <when>", "from this moment (default 1d): 2h, 3d, or \"2026-11-25 03:12\" (zsha2: -since)", (value: string) => parseMoment("--since", value), undefined)
-    .option("--out <file>", "where to write the tarball (default ./mnha-collect-NODE-TIME.tar.gz; zsha2: -out)")
+    .option("--out <file>", "where to write the tarball, a file that must not exist yet (default ./mnha-collect-NODE-TIME.tar.gz; zsha2: -out)")
     .option("--json", "print {path, bytes, missing} as JSON (zsha2: -json)")
     .action(async (options: { since?: number; out?: string; json?: boolean }) => {
       state.json = options.json === true;
