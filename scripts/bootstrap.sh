@@ -30,6 +30,8 @@ declare -A wanted=(
   [stress-ng]=stress-ng
   # libfaketime: the lease guard's test runs it under a wall clock that jumps ahead.
   [faketime]=faketime
+  # systemctl (offline, no systemd as PID 1): the tests of keepalived.service's mask, and install-ha in the lab.
+  [systemctl]=systemd
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

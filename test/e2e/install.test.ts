@@ -153,6 +153,12 @@ beforeAll(async () => {
   bundlePath = ensureBundle();
   await lab.up({ fresh: true, agents: false });
   for (const node of ["mn1", "mn2"] as const) await setPlatform(node, "4.8.0");
+  // The distribution's keepalived.service as Debian's package leaves it (enabled) on mn1, and
+  // disabled by hand on mn2 (each node's own /etc; systemctl works offline here).
+  for (const [node, verb] of [["mn1", "enable"], ["mn2", "disable"]] as const) {
+    const set = await sh(node, 'systemctl "$1" keepalived.service && systemctl is-enabled keepalived.service', verb);
+    expect(set.stdout.trim(), set.stderr).toBe(`${verb}d`);
+  }
   const name = bundlePath.split("/").pop()?.replace(/\.tar\.gz$/, "") as string;
   suiteDir = `${IMPORT_DIR}/${name}`;
   // The operator imports the bundle to mn1 and unpacks it; mn2 gets nothing.
@@ -299,7 +305,7 @@ describe("install-ha from bare nodes", () => {
     await sh("mn2", 'mkdir -p "$1"', "/etc/systemd/system/mnha.service.tmp");
     const failed = await installHa(["--peer-password-file", LAB_SSH_PASSWORD_FILE, "--yes", "--peer-host-key", await hostKeyFingerprint("mn2")]);
     expect(failed.code).not.toBe(0);
-    expect(failed.stderr).toMatch(/install-ha stopped at step 8\/10 "write the systemd unit[^"]*": writing \/etc\/systemd\/system\/mnha.service failed on [^ ]+ \(exit \d+\): .*Is a directory/);
+    expect(failed.stderr).toMatch(/install-ha stopped at step 8\/11 "write the systemd unit[^"]*": writing \/etc\/systemd\/system\/mnha.service failed on [^ ]+ \(exit \d+\): .*Is a directory/);
     expect(failed.stderr).toContain("run the same command again: it resumes at this step");
     expect(failed.stdout).not.toContain("start both agents");
     expect(failed.stderr).toContain("This install OVERWRITES the MariaDB database of mn2");
@@ -316,10 +322,19 @@ describe("install-ha from bare nodes", () => {
     expect(result.stderr).toContain("warning: -peerpass put a password on the command line");
     expect(result.leaks).toEqual([]);
     expect(result.stdout).toContain("resuming the install");
-    expect(result.stdout).toMatch(/\[5\/10\] write both configs[^\n]*: skipped \(/);
+    expect(result.stdout).toMatch(/\[5\/11\] write both configs[^\n]*: skipped \(/);
     const output = failed.stdout + result.stdout;
     for (const step of ["generate the pair's secret", "install suite", "copy the suite to", "write both configs", "SSH key trust", "seed mn2's database from this node (mnha db seed), then replicate both ways", "write the systemd unit", "start both agents", "wait until the pair is healthy"]) {
       expect(output).toContain(step);
+    }
+    // Preflight said the enabled unit would start beside mnha; install-ha masked it on both nodes, remembering each.
+    expect(failed.stdout).toMatch(/the distribution's keepalived\.service kept off\s+enabled\s+disabled \(install-ha masks it\)\s+WARN\s+\S+: a reboot or a keepalived package upgrade would start it/);
+    expect(result.stdout).toContain("mn1: keepalived.service was enabled; disabled and masked (mnha runs its own Keepalived");
+    expect(result.stdout).toContain("mn2: keepalived.service was disabled; disabled and masked");
+    for (const node of ["mn1", "mn2"] as const) {
+      // Masked: systemd refuses to start it (no systemd as PID 1 here to show the refusal itself).
+      const unit = await sh(node, "systemctl is-enabled keepalived.service; readlink /etc/systemd/system/keepalived.service");
+      expect([node, unit.stdout.trim().split("\n")]).toEqual([node, ["masked", "/dev/null"]]);
     }
     expect(result.stdout).toContain("systemd is not PID 1 here");
     expect(result.stdout).toContain("systemd-analyze verify passed");
@@ -494,7 +509,7 @@ describe("install-ha from bare nodes", () => {
   it("--cleanup undoes the install: agents stopped, the VIP released, configs, secret and units removed", async () => {
     const result = await installHa(["--peer-password-file", LAB_SSH_PASSWORD_FILE, "--cleanup"]);
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
-    expect(result.stdout).toMatch(/undone: start both agents[\s\S]*undone: write the systemd unit[\s\S]*undone: seed mn2's database[\s\S]*undone: SSH key trust[\s\S]*undone: write both configs[\s\S]*undone: generate the pair's secret/);
+    expect(result.stdout).toMatch(/undone: start both agents[\s\S]*undone: keep the distribution's keepalived\.service off[\s\S]*undone: write the systemd unit[\s\S]*undone: seed mn2's database[\s\S]*undone: SSH key trust[\s\S]*undone: write both configs[\s\S]*undone: generate the pair's secret/);
     // The copied data stays; the replication between the two stops and neither is left read-only.
     for (const node of ["mn1", "mn2"] as const) {
       const health = await nodeDatabase(node).health();
@@ -511,6 +526,11 @@ describe("install-ha from bare nodes", () => {
       expect(authorized.stdout).not.toContain("mnha-sync-");
       const agents = await sh(node, 'pid=$(cat /run/mnha/agent.pid) && kill -0 "$pid" && echo running || echo stopped');
       expect(agents.stdout.trim()).toBe("stopped");
+    }
+    // The distribution's keepalived.service is as it was before the install.
+    for (const [node, was] of [["mn1", "enabled"], ["mn2", "disabled"]] as const) {
+      const unit = await sh(node, 'systemctl is-enabled keepalived.service; test -e "$1" && echo "marker left"', "/etc/mnha/keepalived.service.before");
+      expect([node, unit.stdout.trim()]).toEqual([node, was]);
     }
   });
 });

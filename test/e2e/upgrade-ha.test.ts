@@ -110,6 +110,11 @@ beforeAll(async () => {
     { timeoutMs: 400_000 },
   );
   expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0);
+  // As a pair installed before install-ha masked the distribution's keepalived.service: enabled again on both.
+  for (const node of ["mn1", "mn2"] as const) {
+    const unit = await sh(node, 'systemctl unmask keepalived.service && systemctl enable keepalived.service && rm -f "$1" && systemctl is-enabled keepalived.service', "/etc/mnha/keepalived.service.before");
+    expect(unit.stdout.trim(), unit.stderr).toBe("enabled");
+  }
   holder = await lab.waitForHolder(null, { timeoutMs: 60_000 });
   standby = peerOf(holder);
 }, 1_200_000);
@@ -239,6 +244,9 @@ describe("mnha upgrade-ha", () => {
       expect((await nodeExec(node, ["test", "-f", `/opt/mnha/releases/${CURRENT}/.complete`])).code).toBe(0);
       expect((await nodeExec(node, ["test", "-e", "/var/lib/mnha-stage/upgrade-ha"])).code).not.toBe(0);
     }
+    // Each node's keepalived.service, enabled as on a pair installed before install-ha masked it, is masked once its suite is installed.
+    expect(result.stderr + result.stdout).toContain(`${holder}: keepalived.service was enabled; disabled and masked`);
+    for (const node of ["mn1", "mn2"] as const) expect([node, (await sh(node, "systemctl is-enabled keepalived.service")).stdout.trim()]).toEqual([node, "masked"]);
     const human = await nodeExec(holder, ["/usr/local/bin/mnha", "version"]);
     expect(human.stdout).toContain(`agent ${NEXT} on ${holder} (peer protocol ${NEXT_PROTOCOL}, offers ${[...PROTOCOL_VERSIONS, NEXT_PROTOCOL].join(",")}, negotiated v${NEXT_PROTOCOL} with the peer)`);
   }, 600_000);

@@ -13,6 +13,7 @@ import { renderPlanEvent, runPlan } from "../plan/step-plan.js";
 import { auditPlanEvents } from "../plan/plan-audit.js";
 import { bundleName, bundleVersion, INSTALL_DIR, KNOWN_HOSTS_FILE } from "../provision/install-ha.js";
 import { KnownHostsFile } from "../provision/known-hosts.js";
+import { distributionKeepalivedMustStayOff } from "../keepalived/distribution-unit.js";
 import { readSecret } from "../provision/secret-input.js";
 import { sha256OfFile, SshSession, type SshCredentials } from "../provision/ssh-session.js";
 import { compareVersions } from "../upgrade/installer.js";
@@ -117,6 +118,7 @@ async function upgradeHa(ctx: UpgradeHaContext, config: MnhaConfig, bundlePath: 
       client: ctx.client,
       rejoinTimeoutMs: rejoinSeconds * 1000,
       readyTimeoutMs: 30_000,
+      keepDistributionKeepalivedOff: distributionKeepalivedMustStayOff(config),
     };
     if (order === null) {
       // Probe both nodes with the real actions (the order does not matter for reading).

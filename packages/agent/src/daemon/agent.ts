@@ -32,6 +32,7 @@ import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
 import { Beat, everyOnBeat } from "../util/beat.js";
 import type { FileLock } from "../util/file-lock.js";
+import { distributionKeepalivedHarmless } from "../keepalived/distribution-unit.js";
 import { WitnessClient } from "../witness/witness-client.js";
 import { buildMetricsSnapshot, buildStatusReport, heartbeatDuplicateCheck, toHaEvent, type DbStatusInput } from "./status.js";
 import { PAIR_SETTINGS_FIX, PairSettingsCheck, describeDifferences } from "./pair-settings.js";
@@ -388,12 +389,36 @@ export class Agent {
     this.host.input({ kind: "tick" });
     void this.observeVip();
     this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${c.epochs.get()})`, { version: AGENT_VERSION, protocol: this.protocolStatus().protocol, offered: this.protocolStatus().offered });
+    if (c.distributionKeepalived) void this.reportDistributionKeepalived(c.distributionKeepalived);
     const epochProblem = c.epochs.readProblem?.() ?? null;
     if (epochProblem !== null) {
       // Not silent: an epoch below the pair's is harmless (the election adopts the peer's higher
       // one when heard, holder or not), but a file that lost it is a disk or an operator problem.
       const file = c.epochs.path?.() ?? "the epoch file";
       this.events.record("agent.epoch-unreadable", `${file} ${epochProblem}: started from epoch 0; the peer's epoch is adopted when it is heard, and the file is written again at the next epoch change`, { file, problem: epochProblem }, "warn");
+    }
+  }
+
+  /**
+   * The distribution's keepalived.service enabled or running beside this agent's own Keepalived
+   * (a node set up by hand, or a pair installed before install-ha masked it): said once at start,
+   * with the fix. Running, it is another VRRP instance on this node now; enabled, a reboot or a
+   * keepalived package upgrade would start it (keepalived/distribution-unit.ts).
+   */
+  private async reportDistributionKeepalived(read: NonNullable<AgentComponents["distributionKeepalived"]>): Promise<void> {
+    let unit: { enabled: string; active: boolean };
+    try {
+      unit = await read();
+    } catch (error) {
+      this.logger.debug({ err: error }, "could not read keepalived.service's state");
+      return;
+    }
+    if (!this.running) return;
+    const fix = "run systemctl disable --now keepalived.service && systemctl mask keepalived.service (install-ha and upgrade-ha do it)";
+    if (unit.active) {
+      this.events.record("keepalived.unit-running", `the distribution's keepalived.service is running beside this agent's own Keepalived (keepalived.mode: child): a second VRRP instance on this node, from /etc/keepalived/keepalived.conf; ${fix}`, { unit: "keepalived.service", enabled: unit.enabled }, "error");
+    } else if (!distributionKeepalivedHarmless(unit.enabled) && unit.enabled !== "disabled") {
+      this.events.record("keepalived.unit-enabled", `the distribution's keepalived.service is ${unit.enabled}: a reboot or a keepalived package upgrade would start it beside this agent's own Keepalived; ${fix}`, { unit: "keepalived.service", enabled: unit.enabled }, "warn");
     }
   }
 

@@ -80,6 +80,11 @@ export interface AgentComponents {
   /** Absent: db.enabled is false (the election ignores the database). */
   database?: AgentDatabase;
   /**
+   * The distribution's keepalived.service as systemd has it, read once at start. Absent: the
+   * agent's Keepalived is that unit (keepalived.mode: service), or systemd does not run here.
+   */
+  distributionKeepalived?: () => Promise<{ enabled: string; active: boolean }>;
+  /**
    * The one timer of the periodic work, at the heartbeat interval: compose.ts gives it to the
    * service checks, the Keepalived driver and the peer link; the agent's tick and polls ride it
    * too. Absent: the agent makes its own.

@@ -3,6 +3,7 @@
  * touches Keepalived, files or sockets; the Agent starts the parts, in order, and undoes a
  * start that fails.
  */
+import { existsSync } from "node:fs";
 import type { Clock, LoadedConfig, Logger } from "@mnha/shared";
 import { GatewayMonitor } from "../checks/gateway-monitor.js";
 import { ServiceMonitor } from "../checks/service-monitor.js";
@@ -13,6 +14,7 @@ import { LoopDelay } from "../metrics/process-metrics.js";
 import { SystemSampler } from "../metrics/system-sampler.js";
 import { ArpGuard } from "../net/arp-guard.js";
 import { PeerLink } from "../peer/peer-link.js";
+import { distributionKeepalivedMustStayOff, readDistributionKeepalived, runHere } from "../keepalived/distribution-unit.js";
 import { readSuiteInfo } from "../provision/suite-info.js";
 import { SqliteStore } from "../store/sqlite-store.js";
 import { SyncEngine } from "../sync/sync-engine.js";
@@ -91,6 +93,7 @@ export function composeAgent(loaded: LoadedConfig, logger: Logger, clock: Clock)
     control: (handlers) => new ControlServer({ socketPath: config.controlSocket, handlers, logger }),
     metrics: config.metrics.enabled ? (collect) => new MetricsServer({ address: config.metrics.address, port: config.metrics.port, logger: logger.child({ component: "metrics" }), collect, loopDelay }) : null,
     ...(config.db.enabled ? { database: composeDatabase(loaded) } : {}),
+    ...(distributionKeepalivedMustStayOff(config) && existsSync("/run/systemd/system") ? { distributionKeepalived: () => readDistributionKeepalived(runHere) } : {}),
   };
 }
 

@@ -15,6 +15,7 @@ import type { Plan, PlanStep } from "../plan/step-plan.js";
 import { openLocalDatabase, peerEndpoint } from "../db/index.js";
 import { readPasswordFile } from "../db/secret-file.js";
 import { databaseRows, optionFile, PROBE_SCRIPT, probeDatabases, type DatabaseProbes } from "./database-probe.js";
+import { distributionKeepalivedHarmless, distributionKeepalivedState, DISTRIBUTION_KEEPALIVED_UNIT, maskDistributionKeepalived, restoreDistributionKeepalived } from "../keepalived/distribution-unit.js";
 import { combinePreflight, parseNodePreflight, preflightFailed, renderPreflightTable, runLocalPreflight, type PreflightOptions, type PreflightRow } from "./preflight.js";
 import { sha256OfFile, type SshSession } from "./ssh-session.js";
 
@@ -338,6 +339,18 @@ export function installPlan(session: SshSession, settings: InstallSettings, out:
       rollback: async () => {
         rmSync(UNIT_FILE, { force: true });
         await session.exec(["rm", "-f", "--", UNIT_FILE]);
+      },
+    },
+    {
+      // Before the agents start: a keepalived.service started beside them would run another VRRP instance.
+      name: "keepalived-unit",
+      title: `keep the distribution's ${DISTRIBUTION_KEEPALIVED_UNIT} off on both nodes (disable and mask it: mnha runs its own Keepalived)`,
+      check: async () => distributionKeepalivedHarmless(await distributionKeepalivedState(localRun)) && distributionKeepalivedHarmless(await distributionKeepalivedState(peerRun)),
+      run: async (context) => {
+        for (const [label, runner] of [[settings.nodeName, localRun], [settings.peerName, peerRun]] as const) context.note(await maskDistributionKeepalived(runner, label));
+      },
+      rollback: async (context) => {
+        for (const [label, runner] of [[settings.peerName, peerRun], [settings.nodeName, localRun]] as const) context.note(await restoreDistributionKeepalived(runner, label));
       },
     },
     {

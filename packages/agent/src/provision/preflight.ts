@@ -8,6 +8,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { MnhaError } from "@mnha/shared";
+import { distributionKeepalivedHarmless, distributionKeepalivedState, DISTRIBUTION_KEEPALIVED_UNIT } from "../keepalived/distribution-unit.js";
 import { sntpOffset } from "./sntp.js";
 import { readPlatform, type PlatformFiles } from "./suite-info.js";
 
@@ -85,6 +86,7 @@ export async function runLocalPreflight(options: PreflightOptions): Promise<Node
   checks.push(binaryCheck("keepalived", "Keepalived installed", ["/usr/sbin/keepalived", "/sbin/keepalived"], "apt-get install keepalived (or the platform's ISO repository); mnha runs it itself"));
   checks.push(binaryCheck("mariadb", "MariaDB installed", ["/usr/sbin/mariadbd", "/usr/sbin/mysqld", "/usr/bin/mariadbd"], "the platform installs MariaDB; install the platform first"));
   checks.push(otherHaSuiteCheck());
+  checks.push(await distributionKeepalivedCheck());
   return { hostname: readFileSync("/proc/sys/kernel/hostname", "utf8").trim(), platformVersion: platform.version, licenseType: platform.license, checks };
 }
 
@@ -255,6 +257,22 @@ function otherHaSuiteCheck(): CheckResult {
   if (socketPresent && !found.some((f) => f.includes("mnha agent"))) found.push("an mnha control socket (/run/mnha/mnha.sock)");
   if (found.length === 0) return pass("other-ha", "no other HA suite running", "none");
   return { id: "other-ha", title: "no other HA suite running", status: "fail", value: found.join("; "), fix: "stop and disable the other HA suite first (two suites moving one VIP cause split brain)" };
+}
+
+/** The distribution's keepalived.service: a warning only, install-ha masks it (keepalived/distribution-unit.ts says why). */
+export async function distributionKeepalivedCheck(state?: string): Promise<CheckResult> {
+  const unit = DISTRIBUTION_KEEPALIVED_UNIT;
+  const found = state ?? (await distributionKeepalivedState((argv) => run(argv[0] as string, argv.slice(1))));
+  const title = `the distribution's ${unit} kept off`;
+  if (distributionKeepalivedHarmless(found)) return pass("keepalived-unit", title, found);
+  if (found === "disabled") return pass("keepalived-unit", title, "disabled (install-ha masks it)");
+  return {
+    id: "keepalived-unit",
+    title,
+    status: "warn",
+    value: found,
+    fix: `a reboot or a keepalived package upgrade would start it beside mnha's own Keepalived: install-ha disables and masks it (by hand: systemctl disable --now ${unit} && systemctl mask ${unit})`,
+  };
 }
 
 // ------------------------------------------------------------------ both nodes, one table

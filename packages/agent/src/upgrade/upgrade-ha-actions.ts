@@ -11,6 +11,7 @@ import { MnhaError } from "@mnha/shared";
 import type { ControlClient } from "../control/control-client.js";
 import type { StatusReport } from "../contracts.js";
 import { AGENT_LOG, AGENT_PID, CONFIG_FILE, INSTALL_DIR, agentRunning, healthProblem, stopAgent } from "../provision/install-ha.js";
+import { maskDistributionKeepalived } from "../keepalived/distribution-unit.js";
 import type { SshSession } from "../provision/ssh-session.js";
 import { databaseSyncProblem, type RunningAgent, type UpgradeHaActions } from "./upgrade-ha-plan.js";
 
@@ -36,6 +37,11 @@ export interface RealUpgradeHaOptions {
   rejoinTimeoutMs: number;
   /** How long the pair may take to look healthy and in sync before a node is touched. */
   readyTimeoutMs: number;
+  /**
+   * The agents run their own Keepalived: each installed node's keepalived.service is masked
+   * too (keepalived/distribution-unit.ts; pairs installed before install-ha did it).
+   */
+  keepDistributionKeepalivedOff: boolean;
 }
 
 interface Result {
@@ -151,7 +157,10 @@ export function realUpgradeHaActions(o: RealUpgradeHaOptions): UpgradeHaActions 
       const result = await mustOnNode(node, "install.sh", [`${stagedSuite}/install.sh`], 300_000);
       const now = await actions.installedSuite(node);
       if (now !== o.target) throw new MnhaError("REMOTE_COMMAND", `install.sh exited 0 on ${node}, but ${INSTALL_DIR}/current is suite ${now ?? "unknown"}, not ${o.target}`, { hint: `look at ${INSTALL_DIR} on ${node}` });
-      return meaningful(result.stdout);
+      if (!o.keepDistributionKeepalivedOff) return meaningful(result.stdout);
+      // Not a reason to stop (or roll back) an upgrade that installed: said, with the commands to run by hand.
+      const unit = await maskDistributionKeepalived(runner(node), node).catch((error: unknown) => `warning: ${(error as Error).message}; ${(error as MnhaError).hint ?? ""}`);
+      return `${meaningful(result.stdout)}; ${unit}`;
     },
 
     async activate(node, version) {

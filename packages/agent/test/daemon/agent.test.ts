@@ -271,6 +271,35 @@ describe("a node whose Keepalived directory is not writable", () => {
   });
 });
 
+describe("the distribution's keepalived.service beside the agent's own Keepalived (read once at start)", () => {
+  const start = async (unit: { enabled: string; active: boolean } | Error) => {
+    const parts = memoryParts();
+    const agent = new Agent({ loaded: loadedConfig(), logger: silentLogger, components: { ...parts.components, distributionKeepalived: async () => { if (unit instanceof Error) throw unit; return unit; } }, vipPollMs: 20 });
+    agents.push(agent);
+    await agent.start();
+    // The read is not awaited by start: give it its turn.
+    await new Promise((r) => setTimeout(r, 50));
+    return parts.store.events.filter((e) => e.type.startsWith("keepalived.unit-"));
+  };
+
+  it("enabled: a warning that a reboot or a package upgrade would start it, with the fix", async () => {
+    const said = await start({ enabled: "enabled", active: false });
+    expect(said).toHaveLength(1);
+    expect(said[0]?.type).toBe("keepalived.unit-enabled");
+    expect(said[0]?.message).toMatch(/keepalived\.service is enabled: a reboot or a keepalived package upgrade would start it beside this agent's own Keepalived; run systemctl disable --now keepalived\.service && systemctl mask keepalived\.service/);
+  });
+
+  it("running now: an error (a second VRRP instance on this node)", async () => {
+    const said = await start({ enabled: "disabled", active: true });
+    expect(said.map((e) => e.type)).toEqual(["keepalived.unit-running"]);
+    expect(said[0]?.message).toMatch(/keepalived\.service is running beside this agent's own Keepalived \(keepalived\.mode: child\): a second VRRP instance on this node/);
+  });
+
+  it("masked, disabled or absent, or unreadable: nothing said", async () => {
+    for (const unit of [{ enabled: "masked", active: false }, { enabled: "disabled", active: false }, { enabled: "absent", active: false }, new Error("no bus")]) expect(await start(unit)).toEqual([]);
+  });
+});
+
 describe("a VIP on a standby's interface that nobody owns (added by hand, a network config, a killed Keepalived)", () => {
   it("is taken off after it has sat there 2 s with the gate closed and Keepalived not MASTER; a removal that fails is said once, as an error, and tried again", async () => {
     const parts = memoryParts();
