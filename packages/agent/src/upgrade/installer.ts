@@ -82,15 +82,28 @@ export async function inspectInstaller(path: string, xorriso = "xorriso"): Promi
  * ISO, mount it read-only on loop (`mount` fails in containers and unprivileged namespaces)
  * or else extract it with xorriso, run its install.sh, then unmount / remove the copy.
  * One `sh -c` script with the paths as positional parameters, never interpolated.
+ *
+ * An ISO's mount or copy (a whole DVD's worth) must not outlive the command: Ctrl-C, a
+ * SIGTERM or a hang-up takes it away (the installer itself gets the Ctrl-C too), and what a
+ * run killed outright left is unmounted and removed by the next run before it mounts again
+ * (it stacked a second mount on the first, and `umount` took only the top one).
  */
 export function installerCommand(info: InstallerInfo, path: string, workDir: string): string[] {
   if (info.kind === "bin") return ["sh", "-c", 'chmod 700 "$1" && exec "$1"', "sh", path];
   const script = [
     'set -u; iso="$1"; dir="$2"; mounted=0',
-    'rm -rf "$dir" && mkdir -p "$dir"',
-    'if mount -o loop,ro "$iso" "$dir" 2>/dev/null; then mounted=1; echo "mounted $iso on $dir"; else echo "loop mount not possible here: extracting with xorriso"; xorriso -osirrox on -indev "$iso" -extract / "$dir" >/dev/null 2>&1 || { echo "xorriso could not extract $iso" >&2; exit 90; }; chmod -R u+w "$dir"; fi',
+    // Bounded: a mount that will not go (busy) stops the run below instead of looping.
+    'unmount_all() { n=0; while [ "$n" -lt 5 ] && mountpoint -q "$dir" 2>/dev/null; do umount "$dir" 2>/dev/null || break; n=$((n + 1)); done; }',
+    'cleanup() { unmount_all; mountpoint -q "$dir" 2>/dev/null || rm -rf "$dir"; }',
+    "trap 'cleanup; exit 130' INT",
+    "trap 'cleanup; exit 143' TERM",
+    "trap 'cleanup; exit 129' HUP",
+    'if mountpoint -q "$dir" 2>/dev/null; then echo "unmounting $dir, left mounted by an earlier run"; unmount_all; fi',
+    'if mountpoint -q "$dir" 2>/dev/null; then echo "$dir is still mounted (busy?): unmount it (umount $dir), then run the same command again" >&2; exit 91; fi',
+    'rm -rf "$dir" && mkdir -p "$dir" || exit 91',
+    'if mount -o loop,ro "$iso" "$dir" 2>/dev/null; then mounted=1; echo "mounted $iso on $dir"; else echo "loop mount not possible here: extracting with xorriso"; xorriso -osirrox on -indev "$iso" -extract / "$dir" >/dev/null 2>&1 || { echo "xorriso could not extract $iso" >&2; cleanup; exit 90; }; chmod -R u+w "$dir"; fi',
     'sh "$dir/install.sh"; code=$?',
-    'if [ "$mounted" = 1 ]; then umount "$dir"; fi; rm -rf "$dir"',
+    'cleanup',
     'exit $code',
   ].join("\n");
   return ["sh", "-c", script, "sh", path, workDir];

@@ -3,11 +3,11 @@
  * built with real xorriso, read without mounting, and run through the extraction path
  * (`mount` made to fail, as in a container) and its install.sh.
  */
-import { execFile } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { assertSuiteRecentEnough, compareVersions, inspectInstaller, installerCommand, installerKind } from "../../src/upgrade/installer.js";
 
 const root = mkdtempSync(join(tmpdir(), "mnha-installer-test-"));
@@ -98,6 +98,72 @@ describe("a DVD .iso (built with xorriso)", () => {
   it("an image without mnha-installer.json is refused before anything runs", async () => {
     const iso = await buildIso("foreign", null);
     await expect(inspectInstaller(iso)).rejects.toThrow(/mnha-installer\.json/);
+  });
+
+  /** A PATH whose `mount` fails, as in a container without loop devices (this kernel has no iso9660 either). */
+  function noMountPath(extra: Record<string, string> = {}): string {
+    const fakeBin = join(root, `fake-bin-${Object.keys(extra).join("-") || "mount"}`);
+    mkdirSync(fakeBin, { recursive: true });
+    writeFileSync(join(fakeBin, "mount"), "#!/bin/sh\necho 'mount: permission denied' >&2\nexit 32\n");
+    chmodSync(join(fakeBin, "mount"), 0o755);
+    for (const [name, body] of Object.entries(extra)) {
+      writeFileSync(join(fakeBin, name), body);
+      chmodSync(join(fakeBin, name), 0o755);
+    }
+    return `${fakeBin}:${process.env["PATH"] ?? ""}`;
+  }
+  const realMount = execFileSync("sh", ["-c", "command -v mount"], { encoding: "utf8" }).trim();
+  /**
+   * Runs the installer command in a private mount namespace where a tmpfs sits on the work dir,
+   * standing for the loop mount an earlier, killed run left; says afterwards if it is still there.
+   */
+  const withLeftoverMount = (work: string, argv: string[], env: Record<string, string>) =>
+    sh("unshare", ["-m", "--propagation", "private", "--", "sh", "-c", 'w="$1"; m="$2"; shift 2; "$m" -t tmpfs mnha-test-leftover "$w" || exit 99; touch "$w/left-by-the-earlier-run"; "$@"; code=$?; if mountpoint -q "$w"; then echo "STILL MOUNTED"; fi; exit $code', "sh", work, realMount, ...argv], env);
+
+  it("a mount an earlier run left on the work dir is taken off first; the run installs and leaves nothing mounted or copied", async () => {
+    const iso = await buildIso("leftover", JSON.stringify({ version: "4.9.0", requiresSuite: "0.1.0" }));
+    const work = join(root, "leftover-work");
+    mkdirSync(work, { recursive: true });
+    const out = join(root, "leftover-out.txt");
+    const result = await withLeftoverMount(work, installerCommand(await inspectInstaller(iso), iso, work), { MNHA_TEST_OUT: out, PATH: noMountPath() });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toContain(`unmounting ${work}, left mounted by an earlier run`);
+    expect(result.stdout).not.toContain("STILL MOUNTED");
+    expect(readFileSync(out, "utf8")).toBe("installed platform 4.9.0\n");
+    expect(existsSync(work)).toBe(false);
+  });
+
+  it("a leftover mount that will not go stops the run before the installer, saying what to unmount", async () => {
+    const iso = await buildIso("busy", JSON.stringify({ version: "4.9.0", requiresSuite: "0.1.0" }));
+    const work = join(root, "busy-work");
+    mkdirSync(work, { recursive: true });
+    const out = join(root, "busy-out.txt");
+    const busyUmount = { umount: "#!/bin/sh\necho \"umount: $1: target is busy.\" >&2\nexit 32\n" };
+    const result = await withLeftoverMount(work, installerCommand(await inspectInstaller(iso), iso, work), { MNHA_TEST_OUT: out, PATH: noMountPath(busyUmount) });
+    expect(result.code).toBe(91);
+    expect(result.stderr).toContain(`${work} is still mounted (busy?): unmount it (umount ${work}), then run the same command again`);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("Ctrl-C while the installer runs takes its extracted copy away (exit 130)", async () => {
+    const dir = join(root, "slow-tree");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "install.sh"), '#!/bin/sh\necho started > "$MNHA_TEST_OUT"\nsleep 30\necho finished >> "$MNHA_TEST_OUT"\n');
+    writeFileSync(join(dir, "mnha-installer.json"), JSON.stringify({ version: "4.9.0", requiresSuite: "0.1.0" }));
+    const iso = join(root, "slow.iso");
+    expect((await sh("xorriso", ["-as", "mkisofs", "-quiet", "-R", "-o", iso, dir])).code).toBe(0);
+    const work = join(root, "slow-work");
+    const out = join(root, "slow-out.txt");
+    const [file, ...args] = installerCommand(await inspectInstaller(iso), iso, work);
+    // Its own process group, as a terminal's foreground job: Ctrl-C reaches the script and the installer.
+    const child = spawn(file ?? "", args, { detached: true, stdio: "ignore", env: { ...process.env, MNHA_TEST_OUT: out, PATH: noMountPath() } });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    await vi.waitFor(() => expect(existsSync(out)).toBe(true), { timeout: 20_000, interval: 50 });
+    expect(existsSync(join(work, "install.sh"))).toBe(true);
+    process.kill(-(child.pid ?? 0), "SIGINT");
+    expect(await exited).toBe(130);
+    expect(existsSync(work)).toBe(false);
+    expect(readFileSync(out, "utf8")).toBe("started\n");
   });
 
   it("the installer's failure is its exit code", async () => {
