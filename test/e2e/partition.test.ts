@@ -5,7 +5,9 @@
  * answers. And gateway arbitration: a holder that loses the gateway hands over.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { VIP_ADDRESS } from "../lab/constants.js";
+import { execFileSync } from "node:child_process";
+import type { HaEvent } from "@mnha/agent";
+import { AGENT_MAIN, nodePaths, VIP_ADDRESS } from "../lab/constants.js";
 import { sleep } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { hostAddresses } from "../lab/topology.js";
@@ -25,6 +27,7 @@ describe("peer link cut, both nodes alive", () => {
   it("IP between the MNs dropped: the VIP stays on the holder, no second MAC ever; healing moves nothing", async () => {
     const before = await lab.reset();
     const { holder, standby } = before;
+    const cutAt = Date.now();
     const run = await runScenario(lab, before, {
       name: "peer link cut",
       fault: async () => {
@@ -50,6 +53,15 @@ describe("peer link cut, both nodes alive", () => {
     expectServedWithin(run);
     expectNoMove(run, holder);
     expect(await hostAddresses(standby)).not.toContain(VIP_ADDRESS);
+    // The standby tried to claim about twice a second, each try blocked by the holder's ARP
+    // answer: the first try is in the audit in full, the others only counted (claim-retry-digest.ts),
+    // the count recorded when the link came back.
+    const audit = (JSON.parse(execFileSync(process.execPath, [AGENT_MAIN, "events", "--json", "--limit", "10000", "--node", standby, "--type", "election", "--config", nodePaths(standby).config], { encoding: "utf8", timeout: 20_000 })) as HaEvent[]).filter((e) => Date.parse(e.time) >= cutAt);
+    const blocked = audit.filter((e) => e.type === "election.claim-blocked");
+    const counted = audit.filter((e) => e.type === "election.claim-retries").reduce((sum, e) => sum + Number(e.fields["count"]), 0);
+    expect(blocked.length, "blocked tries recorded in full").toBeGreaterThanOrEqual(1);
+    expect(blocked.length, "blocked tries recorded in full").toBeLessThanOrEqual(2);
+    expect(counted, "blocked tries counted").toBeGreaterThanOrEqual(3);
   });
 });
 

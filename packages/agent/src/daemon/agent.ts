@@ -30,6 +30,7 @@ import { DbHealthPoll } from "./db-health-poll.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
 import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
+import { ClaimRetryDigest, type ElectionEventRecord } from "./claim-retry-digest.js";
 import { Beat, everyOnBeat } from "../util/beat.js";
 import type { FileLock } from "../util/file-lock.js";
 import { distributionKeepalivedHarmless } from "../keepalived/distribution-unit.js";
@@ -62,6 +63,8 @@ const WATCHDOG_EVENTS = new Set<string>(["vip-repair", "vip-restored", "vip-gave
 
 export class Agent {
   readonly events: EventLog;
+  /** Blocked claim tries that repeat twice a second during a partition, recorded as a digest. */
+  private readonly claimRetries = new ClaimRetryDigest();
   readonly host: ElectionHost;
   private readonly loaded: LoadedConfig;
   private readonly logger: Logger;
@@ -292,10 +295,8 @@ export class Agent {
       persistEpoch: (epoch) => c.epochs.set(epoch),
       ...(c.database ? { db: c.database.roleSwitch } : {}),
       recordEvent: (type, message, fields) => {
-        const warn = type === "db-read-only-failed" || type === "db-mode-reasserted" || type === "db-writable-failed" || type === "db-possibly-lost" || type === "db-not-caught-up" || type === "db-takeover-behind" || type === "lease-expired" || type === "stepped-down" || type === "peer-lost" || type === "holding-degraded" || type === "vip-repair" || type === "vip-gave-up" || type === "peer-vip-unanswered" || type === "watchdog-repair-failed";
-        // The liveness watchdog's steps share one prefix: `mnha events --type watchdog` lists them.
-        const name = type.startsWith("watchdog-") ? `watchdog.${type.slice("watchdog-".length)}` : WATCHDOG_EVENTS.has(type) ? `watchdog.${type}` : type.startsWith("db-") ? `db.${type.slice("db-".length)}` : `election.${type}`;
-        this.events.record(name, message, fields, warn ? "warn" : "info");
+        // Blocked claim tries repeating twice a second are digested (claim-retry-digest.ts); what happens below is not.
+        for (const event of this.claimRetries.offer({ type, message, fields, wallMs: this.clock.wallNow(), monoMs: this.clock.now() })) this.recordElectionEvent(event);
         // Monitoring data follows the holder: a node that just became holder pushes at once.
         if (type === "role-changed" && typeof fields["to"] === "string") {
           this.dataSync?.observeRole(fields["to"] as Role);
@@ -499,11 +500,21 @@ export class Agent {
    * and stop Keepalived (which removes the VIP). Without a healthy peer the VIP is released:
    * an agent that is not running cannot keep renewing the lease.
    */
+  /** One election event into the audit, under its catalog name (`election.`, `db.`, `watchdog.`). */
+  private recordElectionEvent(event: ElectionEventRecord): void {
+    const { type } = event;
+    const warn = type === "db-read-only-failed" || type === "db-mode-reasserted" || type === "db-writable-failed" || type === "db-possibly-lost" || type === "db-not-caught-up" || type === "db-takeover-behind" || type === "lease-expired" || type === "stepped-down" || type === "peer-lost" || type === "holding-degraded" || type === "vip-repair" || type === "vip-gave-up" || type === "peer-vip-unanswered" || type === "watchdog-repair-failed" || type === "claim-retries";
+    // The liveness watchdog's steps share one prefix: `mnha events --type watchdog` lists them.
+    const name = type.startsWith("watchdog-") ? `watchdog.${type.slice("watchdog-".length)}` : WATCHDOG_EVENTS.has(type) ? `watchdog.${type}` : type.startsWith("db-") ? `db.${type.slice("db-".length)}` : `election.${type}`;
+    this.events.record(name, event.message, event.fields, warn ? "warn" : "info", { wallMs: event.wallMs, monoMs: event.monoMs });
+  }
+
   async stop(reason = "stop requested"): Promise<void> {
     if (!this.running) {
       await this.stopParts();
       return;
     }
+    for (const event of this.claimRetries.pendingSummary({ wallMs: this.clock.wallNow(), monoMs: this.clock.now() })) this.recordElectionEvent(event);
     this.events.record("agent.stopping", `stopping: ${reason}`, { reason });
     const requestId = randomUUID();
     const done = this.waitForRequest(requestId, this.loaded.config.timings.handoffTimeoutMs + (this.c.database ? this.loaded.config.db.catchUpTimeoutMs : 0) + 1_000);

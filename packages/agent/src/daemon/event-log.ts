@@ -19,13 +19,14 @@ export class EventLog {
     private readonly capacity = 2_000,
   ) {}
 
-  record(type: string, message: string, fields: Record<string, unknown> = {}, level: "info" | "warn" | "error" = "info"): HaEvent {
-    const wallMs = this.clock.wallNow();
+  /** `at`: when it happened, if not now (an event held back and recorded later: claim-retry-digest.ts). */
+  record(type: string, message: string, fields: Record<string, unknown> = {}, level: "info" | "warn" | "error" = "info", at?: { wallMs: number; monoMs: number }): HaEvent {
+    const wallMs = at?.wallMs ?? this.clock.wallNow();
     const event: HaEvent = {
       seq: ++this.seq,
       node: this.node,
       time: new Date(wallMs).toISOString(),
-      uptimeMs: Math.round(this.clock.now() - this.startedAt),
+      uptimeMs: Math.round((at?.monoMs ?? this.clock.now()) - this.startedAt),
       type,
       message,
       fields,
