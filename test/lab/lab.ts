@@ -367,7 +367,8 @@ export class Lab {
     const pid = await launchDetached({
       namespace: HOSTS[node].namespace,
       argv: [process.execPath, ...AGENT_NODE_FLAGS, ...this.agentNodeArgs, main, "agent", "--config", paths.config],
-      env: { ...process.env, ...AGENT_ENV },
+      // Not a systemd service, even when the lab runs from one: its restores run directly (checks/action-command.ts).
+      env: { ...withoutSystemdInvocation(process.env), ...AGENT_ENV },
       logFile: paths.agentLog,
       pidFile: paths.agentPid,
     });
@@ -662,4 +663,10 @@ export function tail(file: string, lines = 5): string {
   } catch {
     return "(no log)";
   }
+}
+
+/** The environment without INVOCATION_ID, the mark systemd puts on the processes of a service. */
+function withoutSystemdInvocation(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { INVOCATION_ID: _invocation, ...rest } = env;
+  return rest;
 }

@@ -1,6 +1,7 @@
 import { systemClock, type Clock, type Logger, type ServiceConfig } from "@mnha/shared";
 import type { HealthEvent, ServiceMonitorApi, ServiceStatus } from "../contracts.js";
 import { ServiceHealth } from "../core/health.js";
+import { actionArgv } from "./action-command.js";
 import { describeCommandResult, runCommand } from "./command.js";
 import { closeMariaDbProbes } from "./mariadb-check.js";
 import { closeHttpProbes, runCheck } from "./runners.js";
@@ -286,7 +287,7 @@ export class ServiceMonitor implements ServiceMonitorApi {
     this.logger.warn({ service: name, attempt, maxAttempts: restore.maxAttempts, command }, "restoring service");
     this.emit({ kind: "restore-started", service: name, attempt, command });
     const signal = this.lifetime.signal;
-    const run = runCommand(command, { timeoutMs: restore.timeoutMs, signal, killGraceMs: RESTORE_KILL_GRACE_MS })
+    const run = runCommand(actionArgv(command, { kind: "restore", name, timeoutMs: restore.timeoutMs }), { timeoutMs: restore.timeoutMs, signal, killGraceMs: RESTORE_KILL_GRACE_MS })
       .then((result) => {
         const ok = result.exitCode === 0;
         const detail = describeCommandResult(command, result, restore.timeoutMs);

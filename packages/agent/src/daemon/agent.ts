@@ -33,6 +33,7 @@ import { EventLog } from "./event-log.js";
 import { ClaimRetryDigest, type ElectionEventRecord } from "./claim-retry-digest.js";
 import { Beat, everyOnBeat } from "../util/beat.js";
 import type { FileLock } from "../util/file-lock.js";
+import { actionMode, describeActionMode } from "../checks/action-command.js";
 import { distributionKeepalivedHarmless } from "../keepalived/distribution-unit.js";
 import { WitnessClient } from "../witness/witness-client.js";
 import { buildMetricsSnapshot, buildStatusReport, heartbeatDuplicateCheck, toHaEvent, type DbStatusInput } from "./status.js";
@@ -389,7 +390,9 @@ export class Agent {
     );
     this.host.input({ kind: "tick" });
     void this.observeVip();
-    this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${c.epochs.get()})`, { version: AGENT_VERSION, protocol: this.protocolStatus().protocol, offered: this.protocolStatus().offered });
+    // Where restores, stop/start and the maintenance hooks run (checks/action-command.ts): said once, at start.
+    const actions = describeActionMode(actionMode());
+    this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${c.epochs.get()}); service actions run ${actions}`, { version: AGENT_VERSION, protocol: this.protocolStatus().protocol, offered: this.protocolStatus().offered, actions });
     if (c.distributionKeepalived) void this.reportDistributionKeepalived(c.distributionKeepalived);
     const epochProblem = c.epochs.readProblem?.() ?? null;
     if (epochProblem !== null) {

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { MnhaError, type LoadedConfig, type Logger, type ServiceConfig } from "@mnha/shared";
 import { DB_RESEED_MIN_PROTOCOL_VERSION, type LinkMessage, type OpsReply, type OpsRequest, type Role } from "@mnha/protocol";
+import { actionArgv } from "../checks/action-command.js";
 import { describeCommandResult, runCommand } from "../checks/command.js";
 import type { CollectResult, CollectedFile, CommandOutcome, DbReseedPeerResult, DemoteResult, MaintenanceResult, OpsStatus, ServiceStatus, StartNodeResult, StopNodeResult } from "../contracts.js";
 import type { CatchUpState } from "../db/catch-up.js";
@@ -262,7 +263,7 @@ export class NodeOps {
     const settings = this.host.loaded.config.maintenance;
     const command = settings[which];
     if (!command) return null;
-    const result = await runCommand(command, { timeoutMs: settings.hookTimeoutMs, killGraceMs: 2_000 });
+    const result = await runCommand(actionArgv(command, { kind: "hook", name: `maintenance-${which}`, timeoutMs: settings.hookTimeoutMs }), { timeoutMs: settings.hookTimeoutMs, killGraceMs: 2_000 });
     const ok = result.exitCode === 0;
     const detail = describeCommandResult(command, result, settings.hookTimeoutMs);
     this.host.record("maintenance.hook", `maintenance ${which} hook ${ok ? "succeeded" : "FAILED"}: ${detail}`, { hook: which, command, ok, detail }, ok ? "info" : "error");
@@ -491,7 +492,7 @@ export class NodeOps {
 
   private async runServiceCommand(service: ServiceConfig, verb: "stop" | "start", command: readonly string[]): Promise<CommandOutcome> {
     const timeoutMs = service.restore?.timeoutMs ?? DEFAULT_SERVICE_COMMAND_TIMEOUT_MS;
-    const result = await runCommand(command, { timeoutMs, killGraceMs: 2_000 });
+    const result = await runCommand(actionArgv(command, { kind: verb, name: service.name, timeoutMs }), { timeoutMs, killGraceMs: 2_000 });
     const ok = result.exitCode === 0;
     const detail = describeCommandResult(command, result, timeoutMs);
     this.host.record(`service.${verb}`, `${verb} ${service.name} ${ok ? "succeeded" : "FAILED"}: ${detail}`, { service: service.name, command: [...command], ok, detail }, ok ? "info" : "error");
