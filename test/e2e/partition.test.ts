@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import type { HaEvent } from "@mnha/agent";
-import { AGENT_MAIN, nodePaths, VIP_ADDRESS } from "../lab/constants.js";
+import { AGENT_MAIN, HOSTS, nodePaths, VIP_ADDRESS } from "../lab/constants.js";
 import { sleep } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
 import { hostAddresses } from "../lab/topology.js";
@@ -43,6 +43,11 @@ describe("peer link cut, both nodes alive", () => {
         }
         // Long past peer loss + lease + margin, with several ARP-guard probes by the standby.
         await sleep(3_500);
+        // The standby cannot name the holder, but its blocked claims saw who answers: status says so, not "nobody".
+        const seen = await lab.agentStatus(standby);
+        expect(seen.vipOwner).toBeNull();
+        expect(seen.vipAnsweredElsewhere?.detail).toBe(`${VIP_ADDRESS} answered by ${HOSTS[holder].mac}`);
+        expect(seen.vipAnsweredElsewhere?.agoMs).toBeLessThan(10_000);
         sampler.mark("heal peer link");
         await lab.healPeerLink();
         const stable = await lab.waitForStable({ timeoutMs: 15_000 });

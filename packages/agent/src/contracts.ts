@@ -212,6 +212,12 @@ export interface StatusReport {
   gateway: { address: string; reachable: boolean; rttMs: number | null };
   /** The node that holds the VIP as far as this node knows (null: nobody). */
   vipOwner: string | null;
+  /**
+   * With no holder known and no link to the peer: what this node's last claim found answering
+   * ARP for the VIP ("10.0.0.100 answered by 02:…:0b"), and how long ago; absent when no claim
+   * was blocked in the last 10 s. Someone holds the VIP that this node cannot name.
+   */
+  vipAnsweredElsewhere?: { detail: string; agoMs: number };
   self: NodeStatus & { uptimeMs: number; keepalivedPid: number | null; keepalivedRestarts: number; leaseRemainingMs: number };
   /** The peer as its last heartbeat said; `duplicateCheck` only from an agent on peer protocol v4 or later. */
   peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null; duplicateCheck?: PeerDuplicateCheck; dialFailure?: DialFailureReport }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null; dialFailure?: DialFailureReport };

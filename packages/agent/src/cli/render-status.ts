@@ -67,7 +67,7 @@ export function renderStatus(report: StatusReport): string {
     ...(report.vipUnansweredMs != null && report.vipUnansweredMs >= 1_000 ? [`VIP unanswered for ${Math.floor(report.vipUnansweredMs / 1000)} s (the watchdog repairs, then gives the role up; see mnha events --type watchdog)`] : []),
     ...opsLines(report),
     ...settingsLines(report),
-    `VIP ${vip.address}/${vip.prefix} on ${vip.interface}: ${report.vipOwner === null ? "held by NOBODY" : `held by ${report.vipOwner}`}`,
+    `VIP ${vip.address}/${vip.prefix} on ${vip.interface}: ${vipHolderText(report)}`,
     // The holder's one guard against a second holder it cannot talk to: say loudly when it is blind.
     ...blindHolderLines(report, known),
     `gateway ${report.gateway.address}: ${reachability(report.gateway.reachable)}`,
@@ -84,6 +84,17 @@ export function renderStatus(report: StatusReport): string {
   const notTried = [...restoresNotTried(self), ...(known ? restoresNotTried(known) : [])].map(terminalSafe);
   if (notTried.length > 0) lines.push("", "restore not tried (a restart cannot fix the failure):", ...notTried);
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Who holds the VIP. With no link to the peer, "nobody" is only this node's view: when its last
+ * claim found the VIP answered, someone holds it (most likely the peer), and the line says so.
+ */
+function vipHolderText(report: StatusReport): string {
+  if (report.vipOwner !== null) return `held by ${report.vipOwner}`;
+  const answered = report.vipAnsweredElsewhere;
+  if (answered) return `held by a node this one cannot name (no link to ${report.peer.node}; ${answered.detail}, ${formatDuration(answered.agoMs)} ago)`;
+  return "held by NOBODY";
 }
 
 /** Settings the two nodes must share but do not: right after the operator modes, before the VIP line. */

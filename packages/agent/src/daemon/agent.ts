@@ -30,7 +30,7 @@ import { DbHealthPoll } from "./db-health-poll.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
 import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
-import { ClaimRetryDigest, type ElectionEventRecord } from "./claim-retry-digest.js";
+import { blockedOutcomeKey, ClaimRetryDigest, type ElectionEventRecord } from "./claim-retry-digest.js";
 import { Beat, everyOnBeat } from "../util/beat.js";
 import type { FileLock } from "../util/file-lock.js";
 import { actionMode, describeActionMode } from "../checks/action-command.js";
@@ -60,12 +60,16 @@ const CONTROL_SOCKET_CHECK_MS = 1_000;
  * MASTER (milliseconds), so only an address nobody owns is removed.
  */
 const STRAY_VIP_GRACE_MS = 2_000;
+/** A blocked claim older than this says nothing about who answers for the VIP now (claims retry about twice a second). */
+const VIP_ANSWER_SHOWN_MS = 10_000;
 const WATCHDOG_EVENTS = new Set<string>(["vip-repair", "vip-restored", "vip-gave-up", "peer-vip-unanswered"]);
 
 export class Agent {
   readonly events: EventLog;
   /** Blocked claim tries that repeat twice a second during a partition, recorded as a digest. */
   private readonly claimRetries = new ClaimRetryDigest();
+  /** The last claim the ARP guard blocked (someone answered for the VIP): status shows it while the peer is not heard. */
+  private lastBlockedClaim: { detail: string; atMs: number } | null = null;
   readonly host: ElectionHost;
   private readonly loaded: LoadedConfig;
   private readonly logger: Logger;
@@ -296,6 +300,8 @@ export class Agent {
       persistEpoch: (epoch) => c.epochs.set(epoch),
       ...(c.database ? { db: c.database.roleSwitch } : {}),
       recordEvent: (type, message, fields) => {
+        // For status: who answered for the VIP when this node could not hear its peer.
+        if (type === "claim-blocked" && typeof fields["detail"] === "string") this.lastBlockedClaim = { detail: fields["detail"], atMs: this.clock.now() };
         // Blocked claim tries repeating twice a second are digested (claim-retry-digest.ts); what happens below is not.
         for (const event of this.claimRetries.offer({ type, message, fields, wallMs: this.clock.wallNow(), monoMs: this.clock.now() })) this.recordElectionEvent(event);
         // Monitoring data follows the holder: a node that just became holder pushes at once.
@@ -828,9 +834,11 @@ export class Agent {
       db: this.dbStatusInput(),
     });
     const { offered, negotiated } = this.protocolStatus();
+    const blockedAgoMs = this.lastBlockedClaim === null ? null : Math.round(this.clock.now() - this.lastBlockedClaim.atMs);
+    const answered = report.vipOwner === null && !report.peer.connected && this.lastBlockedClaim !== null && blockedAgoMs !== null && blockedAgoMs <= VIP_ANSWER_SHOWN_MS ? { vipAnsweredElsewhere: { detail: blockedOutcomeKey(this.lastBlockedClaim.detail), agoMs: blockedAgoMs } } : {};
     const witness = this.host.core.snapshot(this.clock.now()).witness;
     const witnessStatus = this.loaded.config.witness && witness && this.witnessClient ? { witness: { configured: true as const, address: `${this.loaded.config.witness.address}:${this.loaded.config.witness.port}`, leaseMs: this.loaded.config.witness.leaseMs, connected: this.witnessClient.state().connected, linkError: this.witnessClient.state().lastError, ...witness } } : {};
-    return { ...report, protocol: { offered, negotiated }, pairSettings: this.pairSettings.status(), duplicateCheck: this.duplicateWatch.status(), ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
+    return { ...report, ...answered, protocol: { offered, negotiated }, pairSettings: this.pairSettings.status(), duplicateCheck: this.duplicateWatch.status(), ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
   }
 
   /** The peer protocol versions offered (the build's list) and the one the open link negotiated. */

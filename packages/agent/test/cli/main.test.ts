@@ -96,6 +96,14 @@ describe("mnha CLI main()", () => {
       expect(stdout).toContain("peer mn2 (10.0.0.12): DISCONNECTED (never heard)");
     });
 
+    it("with no link to the peer and the VIP answered when this node last tried to claim it: someone holds it, not NOBODY", async () => {
+      handlers.statusReport = { ...sampleStatus(), vipOwner: null, vipAnsweredElsewhere: { detail: "10.0.0.100 answered by 02:4d:4e:48:41:0b", agoMs: 420 }, peer: { node: "mn2", address: "10.0.0.12", connected: false, lastHeardMsAgo: 95_000 } };
+      const { code, stdout } = await run(["status", "--socket", socketPath]);
+      expect(code).toBe(0);
+      expect(stdout).toContain("VIP 10.0.0.100/24 on br_eth0: held by a node this one cannot name (no link to mn2; 10.0.0.100 answered by 02:4d:4e:48:41:0b, 420 ms ago)");
+      expect(stdout).not.toContain("NOBODY");
+    });
+
     it("puts 'VIP unanswered for N s' first while the watchdog's clock runs, and nothing of it when served", async () => {
       handlers.statusReport = { ...sampleStatus(), vipOwner: null, vipUnansweredMs: 7_400 };
       const { code, stdout } = await run(["status", "--socket", socketPath]);
