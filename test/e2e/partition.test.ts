@@ -48,6 +48,7 @@ describe("peer link cut, both nodes alive", () => {
         expect(seen.vipOwner).toBeNull();
         expect(seen.vipAnsweredElsewhere?.detail).toBe(`${VIP_ADDRESS} answered by ${HOSTS[holder].mac}`);
         expect(seen.vipAnsweredElsewhere?.agoMs).toBeLessThan(10_000);
+        expect(seen.vipReachable, "zsha2's vipReachable").toBe(true);
         sampler.mark("heal peer link");
         await lab.healPeerLink();
         const stable = await lab.waitForStable({ timeoutMs: 15_000 });

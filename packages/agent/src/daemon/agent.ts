@@ -835,7 +835,8 @@ export class Agent {
     });
     const { offered, negotiated } = this.protocolStatus();
     const blockedAgoMs = this.lastBlockedClaim === null ? null : Math.round(this.clock.now() - this.lastBlockedClaim.atMs);
-    const answered = report.vipOwner === null && !report.peer.connected && this.lastBlockedClaim !== null && blockedAgoMs !== null && blockedAgoMs <= VIP_ANSWER_SHOWN_MS ? { vipAnsweredElsewhere: { detail: blockedOutcomeKey(this.lastBlockedClaim.detail), agoMs: blockedAgoMs } } : {};
+    // zsha2's vipReachable too: the VIP answers, whoever holds it (monitoring that reads it must not page "VIP unreachable").
+    const answered = report.vipOwner === null && !report.peer.connected && this.lastBlockedClaim !== null && blockedAgoMs !== null && blockedAgoMs <= VIP_ANSWER_SHOWN_MS ? { vipAnsweredElsewhere: { detail: blockedOutcomeKey(this.lastBlockedClaim.detail), agoMs: blockedAgoMs }, vipReachable: true } : {};
     const witness = this.host.core.snapshot(this.clock.now()).witness;
     const witnessStatus = this.loaded.config.witness && witness && this.witnessClient ? { witness: { configured: true as const, address: `${this.loaded.config.witness.address}:${this.loaded.config.witness.port}`, leaseMs: this.loaded.config.witness.leaseMs, connected: this.witnessClient.state().connected, linkError: this.witnessClient.state().lastError, ...witness } } : {};
     return { ...report, ...answered, protocol: { offered, negotiated }, pairSettings: this.pairSettings.status(), duplicateCheck: this.duplicateWatch.status(), ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
