@@ -30,11 +30,11 @@ import { DbHealthPoll } from "./db-health-poll.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
 import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
-import { blockedOutcomeKey, ClaimRetryDigest, type ElectionEventRecord } from "./claim-retry-digest.js";
+import { ClaimRetryDigest, type ElectionEventRecord } from "./claim-retry-digest.js";
 import { Beat, everyOnBeat } from "../util/beat.js";
 import type { FileLock } from "../util/file-lock.js";
 import { actionMode, describeActionMode } from "../checks/action-command.js";
-import { distributionKeepalivedHarmless } from "../keepalived/distribution-unit.js";
+import { DISTRIBUTION_KEEPALIVED_FIX, DISTRIBUTION_KEEPALIVED_UNIT, distributionKeepalivedHarmless } from "../keepalived/distribution-unit.js";
 import { WitnessClient } from "../witness/witness-client.js";
 import { buildMetricsSnapshot, buildStatusReport, heartbeatDuplicateCheck, toHaEvent, type DbStatusInput } from "./status.js";
 import { PAIR_SETTINGS_FIX, PairSettingsCheck, describeDifferences } from "./pair-settings.js";
@@ -60,8 +60,6 @@ const CONTROL_SOCKET_CHECK_MS = 1_000;
  * MASTER (milliseconds), so only an address nobody owns is removed.
  */
 const STRAY_VIP_GRACE_MS = 2_000;
-/** A blocked claim older than this says nothing about who answers for the VIP now (claims retry about twice a second). */
-const VIP_ANSWER_SHOWN_MS = 10_000;
 const WATCHDOG_EVENTS = new Set<string>(["vip-repair", "vip-restored", "vip-gave-up", "peer-vip-unanswered"]);
 
 export class Agent {
@@ -336,6 +334,9 @@ export class Agent {
   async start(): Promise<void> {
     const { config } = this.loaded;
     const c = this.c;
+    // Before any part starts: under systemd this runs `systemd-run --version` once, synchronously,
+    // which must not stall a live peer link or a restore on the failover path later.
+    const actions = describeActionMode(actionMode());
     this.events.record("config.loaded", `configuration loaded from ${this.loaded.file}`, {
       file: this.loaded.file,
       vip: `${config.vip.address}/${config.vip.prefix}`,
@@ -397,7 +398,6 @@ export class Agent {
     this.host.input({ kind: "tick" });
     void this.observeVip();
     // Where restores, stop/start and the maintenance hooks run (checks/action-command.ts): said once, at start.
-    const actions = describeActionMode(actionMode());
     this.events.record("agent.started", `mnha ${AGENT_VERSION} started as ${this.self} (epoch ${c.epochs.get()}); service actions run ${actions}`, { version: AGENT_VERSION, protocol: this.protocolStatus().protocol, offered: this.protocolStatus().offered, actions });
     if (c.distributionKeepalived) void this.reportDistributionKeepalived(c.distributionKeepalived);
     const epochProblem = c.epochs.readProblem?.() ?? null;
@@ -424,11 +424,12 @@ export class Agent {
       return;
     }
     if (!this.running) return;
-    const fix = "run systemctl disable --now keepalived.service && systemctl mask keepalived.service (install-ha and upgrade-ha do it)";
+    const fix = `run ${DISTRIBUTION_KEEPALIVED_FIX} (install-ha and upgrade-ha do it)`;
+    const fields = { unit: DISTRIBUTION_KEEPALIVED_UNIT, enabled: unit.enabled };
     if (unit.active) {
-      this.events.record("keepalived.unit-running", `the distribution's keepalived.service is running beside this agent's own Keepalived (keepalived.mode: child): a second VRRP instance on this node, from /etc/keepalived/keepalived.conf; ${fix}`, { unit: "keepalived.service", enabled: unit.enabled }, "error");
+      this.events.record("keepalived.unit-running", `the distribution's ${DISTRIBUTION_KEEPALIVED_UNIT} is running beside this agent's own Keepalived (keepalived.mode: child): a second VRRP instance on this node, from /etc/keepalived/keepalived.conf; ${fix}`, fields, "error");
     } else if (!distributionKeepalivedHarmless(unit.enabled) && unit.enabled !== "disabled") {
-      this.events.record("keepalived.unit-enabled", `the distribution's keepalived.service is ${unit.enabled}: a reboot or a keepalived package upgrade would start it beside this agent's own Keepalived; ${fix}`, { unit: "keepalived.service", enabled: unit.enabled }, "warn");
+      this.events.record("keepalived.unit-enabled", `the distribution's ${DISTRIBUTION_KEEPALIVED_UNIT} is ${unit.enabled}: a reboot or a keepalived package upgrade would start it beside this agent's own Keepalived; ${fix}`, fields, "warn");
     }
   }
 
@@ -504,11 +505,6 @@ export class Agent {
     }
   }
 
-  /**
-   * Clean stop: hand the VIP to a healthy peer if this node holds it, then close the gate
-   * and stop Keepalived (which removes the VIP). Without a healthy peer the VIP is released:
-   * an agent that is not running cannot keep renewing the lease.
-   */
   /** One election event into the audit, under its catalog name (`election.`, `db.`, `watchdog.`). */
   private recordElectionEvent(event: ElectionEventRecord): void {
     const { type } = event;
@@ -518,6 +514,11 @@ export class Agent {
     this.events.record(name, event.message, event.fields, warn ? "warn" : "info", { wallMs: event.wallMs, monoMs: event.monoMs });
   }
 
+  /**
+   * Clean stop: hand the VIP to a healthy peer if this node holds it, then close the gate
+   * and stop Keepalived (which removes the VIP). Without a healthy peer the VIP is released:
+   * an agent that is not running cannot keep renewing the lease.
+   */
   async stop(reason = "stop requested"): Promise<void> {
     if (!this.running) {
       await this.stopParts();
@@ -832,14 +833,12 @@ export class Agent {
       vipPresent: this.vipPresent === true,
       components: this.c,
       db: this.dbStatusInput(),
+      lastBlockedClaim: this.lastBlockedClaim,
     });
     const { offered, negotiated } = this.protocolStatus();
-    const blockedAgoMs = this.lastBlockedClaim === null ? null : Math.round(this.clock.now() - this.lastBlockedClaim.atMs);
-    // zsha2's vipReachable too: the VIP answers, whoever holds it (monitoring that reads it must not page "VIP unreachable").
-    const answered = report.vipOwner === null && !report.peer.connected && this.lastBlockedClaim !== null && blockedAgoMs !== null && blockedAgoMs <= VIP_ANSWER_SHOWN_MS ? { vipAnsweredElsewhere: { detail: blockedOutcomeKey(this.lastBlockedClaim.detail), agoMs: blockedAgoMs }, vipReachable: true } : {};
     const witness = this.host.core.snapshot(this.clock.now()).witness;
     const witnessStatus = this.loaded.config.witness && witness && this.witnessClient ? { witness: { configured: true as const, address: `${this.loaded.config.witness.address}:${this.loaded.config.witness.port}`, leaseMs: this.loaded.config.witness.leaseMs, connected: this.witnessClient.state().connected, linkError: this.witnessClient.state().lastError, ...witness } } : {};
-    return { ...report, ...answered, protocol: { offered, negotiated }, pairSettings: this.pairSettings.status(), duplicateCheck: this.duplicateWatch.status(), ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
+    return { ...report, protocol: { offered, negotiated }, pairSettings: this.pairSettings.status(), duplicateCheck: this.duplicateWatch.status(), ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
   }
 
   /** The peer protocol versions offered (the build's list) and the one the open link negotiated. */

@@ -51,18 +51,16 @@ export function blockedOutcomeKey(detail: string): string {
 
 export class ClaimRetryDigest {
   private streak: Streak | null = null;
-  /** The events of a try in progress that will be dropped if it ends blocked the same way. */
+  /** The events of a try in progress that will be dropped if it ends blocked the same way (empty: no try held). */
   private held: ElectionEventRecord[] = [];
-  private holding = false;
 
   constructor(private readonly fullRecordMs = CLAIM_RETRY_FULL_RECORD_MS) {}
 
   /** The events to record now, in order, for one event the core emitted (none: held or left out). */
   offer(event: ElectionEventRecord): ElectionEventRecord[] {
-    if (this.holding) return this.continueHeldTry(event);
+    if (this.held.length > 0) return this.continueHeldTry(event);
     const streak = this.streak;
     if (streak !== null && isTryStart(event) && event.monoMs - streak.lastFullMonoMs < this.fullRecordMs) {
-      this.holding = true;
       this.held = [event];
       return [];
     }
@@ -109,7 +107,6 @@ export class ClaimRetryDigest {
       streak.firstLeftWallMs ??= this.held[0]?.wallMs ?? event.wallMs;
       streak.lastLeftWallMs = event.wallMs;
       this.held = [];
-      this.holding = false;
       return [];
     }
     // The try ended some other way: everything it did is recorded, with the times it happened.
@@ -121,7 +118,6 @@ export class ClaimRetryDigest {
   private flushHeld(): ElectionEventRecord[] {
     const held = this.held;
     this.held = [];
-    this.holding = false;
     return held;
   }
 

@@ -2,6 +2,7 @@
  * What the agent reports: `mnha status` (the control API) and the Prometheus snapshot, built
  * from the core's snapshot and the parts' own views. No IO here.
  */
+import { blockedOutcomeKey } from "./claim-retry-digest.js";
 import type { MnhaConfig } from "@mnha/shared";
 import type { DbNodeStatus, DuplicateCheckStatus, HaEvent, NodeStatus, StatusReport, SyncEvent } from "../contracts.js";
 import { replicaBroken } from "../db/replica-state.js";
@@ -23,7 +24,20 @@ export interface DbStatusInput {
   errant?: ErrantMark | null;
 }
 
-export function buildStatusReport(input: { config: MnhaConfig; now: number; startedAt: number; snapshot: ElectionSnapshot; vipPresent: boolean; components: StatusParts; db?: DbStatusInput | null }): StatusReport {
+/** A blocked claim older than this says nothing about who answers for the VIP now (claims retry about twice a second). */
+const VIP_ANSWER_SHOWN_MS = 10_000;
+
+export function buildStatusReport(input: {
+  config: MnhaConfig;
+  now: number;
+  startedAt: number;
+  snapshot: ElectionSnapshot;
+  vipPresent: boolean;
+  components: StatusParts;
+  db?: DbStatusInput | null;
+  /** The last claim the ARP guard blocked (`detail` as the core said it), on the monotonic clock. */
+  lastBlockedClaim?: { detail: string; atMs: number } | null;
+}): StatusReport {
   const { config, now, snapshot: snap, vipPresent, components: c } = input;
   const peerConfig = config.peers[0];
   const peerName = peerConfig?.name ?? "";
@@ -73,6 +87,9 @@ export function buildStatusReport(input: { config: MnhaConfig; now: number; star
     : { node: peerName, address: peerAddress, connected: false, lastHeardMsAgo };
   const peer: StatusReport["peer"] = dialFailure ? { ...peerBase, dialFailure } : peerBase;
   const vipOwner = vipPresent ? config.node.name : snap.peerAlive && hb?.vipPresent ? peerName : null;
+  // With no holder known and no link to the peer, someone answering this node's last claim holds it.
+  const blocked = input.lastBlockedClaim ?? null;
+  const vipAnsweredElsewhere = vipOwner === null && !snap.peerAlive && blocked !== null && now - blocked.atMs <= VIP_ANSWER_SHOWN_MS ? { detail: blockedOutcomeKey(blocked.detail), agoMs: Math.round(now - blocked.atMs) } : null;
   const health = c.store.health();
   const sync = c.sync.status();
   return {
@@ -81,6 +98,7 @@ export function buildStatusReport(input: { config: MnhaConfig; now: number; star
     gateway: { address: config.gateway.address, reachable: c.gateway.reachable(), rttMs: c.gateway.lastRttMs() },
     vipOwner,
     vipUnansweredMs: vipOwner === null ? snap.vipUnansweredMs : null,
+    ...(vipAnsweredElsewhere ? { vipAnsweredElsewhere } : {}),
     self: { ...selfStatus, uptimeMs: Math.round(now - input.startedAt), keepalivedPid: c.keepalived.pid(), keepalivedRestarts: c.keepalived.restarts(), leaseRemainingMs: snap.leaseRemainingMs },
     peer,
     store: {
@@ -93,7 +111,7 @@ export function buildStatusReport(input: { config: MnhaConfig; now: number; star
       lastSyncAckMsAgo: sync.lastAckAgoMs ?? null,
     },
     ...(input.db ? { db: { self: input.db.health ? { ...localDbStatus(input.db.health, input.db.seedIncomplete), errant: input.db.errant ? { ...input.db.errant, hint: `repair this node with mnha db resync (run on ${config.node.name}); it may not take over from a live holder until then` } : null } : null, peer: hb?.db ? peerDbStatus(hb.db) : null } } : {}),
-    ...zsha2Keys({ vipPresent, peerReachable: snap.peerAlive, gwReachable: c.gateway.reachable(), vipReachable: vipOwner !== null, services: selfStatus.services, db: input.db ?? null }),
+    ...zsha2Keys({ vipPresent, peerReachable: snap.peerAlive, gwReachable: c.gateway.reachable(), vipReachable: vipOwner !== null || vipAnsweredElsewhere !== null, services: selfStatus.services, db: input.db ?? null }),
   };
 }
 

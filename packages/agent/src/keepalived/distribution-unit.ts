@@ -12,10 +12,12 @@
  * it was so `install-ha --cleanup` can put it back. Every command is an argument array; the
  * one shell script takes its paths as positional parameters.
  */
-import { execFile } from "node:child_process";
 import { MnhaError, type MnhaConfig } from "@mnha/shared";
+import { runCommand } from "../checks/command.js";
 
 export const DISTRIBUTION_KEEPALIVED_UNIT = "keepalived.service";
+/** What an operator runs to do by hand what install-ha does (said wherever the unit is found on). */
+export const DISTRIBUTION_KEEPALIVED_FIX = `systemctl disable --now ${DISTRIBUTION_KEEPALIVED_UNIT} && systemctl mask ${DISTRIBUTION_KEEPALIVED_UNIT}`;
 /** What the unit was before install-ha masked it (enabled, disabled…); written once, read by --cleanup. */
 export const KEEPALIVED_UNIT_BEFORE_FILE = "/etc/mnha/keepalived.service.before";
 
@@ -30,11 +32,11 @@ export type NodeRunner = (argv: string[]) => Promise<Result>;
 /**
  * `systemctl is-enabled`'s answer: "masked", "enabled", "disabled", "static"…; "absent" when
  * there is no such unit, "no-systemctl" on a node without systemd's tools, "unknown (…)" with
- * systemctl's own words when it cannot tell (never taken for "absent").
+ * systemctl's own words when it cannot tell (never taken for "absent"). One command: over SSH,
+ * one round trip.
  */
 export async function distributionKeepalivedState(run: NodeRunner): Promise<string> {
-  if ((await run(["sh", "-c", "command -v systemctl >/dev/null 2>&1"])).code !== 0) return "no-systemctl";
-  const result = await run(["systemctl", "is-enabled", "--", DISTRIBUTION_KEEPALIVED_UNIT]);
+  const result = await run(["sh", "-c", 'command -v systemctl >/dev/null 2>&1 || { echo no-systemctl; exit 0; }; exec systemctl is-enabled -- "$1"', "sh", DISTRIBUTION_KEEPALIVED_UNIT]);
   const state = result.stdout.trim().split("\n")[0]?.trim() ?? "";
   // An older systemctl prints nothing for a unit it cannot find (only stderr); a newer one prints "not-found".
   if (state === "not-found" || (state === "" && /No such file or directory|not found|does not exist/i.test(result.stderr))) return "absent";
@@ -50,13 +52,10 @@ export async function readDistributionKeepalived(run: NodeRunner): Promise<{ ena
   return { enabled, active: active.code === 0 };
 }
 
-/** Runs an argument array on this node (no shell), bounded. */
-export function runHere(argv: string[], timeoutMs = 5_000): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(argv[0] ?? "", argv.slice(1), { timeout: timeoutMs }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof (error as { code?: unknown }).code === "number" ? (error as { code: number }).code : -1, stdout, stderr });
-    });
-  });
+/** Runs an argument array on this node through the agent's one command runner (checks/command.ts). */
+export async function runHere(argv: string[]): Promise<Result> {
+  const result = await runCommand(argv, { timeoutMs: 5_000, killGraceMs: 0 });
+  return { code: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr || (result.spawnError ?? "") };
 }
 
 /** Nothing can start the unit: masked, or not there at all. */
@@ -98,7 +97,7 @@ export async function maskDistributionKeepalived(run: NodeRunner, node: string):
   if (result.code !== 0 || after !== "masked") {
     const why = (result.stderr || result.stdout).trim().split("\n").slice(-2).join(" | ") || `it is ${after} afterwards`;
     throw new MnhaError("REMOTE_COMMAND", `masking ${DISTRIBUTION_KEEPALIVED_UNIT} on ${node} failed: ${why}`, {
-      hint: `on ${node}: systemctl disable --now ${DISTRIBUTION_KEEPALIVED_UNIT} && systemctl mask ${DISTRIBUTION_KEEPALIVED_UNIT}, then run the same command again`,
+      hint: `on ${node}: ${DISTRIBUTION_KEEPALIVED_FIX}, then run the same command again`,
     });
   }
   return `${node}: ${DISTRIBUTION_KEEPALIVED_UNIT} was ${state}; disabled and masked (mnha runs its own Keepalived; ${KEEPALIVED_UNIT_BEFORE_FILE} remembers it)`;

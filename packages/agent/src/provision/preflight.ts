@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { MnhaError } from "@mnha/shared";
-import { distributionKeepalivedHarmless, distributionKeepalivedState, DISTRIBUTION_KEEPALIVED_UNIT } from "../keepalived/distribution-unit.js";
+import { DISTRIBUTION_KEEPALIVED_FIX, distributionKeepalivedHarmless, distributionKeepalivedState, DISTRIBUTION_KEEPALIVED_UNIT } from "../keepalived/distribution-unit.js";
 import { sntpOffset } from "./sntp.js";
 import { readPlatform, type PlatformFiles } from "./suite-info.js";
 
@@ -271,7 +271,7 @@ export async function distributionKeepalivedCheck(state?: string): Promise<Check
     title,
     status: "warn",
     value: found,
-    fix: `a reboot or a keepalived package upgrade would start it beside mnha's own Keepalived: install-ha disables and masks it (by hand: systemctl disable --now ${unit} && systemctl mask ${unit})`,
+    fix: `a reboot or a keepalived package upgrade would start it beside mnha's own Keepalived: install-ha disables and masks it (by hand: ${DISTRIBUTION_KEEPALIVED_FIX})`,
   };
 }
 
