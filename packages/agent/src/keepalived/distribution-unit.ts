@@ -121,5 +121,9 @@ export async function restoreDistributionKeepalived(run: NodeRunner, node: strin
       hint: `on ${node}: systemctl unmask ${DISTRIBUTION_KEEPALIVED_UNIT} (and enable it if it was enabled: ${KEEPALIVED_UNIT_BEFORE_FILE} says)`,
     });
   const was = result.stdout.trim();
-  return was === "" ? `${node}: ${DISTRIBUTION_KEEPALIVED_UNIT} was not masked by mnha` : `${node}: ${DISTRIBUTION_KEEPALIVED_UNIT} unmasked (${was} again)`;
+  if (was !== "") return `${node}: ${DISTRIBUTION_KEEPALIVED_UNIT} unmasked (${was} again)`;
+  // No record: never masked by mnha, or the record was deleted by hand. A mask stays; say so rather than guess.
+  if ((await distributionKeepalivedState(run)) === "masked")
+    return `${node}: ${DISTRIBUTION_KEEPALIVED_UNIT} stays masked: there is no record of what it was before (${KEEPALIVED_UNIT_BEFORE_FILE} is gone); run systemctl unmask ${DISTRIBUTION_KEEPALIVED_UNIT} if this node should run it`;
+  return `${node}: ${DISTRIBUTION_KEEPALIVED_UNIT} was not masked by mnha`;
 }

@@ -80,6 +80,16 @@ describe("the distribution's keepalived.service (real systemctl, offline, on a t
     expect(await restoreDistributionKeepalived(run, "mn1")).toBe("mn1: keepalived.service was not masked by mnha");
   });
 
+  it("the record deleted by hand before --cleanup: the mask stays, and the restore says so with the command to lift it", async () => {
+    expect((await run(["systemctl", "enable", "keepalived.service"])).code).toBe(0);
+    await maskDistributionKeepalived(run, "mn1");
+    rmSync(join(root, KEEPALIVED_UNIT_BEFORE_FILE));
+    expect(await restoreDistributionKeepalived(run, "mn1")).toBe(
+      `mn1: keepalived.service stays masked: there is no record of what it was before (${KEEPALIVED_UNIT_BEFORE_FILE} is gone); run systemctl unmask keepalived.service if this node should run it`,
+    );
+    expect(await distributionKeepalivedState(run)).toBe("masked");
+  });
+
   it("a disabled unit is masked too (a habitual `systemctl start keepalived` must fail), and comes back disabled", async () => {
     expect(await distributionKeepalivedState(run)).toBe("disabled");
     expect(await maskDistributionKeepalived(run, "mn2")).toContain("mn2: keepalived.service was disabled; disabled and masked");
