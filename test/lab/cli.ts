@@ -8,9 +8,10 @@ import { labNamespacesPresent, tearDownLab } from "./teardown.js";
 
 const USAGE = `usage: pnpm lab <verb> [args]
 
-  up [--fresh] [--no-agents] [--sshd] [--together | --stagger MS]
+  up [--fresh] [--no-agents] [--sshd | --systemd] [--together | --stagger MS]
                           build the namespaces, write configs, start stand-ins and both agents,
-                          wait until exactly one node holds the VIP
+                          wait until exactly one node holds the VIP (--sshd: real sshd and an
+                          own filesystem view on each MN; --systemd: also systemd as each MN's PID 1)
   status [--json]         each node: agent status, services, keepalived, faults; who answers ARP
   down                    kill everything in this lab's namespaces (mnha-lab-* by default), delete them, remove its state dir
   holder                  which node has the VIP on its eth0
@@ -61,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
       fresh: { type: "boolean", default: false },
       "no-agents": { type: "boolean", default: false },
       sshd: { type: "boolean", default: false },
+      systemd: { type: "boolean", default: false },
       together: { type: "boolean", default: false },
       stagger: { type: "string" },
       json: { type: "boolean", default: false },
@@ -97,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger({ level: values.verbose ? "info" : "warn", pretty: true, destination: process.stderr });
   const stagger = values.stagger === undefined ? undefined : Number.parseInt(values.stagger, 10);
   if (stagger !== undefined && !(Number.isInteger(stagger) && stagger >= 0)) throw new UsageError(`--stagger takes milliseconds, got ${values.stagger}`);
-  const lab = new Lab({ logger, agentStart: values.together ? "together" : (stagger ?? "sequential"), sshd: values.sshd });
+  const lab = new Lab({ logger, agentStart: values.together ? "together" : (stagger ?? "sequential"), sshd: values.sshd, systemd: values.systemd });
 
   switch (verb) {
     case "up": {

@@ -52,6 +52,8 @@ export interface LabOptions {
   stableTimeoutMs?: number;
   /** Real sshd and an own filesystem view on each MN, and the lab's execUser (test/lab/sshd.ts). */
   sshd?: boolean;
+  /** Each MN a systemd machine, systemd as its PID 1, with the lab's sshd as one of its services (test/lab/systemd-node.sh). Implies sshd. */
+  systemd?: boolean;
   /** Extra Node.js flags for the agents (e.g. `--cpu-prof`), after AGENT_NODE_FLAGS. */
   agentNodeArgs?: readonly string[];
 }
@@ -117,6 +119,7 @@ export class Lab {
   private readonly stableTimeoutMs: number;
   private readonly arping = arpingPath();
   private readonly sshd: boolean;
+  private readonly systemd: boolean;
   /** Nodes whose agent runs from another build's CLI (mixed versions); the others run AGENT_MAIN. */
   private readonly agentMains = new Map<MnNode, string>();
 
@@ -126,7 +129,8 @@ export class Lab {
     this.agentStart = options.agentStart ?? "sequential";
     this.agentNodeArgs = options.agentNodeArgs ?? [];
     this.stableTimeoutMs = options.stableTimeoutMs ?? 30_000;
-    this.sshd = options.sshd === true;
+    this.systemd = options.systemd === true;
+    this.sshd = options.sshd === true || this.systemd;
   }
 
   // ---------------------------------------------------------------- up / down
@@ -146,7 +150,7 @@ export class Lab {
     for (const node of MN_NODES) writeNodeConfig(node, secret, this.configOverrides);
     await Promise.all([createTopology(), ...MN_NODES.map((node) => initMariaDb(node))]);
     this.logger.info({ stateDir: LAB_STATE_DIR }, "lab topology up");
-    if (this.sshd) await setUpSshd();
+    if (this.sshd) await setUpSshd({ systemd: this.systemd });
     await Promise.all(MN_NODES.map((node) => this.startServices(node)));
     if (!withAgents) return { holder: null, tookMs: monoNow() - started };
 

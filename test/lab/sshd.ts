@@ -17,7 +17,7 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { HOSTS, LAB_DIR, LAB_NAME, LAB_STATE_DIR, MN_NODES, type MnNode } from "./constants.js";
 
@@ -25,6 +25,7 @@ import { HOSTS, LAB_DIR, LAB_NAME, LAB_STATE_DIR, MN_NODES, type MnNode } from "
 export const LAB_SSH_USER = `mnha-${LAB_NAME}-ops`;
 export const LAB_SSH_PASSWORD_FILE = `${LAB_STATE_DIR}/ssh-user-password`;
 const NODE_VIEW_SCRIPT = resolve(LAB_DIR, "node-view.sh");
+const SYSTEMD_NODE_SCRIPT = resolve(LAB_DIR, "systemd-node.sh");
 /** Lives in the node's /var/lib overlay, so each node has its own ~/.ssh. */
 const LAB_USER_HOME = `/var/lib/${LAB_SSH_USER}`;
 
@@ -167,8 +168,11 @@ export function sshdPid(node: MnNode): number | null {
 /**
  * Starts the node's sshd in its namespace and its own filesystem view; waits until it
  * accepts connections. Restarting keeps the view (the overlays' upper dirs persist).
+ * `systemd: true` boots the node as a systemd machine instead (systemd-node.sh): systemd 252
+ * as PID 1 of the node's own namespaces, running the lab's sshd as a service; then
+ * `systemctl` works on the node as on a real MN, and nodeExec enters the node's PID namespace too.
  */
-export async function startSshd(node: MnNode, options: { passwordAuthentication?: boolean } = {}): Promise<number> {
+export async function startSshd(node: MnNode, options: { passwordAuthentication?: boolean; systemd?: boolean } = {}): Promise<number> {
   await stopSshd(node);
   const paths = sshdPaths(node);
   await makeHostKey(node);
@@ -177,41 +181,83 @@ export async function startSshd(node: MnNode, options: { passwordAuthentication?
   writeFileSync(paths.config, sshdConfig(node, paths, { passwordAuthentication: options.passwordAuthentication !== false }), { mode: 0o600 });
   await mustExec("/usr/sbin/sshd", ["-t", "-f", paths.config]);
   const log = openSync(paths.log, "a");
-  const child = spawn("ip", ["netns", "exec", HOSTS[node].namespace, "unshare", "-m", "--propagation", "private", "/bin/sh", NODE_VIEW_SCRIPT, paths.viewRoot, "/usr/sbin/sshd", "-D", "-e", "-f", paths.config], {
-    detached: true,
-    stdio: ["ignore", log, log],
-  });
+  const argv =
+    options.systemd === true
+      ? ["/bin/sh", SYSTEMD_NODE_SCRIPT, HOSTS[node].namespace, paths.viewRoot, LAB_STATE_DIR, node, paths.config, paths.log]
+      : ["ip", "netns", "exec", HOSTS[node].namespace, "unshare", "-m", "--propagation", "private", "/bin/sh", NODE_VIEW_SCRIPT, paths.viewRoot, "/usr/sbin/sshd", "-D", "-e", "-f", paths.config];
+  const child = spawn(argv[0] as string, argv.slice(1), { detached: true, stdio: ["ignore", log, log] });
   closeSync(log);
   child.unref();
   const pid = child.pid;
   if (pid === undefined) throw new Error(`lab sshd: could not start sshd for ${node}`);
-  // ip, unshare and sh each exec the next: this pid ends up being sshd itself.
+  // ip, unshare and sh each exec the next: this pid ends up being sshd itself (with systemd:
+  // `unshare`, whose only child is the node's systemd).
   writeFileSync(`${paths.pidFile}.launch`, `${pid}\n`);
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (!alive(pid)) throw new Error(`lab sshd: sshd of ${node} exited at start: ${readFileSync(paths.log, "utf8").trim().split("\n").slice(-3).join(" | ")}`);
+  const deadline = Date.now() + (options.systemd === true ? 30_000 : 5_000);
+  while (Date.now() < deadline) {
+    if (!alive(pid)) throw new Error(`lab sshd: ${options.systemd === true ? "the systemd node" : "sshd"} of ${node} exited at start: ${readFileSync(paths.log, "utf8").trim().split("\n").slice(-3).join(" | ")}`);
     const listening = await exec("ip", ["netns", "exec", HOSTS[node].namespace, "ss", "-Htln", `src ${HOSTS[node].address}:22`]);
     if (listening.stdout.includes(":22")) return pid;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`lab sshd: sshd of ${node} does not listen on ${HOSTS[node].address}:22 after 5 s`);
+  throw new Error(`lab sshd: sshd of ${node} does not listen on ${HOSTS[node].address}:22 after ${options.systemd === true ? 30 : 5} s`);
+}
+
+/** The node's systemd (PID 1 of its own PID namespace) when it was booted as a systemd machine, else null. */
+export function systemdInitPid(node: MnNode): number | null {
+  const pid = sshdPid(node);
+  if (pid === null) return null;
+  try {
+    const child = Number.parseInt(readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/)[0] ?? "", 10);
+    return Number.isInteger(child) && readFileSync(`/proc/${child}/cmdline`, "utf8").startsWith("/lib/systemd/systemd") ? child : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function stopSshd(node: MnNode): Promise<void> {
   const pid = sshdPid(node);
   if (pid === null) return;
-  process.kill(pid, "SIGTERM");
+  // A systemd node goes down as a whole, like a power cut: SIGKILL to its PID 1 kills every
+  // process of its PID namespace.
+  const init = systemdInitPid(node);
+  process.kill(init ?? pid, init === null ? "SIGTERM" : "SIGKILL");
   for (let attempt = 0; attempt < 100 && alive(pid); attempt++) await new Promise((r) => setTimeout(r, 50));
+  if (init !== null) removeSystemdCgroups(node);
+}
+
+/** Removes the cgroups systemd-node.sh made for the node, and what its systemd made in them (idempotent; the teardown calls it). */
+export function removeSystemdCgroups(node: string): string[] {
+  const problems: string[] = [];
+  const list = `${LAB_STATE_DIR}/${node}/systemd-cgroups`;
+  if (!existsSync(list)) return problems;
+  const removeTree = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeTree(`${dir}/${entry.name}`);
+    rmdirSync(dir);
+  };
+  for (const dir of readFileSync(list, "utf8").split("\n").filter((line) => line.startsWith("/sys/fs/cgroup/"))) {
+    try {
+      if (existsSync(dir)) removeTree(dir);
+    } catch (error) {
+      problems.push(`removing cgroup ${dir}: ${(error as Error).message}`);
+    }
+  }
+  return problems;
 }
 
 /** Runs a command on the node as the node sees itself: its network namespace and its own filesystem view. */
 export function nodeExec(node: MnNode, argv: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<Result> {
   const pid = sshdPid(node);
   if (pid === null) throw new Error(`lab sshd: ${node}'s sshd is not running (start the lab with sshd: true)`);
+  // A systemd node has its own /proc (its PID namespace's): enter that namespace too, or
+  // /proc/self would name nobody.
+  const init = systemdInitPid(node);
+  if (init !== null) return exec("nsenter", ["-t", String(init), "-m", "-n", "-p", "-u", "-i", "-C", "--", ...argv], options);
   return exec("nsenter", ["-t", String(pid), "-m", "-n", "--", ...argv], options);
 }
 
-/** Sets up both nodes: the user, host keys, sshd in each node's own view. */
-export async function setUpSshd(): Promise<void> {
+/** Sets up both nodes: the user, host keys, sshd in each node's own view (each a systemd machine with `systemd`). */
+export async function setUpSshd(options: { systemd?: boolean } = {}): Promise<void> {
   await createLabUser();
-  for (const node of MN_NODES) await startSshd(node);
+  for (const node of MN_NODES) await startSshd(node, { systemd: options.systemd === true });
 }

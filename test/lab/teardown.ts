@@ -4,10 +4,10 @@
  * when run twice. Node built-ins only (see procfs.ts).
  */
 import { execFile } from "node:child_process";
-import { rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { LAB_PREFIX, LAB_STATE_DIR } from "./constants.js";
 import { namespacePids, signal, waitGone } from "./procfs.js";
-import { removeLabUser } from "./sshd.js";
+import { removeLabUser, removeSystemdCgroups } from "./sshd.js";
 
 export interface TeardownReport {
   namespacesRemoved: string[];
@@ -52,6 +52,8 @@ export async function tearDownLab(): Promise<TeardownReport> {
     if (removed.ok) report.namespacesRemoved.push(namespace);
     else report.problems.push(`ip netns delete ${namespace}: ${removed.stderr.trim()}`);
   }
+  // A node booted as a systemd machine (systemd-node.sh) leaves cgroups of its own behind.
+  if (existsSync(LAB_STATE_DIR)) for (const node of readdirSync(LAB_STATE_DIR)) report.problems.push(...removeSystemdCgroups(node));
   const userProblem = await removeLabUser();
   if (userProblem !== null) report.problems.push(userProblem);
   try {

@@ -1,0 +1,233 @@
+/**
+ * The pair as it runs on real MNs: under systemd. Each lab MN is booted as a systemd machine
+ * (systemd 252 as PID 1 of its own namespaces, test/lab/systemd-node.sh), and install-ha takes
+ * its systemctl path: the shipped unit (deploy/mnha.service, with its sandbox) enabled and
+ * started on both nodes. Then what the unit promises: the agent runs in the sandbox, but a
+ * restore runs outside it as a transient unit (systemd-run), so the MN it starts can write its
+ * logs; systemd restarts a killed agent and the VIP moves meanwhile; `systemctl stop` hands
+ * the VIP over; and after a power cut the agent starts at boot by itself.
+ */
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GATEWAY_ADDRESS, HOSTS, nodePaths, VIP_ADDRESS, type MnNode } from "../lab/constants.js";
+import { waitFor } from "../lab/exec.js";
+import { ensureBundle } from "../lab/bundle.js";
+import { Lab } from "../lab/lab.js";
+import { labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
+import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, startSshd, stopSshd, systemdInitPid } from "../lab/sshd.js";
+import { MariaDbDatabase } from "../../packages/agent/src/db/mariadb.js";
+import type { HaEvent, StatusReport } from "../../packages/agent/src/contracts.js";
+import { labArchiveDir } from "./scenario.js";
+
+const lab = new Lab({ systemd: true });
+const IMPORT_DIR = "/var/lib/mnha-import";
+const DB_ROOT_PW_FILE = `${IMPORT_DIR}/db-root.pw`;
+/** Where the lab's zstack-ctl writes, as the real MN writes its logs under /usr/local/zstack. */
+const MN_LOG = "/usr/local/zstack/logs/zstack-ctl.log";
+
+async function sh(node: MnNode, script: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return nodeExec(node, ["sh", "-c", script, "sh", ...args], { timeoutMs: 60_000 });
+}
+
+async function mustSh(node: MnNode, script: string, ...args: string[]): Promise<string> {
+  const result = await sh(node, script, ...args);
+  expect(result.code, `${node}: ${script}: ${result.stderr}`).toBe(0);
+  return result.stdout.trim();
+}
+
+async function installedStatus(node: MnNode): Promise<StatusReport> {
+  const result = await nodeExec(node, ["/usr/local/bin/mnha", "status", "--json"], { timeoutMs: 60_000 });
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as StatusReport;
+}
+
+/** The status, or null while the agent does not answer (starting, restarting). */
+async function statusIfUp(node: MnNode): Promise<StatusReport | null> {
+  const result = await nodeExec(node, ["/usr/local/bin/mnha", "status", "--json"], { timeoutMs: 60_000 });
+  return result.code === 0 ? (JSON.parse(result.stdout) as StatusReport) : null;
+}
+
+/** Waits until the node's agent answers and is linked to its peer. */
+async function waitLinked(node: MnNode, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`${node}'s agent linked to its peer`, async () => ((await statusIfUp(node))?.peer.connected === true ? true : undefined), { timeoutMs, intervalMs: 500 });
+}
+
+async function events(node: MnNode, type: string): Promise<HaEvent[]> {
+  const result = await nodeExec(node, ["/usr/local/bin/mnha", "events", "--json", "--type", type, "--limit", "50"], { timeoutMs: 60_000 });
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as HaEvent[];
+}
+
+const unitProperty = (node: MnNode, property: string) => mustSh(node, 'systemctl show -p "$1" --value mnha.service', property);
+
+/** The process's sandbox, as the kernel sees it: no_new_privs and its systemd cgroup. */
+async function sandboxOf(node: MnNode, pid: string): Promise<{ noNewPrivs: string; cgroup: string }> {
+  const out = await mustSh(node, 'sed -n "s/^NoNewPrivs:\\t//p" "/proc/$1/status"; sed -n "s/^[0-9]*:name=systemd://p" "/proc/$1/cgroup"', pid);
+  const [noNewPrivs = "", cgroup = ""] = out.split("\n");
+  return { noNewPrivs, cgroup };
+}
+
+/**
+ * The lab's zstack-ctl: `start_node` / `start_ui` write a line to the MN's log under
+ * /usr/local/zstack and start the node's stand-in, returning at once, as the real one forks
+ * the MN and returns. Under mnha.service's read-only file system its first line would fail.
+ */
+async function installZstackCtl(node: MnNode): Promise<void> {
+  const config = parseYaml(readFileSync(nodePaths(node).config, "utf8")) as { services: { name: string; restore: { command: string[] } }[] };
+  const command = (name: string) => (config.services.find((s) => s.name === name)?.restore.command ?? []).map((arg) => `'${arg}'`).join(" ");
+  const script = [
+    "#!/bin/sh",
+    "# The mnha lab's stand-in for ZStack's zstack-ctl (test/e2e/systemd.test.ts).",
+    "set -eu",
+    `mkdir -p "$(dirname ${MN_LOG})"`,
+    `echo "$(date -u +%FT%TZ) $1 by pid $$" >> ${MN_LOG}`,
+    'case "$1" in',
+    `  start_node) exec ${command("mn")} ;;`,
+    `  start_ui) exec ${command("ui")} ;;`,
+    '  *) echo "zstack-ctl (lab): $1 is not supported here" >&2; exit 2 ;;',
+    "esac",
+    "",
+  ].join("\n");
+  const written = await nodeExec(node, ["sh", "-c", 'cat > /usr/local/bin/zstack-ctl && chmod 755 /usr/local/bin/zstack-ctl'], { input: script });
+  expect(written.code, written.stderr).toBe(0);
+}
+
+let suiteDir = "";
+
+beforeAll(async () => {
+  const bundlePath = ensureBundle();
+  await lab.up({ fresh: true, agents: false });
+  for (const node of ["mn1", "mn2"] as const) {
+    // systemd runs the node, and the distribution's keepalived.service is enabled, as Debian's package leaves it.
+    expect(await mustSh(node, "systemctl is-system-running --wait; systemctl is-enabled keepalived.service")).toBe("running\nenabled");
+    await mustSh(node, 'mkdir -p /usr/local/zstack /var/lib/zstack/license && echo 4.8.0 > /usr/local/zstack/VERSION && echo enterprise > /var/lib/zstack/license/license-type');
+    await installZstackCtl(node);
+  }
+  const name = bundlePath.split("/").pop()?.replace(/\.tar\.gz$/, "") as string;
+  suiteDir = `${IMPORT_DIR}/${name}`;
+  await mustSh("mn1", 'mkdir -p "$1" && cp "$2" "$1/" && cd "$1" && tar -xzf "$3"', IMPORT_DIR, bundlePath, `${name}.tar.gz`);
+  // Both MNs share the platform's database root password (as zsha2's -db-root-pw assumes).
+  const password = labRootPassword("mn1");
+  const mn2Root = new MariaDbDatabase({ target: { socket: mariaDbPaths("mn2").socket }, user: "root", password: labRootPassword("mn2"), connectTimeoutMs: 3_000, label: "mn2" });
+  await mn2Root.withConnection(async (c) => {
+    await c.query("SET SESSION sql_log_bin = 0");
+    await c.query("ALTER USER root@localhost IDENTIFIED BY ?", [password]);
+  });
+  const written = await nodeExec("mn1", ["sh", "-c", 'umask 077 && cat > "$1"', "sh", DB_ROOT_PW_FILE], { input: `${password}\n` });
+  expect(written.code, written.stderr).toBe(0);
+}, 300_000);
+
+afterAll(async () => {
+  await lab.down({ archiveTo: labArchiveDir("systemd") });
+});
+
+/** Who holds the VIP now, and the other node. */
+async function roles(): Promise<{ holder: MnNode; standby: MnNode }> {
+  const holder = await lab.waitForHolder(null, { timeoutMs: 30_000 });
+  return { holder, standby: holder === "mn1" ? "mn2" : "mn1" };
+}
+
+describe("the pair under systemd", () => {
+
+  it("install-ha enables and starts the shipped unit on both nodes and masks the distribution's keepalived.service", async () => {
+    const result = await nodeExec(
+      "mn1",
+      [
+        `${suiteDir}/bin/mnha`, "install-ha", "-nic", "eth0", "-vip", VIP_ADDRESS, "-gateway", GATEWAY_ADDRESS,
+        "--peer", `${LAB_SSH_USER}@${HOSTS.mn2.address}`, "--node-name", "mn1", "--peer-name", "mn2",
+        "--min-cpus", "1", "--min-memory-gb", "1", "--db-root-pw-file", DB_ROOT_PW_FILE,
+        "--peer-password-file", LAB_SSH_PASSWORD_FILE, "--yes", "--peer-host-key", await hostKeyFingerprint("mn2"),
+      ],
+      { timeoutMs: 400_000 },
+    );
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(result.stdout).not.toContain("systemd is not PID 1 here");
+    expect(result.stdout).toContain("The pair is installed and healthy");
+    for (const node of ["mn1", "mn2"] as const) {
+      expect([node, await mustSh(node, "systemctl is-enabled mnha.service; systemctl is-active mnha.service")]).toEqual([node, "enabled\nactive"]);
+      // Masked: systemd itself now refuses to start it.
+      expect(await mustSh(node, "systemctl is-enabled keepalived.service || true")).toBe("masked");
+      const start = await sh(node, "systemctl start keepalived.service");
+      expect(start.code).not.toBe(0);
+      expect(start.stderr).toContain("Unit keepalived.service is masked");
+    }
+    const { holder, standby } = await roles();
+    expect(await lab.arpProbe()).toEqual([HOSTS[holder].mac]);
+    const status = await installedStatus(standby);
+    expect(status.peer.connected).toBe(true);
+    expect(status.vipOwner).toBe(holder);
+  });
+
+  it("the agent runs inside the unit's sandbox, and says that its service actions do not", async () => {
+    for (const node of ["mn1", "mn2"] as const) {
+      const agent = await sandboxOf(node, await unitProperty(node, "MainPID"));
+      expect([node, agent]).toEqual([node, { noNewPrivs: "1", cgroup: "/system.slice/mnha.service" }]);
+      const readOnly = await mustSh(node, 'nsenter -t "$1" -m touch /usr/local/zstack/x 2>&1 || true', await unitProperty(node, "MainPID"));
+      expect(readOnly).toContain("Read-only file system");
+      const started = (await events(node, "agent.started"))[0];
+      expect(started?.message).toContain("service actions run as transient systemd services (systemd-run, systemd 252), outside mnha.service's sandbox");
+    }
+  });
+
+  it("a killed MN service on the holder: the VIP moves, and the restore runs zstack-ctl outside the sandbox, which can write the MN's logs", async () => {
+    const { holder, standby } = await roles();
+    const startedAt = Date.now();
+    expect(await lab.killService(holder, "mn")).not.toEqual([]);
+    await lab.waitForHolder(standby, { timeoutMs: 30_000 });
+    const restored = await waitFor(
+      `a restore of mn on ${holder}`,
+      async () => (await events(holder, "restore.finished")).find((e) => e.fields["service"] === "mn" && e.fields["ok"] === true && Date.parse(e.time) >= startedAt - 1_000),
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+    expect(restored.message).toContain("succeeded");
+    expect(await mustSh(holder, 'cat "$1"', MN_LOG)).toMatch(/start_node by pid \d+/);
+    await waitFor(`mn healthy on ${holder}`, async () => ((await statusIfUp(holder))?.self.services.find((s) => s.name === "mn")?.healthy === true ? true : undefined), { timeoutMs: 30_000, intervalMs: 500 });
+    // The restored MN: a process of its own transient unit, not of mnha.service, and without the sandbox.
+    const listener = await mustSh(holder, "ss -Htlnp 'sport = :8080' | sed -n 's/.*pid=\\([0-9]*\\).*/\\1/p' | head -1");
+    const mn = await sandboxOf(holder, listener);
+    expect(mn.noNewPrivs).toBe("0");
+    expect(mn.cgroup).toMatch(/^\/system\.slice\/mnha-restore-mn-[0-9-]+\.service$/);
+    // Both nodes eligible again; the VIP stays where it went.
+    await waitFor(`${holder} eligible again`, async () => ((await statusIfUp(holder))?.self.eligible === true ? true : undefined), { timeoutMs: 30_000, intervalMs: 500 });
+    expect(await lab.holders()).toEqual([standby]);
+  });
+
+  it("a killed agent on the holder: the VIP moves to the peer, and systemd starts the agent again", async () => {
+    const { holder, standby } = await roles();
+    const before = Number(await unitProperty(holder, "NRestarts"));
+    const agent = Number(await unitProperty(holder, "MainPID"));
+    expect(agent).toBeGreaterThan(1); // (kill 0 would signal the test's own process group)
+    await mustSh(holder, 'kill -KILL "$1"', String(agent));
+    await lab.waitForHolder(standby, { timeoutMs: 30_000 });
+    await waitFor(`systemd to restart the agent on ${holder}`, async () => (Number(await unitProperty(holder, "NRestarts")) > before && (await unitProperty(holder, "ActiveState")) === "active" ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+    await waitLinked(holder);
+    // One Keepalived on the node (the restarted agent took the one left behind down), one holder on the wire.
+    expect(await mustSh(holder, "pgrep -c -x keepalived")).toBe("2"); // Keepalived's parent and its VRRP child
+    expect(await lab.arpProbe()).toEqual([HOSTS[standby].mac]);
+  });
+
+  it("systemctl stop on the holder hands the VIP over and leaves nothing running; start brings the node back as the standby", async () => {
+    const { holder, standby } = await roles();
+    await mustSh(holder, "systemctl stop mnha.service");
+    // The hand-over finished before the unit stopped.
+    expect(await lab.holders()).toEqual([standby]);
+    expect(await mustSh(holder, "systemctl is-active mnha.service || true")).toBe("inactive");
+    expect((await nodeExec(holder, ["pgrep", "-x", "keepalived"])).code).not.toBe(0);
+    expect((await nodeExec(holder, ["pgrep", "-f", "mnha-lease-guard"])).code).not.toBe(0);
+    await mustSh(holder, "systemctl start mnha.service");
+    await waitLinked(holder);
+    expect(await lab.holders()).toEqual([standby]);
+  });
+
+  it("a power cut on the standby: at boot systemd starts the agent by itself, and the pair is whole again", async () => {
+    const { holder, standby } = await roles();
+    await stopSshd(standby);
+    expect(systemdInitPid(standby)).toBeNull();
+    await waitFor("the holder to miss its peer", async () => ((await statusIfUp(holder))?.peer.connected === false ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+    await startSshd(standby, { systemd: true });
+    await waitLinked(standby, 60_000);
+    expect(await mustSh(standby, "systemctl is-active mnha.service; systemctl is-enabled keepalived.service || true")).toBe("active\nmasked");
+    expect(await lab.holders()).toEqual([holder]);
+  });
+});
