@@ -7,10 +7,12 @@
  * logs; systemd restarts a killed agent and the VIP moves meanwhile; `systemctl stop` hands
  * the VIP over; and after a power cut the agent starts at boot by itself.
  */
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GATEWAY_ADDRESS, HOSTS, nodePaths, VIP_ADDRESS, type MnNode } from "../lab/constants.js";
+import { GATEWAY_ADDRESS, HOSTS, nodePaths, REPO_ROOT, VIP_ADDRESS, type MnNode } from "../lab/constants.js";
 import { waitFor } from "../lab/exec.js";
 import { ensureBundle } from "../lab/bundle.js";
 import { Lab } from "../lab/lab.js";
@@ -94,9 +96,24 @@ async function installZstackCtl(node: MnNode): Promise<void> {
 }
 
 let suiteDir = "";
+const NEXT = "0.1.1";
+let bundleNext = "";
+
+/** The next suite version's bundle (built once per source tree, like ensureBundle's). */
+function buildNextBundle(): string {
+  const out = resolve(REPO_ROOT, "dist/systemd-e2e");
+  const path = `${out}/mnha-suite-${NEXT}-linux-x64.tar.gz`;
+  const git = (...a: string[]) => execFileSync("git", ["-C", REPO_ROOT, ...a], { encoding: "utf8" });
+  const key = [git("rev-parse", "HEAD^{tree}"), git("diff", "HEAD"), git("ls-files", "--others", "--exclude-standard")].join("\n");
+  if (existsSync(path) && existsSync(`${path}.source-key`) && readFileSync(`${path}.source-key`, "utf8") === key) return path;
+  execFileSync("bash", [resolve(REPO_ROOT, "scripts/bundle.sh"), "--out", out, "--suite-version", NEXT], { stdio: "inherit", timeout: 600_000 });
+  execFileSync("sh", ["-c", 'cat > "$1"', "sh", `${path}.source-key`], { input: key });
+  return path;
+}
 
 beforeAll(async () => {
   const bundlePath = ensureBundle();
+  bundleNext = buildNextBundle();
   await lab.up({ fresh: true, agents: false });
   for (const node of ["mn1", "mn2"] as const) {
     // systemd runs the node, and the distribution's keepalived.service is enabled, as Debian's package leaves it.
@@ -229,5 +246,33 @@ describe("the pair under systemd", () => {
     await waitLinked(standby, 60_000);
     expect(await mustSh(standby, "systemctl is-active mnha.service; systemctl is-enabled keepalived.service || true")).toBe("active\nmasked");
     expect(await lab.holders()).toEqual([holder]);
+  });
+
+  it("upgrade-ha under systemd: the new suite's unit replaces the old suite's (a dropped Conflicts= lands), drop-ins stay, a hand-edited unit is left alone with a warning", async () => {
+    // The pair was installed by an older suite whose unit had Conflicts=keepalived.service
+    // (as this project's did until 2026-12-05); mn2 has a local drop-in.
+    for (const node of ["mn1", "mn2"] as const) {
+      await mustSh(node, 'for f in /etc/systemd/system/mnha.service /opt/mnha/releases/0.1.0/systemd/mnha.service; do sed -i "s/^\\[Unit\\]$/[Unit]\\nConflicts=keepalived.service/" "$f"; done; systemctl daemon-reload');
+      expect(await unitProperty(node, "Conflicts")).toContain("keepalived.service");
+    }
+    await mustSh("mn2", 'mkdir -p /etc/systemd/system/mnha.service.d && printf "[Service]\\nEnvironment=MNHA_LAB_LOCAL=kept\\n" > /etc/systemd/system/mnha.service.d/local.conf && systemctl daemon-reload');
+    // On the holder, as upgrade-ha wants: it upgrades its standby first, then hands the VIP over.
+    const { holder, standby } = await roles();
+    const upgraded = await nodeExec(holder, ["/usr/local/bin/mnha", "upgrade-ha", bundleNext, "--peer", `${LAB_SSH_USER}@${HOSTS[standby].address}`, "--peer-password-file", LAB_SSH_PASSWORD_FILE, "--rejoin-timeout", "120", "--yes"], { timeoutMs: 600_000 });
+    expect(upgraded.code, `${upgraded.stdout}\n${upgraded.stderr}`).toBe(0);
+    expect(upgraded.stdout + upgraded.stderr).toContain(`/etc/systemd/system/mnha.service replaced by suite ${NEXT}'s unit`);
+    for (const node of ["mn1", "mn2"] as const) {
+      expect(await mustSh(node, "cat /opt/mnha/current/VERSION; cmp /etc/systemd/system/mnha.service /opt/mnha/current/systemd/mnha.service && echo same")).toBe(`${NEXT}\nsame`);
+      expect(await unitProperty(node, "Conflicts")).not.toContain("keepalived.service");
+      expect(await unitProperty(node, "ActiveState")).toBe("active");
+      const agent = await statusIfUp(node);
+      expect([node, agent?.version, agent?.peer.connected]).toEqual([node, NEXT, true]);
+    }
+    expect(await unitProperty("mn2", "Environment")).toContain("MNHA_LAB_LOCAL=kept");
+    // A unit edited by hand is no suite's: install.sh leaves it, and says how to merge.
+    await mustSh("mn1", 'echo "# edited by hand" >> /etc/systemd/system/mnha.service');
+    const rerun = await mustSh("mn1", "/opt/mnha/current/install.sh");
+    expect(rerun).toContain("warning: /etc/systemd/system/mnha.service is not the unit of any installed suite (edited by hand?): left as it is");
+    expect(await mustSh("mn1", "tail -n 1 /etc/systemd/system/mnha.service")).toBe("# edited by hand");
   });
 });
