@@ -248,6 +248,37 @@ describe("the pair under systemd", () => {
     expect(await lab.holders()).toEqual([holder]);
   });
 
+  it("a backup.dir outside the unit's ReadWritePaths: status and an event name it with the drop-in; with the drop-in, scheduled backups land there", async () => {
+    const { holder, standby } = await roles();
+    const dir = "/var/lib/mnha-backups"; // in the node's own view, but not in ReadWritePaths
+    await mustSh(holder, 'mariadb --socket=/run/mysqld/mysqld.sock -uroot -p"$(cat /etc/mnha/db-root-password)" -e "CREATE DATABASE IF NOT EXISTS appdb; CREATE TABLE IF NOT EXISTS appdb.items (id INT PRIMARY KEY); INSERT IGNORE INTO appdb.items VALUES (1)"');
+    // The same backup settings on both nodes (a pair setting), every 5 s; the standby's agent restarted on them.
+    for (const node of [holder, standby]) {
+      await mustSh(node, 'mkdir -p "$1" && chmod 700 "$1" && /opt/mnha/current/node/bin/node -e "$2" "$1"', dir, `
+        const fs = require("fs"); const file = "/etc/mnha/mnha.yaml"; const text = fs.readFileSync(file, "utf8"); const at = text.indexOf("{");
+        const config = JSON.parse(text.slice(at)); config.backup = { enabled: true, dir: process.argv[1], schedule: "*/5 * * * * *" };
+        fs.writeFileSync(file, text.slice(0, at) + JSON.stringify(config, null, 2) + "\\n");`);
+    }
+    const startedAt = Date.now();
+    await mustSh(standby, "systemctl restart mnha.service");
+    await waitLinked(standby);
+    const status = await installedStatus(standby);
+    expect(status.readOnlyDirs).toEqual([expect.objectContaining({ setting: "backup.dir", dir, hint: `run: systemctl edit mnha.service, add the two lines "[Service]" and "ReadWritePaths=${dir}", then: systemctl restart mnha.service` })]);
+    const human = await mustSh(standby, "mnha status");
+    expect(human).toContain(`READ-ONLY: backup.dir ${dir} is read-only to the agent: mnha.service's sandbox (ProtectSystem=strict)`);
+    const said = (await events(standby, "agent.read-only-dir")).filter((e) => Date.parse(e.time) >= startedAt - 1_000);
+    expect(said[0]?.message).toContain(`ReadWritePaths=${dir}`);
+    // The fix it names, then the standby takes the VIP: its scheduled backups land in the directory.
+    await mustSh(standby, 'mkdir -p /etc/systemd/system/mnha.service.d && printf "[Service]\\nReadWritePaths=%s\\n" "$1" > /etc/systemd/system/mnha.service.d/backups.conf && systemctl daemon-reload && systemctl restart mnha.service', dir);
+    await waitLinked(standby);
+    expect((await installedStatus(standby)).readOnlyDirs).toBeUndefined();
+    const demoted = await nodeExec(holder, ["/usr/local/bin/mnha", "demote", "--yes"], { timeoutMs: 60_000 });
+    expect(demoted.code, demoted.stderr).toBe(0);
+    await lab.waitForHolder(standby, { timeoutMs: 30_000 });
+    await waitFor(`a backup in ${dir} on ${standby}`, async () => ((await sh(standby, 'ls "$1" | grep -c "\\.sql\\.gz$"', dir)).stdout.trim() !== "0" ? true : undefined), { timeoutMs: 30_000, intervalMs: 500 });
+    expect((await events(standby, "backup.failed")).filter((e) => Date.parse(e.time) >= startedAt)).toEqual([]);
+  });
+
   it("upgrade-ha under systemd: the new suite's unit replaces the old suite's (a dropped Conflicts= lands), drop-ins stay, a hand-edited unit is left alone with a warning", async () => {
     // The pair was installed by an older suite whose unit had Conflicts=keepalived.service
     // (as this project's did until 2026-12-05); mn2 has a local drop-in.

@@ -218,6 +218,11 @@ export interface StatusReport {
    * was blocked in the last 10 s. Someone holds the VIP that this node cannot name.
    */
   vipAnsweredElsewhere?: { detail: string; agoMs: number };
+  /**
+   * Directories this agent writes that were read-only at its start (daemon/writable-dirs.ts):
+   * the audit store's, the backups'. Absent when none (and from older agents).
+   */
+  readOnlyDirs?: { setting: string; dir: string; message: string; hint: string }[];
   self: NodeStatus & { uptimeMs: number; keepalivedPid: number | null; keepalivedRestarts: number; leaseRemainingMs: number };
   /** The peer as its last heartbeat said; `duplicateCheck` only from an agent on peer protocol v4 or later. */
   peer: (NodeStatus & { connected: boolean; lastHeardMsAgo: number | null; duplicateCheck?: PeerDuplicateCheck; dialFailure?: DialFailureReport }) | { node: string; address: string; connected: false; lastHeardMsAgo: number | null; dialFailure?: DialFailureReport };

@@ -49,6 +49,8 @@ export type ErrorCode =
   | "DISK_FULL"
   /** The machine refused a file or directory (EACCES/EPERM): not root, or a file's owner or mode. */
   | "PERMISSION_DENIED"
+  /** A directory the agent must write is on a read-only file system (under systemd: outside the unit's ReadWritePaths). */
+  | "READ_ONLY_DIR"
   /** The configured peer is this node itself (same name or address). */
   | "PEER_IS_SELF"
   /** The instance lock file cannot be opened or locked (a symlink, a missing flock). */

@@ -48,10 +48,14 @@ const realProbe: ActionModeProbe = {
   },
 };
 
+/** systemd sets INVOCATION_ID for every service it starts: the agent is in mnha.service (or another unit). */
+export function startedBySystemd(env: Readonly<Record<string, string | undefined>>): boolean {
+  return env["INVOCATION_ID"] !== undefined && env["INVOCATION_ID"] !== "";
+}
+
 /** Where actions run on this node: decided once per process (actionMode()). */
 export function detectActionMode(probe: ActionModeProbe = realProbe): ActionMode {
-  // systemd sets INVOCATION_ID for every service it starts: the agent is in mnha.service (or another unit).
-  if (probe.env["INVOCATION_ID"] === undefined || probe.env["INVOCATION_ID"] === "") return { kind: "direct", reason: "the agent was not started by systemd" };
+  if (!startedBySystemd(probe.env)) return { kind: "direct", reason: "the agent was not started by systemd" };
   if (!probe.exists("/run/systemd/system")) return { kind: "direct", reason: "systemd is not running as PID 1" };
   const binary = ["/usr/bin/systemd-run", "/bin/systemd-run"].find((path) => probe.exists(path));
   if (binary === undefined) return { kind: "direct", reason: "systemd-run is not installed: actions run inside mnha.service's sandbox" };

@@ -67,6 +67,7 @@ export function renderStatus(report: StatusReport): string {
     ...(report.vipUnansweredMs != null && report.vipUnansweredMs >= 1_000 ? [`VIP unanswered for ${Math.floor(report.vipUnansweredMs / 1000)} s (the watchdog repairs, then gives the role up; see mnha events --type watchdog)`] : []),
     ...opsLines(report),
     ...settingsLines(report),
+    ...(report.readOnlyDirs ?? []).map((entry) => `READ-ONLY: ${entry.message}; ${entry.hint}`),
     `VIP ${vip.address}/${vip.prefix} on ${vip.interface}: ${vipHolderText(report)}`,
     // The holder's one guard against a second holder it cannot talk to: say loudly when it is blind.
     ...blindHolderLines(report, known),

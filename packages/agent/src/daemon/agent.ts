@@ -33,7 +33,8 @@ import { EventLog } from "./event-log.js";
 import { ClaimRetryDigest, type ElectionEventRecord } from "./claim-retry-digest.js";
 import { Beat, everyOnBeat } from "../util/beat.js";
 import type { FileLock } from "../util/file-lock.js";
-import { actionMode, describeActionMode } from "../checks/action-command.js";
+import { actionMode, describeActionMode, startedBySystemd } from "../checks/action-command.js";
+import { readOnlyDirs, writableDirs, type ReadOnlyDir } from "./writable-dirs.js";
 import { DISTRIBUTION_KEEPALIVED_FIX, DISTRIBUTION_KEEPALIVED_UNIT, distributionKeepalivedHarmless } from "../keepalived/distribution-unit.js";
 import { WitnessClient } from "../witness/witness-client.js";
 import { buildMetricsSnapshot, buildStatusReport, heartbeatDuplicateCheck, toHaEvent, type DbStatusInput } from "./status.js";
@@ -117,6 +118,8 @@ export class Agent {
   readonly dbPoll: DbHealthPoll | null;
   /** Scheduled database backups on the VIP holder (backup.enabled). */
   private readonly backups: BackupScheduler | null;
+  /** Directories the agent writes that it found read-only at start (daemon/writable-dirs.ts). */
+  private readOnly: ReadOnlyDir[] = [];
   /** The link to the witness (witness configured). */
   private readonly witnessClient: WitnessClient | null;
 
@@ -337,6 +340,11 @@ export class Agent {
     // Before any part starts: under systemd this runs `systemd-run --version` once, synchronously,
     // which must not stall a live peer link or a restore on the failover path later.
     const actions = describeActionMode(actionMode());
+    // A directory the agent must write that is read-only (under the shipped unit: outside its
+    // ReadWritePaths) is named with its fix now, not found by a failing write later.
+    this.readOnly = readOnlyDirs(writableDirs(this.loaded), { underSystemd: startedBySystemd(process.env) });
+    const essential = this.readOnly.find((entry) => entry.essential);
+    if (essential) throw new MnhaError("READ_ONLY_DIR", essential.message, { hint: essential.hint, fields: { setting: essential.setting, dir: essential.dir } });
     this.events.record("config.loaded", `configuration loaded from ${this.loaded.file}`, {
       file: this.loaded.file,
       vip: `${config.vip.address}/${config.vip.prefix}`,
@@ -382,6 +390,8 @@ export class Agent {
     }
     this.running = true;
     this.feedServices();
+    // HA goes on without them; said at start, and in status until fixed and restarted.
+    for (const entry of this.readOnly) this.events.record("agent.read-only-dir", `${entry.message}; ${entry.hint}`, { setting: entry.setting, dir: entry.dir }, "error");
 
     this.periodic.push(everyOnBeat(this.beat, config.timings.heartbeatIntervalMs, () => this.host.input({ kind: "tick" })));
     // Keepalived notifications trigger a look at once; the slow poll only catches what they miss
@@ -838,7 +848,7 @@ export class Agent {
     const { offered, negotiated } = this.protocolStatus();
     const witness = this.host.core.snapshot(this.clock.now()).witness;
     const witnessStatus = this.loaded.config.witness && witness && this.witnessClient ? { witness: { configured: true as const, address: `${this.loaded.config.witness.address}:${this.loaded.config.witness.port}`, leaseMs: this.loaded.config.witness.leaseMs, connected: this.witnessClient.state().connected, linkError: this.witnessClient.state().lastError, ...witness } } : {};
-    return { ...report, protocol: { offered, negotiated }, pairSettings: this.pairSettings.status(), duplicateCheck: this.duplicateWatch.status(), ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus };
+    return { ...report, protocol: { offered, negotiated }, pairSettings: this.pairSettings.status(), duplicateCheck: this.duplicateWatch.status(), ops: this.ops.status(), ...(this.dataSync ? { dataSync: this.dataSync.status() } : {}), ...witnessStatus, ...(this.readOnly.length > 0 ? { readOnlyDirs: this.readOnly.map(({ setting, dir, message, hint }) => ({ setting, dir, message, hint })) } : {}) };
   }
 
   /** The peer protocol versions offered (the build's list) and the one the open link negotiated. */
