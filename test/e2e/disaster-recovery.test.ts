@@ -18,6 +18,7 @@ import { Lab } from "../lab/lab.js";
 import { labDatabase, labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
 import { MariaDbDatabase } from "../../packages/agent/src/db/mariadb.js";
 import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, sshdPaths, startSshd } from "../lab/sshd.js";
+import { installZstackCtl } from "../lab/zstack-ctl.js";
 import { labArchiveDir } from "./scenario.js";
 
 const lab = new Lab({ sshd: true });
@@ -73,6 +74,8 @@ beforeAll(async () => {
   for (const node of ["mn1", "mn2"] as const) {
     const set = await nodeExec(node, ["sh", "-c", 'mkdir -p /usr/local/zstack /var/lib/zstack/license && echo 4.8.0 > /usr/local/zstack/VERSION && echo enterprise > /var/lib/zstack/license/license-type']);
     expect(set.code, set.stderr).toBe(0);
+    // install-ha's default services stop and start the MN and the UI with zstack-ctl (the restore stops the MN).
+    await installZstackCtl(node);
   }
   // The backup host: a directory for the copies, the operator's key authorized, its host key known.
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "dr-operator", "-f", operatorKey]);

@@ -10,9 +10,8 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GATEWAY_ADDRESS, HOSTS, nodePaths, REPO_ROOT, VIP_ADDRESS, type MnNode } from "../lab/constants.js";
+import { GATEWAY_ADDRESS, HOSTS, REPO_ROOT, VIP_ADDRESS, type MnNode } from "../lab/constants.js";
 import { waitFor } from "../lab/exec.js";
 import { ensureBundle } from "../lab/bundle.js";
 import { Lab } from "../lab/lab.js";
@@ -20,13 +19,12 @@ import { labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
 import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, startSshd, stopSshd, systemdInitPid } from "../lab/sshd.js";
 import { MariaDbDatabase } from "../../packages/agent/src/db/mariadb.js";
 import type { HaEvent, StatusReport } from "../../packages/agent/src/contracts.js";
+import { installZstackCtl, ZSTACK_CTL_LOG } from "../lab/zstack-ctl.js";
 import { labArchiveDir } from "./scenario.js";
 
 const lab = new Lab({ systemd: true });
 const IMPORT_DIR = "/var/lib/mnha-import";
 const DB_ROOT_PW_FILE = `${IMPORT_DIR}/db-root.pw`;
-/** Where the lab's zstack-ctl writes, as the real MN writes its logs under /usr/local/zstack. */
-const MN_LOG = "/usr/local/zstack/logs/zstack-ctl.log";
 
 async function sh(node: MnNode, script: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return nodeExec(node, ["sh", "-c", script, "sh", ...args], { timeoutMs: 60_000 });
@@ -61,6 +59,10 @@ async function events(node: MnNode, type: string): Promise<HaEvent[]> {
   return JSON.parse(result.stdout) as HaEvent[];
 }
 
+async function listening(node: MnNode, port: string): Promise<boolean> {
+  return (await mustSh(node, 'ss -Htln "sport = :$1"', port)) !== "";
+}
+
 const unitProperty = (node: MnNode, property: string) => mustSh(node, 'systemctl show -p "$1" --value mnha.service', property);
 
 /** The process's sandbox, as the kernel sees it: no_new_privs and its systemd cgroup. */
@@ -68,31 +70,6 @@ async function sandboxOf(node: MnNode, pid: string): Promise<{ noNewPrivs: strin
   const out = await mustSh(node, 'sed -n "s/^NoNewPrivs:\\t//p" "/proc/$1/status"; sed -n "s/^[0-9]*:name=systemd://p" "/proc/$1/cgroup"', pid);
   const [noNewPrivs = "", cgroup = ""] = out.split("\n");
   return { noNewPrivs, cgroup };
-}
-
-/**
- * The lab's zstack-ctl: `start_node` / `start_ui` write a line to the MN's log under
- * /usr/local/zstack and start the node's stand-in, returning at once, as the real one forks
- * the MN and returns. Under mnha.service's read-only file system its first line would fail.
- */
-async function installZstackCtl(node: MnNode): Promise<void> {
-  const config = parseYaml(readFileSync(nodePaths(node).config, "utf8")) as { services: { name: string; restore: { command: string[] } }[] };
-  const command = (name: string) => (config.services.find((s) => s.name === name)?.restore.command ?? []).map((arg) => `'${arg}'`).join(" ");
-  const script = [
-    "#!/bin/sh",
-    "# The mnha lab's stand-in for ZStack's zstack-ctl (test/e2e/systemd.test.ts).",
-    "set -eu",
-    `mkdir -p "$(dirname ${MN_LOG})"`,
-    `echo "$(date -u +%FT%TZ) $1 by pid $$" >> ${MN_LOG}`,
-    'case "$1" in',
-    `  start_node) exec ${command("mn")} ;;`,
-    `  start_ui) exec ${command("ui")} ;;`,
-    '  *) echo "zstack-ctl (lab): $1 is not supported here" >&2; exit 2 ;;',
-    "esac",
-    "",
-  ].join("\n");
-  const written = await nodeExec(node, ["sh", "-c", 'cat > /usr/local/bin/zstack-ctl && chmod 755 /usr/local/bin/zstack-ctl'], { input: script });
-  expect(written.code, written.stderr).toBe(0);
 }
 
 let suiteDir = "";
@@ -120,6 +97,12 @@ beforeAll(async () => {
     expect(await mustSh(node, "systemctl is-system-running --wait; systemctl is-enabled keepalived.service")).toBe("running\nenabled");
     await mustSh(node, 'mkdir -p /usr/local/zstack /var/lib/zstack/license && echo 4.8.0 > /usr/local/zstack/VERSION && echo enterprise > /var/lib/zstack/license/license-type');
     await installZstackCtl(node);
+    // The MN and the UI started the node's way (zstack-ctl, in the node), so that its stop_node and stop_ui can see them.
+    for (const [service, verb, port] of [["mn", "start_node", "8080"], ["ui", "start_ui", "5000"]] as const) {
+      await lab.killService(node, service);
+      await mustSh(node, 'zstack-ctl "$1"', verb);
+      await waitFor(`${service} listening on ${node}`, async () => ((await listening(node, port)) ? true : undefined), { timeoutMs: 10_000, intervalMs: 100 });
+    }
   }
   const name = bundlePath.split("/").pop()?.replace(/\.tar\.gz$/, "") as string;
   suiteDir = `${IMPORT_DIR}/${name}`;
@@ -198,7 +181,7 @@ describe("the pair under systemd", () => {
       { timeoutMs: 30_000, intervalMs: 500 },
     );
     expect(restored.message).toContain("succeeded");
-    expect(await mustSh(holder, 'cat "$1"', MN_LOG)).toMatch(/start_node by pid \d+/);
+    expect(await mustSh(holder, 'cat "$1"', ZSTACK_CTL_LOG)).toMatch(/start_node by pid \d+/);
     await waitFor(`mn healthy on ${holder}`, async () => ((await statusIfUp(holder))?.self.services.find((s) => s.name === "mn")?.healthy === true ? true : undefined), { timeoutMs: 30_000, intervalMs: 500 });
     // The restored MN: a process of its own transient unit, not of mnha.service, and without the sandbox.
     const listener = await mustSh(holder, "ss -Htlnp 'sport = :8080' | sed -n 's/.*pid=\\([0-9]*\\).*/\\1/p' | head -1");
@@ -245,7 +228,31 @@ describe("the pair under systemd", () => {
     await startSshd(standby, { systemd: true });
     await waitLinked(standby, 60_000);
     expect(await mustSh(standby, "systemctl is-active mnha.service; systemctl is-enabled keepalived.service || true")).toBe("active\nmasked");
+    // The power cut took the node's MN and UI with it: the agent restores them (zstack-ctl, transient units), and the node is eligible again.
+    await waitFor(`${standby} eligible again`, async () => ((await statusIfUp(standby))?.self.eligible === true ? true : undefined), { timeoutMs: 60_000, intervalMs: 500 });
+    for (const port of ["8080", "5000"]) expect([port, await listening(standby, port)]).toEqual([port, true]);
     expect(await lab.holders()).toEqual([holder]);
+  });
+
+  it("stop-node on the standby stops the MN with zstack-ctl stop_node (a transient unit) and keeps it stopped; start-node brings it back", async () => {
+    const { holder, standby } = await roles();
+    const stopped = await nodeExec(standby, ["/usr/local/bin/mnha", "stop-node", "-keepui"], { timeoutMs: 120_000 });
+    expect(stopped.code, `${stopped.stdout}\n${stopped.stderr}`).toBe(0);
+    expect(stopped.stdout).toMatch(/stop mn: ok/);
+    expect(await mustSh(standby, 'tail -n 1 "$1"', ZSTACK_CTL_LOG)).toMatch(/ stop_node by pid \d+$/);
+    expect(await listening(standby, "8080")).toBe(false);
+    expect(await listening(standby, "5000")).toBe(true); // -keepui
+    // Held: the agent does not restore it, and the node may not take the VIP.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await listening(standby, "8080")).toBe(false);
+    const status = await installedStatus(standby);
+    expect(status.self.eligible).toBe(false);
+    expect(status.ops?.self.stopped).not.toBeNull();
+    expect(await lab.holders()).toEqual([holder]);
+    const started = await nodeExec(standby, ["/usr/local/bin/mnha", "start-node"], { timeoutMs: 180_000 });
+    expect(started.code, `${started.stdout}\n${started.stderr}`).toBe(0);
+    expect(await listening(standby, "8080")).toBe(true);
+    await waitFor(`${standby} eligible again`, async () => ((await statusIfUp(standby))?.self.eligible === true ? true : undefined), { timeoutMs: 30_000, intervalMs: 500 });
   });
 
   it("a backup.dir outside the unit's ReadWritePaths: status and an event name it with the drop-in; with the drop-in, scheduled backups land there", async () => {

@@ -82,8 +82,9 @@ export type ServiceConfig = z.infer<typeof ServiceSchema>;
 
 /** The MN service, the UI and the database, as on a ZStack management node. */
 export const DEFAULT_SERVICES: z.input<typeof ServiceSchema>[] = [
-  { name: "mn", check: { kind: "http", url: "http://127.0.0.1:8080/", expectStatus: ["2xx", "3xx", "4xx"] }, restore: { command: ["zstack-ctl", "start_node"] } },
-  { name: "ui", check: { kind: "http", url: "http://127.0.0.1:5000/", expectStatus: ["2xx", "3xx", "4xx"] }, restore: { command: ["zstack-ctl", "start_ui"] } },
+  // `stop`: what `mnha stop-node` (zsha2's stop-node) and a restore's maintenance stop run; without it they leave the service running.
+  { name: "mn", check: { kind: "http", url: "http://127.0.0.1:8080/", expectStatus: ["2xx", "3xx", "4xx"] }, restore: { command: ["zstack-ctl", "start_node"] }, stop: ["zstack-ctl", "stop_node"] },
+  { name: "ui", check: { kind: "http", url: "http://127.0.0.1:5000/", expectStatus: ["2xx", "3xx", "4xx"] }, restore: { command: ["zstack-ctl", "start_ui"] }, stop: ["zstack-ctl", "stop_ui"] },
   { name: "db", check: { kind: "tcp", host: "127.0.0.1", port: 3306 }, restore: { command: ["systemctl", "restart", "mariadb"] } },
 ];
 

@@ -25,15 +25,19 @@ export function catchUpWithPeer(local: DbNodeStatus | null, peer: DbNodeStatus |
   if (!local.alive) return unknown(`the local MariaDB is down${local.error ? `: ${local.error}` : ""}`);
   if (local.seedIncomplete) return unknown("the local database seed is incomplete (run `mnha db seed` again)");
   if (local.broken !== null) return unknown(`replication from ${peerName} is not running: ${local.broken}`);
-  if (peer === null || peer.gtidBinlogPos === null) return unknown(`${peerName}'s position is not known yet`);
+  if (peer === null || !peer.alive) return unknown(`${peerName}'s position is not known yet`);
+  // A live server that has binary-logged nothing yet (a fresh install) has an empty
+  // gtid_binlog_pos, which the health report carries as null: there is nothing to catch up
+  // with. (Reading it as "not known yet" kept start-node waiting on such a pair forever.)
+  const peerPosition = peer.gtidBinlogPos ?? "";
   let behind: number;
   try {
-    behind = Number(transactionsBehind(parseGtidPosition(local.gtidCurrentPos), parseGtidPosition(peer.gtidBinlogPos)));
+    behind = Number(transactionsBehind(parseGtidPosition(local.gtidCurrentPos), parseGtidPosition(peerPosition)));
   } catch (error) {
     return unknown(error instanceof Error ? error.message : String(error));
   }
   const lag = local.secondsBehindMaster;
   if (behind === 0 && lag === 0) return { caughtUp: true, detail: `caught up with ${peerName} (at ${local.gtidCurrentPos || "(empty)"})`, lagSeconds: 0, transactionsBehind: 0 };
-  const parts = [lag === null ? "lag unknown" : `${lag} s behind`, `${behind} transactions to apply (here ${local.gtidCurrentPos || "(empty)"}, ${peerName} ${peer.gtidBinlogPos || "(empty)"})`];
+  const parts = [lag === null ? "lag unknown" : `${lag} s behind`, `${behind} transactions to apply (here ${local.gtidCurrentPos || "(empty)"}, ${peerName} ${peerPosition || "(empty)"})`];
   return { caughtUp: false, detail: `catching up with ${peerName}: ${parts.join(", ")}`, lagSeconds: lag, transactionsBehind: behind };
 }

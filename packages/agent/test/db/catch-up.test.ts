@@ -32,6 +32,15 @@ describe("catching up with the peer", () => {
     expect(state.detail).toMatch(/4 s behind, 22 transactions to apply \(here 0-1-7,1-1-100,2-2-45, mn1 0-1-9,1-1-120,2-2-45\)/);
   });
 
+  it("a fresh pair whose servers have binary-logged nothing (empty positions, reported as null) is caught up", () => {
+    const fresh = node({ gtidBinlogPos: null, gtidCurrentPos: null });
+    expect(catchUpWithPeer(fresh, fresh, "mn1")).toMatchObject({ caughtUp: true, transactionsBehind: 0, detail: "caught up with mn1 (at (empty))" });
+    // The peer has written since: its position counts, from nothing here.
+    expect(catchUpWithPeer(fresh, node({ gtidBinlogPos: "1-1-3" }), "mn1")).toMatchObject({ caughtUp: false, transactionsBehind: 3 });
+    // A peer whose MariaDB is down has no position to wait for.
+    expect(catchUpWithPeer(fresh, node({ alive: false, gtidBinlogPos: null }), "mn1").detail).toMatch(/mn1's position is not known yet/);
+  });
+
   it("lag 0 is not enough while the peer's position is not reached (the IO thread has not fetched it yet)", () => {
     expect(catchUpWithPeer(node({ gtidCurrentPos: "0-1-7,1-1-118,2-2-45" }), node(), "mn1")).toMatchObject({ caughtUp: false, transactionsBehind: 2 });
   });
