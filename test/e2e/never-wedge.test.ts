@@ -412,8 +412,16 @@ describe("the data dir and Keepalived's reload (files removed by hand, a reload 
     const run = await runScenario(lab, before, {
       name: "holder's data dir removed",
       fault: async () => {
-        // Twice: the agent may write a file between rm's walk and its rmdir.
-        for (let i = 0; i < 2; i++) rmSync(dataDir, { recursive: true, force: true });
+        // Until it is gone twice: the agent may write a file between rm's walk and its rmdir
+        // (then rmdir fails with ENOTEMPTY, and rm starts over), as `rm -rf` run again would.
+        for (let removed = 0, tries = 0; removed < 2 && tries < 20; tries++) {
+          try {
+            rmSync(dataDir, { recursive: true, force: true });
+            removed++;
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== "ENOTEMPTY") throw error;
+          }
+        }
       },
       outcome: async () => {
         await waitFor("the epoch written back", async () => (await agentEvents(lab, holder, "agent.epoch-restored")).find((e) => e.time >= since), { timeoutMs: 10_000, intervalMs: 250 });

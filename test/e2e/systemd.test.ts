@@ -63,6 +63,11 @@ async function listening(node: MnNode, port: string): Promise<boolean> {
   return (await mustSh(node, 'ss -Htln "sport = :$1"', port)) !== "";
 }
 
+/** The newest event of a type that `node` itself recorded (the store holds both nodes'). */
+async function latestOwn(node: MnNode, type: string): Promise<HaEvent | undefined> {
+  return (await events(node, type)).find((e) => e.node === node);
+}
+
 const unitProperty = (node: MnNode, property: string) => mustSh(node, 'systemctl show -p "$1" --value mnha.service', property);
 
 /** The process's sandbox, as the kernel sees it: no_new_privs and its systemd cgroup. */
@@ -165,7 +170,7 @@ describe("the pair under systemd", () => {
       expect([node, agent]).toEqual([node, { noNewPrivs: "1", cgroup: "/system.slice/mnha.service" }]);
       const readOnly = await mustSh(node, 'nsenter -t "$1" -m touch /usr/local/zstack/x 2>&1 || true', await unitProperty(node, "MainPID"));
       expect(readOnly).toContain("Read-only file system");
-      const started = (await events(node, "agent.started"))[0];
+      const started = await latestOwn(node, "agent.started");
       expect(started?.message).toContain("service actions run as transient systemd services (systemd-run, systemd 252), outside mnha.service's sandbox");
     }
   });
@@ -312,5 +317,22 @@ describe("the pair under systemd", () => {
     const rerun = await mustSh("mn1", "/opt/mnha/current/install.sh");
     expect(rerun).toContain("warning: /etc/systemd/system/mnha.service is not the unit of any installed suite (edited by hand?): left as it is");
     expect(await mustSh("mn1", "tail -n 1 /etc/systemd/system/mnha.service")).toBe("# edited by hand");
+  });
+
+  it("an MN without a D-Bus system bus: the agent says its actions run inside the sandbox and why (systemd-run --wait needs the bus), and uses transient units again once dbus is back", async () => {
+    const { standby } = await roles();
+    await mustSh(standby, "systemctl mask --now dbus.socket dbus.service && rm -f /run/dbus/system_bus_socket && systemctl restart mnha.service");
+    try {
+      await waitLinked(standby);
+      expect((await latestOwn(standby, "agent.started"))?.message).toContain("service actions run directly (there is no D-Bus system bus (/run/dbus/system_bus_socket), which systemd-run --wait needs: actions run inside mnha.service's sandbox (install dbus, then restart mnha.service))");
+      // What every action would have met otherwise:
+      const run = await sh(standby, "systemd-run --quiet --wait --pipe true");
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toContain("Failed to connect to bus");
+    } finally {
+      await mustSh(standby, "systemctl unmask dbus.socket dbus.service && systemctl start dbus.socket && systemctl restart mnha.service");
+    }
+    await waitLinked(standby);
+    expect((await latestOwn(standby, "agent.started"))?.message).toContain("service actions run as transient systemd services (systemd-run, systemd 252)");
   });
 });

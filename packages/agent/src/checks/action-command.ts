@@ -29,6 +29,14 @@ export type ActionMode = { kind: "systemd-run"; binary: string; systemdVersion: 
 /** --wait (232), --pipe (235) and --collect (236): the oldest systemd-run that has all three. */
 export const MIN_SYSTEMD_RUN_VERSION = 236;
 
+/**
+ * The D-Bus system bus. With --wait or --pipe systemd-run talks to systemd through it, never
+ * through systemd's private socket ("ref/unref is not supported via the limited direct
+ * connection", systemd's src/run/run.c): on an MN without dbus (a minimal install) every
+ * action would fail with "Failed to connect to bus".
+ */
+export const SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket";
+
 export interface ActionModeProbe {
   env: NodeJS.ProcessEnv;
   exists: (path: string) => boolean;
@@ -63,6 +71,9 @@ export function detectActionMode(probe: ActionModeProbe = realProbe): ActionMode
   const version = Number(/^systemd (\d+)/.exec(line ?? "")?.[1] ?? Number.NaN);
   if (!Number.isFinite(version)) return { kind: "direct", reason: `${binary} --version did not say its version: actions run inside mnha.service's sandbox` };
   if (version < MIN_SYSTEMD_RUN_VERSION) return { kind: "direct", reason: `systemd ${version} is older than ${MIN_SYSTEMD_RUN_VERSION} (systemd-run has no --wait, --pipe or --collect): actions run inside mnha.service's sandbox` };
+  if ((probe.env["DBUS_SYSTEM_BUS_ADDRESS"] ?? "") === "" && !probe.exists(SYSTEM_BUS_SOCKET)) {
+    return { kind: "direct", reason: `there is no D-Bus system bus (${SYSTEM_BUS_SOCKET}), which systemd-run --wait needs: actions run inside mnha.service's sandbox (install dbus, then restart mnha.service)` };
+  }
   return { kind: "systemd-run", binary, systemdVersion: version };
 }
 

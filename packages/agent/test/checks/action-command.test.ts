@@ -9,12 +9,12 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { actionArgv, describeActionMode, detectActionMode, MIN_SYSTEMD_RUN_VERSION, type ActionMode, type ActionModeProbe } from "../../src/checks/action-command.js";
+import { actionArgv, describeActionMode, detectActionMode, MIN_SYSTEMD_RUN_VERSION, SYSTEM_BUS_SOCKET, type ActionMode, type ActionModeProbe } from "../../src/checks/action-command.js";
 import { runCommand } from "../../src/checks/command.js";
 
 const underSystemd = (overrides: Partial<ActionModeProbe> = {}): ActionModeProbe => ({
   env: { INVOCATION_ID: "0123456789abcdef0123456789abcdef" },
-  exists: (path) => path === "/run/systemd/system" || path === "/usr/bin/systemd-run",
+  exists: (path) => path === "/run/systemd/system" || path === "/usr/bin/systemd-run" || path === SYSTEM_BUS_SOCKET,
   version: () => "systemd 252 (252.38-1~deb12u1)",
   ...overrides,
 });
@@ -36,6 +36,11 @@ describe("where actions run", () => {
     expect(detectActionMode(underSystemd({ exists: (path) => path === "/run/systemd/system" }))).toMatchObject({ kind: "direct", reason: expect.stringContaining("systemd-run is not installed") });
     expect(detectActionMode(underSystemd({ version: () => "systemd 219" }))).toMatchObject({ kind: "direct", reason: expect.stringMatching(/^systemd 219 is older than 236 .*inside mnha\.service's sandbox/) });
     expect(detectActionMode(underSystemd({ version: () => null }))).toMatchObject({ kind: "direct", reason: expect.stringContaining("did not say its version") });
+    // No system bus (a minimal install without dbus): systemd-run --wait could not reach systemd.
+    const noBus = (path: string) => path === "/run/systemd/system" || path === "/usr/bin/systemd-run";
+    expect(detectActionMode(underSystemd({ exists: noBus }))).toEqual({ kind: "direct", reason: `there is no D-Bus system bus (${SYSTEM_BUS_SOCKET}), which systemd-run --wait needs: actions run inside mnha.service's sandbox (install dbus, then restart mnha.service)` });
+    // A bus named by the environment instead of the usual socket will do.
+    expect(detectActionMode(underSystemd({ exists: noBus, env: { INVOCATION_ID: "0123456789abcdef0123456789abcdef", DBUS_SYSTEM_BUS_ADDRESS: "unix:path=/run/other-bus" } }))).toMatchObject({ kind: "systemd-run" });
   });
 
   it("says which, for agent.started", () => {
