@@ -151,6 +151,7 @@ describe("the pair under systemd", () => {
     );
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
     expect(result.stdout).not.toContain("systemd is not PID 1 here");
+    expect(result.stdout).toMatch(/D-Bus system bus \(service actions\)\s+\/run\/dbus\/system_bus_socket\s+\/run\/dbus\/system_bus_socket\s+PASS/);
     expect(result.stdout).toContain("The pair is installed and healthy");
     for (const node of ["mn1", "mn2"] as const) {
       expect([node, await mustSh(node, "systemctl is-enabled mnha.service; systemctl is-active mnha.service")]).toEqual([node, "enabled\nactive"]);

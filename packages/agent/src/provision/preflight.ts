@@ -8,6 +8,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { MnhaError } from "@mnha/shared";
+import { SYSTEM_BUS_SOCKET } from "../checks/action-command.js";
 import { DISTRIBUTION_KEEPALIVED_FIX, distributionKeepalivedHarmless, distributionKeepalivedState, DISTRIBUTION_KEEPALIVED_UNIT } from "../keepalived/distribution-unit.js";
 import { sntpOffset } from "./sntp.js";
 import { readPlatform, type PlatformFiles } from "./suite-info.js";
@@ -87,6 +88,7 @@ export async function runLocalPreflight(options: PreflightOptions): Promise<Node
   checks.push(binaryCheck("mariadb", "MariaDB installed", ["/usr/sbin/mariadbd", "/usr/sbin/mysqld", "/usr/bin/mariadbd"], "the platform installs MariaDB; install the platform first"));
   checks.push(otherHaSuiteCheck());
   checks.push(await distributionKeepalivedCheck());
+  checks.push(systemBusCheck());
   return { hostname: readFileSync("/proc/sys/kernel/hostname", "utf8").trim(), platformVersion: platform.version, licenseType: platform.license, checks };
 }
 
@@ -272,6 +274,25 @@ export async function distributionKeepalivedCheck(state?: string): Promise<Check
     status: "warn",
     value: found,
     fix: `a reboot or a keepalived package upgrade would start it beside mnha's own Keepalived: install-ha disables and masks it (by hand: ${DISTRIBUTION_KEEPALIVED_FIX})`,
+  };
+}
+
+/**
+ * The D-Bus system bus: under systemd the agent's service actions leave its sandbox through
+ * `systemd-run --wait`, which needs it (checks/action-command.ts). A warning: without it they
+ * run inside the sandbox, where the MN a restore starts cannot write its logs.
+ */
+export function systemBusCheck(exists: (path: string) => boolean = existsSync): CheckResult {
+  const id = "system-bus";
+  const title = "D-Bus system bus (service actions)";
+  if (!exists("/run/systemd/system")) return pass(id, title, "not needed (systemd is not PID 1)");
+  if (exists(SYSTEM_BUS_SOCKET)) return pass(id, title, SYSTEM_BUS_SOCKET);
+  return {
+    id,
+    title,
+    status: "warn",
+    value: "missing",
+    fix: `install and start dbus (apt install dbus, or dnf install dbus): without ${SYSTEM_BUS_SOCKET} restores, stop-node, start-node and the maintenance hooks run inside mnha.service's sandbox, where the MN they start cannot write its logs`,
   };
 }
 

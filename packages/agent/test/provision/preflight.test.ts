@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { combinePreflight, findOtherHaSuites, inSubnet, preflightFailed, renderPreflightTable, type CheckResult, type NodePreflight } from "../../src/provision/preflight.js";
+import { combinePreflight, findOtherHaSuites, inSubnet, preflightFailed, renderPreflightTable, systemBusCheck, type CheckResult, type NodePreflight } from "../../src/provision/preflight.js";
 
 const ok = (id: string, value = "ok"): CheckResult => ({ id, title: id, status: "pass", value, fix: "" });
 function node(hostname: string, overrides: Partial<NodePreflight> = {}): NodePreflight {
@@ -21,6 +21,14 @@ describe("preflight", () => {
     const table = renderPreflightTable(rows, ["mn1", "mn2"]);
     expect(table.split("\n")[0]).toMatch(/^check\s+mn1\s+mn2\s+result\s+fix$/);
     expect(table).toContain("+12 ms (±3)");
+  });
+
+  it("the D-Bus system bus: needed only under systemd; missing there is a warning that names the fix", () => {
+    expect(systemBusCheck(() => false)).toMatchObject({ id: "system-bus", status: "pass", value: "not needed (systemd is not PID 1)" });
+    expect(systemBusCheck(() => true)).toMatchObject({ status: "pass", value: "/run/dbus/system_bus_socket" });
+    const missing = systemBusCheck((path) => path === "/run/systemd/system");
+    expect(missing).toMatchObject({ status: "warn", value: "missing" });
+    expect(missing.fix).toMatch(/^install and start dbus \(apt install dbus, or dnf install dbus\): without \/run\/dbus\/system_bus_socket restores, stop-node/);
   });
 
   it("a different platform version fails and names the fix", () => {
