@@ -31,7 +31,10 @@ declare -A wanted=(
   # libfaketime: the lease guard's test runs it under a wall clock that jumps ahead.
   [faketime]=faketime
   # systemctl (offline, no systemd as PID 1): the tests of keepalived.service's mask, and install-ha in the lab.
+  # systemd also boots the lab's systemd MNs (test/lab/systemd-node.sh), whose service actions
+  # need the D-Bus system bus (systemd-run --wait): dbus is only a recommendation of systemd's.
   [systemctl]=systemd
+  [dbus-daemon]=dbus
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
