@@ -7,13 +7,10 @@
  * logs; systemd restarts a killed agent and the VIP moves meanwhile; `systemctl stop` hands
  * the VIP over; and after a power cut the agent starts at boot by itself.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GATEWAY_ADDRESS, HOSTS, REPO_ROOT, VIP_ADDRESS, type MnNode } from "../lab/constants.js";
+import { GATEWAY_ADDRESS, HOSTS, VIP_ADDRESS, type MnNode } from "../lab/constants.js";
 import { waitFor } from "../lab/exec.js";
-import { ensureBundle } from "../lab/bundle.js";
+import { buildTestBundle, ensureBundle } from "../lab/bundle.js";
 import { Lab } from "../lab/lab.js";
 import { labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
 import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, startSshd, stopSshd, systemdInitPid } from "../lab/sshd.js";
@@ -36,16 +33,17 @@ async function mustSh(node: MnNode, script: string, ...args: string[]): Promise<
   return result.stdout.trim();
 }
 
-async function installedStatus(node: MnNode): Promise<StatusReport> {
-  const result = await nodeExec(node, ["/usr/local/bin/mnha", "status", "--json"], { timeoutMs: 60_000 });
-  expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as StatusReport;
-}
 
 /** The status, or null while the agent does not answer (starting, restarting). */
 async function statusIfUp(node: MnNode): Promise<StatusReport | null> {
   const result = await nodeExec(node, ["/usr/local/bin/mnha", "status", "--json"], { timeoutMs: 60_000 });
   return result.code === 0 ? (JSON.parse(result.stdout) as StatusReport) : null;
+}
+
+async function installedStatus(node: MnNode): Promise<StatusReport> {
+  const status = await statusIfUp(node);
+  expect(status, `${node}'s agent does not answer mnha status`).not.toBeNull();
+  return status as StatusReport;
 }
 
 /** Waits until the node's agent answers and is linked to its peer. */
@@ -81,21 +79,9 @@ let suiteDir = "";
 const NEXT = "0.1.1";
 let bundleNext = "";
 
-/** The next suite version's bundle (built once per source tree, like ensureBundle's). */
-function buildNextBundle(): string {
-  const out = resolve(REPO_ROOT, "dist/systemd-e2e");
-  const path = `${out}/mnha-suite-${NEXT}-linux-x64.tar.gz`;
-  const git = (...a: string[]) => execFileSync("git", ["-C", REPO_ROOT, ...a], { encoding: "utf8" });
-  const key = [git("rev-parse", "HEAD^{tree}"), git("diff", "HEAD"), git("ls-files", "--others", "--exclude-standard")].join("\n");
-  if (existsSync(path) && existsSync(`${path}.source-key`) && readFileSync(`${path}.source-key`, "utf8") === key) return path;
-  execFileSync("bash", [resolve(REPO_ROOT, "scripts/bundle.sh"), "--out", out, "--suite-version", NEXT], { stdio: "inherit", timeout: 600_000 });
-  execFileSync("sh", ["-c", 'cat > "$1"', "sh", `${path}.source-key`], { input: key });
-  return path;
-}
-
 beforeAll(async () => {
   const bundlePath = ensureBundle();
-  bundleNext = buildNextBundle();
+  bundleNext = buildTestBundle("systemd-e2e", NEXT, ["--suite-version", NEXT]);
   await lab.up({ fresh: true, agents: false });
   for (const node of ["mn1", "mn2"] as const) {
     // systemd runs the node (booted: "running", or "degraded" if some unit of this machine's own
@@ -295,7 +281,7 @@ describe("the pair under systemd", () => {
     expect((await events(standby, "backup.failed")).filter((e) => Date.parse(e.time) >= startedAt)).toEqual([]);
   });
 
-  it("upgrade-ha under systemd: the new suite's unit replaces the old suite's (a dropped Conflicts= lands), drop-ins stay, a hand-edited unit is left alone with a warning", async () => {
+  it("upgrade-ha under systemd: the new suite's unit replaces the old suite's (a dropped Conflicts= lands), drop-ins stay, a rerun after an interruption finishes the job, a hand-edited unit is left alone with a warning", async () => {
     // The pair was installed by an older suite whose unit had Conflicts=keepalived.service
     // (as this project's did until 2026-12-05); mn2 has a local drop-in.
     for (const node of ["mn1", "mn2"] as const) {
@@ -316,6 +302,11 @@ describe("the pair under systemd", () => {
       expect([node, agent?.version, agent?.peer.connected]).toEqual([node, NEXT, true]);
     }
     expect(await unitProperty("mn2", "Environment")).toContain("MNHA_LAB_LOCAL=kept");
+    // install.sh interrupted after `current` moved but before the unit was replaced (as if): run
+    // again, it finds the old suite's unit and replaces it.
+    await mustSh("mn1", "cp /opt/mnha/releases/0.1.0/systemd/mnha.service /etc/systemd/system/mnha.service");
+    expect(await mustSh("mn1", "/opt/mnha/current/install.sh")).toContain(`/etc/systemd/system/mnha.service replaced by suite ${NEXT}'s unit`);
+    expect(await mustSh("mn1", "cmp /etc/systemd/system/mnha.service /opt/mnha/current/systemd/mnha.service && echo same")).toBe("same");
     // A unit edited by hand is no suite's: install.sh leaves it, and says how to merge.
     await mustSh("mn1", 'echo "# edited by hand" >> /etc/systemd/system/mnha.service');
     const rerun = await mustSh("mn1", "/opt/mnha/current/install.sh");

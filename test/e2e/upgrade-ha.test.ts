@@ -16,11 +16,12 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROTOCOL_VERSIONS } from "@mnha/protocol";
 import { GATEWAY_ADDRESS, HOSTS, REPO_ROOT, VIP_ADDRESS, peerOf, type MnNode } from "../lab/constants.js";
+import { buildTestBundle } from "../lab/bundle.js";
 import { Lab } from "../lab/lab.js";
 import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec } from "../lab/sshd.js";
 import { expectNeverTwoMacs, expectServedWithin, labArchiveDir, PLANNED_GAP_BOUND_MS, runScenario } from "./scenario.js";
@@ -29,7 +30,6 @@ const lab = new Lab({ sshd: true });
 const IMPORT_DIR = "/var/lib/mnha-import";
 const FAULT_FILE = "/etc/mnha-lab-install-fail";
 const AGENT_FAULT_FILE = "/etc/mnha-lab-agent-start-fail";
-const BUNDLE_DIR = resolve(REPO_ROOT, "dist/upgrade-ha-e2e");
 
 const CURRENT = (JSON.parse(readFileSync(resolve(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
 /** N+1: the next patch version of this source tree. */
@@ -41,20 +41,6 @@ let bundleN = "";
 let bundleNext = "";
 let holder: MnNode = "mn1";
 let standby: MnNode = "mn2";
-
-/** Builds a bundle (reused while the sources are the same), with bundle.sh's test-build options. */
-function buildBundle(label: string, args: string[]): string {
-  const git = (...a: string[]) => execFileSync("git", ["-C", REPO_ROOT, ...a]);
-  const key = createHash("sha256").update(args.join(" ")).update(git("rev-parse", "HEAD^{tree}")).update(git("diff", "HEAD")).update(git("ls-files", "--others", "--exclude-standard")).digest("hex");
-  const out = `${BUNDLE_DIR}/${label}`;
-  const keyFile = `${out}/source-key`;
-  const version = args.includes("--suite-version") ? (args[args.indexOf("--suite-version") + 1] as string) : CURRENT;
-  const path = `${out}/mnha-suite-${version}-linux-x64.tar.gz`;
-  if (existsSync(path) && existsSync(keyFile) && readFileSync(keyFile, "utf8") === key) return path;
-  execFileSync("bash", [resolve(REPO_ROOT, "scripts/bundle.sh"), "--out", out, ...args], { stdio: "inherit", timeout: 600_000 });
-  writeFileSync(keyFile, key);
-  return path;
-}
 
 async function sh(node: MnNode, script: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return nodeExec(node, ["sh", "-c", script, "sh", ...args], { timeoutMs: 60_000 });
@@ -84,8 +70,8 @@ async function statusOf(node: MnNode): Promise<{ vipOwner: string | null; peer: 
 }
 
 beforeAll(async () => {
-  bundleN = buildBundle("current", []);
-  bundleNext = buildBundle("next", ["--suite-version", NEXT, "--protocol-versions", [...PROTOCOL_VERSIONS, NEXT_PROTOCOL].join(","), "--fail-install-if", FAULT_FILE, "--fail-agent-start-if", AGENT_FAULT_FILE]);
+  bundleN = buildTestBundle("upgrade-ha-e2e/current", CURRENT, []);
+  bundleNext = buildTestBundle("upgrade-ha-e2e/next", NEXT, ["--suite-version", NEXT, "--protocol-versions", [...PROTOCOL_VERSIONS, NEXT_PROTOCOL].join(","), "--fail-install-if", FAULT_FILE, "--fail-agent-start-if", AGENT_FAULT_FILE]);
   // The operator's checksum file next to the bundle: upgrade-ha checks it.
   writeFileSync(`${bundleNext}.sha256`, `${createHash("sha256").update(readFileSync(bundleNext)).digest("hex")}  ${bundleNext.split("/").pop()}\n`);
   await lab.up({ fresh: true, agents: false });

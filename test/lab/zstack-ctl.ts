@@ -10,6 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
+import { quoteCommand } from "../../packages/agent/src/provision/shell-quote.js";
 import { nodePaths, type MnNode } from "./constants.js";
 import { nodeExec } from "./sshd.js";
 
@@ -18,8 +19,7 @@ export const ZSTACK_CTL_LOG = "/usr/local/zstack/logs/zstack-ctl.log";
 
 export async function installZstackCtl(node: MnNode): Promise<void> {
   const config = parseYaml(readFileSync(nodePaths(node).config, "utf8")) as { services: { name: string; restore: { command: string[] } }[] };
-  const quoted = (argv: string[]) => argv.map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
-  const start = (service: string) => quoted(config.services.find((s) => s.name === service)?.restore.command ?? ["false"]);
+  const start = (service: string) => quoteCommand(config.services.find((s) => s.name === service)?.restore.command ?? ["false"]);
   // The stand-in's own command line, which no other process has (pkill -f matches it).
   const pattern = (service: string) => `standin[.]mjs --node ${node} --service ${service} `;
   const script = [
