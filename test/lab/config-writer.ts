@@ -12,6 +12,7 @@ import {
   GATEWAY_ADDRESS,
   HOST_INTERFACE,
   HOSTS,
+  LAB_NAME,
   LAUNCH_SCRIPT,
   PEER_PORT,
   STANDIN_SCRIPT,
@@ -55,7 +56,9 @@ export const PLATFORM_VERSION_PATH = "/usr/local/zstack/VERSION";
 
 export function standinArgv(node: MnNode, service: StandinSpec): string[] {
   const version = service.name === "mn" ? ["--version-file", nodeViewFile(node, PLATFORM_VERSION_PATH)] : [];
-  return [process.execPath, STANDIN_SCRIPT, "--node", node, "--service", service.name, "--port", String(service.port), "--kind", service.kind, ...version];
+  // --lab: two labs run at once (one per vitest worker), and a stand-in is found by its command
+  // line (the lab's zstack-ctl uses pkill -f): each lab's must differ from the other's.
+  return [process.execPath, STANDIN_SCRIPT, "--lab", LAB_NAME, "--node", node, "--service", service.name, "--port", String(service.port), "--kind", service.kind, ...version];
 }
 
 /** Debian's iputils-arping installs /usr/bin/arping; some systems have /usr/sbin/arping. */

@@ -2,7 +2,8 @@
 // A stand-in for one management-node service inside a lab namespace: the MN service or the
 // UI (HTTP, answering 200 with {node, service} so a client learns who served) or the
 // database (TCP, accepting connections). Plain JS so that it starts fast.
-//   node standin.mjs --node mn1 --service mn --port 8080 --kind http|tcp
+//   node standin.mjs --lab LAB --node mn1 --service mn --port 8080 --kind http|tcp
+// --lab only names the lab in the command line, where processes are found by it.
 import { Buffer } from "node:buffer";
 import console from "node:console";
 import process from "node:process";
@@ -16,6 +17,7 @@ let values;
 try {
   ({ values } = parseArgs({
     options: {
+      lab: { type: "string" },
       node: { type: "string" },
       service: { type: "string" },
       port: { type: "string" },
@@ -27,13 +29,13 @@ try {
     strict: true,
   }));
 } catch (error) {
-  console.error(`usage: standin.mjs --node NAME --service NAME --port PORT --kind http|tcp\n${error.message}`);
+  console.error(`usage: standin.mjs [--lab LAB] --node NAME --service NAME --port PORT --kind http|tcp\n${error.message}`);
   process.exit(2);
 }
 
 const port = Number.parseInt(values.port ?? "", 10);
 if (!values.node || !values.service || !Number.isInteger(port) || port < 1 || port > 65535 || !["http", "tcp"].includes(values.kind)) {
-  console.error("usage: standin.mjs --node NAME --service NAME --port PORT --kind http|tcp");
+  console.error("usage: standin.mjs [--lab LAB] --node NAME --service NAME --port PORT --kind http|tcp");
   process.exit(2);
 }
 

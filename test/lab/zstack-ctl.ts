@@ -11,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { quoteCommand } from "../../packages/agent/src/provision/shell-quote.js";
-import { nodePaths, type MnNode } from "./constants.js";
+import { LAB_NAME, nodePaths, type MnNode } from "./constants.js";
 import { nodeExec } from "./sshd.js";
 
 /** Where the stand-in zstack-ctl logs each call, in the node's own view. */
@@ -20,8 +20,10 @@ export const ZSTACK_CTL_LOG = "/usr/local/zstack/logs/zstack-ctl.log";
 export async function installZstackCtl(node: MnNode): Promise<void> {
   const config = parseYaml(readFileSync(nodePaths(node).config, "utf8")) as { services: { name: string; restore: { command: string[] } }[] };
   const start = (service: string) => quoteCommand(config.services.find((s) => s.name === service)?.restore.command ?? ["false"]);
-  // The stand-in's own command line, which no other process has (pkill -f matches it).
-  const pattern = (service: string) => `standin[.]mjs --node ${node} --service ${service} `;
+  // The stand-in's own command line, which no other process has (pkill -f matches it): the
+  // lab's name in it, or this would kill the other lab's stand-ins too (a node view shares the
+  // machine's PID namespace).
+  const pattern = (service: string) => `standin[.]mjs --lab ${LAB_NAME} --node ${node} --service ${service} `;
   const script = [
     "#!/bin/sh",
     "# The mnha lab's stand-in for ZStack's zstack-ctl (test/lab/zstack-ctl.ts).",
