@@ -17,7 +17,7 @@ import { ensureBundle } from "../lab/bundle.js";
 import { Lab } from "../lab/lab.js";
 import { labDatabase, labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
 import { MariaDbDatabase } from "../../packages/agent/src/db/mariadb.js";
-import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, sshdPaths, startSshd } from "../lab/sshd.js";
+import { hostKeyFingerprint, installOutput, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, sshdPaths, startSshd } from "../lab/sshd.js";
 import { installZstackCtl } from "../lab/zstack-ctl.js";
 import { labArchiveDir } from "./scenario.js";
 
@@ -137,7 +137,7 @@ describe("disaster recovery from scratch", () => {
       [`${IMPORT_DIR}/${name}/bin/mnha`, "install-ha", "-nic", "eth0", "-vip", VIP_ADDRESS, "-gateway", GATEWAY_ADDRESS, "--peer", `${LAB_SSH_USER}@${HOSTS.mn2.address}`, "--node-name", "mn1", "--peer-name", "mn2", "--min-cpus", "1", "--min-memory-gb", "1", "--peer-password-file", LAB_SSH_PASSWORD_FILE, "--peer-host-key", await hostKeyFingerprint("mn2"), "--db-root-pw-file", DB_ROOT_PW_FILE, "--yes"],
       { timeoutMs: 600_000 },
     );
-    expect(install.code, text(install)).toBe(0);
+    expect(install.code, await installOutput(install)).toBe(0);
     expect(install.stdout).toContain("The pair is installed and healthy");
 
     // 2. install-ha set up the database too: mn2 seeded from mn1 (no application data on either yet), replication both ways.

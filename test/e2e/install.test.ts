@@ -20,7 +20,7 @@ import { ensureBundle } from "../lab/bundle.js";
 import { Lab } from "../lab/lab.js";
 import { launchDetached } from "../lab/launch.mjs";
 import { labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
-import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, sshdPaths, sshdPid } from "../lab/sshd.js";
+import { hostKeyFingerprint, installOutput, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, sshdPaths, sshdPid } from "../lab/sshd.js";
 import { MariaDbDatabase } from "../../packages/agent/src/db/mariadb.js";
 import type { HaEvent, StatusReport } from "../../packages/agent/src/contracts.js";
 import { labArchiveDir } from "./scenario.js";
@@ -318,7 +318,7 @@ describe("install-ha from bare nodes", () => {
 
     // The resumed run takes zsha2's -peerpass: accepted with a warning, and never visible in ps.
     const result = await installHaWatchingPs(["-peerpass", password], password);
-    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(result.code, await installOutput(result)).toBe(0);
     expect(result.stderr).toContain("warning: -peerpass put a password on the command line");
     expect(result.leaks).toEqual([]);
     expect(result.stdout).toContain("resuming the install");
@@ -405,7 +405,7 @@ describe("install-ha from bare nodes", () => {
   it("running it again changes nothing: every step is already done", async () => {
     const holderBefore = await lab.holder();
     const result = await installHa(["--peer-password-file", LAB_SSH_PASSWORD_FILE, "--yes"]);
-    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(result.code, await installOutput(result)).toBe(0);
     expect(result.stdout).toContain("resuming the install");
     expect(result.stdout).not.toMatch(/\] [^\n]*\.\.\.$/m); // no step started
     expect(result.stdout).toMatch(/start both agents \(this node first\): skipped \(/);

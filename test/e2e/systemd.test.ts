@@ -13,7 +13,7 @@ import { waitFor } from "../lab/exec.js";
 import { buildTestBundle, ensureBundle } from "../lab/bundle.js";
 import { Lab } from "../lab/lab.js";
 import { labRootPassword, mariaDbPaths } from "../lab/mariadb.js";
-import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, startSshd, stopSshd, systemdInitPid } from "../lab/sshd.js";
+import { hostKeyFingerprint, installOutput, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec, startSshd, stopSshd, systemdInitPid } from "../lab/sshd.js";
 import { MariaDbDatabase } from "../../packages/agent/src/db/mariadb.js";
 import type { HaEvent, StatusReport } from "../../packages/agent/src/contracts.js";
 import { installZstackCtl, ZSTACK_CTL_LOG } from "../lab/zstack-ctl.js";
@@ -135,7 +135,7 @@ describe("the pair under systemd", () => {
       ],
       { timeoutMs: 400_000 },
     );
-    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(result.code, await installOutput(result)).toBe(0);
     expect(result.stdout).not.toContain("systemd is not PID 1 here");
     expect(result.stdout).toMatch(/D-Bus system bus \(service actions\)\s+\/run\/dbus\/system_bus_socket\s+\/run\/dbus\/system_bus_socket\s+PASS/);
     expect(result.stdout).toContain("The pair is installed and healthy");

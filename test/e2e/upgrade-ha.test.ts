@@ -23,7 +23,7 @@ import { PROTOCOL_VERSIONS } from "@mnha/protocol";
 import { GATEWAY_ADDRESS, HOSTS, REPO_ROOT, VIP_ADDRESS, peerOf, type MnNode } from "../lab/constants.js";
 import { buildTestBundle } from "../lab/bundle.js";
 import { Lab } from "../lab/lab.js";
-import { hostKeyFingerprint, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec } from "../lab/sshd.js";
+import { hostKeyFingerprint, installOutput, LAB_SSH_PASSWORD_FILE, LAB_SSH_USER, nodeExec } from "../lab/sshd.js";
 import { expectNeverTwoMacs, expectServedWithin, labArchiveDir, PLANNED_GAP_BOUND_MS, runScenario } from "./scenario.js";
 
 const lab = new Lab({ sshd: true });
@@ -95,7 +95,7 @@ beforeAll(async () => {
     ],
     { timeoutMs: 400_000 },
   );
-  expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0);
+  expect(install.code, await installOutput(install)).toBe(0);
   // As a pair installed before install-ha masked the distribution's keepalived.service: enabled again on both.
   for (const node of ["mn1", "mn2"] as const) {
     const unit = await sh(node, 'systemctl unmask keepalived.service && systemctl enable keepalived.service && rm -f "$1" && systemctl is-enabled keepalived.service', "/etc/mnha/keepalived.service.before");

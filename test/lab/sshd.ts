@@ -256,6 +256,22 @@ export function nodeExec(node: MnNode, argv: string[], options: { input?: string
   return exec("nsenter", ["-t", String(pid), "-m", "-n", "--", ...argv], options);
 }
 
+/**
+ * What an install-ha (or upgrade-ha) run printed and, when it failed, the tail of each node's
+ * installed agent log (its journal on a systemd node): a CI run keeps nothing else to read.
+ */
+export async function installOutput(result: Result): Promise<string> {
+  const printed = `${result.stdout}\n${result.stderr}`;
+  if (result.code === 0) return printed;
+  const tails: string[] = [];
+  for (const node of MN_NODES) {
+    if (sshdPid(node) === null) continue;
+    const tail = await nodeExec(node, ["sh", "-c", "tail -n 60 /var/lib/mnha/agent.log 2>/dev/null || journalctl -u mnha.service -n 60 --no-pager 2>&1"], { timeoutMs: 20_000 }).catch((error: unknown) => ({ stdout: String(error) }));
+    tails.push(`--- ${node}: the installed agent's last log lines\n${tail.stdout}`);
+  }
+  return `${printed}\n${tails.join("\n")}`;
+}
+
 /** Sets up both nodes: the user, host keys, sshd in each node's own view (each a systemd machine with `systemd`). */
 export async function setUpSshd(options: { systemd?: boolean } = {}): Promise<void> {
   await createLabUser();

@@ -533,8 +533,16 @@ export async function waitHealthy(timeoutMs: number, socketPath = "/run/mnha/mnh
 
 export function healthProblem(report: StatusReport): string | null {
   if (!report.peer.connected) return "the peer is not connected";
-  if (report.vipOwner === null) return "nobody holds the VIP";
+  if (report.vipOwner === null) return `nobody holds the VIP (${[nodeSummary(report.self), nodeSummary(report.peer)].join("; ")})`;
   if (!report.self.eligible) return `this node is not eligible (${report.self.reasons.join("; ")})`;
   if ("eligible" in report.peer && report.peer.eligible === false) return `the peer is not eligible (${report.peer.reasons.join("; ")})`;
   return null;
+}
+
+/** One node as the wait shows it when nobody holds the VIP: why it does not take it. */
+function nodeSummary(node: StatusReport["self"] | StatusReport["peer"]): string {
+  if (!("role" in node)) return `${node.node}: not heard from`;
+  const down = node.services.filter((service) => !service.healthy).map((service) => `${service.name} down${service.detail ? ` (${service.detail})` : ""}`);
+  const eligibility = node.eligible ? "eligible" : `not eligible: ${node.reasons.join(", ") || "no reason given"}`;
+  return [`${node.node}: ${node.role}`, eligibility, `keepalived ${node.keepalived}`, ...down].join(", ");
 }
