@@ -137,6 +137,7 @@ describe("the pair under systemd", () => {
     );
     expect(result.code, await installOutput(result)).toBe(0);
     expect(result.stdout).not.toContain("systemd is not PID 1 here");
+    expect(result.stdout).toMatch(/service commands \(zstack-ctl, systemctl\)\s+\/usr\/local\/bin\/zstack-ctl, \/usr\/bin\/systemctl\s+\/usr\/local\/bin\/zstack-ctl, \/usr\/bin\/systemctl\s+PASS/);
     expect(result.stdout).toMatch(/D-Bus system bus \(service actions\)\s+\/run\/dbus\/system_bus_socket\s+\/run\/dbus\/system_bus_socket\s+PASS/);
     expect(result.stdout).toContain("The pair is installed and healthy");
     for (const node of ["mn1", "mn2"] as const) {

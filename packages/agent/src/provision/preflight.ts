@@ -7,7 +7,7 @@
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { createServer } from "node:net";
-import { MnhaError } from "@mnha/shared";
+import { DEFAULT_SERVICES, MnhaError } from "@mnha/shared";
 import { SYSTEM_BUS_SOCKET } from "../checks/action-command.js";
 import { DISTRIBUTION_KEEPALIVED_FIX, distributionKeepalivedHarmless, distributionKeepalivedState, DISTRIBUTION_KEEPALIVED_UNIT } from "../keepalived/distribution-unit.js";
 import { sntpOffset } from "./sntp.js";
@@ -89,6 +89,7 @@ export async function runLocalPreflight(options: PreflightOptions): Promise<Node
   checks.push(otherHaSuiteCheck());
   checks.push(await distributionKeepalivedCheck());
   checks.push(systemBusCheck());
+  checks.push(serviceCommandsCheck());
   return { hostname: readFileSync("/proc/sys/kernel/hostname", "utf8").trim(), platformVersion: platform.version, licenseType: platform.license, checks };
 }
 
@@ -282,6 +283,31 @@ export async function distributionKeepalivedCheck(state?: string): Promise<Check
  * `systemd-run --wait`, which needs it (checks/action-command.ts). A warning: without it they
  * run inside the sandbox, where the MN a restore starts cannot write its logs.
  */
+/** Where the agent finds a command: systemd's default PATH, which mnha.service runs with. */
+const AGENT_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/**
+ * The programs the default services restore, stop and start the MN, the UI and the database
+ * with (zstack-ctl, systemctl; install-ha's configs keep the defaults). One that is missing
+ * fails every such action with "command not found": a failed MN is never restored, and with
+ * it down on both nodes nobody holds the VIP. A warning: HA itself works without them.
+ */
+export function serviceCommandsCheck(exists: (path: string) => boolean = existsSync): CheckResult {
+  const id = "service-commands";
+  const programs = [...new Set(DEFAULT_SERVICES.flatMap((service) => [service.restore?.command, service.start, service.stop]).flatMap((argv) => (argv?.[0] !== undefined ? [argv[0]] : [])))];
+  const title = `service commands (${programs.join(", ")})`;
+  const found = programs.map((program) => ({ program, path: program.startsWith("/") ? (exists(program) ? program : null) : (AGENT_PATH.map((dir) => `${dir}/${program}`).find((path) => exists(path)) ?? null) }));
+  const missing = found.filter((entry) => entry.path === null).map((entry) => entry.program);
+  if (missing.length === 0) return pass(id, title, found.map((entry) => entry.path).join(", "));
+  return {
+    id,
+    title,
+    status: "warn",
+    value: `${missing.join(", ")} missing`,
+    fix: `${missing.join(" and ")} not found in ${AGENT_PATH.join(":")}: the default services restore, stop and start the MN and the UI with it, so each restore would fail (command not found) and an MN down on both nodes would leave nobody holding the VIP; install the platform first, or give the services commands that exist here (services: in /etc/mnha/mnha.yaml, docs/cli.md)`,
+  };
+}
+
 export function systemBusCheck(exists: (path: string) => boolean = existsSync): CheckResult {
   const id = "system-bus";
   const title = "D-Bus system bus (service actions)";
@@ -317,7 +343,9 @@ export function combinePreflight(local: NodePreflight, peer: NodePreflight, cloc
     const b = peer.checks.find((c) => c.id === id);
     const worst = [a, b].filter((c): c is CheckResult => c !== undefined).sort((x, y) => RANK[y.status] - RANK[x.status])[0] as CheckResult;
     const fixes = [a && a.status !== "pass" ? `${local.hostname}: ${a.fix}` : null, b && b.status !== "pass" ? `${peer.hostname}: ${b.fix}` : null].filter((f): f is string => f !== null);
-    rows.push({ id, title: worst.title, values: [a?.value ?? "-", b?.value ?? "-"], status: worst.status, fix: fixes.join("; ") });
+    // The same fix for both nodes is said once.
+    const same = a !== undefined && b !== undefined && a.status !== "pass" && b.status !== "pass" && a.fix === b.fix;
+    rows.push({ id, title: worst.title, values: [a?.value ?? "-", b?.value ?? "-"], status: worst.status, fix: same ? `both nodes: ${a.fix}` : fixes.join("; ") });
   }
   if (local.platformVersion !== null && peer.platformVersion !== null && local.platformVersion !== peer.platformVersion) {
     rows.push({ id: "same-platform-version", title: "same platform version", values: [local.platformVersion, peer.platformVersion], status: "fail", fix: "upgrade the older MN to the same platform version first (upgrade-mn), then install HA" });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { combinePreflight, findOtherHaSuites, inSubnet, preflightFailed, renderPreflightTable, systemBusCheck, type CheckResult, type NodePreflight } from "../../src/provision/preflight.js";
+import { combinePreflight, findOtherHaSuites, inSubnet, preflightFailed, renderPreflightTable, serviceCommandsCheck, systemBusCheck, type CheckResult, type NodePreflight } from "../../src/provision/preflight.js";
 
 const ok = (id: string, value = "ok"): CheckResult => ({ id, title: id, status: "pass", value, fix: "" });
 function node(hostname: string, overrides: Partial<NodePreflight> = {}): NodePreflight {
@@ -29,6 +29,25 @@ describe("preflight", () => {
     const missing = systemBusCheck((path) => path === "/run/systemd/system");
     expect(missing).toMatchObject({ status: "warn", value: "missing" });
     expect(missing.fix).toMatch(/^install and start dbus \(apt install dbus, or dnf install dbus\): without \/run\/dbus\/system_bus_socket restores, stop-node/);
+  });
+
+  it("the default services' commands: found in the agent's PATH, or a warning that says what would fail and how to fix it", () => {
+    const installed = new Set(["/usr/bin/zstack-ctl", "/bin/systemctl"]);
+    expect(serviceCommandsCheck((path) => installed.has(path))).toEqual({ id: "service-commands", title: "service commands (zstack-ctl, systemctl)", status: "pass", value: "/usr/bin/zstack-ctl, /bin/systemctl", fix: "" });
+    const missing = serviceCommandsCheck((path) => path === "/bin/systemctl");
+    expect(missing).toMatchObject({ status: "warn", value: "zstack-ctl missing" });
+    expect(missing.fix).toMatch(/^zstack-ctl not found in \/usr\/local\/sbin:\/usr\/local\/bin:\/usr\/sbin:\/usr\/bin:\/sbin:\/bin: the default services restore, stop and start the MN and the UI with it, so each restore would fail \(command not found\) and an MN down on both nodes would leave nobody holding the VIP; install the platform first/);
+    expect(serviceCommandsCheck(() => false).value).toBe("zstack-ctl, systemctl missing");
+  });
+
+  it("a warning with the same fix on both nodes says the fix once; different fixes are named per node", () => {
+    const warn = (fix: string): CheckResult => ({ id: "service-commands", title: "service commands", status: "warn", value: "zstack-ctl missing", fix });
+    const same = combinePreflight(node("mn1", { checks: [warn("install zstack-ctl")] }), node("mn2", { checks: [warn("install zstack-ctl")] }), { offsetMs: 0, uncertaintyMs: 1 });
+    expect(same.find((r) => r.id === "service-commands")?.fix).toBe("both nodes: install zstack-ctl");
+    const differ = combinePreflight(node("mn1", { checks: [warn("fix a")] }), node("mn2", { checks: [warn("fix b")] }), { offsetMs: 0, uncertaintyMs: 1 });
+    expect(differ.find((r) => r.id === "service-commands")?.fix).toBe("mn1: fix a; mn2: fix b");
+    const one = combinePreflight(node("mn1", { checks: [warn("fix a")] }), node("mn2", { checks: [ok("service-commands")] }), { offsetMs: 0, uncertaintyMs: 1 });
+    expect(one.find((r) => r.id === "service-commands")).toMatchObject({ status: "warn", fix: "mn1: fix a" });
   });
 
   it("a different platform version fails and names the fix", () => {
