@@ -906,6 +906,8 @@ export class ElectionCore {
 
   /** Why the peer cannot take the VIP now, or null if it can. */
   private peerProblem(now: number): string | null {
+    // A handoff offers the next epoch: at the protocol's bound there is none the peer would accept.
+    if (this.epoch >= MAX_EPOCH) return `epoch ${this.epoch} is at the protocol's bound: no handoff can follow`;
     if (!this.peerAlive(now)) return `${this.s.peer} is not connected`;
     const hb = this.peer.heartbeat;
     if (!hb) return `${this.s.peer} has not reported its state yet`;
@@ -1062,6 +1064,8 @@ export class ElectionCore {
   }
 
   private claimBlocker(now: number, leadMs = 0, peerLossLeadMs = 0): string | null {
+    // A claim takes the next epoch: at the protocol's bound there is none the peer would accept.
+    if (this.epoch >= MAX_EPOCH) return `epoch ${this.epoch} is at the protocol's bound: no claim can follow`;
     if (!this.eligible() && !this.dbOnlyBehindWithHolderGone(now)) return `not eligible: ${this.reasons().join("; ")}`;
     const hb = this.peer.heartbeat;
     // peerLossLeadMs: judge a peer that will count as lost this soon (no news by then) as lost

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { MAX_EPOCH } from "@mnha/protocol";
 import { writeFileAtomicSync } from "@mnha/shared";
 
 /**
@@ -83,6 +84,11 @@ export class EpochStore {
       return 0;
     }
     const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    // Above the protocol's bound every heartbeat would be a frame the peer must refuse.
+    if (Number.isSafeInteger(value) && value > MAX_EPOCH) {
+      this.problem = `holds ${value}, above the protocol's bound ${MAX_EPOCH}`;
+      return 0;
+    }
     if (Number.isSafeInteger(value)) {
       this.seen = this.fileIdentity();
       return value;

@@ -41,6 +41,15 @@ describe("EpochStore", () => {
       expect(store.readProblem(), text).toBe(`does not hold an epoch (${shown})`);
       expect(store.path()).toBe(join(dir, "epoch"));
     }
+    // A number above the protocol's bound: every heartbeat would carry an epoch the peer must refuse.
+    for (const text of [String(2 ** 48 + 1), String(Number.MAX_SAFE_INTEGER)]) {
+      writeFileSync(join(dir, "epoch"), `${text}\n`);
+      const store = new EpochStore(dir);
+      expect(store.get(), text).toBe(0);
+      expect(store.readProblem()).toBe(`holds ${text}, above the protocol's bound ${2 ** 48}`);
+    }
+    writeFileSync(join(dir, "epoch"), `${2 ** 48}\n`);
+    expect(new EpochStore(dir).get()).toBe(2 ** 48);
     writeFileSync(join(dir, "epoch"), " 42 \n");
     expect(new EpochStore(dir).get()).toBe(42);
     expect(new EpochStore(dir).readProblem()).toBeNull();

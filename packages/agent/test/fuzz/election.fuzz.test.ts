@@ -173,27 +173,77 @@ function isJunk(message: LinkMessage, names: Names): boolean {
   }
 }
 
+/** One fuzz sequence under the step contract; returns the core at its end. */
+function runSequence(healthyStart: boolean, initialEpoch: number, steps: Step[], shutdownAtEnd: boolean): ElectionCore {
+  const core = new ElectionCore(settingsFor(SELF, PEER, { initialEpoch }), 0);
+  let now = 0;
+  let pendingProbe = 0;
+  if (healthyStart) {
+    checkedStep(core, now, { kind: "services", healthy: true, reasons: [] }, core.snapshot(now));
+    checkedStep(core, now, { kind: "gateway", reachable: true }, core.snapshot(now));
+  }
+  // Shutdown is final (the core stays "stopping"), so it only ends a sequence.
+  const all: Step[] = shutdownAtEnd ? [...steps, { dtMs: 10, input: { kind: "shutdown", requestId: "stop" } }, { dtMs: 2_000, input: { kind: "tick" } }] : steps;
+  for (const step of all) {
+    now += step.dtMs;
+    const input = resolveInput(step, core, now, pendingProbe);
+    for (const e of checkedStep(core, now, input, core.snapshot(now)).effects) if (e.kind === "arp-probe") pendingProbe = e.probeId;
+  }
+  return core;
+}
+
 describe("election core on nonsense that passes the schema", () => {
   it("random input sequences: never throws, never opens the gate while ineligible, never goes back in epoch, sends only valid frames", () => {
     fc.assert(
       fc.property(fc.boolean(), fc.nat({ max: 5 }), stepsArb({ self: SELF, peer: PEER }), fc.boolean(), (healthyStart, initialEpoch, steps, shutdownAtEnd) => {
-        const core = new ElectionCore(settingsFor(SELF, PEER, { initialEpoch }), 0);
-        let now = 0;
-        let pendingProbe = 0;
-        if (healthyStart) {
-          checkedStep(core, now, { kind: "services", healthy: true, reasons: [] }, core.snapshot(now));
-          checkedStep(core, now, { kind: "gateway", reachable: true }, core.snapshot(now));
-        }
-        // Shutdown is final (the core stays "stopping"), so it only ends a sequence.
-        const all: Step[] = shutdownAtEnd ? [...steps, { dtMs: 10, input: { kind: "shutdown", requestId: "stop" } }, { dtMs: 2_000, input: { kind: "tick" } }] : steps;
-        for (const step of all) {
-          now += step.dtMs;
-          const input = resolveInput(step, core, now, pendingProbe);
-          for (const e of checkedStep(core, now, input, core.snapshot(now)).effects) if (e.kind === "arp-probe") pendingProbe = e.probeId;
-        }
+        runSequence(healthyStart, initialEpoch, steps, shutdownAtEnd);
       }),
       fuzzParameters(2_500),
     );
+  });
+
+  it("an offer taken at the protocol's bound, then a stop: no handoff at an epoch past the bound (a counterexample the fuzz found)", () => {
+    const heartbeat = (epoch: number, eligible: boolean): LinkMessage => ({ type: "heartbeat", seq: 0, node: PEER, epoch, holder: SELF, role: "standby", eligible, reasons: [], gatewayReachable: false, leaseRemainingMs: 0, vipPresent: false, keepalived: "unknown", services: [] });
+    const steps: Step[] = [
+      { dtMs: 0, input: { kind: "peer-message", message: heartbeat(MAX_EPOCH, false) }, relativeEpoch: 0 },
+      { dtMs: 0, input: { kind: "peer-message", message: { type: "handoff-offer", id: "mn1-0-1", epoch: MAX_EPOCH, from: PEER, to: SELF, reason: "" } } },
+      { dtMs: 0, input: { kind: "peer-message", message: heartbeat(0, true) }, relativeEpoch: 0 },
+    ];
+    const core = runSequence(true, 0, steps, true);
+    expect(core.snapshot(10_000).epoch).toBe(MAX_EPOCH);
+  });
+
+  it("at the protocol's bound a node neither claims nor offers a handoff: both would need an epoch the peer must refuse", () => {
+    const names = { self: SELF, peer: PEER };
+    const core = new ElectionCore(settingsFor(SELF, PEER, { initialEpoch: MAX_EPOCH }), 0);
+    checkedStep(core, 0, HEALTHY, core.snapshot(0));
+    checkedStep(core, 0, { kind: "gateway", reachable: true }, core.snapshot(0));
+    // The peer is gone: a node below the bound would probe and claim within a second or two.
+    for (let now = 100; now <= 10_000; now += 100) {
+      const { effects } = checkedStep(core, now, { kind: "tick" }, core.snapshot(now));
+      expect(effects.some((e) => e.kind === "arp-probe" || (e.kind === "set-gate" && e.open))).toBe(false);
+    }
+    expect(core.snapshot(10_000).role).toBe("standby");
+    // A holder at the bound (a claim from just below it) keeps the VIP when asked to demote, and says why.
+    const holder = new ElectionCore(settingsFor(SELF, PEER), 0);
+    holder.step(0, HEALTHY);
+    holder.step(0, { kind: "gateway", reachable: true });
+    holder.step(0, { kind: "peer-up" });
+    holder.step(10, { kind: "peer-message", message: { ...peerStandbyHeartbeat(names, MAX_EPOCH - 1, 1), holder: PEER, role: "holder", leaseRemainingMs: 600 } });
+    let now = 10;
+    while (holder.snapshot(now).role !== "holder" && now < 10_000) {
+      now += 100;
+      for (const e of checkedStep(holder, now, { kind: "tick" }, holder.snapshot(now)).effects) {
+        if (e.kind === "arp-probe") checkedStep(holder, now, { kind: "arp-result", probeId: e.probeId, occupied: false, detail: "" }, holder.snapshot(now));
+      }
+    }
+    expect(holder.snapshot(now)).toMatchObject({ role: "holder", epoch: MAX_EPOCH });
+    checkedStep(holder, now, { kind: "peer-up" }, holder.snapshot(now));
+    checkedStep(holder, now + 10, { kind: "peer-message", message: peerStandbyHeartbeat(names, MAX_EPOCH - 1, 2) }, holder.snapshot(now + 10));
+    const demoted = checkedStep(holder, now + 20, { kind: "demote", requestId: "op" }, holder.snapshot(now + 20)).effects;
+    expect(demoted).toContainEqual(expect.objectContaining({ kind: "request-done", requestId: "op", ok: false, message: `no healthy peer to take the VIP: epoch ${MAX_EPOCH} is at the protocol's bound: no handoff can follow` }));
+    const stopped = checkedStep(holder, now + 30, { kind: "shutdown", requestId: "stop" }, holder.snapshot(now + 30)).effects;
+    expect(stopped.some((e) => e.kind === "send" && e.message.type === "handoff-offer")).toBe(false);
   });
 
   it("a message from a stranger, for an unknown handoff, or a refuse changes nothing (same state as a core that got none)", () => {
