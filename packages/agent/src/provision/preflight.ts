@@ -278,11 +278,6 @@ export async function distributionKeepalivedCheck(state?: string): Promise<Check
   };
 }
 
-/**
- * The D-Bus system bus: under systemd the agent's service actions leave its sandbox through
- * `systemd-run --wait`, which needs it (checks/action-command.ts). A warning: without it they
- * run inside the sandbox, where the MN a restore starts cannot write its logs.
- */
 /** Where the agent finds a command: systemd's default PATH, which mnha.service runs with. */
 const AGENT_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
@@ -308,6 +303,11 @@ export function serviceCommandsCheck(exists: (path: string) => boolean = existsS
   };
 }
 
+/**
+ * The D-Bus system bus: under systemd the agent's service actions leave its sandbox through
+ * `systemd-run --wait`, which needs it (checks/action-command.ts). A warning: without it they
+ * run inside the sandbox, where the MN a restore starts cannot write its logs.
+ */
 export function systemBusCheck(exists: (path: string) => boolean = existsSync): CheckResult {
   const id = "system-bus";
   const title = "D-Bus system bus (service actions)";
