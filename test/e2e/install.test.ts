@@ -299,7 +299,7 @@ describe("install-ha refuses before changing anything: the database and the time
 });
 
 describe("install-ha from bare nodes", () => {
-  it("a step that fails stops at once naming the step and the cause; the rerun resumes there and ends with a healthy pair serving the VIP", async () => {
+  it("a step that fails stops at once naming the step and the cause; a rerun resumes there; with the MN down on both nodes its wait for a healthy pair names why nobody holds the VIP, and the next rerun resumes at the wait and ends with a healthy pair serving the VIP", async () => {
     const password = readFileSync(LAB_SSH_PASSWORD_FILE, "utf8").trim();
     // An obstacle on mn2 that breaks the systemd-unit step (a directory where the unit's temporary file goes).
     await sh("mn2", 'mkdir -p "$1"', "/etc/systemd/system/mnha.service.tmp");
@@ -316,14 +316,28 @@ describe("install-ha from bare nodes", () => {
     expect(await lab.holders()).toEqual([]);
     await sh("mn2", 'rmdir "$1"', "/etc/systemd/system/mnha.service.tmp");
 
+    // Rerun with the MN service down on both nodes (and no zstack-ctl here to restore it): the
+    // steps go on from step 8, and the wait for a healthy pair ends naming, per node, why nobody
+    // holds the VIP.
+    for (const node of ["mn1", "mn2"] as const) await lab.killService(node, "mn");
+    const waited = await installHa(["--peer-password-file", LAB_SSH_PASSWORD_FILE, "--yes", "--healthy-timeout", "15"]);
+    expect(waited.code).not.toBe(0);
+    expect(waited.stdout).toContain("resuming the install");
+    expect(waited.stderr).toMatch(/install-ha stopped at step 11\/11 "wait until the pair is healthy[^"]*": the pair did not become healthy within 15 s \(last seen: nobody holds the VIP \(mn1: standby, not eligible: [^;]*mn down[^;]*; mn2: standby, not eligible: [^;]*mn down/);
+    expect(waited.stderr).toContain("run the same command again: it resumes at this step");
+    expect(await lab.holders()).toEqual([]);
+    for (const node of ["mn1", "mn2"] as const) await lab.startService(node, "mn");
+
     // The resumed run takes zsha2's -peerpass: accepted with a warning, and never visible in ps.
     const result = await installHaWatchingPs(["-peerpass", password], password);
     expect(result.code, await installOutput(result)).toBe(0);
     expect(result.stderr).toContain("warning: -peerpass put a password on the command line");
     expect(result.leaks).toEqual([]);
     expect(result.stdout).toContain("resuming the install");
-    expect(result.stdout).toMatch(/\[5\/11\] write both configs[^\n]*: skipped \(/);
-    const output = failed.stdout + result.stdout;
+    expect(waited.stdout).toMatch(/\[5\/11\] write both configs[^\n]*: skipped \(/);
+    // It resumed at the wait: everything before it was done by the earlier runs.
+    expect(result.stdout).toMatch(/\[10\/11\] start both agents[^\n]*: skipped \(/);
+    const output = failed.stdout + waited.stdout + result.stdout;
     for (const step of ["generate the pair's secret", "install suite", "copy the suite to", "write both configs", "SSH key trust", "seed mn2's database from this node (mnha db seed), then replicate both ways", "write the systemd unit", "start both agents", "wait until the pair is healthy"]) {
       expect(output).toContain(step);
     }
@@ -331,15 +345,15 @@ describe("install-ha from bare nodes", () => {
     // No zstack-ctl on these nodes: preflight warns that the MN's restores would fail, naming the fix once for both.
     expect(failed.stdout).toMatch(/service commands \(zstack-ctl, systemctl\)\s+zstack-ctl missing\s+zstack-ctl missing\s+WARN\s+both nodes: zstack-ctl not found in \S+: the default services restore/);
     expect(failed.stdout).toMatch(/the distribution's keepalived\.service kept off\s+enabled\s+disabled \(install-ha masks it\)\s+WARN\s+\S+: a reboot or a keepalived package upgrade would start it/);
-    expect(result.stdout).toContain("mn1: keepalived.service was enabled; disabled and masked (mnha runs its own Keepalived");
-    expect(result.stdout).toContain("mn2: keepalived.service was disabled; disabled and masked");
+    expect(waited.stdout).toContain("mn1: keepalived.service was enabled; disabled and masked (mnha runs its own Keepalived");
+    expect(waited.stdout).toContain("mn2: keepalived.service was disabled; disabled and masked");
     for (const node of ["mn1", "mn2"] as const) {
       // Masked: systemd refuses to start it (no systemd as PID 1 here to show the refusal itself).
       const unit = await sh(node, "systemctl is-enabled keepalived.service; readlink /etc/systemd/system/keepalived.service");
       expect([node, unit.stdout.trim().split("\n")]).toEqual([node, ["masked", "/dev/null"]]);
     }
-    expect(result.stdout).toContain("systemd is not PID 1 here");
-    expect(result.stdout).toContain("systemd-analyze verify passed");
+    expect(waited.stdout).toContain("systemd is not PID 1 here");
+    expect(waited.stdout).toContain("systemd-analyze verify passed");
     // The staged suite is gone once installed.
     for (const node of ["mn1", "mn2"] as const) expect((await nodeExec(node, ["test", "-e", "/var/lib/mnha-stage"])).code).not.toBe(0);
     expect(result.stdout).toContain("The pair is installed and healthy");
@@ -396,8 +410,8 @@ describe("install-ha from bare nodes", () => {
     }
 
     // The passwords are nowhere: not printed; the SSH password not in the logs, the state file or the configs.
-    expect(output + failed.stderr + result.stderr).not.toContain(password);
-    expect(output + failed.stderr + result.stderr).not.toContain(dbRootPassword);
+    expect(output + failed.stderr + waited.stderr + result.stderr).not.toContain(password);
+    expect(output + failed.stderr + waited.stderr + result.stderr).not.toContain(dbRootPassword);
     for (const node of ["mn1", "mn2"] as const) {
       const grep = await sh(node, 'grep -rlF -- "$1" /etc/mnha /var/lib/mnha || true', password);
       expect(grep.stdout.trim()).toBe("");

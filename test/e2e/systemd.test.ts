@@ -243,7 +243,7 @@ describe("the pair under systemd", () => {
     expect(await listening(standby, "8080")).toBe(false);
     const status = await installedStatus(standby);
     expect(status.self.eligible).toBe(false);
-    expect(status.ops?.self.stopped).not.toBeNull();
+    expect(status.ops?.self.stopped).toMatchObject({ keepUi: true });
     expect(await lab.holders()).toEqual([holder]);
     const started = await nodeExec(standby, ["/usr/local/bin/mnha", "start-node"], { timeoutMs: 180_000 });
     expect(started.code, `${started.stdout}\n${started.stderr}`).toBe(0);
