@@ -112,8 +112,8 @@ class MnhaDb implements DbSystem {
       // Once more: an agent that exited meanwhile is started again (as systemd's Restart= would).
       await this.keepalived.recover();
     }
-    // A restarted server forgets SET GLOBAL semi-sync (docs/database.md: a DBA puts it in my.cnf).
-    await ensureSemiSync();
+    // A restarted server forgets SET GLOBAL semi-sync: its agent gives it back (docs/database.md).
+    await semiSyncGivenBack();
   }
 
   async afterDbKill(): Promise<void> {
@@ -159,15 +159,18 @@ class VendorDb implements DbSystem {
   }
 }
 
-/** Semi-sync back on where a restart turned it off (the slave side needs its IO thread restarted). */
-async function ensureSemiSync(): Promise<void> {
-  for (const node of MN_NODES) {
-    const h = await db(node).health();
-    if (!h.alive || (h.semiSync?.masterEnabled === true && h.semiSync.slaveEnabled)) continue;
-    await db(node).configureSemiSync({ enabled: true, timeoutMs: 1_000 });
-    await sql(node, "STOP SLAVE IO_THREAD");
-    await sql(node, "START SLAVE IO_THREAD");
-  }
+/** Waits until the agents gave semi-sync back where a restart turned it off (both sides, the replica reconnected). */
+async function semiSyncGivenBack(): Promise<void> {
+  let last = "";
+  await waitFor(
+    "semi-sync on again on both servers (the agents' semi-sync keeper)",
+    async () => {
+      const all = await Promise.all(MN_NODES.map(async (node) => ({ node, h: await db(node).health() })));
+      last = all.map(({ node, h }) => `${node}: ${h.alive ? JSON.stringify(h.semiSync) : "down"}`).join("; ");
+      return all.every(({ h }) => !h.alive || (h.semiSync?.masterEnabled === true && h.semiSync.slaveEnabled && h.semiSync.slaveActive)) ? true : undefined;
+    },
+    { timeoutMs: 30_000, describeLast: () => last },
+  );
 }
 
 // ---------------------------------------------------------------------------- one trial

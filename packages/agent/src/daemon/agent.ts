@@ -16,7 +16,7 @@ import { ElectionHost, type RequestResult } from "../host/election-host.js";
 import type { MetricsSnapshot } from "../metrics/metrics.js";
 import type { StoreAlert } from "../store/sqlite-store.js";
 import { AGENT_VERSION } from "../version.js";
-import type { AgentComponents, AgentControl } from "./components.js";
+import type { AgentComponents, AgentControl, AgentDatabase } from "./components.js";
 import { DataSync, sshTransport } from "../datasync/data-sync.js";
 import { DuplicateCheckAudit } from "../net/duplicate-check-audit.js";
 import { DuplicateWatch } from "../net/duplicate-watch.js";
@@ -27,6 +27,7 @@ import { describePlanStepEvent } from "../plan/plan-audit.js";
 import { describeProgress } from "../db/describe.js";
 import { formatBytes } from "../util/format.js";
 import { DbHealthPoll } from "./db-health-poll.js";
+import { SemiSyncKeeper } from "../db/semi-sync-keeper.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
 import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
@@ -178,7 +179,8 @@ export class Agent {
           log: this.logger.child({ component: "witness" }),
         })
       : null;
-    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, beat: this.beat, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), errant: this.errantWatch(config.dataDir) }) : null;
+    const semiSync = this.c.database?.semiSyncControl ? this.semiSyncKeeper(this.c.database.semiSyncControl) : null;
+    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, beat: this.beat, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), ...(semiSync ? { repair: (health) => semiSync.keep(health) } : {}), errant: this.errantWatch(config.dataDir) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
     this.pairSettings = new PairSettingsCheck(options.loaded.config);
     this.ops = new NodeOps({
@@ -855,6 +857,12 @@ export class Agent {
   private protocolStatus(): { protocol: number; offered: number[]; negotiated: number | null } {
     const offered = [...(this.c.link.offeredVersions?.() ?? [CURRENT_PROTOCOL_VERSION])];
     return { protocol: Math.max(...offered), offered, negotiated: this.c.link.connected() ? (this.c.link.version?.() ?? null) : null };
+  }
+
+  /** Semi-sync given back to a server that a restart made forget it (db/semi-sync-keeper.ts). */
+  private semiSyncKeeper(target: NonNullable<AgentDatabase["semiSyncControl"]>): SemiSyncKeeper {
+    const { semiSync, connectTimeoutMs } = this.loaded.config.db;
+    return new SemiSyncKeeper({ settings: semiSync, target, boundMs: 2 * connectTimeoutMs, now: () => this.clock.now(), record: (type, message, fields, level) => void this.events.record(type, message, fields, level) });
   }
 
   /** Errant transactions on this node (written while a read-only standby): found, kept, shown; repaired only by db resync. */

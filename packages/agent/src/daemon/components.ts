@@ -9,7 +9,7 @@ import type { NodeOpsHost } from "../ops/node-ops.js";
 import type { ArpGuardApi, ControlHandlers, FailoverRecord, GatewayMonitorApi, KeepalivedDriverApi, NewEvent, NewSample, PeerLinkApi, PeerLinkEvent, SeriesSummary, ServiceMonitorApi, Startable, StoreHealth, SyncEvent, EventFilter } from "../contracts.js";
 import type { MetricsSnapshot } from "../metrics/metrics.js";
 import type { SyncStatus } from "../sync/sync-engine.js";
-import type { DatabaseHealth } from "../db/types.js";
+import type { Database, DatabaseHealth } from "../db/types.js";
 import type { HostDatabase } from "../host/election-host.js";
 import type { Beat } from "../util/beat.js";
 
@@ -20,6 +20,8 @@ export interface AgentDatabase {
   health(signal?: AbortSignal): Promise<DatabaseHealth>;
   /** An interrupted `db seed` left its marker: never eligible. */
   seedIncomplete(): boolean;
+  /** Semi-sync as a restarted server must be given it back (absent: not kept, as in tests without it). */
+  semiSyncControl?: Pick<Database, "configureSemiSync" | "restartReplicaIo">;
   close(): Promise<void>;
 }
 

@@ -18,6 +18,12 @@ export interface DbHealthPollOptions {
   beat?: BeatApi;
   timeoutMs: number;
   onSummary: (summary: DbSummary) => void;
+  /**
+   * Puts right what a restarted server forgot (semi-sync: db/semi-sync-keeper.ts), awaited
+   * before the summary goes out, so a holder's server is made writable again only after it.
+   * Skipped while a seed is incomplete.
+   */
+  repair?: (health: DatabaseHealth) => Promise<unknown>;
   /** Every poll, changed or not, after `onSummary` (the host checks the server's mode against what it asked). */
   onEveryPoll?: (summary: DbSummary) => void;
   /** Errant transactions: writes in this node's own domain while it was a read-only standby. */
@@ -90,6 +96,8 @@ export class DbHealthPoll {
         this.lastErrant = seen.mark;
         if (seen.found && seen.mark) errant.onFound(seen.mark);
       }
+      // Not during a seed (its marker is written before it stops the replica): it sets up replication itself.
+      if (this.options.repair && !this.lastSeedIncomplete) await this.options.repair(health);
       const summary = summarizeDbHealth(health, this.lastSeedIncomplete, this.lastErrant?.description ?? null);
       const text = JSON.stringify(summary);
       if (text !== this.lastSummaryText) {

@@ -192,6 +192,13 @@ export class MariaDbDatabase implements Database {
     await this.withConnection((c) => c.query("STOP SLAVE"));
   }
 
+  async restartReplicaIo(): Promise<void> {
+    await this.withConnection(async (c) => {
+      await c.query("STOP SLAVE IO_THREAD");
+      await c.query("START SLAVE IO_THREAD");
+    });
+  }
+
   async setReadOnly(on: boolean): Promise<void> {
     await this.withConnection((c) => c.query(`SET GLOBAL read_only = ${on ? "ON" : "OFF"}`));
   }

@@ -79,6 +79,8 @@ export interface Database {
   configureSemiSync(options: { enabled: boolean; timeoutMs: number }): Promise<void>;
   startReplica(): Promise<void>;
   stopReplica(): Promise<void>;
+  /** STOP and START the replica's IO thread only: it registers with the peer again (a semi-sync replica only at its connect). */
+  restartReplicaIo(): Promise<void>;
   setReadOnly(on: boolean): Promise<void>;
   readOnly(): Promise<boolean>;
   /** gtid_current_pos: every transaction this server wrote or applied. */

@@ -3,6 +3,8 @@ import type { DbSummary } from "../../src/core/election.js";
 import { composeDatabase } from "../../src/daemon/compose.js";
 import type { AgentDatabase } from "../../src/daemon/components.js";
 import { DbHealthPoll } from "../../src/daemon/db-health-poll.js";
+import { SemiSyncKeeper } from "../../src/db/semi-sync-keeper.js";
+import { DEAD_HEALTH } from "../../src/db/mariadb.js";
 import type { DatabaseHealth } from "../../src/db/types.js";
 import { waitFor } from "../checks/helpers.js";
 import { ThrowawayMariaDb } from "../db/throwaway-mariadb.js";
@@ -100,6 +102,60 @@ describe("the database health poll", () => {
       await poll.stop();
     }
   }, 60_000);
+
+  it("gives semi-sync back to a server that forgot it (a restart), before the summary goes out; a connected IO thread is restarted", async () => {
+    const database = composeDatabase(loadedConfig({ db: { enabled: true, socket: server.socket, connectTimeoutMs: 2_000 } }));
+    const control = database.semiSyncControl;
+    expect(control).toBeDefined();
+    const events: string[] = [];
+    const order: string[] = [];
+    const keeper = new SemiSyncKeeper({ settings: { enabled: true, timeoutMs: 1_500 }, target: control!, boundMs: 4_000, now: () => performance.now(), record: (type) => events.push(type) });
+    const poll = new DbHealthPoll({
+      database,
+      intervalMs: 60_000,
+      timeoutMs: 4_000,
+      onSummary: () => order.push("summary"),
+      repair: async (health) => order.push((await keeper.keep(health)) ? "repaired" : "nothing to repair"),
+    });
+    const semiSyncVariables = async () => server.observer().withConnection(async (c) => Object.fromEntries(((await c.query("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'")) as { Variable_name: string; Value: string }[]).map((r) => [r.Variable_name, r.Value])));
+    // A replica that cannot connect (nothing listens on port 1 of loopback): configured, as after setup-replication.
+    await server.run("CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = 1, MASTER_USER = 'nobody', MASTER_CONNECT_RETRY = 1");
+    try {
+      expect(await semiSyncVariables()).toMatchObject({ rpl_semi_sync_master_enabled: "OFF", rpl_semi_sync_slave_enabled: "OFF" });
+      await poll.poll();
+      expect(order).toEqual(["repaired", "summary"]);
+      expect(events).toEqual(["db.semi-sync-restored"]);
+      expect(await semiSyncVariables()).toMatchObject({ rpl_semi_sync_master_enabled: "ON", rpl_semi_sync_slave_enabled: "ON", rpl_semi_sync_master_wait_point: "AFTER_SYNC", rpl_semi_sync_master_timeout: "1500" });
+      // The next poll finds it on (its summary goes out again only because semi-sync changed).
+      await poll.poll();
+      expect(order[2]).toBe("nothing to repair");
+      expect(events).toEqual(["db.semi-sync-restored"]);
+      // The IO thread restart itself, on the real server: it keeps trying to connect afterwards.
+      await server.run("START SLAVE IO_THREAD");
+      await control!.restartReplicaIo();
+      await poll.poll();
+      expect(["Connecting", "Yes"]).toContain(poll.last?.slaveIoRunning);
+    } finally {
+      await poll.stop();
+      await server.run("STOP SLAVE");
+      await server.run("RESET SLAVE ALL");
+      await server.run("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
+      await server.run("SET GLOBAL rpl_semi_sync_slave_enabled = OFF");
+    }
+  }, 60_000);
+
+  it("repairs nothing while a seed is incomplete (the seed stops the replica and sets replication up itself)", async () => {
+    const forgot: DatabaseHealth = { ...DEAD_HEALTH, alive: true, replicaConfigured: true, slaveIoRunning: "Yes", semiSync: { masterEnabled: false, masterActive: false, slaveEnabled: false, slaveActive: false, masterClients: 0, yesTx: 0, noTx: 0 } };
+    let seeding = true;
+    const seen: string[] = [];
+    const database: AgentDatabase = { roleSwitch: {} as AgentDatabase["roleSwitch"], health: async () => forgot, seedIncomplete: () => seeding, close: async () => undefined };
+    const poll = new DbHealthPoll({ database, intervalMs: 60_000, timeoutMs: 1_000, onSummary: () => undefined, repair: async () => seen.push("repair") });
+    await poll.poll();
+    expect(seen).toEqual([]);
+    seeding = false;
+    await poll.poll();
+    expect(seen).toEqual(["repair"]);
+  });
 
   it("tells the database it gave up on a read that passed its timeout", async () => {
     let seen: AbortSignal | undefined;

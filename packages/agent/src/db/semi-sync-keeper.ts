@@ -1,0 +1,77 @@
+/**
+ * Semi-sync is set with SET GLOBAL, which a MariaDB restart forgets (unless my.cnf has it). A
+ * restarted server then commits asynchronously, and a holder that crashes next can take
+ * acknowledged rows with it, while the replica it feeds no longer acknowledges the peer's
+ * commits either. The keeper turns semi-sync back on as soon as the health poll sees it
+ * forgotten, and restarts the replica's IO thread, since a replica registers as a semi-sync
+ * one only when it connects. It never turns semi-sync off, and leaves alone a server without a
+ * replica (replication not set up yet: `mnha db setup-replication` does it then).
+ */
+import { bounded } from "./role-switch.js";
+import type { Database, DatabaseHealth } from "./types.js";
+
+/** What a server forgot: the master side, the replica side, and whether its IO thread must reconnect. */
+export interface SemiSyncRepair {
+  master: boolean;
+  replica: boolean;
+  restartIo: boolean;
+}
+
+/** What to put right, or null: nothing forgotten, semi-sync not wanted, or nothing to judge by. */
+export function semiSyncRepair(health: DatabaseHealth, wanted: boolean): SemiSyncRepair | null {
+  if (!wanted || !health.alive || health.semiSync === null || !health.replicaConfigured) return null;
+  const master = !health.semiSync.masterEnabled;
+  const replica = !health.semiSync.slaveEnabled;
+  if (!master && !replica) return null;
+  // A thread still connecting picks the setting up when it connects; only a connected one must reconnect.
+  return { master, replica, restartIo: replica && health.slaveIoRunning === "Yes" };
+}
+
+export interface SemiSyncKeeperOptions {
+  settings: { enabled: boolean; timeoutMs: number };
+  target: Pick<Database, "configureSemiSync" | "restartReplicaIo">;
+  /** Bound on each statement group (the poll waits for the repair before the host reconciles the server's mode). */
+  boundMs: number;
+  /** After a failed repair, the next attempt waits this long (a server that refuses is not asked every second). */
+  retryAfterFailureMs?: number;
+  now: () => number;
+  record: (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void;
+}
+
+export class SemiSyncKeeper {
+  private failedAt: number | null = null;
+
+  constructor(private readonly options: SemiSyncKeeperOptions) {}
+
+  /** One poll's look; resolves once any repair is done or has failed (never rejects). */
+  async keep(health: DatabaseHealth): Promise<SemiSyncRepair | null> {
+    const { settings, target, boundMs, now, record } = this.options;
+    const repair = semiSyncRepair(health, settings.enabled);
+    if (repair === null) {
+      this.failedAt = null;
+      return null;
+    }
+    if (this.failedAt !== null && now() - this.failedAt < (this.options.retryAfterFailureMs ?? 30_000)) return null;
+    const forgotten = [repair.master ? "master" : null, repair.replica ? "replica" : null].filter((s) => s !== null).join(" and ");
+    const fields = { ...repair, timeoutMs: settings.timeoutMs };
+    try {
+      await bounded(target.configureSemiSync({ enabled: true, timeoutMs: settings.timeoutMs }), boundMs, "turning semi-sync back on");
+      if (repair.restartIo) await bounded(target.restartReplicaIo(), boundMs, "restarting the replica's IO thread");
+    } catch (error) {
+      const first = this.failedAt === null;
+      this.failedAt = now();
+      if (first) {
+        record("db.semi-sync-failed", `MariaDB has semi-sync off on the ${forgotten} side (restarted without it in my.cnf?) and turning it back on failed: ${error instanceof Error ? error.message : String(error)}; commits are asynchronous until it is on (retried every ${Math.round((this.options.retryAfterFailureMs ?? 30_000) / 1000)} s; or add the rpl_semi_sync_* lines of docs/database.md to my.cnf)`, { ...fields, error: String(error) }, "warn");
+      }
+      return null;
+    }
+    this.failedAt = null;
+    record(
+      "db.semi-sync-restored",
+      `MariaDB had semi-sync off on the ${forgotten} side (a restart forgets SET GLOBAL): turned it back on (AFTER_SYNC, ${settings.timeoutMs} ms)${repair.restartIo ? " and restarted the replica's IO thread so the peer waits for it again" : ""}; add the rpl_semi_sync_* lines of docs/database.md to my.cnf to keep it across restarts`,
+      fields,
+      "warn",
+    );
+    return repair;
+  }
+}
