@@ -180,7 +180,7 @@ export class Agent {
         })
       : null;
     const semiSync = this.c.database?.semiSyncControl ? this.semiSyncKeeper(this.c.database.semiSyncControl) : null;
-    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, beat: this.beat, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), ...(semiSync ? { repair: (health) => semiSync.keep(health) } : {}), errant: this.errantWatch(config.dataDir) }) : null;
+    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, beat: this.beat, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), ...(semiSync ? { repair: (health) => (this.host.core.snapshot(this.clock.now()).maintenance ? Promise.resolve(null) : semiSync.keep(health)) } : {}), errant: this.errantWatch(config.dataDir) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
     this.pairSettings = new PairSettingsCheck(options.loaded.config);
     this.ops = new NodeOps({
@@ -859,7 +859,10 @@ export class Agent {
     return { protocol: Math.max(...offered), offered, negotiated: this.c.link.connected() ? (this.c.link.version?.() ?? null) : null };
   }
 
-  /** Semi-sync given back to a server that a restart made forget it (db/semi-sync-keeper.ts). */
+  /**
+   * Semi-sync given back to a server that a restart made forget it (db/semi-sync-keeper.ts);
+   * not in maintenance mode, which acts on nothing (the DBA may be restarting it on purpose).
+   */
   private semiSyncKeeper(target: NonNullable<AgentDatabase["semiSyncControl"]>): SemiSyncKeeper {
     const { semiSync, connectTimeoutMs } = this.loaded.config.db;
     return new SemiSyncKeeper({ settings: semiSync, target, boundMs: 2 * connectTimeoutMs, now: () => this.clock.now(), record: (type, message, fields, level) => void this.events.record(type, message, fields, level) });

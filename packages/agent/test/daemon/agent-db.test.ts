@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { renderStatus } from "../../src/cli/render-status.js";
 import { Agent } from "../../src/daemon/agent.js";
@@ -55,6 +58,45 @@ function memoryDatabase(journal: string[]): AgentDatabase & { readOnly: boolean;
 }
 
 describe("the agent with db.enabled (in-memory database)", () => {
+  it("gives semi-sync back to a server that forgot it, but not in maintenance mode (which acts on nothing): once maintenance ends", async () => {
+    const parts = memoryParts();
+    const calls: string[] = [];
+    const db = memoryDatabase([]);
+    const sound = await db.health();
+    let semiSyncOn = false;
+    const forgetful: AgentDatabase = {
+      ...db,
+      health: async () => ({ ...sound, semiSync: { ...sound.semiSync!, masterEnabled: semiSyncOn, slaveEnabled: semiSyncOn } }),
+      semiSyncControl: {
+        configureSemiSync: async (options) => {
+          calls.push(`semi-sync ${String(options.enabled)} ${options.timeoutMs}`);
+          semiSyncOn = options.enabled;
+        },
+        restartReplicaIo: async () => void calls.push("restart IO"),
+      },
+    };
+    const dataDir = mkdtempSync(join(tmpdir(), "mnha-semisync-"));
+    try {
+      const agent = new Agent({ loaded: loadedConfig({ dataDir, timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 }, db: { enabled: true, semiSync: { timeoutMs: 2_500 } } }), logger: silentLogger, components: { ...parts.components, database: forgetful }, vipPollMs: 20 });
+      agents.push(agent);
+      await agent.start();
+      await vi.waitFor(() => expect(calls).toEqual(["semi-sync true 2500", "restart IO"]), { timeout: 3_000, interval: 20 });
+      expect(parts.store.events.filter((e) => e.type === "db.semi-sync-restored")).toHaveLength(1);
+      const on = await parts.handlers!.maintenance!({ on: true, node: "this", reason: "MariaDB upgrade", by: "root" });
+      expect(on).toMatchObject({ on: true, changed: true });
+      // Restarted again (forgot it again) during maintenance: left alone, polls going on.
+      semiSyncOn = false;
+      calls.length = 0;
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(calls).toEqual([]);
+      await parts.handlers!.maintenance!({ on: false, node: "this", reason: "", by: "root" });
+      await vi.waitFor(() => expect(calls).toEqual(["semi-sync true 2500", "restart IO"]), { timeout: 3_000, interval: 20 });
+      expect(parts.store.events.filter((e) => e.type === "db.semi-sync-restored")).toHaveLength(2);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("read-only at start; writable only once the VIP is on its interface; read-only again before the gate closes", async () => {
     const parts = memoryParts();
     const journal: string[] = [];
