@@ -438,6 +438,20 @@ describe("the database follows the VIP (real MariaDB)", () => {
     }, { timeoutMs: 20_000, describeLast: () => semiSync });
     const restored = await mnha(run.holder, ["events", "--type", "db.semi-sync-restored", "--json"]);
     expect(restored.stdout, restored.stderr).toMatch(/turned it back on \(AFTER_SYNC, 1000 ms\) and restarted the replica's IO thread/);
+    // What someone does on a running server is not undone: the other server (not restarted) has
+    // semi-sync turned off by hand; its agent leaves it off and says so. Turned on again after.
+    const untouched = other(run.holder);
+    await sql(untouched, "SET GLOBAL rpl_semi_sync_master_enabled = OFF");
+    try {
+      await waitFor(`${untouched}'s agent saying it left semi-sync off`, async () => {
+        const left = await mnha(untouched, ["events", "--type", "db.semi-sync-left-off", "--json"]);
+        return /turned off on the running server/.test(left.stdout) ? true : undefined;
+      }, { timeoutMs: 10_000 });
+      await sleep(1_500);
+      expect((await db[untouched].health()).semiSync?.masterEnabled, `${untouched}'s semi-sync master side, turned off by hand`).toBe(false);
+    } finally {
+      await sql(untouched, "SET GLOBAL rpl_semi_sync_master_enabled = ON");
+    }
   });
 
   it("the holder crashed (wire cut, every process killed): the standby applies its relay log and takes over; no acknowledged row lost", async () => {

@@ -260,7 +260,7 @@ export class MariaDbDatabase implements Database {
       "read_only", "server_id", "gtid_domain_id", "gtid_slave_pos", "gtid_binlog_pos", "gtid_current_pos", "rpl_semi_sync_master_enabled", "rpl_semi_sync_slave_enabled",
     ]);
     const slave = ((await c.query("SHOW SLAVE STATUS")) as Row[])[0];
-    const status = new Map(((await c.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'")) as Row[]).map((r) => [String(r["Variable_name"]).toLowerCase(), String(r["Value"])]));
+    const status = new Map(((await c.query("SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Rpl_semi_sync_%' OR Variable_name = 'Uptime'")) as Row[]).map((r) => [String(r["Variable_name"]).toLowerCase(), String(r["Value"])]));
     return healthFromRows(g, slave, status);
   }
 
@@ -296,10 +296,11 @@ export const DEAD_HEALTH: DatabaseHealth = {
   gtidSlavePos: null,
   gtidBinlogPos: null,
   gtidCurrentPos: null,
+  uptimeSeconds: null,
   semiSync: null,
 };
 
-/** Builds the health report from SELECT @@globals, SHOW SLAVE STATUS and the semi-sync status variables. */
+/** Builds the health report from SELECT @@globals, SHOW SLAVE STATUS and the status variables (semi-sync, Uptime). */
 export function healthFromRows(globals: Row, slave: Row | undefined, status: ReadonlyMap<string, string>): DatabaseHealth {
   const text = (v: unknown) => (v === null || v === undefined || String(v) === "" ? null : String(v));
   const thread = (v: unknown): ThreadState | null => {
@@ -324,6 +325,7 @@ export function healthFromRows(globals: Row, slave: Row | undefined, status: Rea
     gtidSlavePos: text(globals["gtid_slave_pos"]),
     gtidBinlogPos: text(globals["gtid_binlog_pos"]),
     gtidCurrentPos: text(globals["gtid_current_pos"]),
+    uptimeSeconds: num(status.get("uptime")),
     semiSync: {
       masterEnabled: truthy(globals["rpl_semi_sync_master_enabled"]),
       masterActive: status.get("rpl_semi_sync_master_status") === "ON",

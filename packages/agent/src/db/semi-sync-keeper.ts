@@ -6,6 +6,11 @@
  * forgotten, and restarts the replica's IO thread, since a replica registers as a semi-sync
  * one only when it connects. It never turns semi-sync off, and leaves alone a server without a
  * replica (replication not set up yet: `mnha db setup-replication` does it then).
+ *
+ * It restores what a restart undid, never what someone did on a running server: semi-sync
+ * seen on, then off with no restart in between (the server's Uptime says), was turned off by
+ * hand or by `setup-replication` with db.semiSync.enabled false while this agent still runs
+ * with true. That is left off and said once.
  */
 import { bounded } from "./role-switch.js";
 import type { Database, DatabaseHealth } from "./types.js";
@@ -34,21 +39,50 @@ export interface SemiSyncKeeperOptions {
   boundMs: number;
   /** After a failed repair, the next attempt waits this long (a server that refuses is not asked every second). */
   retryAfterFailureMs?: number;
+  /**
+   * A run seen with semi-sync on only younger than this is never judged "the same run": a
+   * server restarted within seconds of its start would look like one that kept running, and
+   * semi-sync would be wrongly left off. Default 10 s.
+   */
+  minRunSecondsToJudge?: number;
   now: () => number;
   record: (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void;
 }
 
+/** Uptime is whole seconds and read at poll time: two estimates of one start may differ by this much. */
+const SAME_START_TOLERANCE_MS = 2_500;
+
 export class SemiSyncKeeper {
   private failedAt: number | null = null;
+  /** The server run in which semi-sync was last seen on (or turned on): when it started, on `now()`'s axis, and its Uptime then. */
+  private lastOn: { runStartedAt: number; uptimeSeconds: number } | null = null;
+  private leftOffTold = false;
 
   constructor(private readonly options: SemiSyncKeeperOptions) {}
 
   /** One poll's look; resolves once any repair is done or has failed (never rejects). */
   async keep(health: DatabaseHealth): Promise<SemiSyncRepair | null> {
     const { settings, target, boundMs, now, record } = this.options;
+    const startedAt = health.alive && health.uptimeSeconds !== null ? now() - health.uptimeSeconds * 1000 : null;
     const repair = semiSyncRepair(health, settings.enabled);
     if (repair === null) {
       this.failedAt = null;
+      if (health.semiSync?.masterEnabled && health.semiSync.slaveEnabled) {
+        this.lastOn = startedAt === null ? null : { runStartedAt: startedAt, uptimeSeconds: health.uptimeSeconds as number };
+        this.leftOffTold = false;
+      }
+      return null;
+    }
+    if (this.sameRunAsLastOn(startedAt, health.uptimeSeconds)) {
+      if (!this.leftOffTold) {
+        this.leftOffTold = true;
+        record(
+          "db.semi-sync-left-off",
+          `semi-sync was turned off on the running server (no restart since it was on: by hand, or by mnha db setup-replication with db.semiSync.enabled false): left off, commits are asynchronous. This agent still runs with db.semiSync.enabled true: restart it (systemctl restart mnha) after changing the setting, or turn semi-sync on again with mnha db setup-replication`,
+          { ...repair, uptimeSeconds: health.uptimeSeconds },
+          "warn",
+        );
+      }
       return null;
     }
     if (this.failedAt !== null && now() - this.failedAt < (this.options.retryAfterFailureMs ?? 30_000)) return null;
@@ -66,12 +100,27 @@ export class SemiSyncKeeper {
       return null;
     }
     this.failedAt = null;
+    const seenOnBefore = this.lastOn !== null;
+    this.lastOn = startedAt === null ? null : { runStartedAt: startedAt, uptimeSeconds: health.uptimeSeconds as number };
+    this.leftOffTold = false;
     record(
       "db.semi-sync-restored",
-      `MariaDB had semi-sync off on the ${forgotten} side (a restart forgets SET GLOBAL): turned it back on (AFTER_SYNC, ${settings.timeoutMs} ms)${repair.restartIo ? " and restarted the replica's IO thread so the peer waits for it again" : ""}; add the rpl_semi_sync_* lines of docs/database.md to my.cnf to keep it across restarts`,
+      `MariaDB had semi-sync off on the ${forgotten} side (${seenOnBefore ? "the server restarted: a restart forgets SET GLOBAL" : "found so at this agent's first look; a restart forgets SET GLOBAL"}): turned it back on (AFTER_SYNC, ${settings.timeoutMs} ms)${repair.restartIo ? " and restarted the replica's IO thread so the peer waits for it again" : ""}; add the rpl_semi_sync_* lines of docs/database.md to my.cnf to keep it across restarts`,
       fields,
       "warn",
     );
     return repair;
+  }
+
+  /**
+   * Whether the server has kept running since semi-sync was last seen on: its Uptime went on
+   * growing and its start did not move. Any doubt (no Uptime, a young run) counts as a restart,
+   * so semi-sync is given back rather than wrongly left off.
+   */
+  private sameRunAsLastOn(startedAt: number | null, uptimeSeconds: number | null): boolean {
+    const last = this.lastOn;
+    if (last === null || startedAt === null || uptimeSeconds === null) return false;
+    if (last.uptimeSeconds < (this.options.minRunSecondsToJudge ?? 10)) return false;
+    return uptimeSeconds >= last.uptimeSeconds && Math.abs(startedAt - last.runStartedAt) <= SAME_START_TOLERANCE_MS;
   }
 }

@@ -27,6 +27,8 @@ export interface DatabaseHealth {
   gtidSlavePos: string | null;
   gtidBinlogPos: string | null;
   gtidCurrentPos: string | null;
+  /** Seconds since the server started (`Uptime`): it tells a restarted server from a running one. */
+  uptimeSeconds: number | null;
   semiSync: {
     masterEnabled: boolean;
     /** ON while commits wait for the peer's acknowledgement; OFF after a fallback to asynchronous. */

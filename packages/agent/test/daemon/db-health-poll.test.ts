@@ -103,13 +103,13 @@ describe("the database health poll", () => {
     }
   }, 60_000);
 
-  it("gives semi-sync back to a server that forgot it (a restart), before the summary goes out; a connected IO thread is restarted", async () => {
+  it("gives semi-sync back to a server that forgot it (a restart), before the summary goes out; a connected IO thread is restarted; one turned off on the running server is left off", async () => {
     const database = composeDatabase(loadedConfig({ db: { enabled: true, socket: server.socket, connectTimeoutMs: 2_000 } }));
     const control = database.semiSyncControl;
     expect(control).toBeDefined();
     const events: string[] = [];
     const order: string[] = [];
-    const keeper = new SemiSyncKeeper({ settings: { enabled: true, timeoutMs: 1_500 }, target: control!, boundMs: 4_000, now: () => performance.now(), record: (type) => events.push(type) });
+    const keeper = new SemiSyncKeeper({ settings: { enabled: true, timeoutMs: 1_500 }, target: control!, boundMs: 4_000, minRunSecondsToJudge: 0, now: () => performance.now(), record: (type) => events.push(type) });
     const poll = new DbHealthPoll({
       database,
       intervalMs: 60_000,
@@ -135,6 +135,15 @@ describe("the database health poll", () => {
       await control!.restartReplicaIo();
       await poll.poll();
       expect(["Connecting", "Yes"]).toContain(poll.last?.slaveIoRunning);
+      // Turned off by hand on the running server (its Uptime goes on): left off, said once. (This
+      // server started a moment ago, hence minRunSecondsToJudge 0; a restart given back is the lab's case.)
+      expect(poll.last?.uptimeSeconds).toBeGreaterThanOrEqual(0);
+      await server.run("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
+      await poll.poll();
+      await poll.poll();
+      expect(events).toEqual(["db.semi-sync-restored", "db.semi-sync-left-off"]);
+      expect(await semiSyncVariables()).toMatchObject({ rpl_semi_sync_master_enabled: "OFF", rpl_semi_sync_slave_enabled: "ON" });
+
     } finally {
       await poll.stop();
       await server.run("STOP SLAVE");

@@ -4,10 +4,11 @@ import { DEAD_HEALTH } from "../../src/db/mariadb.js";
 import { SemiSyncKeeper, semiSyncRepair } from "../../src/db/semi-sync-keeper.js";
 import type { DatabaseHealth, ThreadState } from "../../src/db/types.js";
 
-function health(options: { master?: boolean; replica?: boolean; io?: ThreadState; configured?: boolean; alive?: boolean } = {}): DatabaseHealth {
+function health(options: { master?: boolean; replica?: boolean; io?: ThreadState; configured?: boolean; alive?: boolean; uptime?: number } = {}): DatabaseHealth {
   return {
     ...DEAD_HEALTH,
     alive: options.alive ?? true,
+    uptimeSeconds: options.uptime ?? null,
     replicaConfigured: options.configured ?? true,
     slaveIoRunning: options.io ?? "Yes",
     slaveSqlRunning: "Yes",
@@ -100,5 +101,63 @@ describe("SemiSyncKeeper", () => {
     clock.ms = 60_000;
     await k.keep(forgot);
     expect(events.map((e) => e.type)).toEqual(["db.semi-sync-failed", "db.semi-sync-restored"]);
+  });
+
+  it("restores what a restart undid, never what someone did on a running server: off with no restart since it was on is left off, said once", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events, clock } = keeper(server);
+    // On, in a server run that started 100 s ago.
+    clock.ms = 1_000_000;
+    await k.keep(health({ uptime: 100 }));
+    // 5 s later, the same run (Uptime 105): turned off on the running server.
+    clock.ms += 5_000;
+    await expect(k.keep(health({ master: false, replica: false, uptime: 105 }))).resolves.toBeNull();
+    clock.ms += 1_000;
+    await k.keep(health({ master: false, replica: false, uptime: 106 }));
+    expect(server.calls).toEqual([]);
+    expect(events.map((e) => e.type)).toEqual(["db.semi-sync-left-off"]);
+    expect(events[0]?.message).toMatch(/turned off on the running server .*left off, commits are asynchronous.*restart it \(systemctl restart mnha\) after changing the setting/);
+    // The server restarts (Uptime back to 2): what the restart undid is restored.
+    clock.ms += 10_000;
+    await expect(k.keep(health({ master: false, replica: false, uptime: 2 }))).resolves.toEqual({ master: true, replica: true, restartIo: true });
+    expect(server.calls).toEqual(["semi-sync on 1000", "restart IO"]);
+    expect(events.map((e) => e.type)).toEqual(["db.semi-sync-left-off", "db.semi-sync-restored"]);
+    expect(events[1]?.message).toMatch(/the server restarted: a restart forgets SET GLOBAL/);
+    // Seen on in the new run once it is 30 s old, then turned off by hand: left off, and said again (a new occurrence).
+    clock.ms += 28_000;
+    await k.keep(health({ uptime: 30 }));
+    clock.ms += 32_000;
+    await k.keep(health({ master: false, uptime: 62 }));
+    expect(server.calls).toHaveLength(2);
+    expect(events.map((e) => e.type)).toEqual(["db.semi-sync-left-off", "db.semi-sync-restored", "db.semi-sync-left-off"]);
+  });
+
+  it("at the agent's first look (nothing seen on before), an off server is turned on: the config is the intent", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events } = keeper(server);
+    await k.keep(health({ master: false, replica: false, uptime: 86_400 }));
+    expect(server.calls).toEqual(["semi-sync on 1000", "restart IO"]);
+    expect(events[0]?.message).toMatch(/found so at this agent's first look/);
+  });
+
+  it("a run seen on only in its first seconds is never judged the same run: a quick restart gets semi-sync back, not left off", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events, clock } = keeper(server);
+    clock.ms = 500_000;
+    // Turned on 1 s into a run; the server restarts at once and the next poll sees Uptime 1 again, its start 1 s later.
+    await k.keep(health({ master: false, replica: false, uptime: 1 }));
+    await k.keep(health({ uptime: 1 }));
+    clock.ms += 1_000;
+    await k.keep(health({ master: false, replica: false, uptime: 1 }));
+    expect(events.map((e) => e.type)).toEqual(["db.semi-sync-restored", "db.semi-sync-restored"]);
+    expect(server.calls).toHaveLength(4);
+  });
+
+  it("no Uptime to judge by (an older server, a failed read): any off server is given semi-sync back", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events } = keeper(server);
+    await k.keep(health());
+    await k.keep(health({ master: false }));
+    expect(events.map((e) => e.type)).toEqual(["db.semi-sync-restored"]);
   });
 });
