@@ -28,6 +28,7 @@ import { describeProgress } from "../db/describe.js";
 import { formatBytes } from "../util/format.js";
 import { DbHealthPoll } from "./db-health-poll.js";
 import { SemiSyncKeeper } from "../db/semi-sync-keeper.js";
+import type { DatabaseHealth } from "../db/types.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
 import { ErrantWriteWatch } from "../db/errant-watch.js";
 import { EventLog } from "./event-log.js";
@@ -179,8 +180,8 @@ export class Agent {
           log: this.logger.child({ component: "witness" }),
         })
       : null;
-    const semiSync = this.c.database?.semiSyncControl ? this.semiSyncKeeper(this.c.database.semiSyncControl) : null;
-    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, beat: this.beat, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), ...(semiSync ? { repair: (health) => (this.host.core.snapshot(this.clock.now()).maintenance ? Promise.resolve(null) : semiSync.keep(health)) } : {}), errant: this.errantWatch(config.dataDir) }) : null;
+    const repair = this.c.database?.semiSyncControl ? this.semiSyncHook(this.c.database.semiSyncControl) : null;
+    this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, beat: this.beat, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), ...(repair ? { repair } : {}), errant: this.errantWatch(config.dataDir) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
     this.pairSettings = new PairSettingsCheck(options.loaded.config);
     this.ops = new NodeOps({
@@ -863,9 +864,10 @@ export class Agent {
    * Semi-sync given back to a server that a restart made forget it (db/semi-sync-keeper.ts);
    * not in maintenance mode, which acts on nothing (the DBA may be restarting it on purpose).
    */
-  private semiSyncKeeper(target: NonNullable<AgentDatabase["semiSyncControl"]>): SemiSyncKeeper {
+  private semiSyncHook(target: NonNullable<AgentDatabase["semiSyncControl"]>): (health: DatabaseHealth) => Promise<unknown> {
     const { semiSync, connectTimeoutMs } = this.loaded.config.db;
-    return new SemiSyncKeeper({ settings: semiSync, target, boundMs: 2 * connectTimeoutMs, now: () => this.clock.now(), record: (type, message, fields, level) => void this.events.record(type, message, fields, level) });
+    const keeper = new SemiSyncKeeper({ settings: semiSync, target, boundMs: 2 * connectTimeoutMs, now: () => this.clock.now(), record: (type, message, fields, level) => void this.events.record(type, message, fields, level) });
+    return async (health) => (this.ops.inMaintenance() ? null : keeper.keep(health));
   }
 
   /** Errant transactions on this node (written while a read-only standby): found, kept, shown; repaired only by db resync. */

@@ -67,10 +67,7 @@ export class SemiSyncKeeper {
     const repair = semiSyncRepair(health, settings.enabled);
     if (repair === null) {
       this.failedAt = null;
-      if (health.semiSync?.masterEnabled && health.semiSync.slaveEnabled) {
-        this.lastOn = startedAt === null ? null : { runStartedAt: startedAt, uptimeSeconds: health.uptimeSeconds as number };
-        this.leftOffTold = false;
-      }
+      if (health.semiSync?.masterEnabled && health.semiSync.slaveEnabled) this.sawOn(startedAt, health.uptimeSeconds);
       return null;
     }
     if (this.sameRunAsLastOn(startedAt, health.uptimeSeconds)) {
@@ -101,8 +98,7 @@ export class SemiSyncKeeper {
     }
     this.failedAt = null;
     const seenOnBefore = this.lastOn !== null;
-    this.lastOn = startedAt === null ? null : { runStartedAt: startedAt, uptimeSeconds: health.uptimeSeconds as number };
-    this.leftOffTold = false;
+    this.sawOn(startedAt, health.uptimeSeconds);
     record(
       "db.semi-sync-restored",
       `MariaDB had semi-sync off on the ${forgotten} side (${seenOnBefore ? "the server restarted: a restart forgets SET GLOBAL" : "found so at this agent's first look; a restart forgets SET GLOBAL"}): turned it back on (AFTER_SYNC, ${settings.timeoutMs} ms)${repair.restartIo ? " and restarted the replica's IO thread so the peer waits for it again" : ""}; add the rpl_semi_sync_* lines of docs/database.md to my.cnf to keep it across restarts`,
@@ -110,6 +106,12 @@ export class SemiSyncKeeper {
       "warn",
     );
     return repair;
+  }
+
+  /** Semi-sync seen on (or just turned on) in this server run: a later "off" in it is someone's doing. */
+  private sawOn(startedAt: number | null, uptimeSeconds: number | null): void {
+    this.lastOn = startedAt === null || uptimeSeconds === null ? null : { runStartedAt: startedAt, uptimeSeconds };
+    this.leftOffTold = false;
   }
 
   /**
