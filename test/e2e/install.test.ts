@@ -343,7 +343,7 @@ describe("install-ha from bare nodes", () => {
     }
     // Preflight said the enabled unit would start beside mnha; install-ha masked it on both nodes, remembering each.
     // No zstack-ctl on these nodes: preflight warns that the MN's restores would fail, naming the fix once for both.
-    expect(failed.stdout).toMatch(/service commands \(zstack-ctl, systemctl\)\s+zstack-ctl missing\s+zstack-ctl missing\s+WARN\s+both nodes: zstack-ctl not found in \S+: the default services restore/);
+    expect(failed.stdout).toMatch(/service commands \(zstack-ctl, systemctl\)\s+zstack-ctl missing\s+zstack-ctl missing\s+WARN\s+both nodes: zstack-ctl \(the default services' command for mn, ui\) not found in \S+: each restore or stop of those services would fail/);
     expect(failed.stdout).toMatch(/the distribution's keepalived\.service kept off\s+enabled\s+disabled \(install-ha masks it\)\s+WARN\s+\S+: a reboot or a keepalived package upgrade would start it/);
     expect(waited.stdout).toContain("mn1: keepalived.service was enabled; disabled and masked (mnha runs its own Keepalived");
     expect(waited.stdout).toContain("mn2: keepalived.service was disabled; disabled and masked");

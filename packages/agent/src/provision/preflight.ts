@@ -289,7 +289,9 @@ const AGENT_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"
  */
 export function serviceCommandsCheck(exists: (path: string) => boolean = existsSync): CheckResult {
   const id = "service-commands";
-  const programs = [...new Set(DEFAULT_SERVICES.flatMap((service) => [service.restore?.command, service.start, service.stop]).flatMap((argv) => (argv?.[0] !== undefined ? [argv[0]] : [])))];
+  const commandsOf = (service: (typeof DEFAULT_SERVICES)[number]) => [service.restore?.command, service.start, service.stop].flatMap((argv) => (argv?.[0] !== undefined ? [argv[0]] : []));
+  const programs = [...new Set(DEFAULT_SERVICES.flatMap(commandsOf))];
+  const usedFor = (program: string) => DEFAULT_SERVICES.filter((service) => commandsOf(service).includes(program)).map((service) => service.name).join(", ");
   const title = `service commands (${programs.join(", ")})`;
   const found = programs.map((program) => ({ program, path: program.startsWith("/") ? (exists(program) ? program : null) : (AGENT_PATH.map((dir) => `${dir}/${program}`).find((path) => exists(path)) ?? null) }));
   const missing = found.filter((entry) => entry.path === null).map((entry) => entry.program);
@@ -299,7 +301,7 @@ export function serviceCommandsCheck(exists: (path: string) => boolean = existsS
     title,
     status: "warn",
     value: `${missing.join(", ")} missing`,
-    fix: `${missing.join(" and ")} not found in ${AGENT_PATH.join(":")}: the default services restore, stop and start the MN and the UI with it, so each restore would fail (command not found) and an MN down on both nodes would leave nobody holding the VIP; install the platform first, or give the services commands that exist here (services: in /etc/mnha/mnha.yaml, docs/cli.md)`,
+    fix: `${missing.map((program) => `${program} (the default services' command for ${usedFor(program)})`).join(" and ")} not found in ${AGENT_PATH.join(":")}: each restore or stop of those services would fail (command not found), so one down on both nodes would leave nobody holding the VIP; install the platform first, or give the services commands that exist here (services: in /etc/mnha/mnha.yaml, docs/cli.md)`,
   };
 }
 

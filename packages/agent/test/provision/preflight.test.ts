@@ -36,8 +36,11 @@ describe("preflight", () => {
     expect(serviceCommandsCheck((path) => installed.has(path))).toEqual({ id: "service-commands", title: "service commands (zstack-ctl, systemctl)", status: "pass", value: "/usr/bin/zstack-ctl, /bin/systemctl", fix: "" });
     const missing = serviceCommandsCheck((path) => path === "/bin/systemctl");
     expect(missing).toMatchObject({ status: "warn", value: "zstack-ctl missing" });
-    expect(missing.fix).toMatch(/^zstack-ctl not found in \/usr\/local\/sbin:\/usr\/local\/bin:\/usr\/sbin:\/usr\/bin:\/sbin:\/bin: the default services restore, stop and start the MN and the UI with it, so each restore would fail \(command not found\) and an MN down on both nodes would leave nobody holding the VIP; install the platform first/);
-    expect(serviceCommandsCheck(() => false).value).toBe("zstack-ctl, systemctl missing");
+    expect(missing.fix).toMatch(/^zstack-ctl \(the default services' command for mn, ui\) not found in \/usr\/local\/sbin:\/usr\/local\/bin:\/usr\/sbin:\/usr\/bin:\/sbin:\/bin: each restore or stop of those services would fail \(command not found\), so one down on both nodes would leave nobody holding the VIP; install the platform first/);
+    // Each missing program names the services it serves: systemctl is the database's.
+    const none = serviceCommandsCheck(() => false);
+    expect(none.value).toBe("zstack-ctl, systemctl missing");
+    expect(none.fix).toMatch(/^zstack-ctl \(the default services' command for mn, ui\) and systemctl \(the default services' command for db\) not found in /);
   });
 
   it("a warning with the same fix on both nodes says the fix once; different fixes are named per node", () => {
