@@ -13,6 +13,7 @@
  * with true. That is left off and said once.
  */
 import { bounded } from "./role-switch.js";
+import { sameServerRun, serverRunOf, type ServerRun } from "./server-run.js";
 import type { Database, DatabaseHealth } from "./types.js";
 
 /** What a server forgot: the master side, the replica side, and whether its IO thread must reconnect. */
@@ -49,13 +50,10 @@ export interface SemiSyncKeeperOptions {
   record: (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void;
 }
 
-/** Uptime is whole seconds and read at poll time: two estimates of one start may differ by this much. */
-const SAME_START_TOLERANCE_MS = 2_500;
-
 export class SemiSyncKeeper {
   private failedAt: number | null = null;
-  /** The server run in which semi-sync was last seen on (or turned on): when it started, on `now()`'s axis, and its Uptime then. */
-  private lastOn: { runStartedAt: number; uptimeSeconds: number } | null = null;
+  /** The server run in which semi-sync was last seen on (or turned on). */
+  private lastOn: ServerRun | null = null;
   private leftOffTold = false;
 
   constructor(private readonly options: SemiSyncKeeperOptions) {}
@@ -63,14 +61,14 @@ export class SemiSyncKeeper {
   /** One poll's look; resolves once any repair is done or has failed (never rejects). */
   async keep(health: DatabaseHealth): Promise<SemiSyncRepair | null> {
     const { settings, target, boundMs, now, record } = this.options;
-    const startedAt = health.alive && health.uptimeSeconds !== null ? now() - health.uptimeSeconds * 1000 : null;
+    const run = serverRunOf(health, now());
     const repair = semiSyncRepair(health, settings.enabled);
     if (repair === null) {
       this.failedAt = null;
-      if (health.semiSync?.masterEnabled && health.semiSync.slaveEnabled) this.sawOn(startedAt, health.uptimeSeconds);
+      if (health.semiSync?.masterEnabled && health.semiSync.slaveEnabled) this.sawOn(run);
       return null;
     }
-    if (this.sameRunAsLastOn(startedAt, health.uptimeSeconds)) {
+    if (sameServerRun(this.lastOn, run, this.options.minRunSecondsToJudge ?? 10)) {
       if (!this.leftOffTold) {
         this.leftOffTold = true;
         record(
@@ -98,7 +96,7 @@ export class SemiSyncKeeper {
     }
     this.failedAt = null;
     const seenOnBefore = this.lastOn !== null;
-    this.sawOn(startedAt, health.uptimeSeconds);
+    this.sawOn(run);
     record(
       "db.semi-sync-restored",
       `MariaDB had semi-sync off on the ${forgotten} side (${seenOnBefore ? "the server restarted: a restart forgets SET GLOBAL" : "found so at this agent's first look; a restart forgets SET GLOBAL"}): turned it back on (AFTER_SYNC, ${settings.timeoutMs} ms)${repair.restartIo ? " and restarted the replica's IO thread so the peer waits for it again" : ""}; add the rpl_semi_sync_* lines of docs/database.md to my.cnf to keep it across restarts`,
@@ -109,20 +107,8 @@ export class SemiSyncKeeper {
   }
 
   /** Semi-sync seen on (or just turned on) in this server run: a later "off" in it is someone's doing. */
-  private sawOn(startedAt: number | null, uptimeSeconds: number | null): void {
-    this.lastOn = startedAt === null || uptimeSeconds === null ? null : { runStartedAt: startedAt, uptimeSeconds };
+  private sawOn(run: ServerRun | null): void {
+    this.lastOn = run;
     this.leftOffTold = false;
-  }
-
-  /**
-   * Whether the server has kept running since semi-sync was last seen on: its Uptime went on
-   * growing and its start did not move. Any doubt (no Uptime, a young run) counts as a restart,
-   * so semi-sync is given back rather than wrongly left off.
-   */
-  private sameRunAsLastOn(startedAt: number | null, uptimeSeconds: number | null): boolean {
-    const last = this.lastOn;
-    if (last === null || startedAt === null || uptimeSeconds === null) return false;
-    if (last.uptimeSeconds < (this.options.minRunSecondsToJudge ?? 10)) return false;
-    return uptimeSeconds >= last.uptimeSeconds && Math.abs(startedAt - last.runStartedAt) <= SAME_START_TOLERANCE_MS;
   }
 }

@@ -1,0 +1,35 @@
+/**
+ * Which run of the MariaDB server a health report comes from. A restart forgets what was set
+ * on the running server (SET GLOBAL, START SLAVE); the keepers give back what a restart undid
+ * and leave alone what someone did on a running server, and this tells the two apart by the
+ * server's Uptime. Pure.
+ */
+import type { DatabaseHealth } from "./types.js";
+
+/** One server run: when it started, on the agent clock's axis, and its Uptime when seen. */
+export interface ServerRun {
+  startedAt: number;
+  uptimeSeconds: number;
+}
+
+/** Uptime is whole seconds and read at poll time: two estimates of one start may differ by this much. */
+const SAME_START_TOLERANCE_MS = 2_500;
+
+/** The run a report comes from (null: a dead server, or no Uptime to judge by). */
+export function serverRunOf(health: DatabaseHealth, now: number): ServerRun | null {
+  if (!health.alive || health.uptimeSeconds === null) return null;
+  return { startedAt: now - health.uptimeSeconds * 1000, uptimeSeconds: health.uptimeSeconds };
+}
+
+/**
+ * Whether the server has kept running since `earlier`: its Uptime went on growing and its
+ * start did not move. Any doubt counts as a restart (no run to compare, or `earlier` seen in
+ * the run's first `minRunSecondsToJudge` seconds, when a server restarted within seconds of
+ * its start would look like one that kept running): what a restart undid is then given back
+ * rather than wrongly left alone.
+ */
+export function sameServerRun(earlier: ServerRun | null, current: ServerRun | null, minRunSecondsToJudge: number): boolean {
+  if (earlier === null || current === null) return false;
+  if (earlier.uptimeSeconds < minRunSecondsToJudge) return false;
+  return current.uptimeSeconds >= earlier.uptimeSeconds && Math.abs(current.startedAt - earlier.startedAt) <= SAME_START_TOLERANCE_MS;
+}
