@@ -16,7 +16,7 @@ import type { StatusReport } from "../../packages/agent/src/contracts.js";
 import { AGENT_MAIN, HOSTS, LAB_DIR, VIP_ADDRESS, nodePaths, type MnNode } from "../lab/constants.js";
 import { runIn, sleep, waitFor, type CommandResult } from "../lab/exec.js";
 import { Lab } from "../lab/lab.js";
-import { labDatabase, mariaDbPaths, serverIdOf } from "../lab/mariadb.js";
+import { labDatabase, mariaDbPaths, serverIdOf, startMariaDb } from "../lab/mariadb.js";
 import { labArchiveDir } from "./scenario.js";
 
 const APP_PASSWORD = "app-password-for-the-lab";
@@ -415,6 +415,55 @@ describe("the database follows the VIP (real MariaDB)", () => {
     expect(output).toMatch(/eligible to hold the VIP/);
     // What start-node waited for holds: the standby has every row the holder has.
     await caughtUp(standby, holder);
+  });
+
+  it("the standby's MariaDB restarted with skip-slave-start: its agent gives semi-sync back, then starts the replica, which catches up; one stopped by hand on the running server is left stopped and said", async () => {
+    const { holder } = await lab.waitForStable({ timeoutMs: 30_000 });
+    const standby = other(holder);
+    // Restarted by hand while the standby is in maintenance (its agent acts on nothing, so its
+    // restore command does not race the restart), as a DBA upgrading MariaDB would.
+    const on = await mnha(standby, ["maintenance", "on", "--reason", "lab: MariaDB restart with skip-slave-start"]);
+    expect(on.code, `${on.stdout}\n${on.stderr}`).toBe(0);
+    try {
+      await startMariaDb(standby, { skipSlaveStart: true, readOnly: true });
+      const restarted = await db[standby].health();
+      expect(restarted, "the restarted server's replica, stopped with no error").toMatchObject({ replicaConfigured: true, slaveIoRunning: "No", slaveSqlRunning: "No", lastIoError: null, lastSqlError: null });
+      expect(restarted.semiSync?.slaveEnabled, "semi-sync forgotten by the restart").toBe(false);
+      // Rows the standby has not read: it must catch up once its replica runs.
+      for (let i = 0; i < 20; i++) await sql(holder, "INSERT INTO appdb.acks (id, server_id) VALUES (?, @@server_id)", [nextId++]);
+      await sleep(2_500);
+      expect((await db[standby].health()).slaveIoRunning, "left alone in maintenance").toBe("No");
+    } finally {
+      const off = await mnha(standby, ["maintenance", "off"]);
+      expect(off.code, `${off.stdout}\n${off.stderr}`).toBe(0);
+    }
+    await replicatingBothWays();
+    const started = await mnha(standby, ["events", "--type", "db.replica-started", "--json"]);
+    expect(started.stdout, started.stderr).toMatch(/the server restarted: skip-slave-start in my\.cnf\?\): started it \(START SLAVE\)/);
+    // Semi-sync first, so the replica connected as a semi-sync one: the holder's commits wait for it again.
+    let semiSync = "";
+    await waitFor(`${standby}'s replica acknowledging ${holder}'s commits (semi-sync)`, async () => {
+      const [h, s] = await Promise.all([db[holder].health(), db[standby].health()]);
+      semiSync = JSON.stringify({ holder: h.semiSync, standby: s.semiSync });
+      return h.semiSync?.masterActive && (h.semiSync.masterClients ?? 0) >= 1 && s.semiSync?.slaveActive ? true : undefined;
+    }, { timeoutMs: 20_000, describeLast: () => semiSync });
+    await caughtUp(standby, holder);
+    await waitFor(`${standby} eligible again`, async () => ((await status(standby)).self.eligible ? true : undefined), { timeoutMs: 20_000 });
+    // Stopped by hand on the running server (its Uptime past the 10 s in which a hand and a restart look alike).
+    await waitFor(`${standby}'s server running for 12 s`, async () => (((await db[standby].health()).uptimeSeconds ?? 0) >= 12 ? true : undefined), { timeoutMs: 30_000 });
+    await sql(standby, "STOP SLAVE");
+    try {
+      await waitFor(`${standby}'s agent saying it left the replica stopped`, async () => {
+        const left = await mnha(standby, ["events", "--type", "db.replica-left-stopped", "--json"]);
+        return /stopped on the running server .*left stopped/.test(left.stdout) ? true : undefined;
+      }, { timeoutMs: 10_000 });
+      await sleep(1_500);
+      expect((await db[standby].health()).slaveIoRunning, `${standby}'s replica, stopped by hand`).toBe("No");
+      await waitFor(`${holder} seeing ${standby} ineligible`, async () => ((await status(holder)).peer as { eligible?: boolean }).eligible === false ? true : undefined, { timeoutMs: 10_000 });
+    } finally {
+      await sql(standby, "START SLAVE");
+    }
+    await replicatingBothWays();
   });
 
   it("the holder's MariaDB killed (and restarted by its restore command, read-only): no acknowledged row lost, never both writable, whoever holds the VIP after", async () => {

@@ -56,6 +56,9 @@ export interface MariaDbVariant {
   /** Bad-input tests: run without the binary log, or with another server_id. */
   logBin?: boolean;
   serverId?: number;
+  /** As a DBA's my.cnf may have it: a restarted server comes back with its replica stopped / read-only. */
+  skipSlaveStart?: boolean;
+  readOnly?: boolean;
 }
 
 export function mariadbdArgv(node: MnNode, variant: MariaDbVariant = {}): string[] {
@@ -70,6 +73,8 @@ export function mariadbdArgv(node: MnNode, variant: MariaDbVariant = {}): string
     ...(variant.logBin === false ? [] : [`--log-bin=${p.dataDir}/mariadb-bin`]),
     "--binlog-format=ROW", "--log-slave-updates=ON", "--gtid-strict-mode=ON",
     "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M", "--performance-schema=OFF", "--max-connections=200",
+    ...(variant.skipSlaveStart === true ? ["--skip-slave-start"] : []),
+    ...(variant.readOnly === true ? ["--read-only"] : []),
   ];
 }
 

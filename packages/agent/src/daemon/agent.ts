@@ -27,6 +27,7 @@ import { describePlanStepEvent } from "../plan/plan-audit.js";
 import { describeProgress } from "../db/describe.js";
 import { formatBytes } from "../util/format.js";
 import { DbHealthPoll } from "./db-health-poll.js";
+import { ReplicaKeeper } from "../db/replica-keeper.js";
 import { SemiSyncKeeper } from "../db/semi-sync-keeper.js";
 import type { DatabaseHealth } from "../db/types.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
@@ -180,7 +181,7 @@ export class Agent {
           log: this.logger.child({ component: "witness" }),
         })
       : null;
-    const repair = this.c.database?.semiSyncControl ? this.semiSyncHook(this.c.database.semiSyncControl) : null;
+    const repair = this.c.database?.repairControl ? this.restartRepairHook(this.c.database.repairControl) : null;
     this.dbPoll = this.c.database ? new DbHealthPoll({ database: this.c.database, intervalMs: 1_000, beat: this.beat, timeoutMs: 2 * config.db.connectTimeoutMs, onSummary: (summary) => this.host.input({ kind: "db-health", summary }), onEveryPoll: (summary) => this.host.dbReconcile(summary), ...(repair ? { repair } : {}), errant: this.errantWatch(config.dataDir) }) : null;
     this.host = new ElectionHost(core, this.hostAdapters(), { self: this.self, heartbeatIntervalMs: t.heartbeatIntervalMs });
     this.pairSettings = new PairSettingsCheck(options.loaded.config);
@@ -861,13 +862,22 @@ export class Agent {
   }
 
   /**
-   * Semi-sync given back to a server that a restart made forget it (db/semi-sync-keeper.ts);
-   * not in maintenance mode, which acts on nothing (the DBA may be restarting it on purpose).
+   * What a restart made the server forget, given back: semi-sync (db/semi-sync-keeper.ts),
+   * then a replica left stopped (db/replica-keeper.ts), in that order so the replica connects
+   * as a semi-sync one. Not in maintenance mode, which acts on nothing (the DBA may be
+   * restarting it on purpose).
    */
-  private semiSyncHook(target: NonNullable<AgentDatabase["semiSyncControl"]>): (health: DatabaseHealth) => Promise<unknown> {
+  private restartRepairHook(target: NonNullable<AgentDatabase["repairControl"]>): (health: DatabaseHealth) => Promise<unknown> {
     const { semiSync, connectTimeoutMs } = this.loaded.config.db;
-    const keeper = new SemiSyncKeeper({ settings: semiSync, target, boundMs: 2 * connectTimeoutMs, now: () => this.clock.now(), record: (type, message, fields, level) => void this.events.record(type, message, fields, level) });
-    return async (health) => (this.ops.inMaintenance() ? null : keeper.keep(health));
+    const record = (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void this.events.record(type, message, fields, level);
+    const now = () => this.clock.now();
+    const semiSyncKeeper = new SemiSyncKeeper({ settings: semiSync, target, boundMs: 2 * connectTimeoutMs, now, record });
+    const replicaKeeper = new ReplicaKeeper({ target, boundMs: 2 * connectTimeoutMs, now, record });
+    return async (health) => {
+      if (this.ops.inMaintenance()) return null;
+      const semiSyncRepaired = await semiSyncKeeper.keep(health);
+      return { semiSync: semiSyncRepaired, replica: await replicaKeeper.keep(health) };
+    };
   }
 
   /** Errant transactions on this node (written while a read-only standby): found, kept, shown; repaired only by db resync. */

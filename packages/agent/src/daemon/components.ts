@@ -20,8 +20,8 @@ export interface AgentDatabase {
   health(signal?: AbortSignal): Promise<DatabaseHealth>;
   /** An interrupted `db seed` left its marker: never eligible. */
   seedIncomplete(): boolean;
-  /** Semi-sync as a restarted server must be given it back (absent: not kept, as in tests without it). */
-  semiSyncControl?: Pick<Database, "configureSemiSync" | "restartReplicaIo">;
+  /** What a restarted server forgot, given back: semi-sync, a replica left stopped (absent: not kept, as in tests without it). */
+  repairControl?: Pick<Database, "configureSemiSync" | "restartReplicaIo" | "startReplica">;
   close(): Promise<void>;
 }
 

@@ -107,7 +107,7 @@ export function composeDatabase(loaded: LoadedConfig): NonNullable<AgentComponen
     roleSwitch: new DatabaseRoleSwitch(db, { switchTimeoutMs: 2 * config.db.connectTimeoutMs, catchUpTimeoutMs: config.db.catchUpTimeoutMs }),
     health: (signal) => healthReader.health(signal),
     seedIncomplete: () => dbSeedIncomplete(config.dataDir),
-    semiSyncControl: db,
+    repairControl: db,
     close: async () => {
       await healthReader.close();
       await db.close();

@@ -67,12 +67,13 @@ describe("the agent with db.enabled (in-memory database)", () => {
     const forgetful: AgentDatabase = {
       ...db,
       health: async () => ({ ...sound, semiSync: { ...sound.semiSync!, masterEnabled: semiSyncOn, slaveEnabled: semiSyncOn } }),
-      semiSyncControl: {
+      repairControl: {
         configureSemiSync: async (options) => {
           calls.push(`semi-sync ${String(options.enabled)} ${options.timeoutMs}`);
           semiSyncOn = options.enabled;
         },
         restartReplicaIo: async () => void calls.push("restart IO"),
+        startReplica: async () => void calls.push("start replica"),
       },
     };
     const dataDir = mkdtempSync(join(tmpdir(), "mnha-semisync-"));
@@ -92,6 +93,59 @@ describe("the agent with db.enabled (in-memory database)", () => {
       await parts.handlers!.maintenance!({ on: false, node: "this", reason: "", by: "root" });
       await vi.waitFor(() => expect(calls).toEqual(["semi-sync true 2500", "restart IO"]), { timeout: 3_000, interval: 20 });
       expect(parts.store.events.filter((e) => e.type === "db.semi-sync-restored")).toHaveLength(2);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("starts a replica a restart left stopped (skip-slave-start), after semi-sync is back so it connects as a semi-sync replica; not in maintenance mode", async () => {
+    const parts = memoryParts();
+    const calls: string[] = [];
+    const db = memoryDatabase([]);
+    const sound = await db.health();
+    let replicaRunning = false;
+    let semiSyncOn = false;
+    const restarted: AgentDatabase = {
+      ...db,
+      health: async () => ({
+        ...sound,
+        slaveIoRunning: replicaRunning ? "Yes" : "No",
+        slaveSqlRunning: replicaRunning ? "Yes" : "No",
+        lastSqlError: null,
+        lastIoError: null,
+        semiSync: { ...sound.semiSync!, masterEnabled: semiSyncOn, slaveEnabled: semiSyncOn },
+      }),
+      repairControl: {
+        configureSemiSync: async (options) => {
+          calls.push("semi-sync on");
+          semiSyncOn = options.enabled;
+        },
+        restartReplicaIo: async () => void calls.push("restart IO"),
+        startReplica: async () => {
+          calls.push("start replica");
+          replicaRunning = true;
+        },
+      },
+    };
+    const dataDir = mkdtempSync(join(tmpdir(), "mnha-replica-"));
+    try {
+      const agent = new Agent({ loaded: loadedConfig({ dataDir, timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 }, db: { enabled: true } }), logger: silentLogger, components: { ...parts.components, database: restarted }, vipPollMs: 20 });
+      agents.push(agent);
+      await agent.start();
+      // Threads stopped: no IO thread to restart; the replica is started on the poll after (a stop seen twice).
+      await vi.waitFor(() => expect(calls).toEqual(["semi-sync on", "start replica"]), { timeout: 4_000, interval: 20 });
+      expect(parts.store.events.filter((e) => e.type === "db.replica-started")).toHaveLength(1);
+      await vi.waitFor(async () => expect((await agent.status()).db?.self).toMatchObject({ slaveIoRunning: "Yes", slaveSqlRunning: "Yes" }), { timeout: 3_000, interval: 20 });
+      // In maintenance, a restart that leaves it stopped again is left alone.
+      await parts.handlers!.maintenance!({ on: true, node: "this", reason: "MariaDB upgrade", by: "root" });
+      replicaRunning = false;
+      calls.length = 0;
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(calls).toEqual([]);
+      expect((await agent.status()).db?.self).toMatchObject({ slaveIoRunning: "No", slaveSqlRunning: "No" });
+      // Maintenance over: given back (no Uptime to tell a restart from a hand: in doubt, a restart).
+      await parts.handlers!.maintenance!({ on: false, node: "this", reason: "", by: "root" });
+      await vi.waitFor(() => expect(calls).toEqual(["start replica"]), { timeout: 4_000, interval: 20 });
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

@@ -3,6 +3,7 @@ import type { DbSummary } from "../../src/core/election.js";
 import { composeDatabase } from "../../src/daemon/compose.js";
 import type { AgentDatabase } from "../../src/daemon/components.js";
 import { DbHealthPoll } from "../../src/daemon/db-health-poll.js";
+import { ReplicaKeeper } from "../../src/db/replica-keeper.js";
 import { SemiSyncKeeper } from "../../src/db/semi-sync-keeper.js";
 import { DEAD_HEALTH } from "../../src/db/mariadb.js";
 import type { DatabaseHealth } from "../../src/db/types.js";
@@ -105,7 +106,7 @@ describe("the database health poll", () => {
 
   it("gives semi-sync back to a server that forgot it (a restart), before the summary goes out; a connected IO thread is restarted; one turned off on the running server is left off", async () => {
     const database = composeDatabase(loadedConfig({ db: { enabled: true, socket: server.socket, connectTimeoutMs: 2_000 } }));
-    const control = database.semiSyncControl;
+    const control = database.repairControl;
     expect(control).toBeDefined();
     const events: string[] = [];
     const order: string[] = [];
@@ -150,6 +151,43 @@ describe("the database health poll", () => {
       await server.run("RESET SLAVE ALL");
       await server.run("SET GLOBAL rpl_semi_sync_master_enabled = OFF");
       await server.run("SET GLOBAL rpl_semi_sync_slave_enabled = OFF");
+    }
+  }, 60_000);
+
+  it("starts a replica a restart left stopped (configured, never started: as skip-slave-start leaves it), read from the real server's SHOW SLAVE STATUS; one stopped by hand is left", async () => {
+    const database = composeDatabase(loadedConfig({ db: { enabled: true, socket: server.socket, connectTimeoutMs: 2_000 } }));
+    const events: string[] = [];
+    // minRunSecondsToJudge 0: this server started a moment ago (the restart itself is the lab's case).
+    const keeper = new ReplicaKeeper({ target: database.repairControl!, boundMs: 4_000, minRunSecondsToJudge: 0, now: () => performance.now(), record: (type) => events.push(type) });
+    const outcomes: unknown[] = [];
+    const poll = new DbHealthPoll({ database, intervalMs: 60_000, timeoutMs: 4_000, onSummary: () => undefined, repair: async (health) => outcomes.push(await keeper.keep(health)) });
+    // Nothing listens on port 1 of loopback: the started IO thread keeps trying (Connecting), without data.
+    await server.run("CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = 1, MASTER_USER = 'nobody', MASTER_CONNECT_RETRY = 1");
+    try {
+      await poll.poll();
+      expect(poll.last).toMatchObject({ replicaConfigured: true, slaveIoRunning: "No", slaveSqlRunning: "No", lastIoError: null, lastSqlError: null });
+      await poll.poll();
+      expect(outcomes).toEqual([null, "started"]);
+      expect(events).toEqual(["db.replica-started"]);
+      await poll.poll();
+      expect(["Connecting", "Yes"]).toContain(poll.last?.slaveIoRunning);
+      expect(poll.last?.slaveSqlRunning).toBe("Yes");
+      // Stopped on the running server (STOP SLAVE by hand): left stopped, said once.
+      await server.run("STOP SLAVE");
+      // The refused connection left an IO error, which STOP SLAVE keeps (a replica stopped with an
+      // error is the DBA's, never started here): RESET SLAVE clears it and keeps the replica configured.
+      await server.run("RESET SLAVE");
+      const leftAt = events.length;
+      await poll.poll();
+      await poll.poll();
+      await poll.poll();
+      expect(poll.last).toMatchObject({ slaveIoRunning: "No", slaveSqlRunning: "No", lastIoError: null, lastSqlError: null });
+      expect(outcomes.slice(-2)).toEqual(["left-stopped", "left-stopped"]);
+      expect(events.slice(leftAt)).toEqual(["db.replica-left-stopped"]);
+    } finally {
+      await poll.stop();
+      await server.run("STOP SLAVE");
+      await server.run("RESET SLAVE ALL");
     }
   }, 60_000);
 

@@ -1,0 +1,124 @@
+/**
+ * A replica that a server restart left stopped is started again. A MariaDB restarted with
+ * skip-slave-start (often set in my.cnf) comes back with both replica threads stopped and no
+ * error, and stays so: its node then reads nothing from the peer, falls behind, and is never
+ * eligible to take over (docs/database.md, catch-up-aware eligibility), until someone types
+ * START SLAVE. The agent's own restore (restarting a failed server) ends the same way.
+ *
+ * Like the semi-sync keeper, it gives back what a restart undid and never undoes what someone
+ * did on a running server: a replica seen running, then stopped with no restart in between
+ * (the server's Uptime says: db/server-run.ts) was stopped by hand (STOP SLAVE). That is left
+ * stopped and said once; maintenance mode is the way to keep the agent's hands off while a DBA
+ * works. A replica stopped on an error is never restarted here: the error is the DBA's to read
+ * (db status shows it; setup-replication or resync repairs it). A stop must be seen on two
+ * polls in a row before anything is done or said, so a command's own STOP SLAVE ... START SLAVE
+ * (setup-replication) passes unnoticed.
+ */
+import { bounded } from "./role-switch.js";
+import { sameServerRun, serverRunOf, type ServerRun } from "./server-run.js";
+import type { Database, DatabaseHealth } from "./types.js";
+
+/** Both replica threads stopped, no error on either, on a live server with a replica configured. */
+export function replicaStoppedCleanly(health: DatabaseHealth): boolean {
+  return (
+    health.alive &&
+    health.replicaConfigured &&
+    health.slaveIoRunning === "No" &&
+    health.slaveSqlRunning === "No" &&
+    health.lastIoError === null &&
+    health.lastSqlError === null
+  );
+}
+
+/** What a look at the replica did: started it, left it (stopped by hand), or nothing to do. */
+export type ReplicaKeeperOutcome = "started" | "left-stopped" | null;
+
+export interface ReplicaKeeperOptions {
+  target: Pick<Database, "startReplica">;
+  /** Bound on START SLAVE (the poll waits for it before the host reconciles the server's mode). */
+  boundMs: number;
+  /** After a failed start, or a start after which the replica was never seen running, the next attempt waits this long. Default 30 s. */
+  retryAfterFailureMs?: number;
+  /** As the semi-sync keeper's (db/server-run.ts): a run seen only younger than this is never "the same run". Default 10 s. */
+  minRunSecondsToJudge?: number;
+  now: () => number;
+  record: (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void;
+}
+
+export class ReplicaKeeper {
+  /** The server run in which the replica was last seen running (or started). */
+  private lastRunning: ServerRun | null = null;
+  private stoppedLooks = 0;
+  private failedAt: number | null = null;
+  /** When START SLAVE last succeeded, until the replica is seen running: one that never does is not started every other poll. */
+  private startedAt: number | null = null;
+  private leftStoppedTold = false;
+
+  constructor(private readonly options: ReplicaKeeperOptions) {}
+
+  /** One poll's look; resolves once any start is done or has failed (never rejects). */
+  async keep(health: DatabaseHealth): Promise<ReplicaKeeperOutcome> {
+    const { target, boundMs, now, record } = this.options;
+    const run = serverRunOf(health, now());
+    if (!replicaStoppedCleanly(health)) {
+      this.stoppedLooks = 0;
+      this.failedAt = null;
+      // Running, or on its way (Connecting): a later clean stop in this run is someone's doing,
+      // and a start that took is not held against the next restart.
+      if (health.alive && health.replicaConfigured && (health.slaveIoRunning !== "No" || health.slaveSqlRunning !== "No")) {
+        this.startedAt = null;
+        this.sawRunning(run);
+      }
+      return null;
+    }
+    this.stoppedLooks += 1;
+    if (this.stoppedLooks < 2) return null;
+    if (sameServerRun(this.lastRunning, run, this.options.minRunSecondsToJudge ?? 10)) {
+      if (!this.leftStoppedTold) {
+        this.leftStoppedTold = true;
+        record(
+          "db.replica-left-stopped",
+          `the replica was stopped on the running server with no error (no restart since it ran: STOP SLAVE by hand?): left stopped. This node reads nothing from its peer meanwhile and is not eligible to take over from a live holder; run START SLAVE to resume, or use mnha maintenance on while working on the database`,
+          { uptimeSeconds: health.uptimeSeconds },
+          "warn",
+        );
+      }
+      return "left-stopped";
+    }
+    const retryMs = this.options.retryAfterFailureMs ?? 30_000;
+    if (this.failedAt !== null && now() - this.failedAt < retryMs) return null;
+    if (this.startedAt !== null && now() - this.startedAt < retryMs) return null;
+    const firstLook = this.lastRunning === null;
+    try {
+      await bounded(target.startReplica(), boundMs, "starting the replica");
+    } catch (error) {
+      const first = this.failedAt === null;
+      this.failedAt = now();
+      if (first) {
+        record(
+          "db.replica-start-failed",
+          `the replica is stopped (no error; restarted with skip-slave-start?) and starting it failed: ${error instanceof Error ? error.message : String(error)}; this node is not eligible to take over until it runs (retried every ${Math.round(retryMs / 1000)} s; or run START SLAVE)`,
+          { error: String(error) },
+          "warn",
+        );
+      }
+      return null;
+    }
+    this.failedAt = null;
+    this.startedAt = now();
+    this.stoppedLooks = 0;
+    this.sawRunning(run);
+    record(
+      "db.replica-started",
+      `the replica was stopped with no error (${firstLook ? "found so at this agent's first look" : "the server restarted"}: skip-slave-start in my.cnf?): started it (START SLAVE), so this node reads from its peer again and can become eligible to take over`,
+      { uptimeSeconds: health.uptimeSeconds, firstLook },
+      "warn",
+    );
+    return "started";
+  }
+
+  private sawRunning(run: ServerRun | null): void {
+    this.lastRunning = run;
+    this.leftStoppedTold = false;
+  }
+}

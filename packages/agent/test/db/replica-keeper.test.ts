@@ -1,0 +1,169 @@
+/** ReplicaKeeper over an in-memory server: a replica a restart left stopped is started; one stopped by hand, or on an error, is not. */
+import { describe, expect, it } from "vitest";
+import { DEAD_HEALTH } from "../../src/db/mariadb.js";
+import { ReplicaKeeper, replicaStoppedCleanly } from "../../src/db/replica-keeper.js";
+import type { DatabaseHealth, ThreadState } from "../../src/db/types.js";
+
+function health(options: { io?: ThreadState; sql?: ThreadState; ioError?: string; sqlError?: string; configured?: boolean; alive?: boolean; uptime?: number } = {}): DatabaseHealth {
+  return {
+    ...DEAD_HEALTH,
+    alive: options.alive ?? true,
+    uptimeSeconds: options.uptime ?? null,
+    replicaConfigured: options.configured ?? true,
+    slaveIoRunning: options.io ?? "Yes",
+    slaveSqlRunning: options.sql ?? "Yes",
+    lastIoError: options.ioError ?? null,
+    lastSqlError: options.sqlError ?? null,
+  };
+}
+const stopped = (uptime?: number) => health({ io: "No", sql: "No", ...(uptime === undefined ? {} : { uptime }) });
+
+class MemoryServer {
+  starts = 0;
+  failWith: string | null = null;
+  async startReplica(): Promise<void> {
+    if (this.failWith !== null) throw new Error(this.failWith);
+    this.starts += 1;
+  }
+}
+
+function keeper(server: MemoryServer) {
+  const events: { type: string; message: string; fields: Record<string, unknown> }[] = [];
+  const clock = { ms: 1_000_000 };
+  const k = new ReplicaKeeper({ target: server, boundMs: 500, retryAfterFailureMs: 30_000, now: () => clock.ms, record: (type, message, fields) => events.push({ type, message, fields }) });
+  return { keeper: k, events, clock };
+}
+
+describe("replicaStoppedCleanly", () => {
+  it("both threads stopped with no error on a live server with a replica configured, nothing else", () => {
+    expect(replicaStoppedCleanly(stopped())).toBe(true);
+    expect(replicaStoppedCleanly(health())).toBe(false);
+    expect(replicaStoppedCleanly(health({ io: "No" }))).toBe(false);
+    expect(replicaStoppedCleanly(health({ io: "Connecting", sql: "No" }))).toBe(false);
+    // Stopped on an error: the DBA's to read (setup-replication or resync repairs it).
+    expect(replicaStoppedCleanly(health({ io: "No", sql: "No", sqlError: "Duplicate entry '7' for key 'PRIMARY'" }))).toBe(false);
+    expect(replicaStoppedCleanly(health({ io: "No", sql: "No", ioError: "Got fatal error 1236 from master" }))).toBe(false);
+    // No replica at all (replication not set up yet), or no server.
+    expect(replicaStoppedCleanly(health({ io: "No", sql: "No", configured: false }))).toBe(false);
+    expect(replicaStoppedCleanly({ ...stopped(), alive: false })).toBe(false);
+  });
+});
+
+describe("ReplicaKeeper", () => {
+  it("a server restarted with the replica stopped (skip-slave-start): started on the second look, said once", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events, clock } = keeper(server);
+    // Running in a run that started 100 s ago.
+    await expect(k.keep(health({ uptime: 100 }))).resolves.toBeNull();
+    // The server restarts (Uptime 1) and comes back with the replica stopped.
+    clock.ms += 5_000;
+    await expect(k.keep(stopped(1))).resolves.toBeNull();
+    expect(server.starts).toBe(0);
+    clock.ms += 1_000;
+    await expect(k.keep(stopped(2))).resolves.toBe("started");
+    expect(server.starts).toBe(1);
+    expect(events.map((e) => e.type)).toEqual(["db.replica-started"]);
+    expect(events[0]?.message).toMatch(/stopped with no error \(the server restarted: skip-slave-start in my\.cnf\?\): started it \(START SLAVE\)/);
+    // Running again: nothing more.
+    clock.ms += 1_000;
+    await k.keep(health({ io: "Connecting", uptime: 3 }));
+    await k.keep(health({ uptime: 4 }));
+    expect(server.starts).toBe(1);
+    expect(events).toHaveLength(1);
+  });
+
+  it("stopped on the running server (STOP SLAVE by hand): left stopped, said once; a later restart is given back", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events, clock } = keeper(server);
+    await k.keep(health({ uptime: 100 }));
+    clock.ms += 5_000;
+    await k.keep(stopped(105));
+    clock.ms += 1_000;
+    await expect(k.keep(stopped(106))).resolves.toBe("left-stopped");
+    clock.ms += 1_000;
+    await expect(k.keep(stopped(107))).resolves.toBe("left-stopped");
+    expect(server.starts).toBe(0);
+    expect(events.map((e) => e.type)).toEqual(["db.replica-left-stopped"]);
+    expect(events[0]?.message).toMatch(/stopped on the running server .*left stopped.*not eligible to take over.*START SLAVE.*mnha maintenance on/);
+    // The server restarts: the restart's stop is given back (it has been seen stopped for long enough).
+    clock.ms += 10_000;
+    await expect(k.keep(stopped(1))).resolves.toBe("started");
+    expect(server.starts).toBe(1);
+    // A replica never seen running after its start (no error either) is not started every other poll: the retry pause applies.
+    for (let i = 0; i < 10; i++) {
+      clock.ms += 1_000;
+      await k.keep(stopped(2 + i));
+    }
+    expect(server.starts).toBe(1);
+    clock.ms += 25_000;
+    await k.keep(stopped(40));
+    await k.keep(stopped(41));
+    expect(server.starts).toBe(2);
+  });
+
+  it("a command's own STOP SLAVE ... START SLAVE (one look stopped) passes unnoticed", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events, clock } = keeper(server);
+    await k.keep(health({ uptime: 100 }));
+    clock.ms += 1_000;
+    await k.keep(stopped(101));
+    clock.ms += 1_000;
+    await k.keep(health({ io: "Connecting", uptime: 102 }));
+    clock.ms += 1_000;
+    await k.keep(stopped(103));
+    clock.ms += 1_000;
+    await k.keep(health({ uptime: 104 }));
+    expect(server.starts).toBe(0);
+    expect(events).toEqual([]);
+  });
+
+  it("at the agent's first look a stopped replica is started; in doubt (no Uptime, a young run) too", async () => {
+    for (const [first, second] of [
+      [stopped(86_400), stopped(86_401)],
+      [stopped(), stopped()],
+    ] as const) {
+      const server = new MemoryServer();
+      const { keeper: k, events } = keeper(server);
+      await k.keep(first);
+      await expect(k.keep(second)).resolves.toBe("started");
+      expect(events[0]?.message).toMatch(/found so at this agent's first look/);
+    }
+    // Seen running only in its first seconds, then stopped: cannot tell a restart from a hand, so started.
+    const server = new MemoryServer();
+    const { keeper: k, clock } = keeper(server);
+    await k.keep(health({ uptime: 3 }));
+    clock.ms += 5_000;
+    await k.keep(stopped(8));
+    await expect(k.keep(stopped(9))).resolves.toBe("started");
+  });
+
+  it("never starts a replica stopped on an error, nor one not configured", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events } = keeper(server);
+    for (let i = 0; i < 3; i++) {
+      await k.keep(health({ io: "No", sql: "No", sqlError: "Duplicate entry '7' for key 'PRIMARY'" }));
+      await k.keep(health({ io: "No", sql: "No", configured: false }));
+    }
+    expect(server.starts).toBe(0);
+    expect(events).toEqual([]);
+  });
+
+  it("a failed start is said once, retried only after the pause, and a later success is said", async () => {
+    const server = new MemoryServer();
+    server.failWith = "Access denied; you need (at least one of) the SUPER, SLAVE ADMIN privilege(s)";
+    const { keeper: k, events, clock } = keeper(server);
+    await k.keep(stopped());
+    await expect(k.keep(stopped())).resolves.toBeNull();
+    expect(events.map((e) => e.type)).toEqual(["db.replica-start-failed"]);
+    expect(events[0]?.message).toMatch(/starting it failed: .*SLAVE ADMIN.*not eligible to take over until it runs \(retried every 30 s/);
+    clock.ms += 10_000;
+    await k.keep(stopped());
+    clock.ms += 25_000;
+    await k.keep(stopped());
+    expect(events).toHaveLength(1);
+    server.failWith = null;
+    clock.ms += 31_000;
+    await expect(k.keep(stopped())).resolves.toBe("started");
+    expect(events.map((e) => e.type)).toEqual(["db.replica-start-failed", "db.replica-started"]);
+  });
+});
