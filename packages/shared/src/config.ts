@@ -259,6 +259,11 @@ export const ConfigSchema = z
             passwordFile: absolutePath.default("/etc/mnha/db-replication-password"),
             /** Seconds between the replica's reconnect attempts to the peer. */
             connectRetrySeconds: z.number().int().min(1).max(3600).default(1),
+            /**
+             * A replica a MariaDB restart left stopped with no error (skip-slave-start) is started
+             * by the agent; false: left for a person to start (said once), the node not eligible meanwhile.
+             */
+            startAfterRestart: z.boolean().default(true),
           })
           .prefault({}),
         semiSync: z

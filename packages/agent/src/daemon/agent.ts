@@ -868,11 +868,11 @@ export class Agent {
    * restarting it on purpose).
    */
   private restartRepairHook(target: NonNullable<AgentDatabase["repairControl"]>): (health: DatabaseHealth) => Promise<unknown> {
-    const { semiSync, connectTimeoutMs } = this.loaded.config.db;
+    const { semiSync, connectTimeoutMs, replication } = this.loaded.config.db;
     const record = (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void this.events.record(type, message, fields, level);
     const now = () => this.clock.now();
     const semiSyncKeeper = new SemiSyncKeeper({ settings: semiSync, target, boundMs: 2 * connectTimeoutMs, now, record });
-    const replicaKeeper = new ReplicaKeeper({ target, boundMs: 2 * connectTimeoutMs, now, record });
+    const replicaKeeper = new ReplicaKeeper({ target, startAfterRestart: replication.startAfterRestart, boundMs: 2 * connectTimeoutMs, now, record });
     return async (health) => {
       if (this.ops.inMaintenance()) return null;
       const semiSyncRepaired = await semiSyncKeeper.keep(health);

@@ -4,6 +4,7 @@
  * error, and stays so: its node then reads nothing from the peer, falls behind, and is never
  * eligible to take over (docs/database.md, catch-up-aware eligibility), until someone types
  * START SLAVE. The agent's own restore (restarting a failed server) ends the same way.
+ * db.replication.startAfterRestart false leaves that to a person too (said once).
  *
  * Like the semi-sync keeper, it gives back what a restart undid and never undoes what someone
  * did on a running server: a replica seen running, then stopped with no restart in between
@@ -35,6 +36,8 @@ export type ReplicaKeeperOutcome = "started" | "left-stopped" | null;
 
 export interface ReplicaKeeperOptions {
   target: Pick<Database, "startReplica">;
+  /** db.replication.startAfterRestart: false leaves every stopped replica for a person (said once). */
+  startAfterRestart: boolean;
   /** Bound on START SLAVE (the poll waits for it before the host reconciles the server's mode). */
   boundMs: number;
   /** After a failed start, or a start after which the replica was never seen running, the next attempt waits this long. Default 30 s. */
@@ -73,13 +76,17 @@ export class ReplicaKeeper {
     }
     this.stoppedLooks += 1;
     if (this.stoppedLooks < 2) return null;
-    if (sameServerRun(this.lastRunning, run, this.options.minRunSecondsToJudge ?? 10)) {
+    const byHand = sameServerRun(this.lastRunning, run, this.options.minRunSecondsToJudge ?? 10);
+    if (byHand || !this.options.startAfterRestart) {
       if (!this.leftStoppedTold) {
         this.leftStoppedTold = true;
+        const why = byHand
+          ? "was stopped on the running server with no error (no restart since it ran: STOP SLAVE by hand?)"
+          : "is stopped with no error (a restart with skip-slave-start?) and db.replication.startAfterRestart is false";
         record(
           "db.replica-left-stopped",
-          `the replica was stopped on the running server with no error (no restart since it ran: STOP SLAVE by hand?): left stopped. This node reads nothing from its peer meanwhile and is not eligible to take over from a live holder; run START SLAVE to resume, or use mnha maintenance on while working on the database`,
-          { uptimeSeconds: health.uptimeSeconds },
+          `the replica ${why}: left stopped. This node reads nothing from its peer meanwhile and is not eligible to take over from a live holder; run START SLAVE to resume${byHand ? ", or use mnha maintenance on while working on the database" : ""}`,
+          { uptimeSeconds: health.uptimeSeconds, byHand },
           "warn",
         );
       }

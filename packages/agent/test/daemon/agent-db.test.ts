@@ -151,6 +151,30 @@ describe("the agent with db.enabled (in-memory database)", () => {
     }
   });
 
+  it("db.replication.startAfterRestart false: a replica a restart left stopped is left for a person, said once", async () => {
+    const parts = memoryParts();
+    const db = memoryDatabase([]);
+    const sound = await db.health();
+    const starts: string[] = [];
+    const stopped: AgentDatabase = {
+      ...db,
+      health: async () => ({ ...sound, slaveIoRunning: "No", slaveSqlRunning: "No", lastSqlError: null, lastIoError: null }),
+      repairControl: { configureSemiSync: async () => undefined, restartReplicaIo: async () => undefined, startReplica: async () => void starts.push("start replica") },
+    };
+    const dataDir = mkdtempSync(join(tmpdir(), "mnha-replica-off-"));
+    try {
+      const agent = new Agent({ loaded: loadedConfig({ dataDir, timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 }, db: { enabled: true, replication: { startAfterRestart: false } } }), logger: silentLogger, components: { ...parts.components, database: stopped }, vipPollMs: 20 });
+      agents.push(agent);
+      await agent.start();
+      await vi.waitFor(() => expect(parts.store.events.filter((e) => e.type === "db.replica-left-stopped")).toHaveLength(1), { timeout: 4_000, interval: 20 });
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(starts).toEqual([]);
+      expect(parts.store.events.filter((e) => e.type === "db.replica-left-stopped")).toHaveLength(1);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("read-only at start; writable only once the VIP is on its interface; read-only again before the gate closes", async () => {
     const parts = memoryParts();
     const journal: string[] = [];

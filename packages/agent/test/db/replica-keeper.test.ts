@@ -27,10 +27,10 @@ class MemoryServer {
   }
 }
 
-function keeper(server: MemoryServer) {
+function keeper(server: MemoryServer, startAfterRestart = true) {
   const events: { type: string; message: string; fields: Record<string, unknown> }[] = [];
   const clock = { ms: 1_000_000 };
-  const k = new ReplicaKeeper({ target: server, boundMs: 500, retryAfterFailureMs: 30_000, now: () => clock.ms, record: (type, message, fields) => events.push({ type, message, fields }) });
+  const k = new ReplicaKeeper({ target: server, startAfterRestart, boundMs: 500, retryAfterFailureMs: 30_000, now: () => clock.ms, record: (type, message, fields) => events.push({ type, message, fields }) });
   return { keeper: k, events, clock };
 }
 
@@ -135,6 +135,19 @@ describe("ReplicaKeeper", () => {
     clock.ms += 5_000;
     await k.keep(stopped(8));
     await expect(k.keep(stopped(9))).resolves.toBe("started");
+  });
+
+  it("db.replication.startAfterRestart false: a restart's stop is left for a person too, said once", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events, clock } = keeper(server, false);
+    await k.keep(health({ uptime: 100 }));
+    clock.ms += 10_000;
+    await k.keep(stopped(1));
+    await expect(k.keep(stopped(2))).resolves.toBe("left-stopped");
+    await k.keep(stopped(3));
+    expect(server.starts).toBe(0);
+    expect(events.map((e) => e.type)).toEqual(["db.replica-left-stopped"]);
+    expect(events[0]?.message).toMatch(/stopped with no error \(a restart with skip-slave-start\?\) and db\.replication\.startAfterRestart is false: left stopped.*run START SLAVE to resume$/);
   });
 
   it("never starts a replica stopped on an error, nor one not configured", async () => {
