@@ -27,6 +27,7 @@ import {
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { expectMovedOnce, expectNoMove, expectServedWithin, labArchiveDir, runScenario, waitClientServedBy, type ScenarioRun } from "./scenario.js";
 import { mariaDbPaths, mariaDbPids } from "../lab/mariadb.js";
 import { MariaDbDatabase } from "../../packages/agent/src/db/mariadb.js";
@@ -561,6 +562,52 @@ describe("the other node's config copied onto a node (node: and peers: swapped)"
       await lab.startAgent(standby);
     }
     await waitFor("the standby back on the link", async () => ((await lab.agentStatus(standby)).peer.connected ? true : undefined), { timeoutMs: 15_000, intervalMs: 250 });
+    expect(await lab.holders()).toEqual([holder]);
+  });
+});
+
+describe("a typo in a service's check command (the check's program does not exist)", () => {
+  it("the standby's agent restarted on it: the service counts as failed but is never restarted (restore NOT TRIED, with the fix), the holder keeps the VIP; the right config back, the standby eligible again", async () => {
+    const before = await lab.reset();
+    const { holder, standby } = before;
+    const configPath = nodePaths(standby).config;
+    const rightConfig = readFileSync(configPath, "utf8");
+    const typo = "/usr/local/bin/zstack-ui-chek";
+    const config = parseYaml(rightConfig) as { services: { name: string; check: Record<string, unknown> }[] };
+    const ui = config.services.find((s) => s.name === "ui");
+    expect(ui, "the lab's ui service").toBeDefined();
+    ui!.check = { kind: "command", command: [typo], intervalMs: 100, fall: 2, rise: 2, timeoutMs: 500 };
+    const uiBefore = await lab.servicePids(standby, "ui");
+    expect(uiBefore).toHaveLength(1);
+    const since = new Date().toISOString();
+    const run = await runScenario(lab, before, {
+      name: "check command typo on the standby",
+      fault: async () => {
+        await lab.stopAgent(standby);
+        writeFileSync(configPath, stringifyYaml(config), { mode: 0o600 });
+        await lab.startAgent(standby);
+      },
+      outcome: async () => {
+        await waitFor("a restore.not-tried event on the standby", async () => (await agentEvents(lab, standby, "restore.not-tried")).find((e) => e.time >= since), { timeoutMs: 15_000, intervalMs: 250 });
+      },
+      // Long enough for the restore's first attempts (backoff from 500 ms) had it been tried.
+      observeMs: 4_000,
+    });
+    try {
+      expectNeverTwoMacs(run);
+      expectNoMove(run, holder);
+      expect(await lab.servicePids(standby, "ui"), "the same ui process: never restarted for the check's typo").toEqual(uiBefore);
+      expect((await agentEvents(lab, standby, "restore.started")).filter((e) => e.time >= since)).toEqual([]);
+      const status = (await lab.agentCli(standby, ["status"])).stdout;
+      expect(status).toMatch(new RegExp(`service ui\\s+DOWN: command not found: ${typo}.*; restore NOT TRIED \\(see below\\)`));
+      expect(status).toContain(`restore not tried (a restart cannot fix the failure):\n  ${standby} ui: the check's program ${typo} cannot be run (not found), and restarting the service cannot change that: fix the service's check.command in the config`);
+      expect((await lab.agentStatus(standby)).self.eligible).toBe(false);
+    } finally {
+      await lab.stopAgent(standby);
+      writeFileSync(configPath, rightConfig, { mode: 0o600 });
+      await lab.startAgent(standby);
+    }
+    await waitFor("the standby eligible again", async () => ((await lab.agentStatus(standby)).self.eligible ? true : undefined), { timeoutMs: 15_000, intervalMs: 250 });
     expect(await lab.holders()).toEqual([holder]);
   });
 });

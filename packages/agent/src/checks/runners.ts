@@ -4,7 +4,7 @@ import https from "node:https";
 import net from "node:net";
 import type { CheckConfig } from "@mnha/shared";
 import type { CheckResult } from "../contracts.js";
-import { describeCommandResult, firstOutputLine, runCommand } from "./command.js";
+import { describeCommandResult, firstOutputLine, runCommand, type CommandResult } from "./command.js";
 import { probeMariaDb } from "./mariadb-check.js";
 
 /**
@@ -176,14 +176,39 @@ function requestErrorText(error: NodeJS.ErrnoException): string {
 async function probeCommand(argv: readonly string[], timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
   // The check's own timer settles first; the command's limit is the same, as a backstop.
   const result = await runCommand(argv, { timeoutMs, signal, killGraceMs: 0 });
-  return { ok: result.exitCode === 0, detail: describeCommandResult(argv, result, timeoutMs) };
+  const detail = describeCommandResult(argv, result, timeoutMs);
+  if (result.exitCode === 0) return { ok: true, detail };
+  const notRestorable = uncheckableReason(argv, result);
+  return notRestorable === null ? { ok: false, detail } : { ok: false, detail, notRestorable };
+}
+
+const UNCHECKABLE_FIX = "fix the service's check.command in the config (or install what it runs), then restart the agent (systemctl restart mnha)";
+
+/**
+ * A check whose own program cannot be run (a typo in check.command, a tool not installed)
+ * fails whatever state the service is in: restarting a service that may be serving would only
+ * cut its clients off, over and over. Exit 127 and 126 are what a shell says when a program it
+ * runs is not found or not executable (`sh -c "curl ..."` without curl). Null: the check ran.
+ */
+export function uncheckableReason(argv: readonly string[], result: Pick<CommandResult, "spawnError" | "exitCode">): string | null {
+  const program = argv[0] ?? "";
+  if (result.spawnError !== null) {
+    return `the check's program ${program} cannot be run (${result.spawnError === "ENOENT" ? "not found" : result.spawnError}), and restarting the service cannot change that: ${UNCHECKABLE_FIX}`;
+  }
+  if (result.exitCode === 127 || result.exitCode === 126) {
+    const what = result.exitCode === 127 ? "a program it runs was not found" : "a program it runs is not executable";
+    return `the check's command exited ${result.exitCode} (${what}), and restarting the service cannot change that: ${UNCHECKABLE_FIX}`;
+  }
+  return null;
 }
 
 async function probeSystemd(unit: string, timeoutMs: number, signal: AbortSignal): Promise<Outcome> {
   // Without --quiet, systemctl prints the state ("inactive", "failed"), which makes a better detail.
   const argv = ["systemctl", "is-active", unit];
   const result = await runCommand(argv, { timeoutMs, signal, killGraceMs: 0, env: { ...process.env, LC_ALL: "C" } });
-  if (result.spawnError === "ENOENT") return { ok: false, detail: `systemctl not found: cannot check unit ${unit} without systemd` };
+  if (result.spawnError === "ENOENT") {
+    return { ok: false, detail: `systemctl not found: cannot check unit ${unit} without systemd`, notRestorable: `systemctl is not installed, so no systemd check can pass, and restarting the service cannot change that: use another check kind (command, http, tcp, process) for ${unit} on this host, then restart the agent` };
+  }
   const line = firstOutputLine(result.output);
   // A state is one word ("inactive", "failed"); anything else is systemctl explaining a problem.
   const state = /^[a-z-]+$/.test(line) ? line : null;

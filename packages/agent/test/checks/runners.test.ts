@@ -228,9 +228,29 @@ describe("command check", () => {
     expect(failing).toMatchObject({ ok: false, detail: "exit 3: db down: port 3306" });
   });
 
-  it("is not ok, with a clear reason, when the command does not exist", async () => {
+  it("is not ok, with a clear reason, when the command does not exist; a restart of the service cannot fix that (never restored for it)", async () => {
     const result = await runCheck(check({ kind: "command", command: ["/nonexistent/mnha-check"] }));
     expect(result).toMatchObject({ ok: false, detail: "command not found: /nonexistent/mnha-check" });
+    expect(result.notRestorable).toMatch(/^the check's program \/nonexistent\/mnha-check cannot be run \(not found\), and restarting the service cannot change that: fix the service's check\.command in the config/);
+  });
+
+  it("a shell that cannot find or run what the check runs (exit 127, 126) cannot be fixed by a restart either; any other failure can", async () => {
+    const missing = await runCheck(check({ kind: "command", command: ["sh", "-c", "/nonexistent/curl -sf http://127.0.0.1:1/"], timeoutMs: 5_000 }));
+    expect(missing).toMatchObject({ ok: false });
+    expect(missing.detail).toMatch(/^exit 127: .*not found/);
+    expect(missing.notRestorable).toMatch(/^the check's command exited 127 \(a program it runs was not found\), and restarting the service cannot change that/);
+    const dir = mkdtempSync(join(tmpdir(), "mnha-check-"));
+    try {
+      const script = join(dir, "check.sh");
+      writeFileSync(script, "#!/bin/sh\nexit 0\n", { mode: 0o644 });
+      const notExecutable = await runCheck(check({ kind: "command", command: ["sh", "-c", `"$1"`, "sh", script], timeoutMs: 5_000 }));
+      expect(notExecutable.notRestorable).toMatch(/exited 126 \(a program it runs is not executable\)/);
+      expect((await runCheck(check({ kind: "command", command: [script] }))).notRestorable).toMatch(/cannot be run \(EACCES\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect((await runCheck(check({ kind: "command", command: ["false"] }))).notRestorable).toBeUndefined();
+    expect((await runCheck(check({ kind: "command", command: ["sh", "-c", "exit 3"] }))).notRestorable).toBeUndefined();
   });
 
   it("caps what it keeps of a command's output", async () => {
@@ -259,6 +279,22 @@ describe("systemd check", () => {
     const result = await runCheck(check({ kind: "systemd", unit: "mnha-no-such-unit.service", timeoutMs: 5_000 }));
     expect(result.ok).toBe(false);
     expect(result.detail).toContain("mnha-no-such-unit.service");
+    // A unit that is not active may be started by a restore: nothing says otherwise.
+    expect(result.notRestorable).toBeUndefined();
+  });
+
+  it("on a host without systemctl: not ok, and a restart of the service cannot fix that", async () => {
+    const path = process.env["PATH"];
+    const empty = mkdtempSync(join(tmpdir(), "mnha-no-systemctl-"));
+    process.env["PATH"] = empty;
+    try {
+      const result = await runCheck(check({ kind: "systemd", unit: "zstack.service", timeoutMs: 5_000 }));
+      expect(result).toMatchObject({ ok: false, detail: "systemctl not found: cannot check unit zstack.service without systemd" });
+      expect(result.notRestorable).toMatch(/^systemctl is not installed, so no systemd check can pass, and restarting the service cannot change that: use another check kind .* for zstack\.service/);
+    } finally {
+      process.env["PATH"] = path;
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 });
 
