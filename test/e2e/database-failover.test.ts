@@ -460,6 +460,9 @@ describe("the database follows the VIP (real MariaDB)", () => {
       await sleep(1_500);
       expect((await db[standby].health()).slaveIoRunning, `${standby}'s replica, stopped by hand`).toBe("No");
       await waitFor(`${holder} seeing ${standby} ineligible`, async () => ((await status(holder)).peer as { eligible?: boolean }).eligible === false ? true : undefined, { timeoutMs: 10_000 });
+      // Why, with the fix, where the operator looks.
+      const text = await mnha(standby, ["status"]);
+      expect(text.stdout).toMatch(/database replica broken: both replica threads stopped with no error \(STOP SLAVE, or a restart with skip-slave-start\): START SLAVE resumes replication/);
     } finally {
       await sql(standby, "START SLAVE");
     }

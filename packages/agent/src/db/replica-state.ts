@@ -20,6 +20,8 @@ export function replicaBroken(h: DatabaseHealth): string | null {
   if (!h.alive) return `MariaDB down${h.error === null ? "" : `: ${h.error}`}`;
   if (!h.replicaConfigured) return "no replica configured";
   if (h.lastSqlError !== null) return `SQL thread error: ${h.lastSqlError}`;
+  // Said as what it is, with the fix: "Slave_SQL_Running No" sends a reader looking for an error there is none of.
+  if (h.slaveIoRunning === "No" && h.slaveSqlRunning === "No" && h.lastIoError === null) return "both replica threads stopped with no error (STOP SLAVE, or a restart with skip-slave-start): START SLAVE resumes replication";
   if (h.slaveSqlRunning !== "Yes") return `Slave_SQL_Running ${h.slaveSqlRunning ?? "unknown"}`;
   if (h.lastIoError !== null && h.slaveIoRunning !== "Yes") return `IO thread error: ${h.lastIoError}`;
   if (h.slaveIoRunning !== "Yes") return `Slave_IO_Running ${h.slaveIoRunning ?? "unknown"}`;

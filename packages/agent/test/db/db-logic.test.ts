@@ -213,6 +213,10 @@ describe("replica state for the election", () => {
     expect(replicaBroken({ ...running, slaveIoRunning: "Connecting" })).toBe("Slave_IO_Running Connecting");
     expect(replicaBroken({ ...DEAD_HEALTH, error: "socket gone" })).toBe("MariaDB down: socket gone");
     expect(replicaBroken({ ...running, replicaConfigured: false })).toBe("no replica configured");
+    // Stopped with no error: said as that, with the fix; only the SQL thread stopped, or an IO error kept, as before.
+    expect(replicaBroken({ ...running, slaveIoRunning: "No", slaveSqlRunning: "No" })).toBe("both replica threads stopped with no error (STOP SLAVE, or a restart with skip-slave-start): START SLAVE resumes replication");
+    expect(replicaBroken({ ...running, slaveSqlRunning: "No" })).toBe("Slave_SQL_Running No");
+    expect(replicaBroken({ ...running, slaveIoRunning: "No", slaveSqlRunning: "No", lastIoError: "error connecting to master" })).toBe("Slave_SQL_Running No");
   });
 
   it("divergence between two health reports; none when one is down", () => {
