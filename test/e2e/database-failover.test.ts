@@ -445,7 +445,10 @@ describe("the database follows the VIP (real MariaDB)", () => {
     await waitFor(`${standby}'s replica acknowledging ${holder}'s commits (semi-sync)`, async () => {
       const [h, s] = await Promise.all([db[holder].health(), db[standby].health()]);
       semiSync = JSON.stringify({ holder: h.semiSync, standby: s.semiSync });
-      return h.semiSync?.masterActive && (h.semiSync.masterClients ?? 0) >= 1 && s.semiSync?.slaveActive ? true : undefined;
+      if (h.semiSync?.masterActive && (h.semiSync.masterClients ?? 0) >= 1 && s.semiSync?.slaveActive) return true;
+      // The master side turns semi-sync back on once an acknowledged commit catches up: give it one.
+      if ((h.semiSync?.masterClients ?? 0) >= 1) await sql(holder, "INSERT INTO appdb.acks (id, server_id) VALUES (?, @@server_id)", [nextId++]);
+      return undefined;
     }, { timeoutMs: 20_000, describeLast: () => semiSync });
     await caughtUp(standby, holder);
     await waitFor(`${standby} eligible again`, async () => ((await status(standby)).self.eligible ? true : undefined), { timeoutMs: 20_000 });
