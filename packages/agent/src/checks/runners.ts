@@ -182,20 +182,31 @@ async function probeCommand(argv: readonly string[], timeoutMs: number, signal: 
   return notRestorable === null ? { ok: false, detail } : { ok: false, detail, notRestorable };
 }
 
+/** Spawn errors that are the program's own: missing, not executable, not a program, a bad path. */
+const PROGRAM_ERRORS: ReadonlySet<string> = new Set(["ENOENT", "EACCES", "ENOEXEC", "ENOTDIR", "ELOOP"]);
+/** What sh, bash, env, docker exec and the like print when they cannot find or run a program. */
+const SHELL_CANNOT_RUN = /not found|No such file or directory|Permission denied|cannot execute|not executable/i;
+
 const UNCHECKABLE_FIX = "fix the service's check.command in the config (or install what it runs), then restart the agent (systemctl restart mnha)";
 
 /**
  * A check whose own program cannot be run (a typo in check.command, a tool not installed)
  * fails whatever state the service is in: restarting a service that may be serving would only
- * cut its clients off, over and over. Exit 127 and 126 are what a shell says when a program it
- * runs is not found or not executable (`sh -c "curl ..."` without curl). Null: the check ran.
+ * cut its clients off, over and over. Exit 127 and 126 with a shell's words for it are what a
+ * shell (or env, docker exec) says when a program it runs is not found or not executable
+ * (`sh -c "curl ..."` without curl). Null: the check ran, or cannot tell.
  */
-export function uncheckableReason(argv: readonly string[], result: Pick<CommandResult, "spawnError" | "exitCode">): string | null {
+export function uncheckableReason(argv: readonly string[], result: Pick<CommandResult, "spawnError" | "exitCode" | "output">): string | null {
   const program = argv[0] ?? "";
   if (result.spawnError !== null) {
+    // Only what is wrong with the program itself: EAGAIN, ENOMEM or EMFILE are this host's
+    // trouble of the moment, and say nothing about the check or the service.
+    if (!PROGRAM_ERRORS.has(result.spawnError)) return null;
     return `the check's program ${program} cannot be run (${result.spawnError === "ENOENT" ? "not found" : result.spawnError}), and restarting the service cannot change that: ${UNCHECKABLE_FIX}`;
   }
-  if (result.exitCode === 127 || result.exitCode === 126) {
+  // A program of the check's own that exits 126 or 127 for reasons of its own (rare: LSB and
+  // Nagios codes stop at 4) does not count: the output must say what a shell says.
+  if ((result.exitCode === 127 || result.exitCode === 126) && SHELL_CANNOT_RUN.test(result.output)) {
     const what = result.exitCode === 127 ? "a program it runs was not found" : "a program it runs is not executable";
     return `the check's command exited ${result.exitCode} (${what}), and restarting the service cannot change that: ${UNCHECKABLE_FIX}`;
   }

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { CheckSchema, type CheckConfig } from "@mnha/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeHttpProbes, runCheck, statusMatches } from "../../src/checks/runners.js";
+import { closeHttpProbes, runCheck, statusMatches, uncheckableReason } from "../../src/checks/runners.js";
 import { closedPort, execFileAsync, exited, notRunning, procState, spawnSleeper, startHttpServer, startSilentServer, waitFor } from "./helpers.js";
 
 /** Builds a check the way the config loader would, with its defaults. */
@@ -251,6 +251,14 @@ describe("command check", () => {
     }
     expect((await runCheck(check({ kind: "command", command: ["false"] }))).notRestorable).toBeUndefined();
     expect((await runCheck(check({ kind: "command", command: ["sh", "-c", "exit 3"] }))).notRestorable).toBeUndefined();
+    // A check program of its own that exits 127 for a reason of its own (no shell's words for it): a restore may help.
+    expect((await runCheck(check({ kind: "command", command: ["sh", "-c", "echo 'mn: service missing'; exit 127"] }))).notRestorable).toBeUndefined();
+  });
+
+  it("a spawn error of the host's (EAGAIN, ENOMEM, EMFILE) says nothing about the check: a restore is not held back for it", () => {
+    for (const code of ["EAGAIN", "ENOMEM", "EMFILE"]) expect(uncheckableReason(["/usr/bin/mn-check"], { spawnError: code, exitCode: null, output: "" })).toBeNull();
+    for (const code of ["ENOENT", "EACCES", "ENOEXEC", "ENOTDIR", "ELOOP"]) expect(uncheckableReason(["/usr/bin/mn-check"], { spawnError: code, exitCode: null, output: "" })).toMatch(/cannot be run/);
+    expect(uncheckableReason(["docker", "exec", "mn", "mn-check"], { spawnError: null, exitCode: 127, output: 'OCI runtime exec failed: exec: "mn-check": executable file not found in $PATH' })).toMatch(/exited 127/);
   });
 
   it("caps what it keeps of a command's output", async () => {
