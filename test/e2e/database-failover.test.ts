@@ -462,6 +462,12 @@ describe("the database follows the VIP (real MariaDB)", () => {
       }, { timeoutMs: 10_000 });
       await sleep(1_500);
       expect((await db[standby].health()).slaveIoRunning, `${standby}'s replica, stopped by hand`).toBe("No");
+      // An agent restarted by hand (a config change) remembers the run the replica last ran in: still left.
+      await lab.stopAgent(standby);
+      await lab.startAgent(standby);
+      await waitFor(`${standby}'s restarted agent polling its database`, async () => ((await status(standby)).db?.self?.alive ? true : undefined), { timeoutMs: 20_000 });
+      await sleep(3_000);
+      expect((await db[standby].health()).slaveIoRunning, `${standby}'s replica after its agent's restart`).toBe("No");
       await waitFor(`${holder} seeing ${standby} ineligible`, async () => ((await status(holder)).peer as { eligible?: boolean }).eligible === false ? true : undefined, { timeoutMs: 10_000 });
       // Why, with the fix, where the operator looks.
       const text = await mnha(standby, ["status"]);

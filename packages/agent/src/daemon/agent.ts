@@ -27,7 +27,7 @@ import { describePlanStepEvent } from "../plan/plan-audit.js";
 import { describeProgress } from "../db/describe.js";
 import { formatBytes } from "../util/format.js";
 import { DbHealthPoll } from "./db-health-poll.js";
-import { ReplicaKeeper } from "../db/replica-keeper.js";
+import { ReplicaKeeper, replicaRunFile } from "../db/replica-keeper.js";
 import { SemiSyncKeeper } from "../db/semi-sync-keeper.js";
 import type { DatabaseHealth } from "../db/types.js";
 import { catchUpWithPeer } from "../db/catch-up.js";
@@ -871,8 +871,9 @@ export class Agent {
     const { semiSync, connectTimeoutMs, replication } = this.loaded.config.db;
     const record = (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void this.events.record(type, message, fields, level);
     const now = () => this.clock.now();
-    const semiSyncKeeper = new SemiSyncKeeper({ settings: semiSync, target, boundMs: 2 * connectTimeoutMs, now, record });
-    const replicaKeeper = new ReplicaKeeper({ target, startAfterRestart: replication.startAfterRestart, boundMs: 2 * connectTimeoutMs, now, record });
+    const wallNow = () => this.clock.wallNow();
+    const semiSyncKeeper = new SemiSyncKeeper({ settings: semiSync, target, boundMs: 2 * connectTimeoutMs, now, wallNow, record });
+    const replicaKeeper = new ReplicaKeeper({ target, startAfterRestart: replication.startAfterRestart, boundMs: 2 * connectTimeoutMs, now, wallNow, record, memory: replicaRunFile(this.loaded.config.dataDir) });
     return async (health) => {
       if (this.ops.inMaintenance()) return null;
       const semiSyncRepaired = await semiSyncKeeper.keep(health);

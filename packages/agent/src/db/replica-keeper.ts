@@ -15,6 +15,9 @@
  * polls in a row before anything is done or said, so a command's own STOP SLAVE ... START SLAVE
  * (setup-replication) passes unnoticed.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomicSync } from "@mnha/shared";
 import { bounded } from "./role-switch.js";
 import { sameServerRun, serverRunOf, type ServerRun } from "./server-run.js";
 import type { Database, DatabaseHealth } from "./types.js";
@@ -34,6 +37,38 @@ export function replicaStoppedCleanly(health: DatabaseHealth): boolean {
 /** What a look at the replica did: started it, left it (stopped by hand), or nothing to do. */
 export type ReplicaKeeperOutcome = "started" | "left-stopped" | null;
 
+/**
+ * The server run in which the replica was last seen running, kept across agent restarts: at
+ * its first look, an agent restarted by hand (a config change) tells a replica a DBA stopped
+ * on the running server from one a restart left stopped, as it does later on.
+ */
+export interface ReplicaRunMemory {
+  load(): ServerRun | null;
+  save(run: ServerRun): void;
+}
+
+export const REPLICA_RUN_FILE_NAME = "db.replica-run";
+
+/** ReplicaRunMemory in a small JSON file in the data dir (0600, written atomically, at most twice per server run). */
+export function replicaRunFile(dataDir: string): ReplicaRunMemory {
+  const path = join(dataDir, REPLICA_RUN_FILE_NAME);
+  return {
+    load() {
+      try {
+        const parsed = JSON.parse(readFileSync(path, "utf8")) as Partial<ServerRun>;
+        const { startedAt, uptimeSeconds } = parsed;
+        // Unreadable or edited by hand: no memory, as on a new node (a stopped replica is started).
+        return Number.isFinite(startedAt) && Number.isFinite(uptimeSeconds) ? { startedAt: startedAt as number, uptimeSeconds: uptimeSeconds as number } : null;
+      } catch {
+        return null;
+      }
+    },
+    save(run) {
+      writeFileAtomicSync(path, `${JSON.stringify(run)}\n`);
+    },
+  };
+}
+
 export interface ReplicaKeeperOptions {
   target: Pick<Database, "startReplica">;
   /** db.replication.startAfterRestart: false leaves every stopped replica for a person (said once). */
@@ -44,12 +79,17 @@ export interface ReplicaKeeperOptions {
   retryAfterFailureMs?: number;
   /** As the semi-sync keeper's (db/server-run.ts): a run seen only younger than this is never "the same run". Default 10 s. */
   minRunSecondsToJudge?: number;
+  /** Monotonic milliseconds: the retry pauses. */
   now: () => number;
+  /** Wall-clock milliseconds (Date.now()): server runs are judged on the wall clock, as MariaDB counts Uptime (db/server-run.ts). */
+  wallNow: () => number;
   record: (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void;
+  /** Where the run last seen running is kept across agent restarts (absent: memory only). */
+  memory?: ReplicaRunMemory;
 }
 
 export class ReplicaKeeper {
-  /** The server run in which the replica was last seen running (or started). */
+  /** The server run in which the replica was last seen running. */
   private lastRunning: ServerRun | null = null;
   private stoppedLooks = 0;
   private failedAt: number | null = null;
@@ -57,12 +97,18 @@ export class ReplicaKeeper {
   private startedAt: number | null = null;
   private leftStoppedTold = false;
 
-  constructor(private readonly options: ReplicaKeeperOptions) {}
+  /** What the memory holds (saved again only when the run changes, or first grows past the judging age). */
+  private saved: ServerRun | null;
+
+  constructor(private readonly options: ReplicaKeeperOptions) {
+    this.saved = options.memory?.load() ?? null;
+    this.lastRunning = this.saved;
+  }
 
   /** One poll's look; resolves once any start is done or has failed (never rejects). */
   async keep(health: DatabaseHealth): Promise<ReplicaKeeperOutcome> {
     const { target, boundMs, now, record } = this.options;
-    const run = serverRunOf(health, now());
+    const run = serverRunOf(health, this.options.wallNow());
     if (!replicaStoppedCleanly(health)) {
       this.stoppedLooks = 0;
       this.failedAt = null;
@@ -112,9 +158,10 @@ export class ReplicaKeeper {
       return null;
     }
     this.failedAt = null;
+    // Not "seen running" yet: only a look at it running says so. A replica that stays stopped
+    // after this start is then started again after the pause, never taken for a hand's STOP SLAVE.
     this.startedAt = now();
     this.stoppedLooks = 0;
-    this.sawRunning(run);
     record(
       "db.replica-started",
       `the replica was stopped with no error (${firstLook ? "found so at this agent's first look" : "the server restarted"}: skip-slave-start in my.cnf?): started it (START SLAVE), so this node reads from its peer again and can become eligible to take over`,
@@ -127,5 +174,17 @@ export class ReplicaKeeper {
   private sawRunning(run: ServerRun | null): void {
     this.lastRunning = run;
     this.leftStoppedTold = false;
+    const memory = this.options.memory;
+    if (memory === undefined || run === null) return;
+    const minRun = this.options.minRunSecondsToJudge ?? 10;
+    const saved = this.saved;
+    if (saved !== null && sameServerRun(saved, run, 0) && !(saved.uptimeSeconds < minRun && run.uptimeSeconds >= minRun)) return;
+    try {
+      memory.save(run);
+      this.saved = run;
+    } catch {
+      // A data dir that cannot be written is said at start and in status (READ-ONLY); the
+      // keeper goes on from memory, and a restarted agent starts a stopped replica, as before.
+    }
   }
 }

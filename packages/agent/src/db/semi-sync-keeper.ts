@@ -46,7 +46,10 @@ export interface SemiSyncKeeperOptions {
    * semi-sync would be wrongly left off. Default 10 s.
    */
   minRunSecondsToJudge?: number;
+  /** Monotonic milliseconds: the retry pauses. */
   now: () => number;
+  /** Wall-clock milliseconds (Date.now()): server runs are judged on the wall clock, as MariaDB counts Uptime (db/server-run.ts). */
+  wallNow: () => number;
   record: (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void;
 }
 
@@ -61,7 +64,7 @@ export class SemiSyncKeeper {
   /** One poll's look; resolves once any repair is done or has failed (never rejects). */
   async keep(health: DatabaseHealth): Promise<SemiSyncRepair | null> {
     const { settings, target, boundMs, now, record } = this.options;
-    const run = serverRunOf(health, now());
+    const run = serverRunOf(health, this.options.wallNow());
     const repair = semiSyncRepair(health, settings.enabled);
     if (repair === null) {
       this.failedAt = null;

@@ -6,7 +6,12 @@
  */
 import type { DatabaseHealth } from "./types.js";
 
-/** One server run: when it started, on the agent clock's axis, and its Uptime when seen. */
+/**
+ * One server run: when it started, on the wall clock, and its Uptime when seen. MariaDB counts
+ * Uptime on the wall clock (the query's start time minus the server's), so a step of the wall
+ * clock (NTP after a VM pause) moves it and `wallNow` alike and the estimated start stays put;
+ * on a monotonic axis it would jump, and a running server would look restarted.
+ */
 export interface ServerRun {
   startedAt: number;
   uptimeSeconds: number;
@@ -15,10 +20,10 @@ export interface ServerRun {
 /** Uptime is whole seconds and read at poll time: two estimates of one start may differ by this much. */
 const SAME_START_TOLERANCE_MS = 2_500;
 
-/** The run a report comes from (null: a dead server, or no Uptime to judge by). */
-export function serverRunOf(health: DatabaseHealth, now: number): ServerRun | null {
+/** The run a report comes from (null: a dead server, or no Uptime to judge by). `wallNow`: Date.now() when the report was read. */
+export function serverRunOf(health: DatabaseHealth, wallNow: number): ServerRun | null {
   if (!health.alive || health.uptimeSeconds === null) return null;
-  return { startedAt: now - health.uptimeSeconds * 1000, uptimeSeconds: health.uptimeSeconds };
+  return { startedAt: wallNow - health.uptimeSeconds * 1000, uptimeSeconds: health.uptimeSeconds };
 }
 
 /**

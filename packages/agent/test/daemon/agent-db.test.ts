@@ -105,6 +105,7 @@ describe("the agent with db.enabled (in-memory database)", () => {
     const sound = await db.health();
     let replicaRunning = false;
     let semiSyncOn = false;
+    let semiSyncCalls = 0;
     const restarted: AgentDatabase = {
       ...db,
       health: async () => ({
@@ -116,9 +117,12 @@ describe("the agent with db.enabled (in-memory database)", () => {
         semiSync: { ...sound.semiSync!, masterEnabled: semiSyncOn, slaveEnabled: semiSyncOn },
       }),
       repairControl: {
+        // The first call does not take (a server that refused it): the second look then has both
+        // to put right, and shows their order.
         configureSemiSync: async (options) => {
           calls.push("semi-sync on");
-          semiSyncOn = options.enabled;
+          semiSyncCalls += 1;
+          semiSyncOn = options.enabled && semiSyncCalls >= 2;
         },
         restartReplicaIo: async () => void calls.push("restart IO"),
         startReplica: async () => {
@@ -132,8 +136,9 @@ describe("the agent with db.enabled (in-memory database)", () => {
       const agent = new Agent({ loaded: loadedConfig({ dataDir, timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 }, db: { enabled: true } }), logger: silentLogger, components: { ...parts.components, database: restarted }, vipPollMs: 20 });
       agents.push(agent);
       await agent.start();
-      // Threads stopped: no IO thread to restart; the replica is started on the poll after (a stop seen twice).
-      await vi.waitFor(() => expect(calls).toEqual(["semi-sync on", "start replica"]), { timeout: 4_000, interval: 20 });
+      // Threads stopped: no IO thread to restart; the replica is started on the poll after (a stop
+      // seen twice), after semi-sync on that same poll, so that it connects as a semi-sync replica.
+      await vi.waitFor(() => expect(calls).toEqual(["semi-sync on", "semi-sync on", "start replica"]), { timeout: 4_000, interval: 20 });
       expect(parts.store.events.filter((e) => e.type === "db.replica-started")).toHaveLength(1);
       await vi.waitFor(async () => expect((await agent.status()).db?.self).toMatchObject({ slaveIoRunning: "Yes", slaveSqlRunning: "Yes" }), { timeout: 3_000, interval: 20 });
       // In maintenance, a restart that leaves it stopped again is left alone.

@@ -110,7 +110,7 @@ describe("the database health poll", () => {
     expect(control).toBeDefined();
     const events: string[] = [];
     const order: string[] = [];
-    const keeper = new SemiSyncKeeper({ settings: { enabled: true, timeoutMs: 1_500 }, target: control!, boundMs: 4_000, minRunSecondsToJudge: 0, now: () => performance.now(), record: (type) => events.push(type) });
+    const keeper = new SemiSyncKeeper({ settings: { enabled: true, timeoutMs: 1_500 }, target: control!, boundMs: 4_000, minRunSecondsToJudge: 0, now: () => performance.now(), wallNow: () => Date.now(), record: (type) => events.push(type) });
     const poll = new DbHealthPoll({
       database,
       intervalMs: 60_000,
@@ -158,7 +158,7 @@ describe("the database health poll", () => {
     const database = composeDatabase(loadedConfig({ db: { enabled: true, socket: server.socket, connectTimeoutMs: 2_000 } }));
     const events: string[] = [];
     // minRunSecondsToJudge 0: this server started a moment ago (the restart itself is the lab's case).
-    const keeper = new ReplicaKeeper({ target: database.repairControl!, startAfterRestart: true, boundMs: 4_000, minRunSecondsToJudge: 0, now: () => performance.now(), record: (type) => events.push(type) });
+    const keeper = new ReplicaKeeper({ target: database.repairControl!, startAfterRestart: true, boundMs: 4_000, minRunSecondsToJudge: 0, now: () => performance.now(), wallNow: () => Date.now(), record: (type) => events.push(type) });
     const outcomes: unknown[] = [];
     const poll = new DbHealthPoll({ database, intervalMs: 60_000, timeoutMs: 4_000, onSummary: () => undefined, repair: async (health) => outcomes.push(await keeper.keep(health)) });
     // Nothing listens on port 1 of loopback: the started IO thread keeps trying (Connecting), without data.

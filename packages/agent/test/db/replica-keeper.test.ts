@@ -1,7 +1,11 @@
 /** ReplicaKeeper over an in-memory server: a replica a restart left stopped is started; one stopped by hand, or on an error, is not. */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEAD_HEALTH } from "../../src/db/mariadb.js";
-import { ReplicaKeeper, replicaStoppedCleanly } from "../../src/db/replica-keeper.js";
+import { REPLICA_RUN_FILE_NAME, ReplicaKeeper, replicaRunFile, replicaStoppedCleanly, type ReplicaRunMemory } from "../../src/db/replica-keeper.js";
+import type { ServerRun } from "../../src/db/server-run.js";
 import type { DatabaseHealth, ThreadState } from "../../src/db/types.js";
 
 function health(options: { io?: ThreadState; sql?: ThreadState; ioError?: string; sqlError?: string; configured?: boolean; alive?: boolean; uptime?: number } = {}): DatabaseHealth {
@@ -27,11 +31,33 @@ class MemoryServer {
   }
 }
 
-function keeper(server: MemoryServer, startAfterRestart = true) {
+function keeper(server: MemoryServer, startAfterRestart = true, options: { memory?: ReplicaRunMemory; clock?: { ms: number; wallStep: number } } = {}) {
   const events: { type: string; message: string; fields: Record<string, unknown> }[] = [];
-  const clock = { ms: 1_000_000 };
-  const k = new ReplicaKeeper({ target: server, startAfterRestart, boundMs: 500, retryAfterFailureMs: 30_000, now: () => clock.ms, record: (type, message, fields) => events.push({ type, message, fields }) });
+  // The wall clock apart from the monotonic one: a step of it must not change a judgement.
+  const clock = options.clock ?? { ms: 1_000_000, wallStep: 0 };
+  const k = new ReplicaKeeper({
+    target: server,
+    startAfterRestart,
+    boundMs: 500,
+    retryAfterFailureMs: 30_000,
+    now: () => clock.ms,
+    wallNow: () => 1_700_000_000_000 + clock.ms + clock.wallStep,
+    record: (type, message, fields) => events.push({ type, message, fields }),
+    ...(options.memory ? { memory: options.memory } : {}),
+  });
   return { keeper: k, events, clock };
+}
+
+class MemoryOfRuns implements ReplicaRunMemory {
+  saved: ServerRun | null = null;
+  saves = 0;
+  load(): ServerRun | null {
+    return this.saved;
+  }
+  save(run: ServerRun): void {
+    this.saves += 1;
+    this.saved = run;
+  }
 }
 
 describe("replicaStoppedCleanly", () => {
@@ -99,6 +125,39 @@ describe("ReplicaKeeper", () => {
     await k.keep(stopped(40));
     await k.keep(stopped(41));
     expect(server.starts).toBe(2);
+  });
+
+  it("a step of the wall clock (NTP after a VM pause) does not make a hand's stop look like a restart: MariaDB's Uptime moves with it", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events, clock } = keeper(server);
+    await k.keep(health({ uptime: 100 }));
+    clock.ms += 1_000;
+    await k.keep(stopped(101));
+    clock.ms += 1_000;
+    await expect(k.keep(stopped(102))).resolves.toBe("left-stopped");
+    // The wall clock steps 1 h forward: the server's Uptime (wall-clock based) jumps with it.
+    clock.wallStep = 3_600_000;
+    clock.ms += 1_000;
+    await expect(k.keep(stopped(103 + 3_600))).resolves.toBe("left-stopped");
+    clock.ms += 1_000;
+    await expect(k.keep(stopped(104 + 3_600))).resolves.toBe("left-stopped");
+    expect(server.starts).toBe(0);
+    expect(events.map((e) => e.type)).toEqual(["db.replica-left-stopped"]);
+  });
+
+  it("a replica that stays stopped after its start (an old server at the agent's first look) is started again after the pause, never taken for a hand's stop", async () => {
+    const server = new MemoryServer();
+    const { keeper: k, events, clock } = keeper(server);
+    await k.keep(stopped(86_400));
+    await expect(k.keep(stopped(86_400))).resolves.toBe("started");
+    for (let i = 1; i <= 29; i++) {
+      clock.ms += 1_000;
+      await expect(k.keep(stopped(86_400 + i))).resolves.toBeNull();
+    }
+    clock.ms += 2_000;
+    await expect(k.keep(stopped(86_431))).resolves.toBe("started");
+    expect(server.starts).toBe(2);
+    expect(events.map((e) => e.type)).toEqual(["db.replica-started", "db.replica-started"]);
   });
 
   it("a command's own STOP SLAVE ... START SLAVE (one look stopped) passes unnoticed", async () => {
@@ -178,5 +237,58 @@ describe("ReplicaKeeper", () => {
     clock.ms += 31_000;
     await expect(k.keep(stopped())).resolves.toBe("started");
     expect(events.map((e) => e.type)).toEqual(["db.replica-start-failed", "db.replica-started"]);
+  });
+
+  it("across an agent restart (its memory in the data dir): a replica stopped by hand on the running server is left; one a restart stopped is started", async () => {
+    const memory = new MemoryOfRuns();
+    const clock = { ms: 1_000_000, wallStep: 0 };
+    const first = keeper(new MemoryServer(), true, { memory, clock });
+    for (let i = 0; i < 30; i++) {
+      await first.keeper.keep(health({ uptime: 5 + i }));
+      clock.ms += 1_000;
+    }
+    // Saved once when first seen, once more when the run passed the judging age: not every poll.
+    expect(memory.saves).toBe(2);
+    // The agent stops; a DBA runs STOP SLAVE; the agent is restarted (a config change).
+    clock.ms += 60_000;
+    const server = new MemoryServer();
+    const second = keeper(server, true, { memory, clock });
+    await second.keeper.keep(stopped(95));
+    await expect(second.keeper.keep(stopped(96))).resolves.toBe("left-stopped");
+    expect(server.starts).toBe(0);
+    expect(second.events.map((e) => e.type)).toEqual(["db.replica-left-stopped"]);
+    // Had the server restarted meanwhile (with skip-slave-start), the stop is a restart's.
+    const third = keeper(server, true, { memory, clock });
+    await third.keeper.keep(stopped(20));
+    await expect(third.keeper.keep(stopped(21))).resolves.toBe("started");
+    expect(third.events[0]?.message).toMatch(/\(the server restarted: skip-slave-start/);
+  });
+
+  it("the memory file: written atomically and read back; missing, unreadable or edited into nonsense reads as no memory", () => {
+    const dir = mkdtempSync(join(tmpdir(), "mnha-replica-run-"));
+    try {
+      const file = replicaRunFile(dir);
+      expect(file.load()).toBeNull();
+      file.save({ startedAt: 1_700_000_000_000, uptimeSeconds: 42 });
+      expect(file.load()).toEqual({ startedAt: 1_700_000_000_000, uptimeSeconds: 42 });
+      for (const text of ["", "{", "[]", '{"startedAt": "yesterday", "uptimeSeconds": 3}', "null"]) {
+        writeFileSync(join(dir, REPLICA_RUN_FILE_NAME), text);
+        expect(file.load(), text).toBeNull();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a memory that cannot be written (a read-only data dir) leaves the keeper working from what it saw", async () => {
+    const server = new MemoryServer();
+    const failing: ReplicaRunMemory = { load: () => null, save: () => { throw new Error("EROFS: read-only file system"); } };
+    const { keeper: k, events, clock } = keeper(server, true, { memory: failing });
+    await k.keep(health({ uptime: 100 }));
+    clock.ms += 1_000;
+    await k.keep(stopped(101));
+    clock.ms += 1_000;
+    await expect(k.keep(stopped(102))).resolves.toBe("left-stopped");
+    expect(events.map((e) => e.type)).toEqual(["db.replica-left-stopped"]);
   });
 });

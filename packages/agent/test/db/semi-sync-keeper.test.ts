@@ -37,6 +37,7 @@ function keeper(server: MemoryServer, options: { enabled?: boolean; clock?: { ms
     boundMs: 500,
     retryAfterFailureMs: 30_000,
     now: () => clock.ms,
+    wallNow: () => clock.ms,
     record: (type, message, fields) => events.push({ type, message, fields }),
   });
   return { keeper: k, events, clock };
