@@ -19,7 +19,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomicSync } from "@mnha/shared";
 import { bounded } from "./role-switch.js";
-import { sameServerRun, serverRunOf, type ServerRun } from "./server-run.js";
+import { sameServerRun, serverRunOf, type RestartKeeperOptions, type ServerRun } from "./server-run.js";
 import type { Database, DatabaseHealth } from "./types.js";
 
 /** Both replica threads stopped, no error on either, on a live server with a replica configured. */
@@ -69,21 +69,11 @@ export function replicaRunFile(dataDir: string): ReplicaRunMemory {
   };
 }
 
-export interface ReplicaKeeperOptions {
+/** A failed start, or a start after which the replica was never seen running, waits `retryAfterFailureMs` before the next. */
+export interface ReplicaKeeperOptions extends RestartKeeperOptions {
   target: Pick<Database, "startReplica">;
   /** db.replication.startAfterRestart: false leaves every stopped replica for a person (said once). */
   startAfterRestart: boolean;
-  /** Bound on START SLAVE (the poll waits for it before the host reconciles the server's mode). */
-  boundMs: number;
-  /** After a failed start, or a start after which the replica was never seen running, the next attempt waits this long. Default 30 s. */
-  retryAfterFailureMs?: number;
-  /** As the semi-sync keeper's (db/server-run.ts): a run seen only younger than this is never "the same run". Default 10 s. */
-  minRunSecondsToJudge?: number;
-  /** Monotonic milliseconds: the retry pauses. */
-  now: () => number;
-  /** Wall-clock milliseconds (Date.now()): server runs are judged on the wall clock, as MariaDB counts Uptime (db/server-run.ts). */
-  wallNow: () => number;
-  record: (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void;
   /** Where the run last seen running is kept across agent restarts (absent: memory only). */
   memory?: ReplicaRunMemory;
 }

@@ -13,7 +13,7 @@
  * with true. That is left off and said once.
  */
 import { bounded } from "./role-switch.js";
-import { sameServerRun, serverRunOf, type ServerRun } from "./server-run.js";
+import { sameServerRun, serverRunOf, type RestartKeeperOptions, type ServerRun } from "./server-run.js";
 import type { Database, DatabaseHealth } from "./types.js";
 
 /** What a server forgot: the master side, the replica side, and whether its IO thread must reconnect. */
@@ -33,24 +33,9 @@ export function semiSyncRepair(health: DatabaseHealth, wanted: boolean): SemiSyn
   return { master, replica, restartIo: replica && health.slaveIoRunning === "Yes" };
 }
 
-export interface SemiSyncKeeperOptions {
+export interface SemiSyncKeeperOptions extends RestartKeeperOptions {
   settings: { enabled: boolean; timeoutMs: number };
   target: Pick<Database, "configureSemiSync" | "restartReplicaIo">;
-  /** Bound on each statement group (the poll waits for the repair before the host reconciles the server's mode). */
-  boundMs: number;
-  /** After a failed repair, the next attempt waits this long (a server that refuses is not asked every second). */
-  retryAfterFailureMs?: number;
-  /**
-   * A run seen with semi-sync on only younger than this is never judged "the same run": a
-   * server restarted within seconds of its start would look like one that kept running, and
-   * semi-sync would be wrongly left off. Default 10 s.
-   */
-  minRunSecondsToJudge?: number;
-  /** Monotonic milliseconds: the retry pauses. */
-  now: () => number;
-  /** Wall-clock milliseconds (Date.now()): server runs are judged on the wall clock, as MariaDB counts Uptime (db/server-run.ts). */
-  wallNow: () => number;
-  record: (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void;
 }
 
 export class SemiSyncKeeper {

@@ -38,3 +38,22 @@ export function sameServerRun(earlier: ServerRun | null, current: ServerRun | nu
   if (earlier.uptimeSeconds < minRunSecondsToJudge) return false;
   return current.uptimeSeconds >= earlier.uptimeSeconds && Math.abs(current.startedAt - earlier.startedAt) <= SAME_START_TOLERANCE_MS;
 }
+
+/** What both keepers of a restarted server's settings (semi-sync, the replica) are given. */
+export interface RestartKeeperOptions {
+  /** Bound on each statement group (the poll waits for it before the host reconciles the server's mode). */
+  boundMs: number;
+  /** After a failed repair, the next attempt waits this long (a server that refuses is not asked every second). Default 30 s. */
+  retryAfterFailureMs?: number;
+  /**
+   * A run seen only younger than this is never judged "the same run": a server restarted
+   * within seconds of its start would look like one that kept running, and what the restart
+   * undid would be wrongly left alone. Default 10 s.
+   */
+  minRunSecondsToJudge?: number;
+  /** Monotonic milliseconds: the retry pauses. */
+  now: () => number;
+  /** Wall-clock milliseconds (Date.now()): server runs are judged on the wall clock, as MariaDB counts Uptime. */
+  wallNow: () => number;
+  record: (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void;
+}
