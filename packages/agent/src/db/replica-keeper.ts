@@ -18,21 +18,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomicSync } from "@mnha/shared";
+import { replicaStoppedCleanly } from "./replica-state.js";
 import { bounded } from "./role-switch.js";
 import { sameServerRun, serverRunOf, type RestartKeeperOptions, type ServerRun } from "./server-run.js";
 import type { Database, DatabaseHealth } from "./types.js";
-
-/** Both replica threads stopped, no error on either, on a live server with a replica configured. */
-export function replicaStoppedCleanly(health: DatabaseHealth): boolean {
-  return (
-    health.alive &&
-    health.replicaConfigured &&
-    health.slaveIoRunning === "No" &&
-    health.slaveSqlRunning === "No" &&
-    health.lastIoError === null &&
-    health.lastSqlError === null
-  );
-}
 
 /** What a look at the replica did: started it, left it (stopped by hand), or nothing to do. */
 export type ReplicaKeeperOutcome = "started" | "left-stopped" | null;

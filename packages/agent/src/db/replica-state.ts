@@ -15,13 +15,18 @@ export function replicaCaughtUp(h: DatabaseHealth): boolean {
   );
 }
 
+/** Both replica threads stopped, no error on either, on a live server with a replica configured: STOP SLAVE, or a restart with skip-slave-start. */
+export function replicaStoppedCleanly(h: DatabaseHealth): boolean {
+  return h.alive && h.replicaConfigured && h.slaveIoRunning === "No" && h.slaveSqlRunning === "No" && h.lastIoError === null && h.lastSqlError === null;
+}
+
 /** Why the replica is broken (a thread stopped, an error), null when it runs. */
 export function replicaBroken(h: DatabaseHealth): string | null {
   if (!h.alive) return `MariaDB down${h.error === null ? "" : `: ${h.error}`}`;
   if (!h.replicaConfigured) return "no replica configured";
   if (h.lastSqlError !== null) return `SQL thread error: ${h.lastSqlError}`;
   // Said as what it is, with the fix: "Slave_SQL_Running No" sends a reader looking for an error there is none of.
-  if (h.slaveIoRunning === "No" && h.slaveSqlRunning === "No" && h.lastIoError === null) return "both replica threads stopped with no error (STOP SLAVE, or a restart with skip-slave-start): START SLAVE resumes replication";
+  if (replicaStoppedCleanly(h)) return "both replica threads stopped with no error (STOP SLAVE, or a restart with skip-slave-start): START SLAVE resumes replication";
   if (h.slaveSqlRunning !== "Yes") return `Slave_SQL_Running ${h.slaveSqlRunning ?? "unknown"}`;
   if (h.lastIoError !== null && h.slaveIoRunning !== "Yes") return `IO thread error: ${h.lastIoError}`;
   if (h.slaveIoRunning !== "Yes") return `Slave_IO_Running ${h.slaveIoRunning ?? "unknown"}`;

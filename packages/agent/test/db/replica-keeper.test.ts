@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEAD_HEALTH } from "../../src/db/mariadb.js";
-import { REPLICA_RUN_FILE_NAME, ReplicaKeeper, replicaRunFile, replicaStoppedCleanly, type ReplicaRunMemory } from "../../src/db/replica-keeper.js";
+import { REPLICA_RUN_FILE_NAME, ReplicaKeeper, replicaRunFile, type ReplicaRunMemory } from "../../src/db/replica-keeper.js";
+import { replicaStoppedCleanly } from "../../src/db/replica-state.js";
 import type { ServerRun } from "../../src/db/server-run.js";
 import type { DatabaseHealth, ThreadState } from "../../src/db/types.js";
 
