@@ -19,27 +19,23 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomicSync } from "@mnha/shared";
 import { replicaStoppedCleanly } from "./replica-state.js";
+import { RetryPause } from "../util/retry-pause.js";
 import { bounded } from "./role-switch.js";
-import { sameServerRun, serverRunOf, type RestartKeeperOptions, type ServerRun } from "./server-run.js";
+import { MIN_RUN_SECONDS_TO_JUDGE, RETRY_AFTER_FAILURE_MS, RunMark, serverRunOf, type RestartKeeperOptions, type ServerRun, type ServerRunMemory } from "./server-run.js";
 import type { Database, DatabaseHealth } from "./types.js";
 
 /** What a look at the replica did: started it, left it (stopped by hand), or nothing to do. */
 export type ReplicaKeeperOutcome = "started" | "left-stopped" | null;
 
-/**
- * The server run in which the replica was last seen running, kept across agent restarts: at
- * its first look, an agent restarted by hand (a config change) tells a replica a DBA stopped
- * on the running server from one a restart left stopped, as it does later on.
- */
-export interface ReplicaRunMemory {
-  load(): ServerRun | null;
-  save(run: ServerRun): void;
-}
-
 export const REPLICA_RUN_FILE_NAME = "db.replica-run";
 
-/** ReplicaRunMemory in a small JSON file in the data dir (0600, written atomically, at most twice per server run). */
-export function replicaRunFile(dataDir: string): ReplicaRunMemory {
+/**
+ * The run in which the replica last ran, in a small JSON file in the data dir (0600, written
+ * atomically, at most twice per server run): at its first look, an agent restarted by hand (a
+ * config change) tells a replica a DBA stopped on the running server from one a restart left
+ * stopped, as it does later on.
+ */
+export function replicaRunFile(dataDir: string): ServerRunMemory {
   const path = join(dataDir, REPLICA_RUN_FILE_NAME);
   return {
     load() {
@@ -63,25 +59,23 @@ export interface ReplicaKeeperOptions extends RestartKeeperOptions {
   target: Pick<Database, "startReplica">;
   /** db.replication.startAfterRestart: false leaves every stopped replica for a person (said once). */
   startAfterRestart: boolean;
-  /** Where the run last seen running is kept across agent restarts (absent: memory only). */
-  memory?: ReplicaRunMemory;
+  /** Where the run last seen running is kept across agent restarts (replicaRunFile; absent: memory only). */
+  memory?: ServerRunMemory;
 }
 
 export class ReplicaKeeper {
   /** The server run in which the replica was last seen running. */
-  private lastRunning: ServerRun | null = null;
+  private readonly running: RunMark;
   private stoppedLooks = 0;
-  private failedAt: number | null = null;
-  /** When START SLAVE last succeeded, until the replica is seen running: one that never does is not started every other poll. */
-  private startedAt: number | null = null;
-  private leftStoppedTold = false;
-
-  /** What the memory holds (saved again only when the run changes, or first grows past the judging age). */
-  private saved: ServerRun | null;
+  private readonly failures: RetryPause;
+  /** From a START SLAVE that succeeded until the replica is seen running: one that never does is not started every other poll. */
+  private readonly unconfirmedStart: RetryPause;
 
   constructor(private readonly options: ReplicaKeeperOptions) {
-    this.saved = options.memory?.load() ?? null;
-    this.lastRunning = this.saved;
+    const pauseMs = options.retryAfterFailureMs ?? RETRY_AFTER_FAILURE_MS;
+    this.failures = new RetryPause(pauseMs);
+    this.unconfirmedStart = new RetryPause(pauseMs);
+    this.running = new RunMark(options.minRunSecondsToJudge ?? MIN_RUN_SECONDS_TO_JUDGE, options.memory);
   }
 
   /** One poll's look; resolves once any start is done or has failed (never rejects). */
@@ -90,21 +84,20 @@ export class ReplicaKeeper {
     const run = serverRunOf(health, this.options.wallNow());
     if (!replicaStoppedCleanly(health)) {
       this.stoppedLooks = 0;
-      this.failedAt = null;
+      this.failures.clear();
       // Running, or on its way (Connecting): a later clean stop in this run is someone's doing,
       // and a start that took is not held against the next restart.
       if (health.alive && health.replicaConfigured && (health.slaveIoRunning !== "No" || health.slaveSqlRunning !== "No")) {
-        this.startedAt = null;
-        this.sawRunning(run);
+        this.unconfirmedStart.clear();
+        this.running.saw(run);
       }
       return null;
     }
     this.stoppedLooks += 1;
     if (this.stoppedLooks < 2) return null;
-    const byHand = sameServerRun(this.lastRunning, run, this.options.minRunSecondsToJudge ?? 10);
+    const byHand = this.running.sameRun(run);
     if (byHand || !this.options.startAfterRestart) {
-      if (!this.leftStoppedTold) {
-        this.leftStoppedTold = true;
+      if (this.running.tellOnce()) {
         const why = byHand
           ? "was stopped on the running server with no error (no restart since it ran: STOP SLAVE by hand?)"
           : "is stopped with no error (a restart with skip-slave-start?) and db.replication.startAfterRestart is false";
@@ -117,29 +110,25 @@ export class ReplicaKeeper {
       }
       return "left-stopped";
     }
-    const retryMs = this.options.retryAfterFailureMs ?? 30_000;
-    if (this.failedAt !== null && now() - this.failedAt < retryMs) return null;
-    if (this.startedAt !== null && now() - this.startedAt < retryMs) return null;
-    const firstLook = this.lastRunning === null;
+    if (this.failures.active(now()) || this.unconfirmedStart.active(now())) return null;
+    const firstLook = this.running.empty;
     try {
       await bounded(target.startReplica(), boundMs, "starting the replica");
     } catch (error) {
-      const first = this.failedAt === null;
-      this.failedAt = now();
-      if (first) {
+      if (this.failures.begin(now())) {
         record(
           "db.replica-start-failed",
-          `the replica is stopped (no error; restarted with skip-slave-start?) and starting it failed: ${error instanceof Error ? error.message : String(error)}; this node is not eligible to take over until it runs (retried every ${Math.round(retryMs / 1000)} s; or run START SLAVE)`,
+          `the replica is stopped (no error; restarted with skip-slave-start?) and starting it failed: ${error instanceof Error ? error.message : String(error)}; this node is not eligible to take over until it runs (retried every ${Math.round(this.failures.pauseMs / 1000)} s; or run START SLAVE)`,
           { error: String(error) },
           "warn",
         );
       }
       return null;
     }
-    this.failedAt = null;
+    this.failures.clear();
     // Not "seen running" yet: only a look at it running says so. A replica that stays stopped
     // after this start is then started again after the pause, never taken for a hand's STOP SLAVE.
-    this.startedAt = now();
+    this.unconfirmedStart.begin(now());
     this.stoppedLooks = 0;
     record(
       "db.replica-started",
@@ -148,22 +137,5 @@ export class ReplicaKeeper {
       "warn",
     );
     return "started";
-  }
-
-  private sawRunning(run: ServerRun | null): void {
-    this.lastRunning = run;
-    this.leftStoppedTold = false;
-    const memory = this.options.memory;
-    if (memory === undefined || run === null) return;
-    const minRun = this.options.minRunSecondsToJudge ?? 10;
-    const saved = this.saved;
-    if (saved !== null && sameServerRun(saved, run, 0) && !(saved.uptimeSeconds < minRun && run.uptimeSeconds >= minRun)) return;
-    try {
-      memory.save(run);
-      this.saved = run;
-    } catch {
-      // A data dir that cannot be written is said at start and in status (READ-ONLY); the
-      // keeper goes on from memory, and a restarted agent starts a stopped replica, as before.
-    }
   }
 }

@@ -12,8 +12,9 @@
  * hand or by `setup-replication` with db.semiSync.enabled false while this agent still runs
  * with true. That is left off and said once.
  */
+import { RetryPause } from "../util/retry-pause.js";
 import { bounded } from "./role-switch.js";
-import { sameServerRun, serverRunOf, type RestartKeeperOptions, type ServerRun } from "./server-run.js";
+import { MIN_RUN_SECONDS_TO_JUDGE, RETRY_AFTER_FAILURE_MS, RunMark, serverRunOf, type RestartKeeperOptions } from "./server-run.js";
 import type { Database, DatabaseHealth } from "./types.js";
 
 /** What a server forgot: the master side, the replica side, and whether its IO thread must reconnect. */
@@ -39,12 +40,14 @@ export interface SemiSyncKeeperOptions extends RestartKeeperOptions {
 }
 
 export class SemiSyncKeeper {
-  private failedAt: number | null = null;
+  private readonly failures: RetryPause;
   /** The server run in which semi-sync was last seen on (or turned on). */
-  private lastOn: ServerRun | null = null;
-  private leftOffTold = false;
+  private readonly on: RunMark;
 
-  constructor(private readonly options: SemiSyncKeeperOptions) {}
+  constructor(private readonly options: SemiSyncKeeperOptions) {
+    this.failures = new RetryPause(options.retryAfterFailureMs ?? RETRY_AFTER_FAILURE_MS);
+    this.on = new RunMark(options.minRunSecondsToJudge ?? MIN_RUN_SECONDS_TO_JUDGE);
+  }
 
   /** One poll's look; resolves once any repair is done or has failed (never rejects). */
   async keep(health: DatabaseHealth): Promise<SemiSyncRepair | null> {
@@ -52,13 +55,12 @@ export class SemiSyncKeeper {
     const run = serverRunOf(health, this.options.wallNow());
     const repair = semiSyncRepair(health, settings.enabled);
     if (repair === null) {
-      this.failedAt = null;
-      if (health.semiSync?.masterEnabled && health.semiSync.slaveEnabled) this.sawOn(run);
+      this.failures.clear();
+      if (health.semiSync?.masterEnabled && health.semiSync.slaveEnabled) this.on.saw(run);
       return null;
     }
-    if (sameServerRun(this.lastOn, run, this.options.minRunSecondsToJudge ?? 10)) {
-      if (!this.leftOffTold) {
-        this.leftOffTold = true;
+    if (this.on.sameRun(run)) {
+      if (this.on.tellOnce()) {
         record(
           "db.semi-sync-left-off",
           `semi-sync was turned off on the running server (no restart since it was on: by hand, or by mnha db setup-replication with db.semiSync.enabled false): left off, commits are asynchronous. This agent still runs with db.semiSync.enabled true: restart it (systemctl restart mnha) after changing the setting, or turn semi-sync on again with mnha db setup-replication`,
@@ -68,23 +70,21 @@ export class SemiSyncKeeper {
       }
       return null;
     }
-    if (this.failedAt !== null && now() - this.failedAt < (this.options.retryAfterFailureMs ?? 30_000)) return null;
+    if (this.failures.active(now())) return null;
     const forgotten = [repair.master ? "master" : null, repair.replica ? "replica" : null].filter((s) => s !== null).join(" and ");
     const fields = { ...repair, timeoutMs: settings.timeoutMs };
     try {
       await bounded(target.configureSemiSync({ enabled: true, timeoutMs: settings.timeoutMs }), boundMs, "turning semi-sync back on");
       if (repair.restartIo) await bounded(target.restartReplicaIo(), boundMs, "restarting the replica's IO thread");
     } catch (error) {
-      const first = this.failedAt === null;
-      this.failedAt = now();
-      if (first) {
-        record("db.semi-sync-failed", `MariaDB has semi-sync off on the ${forgotten} side (restarted without it in my.cnf?) and turning it back on failed: ${error instanceof Error ? error.message : String(error)}; commits are asynchronous until it is on (retried every ${Math.round((this.options.retryAfterFailureMs ?? 30_000) / 1000)} s; or add the rpl_semi_sync_* lines of docs/database.md to my.cnf)`, { ...fields, error: String(error) }, "warn");
+      if (this.failures.begin(now())) {
+        record("db.semi-sync-failed", `MariaDB has semi-sync off on the ${forgotten} side (restarted without it in my.cnf?) and turning it back on failed: ${error instanceof Error ? error.message : String(error)}; commits are asynchronous until it is on (retried every ${Math.round(this.failures.pauseMs / 1000)} s; or add the rpl_semi_sync_* lines of docs/database.md to my.cnf)`, { ...fields, error: String(error) }, "warn");
       }
       return null;
     }
-    this.failedAt = null;
-    const seenOnBefore = this.lastOn !== null;
-    this.sawOn(run);
+    this.failures.clear();
+    const seenOnBefore = !this.on.empty;
+    this.on.saw(run);
     record(
       "db.semi-sync-restored",
       `MariaDB had semi-sync off on the ${forgotten} side (${seenOnBefore ? "the server restarted: a restart forgets SET GLOBAL" : "found so at this agent's first look; a restart forgets SET GLOBAL"}): turned it back on (AFTER_SYNC, ${settings.timeoutMs} ms)${repair.restartIo ? " and restarted the replica's IO thread so the peer waits for it again" : ""}; add the rpl_semi_sync_* lines of docs/database.md to my.cnf to keep it across restarts`,
@@ -92,11 +92,5 @@ export class SemiSyncKeeper {
       "warn",
     );
     return repair;
-  }
-
-  /** Semi-sync seen on (or just turned on) in this server run: a later "off" in it is someone's doing. */
-  private sawOn(run: ServerRun | null): void {
-    this.lastOn = run;
-    this.leftOffTold = false;
   }
 }

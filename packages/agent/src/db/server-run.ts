@@ -2,7 +2,7 @@
  * Which run of the MariaDB server a health report comes from. A restart forgets what was set
  * on the running server (SET GLOBAL, START SLAVE); the keepers give back what a restart undid
  * and leave alone what someone did on a running server, and this tells the two apart by the
- * server's Uptime. Pure.
+ * server's Uptime. Pure (a RunMark's memory is given to it).
  */
 import type { DatabaseHealth } from "./types.js";
 
@@ -37,6 +37,69 @@ export function sameServerRun(earlier: ServerRun | null, current: ServerRun | nu
   if (earlier === null || current === null) return false;
   if (earlier.uptimeSeconds < minRunSecondsToJudge) return false;
   return current.uptimeSeconds >= earlier.uptimeSeconds && Math.abs(current.startedAt - earlier.startedAt) <= SAME_START_TOLERANCE_MS;
+}
+
+/** Defaults of RestartKeeperOptions. */
+export const MIN_RUN_SECONDS_TO_JUDGE = 10;
+export const RETRY_AFTER_FAILURE_MS = 30_000;
+
+/** Where a RunMark is kept across agent restarts (the replica keeper's: a file in the data dir). */
+export interface ServerRunMemory {
+  load(): ServerRun | null;
+  save(run: ServerRun): void;
+}
+
+/**
+ * The server run in which a keeper last saw what it keeps (semi-sync on, the replica
+ * running): a change within that run is someone's doing, to be left alone and said once; a
+ * change in another run is a restart's, to be given back. With a memory, it survives an
+ * agent restart, written only when the run changes (or first passes the judging age).
+ */
+export class RunMark {
+  private last: ServerRun | null;
+  private saved: ServerRun | null;
+  private told = false;
+
+  constructor(
+    private readonly minRunSecondsToJudge: number,
+    private readonly memory?: ServerRunMemory,
+  ) {
+    this.saved = memory?.load() ?? null;
+    this.last = this.saved;
+  }
+
+  /** Nothing seen yet: this agent's first look, with no memory of an earlier one. */
+  get empty(): boolean {
+    return this.last === null;
+  }
+
+  /** Seen in `run`: a later change in it is someone's doing (and may be said again). */
+  saw(run: ServerRun | null): void {
+    this.last = run;
+    this.told = false;
+    if (this.memory === undefined || run === null) return;
+    const saved = this.saved;
+    if (saved !== null && sameServerRun(saved, run, 0) && !(saved.uptimeSeconds < this.minRunSecondsToJudge && run.uptimeSeconds >= this.minRunSecondsToJudge)) return;
+    try {
+      this.memory.save(run);
+      this.saved = run;
+    } catch {
+      // A data dir that cannot be written is said at start and in status (READ-ONLY); the mark
+      // goes on in memory, and a restarted agent judges its first look as a new one.
+    }
+  }
+
+  /** Whether `run` is the one last seen in (no restart since). */
+  sameRun(run: ServerRun | null): boolean {
+    return sameServerRun(this.last, run, this.minRunSecondsToJudge);
+  }
+
+  /** True the first time it is asked after each sighting: "left alone" is said once. */
+  tellOnce(): boolean {
+    if (this.told) return false;
+    this.told = true;
+    return true;
+  }
 }
 
 /** What both keepers of a restarted server's settings (semi-sync, the replica) are given. */

@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEAD_HEALTH } from "../../src/db/mariadb.js";
-import { REPLICA_RUN_FILE_NAME, ReplicaKeeper, replicaRunFile, type ReplicaRunMemory } from "../../src/db/replica-keeper.js";
+import { REPLICA_RUN_FILE_NAME, ReplicaKeeper, replicaRunFile } from "../../src/db/replica-keeper.js";
 import { replicaStoppedCleanly } from "../../src/db/replica-state.js";
-import type { ServerRun } from "../../src/db/server-run.js";
+import type { ServerRun, ServerRunMemory } from "../../src/db/server-run.js";
 import type { DatabaseHealth, ThreadState } from "../../src/db/types.js";
 
 function health(options: { io?: ThreadState; sql?: ThreadState; ioError?: string; sqlError?: string; configured?: boolean; alive?: boolean; uptime?: number } = {}): DatabaseHealth {
@@ -32,7 +32,7 @@ class MemoryServer {
   }
 }
 
-function keeper(server: MemoryServer, startAfterRestart = true, options: { memory?: ReplicaRunMemory; clock?: { ms: number; wallStep: number } } = {}) {
+function keeper(server: MemoryServer, startAfterRestart = true, options: { memory?: ServerRunMemory; clock?: { ms: number; wallStep: number } } = {}) {
   const events: { type: string; message: string; fields: Record<string, unknown> }[] = [];
   // The wall clock apart from the monotonic one: a step of it must not change a judgement.
   const clock = options.clock ?? { ms: 1_000_000, wallStep: 0 };
@@ -49,7 +49,7 @@ function keeper(server: MemoryServer, startAfterRestart = true, options: { memor
   return { keeper: k, events, clock };
 }
 
-class MemoryOfRuns implements ReplicaRunMemory {
+class MemoryOfRuns implements ServerRunMemory {
   saved: ServerRun | null = null;
   saves = 0;
   load(): ServerRun | null {
@@ -283,7 +283,7 @@ describe("ReplicaKeeper", () => {
 
   it("a memory that cannot be written (a read-only data dir) leaves the keeper working from what it saw", async () => {
     const server = new MemoryServer();
-    const failing: ReplicaRunMemory = { load: () => null, save: () => { throw new Error("EROFS: read-only file system"); } };
+    const failing: ServerRunMemory = { load: () => null, save: () => { throw new Error("EROFS: read-only file system"); } };
     const { keeper: k, events, clock } = keeper(server, true, { memory: failing });
     await k.keep(health({ uptime: 100 }));
     clock.ms += 1_000;
