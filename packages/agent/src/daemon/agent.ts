@@ -867,7 +867,7 @@ export class Agent {
    * as a semi-sync one. Not in maintenance mode, which acts on nothing (the DBA may be
    * restarting it on purpose).
    */
-  private restartRepairHook(target: NonNullable<AgentDatabase["repairControl"]>): (health: DatabaseHealth) => Promise<unknown> {
+  private restartRepairHook(target: NonNullable<AgentDatabase["repairControl"]>): (health: DatabaseHealth) => Promise<void> {
     const { semiSync, connectTimeoutMs, replication } = this.loaded.config.db;
     const record = (type: string, message: string, fields: Record<string, unknown>, level: "info" | "warn") => void this.events.record(type, message, fields, level);
     const now = () => this.clock.now();
@@ -875,9 +875,9 @@ export class Agent {
     const semiSyncKeeper = new SemiSyncKeeper({ settings: semiSync, target, boundMs: 2 * connectTimeoutMs, now, wallNow, record });
     const replicaKeeper = new ReplicaKeeper({ target, startAfterRestart: replication.startAfterRestart, boundMs: 2 * connectTimeoutMs, now, wallNow, record, memory: replicaRunFile(this.loaded.config.dataDir) });
     return async (health) => {
-      if (this.ops.inMaintenance()) return null;
-      const semiSyncRepaired = await semiSyncKeeper.keep(health);
-      return { semiSync: semiSyncRepaired, replica: await replicaKeeper.keep(health) };
+      if (this.ops.inMaintenance()) return;
+      await semiSyncKeeper.keep(health);
+      await replicaKeeper.keep(health);
     };
   }
 
