@@ -16,9 +16,22 @@ import { loadedConfig, memoryParts, silentLogger } from "./in-memory.js";
  * the database (and zsha2's keys).
  */
 const agents: Agent[] = [];
+const dataDirs: string[] = [];
 afterEach(async () => {
   for (const agent of agents.splice(0)) await agent.stop("test over").catch(() => undefined);
+  for (const dir of dataDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
+
+/** A started agent with `database` and these db settings, on in-memory parts and its own data dir (removed once it has stopped). */
+async function startDbAgent(database: AgentDatabase, db: Record<string, unknown> = {}): Promise<{ agent: Agent; parts: ReturnType<typeof memoryParts> }> {
+  const parts = memoryParts();
+  const dataDir = mkdtempSync(join(tmpdir(), "mnha-agent-db-"));
+  dataDirs.push(dataDir);
+  const agent = new Agent({ loaded: loadedConfig({ dataDir, timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 }, db: { enabled: true, ...db } }), logger: silentLogger, components: { ...parts.components, database }, vipPollMs: 20 });
+  agents.push(agent);
+  await agent.start();
+  return { agent, parts };
+}
 
 function memoryDatabase(journal: string[]): AgentDatabase & { readOnly: boolean; health: () => Promise<DatabaseHealth> } {
   const db = {
@@ -59,7 +72,6 @@ function memoryDatabase(journal: string[]): AgentDatabase & { readOnly: boolean;
 
 describe("the agent with db.enabled (in-memory database)", () => {
   it("gives semi-sync back to a server that forgot it, but not in maintenance mode (which acts on nothing): once maintenance ends", async () => {
-    const parts = memoryParts();
     const calls: string[] = [];
     const db = memoryDatabase([]);
     const sound = await db.health();
@@ -76,30 +88,22 @@ describe("the agent with db.enabled (in-memory database)", () => {
         startReplica: async () => void calls.push("start replica"),
       },
     };
-    const dataDir = mkdtempSync(join(tmpdir(), "mnha-semisync-"));
-    try {
-      const agent = new Agent({ loaded: loadedConfig({ dataDir, timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 }, db: { enabled: true, semiSync: { timeoutMs: 2_500 } } }), logger: silentLogger, components: { ...parts.components, database: forgetful }, vipPollMs: 20 });
-      agents.push(agent);
-      await agent.start();
-      await vi.waitFor(() => expect(calls).toEqual(["semi-sync true 2500", "restart IO"]), { timeout: 3_000, interval: 20 });
-      expect(parts.store.events.filter((e) => e.type === "db.semi-sync-restored")).toHaveLength(1);
-      const on = await parts.handlers!.maintenance!({ on: true, node: "this", reason: "MariaDB upgrade", by: "root" });
-      expect(on).toMatchObject({ on: true, changed: true });
-      // Restarted again (forgot it again) during maintenance: left alone, polls going on.
-      semiSyncOn = false;
-      calls.length = 0;
-      await new Promise((r) => setTimeout(r, 2_500));
-      expect(calls).toEqual([]);
-      await parts.handlers!.maintenance!({ on: false, node: "this", reason: "", by: "root" });
-      await vi.waitFor(() => expect(calls).toEqual(["semi-sync true 2500", "restart IO"]), { timeout: 3_000, interval: 20 });
-      expect(parts.store.events.filter((e) => e.type === "db.semi-sync-restored")).toHaveLength(2);
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
+    const { parts } = await startDbAgent(forgetful, { semiSync: { timeoutMs: 2_500 } });
+    await vi.waitFor(() => expect(calls).toEqual(["semi-sync true 2500", "restart IO"]), { timeout: 3_000, interval: 20 });
+    expect(parts.store.events.filter((e) => e.type === "db.semi-sync-restored")).toHaveLength(1);
+    const on = await parts.handlers!.maintenance!({ on: true, node: "this", reason: "MariaDB upgrade", by: "root" });
+    expect(on).toMatchObject({ on: true, changed: true });
+    // Restarted again (forgot it again) during maintenance: left alone, polls going on.
+    semiSyncOn = false;
+    calls.length = 0;
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(calls).toEqual([]);
+    await parts.handlers!.maintenance!({ on: false, node: "this", reason: "", by: "root" });
+    await vi.waitFor(() => expect(calls).toEqual(["semi-sync true 2500", "restart IO"]), { timeout: 3_000, interval: 20 });
+    expect(parts.store.events.filter((e) => e.type === "db.semi-sync-restored")).toHaveLength(2);
   });
 
   it("starts a replica a restart left stopped (skip-slave-start), after semi-sync is back so it connects as a semi-sync replica; not in maintenance mode", async () => {
-    const parts = memoryParts();
     const calls: string[] = [];
     const db = memoryDatabase([]);
     const sound = await db.health();
@@ -131,33 +135,25 @@ describe("the agent with db.enabled (in-memory database)", () => {
         },
       },
     };
-    const dataDir = mkdtempSync(join(tmpdir(), "mnha-replica-"));
-    try {
-      const agent = new Agent({ loaded: loadedConfig({ dataDir, timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 }, db: { enabled: true } }), logger: silentLogger, components: { ...parts.components, database: restarted }, vipPollMs: 20 });
-      agents.push(agent);
-      await agent.start();
-      // Threads stopped: no IO thread to restart; the replica is started on the poll after (a stop
-      // seen twice), after semi-sync on that same poll, so that it connects as a semi-sync replica.
-      await vi.waitFor(() => expect(calls).toEqual(["semi-sync on", "semi-sync on", "start replica"]), { timeout: 4_000, interval: 20 });
-      expect(parts.store.events.filter((e) => e.type === "db.replica-started")).toHaveLength(1);
-      await vi.waitFor(async () => expect((await agent.status()).db?.self).toMatchObject({ slaveIoRunning: "Yes", slaveSqlRunning: "Yes" }), { timeout: 3_000, interval: 20 });
-      // In maintenance, a restart that leaves it stopped again is left alone.
-      await parts.handlers!.maintenance!({ on: true, node: "this", reason: "MariaDB upgrade", by: "root" });
-      replicaRunning = false;
-      calls.length = 0;
-      await new Promise((r) => setTimeout(r, 2_500));
-      expect(calls).toEqual([]);
-      expect((await agent.status()).db?.self).toMatchObject({ slaveIoRunning: "No", slaveSqlRunning: "No" });
-      // Maintenance over: given back (no Uptime to tell a restart from a hand: in doubt, a restart).
-      await parts.handlers!.maintenance!({ on: false, node: "this", reason: "", by: "root" });
-      await vi.waitFor(() => expect(calls).toEqual(["start replica"]), { timeout: 4_000, interval: 20 });
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
+    const { agent, parts } = await startDbAgent(restarted);
+    // Threads stopped: no IO thread to restart; the replica is started on the poll after (a stop
+    // seen twice), after semi-sync on that same poll, so that it connects as a semi-sync replica.
+    await vi.waitFor(() => expect(calls).toEqual(["semi-sync on", "semi-sync on", "start replica"]), { timeout: 4_000, interval: 20 });
+    expect(parts.store.events.filter((e) => e.type === "db.replica-started")).toHaveLength(1);
+    await vi.waitFor(async () => expect((await agent.status()).db?.self).toMatchObject({ slaveIoRunning: "Yes", slaveSqlRunning: "Yes" }), { timeout: 3_000, interval: 20 });
+    // In maintenance, a restart that leaves it stopped again is left alone.
+    await parts.handlers!.maintenance!({ on: true, node: "this", reason: "MariaDB upgrade", by: "root" });
+    replicaRunning = false;
+    calls.length = 0;
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(calls).toEqual([]);
+    expect((await agent.status()).db?.self).toMatchObject({ slaveIoRunning: "No", slaveSqlRunning: "No" });
+    // Maintenance over: given back (no Uptime to tell a restart from a hand: in doubt, a restart).
+    await parts.handlers!.maintenance!({ on: false, node: "this", reason: "", by: "root" });
+    await vi.waitFor(() => expect(calls).toEqual(["start replica"]), { timeout: 4_000, interval: 20 });
   });
 
   it("db.replication.startAfterRestart false: a replica a restart left stopped is left for a person, said once", async () => {
-    const parts = memoryParts();
     const db = memoryDatabase([]);
     const sound = await db.health();
     const starts: string[] = [];
@@ -166,18 +162,11 @@ describe("the agent with db.enabled (in-memory database)", () => {
       health: async () => ({ ...sound, slaveIoRunning: "No", slaveSqlRunning: "No", lastSqlError: null, lastIoError: null }),
       repairControl: { configureSemiSync: async () => undefined, restartReplicaIo: async () => undefined, startReplica: async () => void starts.push("start replica") },
     };
-    const dataDir = mkdtempSync(join(tmpdir(), "mnha-replica-off-"));
-    try {
-      const agent = new Agent({ loaded: loadedConfig({ dataDir, timings: { heartbeatIntervalMs: 20, leaseMs: 200 }, arpGuard: { enabled: false }, keepalived: { advertIntMs: 100 }, db: { enabled: true, replication: { startAfterRestart: false } } }), logger: silentLogger, components: { ...parts.components, database: stopped }, vipPollMs: 20 });
-      agents.push(agent);
-      await agent.start();
-      await vi.waitFor(() => expect(parts.store.events.filter((e) => e.type === "db.replica-left-stopped")).toHaveLength(1), { timeout: 4_000, interval: 20 });
-      await new Promise((r) => setTimeout(r, 1_500));
-      expect(starts).toEqual([]);
-      expect(parts.store.events.filter((e) => e.type === "db.replica-left-stopped")).toHaveLength(1);
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
+    const { parts } = await startDbAgent(stopped, { replication: { startAfterRestart: false } });
+    await vi.waitFor(() => expect(parts.store.events.filter((e) => e.type === "db.replica-left-stopped")).toHaveLength(1), { timeout: 4_000, interval: 20 });
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(starts).toEqual([]);
+    expect(parts.store.events.filter((e) => e.type === "db.replica-left-stopped")).toHaveLength(1);
   });
 
   it("read-only at start; writable only once the VIP is on its interface; read-only again before the gate closes", async () => {

@@ -3,15 +3,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { DEAD_HEALTH } from "../../src/db/mariadb.js";
 import { REPLICA_RUN_FILE_NAME, ReplicaKeeper, replicaRunFile } from "../../src/db/replica-keeper.js";
 import { replicaStoppedCleanly } from "../../src/db/replica-state.js";
 import type { ServerRun, ServerRunMemory } from "../../src/db/server-run.js";
 import type { DatabaseHealth, ThreadState } from "../../src/db/types.js";
+import { replicatingHealth } from "./health-fixture.js";
 
 function health(options: { io?: ThreadState; sql?: ThreadState; ioError?: string; sqlError?: string; configured?: boolean; alive?: boolean; uptime?: number } = {}): DatabaseHealth {
-  return {
-    ...DEAD_HEALTH,
+  return replicatingHealth({
     alive: options.alive ?? true,
     uptimeSeconds: options.uptime ?? null,
     replicaConfigured: options.configured ?? true,
@@ -19,7 +18,7 @@ function health(options: { io?: ThreadState; sql?: ThreadState; ioError?: string
     slaveSqlRunning: options.sql ?? "Yes",
     lastIoError: options.ioError ?? null,
     lastSqlError: options.sqlError ?? null,
-  };
+  });
 }
 const stopped = (uptime?: number) => health({ io: "No", sql: "No", ...(uptime === undefined ? {} : { uptime }) });
 

@@ -1,19 +1,17 @@
 /** SemiSyncKeeper over an in-memory server: what a restart forgot is turned back on, once; failures said once and retried later. */
 import { describe, expect, it } from "vitest";
-import { DEAD_HEALTH } from "../../src/db/mariadb.js";
 import { SemiSyncKeeper, semiSyncRepair } from "../../src/db/semi-sync-keeper.js";
 import type { DatabaseHealth, ThreadState } from "../../src/db/types.js";
+import { replicatingHealth } from "./health-fixture.js";
 
 function health(options: { master?: boolean; replica?: boolean; io?: ThreadState; configured?: boolean; alive?: boolean; uptime?: number } = {}): DatabaseHealth {
-  return {
-    ...DEAD_HEALTH,
+  return replicatingHealth({
     alive: options.alive ?? true,
     uptimeSeconds: options.uptime ?? null,
     replicaConfigured: options.configured ?? true,
     slaveIoRunning: options.io ?? "Yes",
-    slaveSqlRunning: "Yes",
     semiSync: { masterEnabled: options.master ?? true, masterActive: options.master ?? true, slaveEnabled: options.replica ?? true, slaveActive: options.replica ?? true, masterClients: 1, yesTx: 0, noTx: 0 },
-  };
+  });
 }
 
 class MemoryServer {
